@@ -1,0 +1,75 @@
+"""Content-addressed image files: ``blobs/ab/abcdef...`` named by the SHA-256 of the original bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+from ..errors import NotFoundError
+
+__all__ = ["BlobStore", "sha256_bytes"]
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, digest: str) -> Path:
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            raise NotFoundError(f"not an image hash: {digest!r}")
+        return self.root / digest[:2] / digest
+
+    def exists(self, digest: str) -> bool:
+        return self.path(digest).is_file()
+
+    def put(self, data: bytes, digest: str | None = None) -> tuple[str, bool]:
+        """Store ``data``; returns (hash, written_now). Atomic: temp file, fsync, rename."""
+        digest = digest or sha256_bytes(data)
+        target = self.path(digest)
+        if target.is_file():
+            return digest, False
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        return digest, True
+
+    def get(self, digest: str) -> bytes:
+        p = self.path(digest)
+        try:
+            return p.read_bytes()
+        except FileNotFoundError:
+            raise NotFoundError(f"image {digest} is missing from {self.root}") from None
+
+    def remove(self, digest: str) -> None:
+        try:
+            self.path(digest).unlink()
+        except FileNotFoundError:
+            pass
+
+    def all(self) -> set[str]:
+        out = set()
+        for sub in self.root.iterdir():
+            if sub.is_dir() and len(sub.name) == 2:
+                out.update(p.name for p in sub.iterdir() if len(p.name) == 64)
+        return out
+
+    def temp_files(self) -> list[Path]:
+        return [p for sub in self.root.iterdir() if sub.is_dir() for p in sub.glob(".tmp-*")]

@@ -1,0 +1,593 @@
+"""A dataset in a workspace: classes, examples, annotations and directories.
+
+Every public method that changes something is one committed transaction. Imports are all-or-nothing:
+every image and annotation is validated before anything is written, and a failure leaves the store as it
+was (image files written for a failed import are removed again).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError
+from .blobs import sha256_bytes
+from .images import probe_image
+from .records import (
+    KINDS_FOR_TYPE,
+    SPLITS,
+    STATUSES,
+    Annotation,
+    ClassDef,
+    Example,
+    ImportBatch,
+    default_color,
+)
+from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, assign_splits, split_key
+from .workspace import _check_name, now
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
+
+__all__ = ["Dataset"]
+
+
+def _geometry(ann: Annotation) -> str | None:
+    g: dict[str, Any] = {}
+    if ann.polygons is not None:
+        g["polygons"] = [list(p) for p in ann.polygons]
+    if ann.mask is not None:
+        g["mask"] = ann.mask
+    return json.dumps(g, separators=(",", ":")) if g else None
+
+
+class Dataset:
+    def __init__(self, workspace: Workspace, id: int, name: str) -> None:
+        self.workspace = workspace
+        self.id = id
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Dataset({self.name!r}, type={self.type!r})"
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.workspace.conn
+
+    def _tx(self):
+        return self.workspace.transaction()
+
+    def _row(self) -> sqlite3.Row:
+        row = self.conn.execute("SELECT * FROM datasets WHERE id=?", (self.id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"dataset '{self.name}' was deleted")
+        return row
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def type(self) -> str:
+        return str(self._row()["type"])
+
+    @property
+    def description(self) -> str:
+        return str(self._row()["description"])
+
+    @property
+    def split_settings(self) -> SplitSettings:
+        return SplitSettings.from_dict(json.loads(self._row()["settings"]))
+
+    @property
+    def classes(self) -> list[ClassDef]:
+        rows = self.conn.execute(
+            "SELECT name, color FROM classes WHERE dataset_id=? ORDER BY position", (self.id,)
+        ).fetchall()
+        return [ClassDef(r[0], r[1]) for r in rows]
+
+    def _class_ids(self) -> dict[str, int]:
+        return {r[0]: r[1] for r in self.conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (self.id,))}
+
+    def _class_names(self) -> dict[int, str]:
+        return {r[1]: r[0] for r in self.conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (self.id,))}
+
+    # ------------------------------------------------------------------ classes
+    def add_class(self, name: str, color: str | None = None) -> ClassDef:
+        if self.type == "anomaly":
+            raise ValidationError("anomaly datasets have the fixed classes good and anomalous", field="classes")
+        with self._tx():
+            pos = self.conn.execute(
+                "SELECT COALESCE(MAX(position) + 1, 0) FROM classes WHERE dataset_id=?", (self.id,)
+            ).fetchone()[0]
+            c = ClassDef(name, color or default_color(pos))
+            if name in self._class_ids():
+                raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{name}'")
+            self.conn.execute(
+                "INSERT INTO classes (dataset_id, name, color, position) VALUES (?,?,?,?)",
+                (self.id, c.name, c.color, pos),
+            )
+        return c
+
+    def rename_class(self, old: str, new: str) -> None:
+        ClassDef(new, "#000000")  # validates the name
+        with self._tx():
+            ids = self._class_ids()
+            if old not in ids:
+                raise NotFoundError(f"dataset '{self.name}' has no class '{old}'")
+            if new in ids:
+                raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{new}'")
+            if self.type == "anomaly":
+                raise ValidationError("anomaly classes good and anomalous cannot be renamed", field="classes")
+            self.conn.execute("UPDATE classes SET name=? WHERE id=?", (new, ids[old]))
+
+    def set_class_color(self, name: str, color: str) -> None:
+        c = ClassDef(name, color)
+        with self._tx():
+            cur = self.conn.execute(
+                "UPDATE classes SET color=? WHERE dataset_id=? AND name=?", (c.color, self.id, name)
+            )
+            if cur.rowcount == 0:
+                raise NotFoundError(f"dataset '{self.name}' has no class '{name}'")
+
+    # ------------------------------------------------------------------ import
+    def import_batch(self, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
+                     source_file: str | None = None) -> list[int]:
+        """Add every item of ``batch`` or nothing. Returns the new example ids in item order."""
+        dtype = self.type
+        if batch.type is not None and batch.type != dtype and not (
+            dtype == "segmentation" and batch.type == "detection"
+        ):
+            raise ValidationError(
+                f"the source holds {batch.type} data but dataset '{self.name}' is {dtype}",
+                file=source_file or batch.source or None, field="type",
+            )
+        allowed = KINDS_FOR_TYPE[dtype]
+        known = {c.name for c in self.classes} | {c.name for c in batch.classes}
+        prepared: list[tuple[Any, bytes, str, Any]] = []
+        for idx, item in enumerate(batch.items):
+            where = {"file": str(item.path) if item.path else (item.file_name or source_file),
+                     "record": item.record if item.record is not None else idx}
+            try:
+                data = item.read_bytes()
+            except OSError as e:
+                raise ValidationError(f"cannot read image: {e.strerror or e}", **where, field="file_name") from None
+            info = probe_image(data, file=where["file"], record=where["record"])
+            for ann in item.annotations:
+                try:
+                    if ann.kind not in allowed:
+                        raise ValidationError(
+                            f"a {dtype} dataset takes {'/'.join(allowed)} annotations, not {ann.kind}",
+                            field="kind")
+                    if ann.label not in known:
+                        raise ValidationError(f"unknown class '{ann.label}'", field="label")
+                    ann.check_inside(info.width, info.height)
+                except ValidationError as e:
+                    raise e.located(**where) from None
+            prepared.append((item, data, sha256_bytes(data), info))
+
+        written: list[str] = []
+        try:
+            for _item, data, digest, _info in prepared:
+                _, new = self.workspace.blobs.put(data, digest)
+                if new:
+                    written.append(digest)
+            return self._insert_prepared(prepared, batch.classes, author, directory)
+        except BaseException:
+            self._drop_unreferenced(written)
+            raise
+
+    def _drop_unreferenced(self, digests: Iterable[str]) -> None:
+        for d in digests:
+            try:
+                used = self.conn.execute("SELECT 1 FROM blobs WHERE hash=?", (d,)).fetchone()
+            except sqlite3.Error:
+                used = None
+            if not used:
+                self.workspace.blobs.remove(d)
+
+    def _insert_prepared(self, prepared, batch_classes: Sequence[ClassDef], author: str,
+                         directory: str | None) -> list[int]:
+        settings = self.split_settings
+        stamp = now()
+        with self._tx():
+            ids = self._class_ids()
+            pos = len(ids)
+            for c in batch_classes:
+                if c.name not in ids:
+                    if self.type == "anomaly":
+                        raise ValidationError(f"anomaly datasets have no class '{c.name}'", field="classes")
+                    cur = self.conn.execute(
+                        "INSERT INTO classes (dataset_id, name, color, position) VALUES (?,?,?,?)",
+                        (self.id, c.name, c.color, pos))
+                    ids[c.name] = int(cur.lastrowid or 0)
+                    pos += 1
+            counts = dict(self.conn.execute(
+                "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? GROUP BY split", (self.id,)).fetchall())
+            total_after = sum(counts.values()) + len(prepared)
+            explicit = [it.split for it, *_ in prepared]
+            auto_idx = [i for i, s in enumerate(explicit) if s is None]
+            keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
+            cur_val = counts.get("val", 0) + explicit.count("val")
+            cur_test = counts.get("test", 0) + explicit.count("test")
+            auto = assign_splits([keys[i] for i in auto_idx], current_val=cur_val, current_test=cur_test,
+                                 total_after=total_after, settings=settings)
+            splits = list(explicit)
+            for i, s in zip(auto_idx, auto, strict=True):
+                splits[i] = s
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO blobs (hash, size, width, height, format) VALUES (?,?,?,?,?)",
+                [(d, len(data), info.width, info.height, info.format) for _it, data, d, info in prepared])
+            dir_id = self._directory_id(directory, create=True) if directory else None
+            new_ids: list[int] = []
+            ann_rows = []
+            for i, (item, _data, digest, info) in enumerate(prepared):
+                status = item.status or ("annotated" if item.annotations else "new")
+                if status not in STATUSES:
+                    raise ValidationError(f"unknown status {status!r}", record=item.record, field="status")
+                cur = self.conn.execute(
+                    """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
+                       source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                    (self.id, digest, item.file_name, info.width, info.height, splits[i], keys[i], status,
+                     item.source, stamp, stamp))
+                ex_id = int(cur.lastrowid or 0)
+                new_ids.append(ex_id)
+                for ann in item.annotations:
+                    ann_rows.append(self._ann_row(ex_id, ann, ids, ann.author or author, ann.created_at or stamp))
+            self.conn.executemany(
+                """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry, score,
+                   proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""", ann_rows)
+            if dir_id is not None:
+                self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
+                                      [(dir_id, e) for e in new_ids])
+            self._touch()
+        return new_ids
+
+    def _ann_row(self, example_id: int, ann: Annotation, class_ids: dict[str, int], author: str, stamp: str):
+        b = ann.bbox
+        return (example_id, self.id, class_ids[ann.label], ann.kind,
+                b[0] if b else None, b[1] if b else None, b[2] if b else None, b[3] if b else None,
+                _geometry(ann), ann.score, int(ann.proposal), author, stamp, stamp)
+
+    def _touch(self) -> None:
+        self.conn.execute("UPDATE datasets SET version = version + 1 WHERE id=?", (self.id,))
+
+    @property
+    def version(self) -> int:
+        """A counter bumped by every change (widgets poll it to know when to refresh)."""
+        return int(self._row()["version"])
+
+    # ------------------------------------------------------------------ reading
+    def _filter_sql(self, split: str | None, directory: str | None, status: str | None) -> tuple[str, list]:
+        sql = "FROM examples e WHERE e.dataset_id=?"
+        args: list[Any] = [self.id]
+        if split is not None:
+            if split not in SPLITS:
+                raise ValidationError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}", field="split")
+            sql += " AND e.split=?"
+            args.append(split)
+        if status is not None:
+            sql += " AND e.status=?"
+            args.append(status)
+        if directory is not None:
+            sql += " AND e.id IN (SELECT example_id FROM directory_members WHERE directory_id=?)"
+            args.append(self._directory_id(directory))
+        return sql, args
+
+    def example_ids(self, split: str | None = None, directory: str | None = None,
+                    status: str | None = None) -> list[int]:
+        sql, args = self._filter_sql(split, directory, status)
+        return [r[0] for r in self.conn.execute(f"SELECT e.id {sql} ORDER BY e.id", args)]
+
+    def count(self, split: str | None = None, directory: str | None = None, status: str | None = None) -> int:
+        sql, args = self._filter_sql(split, directory, status)
+        return int(self.conn.execute(f"SELECT COUNT(*) {sql}", args).fetchone()[0])
+
+    def example(self, example_id: int) -> Example:
+        found = self.examples(ids=[example_id])
+        if not found:
+            raise NotFoundError(f"dataset '{self.name}' has no example {example_id}")
+        return found[0]
+
+    def examples(self, ids: Sequence[int] | None = None, split: str | None = None,
+                 directory: str | None = None, status: str | None = None) -> list[Example]:
+        """Examples with their annotations (in id order, or in the order of ``ids``)."""
+        if ids is None:
+            sql, args = self._filter_sql(split, directory, status)
+            rows = self.conn.execute(f"SELECT e.* {sql} ORDER BY e.id", args).fetchall()
+        else:
+            rows = []
+            for chunk in range(0, len(ids), 900):
+                part = list(ids[chunk:chunk + 900])
+                q = ",".join("?" * len(part))
+                rows += self.conn.execute(
+                    f"SELECT e.* FROM examples e WHERE e.dataset_id=? AND e.id IN ({q})", [self.id, *part]
+                ).fetchall()
+            order = {i: n for n, i in enumerate(ids)}
+            rows.sort(key=lambda r: order[r["id"]])
+        anns = self._annotations_for([r["id"] for r in rows])
+        return [
+            Example(id=r["id"], dataset=self.name, blob=r["blob"], file_name=r["file_name"], width=r["width"],
+                    height=r["height"], split=r["split"], status=r["status"], source=r["source"],
+                    annotations=tuple(anns.get(r["id"], ())))
+            for r in rows
+        ]
+
+    def _annotations_for(self, example_ids: list[int]) -> dict[int, list[Annotation]]:
+        names = self._class_names()
+        out: dict[int, list[Annotation]] = {}
+        if not example_ids:
+            return out
+        if len(example_ids) > 900:
+            lo, hi = min(example_ids), max(example_ids)
+            cur = self.conn.execute(
+                "SELECT * FROM annotations WHERE dataset_id=? AND example_id BETWEEN ? AND ? ORDER BY id",
+                (self.id, lo, hi))
+            wanted: set[int] | None = set(example_ids)
+        else:
+            q = ",".join("?" * len(example_ids))
+            cur = self.conn.execute(f"SELECT * FROM annotations WHERE example_id IN ({q}) ORDER BY id", example_ids)
+            wanted = None
+        for r in cur:
+            if wanted is not None and r["example_id"] not in wanted:
+                continue
+            out.setdefault(r["example_id"], []).append(self._ann_from_row(r, names))
+        return out
+
+    @staticmethod
+    def _ann_from_row(r: sqlite3.Row, names: dict[int, str]) -> Annotation:
+        g = json.loads(r["geometry"]) if r["geometry"] else {}
+        bbox = (r["x"], r["y"], r["w"], r["h"]) if r["x"] is not None else None
+        return Annotation(
+            kind=r["kind"], label=names[r["class_id"]], bbox=bbox,
+            polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
+            mask=g.get("mask"), score=r["score"], proposal=bool(r["proposal"]), author=r["author"],
+            created_at=r["created_at"], id=r["id"])
+
+    def load_bytes(self, blob: str) -> bytes:
+        return self.workspace.load_bytes(blob)
+
+    def progress(self, directory: str | None = None) -> tuple[int, int]:
+        """(examples annotated or reviewed, examples) in the dataset or a directory."""
+        total = self.count(directory=directory)
+        return total - self.count(directory=directory, status="new"), total
+
+    # ------------------------------------------------------------------ editing (one transaction each)
+    def _example_row(self, example_id: int) -> sqlite3.Row:
+        row = self.conn.execute("SELECT * FROM examples WHERE id=? AND dataset_id=?",
+                                (example_id, self.id)).fetchone()
+        if row is None:
+            raise NotFoundError(f"dataset '{self.name}' has no example {example_id}")
+        return row
+
+    def _check_annotation(self, ann: Annotation, ex: sqlite3.Row, class_ids: dict[str, int]) -> None:
+        allowed = KINDS_FOR_TYPE[self.type]
+        if ann.kind not in allowed:
+            raise ValidationError(f"a {self.type} dataset takes {'/'.join(allowed)} annotations, not {ann.kind}",
+                                  record=ex["id"], field="kind")
+        if ann.label not in class_ids:
+            raise ValidationError(f"unknown class '{ann.label}'; classes: {', '.join(class_ids)}",
+                                  record=ex["id"], field="label")
+        try:
+            ann.check_inside(ex["width"], ex["height"])
+        except ValidationError as e:
+            raise e.located(record=ex["id"]) from None
+
+    def _mark_annotated(self, example_id: int, stamp: str) -> None:
+        self.conn.execute(
+            "UPDATE examples SET status=CASE status WHEN 'new' THEN 'annotated' ELSE status END, updated_at=? "
+            "WHERE id=?", (stamp, example_id))
+
+    def add_annotation(self, example_id: int, ann: Annotation, author: str = "") -> Annotation:
+        stamp = now()
+        with self._tx():
+            ex = self._example_row(example_id)
+            ids = self._class_ids()
+            self._check_annotation(ann, ex, ids)
+            if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
+                self.conn.execute(
+                    "DELETE FROM annotations WHERE example_id=? AND kind=? AND proposal=0 AND x IS NULL",
+                    (example_id, ann.kind))
+            cur = self.conn.execute(
+                """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry, score,
+                   proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                self._ann_row(example_id, ann, ids, author or ann.author, stamp))
+            if not ann.proposal:
+                self._mark_annotated(example_id, stamp)
+            self._touch()
+        return replace(ann, id=int(cur.lastrowid or 0), author=author or ann.author, created_at=stamp)
+
+    def set_label(self, example_id: int, label: str, author: str = "") -> Annotation:
+        """Classification / anomaly: set the example's class (replacing the previous one)."""
+        kind = "anomaly" if self.type == "anomaly" else "label"
+        return self.add_annotation(example_id, Annotation(kind=kind, label=label), author)
+
+    def _ann_example(self, annotation_id: int) -> int:
+        row = self.conn.execute("SELECT example_id FROM annotations WHERE id=? AND dataset_id=?",
+                                (annotation_id, self.id)).fetchone()
+        if row is None:
+            raise NotFoundError(f"dataset '{self.name}' has no annotation {annotation_id}")
+        return int(row[0])
+
+    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "") -> Annotation:
+        """Replace an annotation's content (last writer wins; the author and time are updated)."""
+        stamp = now()
+        with self._tx():
+            example_id = self._ann_example(annotation_id)
+            ex = self._example_row(example_id)
+            ids = self._class_ids()
+            self._check_annotation(ann, ex, ids)
+            row = self._ann_row(example_id, ann, ids, author or ann.author, stamp)
+            self.conn.execute(
+                """UPDATE annotations SET class_id=?, kind=?, x=?, y=?, w=?, h=?, geometry=?, score=?, proposal=?,
+                   author=?, updated_at=? WHERE id=?""", (*row[2:12], stamp, annotation_id))
+            created = self.conn.execute("SELECT created_at FROM annotations WHERE id=?",
+                                        (annotation_id,)).fetchone()[0]
+            if not ann.proposal:
+                self._mark_annotated(example_id, stamp)
+            self._touch()
+        return replace(ann, id=annotation_id, author=author or ann.author, created_at=created)
+
+    def delete_annotation(self, annotation_id: int) -> None:
+        with self._tx():
+            example_id = self._ann_example(annotation_id)
+            self.conn.execute("DELETE FROM annotations WHERE id=?", (annotation_id,))
+            self.conn.execute("UPDATE examples SET updated_at=? WHERE id=?", (now(), example_id))
+            self._touch()
+
+    def replace_annotations(self, example_id: int, anns: Sequence[Annotation], author: str = "",
+                            *, proposals: bool = False) -> list[Annotation]:
+        """Swap the example's annotations (or only its proposals) for ``anns`` in one transaction."""
+        stamp = now()
+        with self._tx():
+            ex = self._example_row(example_id)
+            ids = self._class_ids()
+            for a in anns:
+                self._check_annotation(a, ex, ids)
+            self.conn.execute("DELETE FROM annotations WHERE example_id=? AND proposal=?",
+                              (example_id, int(proposals)))
+            out = []
+            for a in anns:
+                cur = self.conn.execute(
+                    """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
+                       score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    self._ann_row(example_id, a, ids, author or a.author, stamp))
+                out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp))
+            if anns and not proposals:
+                self._mark_annotated(example_id, stamp)
+            self._touch()
+        return out
+
+    def set_status(self, example_id: int, status: str) -> None:
+        if status not in STATUSES:
+            raise ValidationError(f"unknown status {status!r}; valid: {', '.join(STATUSES)}", field="status")
+        with self._tx():
+            self._example_row(example_id)
+            self.conn.execute("UPDATE examples SET status=?, updated_at=? WHERE id=?", (status, now(), example_id))
+            self._touch()
+
+    def delete_examples(self, example_ids: Sequence[int]) -> None:
+        with self._tx():
+            for e in example_ids:
+                self._example_row(e)
+            self.conn.executemany("DELETE FROM examples WHERE id=?", [(e,) for e in example_ids])
+            self._touch()
+
+    # ------------------------------------------------------------------ training sets
+    def training_examples(self, split: str = "train", directory: str | None = None) -> list[Example]:
+        """Annotated examples of one split, refusing a training set under 10 examples."""
+        exs = [e for e in self.examples(split=split, directory=directory) if e.truth()]
+        if split == "train" and len(exs) < MIN_TRAIN_EXAMPLES:
+            where = f"directory '{directory}' of " if directory else ""
+            raise TooFewExamplesError(
+                f"{where}dataset '{self.name}' has {len(exs)} annotated training examples; at least "
+                f"{MIN_TRAIN_EXAMPLES} are needed to train (annotate or import more)")
+        return exs
+
+    # ------------------------------------------------------------------ augmentation config
+    def augment_config(self) -> dict | None:
+        raw = self._row()["augment"]
+        return json.loads(raw) if raw else None
+
+    def set_augment_config(self, config: dict) -> None:
+        with self._tx():
+            self.conn.execute("UPDATE datasets SET augment=? WHERE id=?", (json.dumps(config), self.id))
+            self._touch()
+
+    # ------------------------------------------------------------------ directories
+    def _directory_id(self, name: str, *, create: bool = False) -> int:
+        row = self.conn.execute("SELECT id FROM directories WHERE dataset_id=? AND name=?",
+                                (self.id, name)).fetchone()
+        if row is not None:
+            return int(row[0])
+        if not create:
+            known = [r[0] for r in self.conn.execute(
+                "SELECT name FROM directories WHERE dataset_id=? ORDER BY name", (self.id,))]
+            raise NotFoundError(f"dataset '{self.name}' has no directory '{name}'"
+                                + (f"; directories: {', '.join(known)}" if known else ""))
+        _check_name(name, "directory")
+        cur = self.conn.execute("INSERT INTO directories (dataset_id, name, created_at) VALUES (?,?,?)",
+                                (self.id, name, now()))
+        return int(cur.lastrowid or 0)
+
+    def create_directory(self, name: str) -> None:
+        with self._tx():
+            if self.conn.execute("SELECT 1 FROM directories WHERE dataset_id=? AND name=?",
+                                 (self.id, name)).fetchone():
+                raise AlreadyExistsError(f"dataset '{self.name}' already has a directory '{name}'")
+            self._directory_id(name, create=True)
+
+    def directories(self) -> list[dict]:
+        rows = self.conn.execute(
+            """SELECT d.name, COUNT(m.example_id) AS examples FROM directories d
+               LEFT JOIN directory_members m ON m.directory_id = d.id WHERE d.dataset_id=?
+               GROUP BY d.id ORDER BY d.name""", (self.id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def mirror(self, directory: str, example_ids: Sequence[int]) -> int:
+        """Put existing examples into ``directory`` (created if missing); annotations stay shared."""
+        with self._tx():
+            for e in example_ids:
+                self._example_row(e)
+            d = self._directory_id(directory, create=True)
+            before = self.conn.total_changes
+            self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
+                                  [(d, e) for e in example_ids])
+            added = self.conn.total_changes - before
+            self._touch()
+        return added
+
+    def copy_without_annotations(self, example_ids: Sequence[int], directory: str | None = None) -> list[int]:
+        """New examples over the same image bytes (no annotations), keeping each original's split."""
+        stamp = now()
+        with self._tx():
+            rows = [self._example_row(e) for e in example_ids]
+            d = self._directory_id(directory, create=True) if directory else None
+            new_ids = []
+            for r in rows:
+                cur = self.conn.execute(
+                    """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
+                       source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'new',?,?,?)""",
+                    (self.id, r["blob"], r["file_name"], r["width"], r["height"], r["split"], r["split_key"],
+                     f"copy:{r['id']}", stamp, stamp))
+                new_ids.append(int(cur.lastrowid or 0))
+            if d is not None:
+                self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
+                                      [(d, e) for e in new_ids])
+            self._touch()
+        return new_ids
+
+    def remove_from_directory(self, directory: str, example_ids: Sequence[int]) -> None:
+        """Take examples out of a directory; the examples themselves stay in the dataset."""
+        with self._tx():
+            d = self._directory_id(directory)
+            self.conn.executemany("DELETE FROM directory_members WHERE directory_id=? AND example_id=?",
+                                  [(d, e) for e in example_ids])
+            self._touch()
+
+    def delete_directory(self, directory: str) -> None:
+        with self._tx():
+            self.conn.execute("DELETE FROM directories WHERE id=?", (self._directory_id(directory),))
+            self._touch()
+
+    # ------------------------------------------------------------------ snapshots
+    def snapshot(self, message: str = "", directory: str | None = None):
+        """Freeze the dataset (or a directory) now; returns its SnapshotInfo (same content, same id)."""
+        from .snapshots import take_snapshot
+
+        return take_snapshot(self, message=message, directory=directory)
+
+    def snapshots(self):
+        from .snapshots import list_snapshots
+
+        return list_snapshots(self)
+
+    def load_snapshot(self, snapshot_id: str):
+        from .snapshots import load_snapshot
+
+        return load_snapshot(self, snapshot_id)
+
+    def diff(self, a: str, b: str) -> dict:
+        from .snapshots import diff_snapshots
+
+        return diff_snapshots(self.load_snapshot(a), self.load_snapshot(b))

@@ -1,0 +1,197 @@
+"""SQLite plumbing: the schema, connections in WAL mode, and one-transaction-per-action with retries.
+
+Every user action runs inside ``transaction(conn)``: ``BEGIN IMMEDIATE`` (so two writers never deadlock
+on a lock upgrade), commit on success, rollback on any exception. "database is locked" is retried with
+bounded exponential backoff and never reaches the user unless the wait runs out.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import ConflictError
+
+__all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_S = 10.0
+MAX_RETRY_S = 60.0
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS datasets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    settings TEXT NOT NULL DEFAULT '{}',
+    augment TEXT,
+    created_at TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS classes (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    color TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    UNIQUE (dataset_id, name)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    hash TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    phash TEXT
+);
+CREATE TABLE IF NOT EXISTS examples (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    blob TEXT NOT NULL REFERENCES blobs(hash),
+    file_name TEXT NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    split TEXT NOT NULL CHECK (split IN ('train', 'val', 'test')),
+    split_key REAL NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('new', 'annotated', 'reviewed')),
+    source TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS examples_dataset ON examples (dataset_id, split);
+CREATE TABLE IF NOT EXISTS annotations (
+    id INTEGER PRIMARY KEY,
+    example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+    dataset_id INTEGER NOT NULL,
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    kind TEXT NOT NULL,
+    x REAL, y REAL, w REAL, h REAL,
+    geometry TEXT,
+    score REAL,
+    proposal INTEGER NOT NULL DEFAULT 0,
+    author TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS annotations_example ON annotations (example_id);
+CREATE INDEX IF NOT EXISTS annotations_dataset_class ON annotations (dataset_id, class_id);
+CREATE TABLE IF NOT EXISTS directories (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    UNIQUE (dataset_id, name)
+);
+CREATE TABLE IF NOT EXISTS directory_members (
+    directory_id INTEGER NOT NULL REFERENCES directories(id) ON DELETE CASCADE,
+    example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
+    PRIMARY KEY (directory_id, example_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS directory_members_example ON directory_members (example_id);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT NOT NULL,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    directory TEXT,
+    message TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    examples INTEGER NOT NULL,
+    annotations INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (dataset_id, id)
+);
+"""
+
+_local = threading.local()
+T = TypeVar("T")
+
+
+def _is_locked(e: BaseException) -> bool:
+    return isinstance(e, sqlite3.OperationalError) and (
+        "locked" in str(e).lower() or "busy" in str(e).lower()
+    )
+
+
+def retrying(fn: Callable[[], T], *, max_wait: float = MAX_RETRY_S) -> T:
+    """Run ``fn`` and retry it with jittered exponential backoff while the database is locked."""
+    delay = 0.01
+    deadline = time.monotonic() + max_wait
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as e:
+            if not _is_locked(e) or time.monotonic() + delay > deadline:
+                if _is_locked(e):
+                    raise ConflictError(
+                        f"the workspace database stayed locked by another process for {max_wait:.0f} s; "
+                        "try again when the other writer has finished"
+                    ) from None
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (and create or migrate) the workspace database."""
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+
+    def setup() -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        with transaction(conn):
+            for stmt in SCHEMA.split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise ConflictError(
+                    f"{path}: workspace schema version {row[0]} is newer than this Workbench "
+                    f"({SCHEMA_VERSION}); upgrade Workbench"
+                )
+
+    retrying(setup)
+    return conn
+
+
+_tx_depth: dict[int, int] = {}
+_tx_lock = threading.RLock()
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One committed transaction (nesting joins the outer one). Rolls back on any exception."""
+    key = id(conn)
+    with _tx_lock:
+        depth = _tx_depth.get(key, 0)
+        _tx_depth[key] = depth + 1
+        try:
+            if depth == 0:
+                retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield conn
+            except BaseException:
+                if depth == 0:
+                    conn.execute("ROLLBACK")
+                raise
+            else:
+                if depth == 0:
+                    retrying(lambda: conn.execute("COMMIT"))
+        finally:
+            _tx_depth[key] = depth
+            if depth == 0:
+                _tx_depth.pop(key, None)

@@ -1,0 +1,103 @@
+"""Typed exceptions. Every error says what was wrong, where (file, record id, field) and what to do.
+
+Library code raises these; the CLI turns them into one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "WorkbenchError",
+    "NotFoundError",
+    "AlreadyExistsError",
+    "ValidationError",
+    "ImportFormatError",
+    "ImageError",
+    "UnsafePathError",
+    "TooFewExamplesError",
+    "ConflictError",
+    "UnknownNameError",
+]
+
+
+class WorkbenchError(Exception):
+    """Base class of every error Workbench raises on purpose."""
+
+
+class NotFoundError(WorkbenchError, LookupError):
+    """A dataset, example, annotation, directory, snapshot or run does not exist."""
+
+
+class AlreadyExistsError(WorkbenchError):
+    """Something with that name already exists."""
+
+
+class ValidationError(WorkbenchError, ValueError):
+    """A record failed validation. Carries the place: file, record id and field."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        record: object | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = file
+        self.record = record
+        self.field = field
+        self.detail = message
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        where = []
+        if self.file is not None:
+            where.append(str(self.file))
+        if self.record is not None:
+            where.append(f"record {self.record}")
+        if self.field is not None:
+            where.append(f"field '{self.field}'")
+        return f"{': '.join(where)}: {self.detail}" if where else self.detail
+
+    def located(self, *, file: str | None = None, record: object | None = None,
+                field: str | None = None) -> ValidationError:
+        """A copy of this error with missing location parts filled in."""
+        err = type(self)(
+            self.detail,
+            file=self.file if self.file is not None else file,
+            record=self.record if self.record is not None else record,
+            field=self.field if self.field is not None else field,
+        )
+        return err
+
+
+class ImportFormatError(ValidationError):
+    """An import source is malformed (bad JSON/XML/TXT, missing fields, unknown ids...)."""
+
+
+class ImageError(ValidationError):
+    """An image file is corrupt, truncated, not an image, or a decompression bomb."""
+
+
+class UnsafePathError(ValidationError):
+    """A path escapes the folder it must stay in (`..`, absolute path, symlink out)."""
+
+
+class TooFewExamplesError(WorkbenchError):
+    """Not enough examples to hand out a training set."""
+
+
+class ConflictError(WorkbenchError):
+    """Two writers changed the same thing; the message says which and what to do."""
+
+
+class UnknownNameError(WorkbenchError, KeyError):
+    """A name looked up in a registry (format, model, preset...) does not exist; lists the valid ones."""
+
+    def __init__(self, kind: str, name: str, valid: list[str] | tuple[str, ...]) -> None:
+        self.kind = kind
+        self.name = name
+        self.valid = sorted(valid)
+        super().__init__(f"unknown {kind} '{name}'; valid: {', '.join(self.valid)}")
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
