@@ -167,6 +167,7 @@ class Dataset:
             prepared.append((item, data, sha256_bytes(data), info))
 
         written: list[str] = []
+        nested = self.conn.in_transaction
         try:
             for _item, data, digest, _info in prepared:
                 _, new = self.workspace.blobs.put(data, digest)
@@ -174,15 +175,23 @@ class Dataset:
                     written.append(digest)
             return self._insert_prepared(prepared, batch.classes, author, directory)
         except BaseException:
-            self._drop_unreferenced(written)
+            self._drop_unreferenced(written, rolled_back_later=nested)
             raise
 
-    def _drop_unreferenced(self, digests: Iterable[str]) -> None:
+    def _drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
+        """Remove image files this import wrote, unless a committed row points at them.
+
+        Inside an enclosing transaction the rows this import inserted will be rolled back, so every file
+        it wrote goes. Other writers re-check their files inside their own transaction (see
+        ``_insert_prepared``), so removing a file they are about to reference cannot dangle.
+        """
         for d in digests:
-            try:
-                used = self.conn.execute("SELECT 1 FROM blobs WHERE hash=?", (d,)).fetchone()
-            except sqlite3.Error:
-                used = None
+            used = None
+            if not rolled_back_later:
+                try:
+                    used = self.conn.execute("SELECT 1 FROM blobs WHERE hash=?", (d,)).fetchone()
+                except sqlite3.Error:
+                    used = None
             if not used:
                 self.workspace.blobs.remove(d)
 
@@ -215,6 +224,9 @@ class Dataset:
             splits = list(explicit)
             for i, s in zip(auto_idx, auto, strict=True):
                 splits[i] = s
+            for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
+                if not self.workspace.blobs.exists(d):
+                    self.workspace.blobs.put(data, d)
             self.conn.executemany(
                 "INSERT OR IGNORE INTO blobs (hash, size, width, height, format) VALUES (?,?,?,?,?)",
                 [(d, len(data), info.width, info.height, info.format) for _it, data, d, info in prepared])

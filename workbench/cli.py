@@ -1,0 +1,363 @@
+"""The ``workbench`` command line: a thin layer over the library.
+
+Errors are one line on stderr and a non-zero exit (2 for bad input, 1 for anything else), never a
+traceback (set WORKBENCH_DEBUG=1 to see one). Heavy libraries load only in the commands that need them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import WorkbenchError
+
+__all__ = ["main", "cli"]
+
+FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video"]
+WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder"]
+SAMPLES = ["digits", "shapes-classification", "shapes-detection", "shapes-segmentation", "shapes-anomaly"]
+TYPES = ["classification", "detection", "segmentation", "anomaly"]
+
+
+def _ws(ctx: click.Context):
+    from .data import Workspace
+
+    obj = ctx.find_root().obj
+    if obj.get("ws") is None:
+        obj["ws"] = Workspace(obj.get("home"))
+        ctx.find_root().call_on_close(obj["ws"].close)
+    return obj["ws"]
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def _table(rows: list[dict], cols: list[str]) -> None:
+    if not rows:
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in rows:
+        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="WORKBENCH_HOME",
+              help="Workspace folder (default: $WORKBENCH_HOME or ./workbench-data).")
+@click.version_option(package_name="workbench")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None) -> None:
+    """Workbench: datasets, annotation, training and evaluation for computer vision."""
+    ctx.ensure_object(dict)
+    ctx.obj["home"] = home
+
+
+# ---------------------------------------------------------------------------------------------- datasets
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def datasets(ctx: click.Context, as_json: bool) -> None:
+    """List datasets with their type and counts."""
+    rows = _ws(ctx).datasets()
+    if as_json:
+        _echo_json(rows)
+    elif not rows:
+        click.echo("no datasets yet: try `workbench sample demo digits`")
+    else:
+        _table(rows, ["name", "type", "examples", "annotations", "classes"])
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--type", "dtype", type=click.Choice(TYPES), required=True)
+@click.option("--classes", help="a,b,c or a=#ff0000,b=#00ff00")
+@click.option("--description", default="")
+@click.pass_context
+def create(ctx: click.Context, name: str, dtype: str, classes: str | None, description: str) -> None:
+    """Create an empty dataset."""
+    ds = _ws(ctx).create_dataset(name, dtype, classes=classes, description=description)
+    click.echo(f"created {dtype} dataset '{name}' with classes: {', '.join(c.name for c in ds.classes) or '-'}")
+
+
+@cli.command("import")
+@click.argument("name")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
+@click.option("--type", "dtype", type=click.Choice(TYPES), help="Dataset type when NAME is new and SRC has none.")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path), help="coco: image folder.")
+@click.option("--directory", help="Also put the new examples into this directory.")
+@click.option("--every", type=int, help="video: keep every Nth frame.")
+@click.option("--count", type=int, help="video: keep N frames spread over the video.")
+@click.option("--clip-boxes", is_flag=True, help="Clip boxes that stick out of the image (off by default).")
+@click.option("--skip-missing", is_flag=True, help="Skip records whose image file is missing (off by default).")
+@click.option("--author", default="import")
+@click.pass_context
+def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | None, images_dir: Path | None,
+            directory: str | None, every: int | None, count: int | None, clip_boxes: bool, skip_missing: bool,
+            author: str) -> None:
+    """Import SRC into dataset NAME (created when missing). All or nothing."""
+    from .data.formats import get_reader
+    from .data.transfer import import_source
+
+    if not src.exists():
+        raise WorkbenchError(f"{src}: no such file or folder")
+    wanted = {"images_dir": images_dir, "every": every, "count": count,
+              "clip_boxes": clip_boxes or None, "skip_missing": skip_missing or None}
+    supported = set(get_reader(fmt).options)
+    options = {k: v for k, v in wanted.items() if v is not None and k in supported}
+    unsupported = sorted(k for k, v in wanted.items() if v is not None and k not in supported)
+    if unsupported:
+        raise click.UsageError(f"the {fmt} format takes no {', '.join('--' + u.replace('_', '-') for u in unsupported)}")
+    ds, ids = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, **options)
+    click.echo(f"imported {len(ids)} examples into '{name}' ({ds.type}); it now has {ds.count()}")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(WRITABLE), required=True)
+@click.option("--split", type=click.Choice(["train", "val", "test"]))
+@click.option("--directory")
+@click.option("--snapshot", help="Export a snapshot instead of the live dataset.")
+@click.pass_context
+def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None, directory: str | None,
+           snapshot: str | None) -> None:
+    """Export dataset NAME (or a split / directory / snapshot of it) to OUT."""
+    from .data.transfer import export_dataset
+
+    ds = _ws(ctx).dataset(name)
+    files = export_dataset(ds, out, fmt, split=split, directory=directory, snapshot=snapshot)
+    click.echo(f"wrote {len(files)} files to {out}")
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("sample", type=click.Choice(SAMPLES))
+@click.option("--count", type=int, help="How many examples (default: the sample's own).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.pass_context
+def sample(ctx: click.Context, name: str, sample: str, count: int | None, seed: int) -> None:
+    """Add a built-in sample to dataset NAME (created when missing)."""
+    from .data.transfer import add_sample
+
+    ds, ids = add_sample(_ws(ctx), name, sample, count=count, seed=seed)
+    click.echo(f"added {len(ids)} {sample} examples to '{name}' ({ds.type}); it now has {ds.count()}")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--directory")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--near-duplicates/--no-near-duplicates", default=True, help="Look for near-duplicate images.")
+@click.pass_context
+def stats(ctx: click.Context, name: str, directory: str | None, as_json: bool, near_duplicates: bool) -> None:
+    """Counts per class and split, balance warnings, box sizes, near-duplicates."""
+    from .data.stats import dataset_stats
+
+    st = dataset_stats(_ws(ctx).dataset(name), directory=directory, near_duplicates=near_duplicates)
+    if as_json:
+        _echo_json(st)
+        return
+    click.echo(f"{name}: {st['examples']} examples, {st['annotations']} annotations "
+               f"(train {st['splits']['train']} / val {st['splits']['val']} / test {st['splits']['test']})")
+    rows = [{"class": c, **v} for c, v in st["classes"].items()]
+    _table(rows, ["class", "train", "val", "test", "total"])
+    for w in st["warnings"]:
+        click.echo(f"{w['severity']}: {w['message']}")
+
+
+# ---------------------------------------------------------------------------------------------- snapshots
+@cli.command()
+@click.argument("name")
+@click.option("--message", "-m", default="")
+@click.option("--directory")
+@click.pass_context
+def snapshot(ctx: click.Context, name: str, message: str, directory: str | None) -> None:
+    """Freeze dataset NAME (or a directory) into a content-hashed snapshot."""
+    info = _ws(ctx).dataset(name).snapshot(message, directory=directory)
+    click.echo(f"snapshot {info.id}: {info.examples} examples, {info.annotations} annotations")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def snapshots(ctx: click.Context, name: str, as_json: bool) -> None:
+    """List the snapshots of dataset NAME."""
+    rows = [s.to_dict() for s in _ws(ctx).dataset(name).snapshots()]
+    if as_json:
+        _echo_json(rows)
+    else:
+        _table(rows, ["id", "created_at", "examples", "annotations", "directory", "message"])
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("a")
+@click.argument("b")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def diff(ctx: click.Context, name: str, a: str, b: str, as_json: bool) -> None:
+    """What changed between snapshots A and B."""
+    d = _ws(ctx).dataset(name).diff(a, b)
+    if as_json:
+        _echo_json(d)
+        return
+    for key in ("added", "removed", "annotations_changed", "split_changed", "classes_added", "classes_removed"):
+        vals = d[key]
+        shown = ", ".join(map(str, vals[:20])) + (" ..." if len(vals) > 20 else "")
+        click.echo(f"{key.replace('_', ' ')}: {len(vals)}{'  ' + shown if vals else ''}")
+
+
+# ---------------------------------------------------------------------------------------------- directories
+@cli.group("dir")
+def dir_() -> None:
+    """Directories: named sets of examples inside a dataset (mirrors share annotations)."""
+
+
+def _ids(values: tuple[str, ...]) -> list[int]:
+    out = []
+    for v in values:
+        for part in v.split(","):
+            if part.strip():
+                if "-" in part:
+                    lo, hi = part.split("-", 1)
+                    out.extend(range(int(lo), int(hi) + 1))
+                else:
+                    out.append(int(part))
+    if not out:
+        raise click.UsageError("give example ids, e.g. 3 4 7-12")
+    return out
+
+
+@dir_.command("list")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def dir_list(ctx: click.Context, name: str, as_json: bool) -> None:
+    """List the directories of dataset NAME."""
+    rows = _ws(ctx).dataset(name).directories()
+    if as_json:
+        _echo_json(rows)
+    else:
+        _table(rows, ["name", "examples"]) if rows else click.echo("no directories")
+
+
+@dir_.command("mirror")
+@click.argument("name")
+@click.argument("directory")
+@click.argument("ids", nargs=-1)
+@click.pass_context
+def dir_mirror(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
+    """Mirror examples IDS into DIRECTORY (annotations shared)."""
+    n = _ws(ctx).dataset(name).mirror(directory, _ids(ids))
+    click.echo(f"mirrored {n} examples into '{directory}'")
+
+
+@dir_.command("copy")
+@click.argument("name")
+@click.argument("directory")
+@click.argument("ids", nargs=-1)
+@click.pass_context
+def dir_copy(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
+    """Copy examples IDS into DIRECTORY without their annotations (same image bytes)."""
+    new = _ws(ctx).dataset(name).copy_without_annotations(_ids(ids), directory)
+    click.echo(f"copied {len(new)} examples into '{directory}' as ids {new[0]}-{new[-1]}")
+
+
+@dir_.command("remove")
+@click.argument("name")
+@click.argument("directory")
+@click.argument("ids", nargs=-1)
+@click.pass_context
+def dir_remove(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
+    """Take examples IDS out of DIRECTORY (they stay in the dataset)."""
+    _ws(ctx).dataset(name).remove_from_directory(directory, _ids(ids))
+    click.echo(f"removed {len(_ids(ids))} examples from '{directory}'")
+
+
+@dir_.command("delete")
+@click.argument("name")
+@click.argument("directory")
+@click.pass_context
+def dir_delete(ctx: click.Context, name: str, directory: str) -> None:
+    """Delete DIRECTORY (its examples stay in the dataset)."""
+    _ws(ctx).dataset(name).delete_directory(directory)
+    click.echo(f"deleted directory '{directory}'")
+
+
+@cli.command()
+@click.option("--grace", type=float, default=3600.0, show_default=True,
+              help="Keep unreferenced files younger than this many seconds.")
+@click.pass_context
+def gc(ctx: click.Context, grace: float) -> None:
+    """Check the workspace and remove image files nothing refers to."""
+    ws = _ws(ctx)
+    problems = ws.check()
+    res = ws.gc(grace_s=grace)
+    click.echo(f"integrity: {'ok' if not problems else '; '.join(problems)}; removed {res['files_removed']} "
+               f"orphan files, {res['rows_removed']} rows")
+    if problems:
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------------------------------------- entry point
+_EXTRA_COMMANDS: list[Callable[[click.Group], None]] = []
+
+
+def _load_extra_commands() -> None:
+    """Commands that live with their layer (train, evaluate, loop...) register themselves here."""
+    import importlib
+
+    for mod in ("workbench.train.cli", "workbench.evaluate.cli", "workbench.loop.cli"):
+        try:
+            m = importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name and mod.startswith(e.name):
+                continue
+            raise
+        m.register(cli)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_extra_commands()
+    debug = bool(os.environ.get("WORKBENCH_DEBUG"))
+    try:
+        cli.main(args=argv, prog_name="workbench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except WorkbenchError as e:
+        if debug:
+            raise
+        msg = " ".join(str(e).split())
+        click.echo(f"error: {msg}", err=True)
+        return 2
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except SystemExit as e:
+        return int(e.code or 0) if not isinstance(e.code, str) else 1
+    except Exception as e:  # never a traceback on the command line
+        if debug:
+            raise
+        msg = " ".join(str(e).split()) or type(e).__name__
+        click.echo(f"error: {type(e).__name__}: {msg} (set WORKBENCH_DEBUG=1 for the traceback)", err=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
