@@ -1,0 +1,44 @@
+"""CLI commands of the loop layer: ``loop``, ``new`` and ``serve``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+__all__ = ["register"]
+
+
+@click.command()
+@click.option("--params", "params_files", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML parameter file; give several for a sweep (each in OUT/<file stem>).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder (default: workbench-runs/loop-<time>).")
+@click.option("--quick", is_flag=True, help="A small, fast configuration (tests, first contact).")
+@click.option("--jobs", type=int, default=1, show_default=True, help="Sweeps: parameter files run at once.")
+def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: int) -> None:
+    """Run annotate -> train -> evaluate headless on the built-in sample (or your parameters)."""
+    from .runner import run_loop, run_sweep
+
+    out = out or Path("workbench-runs") / time.strftime("loop-%Y%m%d-%H%M%S")
+    if len(params_files) > 1:
+        results = run_sweep(list(params_files), out, quick=quick, jobs=jobs,
+                            on_done=lambda p, s, r: click.echo(f"{p}: {s}: {r}"))
+        failed = [r for r in results if r[1] != "ok"]
+        click.echo(f"sweep: {len(results) - len(failed)} ok, {len(failed)} failed; outputs in {out}")
+        if failed:
+            raise SystemExit(1)
+        return
+
+    def say(step: str, what: str) -> None:
+        click.echo(f"[{time.strftime('%H:%M:%S')}] {step}: {'running' if what == 'start' else 'done'}", err=True)
+
+    res = run_loop(out, params_file=params_files[0] if params_files else None, quick=quick, on_step=say)
+    for k, v in res.metrics.get("summary", {}).items():
+        click.echo(f"{k}: {v}")
+    click.echo(f"report: {res.report}")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(loop)

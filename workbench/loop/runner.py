@@ -1,0 +1,184 @@
+"""``workbench loop``: the annotate -> train -> evaluate notebooks chained with papermill.
+
+Each step's executed notebook, ``loop.json`` (the run record of the loop), ``metrics.json`` and
+``report.html`` (nbconvert, static figures) land in the output folder. A failing step stops the loop,
+names the failing cell, and keeps what ran.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import WorkbenchError
+from .params import STEPS, load_params, notebooks_dir
+
+__all__ = ["LoopResult", "StepFailed", "run_loop", "run_sweep", "notebook_parameters"]
+
+
+class StepFailed(WorkbenchError):
+    """A notebook of the loop raised; names the step, the cell and the error."""
+
+    def __init__(self, step: str, cell: int | None, ename: str, evalue: str, out: Path) -> None:
+        self.step, self.cell, self.ename, self.evalue, self.out = step, cell, ename, evalue, out
+        where = f" at cell In [{cell}]" if cell is not None else ""
+        super().__init__(f"step {step} failed{where}: {ename}: {' '.join(evalue.split())[:300]} "
+                         f"(executed notebook kept in {out / (step + '.ipynb')})")
+
+
+@dataclass
+class LoopResult:
+    out: Path
+    params: dict[str, Any]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.html"
+
+
+def notebook_parameters(path: Path) -> dict[str, Any]:
+    import papermill
+
+    return dict(papermill.inspect_notebook(str(path)))
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("workbench", "torch", "torchvision", "albumentations", "papermill", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: bool = False,
+             overrides: dict[str, Any] | None = None, notebooks: str | Path | None = None,
+             steps: Sequence[str] = STEPS, on_step: Callable[[str, str], None] | None = None,
+             html: bool = True) -> LoopResult:
+    """Run the loop's notebooks in order into ``out``. Raises StepFailed when a step fails."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nb_dir = Path(notebooks) if notebooks is not None else notebooks_dir()
+    paths = {s: nb_dir / f"{s}.ipynb" for s in steps}
+    for s, p in paths.items():
+        if not p.is_file():
+            raise WorkbenchError(f"notebook {p} not found (the loop runs the notebooks in {nb_dir})")
+    declared = {s: notebook_parameters(p) for s, p in paths.items()}
+    valid = set().union(*(set(d) for d in declared.values())) - {"out_dir", "workspace"}
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    params = load_params(params_file, quick=quick, overrides=overrides, valid=valid)
+    params.setdefault("workspace", str(out / "workspace"))
+    params["out_dir"] = str(out)
+    result = LoopResult(out=out, params=params)
+    record = {"params": params, "versions": _versions(), "steps": result.steps, "status": "running"}
+    _write_json(out / "loop.json", record)
+    try:
+        for s in steps:
+            given = {k: v for k, v in params.items() if k in declared[s]}
+            if on_step:
+                on_step(s, "start")
+            t0 = time.perf_counter()
+            step = {"step": s, "notebook": str(out / f"{s}.ipynb"), "parameters": given}
+            try:
+                papermill.execute_notebook(
+                    str(paths[s]), str(out / f"{s}.ipynb"), parameters=given, kernel_name="python3",
+                    progress_bar=False, cwd=str(out), log_output=False)
+            except PapermillExecutionError as e:
+                step.update(status="failed", seconds=round(time.perf_counter() - t0, 2), cell=e.exec_count,
+                            error=f"{e.ename}: {e.evalue}")
+                result.steps.append(step)
+                raise StepFailed(s, e.exec_count, e.ename, e.evalue, out) from None
+            step.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+            result.steps.append(step)
+            _write_json(out / "loop.json", record)
+            if on_step:
+                on_step(s, "done")
+        metrics_path = out / "metrics.json"
+        if metrics_path.is_file():
+            result.metrics = json.loads(metrics_path.read_text())
+        record["status"] = "ok"
+        record["metrics"] = result.metrics
+    except BaseException:
+        record["status"] = "failed"
+        raise
+    finally:
+        _write_json(out / "loop.json", record)
+        if html:
+            _html_report(out, [st["step"] for st in result.steps], ok=record["status"] == "ok")
+    return result
+
+
+def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
+    """One HTML page with every executed step (code hidden, outputs and static figures kept)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    merged = nbformat.v4.new_notebook()
+    title = "Workbench loop report" + ("" if ok else " (a step failed)")
+    merged.cells.append(nbformat.v4.new_markdown_cell(f"# {title}\n\nOutput folder: `{out}`"))
+    for s in steps:
+        p = out / f"{s}.ipynb"
+        if not p.is_file():
+            continue
+        nb = nbformat.read(str(p), as_version=4)
+        merged.cells.append(nbformat.v4.new_markdown_cell(f"---\n## Step {s}"))
+        merged.cells.extend(c for c in nb.cells if "parameters" not in c.get("metadata", {}).get("tags", []))
+        merged.metadata.setdefault("kernelspec", nb.metadata.get("kernelspec", {}))
+        merged.metadata.setdefault("language_info", nb.metadata.get("language_info", {}))
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(merged)
+    (out / "report.html").write_text(body, encoding="utf-8")
+
+
+def _run_one(args: tuple[str, str, bool]) -> tuple[str, str, str]:
+    params_file, out, quick = args
+    try:
+        res = run_loop(out, params_file=params_file, quick=quick)
+        return params_file, "ok", str(res.report)
+    except WorkbenchError as e:
+        return params_file, "failed", str(e)
+
+
+def run_sweep(params_files: Sequence[str | Path], out: str | Path, *, quick: bool = False, jobs: int = 1,
+              on_done: Callable[[str, str, str], None] | None = None) -> list[tuple[str, str, str]]:
+    """Several parameter files, each in its own output folder ``out/<file stem>``; ``jobs`` at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    out = Path(out)
+    stems = [Path(p).stem for p in params_files]
+    if len(set(stems)) != len(stems):
+        raise WorkbenchError(f"parameter files need distinct names (their output folders): {', '.join(stems)}")
+    tasks = [(str(p), str(out / Path(p).stem), quick) for p in params_files]
+    results = []
+    if jobs <= 1:
+        for t in tasks:
+            r = _run_one(t)
+            results.append(r)
+            if on_done:
+                on_done(*r)
+        return results
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for r in pool.map(_run_one, tasks):
+            results.append(r)
+            if on_done:
+                on_done(*r)
+    return results
