@@ -44,6 +44,16 @@ def _geometry(ann: Annotation) -> str | None:
     return json.dumps(g, separators=(",", ":")) if g else None
 
 
+def _phash(data: bytes) -> str | None:
+    """The perceptual hash cached per image for the near-duplicate check (None if it cannot be made)."""
+    from .duplicates import phash_hex
+
+    try:
+        return phash_hex(data)
+    except (OSError, ValueError, SyntaxError):
+        return None
+
+
 class Dataset:
     def __init__(self, workspace: Workspace, id: int, name: str) -> None:
         self.workspace = workspace
@@ -227,9 +237,11 @@ class Dataset:
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)
+            known = self._known_blobs([d for _it, _data, d, _info in prepared])
             self.conn.executemany(
-                "INSERT OR IGNORE INTO blobs (hash, size, width, height, format) VALUES (?,?,?,?,?)",
-                [(d, len(data), info.width, info.height, info.format) for _it, data, d, info in prepared])
+                "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
+                [(d, len(data), info.width, info.height, info.format, None if d in known else _phash(data))
+                 for _it, data, d, info in prepared])
             dir_id = self._directory_id(directory, create=True) if directory else None
             new_ids: list[int] = []
             ann_rows = []
@@ -254,6 +266,14 @@ class Dataset:
                                       [(dir_id, e) for e in new_ids])
             self._touch()
         return new_ids
+
+    def _known_blobs(self, digests: list[str]) -> set[str]:
+        out: set[str] = set()
+        for i in range(0, len(digests), 900):
+            part = digests[i:i + 900]
+            q = ",".join("?" * len(part))
+            out.update(r[0] for r in self.conn.execute(f"SELECT hash FROM blobs WHERE hash IN ({q})", part))
+        return out
 
     def _ann_row(self, example_id: int, ann: Annotation, class_ids: dict[str, int], author: str, stamp: str):
         b = ann.bbox

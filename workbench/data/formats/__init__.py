@@ -1,0 +1,136 @@
+"""Format adapters: readers turn a folder or file in a known layout into an ImportBatch; writers turn
+examples back into that layout. Looked up by name in a registry, never by an if-chain.
+
+    batch = get_reader("coco").read(Path("annotations.json"))
+    files = get_writer("yolo").write(out, examples, classes, "detection", load_bytes)
+
+Readers validate everything and raise on the first problem (ImportFormatError, ImageError or
+UnsafePathError naming file, record and field). Lenient options (``clip_boxes``, ``skip_missing``)
+exist on the readers that need them and are never on by default.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ...errors import UnknownNameError, ValidationError
+from ..records import ClassDef, Example, ImportBatch
+from . import anomaly_folder, coco, image_files, imagefolder, video, voc, yolo
+
+__all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
+
+
+def _check_options(kind: str, name: str, fn: Callable[..., Any], options: dict[str, Any]) -> None:
+    params = inspect.signature(fn).parameters
+    valid = [p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ValidationError(
+            f"the {name} {kind} has no option {', '.join(map(repr, unknown))}; "
+            f"valid: {', '.join(valid) or 'none'}",
+            field=unknown[0],
+        )
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A named format reader. ``types``: dataset types its sources can hold."""
+
+    name: str
+    func: Callable[..., ImportBatch]
+    types: tuple[str, ...]
+    summary: str
+
+    def read(self, src: Path | str, **options: Any) -> ImportBatch:
+        _check_options("reader", self.name, self.func, options)
+        return self.func(Path(src), **options)
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        params = inspect.signature(self.func).parameters
+        return tuple(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
+@dataclass(frozen=True)
+class Writer:
+    """A named format writer. ``types``: dataset types it can write."""
+
+    name: str
+    func: Callable[..., list[Path]]
+    types: tuple[str, ...]
+    summary: str
+
+    def write(
+        self,
+        out: Path | str,
+        examples: Sequence[Example],
+        classes: Sequence[ClassDef],
+        dataset_type: str,
+        load_bytes: Callable[[str], bytes],
+        **options: Any,
+    ) -> list[Path]:
+        _check_options("writer", self.name, self.func, options)
+        return self.func(Path(out), examples, classes, dataset_type, load_bytes, **options)
+
+
+READERS: dict[str, Reader] = {
+    r.name: r
+    for r in (
+        Reader("coco", coco.read, ("detection", "segmentation"), "COCO annotation JSON + image folder"),
+        Reader(
+            "yolo",
+            yolo.read,
+            ("detection", "segmentation"),
+            "Ultralytics YOLO data.yaml or images/ + labels/",
+        ),
+        Reader("voc", voc.read, ("detection",), "Pascal VOC Annotations/*.xml + JPEGImages/"),
+        Reader(
+            "imagefolder",
+            imagefolder.read,
+            ("classification",),
+            "root/<class>/<image> (optionally per split)",
+        ),
+        Reader(
+            "anomaly-folder", anomaly_folder.read, ("anomaly",), "root/good, root/anomalous, optional masks/"
+        ),
+        Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
+        Reader("video", video.read, (), "frames sampled from a video file"),
+    )
+}
+
+WRITERS: dict[str, Writer] = {
+    w.name: w
+    for w in (
+        Writer("coco", coco.write, ("detection", "segmentation"), "OUT/annotations.json + OUT/images/"),
+        Writer(
+            "yolo",
+            yolo.write,
+            ("detection", "segmentation"),
+            "OUT/data.yaml + images/<split> + labels/<split>",
+        ),
+        Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
+        Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
+        Writer("anomaly-folder", anomaly_folder.write, ("anomaly",), "OUT/<split>/good|anomalous (+ masks/)"),
+    )
+}
+
+
+def get_reader(name: str) -> Reader:
+    try:
+        return READERS[name]
+    except KeyError:
+        raise UnknownNameError("format", name, list(READERS)) from None
+
+
+def get_writer(name: str) -> Writer:
+    try:
+        return WRITERS[name]
+    except KeyError:
+        valid = list(WRITERS)
+        if name in READERS:
+            raise UnknownNameError("writable format", name, valid) from None
+        raise UnknownNameError("format", name, valid) from None

@@ -1,0 +1,298 @@
+"""Helpers shared by the format readers and writers: guarded file loading, typed field checks that name
+file / record / field, image probing, annotation placement checks, and the export side's naming and
+writing. Private to ``workbench.data.formats``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
+from ..images import IMAGE_SUFFIXES, ImageInfo, probe_image
+from ..records import Annotation, ClassDef, Example, default_color
+from .paths import safe_join
+
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_TEXT_BYTES",
+    "read_text",
+    "load_json",
+    "load_yaml",
+    "field_of",
+    "as_int",
+    "as_id",
+    "as_str",
+    "as_number",
+    "make_annotation",
+    "place",
+    "probe_path",
+    "make_classes",
+    "prepare_out",
+    "check_type",
+    "class_index",
+    "export_images",
+    "write_file",
+    "fmt_float",
+]
+
+MAX_JSON_BYTES = 1 << 30  # 1 GiB: larger annotation files are refused (max_json_bytes= to change)
+MAX_TEXT_BYTES = 64 << 20  # YAML, XML, label and list files
+
+
+# ---------------------------------------------------------------------------------------- loading files
+def read_text(path: Path, *, max_bytes: int = MAX_TEXT_BYTES, what: str = "file") -> str:
+    """A UTF-8 text file, refused when missing, too big or not UTF-8."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImportFormatError(f"{what} not found", file=str(path))
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ImportFormatError(f"{what} is {size} bytes, over the {max_bytes} byte limit", file=str(path))
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ImportFormatError(
+            f"{what} is not UTF-8 text ({e.reason} at byte {e.start})", file=str(path)
+        ) from None
+
+
+def load_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """Parse a JSON file with a size guard; malformed or too deeply nested JSON -> ImportFormatError."""
+    text = read_text(path, max_bytes=max_bytes, what="JSON file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ImportFormatError(
+            f"malformed JSON at line {e.lineno} column {e.colno}: {e.msg}", file=str(path)
+        ) from None
+    except RecursionError:
+        raise ImportFormatError("JSON is nested too deeply to read", file=str(path)) from None
+
+
+def load_yaml(path: Path) -> Any:
+    import yaml
+
+    text = read_text(path, what="YAML file")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ImportFormatError(f"malformed YAML{where}: {problem}", file=str(path)) from None
+    except RecursionError:
+        raise ImportFormatError("YAML is nested too deeply to read", file=str(path)) from None
+
+
+# ---------------------------------------------------------------------------------------- field checks
+def field_of(obj: Any, key: str, *, file: str, record: object, required: bool = True) -> Any:
+    if not isinstance(obj, dict):
+        raise ImportFormatError(f"expected an object, got {type(obj).__name__}", file=file, record=record)
+    if key not in obj:
+        if required:
+            raise ImportFormatError("missing required field", file=file, record=record, field=key)
+        return None
+    return obj[key]
+
+
+def as_int(v: Any, *, file: str, record: object, field: str, minimum: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ImportFormatError(f"expected an integer, got {v!r}", file=file, record=record, field=field)
+    if minimum is not None and v < minimum:
+        raise ImportFormatError(f"must be at least {minimum}, got {v}", file=file, record=record, field=field)
+    return v
+
+
+def as_id(v: Any, *, file: str, record: object, field: str) -> int | str:
+    """A record id: an integer or a non-empty string (COCO files use both)."""
+    if isinstance(v, str) and v:
+        return v
+    if isinstance(v, int) and not isinstance(v, bool):
+        return v
+    raise ImportFormatError(
+        f"expected an integer or string id, got {v!r}", file=file, record=record, field=field
+    )
+
+
+def as_str(v: Any, *, file: str, record: object, field: str) -> str:
+    if not isinstance(v, str) or not v.strip():
+        raise ImportFormatError(
+            f"expected a non-empty string, got {v!r}", file=file, record=record, field=field
+        )
+    return v
+
+
+def as_number(v: Any, *, file: str, record: object, field: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ImportFormatError(f"expected a number, got {v!r}", file=file, record=record, field=field)
+    f = float(v)
+    if not math.isfinite(f):
+        raise ImportFormatError(f"number is not finite ({v!r})", file=file, record=record, field=field)
+    return f
+
+
+def make_annotation(*, file: str, record: object, **kwargs: Any) -> Annotation:
+    """Build an Annotation; its validation errors come back located at ``file`` / ``record``."""
+    try:
+        return Annotation(**kwargs)
+    except ValidationError as e:
+        raise ImportFormatError(e.detail, file=file, record=record, field=e.field) from None
+
+
+def place(ann: Annotation, info: ImageInfo, *, clip: bool, file: str, record: object) -> Annotation | None:
+    """Check ``ann`` lies inside the image; with ``clip`` boxes are clipped (None when nothing is left)."""
+    if clip and ann.kind == "box":
+        return ann.clipped(info.width, info.height)
+    try:
+        ann.check_inside(info.width, info.height)
+    except ValidationError as e:
+        hint = " (clip_boxes=True clips boxes to the image)" if ann.kind == "box" else ""
+        raise ImportFormatError(e.detail + hint, file=file, record=record, field=e.field) from None
+    return ann
+
+
+def probe_path(path: Path, *, record: object, file: str | None = None) -> ImageInfo:
+    """Read and fully check the image at ``path`` (corrupt, truncated, non-image and bombs refused)."""
+    name = file or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise ImportFormatError(f"cannot read image ({e.strerror})", file=name, record=record) from None
+    return probe_image(data, file=name, record=record)
+
+
+def make_classes(
+    names: Sequence[str],
+    colors: Sequence[str | None] | None = None,
+    *,
+    file: str = "",
+    record_of: Callable[[int], object] | None = None,
+) -> list[ClassDef]:
+    """ClassDefs in order; colour from ``colors`` when given, else the default palette."""
+    out = []
+    for i, name in enumerate(names):
+        given = colors[i] if colors is not None else None
+        color = given if given else default_color(i)
+        try:
+            out.append(ClassDef(name, color))
+        except ValidationError as e:
+            rec = record_of(i) if record_of else name
+            raise ImportFormatError(e.detail, file=file or None, record=rec, field=e.field) from None
+    return out
+
+
+# ---------------------------------------------------------------------------------------- writing
+def prepare_out(out: Path, *, overwrite: bool) -> Path:
+    """Create ``out``; refuse a non-empty folder unless ``overwrite`` (files are then written over)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AlreadyExistsError(f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise AlreadyExistsError(f"{out} is not empty; choose an empty folder or pass overwrite=True")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def check_type(fmt: str, dataset_type: str, allowed: Sequence[str]) -> None:
+    if dataset_type not in allowed:
+        raise ValidationError(
+            f"the {fmt} format holds {' or '.join(allowed)} datasets, not {dataset_type!r}",
+            field="dataset_type",
+        )
+
+
+def class_index(classes: Sequence[ClassDef], examples: Sequence[Example]) -> dict[str, int]:
+    """Class name -> index; every exported annotation's label must be one of ``classes``."""
+    index: dict[str, int] = {}
+    for i, c in enumerate(classes):
+        if c.name in index:
+            raise ValidationError(f"class {c.name!r} is listed twice", field="classes")
+        index[c.name] = i
+    for ex in examples:
+        for a in ex.truth():
+            if a.label not in index and a.kind != "anomaly":
+                raise ValidationError(
+                    f"label {a.label!r} is not one of the classes ({', '.join(index)})",
+                    record=f"example {ex.id}",
+                    field="label",
+                )
+    return index
+
+
+_SUFFIX_FOR = {
+    "JPEG": ".jpg",
+    "MPO": ".jpg",
+    "PNG": ".png",
+    "BMP": ".bmp",
+    "GIF": ".gif",
+    "TIFF": ".tif",
+    "WEBP": ".webp",
+}
+_SUFFIXES_OF = {"JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg"), "TIFF": (".tif", ".tiff")}
+
+
+def _clean_name(file_name: str, fmt: str, ex_id: int) -> str:
+    name = PurePosixPath(str(file_name).replace("\\", "/")).name
+    name = "".join(ch if ch.isprintable() else "_" for ch in name).strip().lstrip(".")
+    if not name:
+        name = f"image_{ex_id}"
+    p = PurePosixPath(name)
+    ok = _SUFFIXES_OF.get(fmt, (_SUFFIX_FOR.get(fmt, ""),))
+    if p.suffix.lower() in ok:
+        return name
+    stem = p.stem if p.suffix.lower() in IMAGE_SUFFIXES else name
+    return f"{stem or f'image_{ex_id}'}{_SUFFIX_FOR.get(fmt, '.img')}"
+
+
+def export_images(
+    out: Path,
+    examples: Sequence[Example],
+    load_bytes: Callable[[str], bytes],
+    folder_of: Callable[[Example], str],
+) -> Iterator[tuple[Example, str, Path]]:
+    """Write each example's image, byte-identical, as ``out/folder_of(ex)/name``; yield (ex, name, path).
+
+    Examples go in id order. Names keep the original file name (folders dropped) unless its stem is
+    taken (case-insensitively, across the whole export), then become ``<stem>_<example id><suffix>``
+    (then ``_2``, ``_3``...), so collisions resolve the same way every time. A suffix that does not
+    match the image format is corrected. The bytes must hash to ``example.blob``.
+    """
+    used: set[str] = set()
+    for ex in sorted(examples, key=lambda e: e.id):
+        data = load_bytes(ex.blob)
+        if hashlib.sha256(data).hexdigest() != ex.blob:
+            raise ValidationError(
+                "image bytes do not match the example's blob hash", record=f"example {ex.id}", field="blob"
+            )
+        info = probe_image(data, file=ex.file_name, record=f"example {ex.id}", verify=False)
+        name = _clean_name(ex.file_name, info.format, ex.id)
+        p = PurePosixPath(name)
+        n = 1
+        while p.stem.lower() in used:
+            p = PurePosixPath(f"{PurePosixPath(name).stem}_{ex.id}{'' if n == 1 else f'_{n}'}{p.suffix}")
+            n += 1
+        used.add(p.stem.lower())
+        rel = f"{folder_of(ex)}/{p.name}" if folder_of(ex) else p.name
+        yield ex, p.name, write_file(out, rel, data)
+
+
+def write_file(out: Path, rel: str, data: bytes | str) -> Path:
+    """Write ``data`` at ``out/rel``, which must stay inside ``out``."""
+    path = safe_join(out, rel, field="file_name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        path.write_text(data, encoding="utf-8")
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def fmt_float(v: float) -> str:
+    """Shortest exact text for a float (integers without a trailing .0)."""
+    f = float(v)
+    return str(int(f)) if f.is_integer() and abs(f) < 1e15 else repr(f)

@@ -1,0 +1,406 @@
+"""COCO: one annotation JSON (``images``, ``annotations``, ``categories``) beside an image folder.
+
+Reading: ``src`` is the JSON file (or a folder holding ``annotations.json``). Image ``file_name`` s resolve
+against ``images_dir=`` when given, else against the JSON's folder and then its ``images/`` subfolder.
+Boxes are COCO ``[x, y, w, h]`` pixels, the same as our records. ``segmentation`` may be polygons, an
+uncompressed RLE (``counts`` a list) or a compressed RLE (``counts`` a string); RLE becomes a ``mask``
+annotation with canonical uncompressed counts. ``iscrowd`` must be 0 or 1; crowd regions are kept as
+ordinary annotations unless ``crowd="skip"`` (our records carry no crowd flag). An optional per-image
+``split`` and per-category ``color`` are read when present. The COCO image id is kept in
+``ImportItem.record``. The dataset type is segmentation when any annotation has a segmentation.
+
+Writing: ``OUT/annotations.json`` + ``OUT/images/<file_name>``. Category ids are 1-based in class order and
+carry ``color``; image ids are the example ids; each image carries ``split``. Polygons are written as
+segmentation lists, masks as compressed RLE strings (pycocotools' encoding), boxes without segmentation;
+``iscrowd`` is 0 and ``area`` the geometry's area. Only truth annotations (not model proposals) go out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ...errors import ImportFormatError, ValidationError
+from ..images import ImageInfo
+from ..records import (
+    KINDS_FOR_TYPE,
+    SPLITS,
+    Annotation,
+    ClassDef,
+    Example,
+    ImportBatch,
+    ImportItem,
+    validate_color,
+)
+from ._common import (
+    MAX_JSON_BYTES,
+    as_id,
+    as_int,
+    as_number,
+    as_str,
+    check_type,
+    class_index,
+    export_images,
+    field_of,
+    load_json,
+    make_annotation,
+    make_classes,
+    place,
+    prepare_out,
+    probe_path,
+    write_file,
+)
+from ._rle import canonical_counts, decode_counts_string, encode_counts_string
+from .paths import safe_join
+
+__all__ = ["read", "write", "ANNOTATIONS_FILE"]
+
+ANNOTATIONS_FILE = "annotations.json"
+_CROWD_MODES = ("keep", "skip")
+
+
+def _list(data: dict[str, Any], key: str, file: str, *, required: bool = True) -> list[Any]:
+    v = data.get(key, None if required else [])
+    if v is None:
+        raise ImportFormatError("missing required top-level field", file=file, record="top level", field=key)
+    if not isinstance(v, list):
+        raise ImportFormatError(
+            f"expected a list, got {type(v).__name__}", file=file, record="top level", field=key
+        )
+    return v
+
+
+def _categories(cats: list[Any], file: str) -> tuple[dict[int | str, str], list[ClassDef]]:
+    by_id: dict[int | str, str] = {}
+    names: list[str] = []
+    colors: list[str | None] = []
+    for i, c in enumerate(cats):
+        rec = f"category {c.get('id', '#' + str(i))}" if isinstance(c, dict) else f"category #{i}"
+        cid = as_id(field_of(c, "id", file=file, record=rec), file=file, record=rec, field="id")
+        if cid in by_id:
+            raise ImportFormatError("duplicate category id", file=file, record=rec, field="id")
+        name = as_str(field_of(c, "name", file=file, record=rec), file=file, record=rec, field="name")
+        if name in names:
+            raise ImportFormatError(
+                f"category name {name!r} is used twice", file=file, record=rec, field="name"
+            )
+        color = c.get("color")
+        if color is not None:
+            if not isinstance(color, str):
+                raise ImportFormatError(
+                    f"expected a #rrggbb string, got {color!r}", file=file, record=rec, field="color"
+                )
+            try:
+                color = validate_color(color)
+            except ValidationError as e:
+                raise ImportFormatError(e.detail, file=file, record=rec, field="color") from None
+        by_id[cid] = name
+        names.append(name)
+        colors.append(color)
+    ids = list(by_id)
+    classes = make_classes(names, colors, file=file, record_of=lambda i: f"category {ids[i]}")
+    return by_id, classes
+
+
+def _segmentation(seg: Any, image_size: tuple[int, int], *, file: str, rec: str) -> dict[str, Any]:
+    """COCO segmentation -> {"polygons": ...} or {"mask": ...} or {} (none)."""
+    if seg is None or seg == [] or seg == {}:
+        return {}
+    if isinstance(seg, list):
+        polys = []
+        for p in seg:
+            if not isinstance(p, list):
+                raise ImportFormatError(
+                    f"polygon must be a list of numbers, got {p!r:.40}",
+                    file=file,
+                    record=rec,
+                    field="segmentation",
+                )
+            polys.append(tuple(as_number(v, file=file, record=rec, field="segmentation") for v in p))
+        return {"polygons": tuple(polys)}
+    if isinstance(seg, dict):
+        size = field_of(seg, "size", file=file, record=rec)
+        counts = field_of(seg, "counts", file=file, record=rec)
+        if (
+            not isinstance(size, list)
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+        ):
+            raise ImportFormatError(
+                f"RLE size must be [height, width], got {size!r}",
+                file=file,
+                record=rec,
+                field="segmentation.size",
+            )
+        h, w = image_size
+        if list(size) != [h, w]:
+            raise ImportFormatError(
+                f"RLE size {size} does not match the image ({h}x{w})",
+                file=file,
+                record=rec,
+                field="segmentation.size",
+            )
+        if isinstance(counts, str):
+            try:
+                out = decode_counts_string(counts, size)
+            except ValidationError as e:
+                raise ImportFormatError(
+                    e.detail, file=file, record=rec, field="segmentation.counts"
+                ) from None
+        elif isinstance(counts, list):
+            for c in counts:
+                if isinstance(c, bool) or not isinstance(c, int) or c < 0:
+                    raise ImportFormatError(
+                        f"RLE counts must be non-negative integers, got {c!r}",
+                        file=file,
+                        record=rec,
+                        field="segmentation.counts",
+                    )
+            if sum(counts) != h * w:
+                raise ImportFormatError(
+                    f"RLE counts sum to {sum(counts)}, expected h*w = {h * w}",
+                    file=file,
+                    record=rec,
+                    field="segmentation.counts",
+                )
+            out = canonical_counts(counts)
+        else:
+            raise ImportFormatError(
+                f"RLE counts must be a string or a list, got {type(counts).__name__}",
+                file=file,
+                record=rec,
+                field="segmentation.counts",
+            )
+        return {"mask": {"size": [h, w], "counts": out}}
+    raise ImportFormatError(
+        f"segmentation must be a polygon list or an RLE object, got {type(seg).__name__}",
+        file=file,
+        record=rec,
+        field="segmentation",
+    )
+
+
+def _find_image(roots: list[Path], rel: str, *, file: str, rec: str) -> Path | None:
+    for root in roots:
+        p = safe_join(root, rel, file=file, record=rec, field="file_name")
+        if p.is_file():
+            return p
+    return None
+
+
+def read(
+    src: Path,
+    *,
+    images_dir: Path | str | None = None,
+    clip_boxes: bool = False,
+    skip_missing: bool = False,
+    crowd: str = "keep",
+    max_json_bytes: int = MAX_JSON_BYTES,
+) -> ImportBatch:
+    """Read a COCO annotation file; see the module doc. Raises on the first problem found."""
+    src = Path(src)
+    if src.is_dir():
+        src = src / ANNOTATIONS_FILE
+    if crowd not in _CROWD_MODES:
+        raise ValidationError(f"crowd must be one of {', '.join(_CROWD_MODES)}, got {crowd!r}", field="crowd")
+    file = str(src)
+    data = load_json(src, max_bytes=max_json_bytes)
+    if not isinstance(data, dict):
+        raise ImportFormatError(f"top level must be an object, got {type(data).__name__}", file=file)
+    images = _list(data, "images", file)
+    categories = _list(data, "categories", file)
+    annotations = _list(data, "annotations", file, required=False)
+    cat_names, classes = _categories(categories, file)
+    roots = [Path(images_dir)] if images_dir is not None else [src.parent, src.parent / "images"]
+
+    items: dict[int | str, ImportItem | None] = {}
+    infos: dict[int | str, ImageInfo] = {}
+    sizes: dict[int | str, tuple[int, int]] = {}
+    seen_files: dict[str, int | str] = {}
+    for i, im in enumerate(images):
+        rec = f"image {im.get('id', '#' + str(i))}" if isinstance(im, dict) else f"image #{i}"
+        iid = as_id(field_of(im, "id", file=file, record=rec), file=file, record=rec, field="id")
+        if iid in items:
+            raise ImportFormatError("duplicate image id", file=file, record=rec, field="id")
+        rel = as_str(
+            field_of(im, "file_name", file=file, record=rec), file=file, record=rec, field="file_name"
+        )
+        if rel in seen_files:
+            raise ImportFormatError(
+                f"file_name {rel!r} is also used by image {seen_files[rel]}",
+                file=file,
+                record=rec,
+                field="file_name",
+            )
+        seen_files[rel] = iid
+        w = as_int(
+            field_of(im, "width", file=file, record=rec), file=file, record=rec, field="width", minimum=1
+        )
+        h = as_int(
+            field_of(im, "height", file=file, record=rec), file=file, record=rec, field="height", minimum=1
+        )
+        split = im.get("split")
+        if split is not None and split not in SPLITS:
+            raise ImportFormatError(
+                f"unknown split {split!r}; valid: {', '.join(SPLITS)}", file=file, record=rec, field="split"
+            )
+        sizes[iid] = (h, w)
+        path = _find_image(roots, rel, file=file, rec=rec)
+        if path is None:
+            if skip_missing:
+                items[iid] = None
+                continue
+            looked = " or ".join(str(r) for r in roots)
+            raise ImportFormatError(
+                f"image file {rel!r} not found in {looked} (skip_missing=True skips it)",
+                file=file,
+                record=rec,
+                field="file_name",
+            )
+        info = probe_path(path, record=rec)
+        if (info.width, info.height) != (w, h):
+            raise ImportFormatError(
+                f"declares {w}x{h} but the image file is {info.width}x{info.height}",
+                file=file,
+                record=rec,
+                field="width" if info.width != w else "height",
+            )
+        infos[iid] = info
+        items[iid] = ImportItem(
+            file_name=Path(rel.replace("\\", "/")).name,
+            path=path,
+            split=split,
+            source=f"coco:{rel}",
+            record=iid,
+        )
+
+    seen_ann: set[int | str] = set()
+    has_segmentation = False
+    for j, a in enumerate(annotations):
+        rec = f"annotation {a.get('id', '#' + str(j))}" if isinstance(a, dict) else f"annotation #{j}"
+        aid = as_id(field_of(a, "id", file=file, record=rec), file=file, record=rec, field="id")
+        if aid in seen_ann:
+            raise ImportFormatError("duplicate annotation id", file=file, record=rec, field="id")
+        seen_ann.add(aid)
+        image_id = as_id(
+            field_of(a, "image_id", file=file, record=rec), file=file, record=rec, field="image_id"
+        )
+        if image_id not in items:
+            raise ImportFormatError(f"unknown image id {image_id!r}", file=file, record=rec, field="image_id")
+        cat = as_id(
+            field_of(a, "category_id", file=file, record=rec), file=file, record=rec, field="category_id"
+        )
+        if cat not in cat_names:
+            raise ImportFormatError(
+                f"unknown category id {cat!r}", file=file, record=rec, field="category_id"
+            )
+        iscrowd = a.get("iscrowd", 0)
+        if isinstance(iscrowd, bool) or iscrowd not in (0, 1):
+            raise ImportFormatError(
+                f"iscrowd must be 0 or 1, got {iscrowd!r}", file=file, record=rec, field="iscrowd"
+            )
+        if a.get("area") is not None:
+            as_number(a["area"], file=file, record=rec, field="area")
+        bbox = a.get("bbox")
+        if bbox is not None:
+            if not isinstance(bbox, list) or len(bbox) != 4:
+                raise ImportFormatError(
+                    f"bbox must be [x, y, width, height], got {bbox!r:.60}",
+                    file=file,
+                    record=rec,
+                    field="bbox",
+                )
+            bbox = tuple(as_number(v, file=file, record=rec, field="bbox") for v in bbox)
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                raise ImportFormatError(
+                    f"bbox has a non-positive width or height {list(bbox)}",
+                    file=file,
+                    record=rec,
+                    field="bbox",
+                )
+        geometry = _segmentation(a.get("segmentation"), sizes[image_id], file=file, rec=rec)
+        if not geometry and bbox is None:
+            raise ImportFormatError(
+                "annotation has neither bbox nor segmentation", file=file, record=rec, field="bbox"
+            )
+        has_segmentation = has_segmentation or bool(geometry)
+        kind = "polygon" if "polygons" in geometry else "mask" if "mask" in geometry else "box"
+        ann = make_annotation(file=file, record=rec, kind=kind, label=cat_names[cat], bbox=bbox, **geometry)
+        item = items[image_id]
+        if item is None or (iscrowd and crowd == "skip"):
+            continue
+        placed = place(ann, infos[image_id], clip=clip_boxes, file=file, record=rec)
+        if placed is not None:
+            item.annotations.append(placed)
+
+    kept = [it for it in items.values() if it is not None]
+    dataset_type = "segmentation" if has_segmentation else "detection"
+    return ImportBatch(items=kept, classes=classes, type=dataset_type, source=f"coco:{src}")
+
+
+def _ann_json(a: Annotation, ann_id: int, image_id: int, category_id: int) -> dict[str, Any]:
+    assert a.bbox is not None
+    d: dict[str, Any] = {
+        "id": ann_id,
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": [float(v) for v in a.bbox],
+        "area": float(a.area),
+        "iscrowd": 0,
+    }
+    if a.polygons is not None:
+        d["segmentation"] = [list(p) for p in a.polygons]
+    elif a.mask is not None:
+        d["segmentation"] = {"size": list(a.mask["size"]), "counts": encode_counts_string(a.mask["counts"])}
+    return d
+
+
+def write(
+    out: Path,
+    examples: Sequence[Example],
+    classes: Sequence[ClassDef],
+    dataset_type: str,
+    load_bytes: Callable[[str], bytes],
+    *,
+    overwrite: bool = False,
+    indent: int | None = None,
+) -> list[Path]:
+    """Write a COCO dataset into ``out``; returns the files written (annotation file first)."""
+    check_type("coco", dataset_type, ("detection", "segmentation"))
+    index = class_index(classes, examples)
+    allowed = KINDS_FOR_TYPE[dataset_type]
+    for ex in examples:
+        if ex.split not in SPLITS:
+            raise ValidationError(f"unknown split {ex.split!r}", record=f"example {ex.id}", field="split")
+        for a in ex.truth():
+            if a.kind not in allowed:
+                raise ValidationError(
+                    f"a {dataset_type} dataset cannot hold {a.kind!r} annotations",
+                    record=f"example {ex.id}",
+                    field="kind",
+                )
+    out = prepare_out(out, overwrite=overwrite)
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    written: list[Path] = []
+    for ex, name, path in export_images(out, examples, load_bytes, lambda ex: "images"):
+        written.append(path)
+        images.append(
+            {"id": ex.id, "file_name": name, "width": ex.width, "height": ex.height, "split": ex.split}
+        )
+        for a in ex.truth():
+            anns.append(_ann_json(a, len(anns) + 1, ex.id, index[a.label] + 1))
+    categories = [
+        {"id": i + 1, "name": c.name, "supercategory": "", "color": c.color} for i, c in enumerate(classes)
+    ]
+    doc = {
+        "info": {"description": "exported by workbench", "version": "1.0"},
+        "licenses": [],
+        "images": images,
+        "annotations": anns,
+        "categories": categories,
+    }
+    text = json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
+    return [write_file(out, ANNOTATIONS_FILE, text + "\n"), *written]
