@@ -67,7 +67,7 @@ def _content_of(payload: dict[str, Any]) -> dict[str, Any]:
         "examples": [
             {k: e[k] for k in ("blob", "file_name", "width", "height", "split")}
             | {"annotations": sorted(
-                (json.dumps(Annotation.from_dict(a).content(), sort_keys=True) for a in e["annotations"]))}
+                json.dumps(Annotation.from_dict(a).content(), sort_keys=True) for a in e["annotations"])}
             for e in payload["examples"]
         ],
     }

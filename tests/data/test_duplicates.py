@@ -1,0 +1,105 @@
+"""Perceptual hash and the bucketed pair search (the near-duplicate checks on examples are in test_quality)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench.data import duplicates
+from workbench.data.duplicates import close_pairs, hamming, phash, phash_hex
+from workbench.errors import ValidationError
+
+
+def brute(hashes: np.ndarray, d: int) -> set[tuple[int, int, int]]:
+    out = set()
+    for i, j in itertools.combinations(range(len(hashes)), 2):
+        dist = hamming(int(hashes[i]), int(hashes[j]))
+        if dist <= d:
+            out.add((i, j, dist))
+    return out
+
+
+def planted_hashes(n: int, seed: int) -> np.ndarray:
+    """Random 64-bit hashes, a fifth of them copies of others with 0-6 bits flipped (some repeated), and
+    clusters of eight hashes within a few bits of each other."""
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2) + rng.integers(
+        0, 2, n
+    ).astype(np.uint64)
+    for k in range(n // 5):
+        v = int(h[k])
+        for bit in rng.choice(64, int(rng.integers(0, 7)), replace=False):
+            v ^= 1 << int(bit)
+        h[n - 1 - k] = np.uint64(v)
+    for c in range(n // 40):  # tight clusters: many hashes share a band value
+        centre = int(h[n // 5 + c])
+        for m in range(1, 8):
+            v = centre
+            for bit in rng.choice(64, int(rng.integers(1, 4)), replace=False):
+                v ^= 1 << int(bit)
+            h[n // 5 + n // 40 + c * 7 + m - 1] = np.uint64(v)
+    return h
+
+
+@pytest.mark.parametrize("max_distance", [0, 1, 3, 4, 6])
+@pytest.mark.parametrize("n", [40, 700])  # 700 distinct hashes take the banded path
+def test_close_pairs_equals_brute_force(n: int, max_distance: int) -> None:
+    h = planted_hashes(n, seed=n + max_distance)
+    i, j, d = close_pairs(h, max_distance)
+    got = set(zip(i.tolist(), j.tolist(), d.tolist(), strict=True))
+    assert got == brute(h, max_distance)
+    assert len(got) == len(i)  # no pair twice
+    assert list(d) == sorted(d)
+    assert all(a < b for a, b in zip(i.tolist(), j.tolist(), strict=True))
+
+
+def test_banded_search_is_used_for_many_hashes_and_scales() -> None:
+    rng = np.random.default_rng(0)
+    h = rng.integers(0, 2**63, 100_000, dtype=np.int64).astype(np.uint64)
+    h[-1] = h[0] ^ np.uint64(0b1011)  # 3 bits apart
+    called = []
+    original = duplicates._band_pairs
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        called.append(True)
+        return original(*args)
+
+    duplicates._band_pairs = spy
+    try:
+        i, j, d = close_pairs(h, 4)
+    finally:
+        duplicates._band_pairs = original
+    assert called
+    assert (0, 99_999, 3) in set(zip(i.tolist(), j.tolist(), d.tolist(), strict=True))
+
+
+def test_close_pairs_edge_cases() -> None:
+    for empty in ([], [5]):
+        i, j, d = close_pairs(empty, 4)
+        assert i.size == j.size == d.size == 0
+    for bad in (-1, 64, 2.5, True):
+        with pytest.raises(ValidationError) as err:
+            close_pairs([1, 2], bad)  # type: ignore[arg-type]
+        assert err.value.field == "max_distance"
+
+
+def png(arr: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_phash_is_stable_across_encodings_and_hex() -> None:
+    rng = np.random.default_rng(1)
+    coarse = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize((128, 96), Image.BICUBIC)
+    img = np.clip(np.asarray(coarse) + rng.normal(0, 3, (96, 128, 3)), 0, 255).astype(np.uint8)
+    a = phash(png(img))
+    assert phash(png(img)) == a
+    assert hamming(a, phash(png(img, "JPEG"))) <= 2
+    assert hamming(a, phash(png(img[:, ::-1]))) > 8  # mirrored is a different picture
+    assert phash_hex(png(img)) == f"{a:016x}" and len(phash_hex(png(img))) == 16
+    assert 0 <= a < 2**64

@@ -1,0 +1,323 @@
+"""Exact and near-duplicate images: a DCT perceptual hash and a pair search that does not compare all pairs.
+
+* Exact duplicates are examples over the same blob (same sha256): found by grouping, no image is read.
+* Near duplicates: every distinct image gets a 64-bit pHash (32x32 grey thumbnail, 2-D DCT, the 8x8
+  lowest frequencies against their median). Two images are near duplicates when their hashes differ in at
+  most ``max_distance`` bits. Identical hashes are collapsed first; the remaining distinct hashes are split
+  into ``max_distance + 1`` bands: two hashes within ``max_distance`` bits agree exactly on at least one
+  band (pigeonhole), so candidates come from sorting on each band and only candidates are compared.
+  Small sets (and large distances, where bands get too short to be selective) are compared blockwise.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+import numpy as np
+
+from ..errors import ImageError, ValidationError
+from .records import Example
+
+__all__ = [
+    "HASH_BITS",
+    "phash",
+    "phash_hex",
+    "hamming",
+    "close_pairs",
+    "DuplicatePair",
+    "NearDuplicates",
+    "near_duplicates",
+]
+
+HASH_BITS = 64
+_THUMB = 32  # thumbnail side the DCT runs on
+_LOW = 8  # the 8x8 lowest frequencies make the 64 bits
+_BRUTE_FORCE_MAX = 256  # up to this many distinct hashes, compare all pairs (blockwise, vectorised)
+_MIN_BAND_BITS = 8  # shorter bands put too many unrelated hashes together; compare all pairs instead
+_BLOCK_CELLS = 4_000_000  # pairs per vectorised block
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    m = np.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    m[0] /= math.sqrt(2.0)
+    return m
+
+
+_DCT = _dct_matrix(_THUMB)
+
+
+def _thumbnail(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format == "JPEG":
+            im.draft("L", (2 * _THUMB, 2 * _THUMB))  # decode at a reduced scale: much faster
+        grey = im.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BOX)
+        return np.asarray(grey, dtype=np.float64)
+
+
+def _hash_thumbnails(thumbs: np.ndarray) -> np.ndarray:
+    """pHashes (uint64) of a stack of ``(n, 32, 32)`` grey thumbnails."""
+    coeffs = np.einsum("ij,njk,lk->nil", _DCT, thumbs, _DCT, optimize=True)[:, :_LOW, :_LOW]
+    low = coeffs.reshape(len(thumbs), _LOW * _LOW)
+    med = np.median(low[:, 1:], axis=1)  # the DC term says only how bright the image is
+    bits = low > med[:, None]
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+def phash(data: bytes) -> int:
+    """The 64-bit DCT perceptual hash of an encoded image (any format Pillow reads)."""
+    return int(_hash_thumbnails(_thumbnail(data)[None])[0])
+
+
+def phash_hex(data: bytes) -> str:
+    """:func:`phash` as 16 hex digits (how the store keeps it)."""
+    return f"{phash(data):016x}"
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(x).astype(np.int64)
+    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+    return table[np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8).reshape(*x.shape, 8)].sum(-1)
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit hashes."""
+    return (int(a) ^ int(b)).bit_count()
+
+
+def _band_bounds(n_bands: int) -> list[tuple[int, int]]:
+    """(shift, bits) of ``n_bands`` bands covering the 64 bits as evenly as possible."""
+    bounds, start = [], 0
+    for b in range(n_bands):
+        width = HASH_BITS // n_bands + (1 if b < HASH_BITS % n_bands else 0)
+        bounds.append((start, width))
+        start += width
+    return bounds
+
+
+def _brute_pairs(h: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    n = h.size
+    rows = max(1, _BLOCK_CELLS // max(n, 1))
+    out_i, out_j = [], []
+    for s in range(0, n, rows):
+        block = h[s : s + rows]
+        d = _popcount(block[:, None] ^ h[None, :])
+        ii, jj = np.nonzero(d <= max_distance)
+        ii = ii + s
+        keep = jj > ii
+        out_i.append(ii[keep])
+        out_j.append(jj[keep])
+    return np.concatenate(out_i), np.concatenate(out_j)
+
+
+def _band_pairs(h: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    n = h.size
+    cand = []
+    for shift, bits in _band_bounds(max_distance + 1):
+        key = (h >> np.uint64(shift)) & np.uint64((1 << bits) - 1)
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        k = 1
+        while k < n:  # pairs k apart in sorted order share the band value exactly when their keys match
+            same = np.flatnonzero(sk[:-k] == sk[k:])
+            if same.size == 0:
+                break
+            a, b = order[same], order[same + k]
+            close = _popcount(h[a] ^ h[b]) <= max_distance  # check now: most candidates are not close
+            a, b = a[close], b[close]
+            cand.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+            k += 1
+    if not cand:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    keys = np.unique(np.concatenate(cand))  # a pair can agree on several bands
+    return keys // n, keys % n
+
+
+def close_pairs(
+    hashes: np.ndarray | Sequence[int], max_distance: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All index pairs ``i < j`` whose hashes differ in at most ``max_distance`` bits, with the distance.
+
+    Returns three int64 arrays (i, j, distance), sorted by distance then i then j.
+    """
+    if (
+        isinstance(max_distance, bool)
+        or not isinstance(max_distance, int)
+        or not 0 <= max_distance < HASH_BITS
+    ):
+        raise ValidationError(
+            f"max_distance must be an integer in [0, {HASH_BITS - 1}], got {max_distance!r}",
+            field="max_distance",
+        )
+    h = np.asarray(hashes, dtype=np.uint64).ravel()
+    if h.size < 2:
+        e = np.empty(0, np.int64)
+        return e, e, e
+    if h.size <= _BRUTE_FORCE_MAX or HASH_BITS // (max_distance + 1) < _MIN_BAND_BITS:
+        i, j = _brute_pairs(h, max_distance)
+    else:
+        i, j = _band_pairs(h, max_distance)
+    d = _popcount(h[i] ^ h[j])
+    order = np.lexsort((j, i, d))
+    return i[order].astype(np.int64), j[order].astype(np.int64), d[order].astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------- examples
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two examples over different images whose hashes are ``distance`` bits apart."""
+
+    a: int
+    b: int
+    distance: int
+    cross_split: bool  # the two sit in different splits (a leak between train and val / test)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "distance": self.distance, "cross_split": self.cross_split}
+
+
+@dataclass
+class NearDuplicates:
+    """Duplicate examples. ``groups`` joins exact and near duplicates transitively (example ids, each group
+    sorted, groups by their first id); ``cross_split`` are the groups that span more than one split."""
+
+    checked: bool  # False when images were not hashed (no load_bytes): only exact duplicates are known
+    max_distance: int
+    hashed: int = 0  # distinct images hashed
+    exact: list[list[int]] = field(default_factory=list)
+    pairs: list[DuplicatePair] = field(default_factory=list)  # closest first, at most max_pairs
+    truncated: bool = False  # more pairs than max_pairs
+    groups: list[list[int]] = field(default_factory=list)
+    cross_split: list[list[int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "max_distance": self.max_distance,
+            "hashed": self.hashed,
+            "exact": [list(g) for g in self.exact],
+            "pairs": [p.to_dict() for p in self.pairs],
+            "truncated": self.truncated,
+            "groups": [list(g) for g in self.groups],
+            "cross_split": [list(g) for g in self.cross_split],
+        }
+
+
+class _UnionFind:
+    def __init__(self, n: int) -> None:
+        self.parent = list(range(n))
+
+    def find(self, x: int) -> int:
+        p = self.parent
+        while p[x] != x:
+            p[x] = p[p[x]]
+            x = p[x]
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def _to_int_hash(value: int | str, blob: str) -> int:
+    if isinstance(value, str):
+        try:
+            value = int(value, 16)
+        except ValueError:
+            raise ValidationError(
+                f"perceptual hash {value!r} is not hex", record=blob, field="phash"
+            ) from None
+    if not 0 <= int(value) < 1 << HASH_BITS:
+        raise ValidationError(f"perceptual hash {value!r} is not 64 bits", record=blob, field="phash")
+    return int(value)
+
+
+def near_duplicates(
+    examples: Sequence[Example],
+    load_bytes: Callable[[str], bytes] | None = None,
+    max_distance: int = 4,
+    *,
+    hashes: Mapping[str, int | str] | None = None,
+    max_pairs: int = 1000,
+) -> NearDuplicates:
+    """Exact duplicates (same blob) and near duplicates (pHash within ``max_distance`` bits).
+
+    ``hashes`` maps blob sha256 to a known pHash (int or 16 hex digits, as the store caches them); other
+    blobs are read with ``load_bytes(sha256)``. Without either, only exact duplicates are reported.
+    """
+    if isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 0:
+        raise ValidationError(
+            f"max_pairs must be a non-negative integer, got {max_pairs!r}", field="max_pairs"
+        )
+    by_blob: dict[str, list[Example]] = {}
+    for ex in examples:
+        by_blob.setdefault(ex.blob, []).append(ex)
+    blobs = list(by_blob)
+    exact = sorted(sorted(e.id for e in g) for g in by_blob.values() if len(g) > 1)
+
+    known: dict[int, int] = {}  # blob index -> hash
+    for k, blob in enumerate(blobs):
+        if hashes is not None and blob in hashes:
+            known[k] = _to_int_hash(hashes[blob], blob)
+    todo = [k for k in range(len(blobs)) if k not in known]
+    if load_bytes is not None and todo:
+        thumbs = np.empty((len(todo), _THUMB, _THUMB))
+        for t, k in enumerate(todo):
+            first = by_blob[blobs[k]][0]
+            try:
+                thumbs[t] = _thumbnail(load_bytes(blobs[k]))
+            except (OSError, SyntaxError, ValueError) as e:
+                raise ImageError(
+                    f"cannot read the image to hash it ({e})", file=first.file_name, record=first.id
+                ) from None
+        for k, value in zip(todo, _hash_thumbnails(thumbs).tolist(), strict=True):
+            known[k] = int(value)
+    checked = len(known) == len(blobs)
+    result = NearDuplicates(checked=checked, max_distance=max_distance, hashed=len(known), exact=exact)
+
+    uf = _UnionFind(len(blobs))
+    rep = [min(by_blob[b], key=lambda e: e.id) for b in blobs]
+    # identical hashes collapse before the pair search; their members are distance 0 apart
+    same_hash: dict[int, list[int]] = {}
+    for k, value in known.items():
+        same_hash.setdefault(value, []).append(k)
+    uniq = list(same_hash)
+    members = [same_hash[v] for v in uniq]
+    pi, pj, pd = close_pairs(np.array(uniq, dtype=np.uint64), max_distance)
+    pairs: list[tuple[int, int, int]] = []  # (distance, blob a, blob b)
+    for m in members:
+        for x in m[1:]:
+            uf.union(m[0], x)
+        room = max_pairs + 1 - len(pairs)  # one past the limit tells that pairs were left out
+        if room > 0:
+            pairs.extend(islice(((0, m[p], m[q]) for p in range(len(m)) for q in range(p + 1, len(m))), room))
+    for i, j, d in zip(pi.tolist(), pj.tolist(), pd.tolist(), strict=True):
+        uf.union(members[i][0], members[j][0])
+        room = max_pairs + 1 - len(pairs)
+        if room > 0:
+            pairs.extend(islice(((d, a, b) for a in members[i] for b in members[j]), room))
+    pairs.sort(key=lambda t: (t[0], min(rep[t[1]].id, rep[t[2]].id), max(rep[t[1]].id, rep[t[2]].id)))
+    result.truncated = len(pairs) > max_pairs
+    for d, a, b in pairs[:max_pairs]:
+        ea, eb = sorted((rep[a], rep[b]), key=lambda e: e.id)
+        result.pairs.append(DuplicatePair(ea.id, eb.id, int(d), ea.split != eb.split))
+
+    comps: dict[int, list[Example]] = {}
+    for k, blob in enumerate(blobs):
+        comps.setdefault(uf.find(k), []).extend(by_blob[blob])
+    groups_sorted = sorted(
+        (sorted(comp, key=lambda e: e.id) for comp in comps.values() if len(comp) > 1), key=lambda g: g[0].id
+    )
+    result.groups = [[e.id for e in g] for g in groups_sorted]
+    result.cross_split = [[e.id for e in g] for g in groups_sorted if len({e.split for e in g}) > 1]
+    return result
