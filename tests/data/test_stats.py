@@ -45,3 +45,15 @@ def test_stats_json_cli_shape(capsys, tmp_path):
     assert set(st["classes"]) == {"circle", "square", "triangle"}
     assert all({"train", "val", "test", "total"} <= set(v) for v in st["classes"].values())
     assert st["annotations"] == sum(v["total"] for v in st["classes"].values())
+
+
+def test_stats_cache_follows_changes(ws):
+    ds, ids = add_sample(ws, "d", "shapes-detection", count=20, seed=2)
+    first = dataset_stats(ds)
+    assert ws.conn.execute("SELECT COUNT(*) FROM stats_cache").fetchone()[0] == 1
+    assert dataset_stats(ds) == first
+    ds.add_annotation(ids[0], Annotation("box", "circle", bbox=(1, 1, 5, 5)))
+    assert dataset_stats(ds)["annotations"] == first["annotations"] + 1
+    ds.rename_class("circle", "disc")
+    assert "disc" in dataset_stats(ds)["classes"]
+    assert dataset_stats(ds, use_cache=False) == dataset_stats(ds)

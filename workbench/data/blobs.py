@@ -29,8 +29,11 @@ class BlobStore:
     def exists(self, digest: str) -> bool:
         return self.path(digest).is_file()
 
-    def put(self, data: bytes, digest: str | None = None) -> tuple[str, bool]:
-        """Store ``data``; returns (hash, written_now). Atomic: temp file, fsync, rename."""
+    def put(self, data: bytes, digest: str | None = None, *, fsync: bool = True) -> tuple[str, bool]:
+        """Store ``data``; returns (hash, written_now). Atomic: temp file, (fsync,) rename.
+
+        Bulk writers pass ``fsync=False`` and call :meth:`sync` once before they commit.
+        """
         digest = digest or sha256_bytes(data)
         target = self.path(digest)
         if target.is_file():
@@ -41,7 +44,8 @@ class BlobStore:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                if fsync:
+                    os.fsync(f.fileno())
             os.replace(tmp, target)
         except BaseException:
             try:
@@ -50,6 +54,11 @@ class BlobStore:
                 pass
             raise
         return digest, True
+
+    @staticmethod
+    def sync() -> None:
+        """Flush written image files to disk (one call for a whole import)."""
+        os.sync()
 
     def get(self, digest: str) -> bytes:
         p = self.path(digest)

@@ -117,6 +117,7 @@ class Dataset:
                 "INSERT INTO classes (dataset_id, name, color, position) VALUES (?,?,?,?)",
                 (self.id, c.name, c.color, pos),
             )
+            self._touch()
         return c
 
     def rename_class(self, old: str, new: str) -> None:
@@ -130,6 +131,7 @@ class Dataset:
             if self.type == "anomaly":
                 raise ValidationError("anomaly classes good and anomalous cannot be renamed", field="classes")
             self.conn.execute("UPDATE classes SET name=? WHERE id=?", (new, ids[old]))
+            self._touch()
 
     def set_class_color(self, name: str, color: str) -> None:
         c = ClassDef(name, color)
@@ -139,6 +141,7 @@ class Dataset:
             )
             if cur.rowcount == 0:
                 raise NotFoundError(f"dataset '{self.name}' has no class '{name}'")
+            self._touch()
 
     # ------------------------------------------------------------------ import
     def import_batch(self, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
@@ -180,9 +183,11 @@ class Dataset:
         nested = self.conn.in_transaction
         try:
             for _item, data, digest, _info in prepared:
-                _, new = self.workspace.blobs.put(data, digest)
+                _, new = self.workspace.blobs.put(data, digest, fsync=False)
                 if new:
                     written.append(digest)
+            if written:
+                self.workspace.blobs.sync()
             return self._insert_prepared(prepared, batch.classes, author, directory)
         except BaseException:
             self._drop_unreferenced(written, rolled_back_later=nested)

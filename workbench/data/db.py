@@ -108,6 +108,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
     payload BLOB NOT NULL,
     PRIMARY KEY (dataset_id, id)
 );
+CREATE TABLE IF NOT EXISTS stats_cache (
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (dataset_id, key)
+);
 """
 
 _local = threading.local()

@@ -4,6 +4,7 @@ this module only gathers the numbers they judge."""
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -20,15 +21,35 @@ __all__ = ["dataset_stats"]
 _LABEL_TYPES = ("classification", "anomaly")
 
 
-def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates: bool = True) -> dict[str, Any]:
+def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates: bool = True,
+                  use_cache: bool = True) -> dict[str, Any]:
     """Counts per split and per class per split, balance warnings, box sizes, duplicates, unannotated.
 
     JSON-ready: ``examples``, ``annotations``, ``splits``, ``classes``, ``warnings`` and the rest of
-    :class:`~workbench.data.quality.QualityReport`'s fields.
+    :class:`~workbench.data.quality.QualityReport`'s fields. The result is cached against the dataset's
+    change counter, so asking again before anything changed costs one small read.
     """
+    key = json.dumps([directory, near_duplicates])
+    if use_cache:
+        row = ds.conn.execute(
+            "SELECT s.payload FROM stats_cache s JOIN datasets d ON d.id = s.dataset_id "
+            "WHERE s.dataset_id=? AND s.key=? AND s.version = d.version", (ds.id, key)).fetchone()
+        if row is not None:
+            return json.loads(row[0])
+    out = _compute(ds, directory, near_duplicates)
+    if use_cache:
+        with ds._tx():
+            ds.conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
+                            (ds.id, key, out.pop("_version"), json.dumps(out)))
+    out.pop("_version", None)
+    return out
+
+
+def _compute(ds: Dataset, directory: str | None, near_duplicates: bool) -> dict[str, Any]:
     conn = ds.conn
     dtype = ds.type
     with ds._tx():  # one consistent read
+        version = ds.version
         where, args = "e.dataset_id=?", [ds.id]
         if directory is not None:
             where += " AND e.id IN (SELECT example_id FROM directory_members WHERE directory_id=?)"
@@ -69,14 +90,13 @@ def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates:
                 ORDER BY e.id""", args)]
         boxes = None
         if not label_types:
-            order = [c.name for c in classes]
-            index = {cid: order.index(n) for cid, n in names.items()}
+            order = [c.name for c in classes]  # classes.position is the index into this list
             arr = np.array(conn.execute(
-                f"""SELECT a.w, a.h, e.width, e.height, a.class_id, a.example_id FROM annotations a
-                    JOIN examples e ON e.id = a.example_id WHERE {where} AND a.proposal=0 AND a.w IS NOT NULL""",
+                f"""SELECT a.w, a.h, e.width, e.height, c.position, a.example_id FROM annotations a
+                    JOIN examples e ON e.id = a.example_id JOIN classes c ON c.id = a.class_id
+                    WHERE {where} AND a.proposal=0 AND a.w IS NOT NULL""",
                 args).fetchall(), dtype=np.float64).reshape(-1, 6)
-            cls = np.array([index[int(c)] for c in arr[:, 4]], dtype=np.int64) if len(arr) else arr[:, 4]
-            boxes = box_stats_from_arrays(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], cls, arr[:, 5], order)
+            boxes = box_stats_from_arrays(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5], order)
         dup_rows = conn.execute(
             f"""SELECT e.id, e.blob, e.split, b.phash FROM examples e JOIN blobs b ON b.hash = e.blob
                 WHERE {where} ORDER BY e.id""", args).fetchall()
@@ -90,5 +110,5 @@ def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates:
     report = build_report(dtype, classes, counts, sum(splits.values()), missing, boxes, dups)
     out = report.to_dict()
     out.update(dataset=ds.name, directory=directory, examples=sum(splits.values()), annotations=n_ann,
-               splits=splits)
+               splits=splits, _version=version)
     return out

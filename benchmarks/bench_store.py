@@ -1,0 +1,141 @@
+"""Store at scale: import a generated COCO file of N images / 10*N boxes, then time stats, opening one
+example, and committing one annotation edit (p50 / p99). References measured in the same run:
+``json.load`` + pycocotools indexing of the same file.
+
+    python benchmarks/bench_store.py --images 100000 --boxes-per-image 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def make_coco(root: Path, n_images: int, per_image: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    img_dir = root / "images"
+    img_dir.mkdir(parents=True)
+    base = rng.integers(0, 255, size=(24, 32, 3), dtype=np.uint8)
+    images, anns = [], []
+    aid = 1
+    for i in range(n_images):
+        arr = base.copy()
+        arr[i % 24, (i // 24) % 32] = (i * 7) % 255
+        arr[(i // 768) % 24, 0, :] = (i // 768) % 255  # unique bytes per image
+        arr[0, 0, :] = [i % 256, (i // 256) % 256, (i // 65536) % 256]
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
+        name = f"im{i:06d}.png"
+        (img_dir / name).write_bytes(buf.getvalue())
+        images.append({"id": i + 1, "file_name": name, "width": 32, "height": 24})
+        xy = rng.uniform(0, 20, size=(per_image, 2))
+        wh = rng.uniform(1, 10, size=(per_image, 2))
+        cats = rng.integers(1, 4, size=per_image)
+        for k in range(per_image):
+            x, y = round(float(xy[k, 0]), 2), round(float(xy[k, 1]), 2)
+            w, h = round(min(float(wh[k, 0]), 32 - x), 2), round(min(float(wh[k, 1]), 24 - y), 2)
+            anns.append({"id": aid, "image_id": i + 1, "category_id": int(cats[k]), "bbox": [x, y, w, h],
+                         "area": w * h, "iscrowd": 0})
+            aid += 1
+    cats = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}]
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return path
+
+
+def timed(fn, repeat: int = 1) -> tuple[float, object]:
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=100_000)
+    ap.add_argument("--boxes-per-image", type=int, default=10)
+    ap.add_argument("--edits", type=int, default=300)
+    ap.add_argument("--keep", type=Path, help="Keep the generated files and workspace here.")
+    args = ap.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from workbench.data import Annotation, Workspace
+    from workbench.data.formats import get_reader
+    from workbench.data.stats import dataset_stats
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="wb-bench-store-"))
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t_gen, gt = timed(lambda: make_coco(root / "src", args.images, args.boxes_per_image))
+
+    def reference():
+        from pycocotools.coco import COCO
+
+        c = COCO.__new__(COCO)
+        c.dataset = json.loads(Path(gt).read_text())
+        c.anns, c.cats, c.imgs = {}, {}, {}
+        import contextlib
+        with contextlib.redirect_stdout(io.StringIO()):
+            c.createIndex()
+        return c
+
+    t_ref, _ = timed(reference)
+    ws = Workspace(root / "ws")
+    t_read, batch = timed(lambda: get_reader("coco").read(gt))
+    ds = ws.create_dataset("big", "detection")
+    t_store, ids = timed(lambda: ds.import_batch(batch))
+    n_boxes = sum(len(it.annotations) for it in batch.items)
+    batch = None  # free the items before timing the rest
+    rows.append(("import (read + validate COCO)", t_read, t_ref))
+    rows.append(("import (store: hash, phash, write, commit)", t_store, t_ref))
+    t_stats, st = timed(lambda: dataset_stats(ds, use_cache=False), repeat=2)
+    t_stats_nd, _ = timed(lambda: dataset_stats(ds, near_duplicates=False, use_cache=False), repeat=2)
+    dataset_stats(ds)
+    t_stats_warm, _ = timed(lambda: dataset_stats(ds), repeat=5)
+    rng = np.random.default_rng(1)
+    opens = []
+    for eid in rng.choice(ids, size=200):
+        t = time.perf_counter()
+        ds.example(int(eid))
+        opens.append(time.perf_counter() - t)
+    edits = []
+    for eid in rng.choice(ids, size=args.edits):
+        ex = ds.example(int(eid))
+        a = ex.annotations[0]
+        t = time.perf_counter()
+        ds.update_annotation(a.id, Annotation("box", a.label, bbox=(0.0, 0.0, 3.0, 3.0)), author="bench")
+        edits.append(time.perf_counter() - t)
+    opens.sort()
+    edits.sort()
+
+    def pct(v, q):
+        return v[min(len(v) - 1, int(q * len(v)))]
+
+    print(f"\nstore benchmark: {args.images:,} images, {n_boxes:,} boxes (generated in {t_gen:.1f} s)")
+    print(f"reference: json.load + pycocotools createIndex = {t_ref:.2f} s\n")
+    print(f"{'what':48s} {'time':>10s} {'x reference':>12s}")
+    for name, t, ref in rows:
+        print(f"{name:48s} {t:9.2f}s {t / ref:11.1f}x")
+    print(f"{'stats, computed (counts, balance, boxes, dups)':48s} {t_stats * 1000:8.0f}ms   goal < 1000 ms (issue 2), 200 ms (issue 8)")
+    print(f"{'stats, computed, without near-duplicate search':48s} {t_stats_nd * 1000:8.0f}ms")
+    print(f"{'stats, unchanged dataset (cached by version)':48s} {t_stats_warm * 1000:8.1f}ms")
+    print(f"{'open one example (p50 / p99)':48s} {pct(opens, .5) * 1000:6.2f} / {pct(opens, .99) * 1000:.2f} ms  goal < 5 ms")
+    print(f"{'one annotation edit committed (p50 / p99)':48s} {pct(edits, .5) * 1000:6.2f} / {pct(edits, .99) * 1000:.2f} ms  goal p99 < 5 ms")
+    print(f"examples in store: {st['examples']:,}; annotations: {st['annotations']:,}")
+    ws.close()
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
