@@ -1,0 +1,351 @@
+"""COCO detection / instance-segmentation metrics that equal pycocotools' COCOeval.
+
+``coco_metrics(gt, dt, iou_type="bbox")`` checks and normalizes the inputs, runs one backend from the
+registry in ``coco_backends`` (default ``"auto"``: hotcoco, else faster-coco-eval, else pycocotools; all
+give pycocotools' numbers) with its printing silenced, and returns a ``CocoResult``: the 12 summary stats,
+per-class AP / AP50 / AP75 and precision-recall curves read from the evaluator's ``eval["precision"]``.
+
+Conventions kept from pycocotools: a value is -1 where it is undefined (no ground truth in that class or
+area range); the 101 recall points are 0, 0.01, ..., 1; maxDets is 1 / 10 / 100.
+Input rules: ground truth must be a COCO dict (or a JSON file of one); an annotation with no ``area`` gets
+the area of its segmentation (else of its box), one with no ``iscrowd`` gets 0 (pycocotools would crash on
+both). Detections must name known images and categories; for ``segm`` a detection's segmentation may be a
+polygon, uncompressed or compressed RLE (all are converted to compressed RLE, which is what loadRes takes);
+for ``bbox`` a detection needs a box (one with only a mask gets the mask's box).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import UnknownNameError, ValidationError
+from .coco_backends import get_backend, quiet
+
+__all__ = ["STAT_KEYS", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
+
+STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+IOU_TYPES = ("bbox", "segm")
+RECALL_POINTS = [round(x, 2) for x in np.linspace(0.0, 1.0, 101)]
+
+
+@dataclass(frozen=True)
+class CocoResult:
+    """What one COCO evaluation produced.
+
+    ``stats``: the 12 numbers under ``STAT_KEYS``. ``per_class``: class name -> ``{"AP", "AP50", "AP75",
+    "gt"}`` (``gt``: non-crowd ground-truth objects; filled when ``per_class=True``). ``pr_curves``: ``"all"``
+    (and each class with ground truth, when ``per_class=True``) -> ``{"recall": 101 points, "precision50":
+    precision at IoU 0.5, "precision": mean over IoU 0.5:0.95}``, area ``all``, 100 detections.
+    ``precision``: the evaluator's raw array ``[T, R, K, A, M]``; ``categories``: ``{"id", "name"}`` per K.
+    """
+
+    iou_type: str
+    backend: str
+    stats: dict[str, float]
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    pr_curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    categories: list[dict[str, Any]] = field(default_factory=list)
+    precision: np.ndarray = field(default_factory=lambda: np.zeros((10, 101, 0, 4, 3)), repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (without the raw precision array)."""
+        return {
+            "iou_type": self.iou_type,
+            "backend": self.backend,
+            "stats": dict(self.stats),
+            "per_class": {k: dict(v) for k, v in self.per_class.items()},
+            "pr_curves": {k: {kk: list(vv) for kk, vv in v.items()} for k, v in self.pr_curves.items()},
+            "categories": [dict(c) for c in self.categories],
+        }
+
+
+def _read_json(path: str | Path, what: str) -> Any:
+    p = Path(path)
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValidationError(f"cannot read {what}: {exc.strerror}", file=str(p)) from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{what} is not valid JSON: {exc}", file=str(p)) from None
+
+
+def _num(v: Any) -> bool:
+    return (
+        isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
+    )
+
+
+def load_ground_truth(gt: dict[str, Any] | str | Path) -> dict[str, Any]:
+    """A checked, normalized shallow copy of a COCO ground-truth dict (or of the JSON file ``gt``)."""
+    file = None
+    if isinstance(gt, (str, Path)):
+        file = str(gt)
+        gt = _read_json(gt, "ground truth")
+    if not isinstance(gt, dict):
+        raise ValidationError(
+            "ground truth must be a COCO object with images, annotations, categories", file=file
+        )
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(gt.get(key), list):
+            raise ValidationError(f"ground truth has no '{key}' list", file=file, field=key)
+    images = {}
+    for i, img in enumerate(gt["images"]):
+        if not isinstance(img, dict) or "id" not in img:
+            raise ValidationError("image entry has no id", file=file, record=f"image {i}", field="id")
+        images[img["id"]] = img
+    cats = {}
+    for i, c in enumerate(gt["categories"]):
+        if not isinstance(c, dict) or "id" not in c:
+            raise ValidationError("category entry has no id", file=file, record=f"category {i}", field="id")
+        cats[c["id"]] = c
+    anns = []
+    for i, a in enumerate(gt["annotations"]):
+        if not isinstance(a, dict):
+            raise ValidationError("annotation must be an object", file=file, record=f"annotation {i}")
+        rec = f"annotation {a.get('id', i)}"
+        if a.get("image_id") not in images:
+            raise ValidationError(
+                f"unknown image_id {a.get('image_id')!r}", file=file, record=rec, field="image_id"
+            )
+        if a.get("category_id") not in cats:
+            raise ValidationError(
+                f"unknown category_id {a.get('category_id')!r}", file=file, record=rec, field="category_id"
+            )
+        if "id" not in a:
+            raise ValidationError("annotation has no id", file=file, record=rec, field="id")
+        if "area" not in a or "iscrowd" not in a:  # fill what pycocotools needs; complete ones are shared
+            a = dict(a)
+            a.setdefault("iscrowd", 0)
+            if "area" not in a:
+                a["area"] = _default_area(a, images[a["image_id"]], file, rec)
+        anns.append(a)
+    _check_boxes([a.get("bbox") for a in anns], [f"annotation {a['id']}" for a in anns], file)
+    return {**gt, "annotations": anns}
+
+
+def _default_area(ann: dict[str, Any], img: dict[str, Any], file: str | None, rec: str) -> float:
+    if "segmentation" in ann:
+        try:
+            return float(_mask_utils().area(_to_rle(ann["segmentation"], img, rec)))
+        except ValidationError as exc:
+            raise exc.located(file=file) from None
+    bbox = ann.get("bbox")
+    _check_boxes([bbox], [rec], file)
+    assert bbox is not None
+    return float(bbox[2]) * float(bbox[3])
+
+
+def _check_boxes(
+    boxes: list[Any], records: list[str], file: str | None, *, allow_negative: bool = True
+) -> None:
+    """Every box is 4 finite numbers (and, unless allowed, no negative size). Vectorized for the usual
+    case; on a failure, the per-box loop finds the first bad one and names its record."""
+    if boxes:
+        try:
+            arr = np.array(boxes)
+            ok = arr.dtype.kind in "iuf" and arr.shape == (len(boxes), 4) and bool(np.isfinite(arr).all())
+            ok = ok and (allow_negative or bool((arr[:, 2:] >= 0).all()))
+        except (ValueError, TypeError):
+            ok = False
+        if ok:
+            return
+    for bbox, rec in zip(boxes, records, strict=True):
+        if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_num(v) for v in bbox)):
+            raise ValidationError(
+                f"bbox must be 4 finite numbers, got {bbox!r}", file=file, record=rec, field="bbox"
+            )
+        if not allow_negative and (bbox[2] < 0 or bbox[3] < 0):
+            raise ValidationError(f"bbox has negative size {list(bbox)}", file=file, record=rec, field="bbox")
+
+
+def _mask_utils() -> Any:
+    from pycocotools import mask  # noqa: PLC0415 - C extension, only when masks are involved
+
+    return mask
+
+
+def _to_rle(seg: Any, img: dict[str, Any], rec: str | None) -> dict[str, Any]:
+    """Polygon(s) / uncompressed RLE / compressed RLE -> one compressed RLE with str counts."""
+    mu = _mask_utils()
+    h, w = img.get("height"), img.get("width")
+    try:
+        if isinstance(seg, list):
+            if not (isinstance(h, int) and isinstance(w, int)):
+                raise ValueError("a polygon needs its image's width and height in the ground truth")
+            rle = mu.merge(mu.frPyObjects(seg, h, w))
+        elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
+            size = seg["size"]
+            rle = mu.frPyObjects(seg, size[0], size[1])
+        elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+            rle = {"size": list(seg["size"]), "counts": seg["counts"]}
+        else:
+            raise ValueError(f"expected a polygon list or an RLE dict, got {type(seg).__name__}")
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValidationError(f"bad segmentation: {exc}", record=rec, field="segmentation") from None
+    counts = rle["counts"]
+    return {
+        "size": [int(s) for s in rle["size"]],
+        "counts": counts.decode() if isinstance(counts, bytes) else counts,
+    }
+
+
+def load_detections(dt: list[dict[str, Any]] | str | Path) -> list[dict[str, Any]]:
+    """The detection list (from a list or a JSON file), not yet checked against ground truth."""
+    file = None
+    if isinstance(dt, (str, Path)):
+        file = str(dt)
+        dt = _read_json(dt, "detections")
+    if not isinstance(dt, list):
+        raise ValidationError("detections must be a list of objects", file=file)
+    return dt
+
+
+def _normalize_detections(
+    dt: list[dict[str, Any]], gt: dict[str, Any], iou_type: str, file: str | None
+) -> list[dict[str, Any]]:
+    images = {img["id"]: img for img in gt["images"]}
+    cat_ids = {c["id"] for c in gt["categories"]}
+    out = []
+    for i, d in enumerate(dt):
+        rec = f"detection {i}"
+        if not isinstance(d, dict):
+            raise ValidationError("a detection must be an object", file=file, record=rec)
+        img = images.get(d.get("image_id"))
+        if img is None:
+            raise ValidationError(
+                f"image_id {d.get('image_id')!r} is not in the ground truth; detections must be for its images",
+                file=file,
+                record=rec,
+                field="image_id",
+            )
+        if d.get("category_id") not in cat_ids:
+            raise ValidationError(
+                f"category_id {d.get('category_id')!r} is not a ground-truth category",
+                file=file,
+                record=rec,
+                field="category_id",
+            )
+        n = {"image_id": d["image_id"], "category_id": d["category_id"], "score": d.get("score")}
+        if iou_type == "segm":
+            if "segmentation" not in d:
+                raise ValidationError(
+                    "segm evaluation needs a segmentation", file=file, record=rec, field="segmentation"
+                )
+            try:
+                n["segmentation"] = _to_rle(d["segmentation"], img, rec)
+            except ValidationError as exc:
+                raise exc.located(file=file) from None
+        else:
+            bbox = d.get("bbox")
+            if bbox is None and "segmentation" in d:
+                bbox = [float(v) for v in _mask_utils().toBbox(_to_rle(d["segmentation"], img, rec))]
+            n["bbox"] = bbox
+        out.append(n)
+    scores = [n["score"] for n in out]
+    try:
+        good = np.array(scores).dtype.kind in "iuf" and bool(np.isfinite(np.array(scores, dtype=float)).all())
+    except (ValueError, TypeError):
+        good = False
+    if not good:
+        i = next(i for i, v in enumerate(scores) if not _num(v))
+        raise ValidationError(
+            f"score must be a finite number, got {scores[i]!r}",
+            file=file,
+            record=f"detection {i}",
+            field="score",
+        )
+    if iou_type == "bbox":
+        _check_boxes(
+            [n["bbox"] for n in out], [f"detection {i}" for i in range(len(out))], file, allow_negative=False
+        )
+    return out
+
+
+def coco_metrics(
+    gt: dict[str, Any] | str | Path,
+    dt: list[dict[str, Any]] | str | Path,
+    iou_type: str = "bbox",
+    *,
+    backend: str = "auto",
+    per_class: bool = False,
+) -> CocoResult:
+    """COCO metrics of detections ``dt`` against ground truth ``gt`` (dicts or JSON file paths).
+
+    ``backend``: a name in ``coco_backends.BACKENDS`` or ``"auto"``. Empty detections give zeros (and -1
+    where there is no ground truth), not an error. Prints nothing.
+    """
+    if iou_type not in IOU_TYPES:
+        raise UnknownNameError("COCO iou_type", str(iou_type), IOU_TYPES)
+    be = get_backend(backend)
+    gt_file = str(gt) if isinstance(gt, (str, Path)) else None
+    dt_file = str(dt) if isinstance(dt, (str, Path)) else None
+    gtn = load_ground_truth(gt)
+    if iou_type == "segm":
+        gtn = _with_segmentations(gtn, gt_file)
+    dtn = _normalize_detections(load_detections(dt), gtn, iou_type, dt_file)
+    with quiet():
+        raw = be.run(gtn, dtn, iou_type)
+    stats = {k: float(v) for k, v in zip(STAT_KEYS, raw.stats, strict=True)}
+    cats = {c["id"]: c for c in gtn["categories"]}
+    names = _names([cats[i] for i in raw.cat_ids])
+    categories = [{"id": i, "name": n} for i, n in zip(raw.cat_ids, names, strict=True)]
+    curves = {"all": _curve(raw.precision, None)}
+    classes: dict[str, dict[str, float]] = {}
+    if per_class:
+        gt_counts = _gt_counts(gtn)
+        for k, (cid, name) in enumerate(zip(raw.cat_ids, names, strict=True)):
+            classes[name] = {
+                "AP": _mean_valid(raw.precision[:, :, k, 0, -1]),
+                "AP50": _mean_valid(raw.precision[0, :, k, 0, -1]),
+                "AP75": _mean_valid(raw.precision[5, :, k, 0, -1]),
+                "gt": gt_counts.get(cid, 0),
+            }
+            if (raw.precision[:, :, k, 0, -1] > -1).any():
+                curves[name] = _curve(raw.precision, k)
+    return CocoResult(iou_type, be.name, stats, classes, curves, categories, raw.precision)
+
+
+def _with_segmentations(gt: dict[str, Any], file: str | None) -> dict[str, Any]:
+    for a in gt["annotations"]:
+        if "segmentation" not in a:
+            raise ValidationError(
+                "segm evaluation needs a segmentation on every ground-truth annotation",
+                file=file,
+                record=f"annotation {a['id']}",
+                field="segmentation",
+            )
+    return gt
+
+
+def _names(cats: list[dict[str, Any]]) -> list[str]:
+    names = [str(c.get("name", c["id"])) for c in cats]
+    dup = {n for n in names if names.count(n) > 1}
+    return [f"{n} ({c['id']})" if n in dup else n for n, c in zip(names, cats, strict=True)]
+
+
+def _gt_counts(gt: dict[str, Any]) -> dict[Any, int]:
+    counts: dict[Any, int] = {}
+    for a in gt["annotations"]:
+        if not a.get("iscrowd"):
+            counts[a["category_id"]] = counts.get(a["category_id"], 0) + 1
+    return counts
+
+
+def _mean_valid(values: np.ndarray) -> float:
+    """pycocotools' summary rule: the mean of the entries > -1, or -1 when there are none."""
+    v = values[values > -1]
+    return float(np.mean(v)) if v.size else -1.0
+
+
+def _curve(precision: np.ndarray, k: int | None) -> dict[str, list[float]]:
+    """Precision at the 101 recall points (area all, last maxDets): at IoU 0.5, and averaged over IoUs."""
+    p = precision[:, :, :, 0, -1] if k is None else precision[:, :, k : k + 1, 0, -1]  # [T, R, K']
+    at50 = [_mean_valid(p[0, r, :]) for r in range(p.shape[1])]
+    avg = [_mean_valid(p[:, r, :]) for r in range(p.shape[1])]
+    return {"recall": list(RECALL_POINTS), "precision50": at50, "precision": avg}
