@@ -223,7 +223,7 @@ def dir_() -> None:
 
 
 def _ids(values: tuple[str, ...]) -> list[int]:
-    out = []
+    out: list[int] = []
     for v in values:
         for part in v.split(","):
             if part.strip():

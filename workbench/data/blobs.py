@@ -74,7 +74,7 @@ class BlobStore:
             pass
 
     def all(self) -> set[str]:
-        out = set()
+        out: set[str] = set()
         for sub in self.root.iterdir():
             if sub.is_dir() and len(sub.name) == 2:
                 out.update(p.name for p in sub.iterdir() if len(p.name) == 64)

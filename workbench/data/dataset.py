@@ -159,13 +159,14 @@ class Dataset:
         known = {c.name for c in self.classes} | {c.name for c in batch.classes}
         prepared: list[tuple[Any, bytes, str, Any]] = []
         for idx, item in enumerate(batch.items):
-            where = {"file": str(item.path) if item.path else (item.file_name or source_file),
-                     "record": item.record if item.record is not None else idx}
+            file = str(item.path) if item.path else (item.file_name or source_file)
+            record = item.record if item.record is not None else idx
             try:
                 data = item.read_bytes()
             except OSError as e:
-                raise ValidationError(f"cannot read image: {e.strerror or e}", **where, field="file_name") from None
-            info = probe_image(data, file=where["file"], record=where["record"])
+                raise ValidationError(f"cannot read image: {e.strerror or e}", file=file, record=record,
+                                      field="file_name") from None
+            info = probe_image(data, file=file, record=record)
             for ann in item.annotations:
                 try:
                     if ann.kind not in allowed:
@@ -176,7 +177,7 @@ class Dataset:
                         raise ValidationError(f"unknown class '{ann.label}'", field="label")
                     ann.check_inside(info.width, info.height)
                 except ValidationError as e:
-                    raise e.located(**where) from None
+                    raise e.located(file=file, record=record) from None
             prepared.append((item, data, sha256_bytes(data), info))
 
         written: list[str] = []

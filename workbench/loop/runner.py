@@ -97,7 +97,7 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
             if on_step:
                 on_step(s, "start")
             t0 = time.perf_counter()
-            step = {"step": s, "notebook": str(out / f"{s}.ipynb"), "parameters": given}
+            step: dict[str, Any] = {"step": s, "notebook": str(out / f"{s}.ipynb"), "parameters": given}
             try:
                 papermill.execute_notebook(
                     str(paths[s]), str(out / f"{s}.ipynb"), parameters=given, kernel_name="python3",
