@@ -53,7 +53,7 @@ CREATE TABLE IF NOT EXISTS blobs (
     phash TEXT
 );
 CREATE TABLE IF NOT EXISTS examples (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
     blob TEXT NOT NULL REFERENCES blobs(hash),
     file_name TEXT NOT NULL,
@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS examples (
 );
 CREATE INDEX IF NOT EXISTS examples_dataset ON examples (dataset_id, split);
 CREATE TABLE IF NOT EXISTS annotations (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,
     dataset_id INTEGER NOT NULL,
     class_id INTEGER NOT NULL REFERENCES classes(id),

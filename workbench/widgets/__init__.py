@@ -1,0 +1,45 @@
+"""Jupyter views over pure-Python state objects.
+
+Importing this package loads no ipywidgets / ipycanvas: the widget classes are imported on first use,
+the state objects (``CanvasState``) need numpy and Pillow only.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__all__ = [
+    "AnnotationCanvas",
+    "AnnotationSink",
+    "CanvasSettings",
+    "CanvasState",
+    "MemoryImage",
+    "MemorySink",
+    "render_example",
+    "render_png",
+]
+
+_LAZY = {
+    "AnnotationCanvas": ".canvas",
+    "AnnotationSink": ".sink",
+    "MemoryImage": ".sink",
+    "MemorySink": ".sink",
+    "CanvasSettings": ".canvas_state",
+    "CanvasState": ".canvas_state",
+    "render_example": ".render",
+    "render_png": ".render",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -1,0 +1,466 @@
+"""The annotation canvas as a pure-Python state object: navigation, tools, selection, zoom, undo, proposals.
+
+No ipywidgets or ipycanvas here. The view (``canvas.py``) forwards browser events in CANVAS pixels
+(``pointer_down/move/up``, ``wheel``, ``key_down``) and toolbar clicks (``do(action)``), then asks
+``take_dirty()`` which layers to redraw: ``image``, ``annotations``, ``interaction`` or ``toolbar``.
+
+Rules this object keeps:
+
+* every stored coordinate is in IMAGE pixels, clamped to the image; canvas -> image goes through the
+  explicit :class:`~workbench.widgets.geometry.ViewTransform` (zoom around the cursor, pan);
+* every user action is one undoable command and (almost always) exactly one store call, made at once:
+  there is no save button. Accepting a classification proposal over an existing label is the exception
+  (delete the old label, accept the proposal: two calls, one undo step);
+* undo history is KEPT PER EXAMPLE (the last ``settings.histories_kept`` examples visited, each bounded
+  to ``settings.undo_limit`` commands): come back to an example and Ctrl+Z still undoes your last edit
+  there. An undo the store refuses (someone else deleted the annotation meanwhile) drops that command and
+  reloads the example;
+* opening an example loads that example only (its record; its image bytes when the view asks);
+* ``next`` confirms the example before moving on (a detection / segmentation example with no boxes is a
+  valid "nothing here" answer and is marked ``annotated``; in the ``review`` directory it is marked
+  ``reviewed``); ``skip`` moves on without marking anything; ``previous`` and ``goto`` never write.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from ..data.records import TASK_TYPES, Annotation, ClassDef, Example
+from ..errors import NotFoundError, UnknownNameError, ValidationError
+from .edits import AnnotationEdits
+from .geometry import ShapeIndex, ViewTransform
+from .sink import AnnotationSink
+from .tools import TOOLS, Interaction, Tool
+from .undo import History
+
+__all__ = ["LAYERS", "TOOLS_FOR_TYPE", "KEYMAP", "CanvasSettings", "CanvasState", "resolve_key"]
+
+LAYERS = ("image", "annotations", "interaction", "toolbar")
+
+# The tools each dataset type offers, the first one active on start.
+TOOLS_FOR_TYPE: dict[str, tuple[str, ...]] = {
+    "classification": ("pan",),
+    "detection": ("box", "select", "pan"),
+    "segmentation": ("polygon", "brush", "eraser", "box", "select", "pan"),
+    "anomaly": ("box", "polygon", "select", "pan"),
+}
+
+# Key (as the browser names it, with ctrl+ / ctrl+shift+ prefixes; Cmd counts as Ctrl) -> action.
+KEYMAP: dict[str, str] = {
+    "n": "next",
+    "ArrowRight": "next",
+    "p": "previous",
+    "ArrowLeft": "previous",
+    "s": "skip",
+    "Delete": "delete",
+    "Backspace": "delete",
+    "Escape": "cancel",
+    "Enter": "close",
+    "ctrl+z": "undo",
+    "ctrl+shift+z": "redo",
+    "ctrl+y": "redo",
+    "a": "accept",
+    "r": "reject",
+    "0": "reset_view",
+    "+": "zoom_in",
+    "=": "zoom_in",
+    "-": "zoom_out",
+    "[": "brush_smaller",
+    "]": "brush_larger",
+    **{str(i): f"class:{i}" for i in range(1, 10)},
+}
+
+_RANK = {"new": 0, "annotated": 1, "reviewed": 2}
+_SINK_METHODS = (
+    "classes",
+    "type",
+    "example_ids",
+    "example",
+    "load_bytes",
+    "add_annotation",
+    "update_annotation",
+    "delete_annotation",
+    "set_status",
+    "add_class",
+    "progress",
+)
+
+
+def resolve_key(key: str, shift: bool = False, ctrl: bool = False) -> str | None:
+    """The action bound to a key press, or None. Shift only matters together with Ctrl."""
+    k = key.lower() if len(key) == 1 else key
+    prefix = ("ctrl+" + ("shift+" if shift else "")) if ctrl else ""
+    return KEYMAP.get(prefix + k)
+
+
+@dataclass(frozen=True)
+class CanvasSettings:
+    canvas_width: int = 800  # canvas size in CSS px (= canvas px: the view sets both)
+    canvas_height: int = 600
+    handle_tolerance_px: float = 6.0  # screen px around a resize handle that grab it
+    close_tolerance_px: float = 8.0  # screen px around a polygon's first vertex that close it
+    click_tolerance_px: float = 4.0  # a press and release closer than this is a click, not a drag
+    min_box_px: float = 1.0  # smallest box side kept, image px
+    brush_radius: float = 8.0  # image px
+    wheel_zoom: float = 0.0015  # zoom factor per wheel delta unit: exp(-delta * wheel_zoom)
+    undo_limit: int = 200
+    histories_kept: int = 20
+
+
+class CanvasState(AnnotationEdits):
+    """Everything the annotation canvas knows and does, minus the drawing."""
+
+    def __init__(
+        self,
+        sink: AnnotationSink,
+        *,
+        directory: str | None = None,
+        split: str | None = None,
+        user: str = "annotator",
+        settings: CanvasSettings | None = None,
+    ) -> None:
+        missing = [m for m in _SINK_METHODS if not hasattr(sink, m)]
+        if missing:
+            raise ValidationError(
+                f"{type(sink).__name__} is not a dataset: it lacks {', '.join(missing)}", field="dataset"
+            )
+        if sink.type not in TASK_TYPES:
+            raise UnknownNameError("dataset type", sink.type, TASK_TYPES)
+        if not user:
+            raise ValidationError("the canvas needs a user name for the annotations it makes", field="user")
+        self.sink = sink
+        self.type: str = sink.type
+        self.directory, self.split, self.user = directory, split, user
+        self.settings = settings or CanvasSettings()
+        self.classes: list[ClassDef] = list(sink.classes)
+        self.tools = TOOLS_FOR_TYPE[self.type]
+        self._tools: dict[str, Tool] = {name: TOOLS[name]() for name in self.tools}
+        self.tool = self.tools[0]
+        self.current_class: str | None = self.classes[0].name if self.classes else None
+        self.brush_radius = self.settings.brush_radius
+        self.view = ViewTransform()
+        self.interaction = Interaction()
+        self.example: Example | None = None
+        self.annotations: list[Annotation] = []
+        self.selected_id: int | None = None
+        self.message = ""
+        self.pointer: tuple[float, float] | None = None
+        self.pressed = False
+        self.position: int | None = None
+        self._histories: OrderedDict[int, History] = OrderedDict()
+        self._index: ShapeIndex | None = None
+        self._progress: tuple[int, int] | None = None
+        self._image_bytes: bytes | None = None
+        self._dirty: set[str] = set(LAYERS)
+        self._actions: dict[str, Callable[[], object]] = {
+            "next": self.next,
+            "previous": self.previous,
+            "skip": self.skip,
+            "delete": self.delete_selected,
+            "cancel": self.cancel,
+            "close": lambda: None,
+            "undo": self.undo,
+            "redo": self.redo,
+            "accept": self.accept_proposal,
+            "reject": self.reject_proposal,
+            "accept_all": self.accept_all,
+            "reset_view": self.reset_view,
+            "zoom_in": lambda: self.zoom_at(*self._zoom_centre(), 1.25),
+            "zoom_out": lambda: self.zoom_at(*self._zoom_centre(), 0.8),
+            "brush_smaller": lambda: self.set_brush_radius(self.brush_radius / 1.25),
+            "brush_larger": lambda: self.set_brush_radius(self.brush_radius * 1.25),
+        }
+        self.ids: list[int] = list(sink.example_ids(split=split, directory=directory))
+        if self.ids:
+            self.open_index(0)
+
+    # ------------------------------------------------------------------ small queries
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return (self.example.width, self.example.height) if self.example else (1, 1)
+
+    @property
+    def history(self) -> History:
+        if self.example is None:
+            return History(limit=self.settings.undo_limit)
+        eid = self.example.id
+        h = self._histories.get(eid)
+        if h is None:
+            h = self._histories[eid] = History(limit=self.settings.undo_limit)
+            while len(self._histories) > self.settings.histories_kept:
+                self._histories.popitem(last=False)
+        self._histories.move_to_end(eid)
+        return h
+
+    @property
+    def selected(self) -> Annotation | None:
+        return self.annotation(self.selected_id) if self.selected_id is not None else None
+
+    def annotation(self, annotation_id: int | None) -> Annotation | None:
+        for a in self.annotations:
+            if a.id == annotation_id:
+                return a
+        return None
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+    def class_color(self, name: str) -> str:
+        for c in self.classes:
+            if c.name == name:
+                return c.color
+        return "#888888"
+
+    def tolerance(self, screen_px: float) -> float:
+        """A distance the user feels in screen px, as image px at the current zoom."""
+        return screen_px / self.view.scale
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        if self._progress is None:
+            self._progress = tuple(self.sink.progress(self.directory))  # type: ignore[assignment]
+        return self._progress  # type: ignore[return-value]
+
+    @property
+    def progress_text(self) -> str:
+        done, total = self.progress
+        return f"{done} / {total} annotated"
+
+    @property
+    def can_undo(self) -> bool:
+        return self.example is not None and self.history.can_undo
+
+    @property
+    def can_redo(self) -> bool:
+        return self.example is not None and self.history.can_redo
+
+    def truth(self) -> list[Annotation]:
+        return [a for a in self.annotations if not a.proposal]
+
+    def proposals(self) -> list[Annotation]:
+        return [a for a in self.annotations if a.proposal]
+
+    def image_bytes(self) -> bytes:
+        """The current example's encoded image (loaded on first use, for this example only)."""
+        if self.example is None:
+            raise NotFoundError("no example is open")
+        if self._image_bytes is None:
+            self._image_bytes = self.sink.load_bytes(self.example.blob)
+        return self._image_bytes
+
+    def hit_annotation(self, x: float, y: float) -> int | None:
+        """Id of the annotation under image point ``(x, y)``: the smallest containing shape, then topmost."""
+        if self._index is None:
+            self._index = ShapeIndex(self.annotations)
+        pos = self._index.hit(x, y, self.tolerance(self.settings.click_tolerance_px))
+        return None if pos is None else self.annotations[pos].id
+
+    # ------------------------------------------------------------------ dirty layers
+    def mark(self, *layers: str) -> None:
+        for layer in layers:
+            if layer not in LAYERS:
+                raise UnknownNameError("canvas layer", layer, LAYERS)
+        self._dirty.update(layers)
+
+    def take_dirty(self) -> set[str]:
+        """The layers changed since the last call (and forget them)."""
+        out, self._dirty = self._dirty, set()
+        return out
+
+    def say(self, message: str) -> None:
+        self.message = message
+        self.mark("toolbar")
+
+    # ------------------------------------------------------------------ navigation
+    def open_index(self, position: int) -> None:
+        if not 0 <= position < len(self.ids):
+            raise NotFoundError(f"no example at position {position}: the canvas has {len(self.ids)}")
+        self._cancel_gesture()
+        ex = self.sink.example(self.ids[position])
+        self.position, self.example = position, ex
+        self.annotations = list(ex.annotations)
+        self.selected_id = None
+        self._index, self._image_bytes = None, None
+        self.view = ViewTransform.fit(
+            ex.width, ex.height, self.settings.canvas_width, self.settings.canvas_height
+        )
+        self.message = ""
+        _ = self.history  # a visit: this example's undo history becomes the most recent one kept
+        self.mark(*LAYERS)
+
+    def goto(self, example_id: int) -> None:
+        try:
+            self.open_index(self.ids.index(example_id))
+        except ValueError:
+            raise NotFoundError(
+                f"example {example_id} is not among the {len(self.ids)} on this canvas"
+            ) from None
+
+    def next(self) -> bool:
+        """Confirm this example and open the next one (False at the end)."""
+        if self.example is None:
+            return False
+        self._confirm()
+        return self._step(+1)
+
+    def skip(self) -> bool:
+        """Open the next example without marking this one."""
+        return self.example is not None and self._step(+1)
+
+    def previous(self) -> bool:
+        return self.example is not None and self._step(-1)
+
+    def _step(self, delta: int) -> bool:
+        assert self.position is not None
+        target = self.position + delta
+        if not 0 <= target < len(self.ids):
+            self.say("this is the last example" if delta > 0 else "this is the first example")
+            return False
+        self.open_index(target)
+        return True
+
+    def _confirm(self) -> None:
+        ex = self.example
+        assert ex is not None
+        target = "reviewed" if self.directory == "review" else "annotated"
+        if _RANK.get(ex.status, 0) >= _RANK[target]:
+            return
+        if (
+            target == "annotated"
+            and self.type in ("classification", "anomaly")
+            and self._truth_label() is None
+        ):
+            return  # nothing to confirm: the example has no class yet
+        self.sink.set_status(ex.id, target)
+        self.example = replace(ex, status=target)
+        self._progress = None
+        self.mark("toolbar")
+
+    def reload(self) -> None:
+        """Read the classes and the current example again from the store (keeps the view and the history)."""
+        self.classes = list(self.sink.classes)
+        self.mark("toolbar", "annotations")
+        if self.example is None:
+            return
+        self._cancel_gesture()
+        ex = self.sink.example(self.example.id)
+        self.example, self.annotations = ex, list(ex.annotations)
+        if self.annotation(self.selected_id) is None:
+            self.selected_id = None
+        self._index, self._progress = None, None
+        self.mark("annotations", "interaction", "toolbar")
+
+    # ------------------------------------------------------------------ view
+    def _zoom_centre(self) -> tuple[float, float]:
+        return self.pointer or (self.settings.canvas_width / 2, self.settings.canvas_height / 2)
+
+    def _set_view(self, view: ViewTransform) -> None:
+        w, h = self.image_size
+        self.view = view.kept_visible(w, h, self.settings.canvas_width, self.settings.canvas_height)
+        self.mark("image", "annotations", "interaction")
+
+    def zoom_at(self, cx: float, cy: float, factor: float) -> None:
+        self._set_view(self.view.zoomed_at(cx, cy, factor))
+
+    def wheel(self, delta_y: float, cx: float | None = None, cy: float | None = None) -> None:
+        """Zoom for a wheel turn (browser ``deltaY``), around ``(cx, cy)`` or the last pointer position."""
+        if cx is None or cy is None:
+            cx, cy = self._zoom_centre()
+        d = max(-600.0, min(600.0, float(delta_y)))
+        self.zoom_at(cx, cy, math.exp(-d * self.settings.wheel_zoom))
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        self._set_view(self.view.panned(dx, dy))
+
+    def reset_view(self) -> None:
+        w, h = self.image_size
+        self._set_view(ViewTransform.fit(w, h, self.settings.canvas_width, self.settings.canvas_height))
+
+    # ------------------------------------------------------------------ tools and events
+    def set_tool(self, name: str) -> None:
+        if name not in self.tools:
+            raise UnknownNameError(f"tool for {self.type}", name, self.tools)
+        self._cancel_gesture()
+        self.tool = name
+        self.mark("interaction", "toolbar")
+
+    def set_brush_radius(self, radius: float) -> None:
+        self.brush_radius = min(max(float(radius), 1.0), 256.0)
+        self.mark("interaction", "toolbar")
+
+    def _active(self) -> Tool:
+        return self._tools[self.tool]
+
+    def _cancel_gesture(self) -> bool:
+        cancelled = any([t.cancel(self) for t in self._tools.values()])  # every tool, no short cut
+        self.pressed = False
+        return cancelled
+
+    def pointer_down(self, cx: float, cy: float) -> None:
+        self.pointer, self.pressed = (cx, cy), True
+        if self.example is not None:
+            self._active().down(self, cx, cy)
+
+    def pointer_move(self, cx: float, cy: float) -> None:
+        self.pointer = (cx, cy)
+        if self.example is not None:
+            self._active().move(self, cx, cy, self.pressed)
+
+    def pointer_up(self, cx: float, cy: float) -> None:
+        self.pointer = (cx, cy)
+        if not self.pressed:
+            return
+        self.pressed = False
+        if self.example is not None:
+            self._active().up(self, cx, cy)
+
+    def pointer_out(self, cx: float, cy: float) -> None:
+        """The pointer left the canvas: a drag in progress ends there (clamped to the image)."""
+        self.pointer_up(cx, cy)
+        if self.interaction.hover is not None:
+            self.interaction.hover = None
+            self.mark("interaction")
+
+    def key_down(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> bool:
+        """Handle a key press; False when the key means nothing here."""
+        action = resolve_key(key, shift, ctrl or meta)
+        if action is None:
+            return False
+        self.do(action)
+        return True
+
+    def do(self, action: str) -> None:
+        """Run a named action (keys and toolbar buttons both come here)."""
+        if self._active().key(self, action):
+            return
+        if action.startswith("class:"):
+            n = int(action.split(":", 1)[1])
+            if 1 <= n <= len(self.classes):
+                self.set_class(self.classes[n - 1].name)
+            return
+        fn = self._actions.get(action)
+        if fn is None:
+            raise UnknownNameError("canvas action", action, [*self._actions, "class:<n>"])
+        fn()
+
+    def cancel(self) -> None:
+        """Escape: drop the gesture in progress, or else the selection."""
+        if not self._cancel_gesture():
+            self.select(None)
+
+    def select(self, annotation_id: int | None) -> None:
+        if annotation_id is not None and self.annotation(annotation_id) is None:
+            raise NotFoundError(f"no annotation {annotation_id} on this example")
+        if annotation_id != self.selected_id:
+            self.selected_id = annotation_id
+            self.mark("interaction", "toolbar")
+        sel = self.selected
+        if sel is not None and self.type in ("detection", "segmentation") and sel.label in self.class_names:
+            self.current_class = sel.label
+
+    def click_select(self, x: float, y: float) -> None:
+        self.select(self.hit_annotation(x, y))

@@ -1,0 +1,207 @@
+"""Undo / redo as commands that replay against the store.
+
+Every edit is a command with ``do`` and ``undo``, and each of those is exactly the store calls it needs:
+undoing an add deletes the stored annotation, undoing a delete adds it again. The store then hands out a
+NEW id, so commands never hold raw ids: they hold an :class:`AnnRef`, a handle whose ``id`` is re-bound
+whenever the annotation is stored again, and every command about the same annotation shares the handle.
+
+A :class:`History` belongs to one example (the canvas keeps the histories of recently visited examples,
+see ``canvas_state.py``). Its stacks are bounded; a new edit clears the redo stack.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from ..data.records import Annotation
+
+__all__ = [
+    "AnnRef",
+    "EditTarget",
+    "Command",
+    "AddCommand",
+    "UpdateCommand",
+    "DeleteCommand",
+    "CompositeCommand",
+    "History",
+]
+
+
+class AnnRef:
+    """A stable handle on one annotation whose store id may change (delete + re-add)."""
+
+    __slots__ = ("id",)
+
+    def __init__(self, id: int | None = None) -> None:
+        self.id = id
+
+    def __repr__(self) -> str:
+        return f"AnnRef({self.id})"
+
+
+class EditTarget(Protocol):
+    """What commands act on: the canvas state, which calls the store and keeps its own list in step."""
+
+    def store_add(self, ann: Annotation, author: str) -> Annotation: ...
+
+    def store_update(self, annotation_id: int, ann: Annotation, author: str) -> Annotation: ...
+
+    def store_delete(self, annotation_id: int) -> None: ...
+
+    def rebind(self, ref: AnnRef, new_id: int) -> None: ...
+
+
+class Command(Protocol):
+    label: str
+
+    def do(self, target: EditTarget) -> None: ...
+
+    def undo(self, target: EditTarget) -> None: ...
+
+
+def _content(ann: Annotation) -> Annotation:
+    """The annotation without its store identity (what to send when adding it again)."""
+    return replace(ann, id=None, created_at="")
+
+
+def _require(ref: AnnRef) -> int:
+    if ref.id is None:
+        raise RuntimeError("annotation handle is not bound to a stored annotation")
+    return ref.id
+
+
+@dataclass
+class AddCommand:
+    ref: AnnRef
+    ann: Annotation
+    author: str
+    label: str = "add"
+
+    def do(self, target: EditTarget) -> None:
+        saved = target.store_add(_content(self.ann), self.author)
+        assert saved.id is not None
+        target.rebind(self.ref, saved.id)
+
+    def undo(self, target: EditTarget) -> None:
+        target.store_delete(_require(self.ref))
+
+
+@dataclass
+class UpdateCommand:
+    ref: AnnRef
+    before: Annotation
+    after: Annotation
+    author: str
+    label: str = "edit"
+
+    def do(self, target: EditTarget) -> None:
+        target.store_update(_require(self.ref), _content(self.after), self.author)
+
+    def undo(self, target: EditTarget) -> None:
+        target.store_update(_require(self.ref), _content(self.before), self.before.author or self.author)
+
+
+@dataclass
+class DeleteCommand:
+    ref: AnnRef
+    before: Annotation
+    author: str
+    label: str = "delete"
+
+    def do(self, target: EditTarget) -> None:
+        target.store_delete(_require(self.ref))
+
+    def undo(self, target: EditTarget) -> None:
+        saved = target.store_add(_content(self.before), self.before.author or self.author)
+        assert saved.id is not None
+        target.rebind(self.ref, saved.id)
+
+
+@dataclass
+class CompositeCommand:
+    """Several commands as one user action (accept all proposals, replace a label by a proposal)."""
+
+    commands: list[Command]
+    label: str = "group"
+
+    def do(self, target: EditTarget) -> None:
+        done: list[Command] = []
+        try:
+            for c in self.commands:
+                c.do(target)
+                done.append(c)
+        except BaseException:
+            for c in reversed(done):  # all or nothing, as far as the store lets us
+                c.undo(target)
+            raise
+
+    def undo(self, target: EditTarget) -> None:
+        for c in reversed(self.commands):
+            c.undo(target)
+
+
+@dataclass
+class History:
+    """The undo and redo stacks of one example, and the handles of its annotations."""
+
+    limit: int = 200
+    _undo: deque = field(default_factory=deque)
+    _redo: list = field(default_factory=list)
+    _refs: dict[int, AnnRef] = field(default_factory=dict)
+
+    def ref(self, annotation_id: int | None) -> AnnRef:
+        """The shared handle of a stored annotation (a fresh unbound one for ``None``)."""
+        if annotation_id is None:
+            return AnnRef()
+        r = self._refs.get(annotation_id)
+        if r is None:
+            r = self._refs[annotation_id] = AnnRef(annotation_id)
+        return r
+
+    def rebind(self, ref: AnnRef, new_id: int) -> None:
+        if ref.id is not None and self._refs.get(ref.id) is ref:
+            del self._refs[ref.id]
+        ref.id = new_id
+        self._refs[new_id] = ref
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def __len__(self) -> int:
+        return len(self._undo)
+
+    def execute(self, cmd: Command, target: EditTarget) -> None:
+        """Run ``cmd`` and record it; nothing is recorded when the store refuses it."""
+        cmd.do(target)
+        self._undo.append(cmd)
+        while len(self._undo) > self.limit:
+            self._undo.popleft()
+        self._redo.clear()
+
+    def undo(self, target: EditTarget) -> Command | None:
+        """Undo the last command. If the store refuses (someone else changed it), the command is dropped."""
+        if not self._undo:
+            return None
+        cmd = self._undo.pop()
+        cmd.undo(target)
+        self._redo.append(cmd)
+        return cmd
+
+    def redo(self, target: EditTarget) -> Command | None:
+        if not self._redo:
+            return None
+        cmd = self._redo.pop()
+        cmd.do(target)
+        self._undo.append(cmd)
+        return cmd
+
+    def clear(self) -> None:
+        self._undo.clear()
+        self._redo.clear()
