@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import box_batch, png_bytes
+from tests.helpers import box_batch, png_bytes
 
 from workbench.data import Annotation, ImportBatch, ImportItem, SplitSettings, Workspace
 from workbench.data.records import ClassDef
