@@ -10,6 +10,18 @@ from importlib import import_module
 from typing import Any
 
 __all__ = [
+    "APView",
+    "AugmentGridState",
+    "AugmentationGrid",
+    "BalancePlot",
+    "ConfusionMatrixView",
+    "ConfusionState",
+    "CurvesState",
+    "DatasetOverview",
+    "ErrorGallery",
+    "GridExample",
+    "ThumbnailGallery",
+    "TrainingCurves",
     "AnnotationCanvas",
     "AnnotationSink",
     "CanvasSettings",
@@ -21,6 +33,18 @@ __all__ = [
 ]
 
 _LAZY = {
+    "BalancePlot": ".balance",
+    "DatasetOverview": ".balance",
+    "TrainingCurves": ".curves",
+    "CurvesState": ".curves",
+    "ConfusionMatrixView": ".evaluation",
+    "ConfusionState": ".evaluation",
+    "APView": ".evaluation",
+    "ThumbnailGallery": ".gallery",
+    "ErrorGallery": ".gallery",
+    "AugmentationGrid": ".augment_grid",
+    "GridExample": ".augment_state",
+    "AugmentGridState": ".augment_state",
     "AnnotationCanvas": ".canvas",
     "AnnotationSink": ".sink",
     "MemoryImage": ".sink",
