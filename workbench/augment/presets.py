@@ -224,3 +224,18 @@ register_preset(
     description="Colour, noise and blur only: boxes and masks never move.",
     dataset_types=("classification", "detection", "segmentation"),
 )
+register_preset(
+    "no-flip",
+    _cfg(
+        [
+            _t("HorizontalFlip", False, p=0.5),
+            _t("VerticalFlip", False, p=0.5),
+            _t("Affine", scale=[0.9, 1.1], translate_percent=[-0.08, 0.08], rotate=[-10, 10], shear=[-5, 5],
+               p=0.5),
+            _t("RandomBrightnessContrast", brightness_limit=[-0.15, 0.15], contrast_limit=[-0.15, 0.15], p=0.3),
+        ]
+    ),
+    description="For data whose mirror image means something else (digits, text, left/right parts): small "
+    "shifts, rotations and contrast, no flips.",
+    dataset_types=("classification", "detection", "segmentation"),
+)

@@ -16,6 +16,9 @@ from .classification import (
 )
 from .coco import STAT_KEYS, CocoResult, coco_metrics
 from .coco_backends import BACKENDS, register_backend
+from .mined import MinedExample, MiningSettings
+from .mining import rank_examples
+from .review import MiningResult, mine_run
 
 __all__ = [
     "coco_metrics",
@@ -34,4 +37,9 @@ __all__ = [
     "at_threshold",
     "pixel_auroc",
     "ThresholdChoice",
+    "rank_examples",
+    "mine_run",
+    "MinedExample",
+    "MiningResult",
+    "MiningSettings",
 ]

@@ -107,6 +107,7 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
                             error=f"{e.ename}: {e.evalue}")
                 result.steps.append(step)
                 raise StepFailed(s, e.exec_count, e.ename, e.evalue, out) from None
+            _drop_widget_state(out / f"{s}.ipynb")
             step.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
             result.steps.append(step)
             _write_json(out / "loop.json", record)
@@ -127,6 +128,16 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
     return result
 
 
+def _drop_widget_state(path: Path) -> None:
+    """Remove the saved widget models (plotly's 5 MB bundle per FigureWidget): the static pictures that
+    every Workbench widget leaves in its output are what a headless run keeps."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    if nb.metadata.pop("widgets", None) is not None:
+        nbformat.write(nb, str(path))
+
+
 def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
     """One HTML page with every executed step (code hidden, outputs and static figures kept)."""
     import nbformat
@@ -141,7 +152,10 @@ def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
             continue
         nb = nbformat.read(str(p), as_version=4)
         merged.cells.append(nbformat.v4.new_markdown_cell(f"---\n## Step {s}"))
-        merged.cells.extend(c for c in nb.cells if "parameters" not in c.get("metadata", {}).get("tags", []))
+        for c in nb.cells:
+            if "parameters" not in c.get("metadata", {}).get("tags", []):
+                c["id"] = f"{s}-{c.get('id', len(merged.cells))}"  # unique across the merged steps
+                merged.cells.append(c)
         merged.metadata.setdefault("kernelspec", nb.metadata.get("kernelspec", {}))
         merged.metadata.setdefault("language_info", nb.metadata.get("language_info", {}))
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)

@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import Any
 
 __all__ = [
+    "WorkbenchApp",
     "APView",
     "AugmentGridState",
     "AugmentationGrid",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 _LAZY = {
+    "WorkbenchApp": ".app",
     "BalancePlot": ".balance",
     "DatasetOverview": ".balance",
     "TrainingCurves": ".curves",

@@ -1,0 +1,350 @@
+"""Mine a run's errors into the ``review`` directory, with the model's predictions as proposals.
+
+``mine_run(dataset, run)`` ranks the test and val examples the run predicted (:func:`.mining.rank_examples`),
+mirrors the top ``count`` into a directory, and stores the model's predictions for them as proposals
+(``proposal=True``, author ``run:<run_id>``, scores kept) that the canvas draws dashed for accept / reject.
+Mining again replaces those examples' proposals (it never stacks them); ground truth is never touched.
+The ranked list goes to ``mined.json`` in the run folder (written atomically).
+
+Predictions per split come from, in order: ``predictions=`` given by the caller; the run's
+``predictions.json`` (test); the run's checkpoint applied to the split (:func:`.predict.predict_examples`,
+when ``predict_missing``). The examples judged are those of the split the run was trained with (its
+snapshot, else its directory, else the live dataset), with their current annotations.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..data.dataset import Dataset
+from ..data.records import SPLITS, Annotation, Example
+from ..errors import NotFoundError, ValidationError
+from .matching import Instance
+from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
+
+__all__ = ["MiningResult", "mine_run", "proposals_for", "MINED_FILE"]
+
+MINED_FILE = "mined.json"
+
+
+@dataclass
+class MiningResult:
+    """What :func:`mine_run` did: the ranked examples, those sent to review, flagged label errors."""
+
+    run_id: str
+    dataset: str
+    dataset_type: str
+    directory: str
+    selected: list[MinedExample]
+    ranked: list[MinedExample]
+    label_errors: list[MinedExample]
+    proposals: int = 0
+    added_to_directory: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    path: Path | None = None
+
+    @property
+    def selected_ids(self) -> list[int]:
+        return [m.example_id for m in self.selected]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "dataset": self.dataset,
+            "dataset_type": self.dataset_type,
+            "directory": self.directory,
+            "selected": self.selected_ids,
+            "examples": [m.to_dict() for m in self.selected],
+            "label_errors": [m.to_dict() for m in self.label_errors],
+            "ranked": [m.to_dict() for m in self.ranked],
+            "proposals": self.proposals,
+            "added_to_directory": self.added_to_directory,
+            "splits": dict(self.splits),
+            "sources": dict(self.sources),
+            "notes": list(self.notes),
+            "path": None if self.path is None else str(self.path),
+        }
+
+
+# ---------------------------------------------------------------------------------------------- proposals
+def _label_proposal(kind: str):
+    def make(mined, rows, ex, class_names, min_score, author):
+        predicted = mined.details.get("predicted")
+        if predicted is None:
+            return []
+        score = mined.details.get("probability") if kind == "label" else None
+        return [Annotation(kind, predicted, score=score, proposal=True, author=author)]
+
+    return make
+
+
+def _instance_annotation(inst: Instance, ex: Example, masks: bool, author: str) -> Annotation | None:
+    """One predicted instance as a proposal: its mask or polygon (segmentation) else its box clipped to
+    the image; None when nothing valid is left (an empty mask, a box outside the image)."""
+    common: dict[str, Any] = {"score": inst.score, "proposal": True, "author": author}
+    try:
+        if masks and inst.rle is not None and list(inst.rle["size"]) == [ex.height, ex.width]:
+            if sum(inst.rle["counts"][1::2]) > 0:
+                return Annotation("mask", inst.label, mask=inst.rle, **common)
+        elif masks and inst.polygons is not None:
+            ann = Annotation("polygon", inst.label, polygons=inst.polygons, **common)
+            ann.check_inside(ex.width, ex.height)
+            return ann
+        return Annotation("box", inst.label, bbox=inst.bbox, **common).clipped(ex.width, ex.height)
+    except ValidationError:
+        return None
+
+
+def _instance_proposals(masks: bool):
+    def make(mined, rows, ex, class_names, min_score, author):
+        found = predicted_instances(rows, class_names).get(ex.id, [])
+        anns = [_instance_annotation(i, ex, masks, author) for i in found if i.score >= min_score]
+        return [a for a in anns if a is not None]
+
+    return make
+
+
+# How each dataset type turns a mined example's predictions into proposal annotations.
+PROPOSERS = {
+    "classification": _label_proposal("label"),
+    "anomaly": _label_proposal("anomaly"),
+    "detection": _instance_proposals(False),
+    "segmentation": _instance_proposals(True),
+}
+
+
+def proposals_for(
+    mined: MinedExample,
+    rows: Sequence[Mapping[str, Any]],
+    example: Example,
+    dataset_type: str,
+    class_names: Sequence[str],
+    *,
+    author: str,
+    min_score: float = 0.5,
+) -> list[Annotation]:
+    """The model's predictions for one mined example as proposal annotations (boxes from ``min_score``).
+
+    ``rows`` are prediction rows (only the example's own are used; passing just those is faster).
+    """
+    return PROPOSERS[dataset_type](mined, rows, example, list(class_names), min_score, author)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def _record(run: Any):
+    from ..train.runs import RunRecord, load_run
+
+    return run if isinstance(run, RunRecord) else load_run(Path(run))
+
+
+def _row_id(row: Mapping[str, Any]) -> int | None:
+    v = row.get("example_id", row.get("image_id")) if isinstance(row, Mapping) else None
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _split_ids(dataset: Dataset, source: Mapping[str, Any], split: str, notes: list[str]) -> list[int]:
+    """Ids of the examples of ``split`` the run was trained with (its snapshot, directory or the dataset)."""
+    sid, directory = source.get("snapshot_id"), source.get("directory")
+    if sid:
+        try:
+            return sorted(e.id for e in dataset.load_snapshot(sid).examples if e.split == split)
+        except NotFoundError:
+            notes.append(f"snapshot {sid} of the run is gone; judging the live {split} split")
+    try:
+        return dataset.example_ids(split=split, directory=directory)
+    except NotFoundError:
+        notes.append(f"directory '{directory}' of the run is gone; judging the whole {split} split")
+        return dataset.example_ids(split=split)
+
+
+def _check(dataset: Dataset, record: Any, count: int, splits: Sequence[str]) -> dict[str, Any]:
+    source = record.params.get("source", {})
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValidationError(f"count must be a positive integer, got {count!r}", field="count")
+    bad = [s for s in splits if s not in SPLITS]
+    if bad or not splits:
+        raise ValidationError(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}", field="splits")
+    params_file = str(record.path / "params.json")
+    if source.get("dataset") and source["dataset"] != dataset.name:
+        raise ValidationError(
+            f"run {record.run_id} was trained on dataset '{source['dataset']}', not '{dataset.name}'",
+            file=params_file,
+            field="source.dataset",
+        )
+    if source.get("dataset_type", dataset.type) != dataset.type:
+        raise ValidationError(
+            f"run {record.run_id} is a {source['dataset_type']} run; dataset '{dataset.name}' "
+            f"is {dataset.type}",
+            file=params_file,
+            field="source.dataset_type",
+        )
+    if not source.get("classes"):
+        raise ValidationError("run record names no classes", file=params_file, field="source.classes")
+    return source
+
+
+# ---------------------------------------------------------------------------------------------- mine_run
+def mine_run(
+    dataset: Dataset,
+    run: Any,
+    *,
+    count: int = 40,
+    directory: str = "review",
+    splits: Sequence[str] = ("test", "val"),
+    write_proposals: bool = True,
+    predictions: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    predict_missing: bool = True,
+    iou: float = 0.5,
+    settings: MiningSettings | None = None,
+    device: str = "auto",
+) -> MiningResult:
+    """Rank ``run``'s test / val examples, send the top ``count`` to ``directory``, propose its predictions.
+
+    ``run`` is a run folder or a ``RunRecord``. Only examples with at least one reason (an error or an
+    unsure right answer) are selected, so fewer than ``count`` may go to review. The directory and all
+    proposals are written in one transaction. Returns a :class:`MiningResult`; ``mined.json`` in the run
+    folder holds the same.
+    """
+    from ..train.runs import write_json
+    from ..train.source import usable_for_training
+
+    record = _record(run)
+    source = _check(dataset, record, count, splits)
+    settings = settings or MiningSettings()
+    dtype = dataset.type
+    class_names = [c["name"] for c in source["classes"]]
+    test_metrics = dict(record.metrics.get("test") or {})
+    threshold = test_metrics.get("threshold", (record.metrics.get("val") or {}).get("threshold"))
+    notes: list[str] = []
+    rows_by_split: dict[str, Sequence[Mapping[str, Any]]] = {}
+    sources: dict[str, str] = {}
+    examples_by_split: dict[str, list[Example]] = {}
+    seen: set[int] = set()
+    for split in splits:
+        ids = _split_ids(dataset, source, split, notes)
+        rows: Sequence[Mapping[str, Any]]
+        if predictions is not None and split in predictions:
+            rows, sources[split] = list(predictions[split]), "given"
+        elif split == "test" and record.has_predictions:
+            rows, sources[split] = list(record.predictions()), "predictions.json"
+        else:
+            rows = []
+        row_ids = {i for i in (_row_id(r) for r in rows) if i is not None}
+        wanted = sorted((set(ids) | row_ids) - seen)
+        examples = [ex for ex in dataset.examples(ids=wanted) if usable_for_training(ex, dtype)]
+        if split not in sources:
+            if not (predict_missing and record.checkpoints):
+                why = "stored, and no checkpoint to make them" if predict_missing else "stored"
+                notes.append(f"no {split} predictions {why}; {split} was not mined")
+                continue
+            from .predict import predict_examples
+
+            rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics)
+            sources[split] = "model"
+        expected = (source.get("counts") or {}).get(split)
+        if (
+            dtype in ("detection", "segmentation")
+            and isinstance(expected, int)
+            and len(examples) > expected
+            and sources[split] != "model"
+        ):
+            notes.append(
+                f"{len(examples) - expected} {split} example(s) came after the run; with no stored "
+                "predictions they count as having no detections"
+            )
+        rows_by_split[split], examples_by_split[split] = rows, examples
+        seen.update(ex.id for ex in examples)
+
+    if dtype == "anomaly" and threshold is None and rows_by_split:
+        judged_rows, truth = [], []
+        for split, rows in rows_by_split.items():
+            labels = {ex.id: ex.label for ex in examples_by_split[split] if ex.label is not None}
+            for r in rows:
+                rid = _row_id(r)
+                if rid is not None and rid in labels:
+                    judged_rows.append(r)
+                    truth.append(labels[rid])
+        threshold = anomaly_threshold(judged_rows, truth)
+
+    ranked: list[MinedExample] = []
+    for split, rows in rows_by_split.items():
+        try:
+            ranked += rank_examples(
+                examples_by_split[split],
+                rows,
+                dtype,
+                class_names,
+                iou=iou,
+                threshold=threshold,
+                settings=settings,
+            )
+        except ValidationError as e:
+            where = str(record.path / "predictions.json") if sources[split] == "predictions.json" else None
+            raise e.located(file=where or f"{split} predictions of run {record.run_id}") from None
+    ranked.sort(key=lambda m: (-round(m.score, 9), m.example_id))
+    selected = [m for m in ranked if m.reasons][:count]
+    label_errors = [m for m in ranked if m.likely_label_error]
+    label_errors.sort(key=lambda m: (-round(m.label_error_score, 9), m.example_id))
+
+    author = f"run:{record.run_id}"
+    known = {c.name for c in dataset.classes}
+    by_id = {ex.id: (split, ex) for split, exs in examples_by_split.items() for ex in exs}
+    rows_of: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for split, rows in rows_by_split.items():
+        for r in rows:
+            rid = _row_id(r)
+            if rid is not None:
+                rows_of.setdefault((split, rid), []).append(r)
+    written = added = dropped = 0
+    with dataset.workspace.transaction():
+        added = dataset.mirror(directory, [m.example_id for m in selected]) if selected else 0
+        if write_proposals:
+            for m in selected:
+                split, ex = by_id[m.example_id]
+                anns = proposals_for(
+                    m,
+                    rows_of.get((split, ex.id), []),
+                    ex,
+                    dtype,
+                    class_names,
+                    author=author,
+                    min_score=settings.min_score,
+                )
+                keep = [a for a in anns if a.label in known]
+                dropped += len(anns) - len(keep)
+                dataset.replace_annotations(m.example_id, keep, author=author, proposals=True)
+                written += len(keep)
+    if dropped:
+        notes.append(f"{dropped} proposal(s) of classes the dataset no longer has were left out")
+
+    path = record.path / MINED_FILE
+    result = MiningResult(
+        run_id=record.run_id,
+        dataset=dataset.name,
+        dataset_type=dtype,
+        directory=directory,
+        selected=selected,
+        ranked=ranked,
+        label_errors=label_errors,
+        proposals=written,
+        added_to_directory=added,
+        splits={s: len(v) for s, v in examples_by_split.items()},
+        sources=sources,
+        notes=notes,
+        path=path,
+    )
+    write_json(
+        path,
+        {
+            **result.to_dict(),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "settings": {**settings.__dict__, "iou": iou, "threshold": threshold, "count": count},
+        },
+    )
+    return result

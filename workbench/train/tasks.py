@@ -1,0 +1,383 @@
+"""What differs between dataset types during training: losses, predictions, metrics, result files.
+
+One :class:`Task` per dataset type, in a registry (``TASKS``); the trainer calls the same methods for all.
+Predictions are kept per example in the example's original pixel coordinates, so metrics compare against
+the stored ground truth, not the resized training view.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.records import ANOMALY_CLASSES, Example
+from ..errors import UnknownNameError
+from .masks import mask_to_coco_rle
+
+__all__ = ["Task", "TASKS", "get_task", "frozen_batchnorm", "coco_ground_truth", "to_device"]
+
+
+def to_device(batch: Any, device: str) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+@contextlib.contextmanager
+def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
+    """Train mode (so detectors return losses) with BatchNorm layers in eval mode (running stats kept)."""
+    was_training = model.training
+    model.train()
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+class Task:
+    """Base: classification-like behaviour (stacked batches, cross-entropy)."""
+
+    dataset_type = ""
+    monitor = "val_loss"
+    mode = "max"
+
+    def train_examples(self, examples: Sequence[Example]) -> list[Example]:
+        return list(examples)
+
+    def monitor_for(self, val_examples: Sequence[Example]) -> tuple[str, str]:
+        """The metric to monitor and ``max``/``min``; falls back to val loss when val cannot score."""
+        if not val_examples:
+            return "train_loss", "min"
+        return self.monitor, self.mode
+
+    def batch_size(self, batch: Any) -> int:
+        return len(batch[0])
+
+    def loss(self, model: nn.Module, batch: Any, device: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def val_loss(self, model: nn.Module, loader: Any, device: str) -> float | None:
+        model.eval()
+        total, n = 0.0, 0
+        for batch in loader:
+            size = self.batch_size(batch)
+            total += float(self.loss(model, batch, device)) * size
+            n += size
+        return total / n if n else None
+
+    def predict(self, model: nn.Module, loader: Any, device: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def evaluate(
+        self,
+        predictions: list[dict[str, Any]],
+        examples: Sequence[Example],
+        class_names: Sequence[str],
+        reference: dict[str, Any] | None = None,
+        detailed: bool = False,
+    ) -> dict[str, Any]:
+        """Metrics of ``predictions``; ``reference`` is the best val record (for choices made on val),
+        ``detailed`` adds per-class numbers and the like (the final test report)."""
+        raise NotImplementedError
+
+    def results(
+        self,
+        predictions: list[dict[str, Any]],
+        examples: Sequence[Example],
+        class_names: Sequence[str],
+        metrics: dict[str, Any],
+    ) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------------------------- classification
+class ClassificationTask(Task):
+    dataset_type = "classification"
+    monitor = "accuracy"
+
+    def loss(self, model, batch, device):
+        x, y = to_device(batch, device)
+        return nn.functional.cross_entropy(model(x), y)
+
+    @torch.no_grad()
+    def predict(self, model, loader, device):
+        model.eval()
+        out = []
+        examples = loader.dataset.examples
+        for x, _ in loader:
+            probs = torch.softmax(model(x.to(device)), dim=1).cpu().numpy()
+            for p in probs:
+                out.append({"example_id": examples[len(out)].id, "probabilities": p})
+        return out
+
+    def evaluate(self, predictions, examples, class_names, reference=None, detailed=False):
+        from ..evaluate import classification_metrics
+
+        truth = [ex.label for ex in examples]
+        predicted = [class_names[int(np.argmax(p["probabilities"]))] for p in predictions]
+        report = classification_metrics(truth, predicted, list(class_names))
+        out: dict[str, Any] = {"accuracy": report.accuracy, "macro_f1": report.macro_f1}
+        if detailed:
+            out.update({k: v for k, v in report.as_dict().items() if k not in out})
+            out["top_confusions"] = report.top_confusions()
+        return out
+
+    def results(self, predictions, examples, class_names, metrics):
+        rows = []
+        for ex, p in zip(examples, predictions, strict=True):
+            probs = p["probabilities"]
+            rows.append(
+                {
+                    "example_id": ex.id,
+                    "file_name": ex.file_name,
+                    "label": class_names[int(np.argmax(probs))],
+                    "truth": ex.label,
+                    "probabilities": {c: round(float(v), 6) for c, v in zip(class_names, probs, strict=True)},
+                }
+            )
+        return rows
+
+
+# ---------------------------------------------------------------------------------------------- detection
+def coco_ground_truth(
+    examples: Sequence[Example], class_names: Sequence[str], *, masks: bool
+) -> dict[str, Any]:
+    """A COCO ground-truth dict (category id = class index + 1) from examples' ground truth."""
+    images, annotations = [], []
+    index = {n: i + 1 for i, n in enumerate(class_names)}
+    for ex in examples:
+        images.append({"id": ex.id, "width": ex.width, "height": ex.height, "file_name": ex.file_name})
+        for ann in ex.truth():
+            if ann.bbox is None or ann.label not in index:
+                continue
+            x, y, w, h = ann.bbox
+            entry: dict[str, Any] = {
+                "id": len(annotations) + 1,
+                "image_id": ex.id,
+                "category_id": index[ann.label],
+                "bbox": [x, y, w, h],
+                "area": float(w * h),
+                "iscrowd": 0,
+            }
+            if masks:
+                if ann.polygons is not None:
+                    entry["segmentation"] = [list(p) for p in ann.polygons]
+                elif ann.mask is not None:
+                    entry["segmentation"] = {
+                        "size": list(ann.mask["size"]),
+                        "counts": list(ann.mask["counts"]),
+                    }
+                else:
+                    entry["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
+                entry["area"] = float(ann.area)
+            annotations.append(entry)
+    categories = [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]
+    return {"images": images, "annotations": annotations, "categories": categories}
+
+
+class DetectionTask(Task):
+    dataset_type = "detection"
+    monitor = "mAP"
+    masks = False
+
+    def loss(self, model, batch, device):
+        images, targets = to_device(batch, device)
+        losses = model(list(images), list(targets))
+        return sum(losses.values())
+
+    @torch.no_grad()
+    def val_loss(self, model, loader, device):
+        with frozen_batchnorm(model):
+            total, n = 0.0, 0
+            for batch in loader:
+                size = self.batch_size(batch)
+                total += float(self.loss(model, batch, device)) * size
+                n += size
+        return total / n if n else None
+
+    @torch.no_grad()
+    def predict(self, model, loader, device):
+        model.eval()
+        out = []
+        examples = loader.dataset.examples
+        size = loader.dataset.image_size
+        for images, _ in loader:
+            for det in model([im.to(device) for im in images]):
+                ex = examples[len(out)]
+                sx, sy = ex.width / size, ex.height / size
+                b = det["boxes"].cpu().numpy().astype(np.float64)
+                b[:, [0, 2]] *= sx
+                b[:, [1, 3]] *= sy
+                pred = {
+                    "example_id": ex.id,
+                    "boxes": np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+                    if len(b)
+                    else np.zeros((0, 4)),
+                    "scores": det["scores"].cpu().numpy().astype(np.float64),
+                    "labels": det["labels"].cpu().numpy().astype(np.int64) - 1,
+                }
+                if self.masks:
+                    pred["masks"] = self._masks(det, ex)
+                out.append(pred)
+        return out
+
+    @staticmethod
+    def _masks(det: dict[str, torch.Tensor], ex: Example) -> list[dict[str, Any]]:
+        m = det.get("masks")
+        if m is None or len(m) == 0:
+            return []
+        full = (
+            nn.functional.interpolate(
+                m.float().cpu(), size=(ex.height, ex.width), mode="bilinear", align_corners=False
+            )[:, 0]
+            > 0.5
+        )
+        return [mask_to_coco_rle(x) for x in full.numpy().astype(np.uint8)]
+
+    def results(self, predictions, examples, class_names, metrics):
+        rows = []
+        for p in predictions:
+            for k in range(len(p["scores"])):
+                row = {
+                    "image_id": int(p["example_id"]),
+                    "category_id": int(p["labels"][k]) + 1,
+                    "bbox": [round(float(v), 3) for v in p["boxes"][k]],
+                    "score": round(float(p["scores"][k]), 6),
+                }
+                if self.masks:
+                    row["segmentation"] = p["masks"][k]
+                rows.append(row)
+        return rows
+
+    def evaluate(self, predictions, examples, class_names, reference=None, detailed=False):
+        from ..evaluate import coco_metrics
+
+        gt = coco_ground_truth(examples, class_names, masks=self.masks)
+        dt = self.results(predictions, examples, class_names, {})
+        out: dict[str, Any] = {}
+        for iou_type, prefix in (("bbox", ""), ("segm", "mask_"))[: 2 if self.masks else 1]:
+            result = coco_metrics(gt, dt, iou_type, per_class=detailed)
+            out.update(
+                {prefix + _COCO_KEYS.get(k, k): (None if v < 0 else v) for k, v in result.stats.items()}
+            )
+            if detailed:
+                out[prefix + "per_class"] = result.per_class
+        out["detections"] = len(dt)
+        return out
+
+
+# evaluate.coco_metrics' stat names -> ours (-1, "undefined", becomes None)
+_COCO_KEYS = {
+    "AP": "mAP",
+    "AP50": "mAP50",
+    "AP75": "mAP75",
+    "APs": "mAP_small",
+    "APm": "mAP_medium",
+    "APl": "mAP_large",
+}
+
+
+class SegmentationTask(DetectionTask):
+    dataset_type = "segmentation"
+    monitor = "mask_mAP"
+    masks = True
+
+
+# ---------------------------------------------------------------------------------------------- anomaly
+class AnomalyTask(Task):
+    """Train on good images only; val loss is the reconstruction error of good val images."""
+
+    dataset_type = "anomaly"
+    monitor = "auroc"
+
+    def train_examples(self, examples):
+        return [ex for ex in examples if ex.label == ANOMALY_CLASSES[0]]
+
+    def monitor_for(self, val_examples):
+        labels = {ex.label for ex in val_examples}
+        if set(ANOMALY_CLASSES) <= labels:
+            return "auroc", "max"
+        return ("val_loss", "min") if ANOMALY_CLASSES[0] in labels else ("train_loss", "min")
+
+    def loss(self, model, batch, device):
+        x, _ = to_device(batch, device)
+        return nn.functional.mse_loss(model(x), x)
+
+    @torch.no_grad()
+    def val_loss(self, model, loader, device):
+        model.eval()
+        total, n = 0.0, 0
+        for x, y in loader:
+            good = x[y == 0].to(device)
+            if len(good):
+                total += float(nn.functional.mse_loss(model(good), good)) * len(good)
+                n += len(good)
+        return total / n if n else None
+
+    @torch.no_grad()
+    def predict(self, model, loader, device):
+        from .autoencoder import anomaly_scores
+
+        model.eval()
+        out = []
+        examples = loader.dataset.examples
+        for x, _ in loader:
+            for s in anomaly_scores(model, x.to(device)).cpu().numpy():
+                out.append({"example_id": examples[len(out)].id, "score": float(s)})
+        return out
+
+    def evaluate(self, predictions, examples, class_names, reference=None, detailed=False):
+        """AUROC, and F1 / precision / recall at a threshold: the best-F1 one on val, the val one on test."""
+        from ..evaluate import at_threshold, auroc, best_threshold
+
+        truth = [int(ex.label == ANOMALY_CLASSES[1]) for ex in examples]
+        scores = [p["score"] for p in predictions]
+        both = len(set(truth)) == 2
+        out: dict[str, Any] = {"auroc": auroc(truth, scores) if both else None}
+        threshold = None if reference is None else reference.get("threshold")
+        if threshold is None and both:
+            threshold = best_threshold(truth, scores).threshold
+        if threshold is not None and truth:
+            at = at_threshold(truth, scores, threshold)
+            out.update({k: at[k] for k in ("threshold", "f1", "precision", "recall", "accuracy")})
+            if detailed:
+                out.update({k: at[k] for k in ("tp", "fp", "fn", "tn")})
+        return out
+
+    def results(self, predictions, examples, class_names, metrics):
+        thr = metrics.get("threshold")
+        return [
+            {
+                "example_id": ex.id,
+                "file_name": ex.file_name,
+                "score": round(p["score"], 8),
+                "label": None if thr is None else ANOMALY_CLASSES[int(p["score"] >= thr)],
+                "truth": ex.label,
+            }
+            for ex, p in zip(examples, predictions, strict=True)
+        ]
+
+
+TASKS: dict[str, Task] = {
+    t.dataset_type: t for t in (ClassificationTask(), DetectionTask(), SegmentationTask(), AnomalyTask())
+}
+
+
+def get_task(dataset_type: str) -> Task:
+    try:
+        return TASKS[dataset_type]
+    except KeyError:
+        raise UnknownNameError("dataset type", dataset_type, list(TASKS)) from None

@@ -1,0 +1,483 @@
+"""The training loop: ``Trainer(config, source, run_dir).fit()`` and ``resume(run_dir, source)``.
+
+Per epoch: train (timing data loading apart from compute), val loss, the dataset type's metric on val,
+learning rate; overfitting flagged, early stopping on the monitored metric, ``best.pt`` kept, ``last.pt``
+and the history written after every epoch. At the end the best weights are scored on the test split
+(``metrics.json``, ``predictions.json``). Same seed, same data, CPU: same numbers, also when a killed run
+is resumed from ``last.pt``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import AlreadyExistsError, ValidationError
+from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
+from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from .config import TrainConfig, build_optimizer, build_schedule, resolve_device
+from .data import VisionDataset, make_loader
+from .errors import NonFiniteLossError, TrainingStateError
+from .models import build_model, default_model, model_spec
+from .runs import RunPaths, collect_versions, read_json, write_json, write_jsonl
+from .setup import deterministic_mode, resolve_augment, seed_everything
+from .source import TrainSource
+from .tasks import get_task
+
+__all__ = ["Trainer", "resume", "train"]
+
+
+class Trainer:
+    """One training run into ``run_dir`` (created; it must not hold a run already, see :func:`resume`)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        source: TrainSource,
+        run_dir: str | Path,
+        callbacks: Sequence[Callback] = (),
+        *,
+        _resuming: bool = False,
+    ) -> None:
+        self.config = config.validate()
+        self.source = source
+        self.paths = RunPaths(Path(run_dir))
+        if not _resuming and self.paths.params.exists():
+            raise AlreadyExistsError(f"{self.paths.root} already holds a run; resume it or pick a new folder")
+        self.task = get_task(source.dataset_type)
+        self.model_name = config.model or default_model(source.dataset_type)
+        spec = model_spec(self.model_name)
+        if spec.dataset_type != source.dataset_type:
+            raise ValidationError(
+                f"model {self.model_name} is for {spec.dataset_type} datasets, this one is {source.dataset_type}",
+                field="model",
+            )
+        self.augment_config, self.image_size = resolve_augment(config, source.dataset_type)
+        self.device = resolve_device(config.device)
+        self.callbacks = CallbackList(callbacks)
+        self.callbacks.bind(self)
+        self._stop = threading.Event()
+        self._resuming = _resuming
+        self.history: list[dict[str, Any]] = []
+        self.overfit_ranges: list[tuple[int, int]] = []
+        self.epoch = 0
+        self.global_step = 0
+        self.model: Any = None
+        self.status = "new"
+
+    # ------------------------------------------------------------------------------------------ control
+    def request_stop(self) -> None:
+        """End the run cleanly after the current step (safe to call from another thread)."""
+        self._stop.set()
+
+    def add_callback(self, callback: Callback) -> None:
+        """Subscribe one more callback (a widget attaching itself)."""
+        callback.trainer = self
+        self.callbacks.callbacks.append(callback)
+
+    def _should_stop(self) -> bool:
+        return self._stop.is_set() or self.callbacks.should_stop()
+
+    # ------------------------------------------------------------------------------------------ setup
+    def _datasets(self) -> None:
+        from ..augment import Augmenter
+
+        src, cfg = self.source, self.config
+        common = {
+            "dataset_type": src.dataset_type,
+            "class_names": src.class_names,
+            "load_bytes": src.load_bytes,
+            "image_size": self.image_size,
+            "seed": cfg.seed,
+        }
+        self.splits = {s: src.split(s) for s in ("train", "val", "test")}
+        train_examples = self.task.train_examples(self.splits["train"])
+        if not train_examples:
+            raise TrainingStateError(f"no usable training examples in {src.dataset or 'the source'}")
+        self.train_set = VisionDataset(
+            train_examples, augmenter=Augmenter(self.augment_config, src.dataset_type), **common
+        )
+        evaluator = Augmenter(self.augment_config, src.dataset_type, for_training=False)
+        self.eval_sets = {
+            s: VisionDataset(self.splits[s], augmenter=evaluator, **common) for s in ("val", "test")
+        }
+        self.train_loader = make_loader(
+            self.train_set,
+            batch_size=cfg.batch_size,
+            shuffle=True,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+        )
+        self.eval_loaders = {
+            s: make_loader(d, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
+            for s, d in self.eval_sets.items()
+        }
+        self.monitor, self.mode = (
+            (self.config.monitor, "min" if self.config.monitor.endswith("loss") else "max")
+            if self.config.monitor
+            else self.task.monitor_for(self.splits["val"])
+        )
+
+    def _build(self) -> None:
+        seed_everything(self.config.seed)
+        n_classes = len(self.source.class_names)
+        self.model = build_model(
+            self.model_name,
+            n_classes,
+            image_size=self.image_size,
+            weights=None if self._resuming else self.config.weights,
+        ).to(self.device)
+        self.optimizer = build_optimizer(self.model.parameters(), self.config)
+        self.scheduler = build_schedule(self.optimizer, self.config, self.mode)
+        self.early = EarlyStopping(self.mode, self.config.patience, self.config.min_delta)
+
+    def _write_params(self) -> None:
+        write_json(
+            self.paths.params,
+            {
+                "run_id": self.paths.run_id,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "config": self.config.to_dict(),
+                "resolved": self._resolved(),
+                "model_config": self.model.workbench_config,
+                "source": self.source.describe(),
+            },
+        )
+        write_json(self.paths.versions, collect_versions())
+
+    def _resolved(self) -> dict[str, Any]:
+        """The settings the run really used (stored in params.json and in every checkpoint, so a
+        checkpoint alone can be used for prediction and export)."""
+        return {
+            "model": self.model_name,
+            "dataset_type": self.source.dataset_type,
+            "classes": [{"name": c.name, "color": c.color} for c in self.source.classes],
+            "image_size": self.image_size,
+            "device": self.device,
+            "augment": self.augment_config,
+            "monitor": self.monitor,
+            "mode": self.mode,
+        }
+
+    def _set_status(self, state: str, **extra: Any) -> None:
+        self.status = state
+        write_json(
+            self.paths.status,
+            {
+                "state": state,
+                "epoch": self.epoch,
+                "best_epoch": self.early.best_epoch,
+                "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **extra,
+            },
+        )
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "config": self.config.to_dict(),
+            "model_config": dict(self.model.workbench_config),
+            "resolved": self._resolved(),
+            "rng": capture_rng(),
+            "history": self.history,
+            "best": self.early.state_dict(),
+            "overfit_ranges": [list(r) for r in self.overfit_ranges],
+            "fingerprint": self.source.fingerprint(),
+        }
+
+    def _restore(self) -> None:
+        state = load_checkpoint(self.paths.last, map_location=self.device)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state.get("scheduler") is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch = int(state["epoch"])
+        self.global_step = int(state["global_step"])
+        self.history = list(state["history"])
+        self.early.load_state_dict(state["best"])
+        self.overfit_ranges = [tuple(r) for r in state.get("overfit_ranges", [])]  # type: ignore[misc]
+        restore_rng(state["rng"])
+        write_jsonl(self.paths.history, self.history)
+
+    # ------------------------------------------------------------------------------------------ loop
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (or early stop / stop request); score the best weights on test; return a summary."""
+        with deterministic_mode(self.config.deterministic, self.config.threads, self.device):
+            self._datasets()
+            self._build()
+            if self._resuming:
+                self._restore()
+            else:
+                self.paths.root.mkdir(parents=True, exist_ok=True)
+                self._write_params()
+            self._set_status("running")
+            try:
+                return self._fit()
+            except NonFiniteLossError as e:
+                self._set_status("failed", error=str(e))
+                raise
+            except BaseException as e:
+                self._set_status("failed", error=f"{type(e).__name__}: {e}")
+                raise
+
+    def _fit(self) -> dict[str, Any]:
+        cfg = self.config
+        self.callbacks.on_fit_start(
+            {
+                "run_dir": str(self.paths.root),
+                "model": self.model_name,
+                "dataset_type": self.source.dataset_type,
+                "counts": {s: len(v) for s, v in self.splits.items()},
+                "train_examples": len(self.train_set),
+                "device": self.device,
+                "image_size": self.image_size,
+                "monitor": self.monitor,
+                "mode": self.mode,
+                "epochs": cfg.epochs,
+                "start_epoch": self.epoch + 1,
+                "resumed": self._resuming,
+            }
+        )
+        state = "finished"
+        while self.epoch < cfg.epochs:
+            if self.early.should_stop:
+                state = "early_stopped"
+                break
+            if self._should_stop():
+                state = "stopped"
+                break
+            epoch = self.epoch + 1
+            self.callbacks.on_epoch_start(epoch)
+            train = self._train_epoch(epoch)
+            if train is None:
+                state = "stopped"
+                break
+            self.epoch = epoch
+            self._end_epoch(epoch, train)
+        else:
+            if self.early.should_stop:
+                state = "early_stopped"
+        summary = self._finish(state)
+        self.callbacks.on_fit_end(summary)
+        return summary
+
+    def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
+        cfg = self.config
+        self.train_set.set_epoch(epoch)
+        self.train_loader.sampler.set_epoch(epoch)
+        self.model.train()
+        total = 0.0
+        images = steps = 0
+        data_time = step_time = 0.0
+        start = tick = time.perf_counter()
+        for batch in self.train_loader:
+            got = time.perf_counter()
+            loss = self.task.loss(self.model, batch, self.device)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"loss became {value} at epoch {epoch}, step {steps + 1}; training stopped. Last good "
+                    f"checkpoint: {self.paths.last if self.paths.last.exists() else 'none yet'}. Lower the "
+                    "learning rate or set grad_clip.",
+                    epoch=epoch,
+                    step=steps + 1,
+                    loss=value,
+                    checkpoint=str(self.paths.last) if self.paths.last.exists() else None,
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            done = time.perf_counter()
+            n = self.task.batch_size(batch)
+            total += value * n
+            images += n
+            steps += 1
+            self.global_step += 1
+            data_time += got - tick
+            step_time += done - got
+            self.callbacks.on_step(self.global_step, value, got - tick, done - got)
+            if self._should_stop():
+                return None
+            if cfg.max_steps_per_epoch is not None and steps >= cfg.max_steps_per_epoch:
+                break
+            tick = time.perf_counter()
+        train_time = time.perf_counter() - start
+        return {
+            "train_loss": total / max(images, 1),
+            "images": images,
+            "steps": steps,
+            "data_time": data_time,
+            "step_time": step_time,
+            "train_time": train_time,
+            "images_per_s": images / train_time if train_time > 0 else None,
+            "data_share": data_time / (data_time + step_time) if data_time + step_time > 0 else None,
+        }
+
+    def _validate(self) -> tuple[float | None, dict[str, Any]]:
+        val_examples = self.splits["val"]
+        if not val_examples:
+            return None, {}
+        loader = self.eval_loaders["val"]
+        loader.sampler.set_epoch(0)
+        val_loss = self.task.val_loss(self.model, loader, self.device)
+        preds = self.task.predict(self.model, loader, self.device)
+        return val_loss, self.task.evaluate(preds, val_examples, self.source.class_names)
+
+    def _end_epoch(self, epoch: int, train: dict[str, Any]) -> None:
+        t0 = time.perf_counter()
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        val_loss, metrics = self._validate()
+        record: dict[str, Any] = {
+            "epoch": epoch,
+            "train_loss": train["train_loss"],
+            "val_loss": val_loss,
+            "lr": lr,
+            **metrics,
+            "monitor": self.monitor,
+            "mode": self.mode,
+        }
+        value = record.get(self.monitor)
+        if self.scheduler is not None:
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if value is not None and math.isfinite(value):
+                    self.scheduler.step(value)
+            else:
+                self.scheduler.step()
+        improved = self.early.update(epoch, value)
+        record["best"] = improved
+        record.update(
+            {
+                k: train[k]
+                for k in (
+                    "images",
+                    "steps",
+                    "data_time",
+                    "step_time",
+                    "train_time",
+                    "images_per_s",
+                    "data_share",
+                )
+            }
+        )
+        record["val_time"] = time.perf_counter() - t0
+        record["epoch_time"] = train["train_time"] + record["val_time"]
+        self.history.append(record)
+        new_ranges = self._overfit_update()
+        record["overfitting"] = any(a <= epoch <= b for a, b in self.overfit_ranges)
+        if improved:
+            save_checkpoint(
+                self.paths.best,
+                {
+                    "model": self.model.state_dict(),
+                    "epoch": epoch,
+                    "config": self.config.to_dict(),
+                    "model_config": self.model.workbench_config,
+                    "resolved": self._resolved(),
+                    "record": record,
+                },
+            )
+        save_checkpoint(self.paths.last, self._state())
+        write_jsonl(self.paths.history, self.history)
+        self._set_status("running")
+        self.callbacks.on_epoch_end(record)
+        for start, end in new_ranges:
+            self.callbacks.on_overfit(start, end)
+
+    def _overfit_update(self) -> list[tuple[int, int]]:
+        """Re-scan the history; return stretches not seen before (a growing stretch keeps its start)."""
+        ranges = find_overfit_ranges(
+            [h["train_loss"] for h in self.history],
+            [h["val_loss"] for h in self.history],
+            patience=self.config.overfit_patience,
+            min_delta=self.config.min_delta,
+            first_epoch=self.history[0]["epoch"],
+        )
+        known = {r[0] for r in self.overfit_ranges}
+        merged = {r[0]: r for r in self.overfit_ranges}
+        merged.update({r[0]: r for r in ranges})
+        self.overfit_ranges = sorted(merged.values())
+        return [r for r in ranges if r[0] not in known]
+
+    # ------------------------------------------------------------------------------------------ end
+    def _finish(self, state: str) -> dict[str, Any]:
+        """Score the best (else the current) weights on test; write metrics and predictions."""
+        best_record: dict[str, Any] | None = None
+        if self.paths.best.exists():
+            best = load_checkpoint(self.paths.best, map_location=self.device)
+            self.model.load_state_dict(best["model"])
+            best_record = best.get("record")
+        test_examples = self.splits["test"]
+        test_metrics: dict[str, Any] = {}
+        if test_examples:
+            loader = self.eval_loaders["test"]
+            preds = self.task.predict(self.model, loader, self.device)
+            test_metrics = self.task.evaluate(
+                preds, test_examples, self.source.class_names, reference=best_record, detailed=True
+            )
+            write_json(
+                self.paths.predictions,
+                self.task.results(preds, test_examples, self.source.class_names, test_metrics),
+            )
+        val_metrics = {
+            k: v
+            for k, v in (best_record or {}).items()
+            if k not in ("best", "monitor", "mode", "overfitting") and not k.endswith("_time")
+        }
+        summary = {
+            "run_id": self.paths.run_id,
+            "run_dir": str(self.paths.root),
+            "status": state,
+            "epochs_run": self.epoch,
+            "best_epoch": self.early.best_epoch,
+            "monitor": self.monitor,
+            "best_value": self.early.best_value,
+            "test": test_metrics,
+            "val": val_metrics,
+            "overfit_ranges": [list(r) for r in self.overfit_ranges],
+        }
+        write_json(self.paths.metrics, summary)
+        self._set_status(state)
+        return summary
+
+
+def train(
+    config: TrainConfig, source: TrainSource, run_dir: str | Path, callbacks: Sequence[Callback] = ()
+) -> dict[str, Any]:
+    """``Trainer(config, source, run_dir, callbacks).fit()``."""
+    return Trainer(config, source, run_dir, callbacks).fit()
+
+
+def resume(run_dir: str | Path, source: TrainSource, callbacks: Sequence[Callback] = ()) -> dict[str, Any]:
+    """Continue a stopped or killed run from ``checkpoints/last.pt`` with the config it was started with.
+
+    The source must hold the same data (checked by fingerprint). With the same seed on CPU the final
+    metrics equal those of an uninterrupted run.
+    """
+    paths = RunPaths(Path(run_dir))
+    params = read_json(paths.params)
+    if params is None:
+        raise TrainingStateError(f"{paths.root}: not a run folder (no params.json)")
+    status = read_json(paths.status, {})
+    if status.get("state") in ("finished", "early_stopped"):
+        raise TrainingStateError(f"{paths.root}: the run already {status['state'].replace('_', ' ')}")
+    if params.get("source", {}).get("fingerprint") != source.fingerprint():
+        raise TrainingStateError(f"{paths.root}: the source's data differs from the data the run started on")
+    config = TrainConfig.from_dict(params["config"])
+    trainer = Trainer(config, source, paths.root, callbacks, _resuming=True)
+    if not paths.last.exists():  # killed before the first epoch ended: start over in the same folder
+        trainer._resuming = False
+        for p in (paths.params, paths.status, paths.history):
+            p.unlink(missing_ok=True)
+    return trainer.fit()

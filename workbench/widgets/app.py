@@ -1,0 +1,205 @@
+"""Widgets wired to a store dataset, and the small Workbench app that puts them in tabs.
+
+The views in this package take plain data and callables; these builders connect them to a
+:class:`~workbench.data.Dataset` and a run folder, for notebooks and Voilà dashboards.
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..data.dataset import Dataset
+from .static import StaticFallback
+
+__all__ = [
+    "thumbnail_fn",
+    "overview",
+    "augmentation_grid",
+    "training_curves",
+    "evaluation_views",
+    "error_gallery",
+    "WorkbenchApp",
+]
+
+
+def thumbnail_fn(ds: Dataset, size: int = 160) -> Callable[[int], Any]:
+    """``example_id -> PIL image`` with the example's annotations drawn in class colours."""
+    from .render import render_example
+
+    def thumb(example_id: int):
+        ex = ds.example(int(example_id))
+        return render_example(ds.load_bytes(ex.blob), ex.annotations, ds.classes, max_size=size, tags=False)
+
+    return thumb
+
+
+def overview(ds: Dataset, directory: str | None = None):
+    """The DatasetOverview of a dataset (or directory); ``refresh()`` re-reads the store."""
+    from ..data.stats import dataset_stats
+    from .balance import DatasetOverview
+
+    return DatasetOverview(lambda: dataset_stats(ds, directory=directory), lambda: ds.classes,
+                           title=f"{ds.name}{' / ' + directory if directory else ''}: dataset overview")
+
+
+def augmentation_grid(ds: Dataset, *, examples: int = 4, draws: int = 4, seed: int = 0, split: str = "train",
+                      preset: str | None = None):
+    """The dataset's augmentation pipeline over ``examples`` annotated examples; saving stores it."""
+    from ..augment.presets import default_preset
+    from ..augment.presets import preset as get_preset
+    from .augment_grid import AugmentationGrid
+    from .augment_state import GridExample
+
+    config = get_preset(preset) if preset else (ds.augment_config() or get_preset(default_preset(ds.type)))
+    ids = ds.example_ids(split=split, status="annotated")[:examples] or ds.example_ids()[:examples]
+    grid = [GridExample.from_example(e, ds.load_bytes(e.blob), ds.type) for e in ds.examples(ids=ids)]
+    return AugmentationGrid(config, ds.type, grid, ds.classes, draws=draws, base_seed=seed,
+                            on_save=ds.set_augment_config)
+
+
+def training_curves(title: str = "Training"):
+    from .curves import TrainingCurves
+
+    return TrainingCurves(title=title)
+
+
+def _run_record(run: str | Path | Any):
+    from ..train.runs import RunRecord, load_run
+
+    return run if isinstance(run, RunRecord) else load_run(run)
+
+
+def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[int], Any] | None = None) -> list:
+    """The evaluation of a run on its test split: confusion matrix (classification / anomaly) or per-class
+    AP bars and PR curves (detection / segmentation)."""
+    rec = _run_record(run)
+    rows = rec.predictions()
+    names = [c["name"] for c in rec.params.get("source", {}).get("classes", [])] or [c.name for c in ds.classes]
+    thumbs = thumbnail_fn(ds)
+    if ds.type in ("classification", "anomaly"):
+        from .evaluation import ConfusionMatrixView, ConfusionState
+
+        triples = [(r["example_id"], r.get("truth"), r.get("label")) for r in rows
+                   if r.get("truth") is not None and r.get("label") is not None]
+        state = ConfusionState.from_predictions(triples, names)
+        return [ConfusionMatrixView(state, thumbs, on_open=on_open)]
+    from ..evaluate import coco_metrics
+    from ..train.tasks import coco_ground_truth
+    from .evaluation import APView
+
+    examples = rec_examples(ds, rec)
+    views = []
+    gt = coco_ground_truth(examples, names, masks=False)
+    views.append(APView(coco_metrics(gt, [r for r in rows if "bbox" in r], "bbox", per_class=True),
+                        ds.classes, metric_name="AP50"))
+    return views
+
+
+def rec_examples(ds: Dataset, rec: Any) -> list:
+    """The test examples a run was evaluated on (from its snapshot when it has one)."""
+    from ..train.from_store import source_from_dataset
+
+    src = rec.params.get("source", {})
+    return source_from_dataset(ds, snapshot=src.get("snapshot_id"), directory=src.get("directory"),
+                               require_train=False).split("test")
+
+
+def error_gallery(ds: Dataset, mined: Any, *, on_open: Callable[[int], Any] | None = None):
+    """The mined examples (a MiningResult, its dict, or a run folder with ``mined.json``)."""
+    import json
+
+    from .gallery import ErrorGallery
+
+    if isinstance(mined, (str, Path)):
+        mined = json.loads((Path(mined) / "mined.json").read_text())
+    items = mined.get("examples", []) if isinstance(mined, dict) else [m.to_dict() for m in mined.selected]
+    return ErrorGallery(items, thumbnail_fn(ds), on_open=on_open)
+
+
+class WorkbenchApp(StaticFallback, widgets.VBox):
+    """One dataset in tabs: annotate, dataset overview, augmentations, train (live curves), evaluate and
+    review (the mined errors; "open in canvas" jumps to the Annotate tab on that example)."""
+
+    def __init__(self, ds: Dataset, *, user: str = "annotator", directory: str | None = None,
+                 train_config: Any = None) -> None:
+        from .canvas import AnnotationCanvas
+
+        self.ds = ds
+        self.train_config = train_config
+        self.canvas = AnnotationCanvas(ds, directory=directory, user=user)
+        self.overview = overview(ds, directory)
+        self.grid = augmentation_grid(ds)
+        self.curves = training_curves()
+        self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
+        self.train_button.add_class("wb-train")
+        self.train_status = widgets.HTML()
+        self.train_button.on_click(lambda _b: self.start_training())
+        self.evaluation = widgets.VBox()
+        self.evaluation.add_class("wb-evaluation")
+        self.run_dir: str | None = None
+        self.thread: threading.Thread | None = None
+        self.tabs = widgets.Tab(children=[
+            self.canvas, self.overview, self.grid,
+            widgets.VBox([widgets.HBox([self.train_button, self.train_status]), self.curves]),
+            self.evaluation,
+        ])
+        for i, t in enumerate(["Annotate", "Dataset", "Augment", "Train", "Evaluate"]):
+            self.tabs.set_title(i, t)
+        self.tabs.observe(self._on_tab, names="selected_index")
+        super().__init__([widgets.HTML(f"<h3>Workbench: {ds.name} ({ds.type})</h3>"), self.tabs])
+        self.add_class("wb-app")
+
+    def _on_tab(self, change: dict) -> None:
+        if change["new"] == 1:
+            self.overview.refresh()
+
+    def open_example(self, example_id: int) -> None:
+        """Show ``example_id`` on the canvas (from the gallery's "open in canvas")."""
+        self.canvas.state.goto(int(example_id))
+        self.canvas.redraw()
+        self.tabs.selected_index = 0
+
+    def start_training(self, wait: bool = False) -> None:
+        """Train in a background thread (the curves update and the stop button works meanwhile)."""
+        from ..train.config import TrainConfig
+        from ..train.from_store import train_dataset
+
+        if self.thread is not None and self.thread.is_alive():
+            return
+        cfg = self.train_config or TrainConfig(epochs=5)
+        ws = self.ds.workspace
+        self.train_status.value = "training..."
+
+        def work() -> None:
+            try:
+                summary = train_dataset(ws, self.ds.name, cfg, callbacks=[self.curves])
+                self.run_dir = summary["run_dir"]
+                self.train_status.value = f"run {summary['run_id']}: {summary['status']}"
+                self.show_evaluation(self.run_dir)
+            except Exception as e:  # shown to the person, not swallowed
+                self.train_status.value = f"<span style='color:#d62728'>training failed: {e}</span>"
+
+        self.thread = threading.Thread(target=work, daemon=True)
+        self.thread.start()
+        if wait:
+            self.thread.join()
+
+    def show_evaluation(self, run_dir: str | Path, *, mine: bool = True) -> None:
+        from ..evaluate import mine_run
+
+        children = list(evaluation_views(self.ds, run_dir, on_open=self.open_example))
+        if mine:
+            result = mine_run(self.ds, run_dir, count=40)
+            children.append(error_gallery(self.ds, result.to_dict(), on_open=self.open_example))
+        self.evaluation.children = children
+
+    def _static_bundle(self) -> dict[str, Any]:  # the canvas picture stands for the app in static output
+        from .static import PNG_MIME
+
+        return {PNG_MIME: base64.b64encode(self.canvas.snapshot_png()).decode("ascii")}
