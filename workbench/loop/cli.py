@@ -17,13 +17,15 @@ __all__ = ["register"]
               help="Output folder (default: workbench-runs/loop-<time>).")
 @click.option("--quick", is_flag=True, help="A small, fast configuration (tests, first contact).")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Sweeps: parameter files run at once.")
-def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: int) -> None:
+@click.option("--notebooks", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Run the notebooks in this folder (a project made by `workbench new`) instead of Workbench's.")
+def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: int, notebooks: Path | None) -> None:
     """Run annotate -> train -> evaluate headless on the built-in sample (or your parameters)."""
     from .runner import run_loop, run_sweep
 
     out = out or Path("workbench-runs") / time.strftime("loop-%Y%m%d-%H%M%S")
     if len(params_files) > 1:
-        results = run_sweep(list(params_files), out, quick=quick, jobs=jobs,
+        results = run_sweep(list(params_files), out, quick=quick, jobs=jobs, notebooks=notebooks,
                             on_done=lambda p, s, r: click.echo(f"{p}: {s}: {r}"))
         failed = [r for r in results if r[1] != "ok"]
         click.echo(f"sweep: {len(results) - len(failed)} ok, {len(failed)} failed; outputs in {out}")
@@ -34,11 +36,26 @@ def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: in
     def say(step: str, what: str) -> None:
         click.echo(f"[{time.strftime('%H:%M:%S')}] {step}: {'running' if what == 'start' else 'done'}", err=True)
 
-    res = run_loop(out, params_file=params_files[0] if params_files else None, quick=quick, on_step=say)
+    res = run_loop(out, params_file=params_files[0] if params_files else None, quick=quick, on_step=say,
+                   notebooks=notebooks)
     for k, v in res.metrics.get("summary", {}).items():
         click.echo(f"{k}: {v}")
     click.echo(f"report: {res.report}")
 
 
+@click.command()
+@click.argument("project", type=click.Path(path_type=Path))
+@click.option("--type", "dtype", type=click.Choice(["classification", "detection", "segmentation", "anomaly"]),
+              default="classification", show_default=True)
+def new(project: Path, dtype: str) -> None:
+    """Start a project: the loop's notebooks, a params file and a README for one dataset type."""
+    from .templates import new_project
+
+    files = new_project(project, dtype)
+    click.echo(f"created {project} ({dtype}): {', '.join(f.name for f in files)}")
+    click.echo(f"run it: cd {project} && workbench loop --notebooks . --params params.yaml")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(loop)
+    cli.add_command(new)

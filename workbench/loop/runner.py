@@ -78,7 +78,7 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
 
     nb_dir = Path(notebooks) if notebooks is not None else notebooks_dir()
     paths = {s: nb_dir / f"{s}.ipynb" for s in steps}
-    for s, p in paths.items():
+    for p in paths.values():
         if not p.is_file():
             raise WorkbenchError(f"notebook {p} not found (the loop runs the notebooks in {nb_dir})")
     declared = {s: notebook_parameters(p) for s, p in paths.items()}
@@ -163,16 +163,17 @@ def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
     (out / "report.html").write_text(body, encoding="utf-8")
 
 
-def _run_one(args: tuple[str, str, bool]) -> tuple[str, str, str]:
-    params_file, out, quick = args
+def _run_one(args: tuple[str, str, bool, str | None]) -> tuple[str, str, str]:
+    params_file, out, quick, notebooks = args
     try:
-        res = run_loop(out, params_file=params_file, quick=quick)
+        res = run_loop(out, params_file=params_file, quick=quick, notebooks=notebooks)
         return params_file, "ok", str(res.report)
     except WorkbenchError as e:
         return params_file, "failed", str(e)
 
 
 def run_sweep(params_files: Sequence[str | Path], out: str | Path, *, quick: bool = False, jobs: int = 1,
+              notebooks: str | Path | None = None,
               on_done: Callable[[str, str, str], None] | None = None) -> list[tuple[str, str, str]]:
     """Several parameter files, each in its own output folder ``out/<file stem>``; ``jobs`` at a time."""
     from concurrent.futures import ProcessPoolExecutor
@@ -181,7 +182,8 @@ def run_sweep(params_files: Sequence[str | Path], out: str | Path, *, quick: boo
     stems = [Path(p).stem for p in params_files]
     if len(set(stems)) != len(stems):
         raise WorkbenchError(f"parameter files need distinct names (their output folders): {', '.join(stems)}")
-    tasks = [(str(p), str(out / Path(p).stem), quick) for p in params_files]
+    nb = str(notebooks) if notebooks is not None else None
+    tasks = [(str(p), str(out / Path(p).stem), quick, nb) for p in params_files]
     results = []
     if jobs <= 1:
         for t in tasks:

@@ -1,0 +1,50 @@
+"""Notebooks as fixtures: parameters cells, no committed outputs, templates in sync with their source."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import papermill
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "templates").glob("*/*.ipynb"))
+
+EXPECTED = {
+    "00_quickstart": {"workspace", "dataset", "sample", "sample_count", "seed"},
+    "01_annotate": {"workspace", "out_dir", "dataset", "dataset_type", "sample", "sample_count", "seed",
+                    "augment_preset"},
+    "02_train": {"workspace", "out_dir", "dataset", "snapshot", "model", "epochs", "batch_size", "lr", "seed",
+                 "image_size", "augment_preset"},
+    "03_evaluate": {"workspace", "out_dir", "dataset", "run", "mine_count"},
+}
+
+
+def test_every_notebook_is_found():
+    assert len(NOTEBOOKS) == 4 + 4 * 3
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_parameters_cell(path):
+    nb = json.loads(path.read_text())
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    assert set(papermill.inspect_notebook(str(path))) == EXPECTED[path.stem]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_committed_without_outputs(path):
+    nb = json.loads(path.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [] and cell["execution_count"] is None
+    assert "widgets" not in nb["metadata"]
+
+
+def test_notebooks_match_their_source():
+    p = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--check"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout
