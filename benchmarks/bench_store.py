@@ -43,8 +43,16 @@ def make_coco(root: Path, n_images: int, per_image: int, seed: int = 0) -> Path:
         for k in range(per_image):
             x, y = round(float(xy[k, 0]), 2), round(float(xy[k, 1]), 2)
             w, h = round(min(float(wh[k, 0]), 32 - x), 2), round(min(float(wh[k, 1]), 24 - y), 2)
-            anns.append({"id": aid, "image_id": i + 1, "category_id": int(cats[k]), "bbox": [x, y, w, h],
-                         "area": w * h, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": aid,
+                    "image_id": i + 1,
+                    "category_id": int(cats[k]),
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             aid += 1
     cats = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}]
     path = root / "annotations.json"
@@ -85,6 +93,7 @@ def main() -> None:
         c.dataset = json.loads(Path(gt).read_text())
         c.anns, c.cats, c.imgs = {}, {}, {}
         import contextlib
+
         with contextlib.redirect_stdout(io.StringIO()):
             c.createIndex()
         return c
@@ -126,11 +135,17 @@ def main() -> None:
     print(f"{'what':48s} {'time':>10s} {'x reference':>12s}")
     for name, t, ref in rows:
         print(f"{name:48s} {t:9.2f}s {t / ref:11.1f}x")
-    print(f"{'stats, computed (counts, balance, boxes, dups)':48s} {t_stats * 1000:8.0f}ms   goal < 1000 ms (issue 2), 200 ms (issue 8)")
+    print(
+        f"{'stats, computed (counts, balance, boxes, dups)':48s} {t_stats * 1000:8.0f}ms   goal < 1000 ms (issue 2), 200 ms (issue 8)"
+    )
     print(f"{'stats, computed, without near-duplicate search':48s} {t_stats_nd * 1000:8.0f}ms")
     print(f"{'stats, unchanged dataset (cached by version)':48s} {t_stats_warm * 1000:8.1f}ms")
-    print(f"{'open one example (p50 / p99)':48s} {pct(opens, .5) * 1000:6.2f} / {pct(opens, .99) * 1000:.2f} ms  goal < 5 ms")
-    print(f"{'one annotation edit committed (p50 / p99)':48s} {pct(edits, .5) * 1000:6.2f} / {pct(edits, .99) * 1000:.2f} ms  goal p99 < 5 ms")
+    print(
+        f"{'open one example (p50 / p99)':48s} {pct(opens, 0.5) * 1000:6.2f} / {pct(opens, 0.99) * 1000:.2f} ms  goal < 5 ms"
+    )
+    print(
+        f"{'one annotation edit committed (p50 / p99)':48s} {pct(edits, 0.5) * 1000:6.2f} / {pct(edits, 0.99) * 1000:.2f} ms  goal p99 < 5 ms"
+    )
     print(f"examples in store: {st['examples']:,}; annotations: {st['annotations']:,}")
     ws.close()
     if not args.keep:

@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from workbench.augment import Augmenter  # noqa: E402
 from workbench.data.samples import make_sample  # noqa: E402
 from workbench.train.config import TrainConfig, build_optimizer  # noqa: E402
-from workbench.train.data import VisionDataset, make_loader  # noqa: E402
+from workbench.train.data import VisionDataset, make_loader, set_loader_epoch  # noqa: E402
 from workbench.train.models import build_model  # noqa: E402
 from workbench.train.setup import resolve_augment, seed_everything  # noqa: E402
 from workbench.train.source import source_from_batch  # noqa: E402
@@ -42,18 +42,24 @@ CASES = [
 def bare_loop(config: TrainConfig, source, epochs: int) -> list[dict[str, float]]:
     """The hand-written loop: same dataset class, loader, seed, model, optimizer; nothing else."""
     augment, size = resolve_augment(config, "classification")
-    ds = VisionDataset(source.split("train"), dataset_type="classification", class_names=source.class_names,
-                       load_bytes=source.load_bytes, image_size=size, augmenter=Augmenter(augment, "classification"),
-                       seed=config.seed)
-    loader = make_loader(ds, batch_size=config.batch_size, shuffle=True, seed=config.seed,
-                         num_workers=config.num_workers)
+    ds = VisionDataset(
+        source.split("train"),
+        dataset_type="classification",
+        class_names=source.class_names,
+        load_bytes=source.load_bytes,
+        image_size=size,
+        augmenter=Augmenter(augment, "classification"),
+        seed=config.seed,
+    )
+    loader = make_loader(
+        ds, batch_size=config.batch_size, shuffle=True, seed=config.seed, num_workers=config.num_workers
+    )
     seed_everything(config.seed)
     model = build_model(config.model, len(source.class_names), image_size=size)
     opt = build_optimizer(model.parameters(), config)
     out = []
     for epoch in range(1, epochs + 1):
-        ds.set_epoch(epoch)
-        loader.sampler.set_epoch(epoch)
+        set_loader_epoch(loader, epoch)
         model.train()
         images, data_time, start = 0, 0.0, time.perf_counter()
         tick = start
@@ -90,27 +96,49 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.workers} loader workers, "
-          f"augment={args.augment}, {args.epochs} epochs x {args.repeats} repeats (first epoch = warm-up)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.workers} loader workers, "
+        f"augment={args.augment}, {args.epochs} epochs x {args.repeats} repeats (first epoch = warm-up)"
+    )
     rows = []
     for name, sample, count, opts, model, size, batch in CASES:
         if args.only and args.only not in name:
             continue
         source = source_from_batch(make_sample(sample, count, 0, **opts), dataset=sample)
-        config = TrainConfig(model=model, image_size=size, epochs=args.epochs, batch_size=batch, seed=0,
-                             augment=args.augment, schedule="none", patience=None, device="cpu",
-                             num_workers=args.workers, threads=args.threads)
+        config = TrainConfig(
+            model=model,
+            image_size=size,
+            epochs=args.epochs,
+            batch_size=batch,
+            seed=0,
+            augment=args.augment,
+            schedule="none",
+            patience=None,
+            device="cpu",
+            num_workers=args.workers,
+            threads=args.threads,
+        )
         bare, ours = [], []
         for _ in range(args.repeats):  # interleaved, so load changes hit both alike
             bare += bare_loop(config, source, args.epochs)[1:]
             ours += trainer_loop(config, source, args.epochs)[1:]
         b = statistics.median(r["images_per_s"] for r in bare)
         t = statistics.median(r["images_per_s"] for r in ours)
-        rows.append((name, len(source.split("train")), b, t, t / b,
-                     statistics.median(r["data_share"] for r in bare),
-                     statistics.median(r["data_share"] for r in ours)))
-    head = f"{'case':<26}{'train imgs':>11}{'bare img/s':>12}{'trainer img/s':>15}{'ratio':>8}" \
-           f"{'data share bare':>17}{'data share trainer':>20}"
+        rows.append(
+            (
+                name,
+                len(source.split("train")),
+                b,
+                t,
+                t / b,
+                statistics.median(r["data_share"] for r in bare),
+                statistics.median(r["data_share"] for r in ours),
+            )
+        )
+    head = (
+        f"{'case':<26}{'train imgs':>11}{'bare img/s':>12}{'trainer img/s':>15}{'ratio':>8}"
+        f"{'data share bare':>17}{'data share trainer':>20}"
+    )
     print(head)
     print("-" * len(head))
     for name, n, b, t, ratio, db, dt in rows:

@@ -32,15 +32,24 @@ class Progress(Callback):
         self.start = time.perf_counter()
 
     def on_fit_start(self, info):
-        print(f"{info['model']} on {info['counts']} examples, {info['image_size']} px, {info['device']}", flush=True)
-        print(f"{'epoch':>5}{'train s':>9}{'wall s':>8}{'img/s':>7}{'data %':>8}{'loss':>8}{'val loss':>9}"
-              f"{'mAP50':>7}{'mAP':>7}", flush=True)
+        print(
+            f"{info['model']} on {info['counts']} examples, {info['image_size']} px, {info['device']}",
+            flush=True,
+        )
+        print(
+            f"{'epoch':>5}{'train s':>9}{'wall s':>8}{'img/s':>7}{'data %':>8}{'loss':>8}{'val loss':>9}"
+            f"{'mAP50':>7}{'mAP':>7}",
+            flush=True,
+        )
 
     def on_epoch_end(self, r):
         self.train_time += r["train_time"]
-        print(f"{r['epoch']:>5}{self.train_time:>9.1f}{time.perf_counter() - self.start:>8.1f}"
-              f"{r['images_per_s']:>7.1f}{r['data_share']:>8.1%}{r['train_loss']:>8.3f}{r['val_loss']:>9.3f}"
-              f"{r['mAP50']:>7.3f}{r['mAP']:>7.3f}", flush=True)
+        print(
+            f"{r['epoch']:>5}{self.train_time:>9.1f}{time.perf_counter() - self.start:>8.1f}"
+            f"{r['images_per_s']:>7.1f}{r['data_share']:>8.1%}{r['train_loss']:>8.3f}{r['val_loss']:>9.3f}"
+            f"{r['mAP50']:>7.3f}{r['mAP']:>7.3f}",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -56,17 +65,34 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     batch = make_sample("shapes-detection", args.images, args.seed, size=args.size)
-    source = source_from_batch(batch, dataset="shapes-detection", val_fraction=0.1, test_fraction=0.1, seed=args.seed)
-    print(f"sample made in {time.perf_counter() - t0:.1f} s; torch {torch.__version__}, "
-          f"{args.threads or torch.get_num_threads()} threads", flush=True)
-    config = TrainConfig(model="tiny-frcnn", image_size=args.size, epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, seed=args.seed, augment=args.augment, schedule="cosine", patience=None,
-                         device="auto", threads=args.threads)
+    source = source_from_batch(
+        batch, dataset="shapes-detection", val_fraction=0.1, test_fraction=0.1, seed=args.seed
+    )
+    print(
+        f"sample made in {time.perf_counter() - t0:.1f} s; torch {torch.__version__}, "
+        f"{args.threads or torch.get_num_threads()} threads",
+        flush=True,
+    )
+    config = TrainConfig(
+        model="tiny-frcnn",
+        image_size=args.size,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        augment=args.augment,
+        schedule="cosine",
+        patience=None,
+        device="auto",
+        threads=args.threads,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         summary = Trainer(config, source, Path(tmp) / "run", [Progress()]).fit()
     test = summary["test"]
-    print(f"best epoch {summary['best_epoch']} (by val {summary['monitor']}): test mAP50 {test['mAP50']:.3f}, "
-          f"mAP {test['mAP']:.3f}; total {time.perf_counter() - t0:.0f} s")
+    print(
+        f"best epoch {summary['best_epoch']} (by val {summary['monitor']}): test mAP50 {test['mAP50']:.3f}, "
+        f"mAP {test['mAP']:.3f}; total {time.perf_counter() - t0:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -231,3 +231,16 @@ def test_source_checks_labels_and_splits():
     assert info.value.record == 1
     with pytest.raises(ValidationError, match="dataset type"):
         TrainSource([], [ClassDef("cat", "#ff0000")], "keypoints", bytes)
+
+
+def test_training_loader_never_ends_on_a_one_image_batch():
+    ds = _dataset(sample_source("digits", 60), 8)
+    n = len(ds)
+    train = make_loader(ds, batch_size=n - 1, shuffle=True)
+    assert [len(y) for _, y in train] == [n - 1]
+    evaluation = make_loader(ds, batch_size=n - 1, shuffle=False)
+    assert [len(y) for _, y in evaluation] == [n - 1, 1]
+    assert (
+        EpochSampler(5, shuffle=True, count=3).__len__() == 3
+        and len(list(EpochSampler(5, shuffle=True, count=3))) == 3
+    )

@@ -26,6 +26,8 @@ def test_exported_members_resolve():
             "list_runs",
             "load_run",
             "compare_runs",
+            "Predictor",
+            "export_onnx",
             "NonFiniteLossError",
             "CheckpointError",
             "TrainingStateError",

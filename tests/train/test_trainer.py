@@ -268,3 +268,19 @@ def test_refusals(tmp_path):
             source,
             tmp_path / "y",
         )
+
+
+def test_resume_of_a_run_killed_in_its_first_epoch_starts_over(baseline, tmp_path):
+    path, summary, _ = baseline
+    source = sample_source("digits", 300)
+
+    class CrashEarly(Callback):
+        def on_step(self, step, loss, data_time, step_time):
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        Trainer(_digits_config(), source, tmp_path / "r", [CrashEarly()]).fit()
+    assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
+    resumed = resume(tmp_path / "r", source)
+    assert resumed["test"] == summary["test"]
+    assert _numbers(load_run(tmp_path / "r").history) == _numbers(load_run(path).history)

@@ -28,6 +28,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class Normalized(nn.Module):
     """``net((x - mean) / std)``; ``net`` is the torchvision-compatible module (weights load into it)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, net: nn.Module, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> None:
         super().__init__()
         self.net = net

@@ -29,8 +29,11 @@ class _ProgressBar:
         self.steps_per_epoch = -(-n // self.batch_size) if self.batch_size and n else None
         self.epochs = int(info.get("epochs") or self.epochs)
         if not self.quiet:
-            click.echo(f"training {info.get('model', '')} on {info.get('train_examples', '?')} examples "
-                       f"for up to {self.epochs} epochs ({info.get('device', 'cpu')})", err=True)
+            click.echo(
+                f"training {info.get('model', '')} on {info.get('train_examples', '?')} examples "
+                f"for up to {self.epochs} epochs ({info.get('device', 'cpu')})",
+                err=True,
+            )
 
     def on_epoch_start(self, epoch: int) -> None:
         self.step_in_epoch = 0
@@ -41,8 +44,11 @@ class _ProgressBar:
             return
         total = self.steps_per_epoch or 0
         done = int(20 * self.step_in_epoch / total) if total else 0
-        click.echo(f"\r  [{'#' * done}{'.' * (20 - done)}] step {self.step_in_epoch}/{total or '?'} "
-                   f"loss {loss:.4f}", err=True, nl=False)
+        click.echo(
+            f"\r  [{'#' * done}{'.' * (20 - done)}] step {self.step_in_epoch}/{total or '?'} loss {loss:.4f}",
+            err=True,
+            nl=False,
+        )
 
     def on_epoch_end(self, record: dict[str, Any]) -> None:
         if self.quiet:
@@ -62,7 +68,9 @@ class _ProgressBar:
 
     def on_overfit(self, start_epoch: int, end_epoch: int) -> None:
         if not self.quiet:
-            click.echo(f"overfitting: val loss rising while train loss falls since epoch {start_epoch}", err=True)
+            click.echo(
+                f"overfitting: val loss rising while train loss falls since epoch {start_epoch}", err=True
+            )
 
     def on_fit_end(self, summary: dict[str, Any]) -> None:
         pass
@@ -83,15 +91,33 @@ class _ProgressBar:
 @click.option("--image-size", type=int, help="Input size in pixels (default: the model's).")
 @click.option("--augment", help="Augmentation preset name (default: the dataset's pipeline or type preset).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
-@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
-              help="Start from these local weights (a state_dict file); nothing is downloaded.")
+@click.option(
+    "--weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Start from these local weights (a state_dict file); nothing is downloaded.",
+)
 @click.option("--patience", type=int, default=10, show_default=True, help="Early-stopping patience (epochs).")
 @click.option("--resume", "resume_id", help="Continue this killed or stopped run instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
 @click.pass_context
-def train(ctx: click.Context, name: str, snapshot: str | None, directory: str | None, model: str | None,
-          epochs: int, batch_size: int, lr: float, seed: int, image_size: int | None, augment: str | None,
-          device: str, weights: Path | None, patience: int, resume_id: str | None, as_json: bool) -> None:
+def train(
+    ctx: click.Context,
+    name: str,
+    snapshot: str | None,
+    directory: str | None,
+    model: str | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    image_size: int | None,
+    augment: str | None,
+    device: str,
+    weights: Path | None,
+    patience: int,
+    resume_id: str | None,
+    as_json: bool,
+) -> None:
     """Train a model on dataset NAME (or a snapshot / directory of it)."""
     from ..cli import _ws
     from .config import TrainConfig
@@ -104,15 +130,32 @@ def train(ctx: click.Context, name: str, snapshot: str | None, directory: str | 
     else:
         ds = ws.dataset(name)
         cfg_augment: Any = augment if augment else ds.augment_config()
-        config = TrainConfig(model=model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                             image_size=image_size, augment=cfg_augment, device=device,
-                             weights=str(weights) if weights else None, patience=patience)
+        config = TrainConfig(
+            model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            image_size=image_size,
+            augment=cfg_augment,
+            device=device,
+            weights=str(weights) if weights else None,
+            patience=patience,
+        )
         summary = train_dataset(ws, name, config, snapshot=snapshot, directory=directory, callbacks=[bar])
     if as_json:
-        click.echo(json.dumps({"run_id": summary["run_id"], "run_dir": summary["run_dir"],
-                               "status": summary["status"], "metrics": {"test": summary.get("test", {}),
-                                                                         "val": summary.get("val", {})},
-                               "best_epoch": summary.get("best_epoch")}, default=str))
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": summary["run_id"],
+                    "run_dir": summary["run_dir"],
+                    "status": summary["status"],
+                    "metrics": {"test": summary.get("test", {}), "val": summary.get("val", {})},
+                    "best_epoch": summary.get("best_epoch"),
+                },
+                default=str,
+            )
+        )
     else:
         test = summary.get("test", {})
         shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, (int, float)))

@@ -176,7 +176,12 @@ def _plateau(optimizer: Any, cfg: TrainConfig, mode: str) -> Any:
 
     wait = max(1, (cfg.patience or 6) // 3)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode=mode, factor=0.5, patience=wait, threshold=cfg.min_delta, threshold_mode="abs"
+        optimizer,
+        mode="min" if mode == "min" else "max",
+        factor=0.5,
+        patience=wait,
+        threshold=cfg.min_delta,
+        threshold_mode="abs",
     )
 
 

@@ -33,6 +33,7 @@ from .masks import mask_bbox, polygons_to_mask, resize_mask, rle_to_mask
 
 __all__ = [
     "VisionDataset",
+    "set_loader_epoch",
     "EpochSampler",
     "collate_fn",
     "worker_init_fn",
@@ -326,20 +327,22 @@ class EpochSampler(Sampler):
     """Yields ``(index, epoch)`` pairs: a permutation drawn from ``(seed, epoch)`` when shuffling.
 
     Like ``DistributedSampler``'s ``set_epoch``: the order depends only on the seed and the epoch, so a
-    resumed run sees the same batches as an uninterrupted one.
+    resumed run sees the same batches as an uninterrupted one. ``count`` (default: all) keeps only the
+    first ``count`` indices of each permutation.
     """
 
-    def __init__(self, length: int, *, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, length: int, *, shuffle: bool, seed: int = 0, count: int | None = None) -> None:
         self.length = int(length)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
+        self.count = self.length if count is None else max(0, min(int(count), self.length))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def __len__(self) -> int:
-        return self.length
+        return self.count
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         if self.shuffle:
@@ -348,7 +351,7 @@ class EpochSampler(Sampler):
             order = torch.randperm(self.length, generator=g).tolist()
         else:
             order = list(range(self.length))
-        return iter([(i, self.epoch) for i in order])
+        return iter([(i, self.epoch) for i in order[: self.count]])
 
 
 def _collate_stack(batch: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -361,7 +364,7 @@ def _collate_lists(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.T
     return list(images), list(targets)
 
 
-_COLLATE = {
+_COLLATE: dict[str, Callable[[list], Any]] = {
     "classification": _collate_stack,
     "anomaly": _collate_stack,
     "detection": _collate_lists,
@@ -387,13 +390,29 @@ def worker_init_fn(worker_id: int) -> None:
 def make_loader(
     dataset: VisionDataset, *, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0
 ) -> DataLoader:
-    """A DataLoader over ``dataset`` with an :class:`EpochSampler` (call ``loader.sampler.set_epoch``)."""
+    """A DataLoader over ``dataset`` with an :class:`EpochSampler` (see :func:`set_loader_epoch`).
+
+    A shuffled (training) loader leaves out one example per epoch when the last batch would hold just
+    one: BatchNorm cannot train on a single 1 x 1 feature map, and a one-image step is mostly noise.
+    """
+    n = len(dataset)
+    count = n - 1 if shuffle and n > 1 and n % batch_size == 1 else n
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), shuffle=shuffle, seed=seed),
+        sampler=EpochSampler(n, shuffle=shuffle, seed=seed, count=count),
         collate_fn=collate_fn(dataset.dataset_type),
         num_workers=num_workers,
         worker_init_fn=worker_init_fn if num_workers > 0 else None,
         drop_last=False,
     )
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Point a :func:`make_loader` loader (its sampler and dataset) at ``epoch``."""
+    sampler = loader.sampler
+    if isinstance(sampler, EpochSampler):
+        sampler.set_epoch(epoch)
+    dataset = loader.dataset
+    if isinstance(dataset, VisionDataset):
+        dataset.set_epoch(epoch)

@@ -19,8 +19,9 @@ from .source import TrainSource
 __all__ = ["source_from_dataset", "train_dataset", "resume_run", "find_run", "runs_of"]
 
 
-def source_from_dataset(ds: Dataset, *, snapshot: str | None = None, directory: str | None = None,
-                        require_train: bool = True) -> TrainSource:
+def source_from_dataset(
+    ds: Dataset, *, snapshot: str | None = None, directory: str | None = None, require_train: bool = True
+) -> TrainSource:
     """The examples a run learns from: a snapshot (exactly as frozen), a directory, or the live dataset."""
     if snapshot is not None:
         snap = ds.load_snapshot(snapshot)
@@ -28,20 +29,35 @@ def source_from_dataset(ds: Dataset, *, snapshot: str | None = None, directory: 
         directory = snap.info.directory
     else:
         examples, classes, sid = ds.examples(directory=directory), ds.classes, None
-    src = TrainSource(examples=examples, classes=classes, dataset_type=ds.type, load_bytes=ds.load_bytes,
-                      dataset=ds.name, snapshot_id=sid, directory=directory)
+    src = TrainSource(
+        examples=examples,
+        classes=classes,
+        dataset_type=ds.type,
+        load_bytes=ds.load_bytes,
+        dataset=ds.name,
+        snapshot_id=sid,
+        directory=directory,
+    )
     n_train = src.counts()["train"]
     if require_train and n_train < MIN_TRAIN_EXAMPLES:
         where = f"snapshot {sid} of " if sid else (f"directory '{directory}' of " if directory else "")
         raise TooFewExamplesError(
             f"{where}dataset '{ds.name}' has {n_train} annotated training examples; at least "
-            f"{MIN_TRAIN_EXAMPLES} are needed to train (annotate or import more)")
+            f"{MIN_TRAIN_EXAMPLES} are needed to train (annotate or import more)"
+        )
     return src
 
 
-def train_dataset(ws: Workspace, name: str, config: Any, *, snapshot: str | None = None,
-                  directory: str | None = None, callbacks: Sequence[Any] = (),
-                  run_dir: str | Path | None = None) -> dict[str, Any]:
+def train_dataset(
+    ws: Workspace,
+    name: str,
+    config: Any,
+    *,
+    snapshot: str | None = None,
+    directory: str | None = None,
+    callbacks: Sequence[Any] = (),
+    run_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Train on dataset ``name`` (or a snapshot / directory of it); returns the run's summary."""
     from .runs import new_run_id
     from .trainer import train
@@ -69,7 +85,9 @@ def find_run(ws: Workspace, run: str | Path) -> Path:
         exact = root / str(run)
         if (exact / "params.json").is_file():
             return exact
-        matches = sorted(d for d in root.iterdir() if d.name.startswith(str(run)) and (d / "params.json").is_file())
+        matches = sorted(
+            d for d in root.iterdir() if d.name.startswith(str(run)) and (d / "params.json").is_file()
+        )
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
@@ -86,5 +104,7 @@ def resume_run(ws: Workspace, run: str | Path, callbacks: Sequence[Any] = ()) ->
     rec = load_run(path)
     src_info = rec.params.get("source", {})
     ds = ws.dataset(src_info.get("dataset", ""))
-    source = source_from_dataset(ds, snapshot=src_info.get("snapshot_id"), directory=src_info.get("directory"))
+    source = source_from_dataset(
+        ds, snapshot=src_info.get("snapshot_id"), directory=src_info.get("directory")
+    )
     return resume(path, source, callbacks)

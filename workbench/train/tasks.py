@@ -156,7 +156,8 @@ def coco_ground_truth(
     examples: Sequence[Example], class_names: Sequence[str], *, masks: bool
 ) -> dict[str, Any]:
     """A COCO ground-truth dict (category id = class index + 1) from examples' ground truth."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     index = {n: i + 1 for i, n in enumerate(class_names)}
     for ex in examples:
         images.append({"id": ex.id, "width": ex.width, "height": ex.height, "file_name": ex.file_name})

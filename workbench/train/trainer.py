@@ -22,7 +22,7 @@ from ..errors import AlreadyExistsError, ValidationError
 from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig, build_optimizer, build_schedule, resolve_device
-from .data import VisionDataset, make_loader
+from .data import VisionDataset, make_loader, set_loader_epoch
 from .errors import NonFiniteLossError, TrainingStateError
 from .models import build_model, default_model, model_spec
 from .runs import RunPaths, collect_versions, read_json, write_json, write_jsonl
@@ -89,7 +89,7 @@ class Trainer:
         from ..augment import Augmenter
 
         src, cfg = self.source, self.config
-        common = {
+        common: dict[str, Any] = {
             "dataset_type": src.dataset_type,
             "class_names": src.class_names,
             "load_bytes": src.load_bytes,
@@ -226,6 +226,9 @@ class Trainer:
             except NonFiniteLossError as e:
                 self._set_status("failed", error=str(e))
                 raise
+            except KeyboardInterrupt:
+                self._set_status("stopped", error="interrupted; resume() goes on from the last checkpoint")
+                raise
             except BaseException as e:
                 self._set_status("failed", error=f"{type(e).__name__}: {e}")
                 raise
@@ -264,17 +267,13 @@ class Trainer:
                 break
             self.epoch = epoch
             self._end_epoch(epoch, train)
-        else:
-            if self.early.should_stop:
-                state = "early_stopped"
         summary = self._finish(state)
         self.callbacks.on_fit_end(summary)
         return summary
 
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
         cfg = self.config
-        self.train_set.set_epoch(epoch)
-        self.train_loader.sampler.set_epoch(epoch)
+        set_loader_epoch(self.train_loader, epoch)
         self.model.train()
         total = 0.0
         images = steps = 0
@@ -330,7 +329,7 @@ class Trainer:
         if not val_examples:
             return None, {}
         loader = self.eval_loaders["val"]
-        loader.sampler.set_epoch(0)
+        set_loader_epoch(loader, 0)
         val_loss = self.task.val_loss(self.model, loader, self.device)
         preds = self.task.predict(self.model, loader, self.device)
         return val_loss, self.task.evaluate(preds, val_examples, self.source.class_names)
