@@ -169,11 +169,40 @@ def evaluate(t: str) -> nbformat.NotebookNode:
     ], {"workspace": "", "out_dir": "", "dataset": t, "run": "", "mine_count": 40})
 
 
+def dashboard_annotate() -> nbformat.NotebookNode:
+    return _nb([
+        "#md # Workbench\n\nPick a dataset: annotate it, look at its balance and augmentations, train and "
+        "watch the curves, then review what the model got wrong.",
+        "PARAMS",
+        "from workbench import Workspace\nfrom workbench.widgets import WorkbenchApp\nfrom workbench.widgets.app "
+        "import Picker\n\nws = Workspace(workspace or None)\n"
+        "Picker([d['name'] for d in ws.datasets()], lambda name: WorkbenchApp(ws.dataset(name), user=user),\n"
+        "       description='Dataset', value=dataset, css_class='wb-dataset-picker',\n"
+        "       empty='No datasets yet: run <code>workbench sample demo shapes-detection</code>')",
+    ], {"workspace": "", "dataset": "", "user": "annotator"})
+
+
+def dashboard_review() -> nbformat.NotebookNode:
+    return _nb([
+        "#md # Review a training run\n\nThe test metrics, where the model goes wrong, and the mined examples; "
+        "\"open in canvas\" shows one on the annotation canvas to accept or correct the model's proposals.",
+        "PARAMS",
+        "from workbench import Workspace\nfrom workbench.train.from_store import runs_of\n"
+        "from workbench.widgets.app import Picker, ReviewView\n\nws = Workspace(workspace or None)\n"
+        "runs = [r for r in runs_of(ws) if r.metrics]\n"
+        "Picker([(f\"{r.run_id} ({r.dataset}, {r.state})\", str(r.path)) for r in runs],\n"
+        "       lambda path: ReviewView(ws, path, user=user), description='Run', css_class='wb-run-picker',\n"
+        "       empty='No finished runs yet: run <code>workbench train NAME</code>')",
+    ], {"workspace": "", "user": "reviewer"})
+
+
 BUILDERS = {"00_quickstart": quickstart, "01_annotate": annotate, "02_train": train, "03_evaluate": evaluate}
 
 
 def targets() -> dict[Path, nbformat.NotebookNode]:
     out = {ROOT / "notebooks" / f"{name}.ipynb": fn("classification") for name, fn in BUILDERS.items()}
+    out[ROOT / "dashboards" / "annotate.ipynb"] = dashboard_annotate()
+    out[ROOT / "dashboards" / "review.ipynb"] = dashboard_review()
     for t in TYPES:
         for name, fn in BUILDERS.items():
             if name != "00_quickstart":

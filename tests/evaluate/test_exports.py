@@ -28,6 +28,11 @@ EVALUATE_API = {
     "at_threshold",
     "pixel_auroc",
     "ThresholdChoice",
+    "rank_examples",
+    "mine_run",
+    "MinedExample",
+    "MiningResult",
+    "MiningSettings",
 }
 AUGMENT_API = {
     "validate",

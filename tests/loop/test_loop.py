@@ -32,6 +32,18 @@ def test_quick_loop_twice_same_metrics(tmp_path, capsys):
     record = json.loads((tmp_path / "a" / "loop.json").read_text())
     assert record["status"] == "ok" and [s["step"] for s in record["steps"]] == [
         "01_annotate", "02_train", "03_evaluate"]
+    # the dashboards run headless over that workspace and leave pictures, not empty outputs
+    import papermill
+
+    from workbench.loop.serve import dashboards_dir
+
+    for name in ("annotate", "review"):
+        target = tmp_path / f"dash-{name}.ipynb"
+        papermill.execute_notebook(str(dashboards_dir() / f"{name}.ipynb"), str(target), kernel_name="python3",
+                                   parameters={"workspace": str(tmp_path / "a" / "workspace")},
+                                   progress_bar=False)
+        outputs = [o for c in json.loads(target.read_text())["cells"] for o in c.get("outputs", [])]
+        assert any("image/png" in o.get("data", {}) for o in outputs), name
     # same parameters, same metrics (CPU, fixed seed)
     run_loop(tmp_path / "b", quick=True)
     m2 = json.loads((tmp_path / "b" / "metrics.json").read_text())

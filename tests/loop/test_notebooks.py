@@ -11,7 +11,8 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "templates").glob("*/*.ipynb"))
+NOTEBOOKS = (sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "templates").glob("*/*.ipynb"))
+             + sorted((ROOT / "dashboards").glob("*.ipynb")))
 
 EXPECTED = {
     "00_quickstart": {"workspace", "dataset", "sample", "sample_count", "seed"},
@@ -20,11 +21,13 @@ EXPECTED = {
     "02_train": {"workspace", "out_dir", "dataset", "snapshot", "model", "epochs", "batch_size", "lr", "seed",
                  "image_size", "augment_preset"},
     "03_evaluate": {"workspace", "out_dir", "dataset", "run", "mine_count"},
+    "annotate": {"workspace", "dataset", "user"},
+    "review": {"workspace", "user"},
 }
 
 
 def test_every_notebook_is_found():
-    assert len(NOTEBOOKS) == 4 + 4 * 3
+    assert len(NOTEBOOKS) == 4 + 4 * 3 + 2
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))

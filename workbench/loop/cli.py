@@ -56,6 +56,21 @@ def new(project: Path, dtype: str) -> None:
     click.echo(f"run it: cd {project} && workbench loop --notebooks . --params params.yaml")
 
 
+@click.command()
+@click.option("--port", type=int, default=8866, show_default=True)
+@click.option("--ip", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--allow-remote", is_flag=True, help="Allow an address other machines can reach (needs a token).")
+@click.option("--token", help="Token for the dashboards (generated when --allow-remote and none given).")
+@click.pass_context
+def serve(ctx: click.Context, port: int, ip: str, allow_remote: bool, token: str | None) -> None:
+    """Serve the annotate and review dashboards with Voilà (127.0.0.1 by default)."""
+    from .serve import serve as run_serve
+
+    raise SystemExit(run_serve(port=port, ip=ip, token=token, allow_remote=allow_remote,
+                               home=ctx.find_root().obj.get("home")))
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(loop)
     cli.add_command(new)
+    cli.add_command(serve)

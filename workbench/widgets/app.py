@@ -25,6 +25,8 @@ __all__ = [
     "evaluation_views",
     "error_gallery",
     "WorkbenchApp",
+    "Picker",
+    "ReviewView",
 ]
 
 
@@ -122,6 +124,35 @@ def error_gallery(ds: Dataset, mined: Any, *, on_open: Callable[[int], Any] | No
     return ErrorGallery(items, thumbnail_fn(ds), on_open=on_open)
 
 
+class Picker(StaticFallback, widgets.VBox):
+    """A dropdown and the view it picks (``build(value) -> widget``); in static output it leaves the picture
+    of the view on show."""
+
+    def __init__(self, options: list, build: Callable[[Any], Any], *, description: str, value: Any = None,
+                 css_class: str = "wb-picker", empty: str = "nothing to show yet") -> None:
+        self.build = build
+        self.empty = empty
+        values = [o[1] if isinstance(o, tuple) else o for o in options]
+        self.dropdown = widgets.Dropdown(options=options, description=description,
+                                         value=value if value in values else (values[0] if values else None),
+                                         layout=widgets.Layout(width="600px"))
+        self.dropdown.add_class(css_class)
+        self.view: Any = None
+        super().__init__([self.dropdown])
+        self.dropdown.observe(lambda ch: self.show(ch["new"]), names="value")
+        self.show(self.dropdown.value)
+
+    def show(self, value: Any) -> None:
+        self.view = self.build(value) if value is not None else widgets.HTML(self.empty)
+        self.children = [self.dropdown, self.view]
+
+    def _static_bundle(self) -> dict[str, Any]:
+        view = self.view
+        if hasattr(view, "_static_bundle"):
+            return dict(view._static_bundle())
+        return {"text/plain": self.empty}
+
+
 class WorkbenchApp(StaticFallback, widgets.VBox):
     """One dataset in tabs: annotate, dataset overview, augmentations, train (live curves), evaluate and
     review (the mined errors; "open in canvas" jumps to the Annotate tab on that example)."""
@@ -203,3 +234,41 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         from .static import PNG_MIME
 
         return {PNG_MIME: base64.b64encode(self.canvas.snapshot_png()).decode("ascii")}
+
+
+class ReviewView(StaticFallback, widgets.VBox):
+    """One run reviewed: test metrics, evaluation views, the mined examples, and a canvas on the ``review``
+    directory; "open in canvas" shows that example there."""
+
+    def __init__(self, ws: Any, run_dir: str | Path, *, user: str = "reviewer") -> None:
+        from ..train.runs import load_run
+        from .canvas import AnnotationCanvas
+
+        self.record = rec = load_run(run_dir)
+        self.ds = ds = ws.dataset(rec.dataset)
+        has_review = "review" in [d["name"] for d in ds.directories()]
+        self.canvas = AnnotationCanvas(ds, directory="review" if has_review else None, user=user)
+        self.views = evaluation_views(ds, rec.path, on_open=self.open_example)
+        self.gallery = (error_gallery(ds, rec.path, on_open=self.open_example)
+                        if (rec.path / "mined.json").is_file() else None)
+        test = rec.metrics.get("test", {})
+        head = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if isinstance(v, float))
+        parts = [widgets.HTML(f"<b>{rec.run_id}</b> on {rec.dataset}: test {head}"), *self.views]
+        if self.gallery is not None:
+            parts.append(self.gallery)
+        parts.append(self.canvas)
+        super().__init__(parts)
+        self.add_class("wb-review")
+
+    def open_example(self, example_id: int) -> None:
+        self.canvas.state.goto(int(example_id))
+        self.canvas.redraw()
+
+    def _static_bundle(self) -> dict[str, Any]:
+        bundle: dict[str, Any] = {}
+        for v in self.views:  # the first view's plot, and the gallery's picture
+            bundle.update(v._static_bundle())
+            break
+        if self.gallery is not None:
+            bundle.update({k: v for k, v in self.gallery._static_bundle().items() if k == "image/png"})
+        return bundle
