@@ -21,7 +21,7 @@ __all__ = ["main", "cli"]
 
 FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video"]
 WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder"]
-SAMPLES = ["digits", "shapes-classification", "shapes-detection", "shapes-segmentation", "shapes-anomaly"]
+SAMPLES = ["digits", "mnist", "shapes-classification", "shapes-detection", "shapes-segmentation", "shapes-anomaly"]
 TYPES = ["classification", "detection", "segmentation", "anomaly"]
 
 

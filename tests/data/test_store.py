@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.helpers import box_batch, png_bytes
 
+from tests.helpers import box_batch, png_bytes
 from workbench.data import Annotation, ImportBatch, ImportItem, SplitSettings, Workspace
 from workbench.data.records import ClassDef
 from workbench.errors import (

