@@ -184,6 +184,104 @@ def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
         _table(rows, cols)
 
 
+@click.command()
+@click.argument("run")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def evaluate(ctx: click.Context, run: str, as_json: bool) -> None:
+    """Detailed test-split metrics of RUN (per class, confusion matrix / COCO stats), from its predictions
+    against the ground truth it was trained on."""
+    from ..cli import _ws
+    from .from_store import evaluate_run
+
+    rec, metrics = evaluate_run(_ws(ctx), run)
+    if as_json:
+        click.echo(json.dumps({"run_id": rec.run_id, "test": metrics}, indent=2, default=str))
+        return
+    click.echo(f"run {rec.run_id} on {rec.dataset}, test split:")
+    for k, v in metrics.items():
+        if isinstance(v, float):
+            click.echo(f"  {k}: {v:.4f}")
+
+
+@click.command()
+@click.argument("run")
+@click.option("--count", type=int, default=40, show_default=True, help="Examples to put into `review`.")
+@click.option("--directory", default="review", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool) -> None:
+    """Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with
+    the model's predictions as proposals."""
+    from ..cli import _ws
+    from ..evaluate import mine_run
+    from .from_store import find_run
+    from .runs import load_run
+
+    ws = _ws(ctx)
+    rec = load_run(find_run(ws, run))
+    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory)
+    if as_json:
+        click.echo(json.dumps(res.to_dict(), indent=2, default=str))
+        return
+    click.echo(f"{len(res.selected)} examples into '{directory}' ({res.added_to_directory} new), "
+               f"{len(res.label_errors)} likely label errors; ranked list in {res.path}")
+    for m in res.selected[:10]:
+        click.echo(f"  example {m.example_id}: {m.score:.3f} {', '.join(m.reasons)}")
+
+
+@click.command()
+@click.argument("run")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Default: RUN/predict-<name>.")
+@click.option("--every", type=int, default=1, show_default=True, help="Videos: every Nth frame.")
+@click.option("--score-threshold", type=float, default=0.5, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.pass_context
+def predict(ctx: click.Context, run: str, src: Path, out: Path | None, every: int, score_threshold: float,
+            device: str) -> None:
+    """Run RUN's best model on an image, a folder or a video: COCO-format results + overlay images."""
+    import tempfile
+
+    from ..cli import _ws
+    from ..data.images import IMAGE_SUFFIXES
+    from .from_store import find_run
+    from .predict import Predictor, predict_folder, predict_video
+
+    path = find_run(_ws(ctx), run)
+    out = out or path / f"predict-{src.stem}"
+    predictor = Predictor.from_run(path, device=device)
+    if src.is_dir():
+        res = predict_folder(predictor, src, out, score_threshold=score_threshold)
+    elif src.suffix.lower() in IMAGE_SUFFIXES:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / src.name).write_bytes(src.read_bytes())
+            res = predict_folder(predictor, tmp, out, score_threshold=score_threshold)
+    else:
+        res = predict_video(predictor, src, out, every=every, score_threshold=score_threshold)
+    click.echo(f"predicted {res.get('count', '?')} images; COCO results in {res.get('predictions')}")
+
+
+@click.command("export-model")
+@click.argument("run")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def export_model(ctx: click.Context, run: str, out: Path) -> None:
+    """Export RUN's best model to ONNX (checked against the torch model with onnxruntime)."""
+    from ..cli import _ws
+    from .export import export_onnx
+    from .from_store import find_run
+
+    info = export_onnx(find_run(_ws(ctx), run), out)
+    worst = max((v.get("max_abs_diff", 0.0) for v in info.get("check", {}).values()), default=0.0)
+    click.echo(f"wrote {out} ({info.get('dataset_type')}, {info.get('image_size')} px); largest difference "
+               f"from the torch model: {worst:.2e}")
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(train)
     cli.add_command(runs)
+    cli.add_command(evaluate)
+    cli.add_command(mine)
+    cli.add_command(predict)
+    cli.add_command(export_model)
