@@ -4,7 +4,6 @@ connected is on screen, and a click on a confusion cell reaches Python and fills
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,18 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser import ARGS, CHROMIUM
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 CELLS = [
     """
@@ -71,7 +62,7 @@ def voila_page(tmp_path):
     nbformat = pytest.importorskip("nbformat")
     playwright = pytest.importorskip("playwright.sync_api")
     voila = Path(sys.executable).with_name("voila")
-    if not voila.exists() or not Path(CHROMIUM).exists():
+    if not voila.exists() or CHROMIUM is None:
         pytest.skip("needs voila and chromium")
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]

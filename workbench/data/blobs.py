@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from ..errors import NotFoundError
+from ..fsutil import atomic_write
 
 __all__ = ["BlobStore", "sha256_bytes"]
 
@@ -38,21 +38,7 @@ class BlobStore:
         target = self.path(digest)
         if target.is_file():
             return digest, False
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                if fsync:
-                    os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
+        atomic_write(target, lambda fh: fh.write(data), fsync=fsync)
         return digest, True
 
     @staticmethod

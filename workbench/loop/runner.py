@@ -8,7 +8,6 @@ names the failing cell, and keeps what ran.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import WorkbenchError
+from ..fsutil import atomic_write_text
 from .params import STEPS, load_params, notebooks_dir
 
 __all__ = ["LoopResult", "StepFailed", "run_loop", "run_sweep", "notebook_parameters"]
@@ -51,9 +51,7 @@ def notebook_parameters(path: Path) -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=2, default=str))
 
 
 def _versions() -> dict[str, str]:

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import pickle
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..fsutil import atomic_write
 from .errors import CheckpointError
 
 __all__ = [
@@ -49,21 +49,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 
     A crash leaves either the old file or the new one, never half of one.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(state, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    p = atomic_write(path, lambda fh: torch.save(state, fh))
     fsync_dir(p.parent)
     return p
 
