@@ -113,3 +113,39 @@ def test_each_template_runs_as_is(tmp_path, dtype):
     res = run_loop(tmp_path / "out", params_file=proj / "params.yaml", quick=True, notebooks=proj)
     assert res.metrics["dataset"] == proj.name
     assert res.metrics["test"], res.metrics
+
+
+def _tiny_notebooks(folder: Path) -> Path:
+    """Three stand-in notebooks with parameters cells: the runner's mechanics without training."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    folder.mkdir()
+    for step, body in (("01_annotate", "x = seed * 2"),
+                       ("02_train", "import json, pathlib\npathlib.Path(out_dir, 'train.json').write_text('{}')"),
+                       ("03_evaluate", "import json, pathlib\npathlib.Path(out_dir, 'metrics.json').write_text("
+                                       "json.dumps({'summary': {'seed': seed, 'epochs': epochs}}))")):
+        params = new_code_cell("seed = 0\nepochs = 1\nout_dir = ''\nworkspace = ''\ndataset_type = 'classification'")
+        params.metadata["tags"] = ["parameters"]
+        nb = new_notebook(cells=[params, new_code_cell(body)])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, str(folder / f"{step}.ipynb"))
+    return folder
+
+
+def test_sweep_runs_each_params_file_in_its_own_folder(tmp_path, capsys):
+    nbs = _tiny_notebooks(tmp_path / "nbs")
+    files = []
+    for seed in (1, 2):
+        f = tmp_path / f"seed{seed}.yaml"
+        f.write_text(yaml.safe_dump({"seed": seed, "epochs": 3}))
+        files.append(f)
+    args = ["loop", "--notebooks", str(nbs), "--out", str(tmp_path / "sweep"), "--jobs", "2"]
+    for f in files:
+        args += ["--params", str(f)]
+    assert main(args) == 0
+    assert "2 ok, 0 failed" in capsys.readouterr().out
+    for seed in (1, 2):
+        m = json.loads((tmp_path / "sweep" / f"seed{seed}" / "metrics.json").read_text())
+        assert m["summary"] == {"seed": seed, "epochs": 3}
+        assert (tmp_path / "sweep" / f"seed{seed}" / "report.html").is_file()
