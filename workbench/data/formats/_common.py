@@ -14,7 +14,7 @@ from typing import Any
 
 from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
 from ..images import IMAGE_SUFFIXES, ImageInfo, probe_image
-from ..records import Annotation, ClassDef, Example, default_color
+from ..records import SPLITS, Annotation, ClassDef, Example, default_color
 from .paths import safe_join
 
 __all__ = [
@@ -204,6 +204,18 @@ def check_type(fmt: str, dataset_type: str, allowed: Sequence[str]) -> None:
             f"the {fmt} format holds {' or '.join(allowed)} datasets, not {dataset_type!r}",
             field="dataset_type",
         )
+
+
+def check_exportable(examples: Sequence[Example], kinds: Sequence[str], what: str) -> None:
+    """Every example has a known split and its ground truth only ``kinds`` of annotation (``what`` says
+    which format or dataset type refuses the others)."""
+    for ex in examples:
+        if ex.split not in SPLITS:
+            raise ValidationError(f"unknown split {ex.split!r}", record=f"example {ex.id}", field="split")
+        for a in ex.truth():
+            if a.kind not in kinds:
+                raise ValidationError(f"{what} cannot hold {a.kind!r} annotations", record=f"example {ex.id}",
+                                      field="kind")
 
 
 def class_index(classes: Sequence[ClassDef], examples: Sequence[Example]) -> dict[str, int]:

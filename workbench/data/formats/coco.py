@@ -40,6 +40,7 @@ from ._common import (
     as_int,
     as_number,
     as_str,
+    check_exportable,
     check_type,
     class_index,
     export_images,
@@ -370,17 +371,7 @@ def write(
     """Write a COCO dataset into ``out``; returns the files written (annotation file first)."""
     check_type("coco", dataset_type, ("detection", "segmentation"))
     index = class_index(classes, examples)
-    allowed = KINDS_FOR_TYPE[dataset_type]
-    for ex in examples:
-        if ex.split not in SPLITS:
-            raise ValidationError(f"unknown split {ex.split!r}", record=f"example {ex.id}", field="split")
-        for a in ex.truth():
-            if a.kind not in allowed:
-                raise ValidationError(
-                    f"a {dataset_type} dataset cannot hold {a.kind!r} annotations",
-                    record=f"example {ex.id}",
-                    field="kind",
-                )
+    check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
     out = prepare_out(out, overwrite=overwrite)
     images: list[dict[str, Any]] = []
     anns: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from ...errors import ImportFormatError, ValidationError
 from ..records import SPLITS, ClassDef, Example, ImportBatch, ImportItem
 from ._common import (
     MAX_TEXT_BYTES,
+    check_exportable,
     check_type,
     class_index,
     export_images,
@@ -305,14 +306,7 @@ def write(
     """Write a Pascal VOC dataset into ``out``; returns the files written."""
     check_type("voc", dataset_type, ("detection",))
     index = class_index(classes, examples)
-    for ex in examples:
-        if ex.split not in SPLITS:
-            raise ValidationError(f"unknown split {ex.split!r}", record=f"example {ex.id}", field="split")
-        for a in ex.truth():
-            if a.kind != "box":
-                raise ValidationError(
-                    f"VOC holds boxes only, not {a.kind!r}", record=f"example {ex.id}", field="kind"
-                )
+    check_exportable(examples, ("box",), "VOC (boxes only)")
     out = prepare_out(out, overwrite=overwrite)
     written: list[Path] = []
     ids: dict[str, list[str]] = {s: [] for s in SPLITS}

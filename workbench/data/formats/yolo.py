@@ -24,10 +24,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...errors import ImportFormatError, UnsafePathError, ValidationError
+from ...errors import ImportFormatError, UnsafePathError
 from ..records import KINDS_FOR_TYPE, SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
 from ._common import (
     as_str,
+    check_exportable,
     check_type,
     class_index,
     export_images,
@@ -341,17 +342,7 @@ def write(
 
     check_type("yolo", dataset_type, ("detection", "segmentation"))
     index = class_index(classes, examples)
-    allowed = KINDS_FOR_TYPE[dataset_type]
-    for ex in examples:
-        if ex.split not in SPLITS:
-            raise ValidationError(f"unknown split {ex.split!r}", record=f"example {ex.id}", field="split")
-        for a in ex.truth():
-            if a.kind not in allowed:
-                raise ValidationError(
-                    f"a {dataset_type} dataset cannot hold {a.kind!r} annotations",
-                    record=f"example {ex.id}",
-                    field="kind",
-                )
+    check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
     out = prepare_out(out, overwrite=overwrite)
     written: list[Path] = []
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: f"images/{ex.split}"):
