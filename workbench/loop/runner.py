@@ -158,7 +158,20 @@ def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
         merged.metadata.setdefault("language_info", nb.metadata.get("language_info", {}))
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(merged)
-    (out / "report.html").write_text(body, encoding="utf-8")
+    (out / "report.html").write_text(_with_plotly(body), encoding="utf-8")
+
+
+def _with_plotly(html: str) -> str:
+    """Embed plotly.js once, so the report's figures draw without a network (the figures' own script tags
+    point at the CDN, which a closed machine or an archived report cannot reach)."""
+    try:
+        from plotly.offline import get_plotlyjs
+    except ImportError:
+        return html
+    if "<head>" not in html:
+        return html
+    script = "<script>" + get_plotlyjs().replace("</script>", "<\\/script>") + "</script>"
+    return html.replace("<head>", "<head>\n" + script, 1)
 
 
 def _run_one(args: tuple[str, str, bool, str | None]) -> tuple[str, str, str]:

@@ -80,11 +80,13 @@ def render_example(
     max_size: int | None = None,
     show_proposals: bool = True,
     tags: bool = True,
+    min_size: int = 128,
 ):
     """The image with ``annotations`` drawn in their class colours, as a PIL RGB image.
 
     ``image`` is encoded bytes (what the store holds) or an ``(H, W, 3)`` uint8 array. With ``max_size``
-    the picture is scaled down so its longer side is at most that many pixels (coordinates follow).
+    the picture is scaled down so its longer side is at most that many pixels; an image whose longer side
+    is under ``min_size`` is scaled up by a whole factor (nearest neighbour). Coordinates follow.
     """
     from PIL import Image, ImageDraw
 
@@ -101,6 +103,9 @@ def render_example(
     if max_size is not None and max(src_w, src_h) > max_size:
         s = max_size / max(src_w, src_h)
         base = base.resize((max(1, round(src_w * s)), max(1, round(src_h * s))), Image.Resampling.BILINEAR)
+    elif max(src_w, src_h) < min_size:  # tiny images (8x8 digits): whole pixels, big enough to see
+        s = float(max(1, min_size // max(src_w, src_h)))
+        base = base.resize((round(src_w * s), round(src_h * s)), Image.Resampling.NEAREST)
     colors = _colors(classes)
     anns = [a for a in annotations if show_proposals or not a.proposal]
     lw = max(2, round(max(base.size) / 300))
