@@ -8,17 +8,14 @@ keys reach the kernel.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser import ARGS, CHROMIUM
+from tests.browser import CHROMIUM
+from tests.browser import voila_page as serve_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -54,59 +51,18 @@ AnnotationCanvas(sink, width=800, height=600)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def voila_page(tmp_path):
     if CHROMIUM is None or not VOILA.exists():
         pytest.skip("needs chromium and voila")
-    playwright = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     nbformat = pytest.importorskip("nbformat")
     log = tmp_path / "log.json"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_CODE.format(log=str(log)))])
     nbformat.write(nb, tmp_path / "canvas.ipynb")
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(VOILA),
-            "canvas.ipynb",
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-            "--Voila.port_retries=0",
-        ],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ},
-    )
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.route("https://**", lambda r: r.abort())
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
-                    break
-                except playwright.Error:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-            yield page, log
-            browser.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+    with serve_page(tmp_path / "canvas.ipynb", viewport={"width": 1200, "height": 900}, start_timeout_s=60,
+                    goto_timeout_ms=60_000) as page:
+        yield page, log
 
 
 def _pixel(page, x: int, y: int) -> list[int]:

@@ -3,16 +3,13 @@ connected is on screen, and a click on a confusion cell reaches Python and fills
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser import ARGS, CHROMIUM
+from tests.browser import CHROMIUM
+from tests.browser import voila_page as serve_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,16 +48,10 @@ plot
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def voila_page(tmp_path):
     nbformat = pytest.importorskip("nbformat")
-    playwright = pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("playwright.sync_api")
     voila = Path(sys.executable).with_name("voila")
     if not voila.exists() or CHROMIUM is None:
         pytest.skip("needs voila and chromium")
@@ -68,53 +59,10 @@ def voila_page(tmp_path):
     nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "plots.ipynb")
-    repo = Path(__file__).resolve().parents[2]
-    env = dict(
-        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
-    )
-    port = _free_port()
-    log = open(tmp_path / "voila.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen(
-        [
-            str(voila),
-            "plots.ipynb",
-            "--no-browser",
-            f"--port={port}",
-            "--Voila.ip=127.0.0.1",
-            "--Voila.port_retries=0",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        with playwright.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 2400})
-            page.route("https://**", lambda route: route.abort())
-            deadline = time.monotonic() + 30
-            while True:  # wait for the server to listen
-                try:
-                    page.goto(f"http://127.0.0.1:{port}/", timeout=120_000)
-                    break
-                except playwright.Error:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
-            page.wait_for_function(
-                "document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000
-            )
-            yield page
-            browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
-        log.close()
+    with serve_page(tmp_path / "plots.ipynb", viewport={"width": 1400, "height": 2400}, start_timeout_s=30,
+                    goto_timeout_ms=120_000) as page:
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000)
+        yield page
 
 
 PLOTS_JS = """() => Object.fromEntries(['wb-curves', 'wb-confusion', 'wb-balance'].map(c => {
