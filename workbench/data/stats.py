@@ -78,10 +78,6 @@ def _compute(ds: Dataset, directory: str | None, near_duplicates: bool) -> dict[
                     JOIN examples e ON e.id = a.example_id WHERE {where} AND a.proposal=0{region_filter}
                     GROUP BY a.class_id""", args):
             counts[names[cid]]["images"] = n_images
-        if not label_types:
-            n_ann = int(conn.execute(
-                f"""SELECT COUNT(*) FROM annotations a JOIN examples e ON e.id = a.example_id
-                    WHERE {where} AND a.proposal=0""", args).fetchone()[0])
         status_filter = "" if label_types else " AND e.status='new'"
         kinds = "('label','anomaly')" if label_types else "('box','polygon','mask')"
         missing = [r[0] for r in conn.execute(
