@@ -107,11 +107,20 @@ def main() -> None:
     batch = None  # free the items before timing the rest
     rows.append(("import (read + validate COCO)", t_read, t_ref))
     rows.append(("import (store: hash, phash, write, commit)", t_store, t_ref))
-    t_stats, st = timed(lambda: dataset_stats(ds, use_cache=False), repeat=2)
+    t_first, st = timed(lambda: dataset_stats(ds))  # first ask: counts read, duplicates searched
+    t_stats, _ = timed(lambda: dataset_stats(ds, use_cache=False), repeat=2)
     t_stats_nd, _ = timed(lambda: dataset_stats(ds, near_duplicates=False, use_cache=False), repeat=2)
     dataset_stats(ds)
     t_stats_warm, _ = timed(lambda: dataset_stats(ds), repeat=5)
     rng = np.random.default_rng(1)
+    after_edit = []  # the case that matters: someone edited, the overview asks again
+    for eid in rng.choice(ids, size=20):
+        a = ds.example(int(eid)).annotations[0]
+        ds.update_annotation(a.id, Annotation("box", a.label, bbox=(1.0, 1.0, 6.0, 5.0)), author="bench")
+        t = time.perf_counter()
+        dataset_stats(ds)
+        after_edit.append(time.perf_counter() - t)
+    after_edit.sort()
     opens = []
     for eid in rng.choice(ids, size=200):
         t = time.perf_counter()
@@ -135,10 +144,13 @@ def main() -> None:
     print(f"{'what':48s} {'time':>10s} {'x reference':>12s}")
     for name, t, ref in rows:
         print(f"{name:48s} {t:9.2f}s {t / ref:11.1f}x")
+    print(f"{'stats, first after the import (+ duplicate search)':48s} {t_first * 1000:8.0f}ms   goal < 1000 ms (issue 2)")
     print(
-        f"{'stats, computed (counts, balance, boxes, dups)':48s} {t_stats * 1000:8.0f}ms   goal < 1000 ms (issue 2), 200 ms (issue 8)"
+        f"{'stats after one edit (p50 / max of 20)':48s} {pct(after_edit, 0.5) * 1000:6.0f} / {after_edit[-1] * 1000:.0f} ms"
+        "  goal < 200 ms (issue 8)"
     )
-    print(f"{'stats, computed, without near-duplicate search':48s} {t_stats_nd * 1000:8.0f}ms")
+    print(f"{'stats, no caches (duplicates searched again)':48s} {t_stats * 1000:8.0f}ms")
+    print(f"{'stats, no caches, without near-duplicate search':48s} {t_stats_nd * 1000:8.0f}ms")
     print(f"{'stats, unchanged dataset (cached by version)':48s} {t_stats_warm * 1000:8.1f}ms")
     print(
         f"{'open one example (p50 / p99)':48s} {pct(opens, 0.5) * 1000:6.2f} / {pct(opens, 0.99) * 1000:.2f} ms  goal < 5 ms"
@@ -147,6 +159,10 @@ def main() -> None:
         f"{'one annotation edit committed (p50 / p99)':48s} {pct(edits, 0.5) * 1000:6.2f} / {pct(edits, 0.99) * 1000:.2f} ms  goal p99 < 5 ms"
     )
     print(f"examples in store: {st['examples']:,}; annotations: {st['annotations']:,}")
+    from workbench.data import aggregates
+
+    t_verify, problems = timed(lambda: aggregates.verify(ws.conn))
+    print(f"maintained counts equal a full recount: {not problems} (recount took {t_verify:.1f} s)")
     ws.close()
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

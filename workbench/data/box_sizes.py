@@ -1,13 +1,16 @@
 """Box sizes of a detection or segmentation dataset: the size distribution and the boxes too small or too
 large to be useful.
 
-A box's size is ``sqrt(box area / image area)`` (1.0: the whole image). A box is *tiny* when a side is
+A box's size is ``sqrt(box area / image area)`` (1.0: the whole image), rounded to 1/:data:`SIZE_BINS` (the
+store keeps a histogram of these steps up to date, and the quantiles computed here from a list of boxes
+equal the ones it reads from that histogram). A box is *tiny* when a side is
 under :data:`TINY_BOX_PX` pixels or under :data:`TINY_BOX_FRACTION` of the image side, *huge* when it
 covers more than :data:`HUGE_BOX_FRACTION` of the image area.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,30 +25,42 @@ __all__ = [
     "TINY_BOX_FRACTION",
     "HUGE_BOX_FRACTION",
     "SIZE_BIN_EDGES",
+    "SIZE_BINS",
+    "EXAMPLES_LISTED",
+    "size_bin",
+    "size_bins",
+    "quantile_from_counts",
     "BoxStats",
     "box_stats",
     "box_stats_from_arrays",
+    "box_stats_from_bins",
 ]
 
 TINY_BOX_PX = 4
 TINY_BOX_FRACTION = 0.01
 HUGE_BOX_FRACTION = 0.9
 SIZE_BIN_EDGES = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)  # histogram of box sizes
+SIZE_BINS = 10_000  # sizes are counted in steps of 1/SIZE_BINS
+EXAMPLES_LISTED = 1000  # example ids listed per flag (a summary, not an index: the count says how many)
+_EDGE_BINS = np.array([round(e * SIZE_BINS) for e in SIZE_BIN_EDGES])
 _OBJECT_KINDS = frozenset(("box", "polygon", "mask"))  # anomaly regions are defects, not objects
 
 
 @dataclass
 class BoxStats:
     """Box sizes as ``sqrt(box area / image area)``: quantiles, a histogram over :data:`SIZE_BIN_EDGES`, per
-    class count and median, and the tiny / huge boxes (how many, on which examples)."""
+    class count and median, and the tiny / huge boxes (how many, on how many examples, and the first
+    :data:`EXAMPLES_LISTED` of those examples' ids)."""
 
     count: int
     quantiles: dict[str, float]
     histogram: dict[str, list[float] | list[int]]
     by_class: dict[str, dict[str, float | int]]
     tiny: int
-    tiny_examples: list[int]
+    tiny_images: int  # examples with a tiny box
+    tiny_examples: list[int]  # the first EXAMPLES_LISTED of them (smallest ids)
     huge: int
+    huge_images: int
     huge_examples: list[int]
 
     def to_dict(self) -> dict[str, Any]:
@@ -54,8 +69,8 @@ class BoxStats:
             "quantiles": dict(self.quantiles),
             "histogram": {k: list(v) for k, v in self.histogram.items()},
             "by_class": {k: dict(v) for k, v in self.by_class.items()},
-            "tiny": {"count": self.tiny, "examples": list(self.tiny_examples)},
-            "huge": {"count": self.huge, "examples": list(self.huge_examples)},
+            "tiny": {"count": self.tiny, "images": self.tiny_images, "examples": list(self.tiny_examples)},
+            "huge": {"count": self.huge, "images": self.huge_images, "examples": list(self.huge_examples)},
             "thresholds": {
                 "tiny_px": TINY_BOX_PX,
                 "tiny_fraction": TINY_BOX_FRACTION,
@@ -65,6 +80,65 @@ class BoxStats:
 
 
 _QUANTILES = {"min": 0.0, "p05": 0.05, "p25": 0.25, "median": 0.5, "p75": 0.75, "p95": 0.95, "max": 1.0}
+
+
+def size_bin(w: float, h: float, image_w: float, image_h: float) -> int:
+    """A box's size ``sqrt(w*h / (image_w*image_h))`` in steps of 1/:data:`SIZE_BINS` (0..SIZE_BINS)."""
+    return min(SIZE_BINS, max(0, round(math.sqrt(w * h / (image_w * image_h)) * SIZE_BINS)))
+
+
+def size_bins(w: Any, h: Any, image_w: Any, image_h: Any) -> np.ndarray:
+    """:func:`size_bin` over arrays (the same arithmetic and rounding: half to even)."""
+    f = np.float64
+    rel = np.sqrt(np.asarray(w, f) * np.asarray(h, f) / (np.asarray(image_w, f) * np.asarray(image_h, f)))
+    return np.clip(np.rint(rel * SIZE_BINS), 0, SIZE_BINS).astype(np.int64)
+
+
+def quantile_from_counts(counts: np.ndarray, q: float) -> float:
+    """The ``q`` quantile (numpy's default, linear interpolation) of the sizes a histogram over
+    ``0..SIZE_BINS`` counts, without expanding it."""
+    n = int(counts.sum())
+    cum = np.cumsum(counts)
+    pos = q * (n - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, n - 1)
+    a, b = (int(np.searchsorted(cum, k, side="right")) / SIZE_BINS for k in (lo, hi))
+    t = pos - lo
+    return a + (b - a) * t
+
+
+def box_stats_from_bins(
+    by_class: Mapping[str, np.ndarray],
+    tiny: tuple[int, int, list[int]],
+    huge: tuple[int, int, list[int]],
+) -> BoxStats:
+    """:class:`BoxStats` from per-class histograms of :func:`size_bins` (arrays of ``SIZE_BINS + 1`` counts,
+    classes in display order) and the tiny / huge boxes as ``(boxes, examples, example ids)`` (ids: at least
+    the :data:`EXAMPLES_LISTED` smallest): what the store keeps up to date."""
+    total = np.zeros(SIZE_BINS + 1, dtype=np.int64)
+    classes: dict[str, dict[str, float | int]] = {}
+    for name, counts in by_class.items():
+        c = int(counts.sum())
+        if c:
+            total += counts
+            classes[name] = {"count": c, "median": quantile_from_counts(counts, 0.5)}
+    n = int(total.sum())
+    cum = np.r_[0, np.cumsum(total)]
+    edges = _EDGE_BINS.copy()
+    edges[-1] += 1  # the last bucket includes 1.0
+    hist = np.diff(cum[edges])
+    return BoxStats(
+        count=n,
+        quantiles={k: quantile_from_counts(total, q) for k, q in _QUANTILES.items()} if n else {},
+        histogram={"edges": list(SIZE_BIN_EDGES), "counts": [int(v) for v in hist]},
+        by_class=classes,
+        tiny=int(tiny[0]),
+        tiny_images=int(tiny[1]),
+        tiny_examples=sorted(tiny[2])[:EXAMPLES_LISTED],
+        huge=int(huge[0]),
+        huge_images=int(huge[1]),
+        huge_examples=sorted(huge[2])[:EXAMPLES_LISTED],
+    )
 
 
 def box_stats_from_arrays(
@@ -88,32 +162,17 @@ def box_stats_from_arrays(
     n = int(w.size)
     if n and (iw.min() <= 0 or ih.min() <= 0):
         raise ValidationError("an image has a zero width or height", field="width")
-    rel = np.sqrt(w * h / (iw * ih)) if n else w
     tiny = (w < TINY_BOX_PX) | (h < TINY_BOX_PX) | (w < TINY_BOX_FRACTION * iw) | (h < TINY_BOX_FRACTION * ih)
     huge = w * h > HUGE_BOX_FRACTION * iw * ih
-    quantiles = (
-        {k: float(v) for k, v in zip(_QUANTILES, np.quantile(rel, list(_QUANTILES.values())), strict=True)}
-        if n
-        else {}
-    )
-    hist, _ = np.histogram(np.clip(rel, 0.0, 1.0), bins=np.asarray(SIZE_BIN_EDGES))
-    by_class: dict[str, dict[str, float | int]] = {}
-    if n:
-        order = np.argsort(cls, kind="stable")
-        sc, sr = cls[order], rel[order]
-        starts = np.flatnonzero(np.r_[True, sc[1:] != sc[:-1]])
-        ends = np.r_[starts[1:], n]
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            by_class[class_names[int(sc[a])]] = {"count": b - a, "median": float(np.median(sr[a:b]))}
-    return BoxStats(
-        count=n,
-        quantiles=quantiles,
-        histogram={"edges": list(SIZE_BIN_EDGES), "counts": [int(v) for v in hist]},
-        by_class=by_class,
-        tiny=int(tiny.sum()),
-        tiny_examples=np.unique(ids[tiny]).tolist(),
-        huge=int(huge.sum()),
-        huge_examples=np.unique(ids[huge]).tolist(),
+    bins = size_bins(w, h, iw, ih) if n else np.zeros(0, dtype=np.int64)
+    flat = np.bincount(cls * (SIZE_BINS + 1) + bins, minlength=len(class_names) * (SIZE_BINS + 1)) if n else None
+    by_class = {
+        name: flat[k * (SIZE_BINS + 1):(k + 1) * (SIZE_BINS + 1)] if flat is not None else np.zeros(0, np.int64)
+        for k, name in enumerate(class_names)
+    }
+    tiny_ids, huge_ids = np.unique(ids[tiny]).tolist(), np.unique(ids[huge]).tolist()
+    return box_stats_from_bins(
+        by_class, (int(tiny.sum()), len(tiny_ids), tiny_ids), (int(huge.sum()), len(huge_ids), huge_ids)
     )
 
 

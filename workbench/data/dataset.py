@@ -568,10 +568,11 @@ class Dataset:
             for e in example_ids:
                 self._example_row(e)
             d = self._directory_id(directory, create=True)
-            before = self.conn.total_changes
+            count = "SELECT COUNT(*) FROM directory_members WHERE directory_id=?"
+            before = self.conn.execute(count, (d,)).fetchone()[0]
             self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
                                   [(d, e) for e in example_ids])
-            added = self.conn.total_changes - before
+            added = self.conn.execute(count, (d,)).fetchone()[0] - before  # triggers count in total_changes
             self._touch()
         return added
 

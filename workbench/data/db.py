@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConflictError
+from . import aggregates
 
 __all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: maintained aggregates (aggregates.py)
 BUSY_TIMEOUT_S = 10.0
 MAX_RETRY_S = 60.0
 
@@ -115,7 +116,18 @@ CREATE TABLE IF NOT EXISTS stats_cache (
     payload TEXT NOT NULL,
     PRIMARY KEY (dataset_id, key)
 );
-"""
+""" + aggregates.SCHEMA
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script`` (a trigger body's own semicolons do not end a statement)."""
+    stmt = ""
+    for piece in script.split(";"):
+        stmt += piece + ";"
+        if sqlite3.complete_statement(stmt):
+            if stmt.strip(" \n;"):
+                yield stmt
+            stmt = ""
 
 _local = threading.local()
 T = TypeVar("T")
@@ -152,6 +164,7 @@ def connect(path: Path) -> sqlite3.Connection:
         str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
     )
     conn.row_factory = sqlite3.Row
+    aggregates.register_functions(conn)
 
     def setup() -> None:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -159,12 +172,14 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         with transaction(conn):
-            for stmt in SCHEMA.split(";"):
-                if stmt.strip():
-                    conn.execute(stmt)
+            for stmt in _statements(SCHEMA):
+                conn.execute(stmt)
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) < 2:  # made before the aggregates: count them once
+                aggregates.rebuild(conn)
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise ConflictError(
                     f"{path}: workspace schema version {row[0]} is newer than this Workbench "

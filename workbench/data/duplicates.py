@@ -211,6 +211,14 @@ class NearDuplicates:
             "cross_split": [list(g) for g in self.cross_split],
         }
 
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NearDuplicates:
+        """Back from :meth:`to_dict` (the store caches the result)."""
+        return cls(checked=bool(d["checked"]), max_distance=int(d["max_distance"]), hashed=int(d["hashed"]),
+                   exact=[list(g) for g in d["exact"]], pairs=[DuplicatePair(**p) for p in d["pairs"]],
+                   truncated=bool(d["truncated"]), groups=[list(g) for g in d["groups"]],
+                   cross_split=[list(g) for g in d["cross_split"]])
+
 
 class _UnionFind:
     def __init__(self, n: int) -> None:

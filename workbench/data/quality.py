@@ -423,7 +423,7 @@ def build_report(
                 "tiny_boxes",
                 "warning",
                 f"{_plural(boxes.tiny, 'box', 'boxes')} under {TINY_BOX_PX} px or {TINY_BOX_FRACTION:.0%} of the image side "
-                f"on {_plural(len(boxes.tiny_examples), 'example')}",
+                f"on {_plural(boxes.tiny_images, 'example')}",
                 count=boxes.tiny,
             )
         )
@@ -433,7 +433,7 @@ def build_report(
                 "huge_boxes",
                 "warning",
                 f"{_plural(boxes.huge, 'box', 'boxes')} over {HUGE_BOX_FRACTION:.0%} of the image "
-                f"on {_plural(len(boxes.huge_examples), 'example')}",
+                f"on {_plural(boxes.huge_images, 'example')}",
                 count=boxes.huge,
             )
         )

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .box_sizes import EXAMPLES_LISTED, SIZE_BINS, BoxStats, box_stats_from_arrays, box_stats_from_bins
+from .duplicates import NearDuplicates
 from .duplicates import near_duplicates as find_duplicates
-from .quality import box_stats_from_arrays, build_report
+from .quality import build_report
 from .records import SPLITS, Example
 
 if TYPE_CHECKING:
@@ -27,7 +29,10 @@ def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates:
 
     JSON-ready: ``examples``, ``annotations``, ``splits``, ``classes``, ``warnings`` and the rest of
     :class:`~workbench.data.quality.QualityReport`'s fields. The result is cached against the dataset's
-    change counter, so asking again before anything changed costs one small read.
+    change counter, so asking again before anything changed costs one small read. The counts come from
+    tables the store keeps up to date as it changes (:mod:`.aggregates`), and the near-duplicate search is
+    cached until examples come or go, so after an edit the answer costs milliseconds, not a pass over
+    every annotation. ``use_cache=False`` recounts everything but the maintained tables.
     """
     key = json.dumps([directory, near_duplicates])
     if use_cache:
@@ -36,7 +41,7 @@ def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates:
             "WHERE s.dataset_id=? AND s.key=? AND s.version = d.version", (ds.id, key)).fetchone()
         if row is not None:
             return json.loads(row[0])
-    out = _compute(ds, directory, near_duplicates)
+    out = _compute(ds, directory, near_duplicates, use_cache)
     if use_cache:
         with ds._tx():
             ds.conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
@@ -45,9 +50,10 @@ def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates:
     return out
 
 
-def _compute(ds: Dataset, directory: str | None, near_duplicates: bool) -> dict[str, Any]:
+def _compute(ds: Dataset, directory: str | None, near_duplicates: bool, use_cache: bool) -> dict[str, Any]:
     conn = ds.conn
     dtype = ds.type
+    label_types = dtype in _LABEL_TYPES
     with ds._tx():  # one consistent read
         version = ds.version
         where, args = "e.dataset_id=?", [ds.id]
@@ -61,50 +67,85 @@ def _compute(ds: Dataset, directory: str | None, near_duplicates: bool) -> dict[
         names = ds._class_names()
         counts: dict[str, dict[str, int]] = {
             c.name: {"train": 0, "val": 0, "test": 0, "total": 0, "images": 0} for c in classes}
-        label_types = dtype in _LABEL_TYPES
-        region_filter = " AND a.kind IN ('label', 'anomaly')" if label_types else ""
-        rows = conn.execute(
-            f"""SELECT e.split, a.class_id, COUNT(*), COUNT(DISTINCT a.example_id) FROM annotations a
-                JOIN examples e ON e.id = a.example_id WHERE {where} AND a.proposal=0{region_filter}
-                GROUP BY e.split, a.class_id""", args).fetchall()
+        # the store keeps these counts up to date (aggregates.py); a directory sums its examples' rows
+        if directory is None:
+            rows = conn.execute("SELECT split, class_id, n, labels, images, label_images FROM agg_class_split "
+                                "WHERE dataset_id=? AND images > 0", (ds.id,)).fetchall()
+        else:
+            rows = conn.execute(
+                f"""SELECT c.split, c.class_id, SUM(c.n), SUM(c.labels), COUNT(*), SUM(c.labels > 0)
+                    FROM agg_example_class c JOIN examples e ON e.id = c.example_id WHERE {where}
+                    GROUP BY c.split, c.class_id""", args).fetchall()
         n_ann = 0
-        for split, cid, n, n_images in rows:
+        for split, cid, n, labels, images, label_images in rows:
             row = counts[names[cid]]
-            row[split] += n_images if label_types else n
-            row["total"] += n_images if label_types else n
-            n_ann += n
-        for cid, n_images in conn.execute(
-                f"""SELECT a.class_id, COUNT(DISTINCT a.example_id) FROM annotations a
-                    JOIN examples e ON e.id = a.example_id WHERE {where} AND a.proposal=0{region_filter}
-                    GROUP BY a.class_id""", args):
-            counts[names[cid]]["images"] = n_images
+            k = label_images if label_types else n
+            row[split] += k
+            row["total"] += k
+            row["images"] += label_images if label_types else images
+            n_ann += labels if label_types else n
         status_filter = "" if label_types else " AND e.status='new'"
-        kinds = "('label','anomaly')" if label_types else "('box','polygon','mask')"
+        column = "labels" if label_types else "objects"
         missing = [r[0] for r in conn.execute(
             f"""SELECT e.id FROM examples e WHERE {where}{status_filter} AND NOT EXISTS (
-                SELECT 1 FROM annotations a WHERE a.example_id = e.id AND a.proposal=0 AND a.kind IN {kinds})
+                SELECT 1 FROM agg_example_class c WHERE c.example_id = e.id AND c.{column} > 0)
                 ORDER BY e.id""", args)]
-        boxes = None
-        if not label_types:
-            order = [c.name for c in classes]  # classes.position is the index into this list
-            arr = np.array(conn.execute(
-                f"""SELECT a.w, a.h, e.width, e.height, c.position, a.example_id FROM annotations a
-                    JOIN examples e ON e.id = a.example_id JOIN classes c ON c.id = a.class_id
-                    WHERE {where} AND a.proposal=0 AND a.w IS NOT NULL""",
-                args).fetchall(), dtype=np.float64).reshape(-1, 6)
-            boxes = box_stats_from_arrays(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5], order)
-        dup_rows = conn.execute(
-            f"""SELECT e.id, e.blob, e.split, b.phash FROM examples e JOIN blobs b ON b.hash = e.blob
-                WHERE {where} ORDER BY e.id""", args).fetchall()
-    light = [Example(id=r[0], dataset=ds.name, blob=r[1], file_name="", width=1, height=1, split=r[2],
-                     status="new") for r in dup_rows]
-    if near_duplicates:
-        hashes = {r[1]: r[3] for r in dup_rows if r[3]}
-        dups = find_duplicates(light, ds.load_bytes, hashes=hashes)
-    else:
-        dups = find_duplicates(light, None)
+        boxes = None if label_types else _box_stats(ds, where, args, directory is None)
+        dups = _near_duplicates(ds, where, args, directory, near_duplicates, use_cache)
     report = build_report(dtype, classes, counts, sum(splits.values()), missing, boxes, dups)
     out = report.to_dict()
     out.update(dataset=ds.name, directory=directory, examples=sum(splits.values()), annotations=n_ann,
                splits=splits, _version=version)
     return out
+
+
+def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStats:
+    conn = ds.conn
+    order = [c.name for c in ds.classes]  # classes.position is the index into this list
+    if not whole:  # a directory: from its boxes (same size steps, same rules)
+        arr = np.array(conn.execute(
+            f"""SELECT a.w, a.h, e.width, e.height, c.position, a.example_id FROM annotations a
+                JOIN examples e ON e.id = a.example_id JOIN classes c ON c.id = a.class_id
+                WHERE {where} AND a.proposal=0 AND a.w IS NOT NULL AND a.kind IN ('box', 'polygon', 'mask')""",
+            args).fetchall(), dtype=np.float64).reshape(-1, 6)
+        return box_stats_from_arrays(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5], order)
+    hist = {name: np.zeros(SIZE_BINS + 1, dtype=np.int64) for name in order}
+    names = ds._class_names()
+    for cid, b, n in conn.execute("SELECT class_id, bin, n FROM agg_box_size WHERE dataset_id=?", (ds.id,)):
+        hist[names[cid]][b] = n
+    flagged = {}
+    for flag in ("tiny", "huge"):  # from a partial index over the examples that have any
+        boxes, images = conn.execute(f"SELECT COALESCE(SUM({flag}), 0), COUNT(DISTINCT example_id) FROM "
+                                     f"agg_example_class WHERE dataset_id=? AND {flag} > 0", (ds.id,)).fetchone()
+        ids = [r[0] for r in conn.execute(f"SELECT DISTINCT example_id FROM agg_example_class WHERE dataset_id=? "
+                                          f"AND {flag} > 0 ORDER BY example_id LIMIT ?", (ds.id, EXAMPLES_LISTED))]
+        flagged[flag] = (int(boxes), int(images), ids)
+    return box_stats_from_bins(hist, flagged["tiny"], flagged["huge"])
+
+
+def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | None,
+                     near: bool, use_cache: bool) -> NearDuplicates:
+    """Duplicates depend only on which examples there are (images, splits): cached against the counter the
+    store bumps when examples come, go, move split or directory, not on annotation edits."""
+    conn = ds.conn
+    key = json.dumps(["near_duplicates", directory, near])
+    row = conn.execute("SELECT version FROM agg_example_set WHERE dataset_id=?", (ds.id,)).fetchone()
+    version = row[0] if row else 0
+    hit = conn.execute("SELECT payload FROM stats_cache WHERE dataset_id=? AND key=? AND version=?",
+                       (ds.id, key, version)).fetchone()
+    if hit is not None and use_cache:
+        return NearDuplicates.from_dict(json.loads(hit[0]))
+    dup_rows = conn.execute(
+        f"""SELECT e.id, e.blob, e.split, b.phash FROM examples e JOIN blobs b ON b.hash = e.blob
+            WHERE {where} ORDER BY e.id""", args).fetchall()
+    light = [Example(id=r[0], dataset=ds.name, blob=r[1], file_name="", width=1, height=1, split=r[2],
+                     status="new") for r in dup_rows]
+    if near:
+        hashes = {r[1]: r[3] for r in dup_rows if r[3]}
+        dups = find_duplicates(light, ds.load_bytes, hashes=hashes)
+    else:
+        dups = find_duplicates(light, None)
+    if use_cache:
+        conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
+                     (ds.id, key, version, json.dumps(dups.to_dict())))
+    return dups

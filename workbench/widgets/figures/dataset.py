@@ -183,7 +183,7 @@ def box_size_figure(box_sizes: Mapping[str, Any]) -> Any:
     for key, label in (("tiny", "too small"), ("huge", "too large")):
         entry = box_sizes.get(key) or {}
         n = int(entry.get("count", 0)) if isinstance(entry, Mapping) else int(entry)
-        ex = len(entry.get("examples", [])) if isinstance(entry, Mapping) else 0
+        ex = int(entry.get("images", len(entry.get("examples", [])))) if isinstance(entry, Mapping) else 0
         notes.append(f"{label}: {n} boxes on {ex} examples")
     fig.add_annotation(
         text=" · ".join(notes),

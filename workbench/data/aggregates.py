@@ -1,0 +1,231 @@
+"""Counts the store keeps up to date as it changes, so ``stats`` answers in milliseconds at any size.
+
+SQLite triggers maintain them inside the transaction of every write (imports, canvas edits, deletes,
+split moves), whatever code path makes the write, so they can never disagree with the annotations they
+summarise (:func:`verify` recounts and compares; the tests run it after every kind of change):
+
+- ``agg_example_class``: per example and class, how many annotations (model proposals left out), how many
+  are labels, objects, tiny and huge boxes; one row per class present on an example.
+- ``agg_class_split``: per dataset, split and class, the same summed, plus how many examples hold the
+  class (``images``): what the balance table shows.
+- ``agg_box_size``: per dataset and class, a histogram of box sizes ``sqrt(box area / image area)``
+  rounded to :data:`SIZE_BINS` steps; quantiles, medians and the size histogram are read from it.
+- ``agg_example_set``: a per-dataset counter bumped when examples come, go, change split or directory
+  membership: the near-duplicate search (which only depends on those) is cached against it.
+
+The size of a box is rounded to 1/:data:`SIZE_BINS` (1e-4 of the image side) in the pure-Python report
+too (:func:`~workbench.data.box_sizes.size_bins`), so the store's numbers equal a recount exactly.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
+
+__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bump_example_set"]
+
+_LABEL_KINDS = "('label', 'anomaly')"
+_OBJECT_KINDS = "('box', 'polygon', 'mask')"
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """The SQL functions the triggers call; every connection to a workspace registers them."""
+    conn.create_function("wb_size_bin", 4, size_bin, deterministic=True)
+
+
+def _flags(a: str) -> dict[str, str]:
+    """SQL for one annotation row ``a`` (NEW or OLD) on example ``e``: its contribution to each count."""
+    box = f"{a}.w IS NOT NULL AND {a}.kind IN {_OBJECT_KINDS}"
+    tiny = (f"{a}.w < {TINY_BOX_PX} OR {a}.h < {TINY_BOX_PX} OR {a}.w < {TINY_BOX_FRACTION!r} * e.width "
+            f"OR {a}.h < {TINY_BOX_FRACTION!r} * e.height")
+    huge = f"{a}.w * {a}.h > {HUGE_BOX_FRACTION!r} * e.width * e.height"
+    return {
+        "labels": f"(CASE WHEN {a}.kind IN {_LABEL_KINDS} THEN 1 ELSE 0 END)",
+        "objects": f"(CASE WHEN {a}.kind IN {_OBJECT_KINDS} THEN 1 ELSE 0 END)",
+        "tiny": f"(CASE WHEN {box} AND ({tiny}) THEN 1 ELSE 0 END)",
+        "huge": f"(CASE WHEN {box} AND ({huge}) THEN 1 ELSE 0 END)",
+        "box": box,
+    }
+
+
+def _add(a: str) -> str:
+    f = _flags(a)
+    return f"""
+    INSERT INTO agg_example_class (example_id, class_id, dataset_id, split, n, labels, objects, tiny, huge)
+        SELECT {a}.example_id, {a}.class_id, e.dataset_id, e.split, 1, {f['labels']}, {f['objects']},
+               {f['tiny']}, {f['huge']}
+        FROM examples e WHERE e.id = {a}.example_id
+        ON CONFLICT (example_id, class_id) DO UPDATE SET n = n + 1, labels = labels + excluded.labels,
+            objects = objects + excluded.objects, tiny = tiny + excluded.tiny, huge = huge + excluded.huge;
+    INSERT INTO agg_box_size (dataset_id, class_id, bin, n)
+        SELECT e.dataset_id, {a}.class_id, wb_size_bin({a}.w, {a}.h, e.width, e.height), 1
+        FROM examples e WHERE e.id = {a}.example_id AND {f['box']}
+        ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + 1;"""
+
+
+def _remove(a: str) -> str:
+    f = _flags(a)
+    return f"""
+    UPDATE agg_example_class SET n = n - 1,
+        labels = labels - {f['labels']}, objects = objects - {f['objects']},
+        tiny = tiny - (SELECT {f['tiny']} FROM examples e WHERE e.id = {a}.example_id),
+        huge = huge - (SELECT {f['huge']} FROM examples e WHERE e.id = {a}.example_id)
+        WHERE example_id = {a}.example_id AND class_id = {a}.class_id;
+    DELETE FROM agg_example_class WHERE example_id = {a}.example_id AND class_id = {a}.class_id AND n <= 0;
+    UPDATE agg_box_size SET n = n - 1 WHERE (dataset_id, class_id, bin) IN (
+        SELECT e.dataset_id, {a}.class_id, wb_size_bin({a}.w, {a}.h, e.width, e.height)
+        FROM examples e WHERE e.id = {a}.example_id AND {f['box']});
+    DELETE FROM agg_box_size WHERE n <= 0 AND (dataset_id, class_id) IN (
+        SELECT e.dataset_id, {a}.class_id FROM examples e WHERE e.id = {a}.example_id);"""
+
+
+def _class_split(sign: str, r: str) -> str:
+    """Add (``+``) or subtract (``-``) an ``agg_example_class`` row ``r`` to its ``agg_class_split`` row."""
+    if sign == "+":
+        return f"""
+    INSERT INTO agg_class_split (dataset_id, split, class_id, n, labels, images, label_images)
+        VALUES ({r}.dataset_id, {r}.split, {r}.class_id, {r}.n, {r}.labels, 1, {r}.labels > 0)
+        ON CONFLICT (dataset_id, split, class_id) DO UPDATE SET n = n + excluded.n,
+            labels = labels + excluded.labels, images = images + 1,
+            label_images = label_images + excluded.label_images;"""
+    return f"""
+    UPDATE agg_class_split SET n = n - {r}.n, labels = labels - {r}.labels, images = images - 1,
+        label_images = label_images - ({r}.labels > 0)
+        WHERE dataset_id = {r}.dataset_id AND split = {r}.split AND class_id = {r}.class_id;"""
+
+
+def _bump(dataset: str) -> str:
+    return f"""
+    INSERT INTO agg_example_set (dataset_id, version) VALUES ({dataset}, 1)
+        ON CONFLICT (dataset_id) DO UPDATE SET version = version + 1;"""
+
+
+_DIR_DATASET = "(SELECT dataset_id FROM directories WHERE id = {}.directory_id)"
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS agg_example_class (
+    example_id INTEGER NOT NULL,
+    class_id INTEGER NOT NULL,
+    dataset_id INTEGER NOT NULL,
+    split TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    labels INTEGER NOT NULL,
+    objects INTEGER NOT NULL,
+    tiny INTEGER NOT NULL,
+    huge INTEGER NOT NULL,
+    PRIMARY KEY (example_id, class_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS agg_example_class_tiny ON agg_example_class (dataset_id, example_id, tiny) WHERE tiny > 0;
+CREATE INDEX IF NOT EXISTS agg_example_class_huge ON agg_example_class (dataset_id, example_id, huge) WHERE huge > 0;
+CREATE TABLE IF NOT EXISTS agg_class_split (
+    dataset_id INTEGER NOT NULL,
+    split TEXT NOT NULL,
+    class_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    labels INTEGER NOT NULL,
+    images INTEGER NOT NULL,
+    label_images INTEGER NOT NULL,
+    PRIMARY KEY (dataset_id, split, class_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agg_box_size (
+    dataset_id INTEGER NOT NULL,
+    class_id INTEGER NOT NULL,
+    bin INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (dataset_id, class_id, bin)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agg_example_set (
+    dataset_id INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS agg_annotation_insert AFTER INSERT ON annotations WHEN NEW.proposal = 0
+BEGIN {_add("NEW")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_annotation_delete AFTER DELETE ON annotations WHEN OLD.proposal = 0
+BEGIN {_remove("OLD")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_annotation_update_old
+AFTER UPDATE OF example_id, class_id, kind, w, h, proposal ON annotations WHEN OLD.proposal = 0
+BEGIN {_remove("OLD")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_annotation_update_new
+AFTER UPDATE OF example_id, class_id, kind, w, h, proposal ON annotations WHEN NEW.proposal = 0
+BEGIN {_add("NEW")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_example_class_insert AFTER INSERT ON agg_example_class
+BEGIN {_class_split("+", "NEW")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_example_class_delete AFTER DELETE ON agg_example_class
+BEGIN {_class_split("-", "OLD")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_example_class_update AFTER UPDATE ON agg_example_class
+BEGIN {_class_split("-", "OLD")} {_class_split("+", "NEW")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_example_delete BEFORE DELETE ON examples
+BEGIN
+    DELETE FROM annotations WHERE example_id = OLD.id;  -- while the example (its size) is still there
+    {_bump("OLD.dataset_id")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_example_insert AFTER INSERT ON examples
+BEGIN {_bump("NEW.dataset_id")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_example_split AFTER UPDATE OF split, blob, dataset_id ON examples
+BEGIN
+    UPDATE agg_example_class SET split = NEW.split, dataset_id = NEW.dataset_id WHERE example_id = NEW.id;
+    {_bump("OLD.dataset_id")}
+    {_bump("NEW.dataset_id")}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_member_insert AFTER INSERT ON directory_members
+BEGIN {_bump(_DIR_DATASET.format("NEW"))}
+END;
+CREATE TRIGGER IF NOT EXISTS agg_member_delete AFTER DELETE ON directory_members
+BEGIN {_bump(_DIR_DATASET.format("OLD"))}
+END;
+"""
+
+_RECOUNT = {
+    "agg_example_class": f"""
+        SELECT a.example_id, a.class_id, e.dataset_id, e.split, COUNT(*) AS n,
+               SUM({_flags('a')['labels']}) AS labels, SUM({_flags('a')['objects']}) AS objects,
+               SUM({_flags('a')['tiny']}) AS tiny, SUM({_flags('a')['huge']}) AS huge
+        FROM annotations a JOIN examples e ON e.id = a.example_id WHERE a.proposal = 0
+        GROUP BY a.example_id, a.class_id""",
+    "agg_class_split": """
+        SELECT dataset_id, split, class_id, SUM(n), SUM(labels), COUNT(*), SUM(labels > 0)
+        FROM agg_example_class GROUP BY dataset_id, split, class_id""",
+    "agg_box_size": f"""
+        SELECT e.dataset_id, a.class_id, wb_size_bin(a.w, a.h, e.width, e.height) AS b, COUNT(*)
+        FROM annotations a JOIN examples e ON e.id = a.example_id
+        WHERE a.proposal = 0 AND {_flags('a')['box']} GROUP BY e.dataset_id, a.class_id, b""",
+}
+
+
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Recount every maintained table from the annotations (a workspace made before they existed).
+    Run inside a transaction."""
+    for table in _RECOUNT:
+        conn.execute(f"DELETE FROM {table}")
+    # filling agg_example_class fires its insert trigger, which builds agg_class_split as it goes
+    conn.execute(f"INSERT INTO agg_example_class {_RECOUNT['agg_example_class']}")
+    conn.execute(f"INSERT INTO agg_box_size {_RECOUNT['agg_box_size']}")
+
+
+def verify(conn: sqlite3.Connection) -> list[str]:
+    """Compare every maintained table with a fresh recount; the differences, described (empty: all agree)."""
+    problems = []
+    for table, query in _RECOUNT.items():
+        if table == "agg_class_split":  # recount it from the annotations, not from the table it checks
+            query = query.replace("FROM agg_example_class", f"FROM ({_RECOUNT['agg_example_class']})")
+        kept = {tuple(r) for r in conn.execute(f"SELECT * FROM {table}")
+                if table != "agg_class_split" or r[5] != 0}
+        fresh = {tuple(r) for r in conn.execute(query)}
+        if kept != fresh:
+            problems.append(f"{table}: {len(kept - fresh)} rows kept that a recount does not give, "
+                            f"{len(fresh - kept)} recounted rows missing")
+    return problems
+
+
+def bump_example_set(conn: sqlite3.Connection, dataset_id: int) -> None:
+    """Invalidate the near-duplicate cache of a dataset by hand (the triggers do it on every change)."""
+    conn.execute(_bump("?"), (dataset_id,))
