@@ -165,3 +165,23 @@ def test_random_edit_sequences_keep_the_counts_exact(tmp_path_factory, edits):
             ds.update_annotation(a.id, Annotation("box", label, bbox=new))  # "accept" drops the proposal flag
     assert aggregates.verify(ws.conn) == []
     ws.close()
+
+
+def test_imports_count_in_bulk_and_a_failed_import_counts_nothing(ws):
+    from tests.helpers import box_batch
+    from workbench.errors import ValidationError
+
+    ds = ws.create_dataset("d", "detection")
+    ds.import_batch(box_batch(30, seed=1))
+    ds.import_batch(box_batch(25, seed=2))  # into existing classes and splits: added to their counts
+    assert aggregates.verify(ws.conn) == []
+    before = [tuple(r) for r in ws.conn.execute("SELECT * FROM agg_class_split ORDER BY 1, 2, 3")]
+    bad = box_batch(5, seed=3)
+    bad.items[-1].annotations[0] = Annotation("box", "cat", bbox=(0.0, 0.0, 999.0, 5.0))  # outside: all fail
+    with pytest.raises(ValidationError):
+        ds.import_batch(bad)
+    assert [tuple(r) for r in ws.conn.execute("SELECT * FROM agg_class_split ORDER BY 1, 2, 3")] == before
+    assert ws.conn.execute("SELECT COUNT(*) FROM agg_bulk").fetchone()[0] == 0
+    ds.add_annotation(ds.example_ids()[0], Annotation("box", "cat", bbox=(1, 1, 4, 4)))  # per-row again
+    assert aggregates.verify(ws.conn) == []
+    assert dataset_stats(ds)["classes"]["cat"]["total"] == 15 + 13 + 1

@@ -20,10 +20,12 @@ too (:func:`~workbench.data.box_sizes.size_bins`), so the store's numbers equal 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
 
-__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bump_example_set"]
+__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bump_example_set", "bulk_insert"]
 
 _LABEL_KINDS = "('label', 'anomaly')"
 _OBJECT_KINDS = "('box', 'polygon', 'mask')"
@@ -135,14 +137,15 @@ CREATE TABLE IF NOT EXISTS agg_box_size (
     n INTEGER NOT NULL,
     PRIMARY KEY (dataset_id, class_id, bin)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS agg_bulk (on_ INTEGER PRIMARY KEY);  -- a row while an import counts in bulk
 CREATE TABLE IF NOT EXISTS agg_example_set (
     dataset_id INTEGER PRIMARY KEY,
     version INTEGER NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS agg_annotation_insert AFTER INSERT ON annotations WHEN NEW.proposal = 0
+CREATE TRIGGER IF NOT EXISTS agg_annotation_insert AFTER INSERT ON annotations WHEN NEW.proposal = 0 AND NOT EXISTS (SELECT 1 FROM agg_bulk)
 BEGIN {_add("NEW")}
 END;
-CREATE TRIGGER IF NOT EXISTS agg_annotation_delete AFTER DELETE ON annotations WHEN OLD.proposal = 0
+CREATE TRIGGER IF NOT EXISTS agg_annotation_delete AFTER DELETE ON annotations WHEN OLD.proposal = 0 AND NOT EXISTS (SELECT 1 FROM agg_bulk)
 BEGIN {_remove("OLD")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_annotation_update_old
@@ -154,6 +157,7 @@ AFTER UPDATE OF example_id, class_id, kind, w, h, proposal ON annotations WHEN N
 BEGIN {_add("NEW")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_class_insert AFTER INSERT ON agg_example_class
+WHEN NOT EXISTS (SELECT 1 FROM agg_bulk)
 BEGIN {_class_split("+", "NEW")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_class_delete AFTER DELETE ON agg_example_class
@@ -184,42 +188,64 @@ BEGIN {_bump(_DIR_DATASET.format("OLD"))}
 END;
 """
 
-_RECOUNT = {
-    "agg_example_class": f"""
-        SELECT a.example_id, a.class_id, e.dataset_id, e.split, COUNT(*) AS n,
-               SUM({_flags('a')['labels']}) AS labels, SUM({_flags('a')['objects']}) AS objects,
-               SUM({_flags('a')['tiny']}) AS tiny, SUM({_flags('a')['huge']}) AS huge
-        FROM annotations a JOIN examples e ON e.id = a.example_id WHERE a.proposal = 0
-        GROUP BY a.example_id, a.class_id""",
-    "agg_class_split": """
-        SELECT dataset_id, split, class_id, SUM(n), SUM(labels), COUNT(*), SUM(labels > 0)
-        FROM agg_example_class GROUP BY dataset_id, split, class_id""",
-    "agg_box_size": f"""
+def _recount(table: str, only: str = "") -> str:
+    """The SELECT that counts ``table`` from scratch (``only``: an extra condition on annotations ``a``)."""
+    f = _flags("a")
+    where = f"a.proposal = 0{' AND ' + only if only else ''}"
+    if table == "agg_example_class":
+        return f"""
+        SELECT a.example_id, a.class_id, e.dataset_id, e.split, COUNT(*) AS n, SUM({f['labels']}) AS labels,
+               SUM({f['objects']}) AS objects, SUM({f['tiny']}) AS tiny, SUM({f['huge']}) AS huge
+        FROM annotations a JOIN examples e ON e.id = a.example_id WHERE {where}
+        GROUP BY a.example_id, a.class_id"""
+    if table == "agg_box_size":
+        return f"""
         SELECT e.dataset_id, a.class_id, wb_size_bin(a.w, a.h, e.width, e.height) AS b, COUNT(*)
         FROM annotations a JOIN examples e ON e.id = a.example_id
-        WHERE a.proposal = 0 AND {_flags('a')['box']} GROUP BY e.dataset_id, a.class_id, b""",
-}
+        WHERE {where} AND {f['box']} GROUP BY e.dataset_id, a.class_id, b"""
+    return f"""
+        SELECT dataset_id, split, class_id, SUM(n), SUM(labels), COUNT(*), SUM(labels > 0)
+        FROM ({_recount("agg_example_class", only)}) GROUP BY dataset_id, split, class_id"""
+
+
+_TABLES = ("agg_example_class", "agg_class_split", "agg_box_size")
+
+
+@contextmanager
+def bulk_insert(conn: sqlite3.Connection, first_example: int) -> Iterator[None]:
+    """Insert new examples' annotations without the per-row triggers, then count them set-based (an import
+    of 1,000,000 boxes: seconds instead of minutes). Only for annotations of examples whose ids start at
+    ``first_example``, all inserted inside the block. Run inside a transaction."""
+    conn.execute("INSERT INTO agg_bulk VALUES (1)")
+    yield
+    only = "a.example_id >= ?"
+    conn.execute(f"INSERT INTO agg_example_class {_recount('agg_example_class', only)}", (first_example,))
+    conn.execute(f"""INSERT INTO agg_class_split (dataset_id, split, class_id, n, labels, images, label_images)
+        {_recount('agg_class_split', only)}
+        ON CONFLICT (dataset_id, split, class_id) DO UPDATE SET n = n + excluded.n,
+            labels = labels + excluded.labels, images = images + excluded.images,
+            label_images = label_images + excluded.label_images""", (first_example,))
+    conn.execute(f"""INSERT INTO agg_box_size {_recount('agg_box_size', only)}
+        ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""", (first_example,))
+    conn.execute("DELETE FROM agg_bulk")
 
 
 def rebuild(conn: sqlite3.Connection) -> None:
     """Recount every maintained table from the annotations (a workspace made before they existed).
     Run inside a transaction."""
-    for table in _RECOUNT:
+    for table in _TABLES:
         conn.execute(f"DELETE FROM {table}")
-    # filling agg_example_class fires its insert trigger, which builds agg_class_split as it goes
-    conn.execute(f"INSERT INTO agg_example_class {_RECOUNT['agg_example_class']}")
-    conn.execute(f"INSERT INTO agg_box_size {_RECOUNT['agg_box_size']}")
+    with bulk_insert(conn, 0):
+        pass
 
 
 def verify(conn: sqlite3.Connection) -> list[str]:
     """Compare every maintained table with a fresh recount; the differences, described (empty: all agree)."""
     problems = []
-    for table, query in _RECOUNT.items():
-        if table == "agg_class_split":  # recount it from the annotations, not from the table it checks
-            query = query.replace("FROM agg_example_class", f"FROM ({_RECOUNT['agg_example_class']})")
+    for table in _TABLES:
         kept = {tuple(r) for r in conn.execute(f"SELECT * FROM {table}")
-                if table != "agg_class_split" or r[5] != 0}
-        fresh = {tuple(r) for r in conn.execute(query)}
+                if table != "agg_class_split" or r[5] != 0}  # a class split emptied by deletes stays as zeros
+        fresh = {tuple(r) for r in conn.execute(_recount(table))}
         if kept != fresh:
             problems.append(f"{table}: {len(kept - fresh)} rows kept that a recount does not give, "
                             f"{len(fresh - kept)} recounted rows missing")

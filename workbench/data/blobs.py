@@ -67,4 +67,11 @@ class BlobStore:
         return out
 
     def temp_files(self) -> list[Path]:
-        return [p for sub in self.root.iterdir() if sub.is_dir() for p in sub.glob(".tmp-*")]
+        """Temp files of writes that never finished (``atomic_write`` names them ``.<hash>.<random>.tmp``)."""
+        return [
+            p
+            for sub in self.root.iterdir()
+            if sub.is_dir()
+            for p in sub.iterdir()
+            if p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.startswith(".tmp-"))
+        ]

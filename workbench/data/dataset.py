@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError
+from . import aggregates
 from .blobs import sha256_bytes
 from .images import probe_image
 from .records import (
@@ -264,9 +265,11 @@ class Dataset:
                 new_ids.append(ex_id)
                 for ann in item.annotations:
                     ann_rows.append(self._ann_row(ex_id, ann, ids, ann.author or author, ann.created_at or stamp))
-            self.conn.executemany(
-                """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry, score,
-                   proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""", ann_rows)
+            with aggregates.bulk_insert(self.conn, min(new_ids, default=0)):  # counted once, set-based
+                self.conn.executemany(
+                    """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
+                       score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    ann_rows)
             if dir_id is not None:
                 self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
                                       [(dir_id, e) for e in new_ids])

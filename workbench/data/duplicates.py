@@ -32,6 +32,7 @@ __all__ = [
     "DuplicatePair",
     "NearDuplicates",
     "near_duplicates",
+    "duplicates_of",
 ]
 
 HASH_BITS = 64
@@ -220,23 +221,6 @@ class NearDuplicates:
                    cross_split=[list(g) for g in d["cross_split"]])
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = list(range(n))
-
-    def find(self, x: int) -> int:
-        p = self.parent
-        while p[x] != x:
-            p[x] = p[p[x]]
-            x = p[x]
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
 def _to_int_hash(value: int | str, blob: str) -> int:
     if isinstance(value, str):
         try:
@@ -263,69 +247,106 @@ def near_duplicates(
     ``hashes`` maps blob sha256 to a known pHash (int or 16 hex digits, as the store caches them); other
     blobs are read with ``load_bytes(sha256)``. Without either, only exact duplicates are reported.
     """
+    return duplicates_of(
+        [e.id for e in examples], [e.blob for e in examples], [e.split for e in examples], load_bytes,
+        max_distance, hashes=hashes, max_pairs=max_pairs, names=[e.file_name for e in examples],
+    )
+
+
+def duplicates_of(
+    ids: Sequence[int],
+    blobs: Sequence[str],
+    splits: Sequence[str],
+    load_bytes: Callable[[str], bytes] | None = None,
+    max_distance: int = 4,
+    *,
+    hashes: Mapping[str, int | str] | None = None,
+    max_pairs: int = 1000,
+    names: Sequence[str] | None = None,
+) -> NearDuplicates:
+    """:func:`near_duplicates` over parallel lists (example id, blob, split; ``names`` for error messages):
+    what the store passes for 100,000 examples without building an :class:`Example` for each."""
     if isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 0:
         raise ValidationError(
             f"max_pairs must be a non-negative integer, got {max_pairs!r}", field="max_pairs"
         )
-    by_blob: dict[str, list[Example]] = {}
-    for ex in examples:
-        by_blob.setdefault(ex.blob, []).append(ex)
-    blobs = list(by_blob)
-    exact = sorted(sorted(e.id for e in g) for g in by_blob.values() if len(g) > 1)
+    if not len(ids) == len(blobs) == len(splits):
+        raise ValidationError("ids, blobs and splits differ in length", field="examples")
+    by_blob: dict[str, list[int]] = {}  # blob -> example ids
+    for i, blob in zip(ids, blobs, strict=True):
+        by_blob.setdefault(blob, []).append(i)
+    split_of = dict(zip(ids, splits, strict=True))
+    uniq_blobs = list(by_blob)
+    exact = sorted(sorted(g) for g in by_blob.values() if len(g) > 1)
 
     known: dict[int, int] = {}  # blob index -> hash
-    for k, blob in enumerate(blobs):
-        if hashes is not None and blob in hashes:
-            known[k] = _to_int_hash(hashes[blob], blob)
-    todo = [k for k in range(len(blobs)) if k not in known]
+    if hashes is not None:
+        for k, blob in enumerate(uniq_blobs):
+            if blob in hashes:
+                known[k] = _to_int_hash(hashes[blob], blob)
+    todo = [k for k in range(len(uniq_blobs)) if k not in known]
     if load_bytes is not None and todo:
+        name_of = dict(zip(ids, names, strict=True)) if names is not None else {}
         thumbs = np.empty((len(todo), _THUMB, _THUMB))
         for t, k in enumerate(todo):
-            first = by_blob[blobs[k]][0]
+            first = by_blob[uniq_blobs[k]][0]
             try:
-                thumbs[t] = _thumbnail(load_bytes(blobs[k]))
+                thumbs[t] = _thumbnail(load_bytes(uniq_blobs[k]))
             except (OSError, SyntaxError, ValueError) as e:
                 raise ImageError(
-                    f"cannot read the image to hash it ({e})", file=first.file_name, record=first.id
+                    f"cannot read the image to hash it ({e})", file=name_of.get(first), record=first
                 ) from None
         for k, value in zip(todo, _hash_thumbnails(thumbs).tolist(), strict=True):
             known[k] = int(value)
-    checked = len(known) == len(blobs)
+    checked = len(known) == len(uniq_blobs)
     result = NearDuplicates(checked=checked, max_distance=max_distance, hashed=len(known), exact=exact)
 
-    uf = _UnionFind(len(blobs))
-    rep = [min(by_blob[b], key=lambda e: e.id) for b in blobs]
+    rep = [min(by_blob[b]) for b in uniq_blobs]  # each blob's smallest example id
     # identical hashes collapse before the pair search; their members are distance 0 apart
     same_hash: dict[int, list[int]] = {}
     for k, value in known.items():
         same_hash.setdefault(value, []).append(k)
-    uniq = list(same_hash)
-    members = [same_hash[v] for v in uniq]
-    pi, pj, pd = close_pairs(np.array(uniq, dtype=np.uint64), max_distance)
+    members = list(same_hash.values())
+    pi, pj, pd = close_pairs(np.array(list(same_hash), dtype=np.uint64), max_distance)
+    edges_a: list[int] = []
+    edges_b: list[int] = []
     pairs: list[tuple[int, int, int]] = []  # (distance, blob a, blob b)
     for m in members:
-        for x in m[1:]:
-            uf.union(m[0], x)
+        edges_a.extend(m[:1] * (len(m) - 1))
+        edges_b.extend(m[1:])
         room = max_pairs + 1 - len(pairs)  # one past the limit tells that pairs were left out
         if room > 0:
             pairs.extend(islice(((0, m[p], m[q]) for p in range(len(m)) for q in range(p + 1, len(m))), room))
+    first = np.array([m[0] for m in members], dtype=np.int64)
+    a_all = np.concatenate([np.array(edges_a, dtype=np.int64), first[pi]])
+    b_all = np.concatenate([np.array(edges_b, dtype=np.int64), first[pj]])
     for i, j, d in zip(pi.tolist(), pj.tolist(), pd.tolist(), strict=True):
-        uf.union(members[i][0], members[j][0])
         room = max_pairs + 1 - len(pairs)
-        if room > 0:
-            pairs.extend(islice(((d, a, b) for a in members[i] for b in members[j]), room))
-    pairs.sort(key=lambda t: (t[0], min(rep[t[1]].id, rep[t[2]].id), max(rep[t[1]].id, rep[t[2]].id)))
+        if room <= 0:
+            break  # the pairs come closest first: the rest only join groups (done below, all at once)
+        pairs.extend(islice(((d, a, b) for a in members[i] for b in members[j]), room))
+    pairs.sort(key=lambda t: (t[0], min(rep[t[1]], rep[t[2]]), max(rep[t[1]], rep[t[2]])))
     result.truncated = len(pairs) > max_pairs
     for d, a, b in pairs[:max_pairs]:
-        ea, eb = sorted((rep[a], rep[b]), key=lambda e: e.id)
-        result.pairs.append(DuplicatePair(ea.id, eb.id, int(d), ea.split != eb.split))
+        ea, eb = sorted((rep[a], rep[b]))
+        result.pairs.append(DuplicatePair(ea, eb, int(d), split_of[ea] != split_of[eb]))
 
-    comps: dict[int, list[Example]] = {}
-    for k, blob in enumerate(blobs):
-        comps.setdefault(uf.find(k), []).extend(by_blob[blob])
-    groups_sorted = sorted(
-        (sorted(comp, key=lambda e: e.id) for comp in comps.values() if len(comp) > 1), key=lambda g: g[0].id
-    )
-    result.groups = [[e.id for e in g] for g in groups_sorted]
-    result.cross_split = [[e.id for e in g] for g in groups_sorted if len({e.split for e in g}) > 1]
+    labels = _components(len(uniq_blobs), a_all, b_all)
+    comps: dict[int, list[int]] = {}
+    for k, blob in enumerate(uniq_blobs):
+        comps.setdefault(int(labels[k]), []).extend(by_blob[blob])
+    groups = sorted(sorted(comp) for comp in comps.values() if len(comp) > 1)
+    result.groups = groups
+    result.cross_split = [g for g in groups if len({split_of[i] for i in g}) > 1]
     return result
+
+
+def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Connected component label of each of ``n`` nodes joined by the edges ``a[k] - b[k]``."""
+    if n == 0 or a.size == 0:
+        return np.arange(n)
+    from scipy.sparse import coo_matrix  # noqa: PLC0415 - only when there are duplicates to group
+    from scipy.sparse.csgraph import connected_components  # noqa: PLC0415
+
+    graph = coo_matrix((np.ones(a.size, dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]

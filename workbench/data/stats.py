@@ -11,9 +11,9 @@ import numpy as np
 
 from .box_sizes import EXAMPLES_LISTED, SIZE_BINS, BoxStats, box_stats_from_arrays, box_stats_from_bins
 from .duplicates import NearDuplicates
-from .duplicates import near_duplicates as find_duplicates
+from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
-from .records import SPLITS, Example
+from .records import SPLITS
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -103,7 +103,9 @@ def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStat
     conn = ds.conn
     order = [c.name for c in ds.classes]  # classes.position is the index into this list
     if not whole:  # a directory: from its boxes (same size steps, same rules)
-        arr = np.array(conn.execute(
+        cur = conn.cursor()
+        cur.row_factory = None
+        arr = np.array(cur.execute(
             f"""SELECT a.w, a.h, e.width, e.height, c.position, a.example_id FROM annotations a
                 JOIN examples e ON e.id = a.example_id JOIN classes c ON c.id = a.class_id
                 WHERE {where} AND a.proposal=0 AND a.w IS NOT NULL AND a.kind IN ('box', 'polygon', 'mask')""",
@@ -135,16 +137,17 @@ def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | 
                        (ds.id, key, version)).fetchone()
     if hit is not None and use_cache:
         return NearDuplicates.from_dict(json.loads(hit[0]))
-    dup_rows = conn.execute(
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: 100,000 rows
+    dup_rows = cur.execute(
         f"""SELECT e.id, e.blob, e.split, b.phash FROM examples e JOIN blobs b ON b.hash = e.blob
             WHERE {where} ORDER BY e.id""", args).fetchall()
-    light = [Example(id=r[0], dataset=ds.name, blob=r[1], file_name="", width=1, height=1, split=r[2],
-                     status="new") for r in dup_rows]
+    ids, blobs, splits, phashes = zip(*dup_rows, strict=True) if dup_rows else ((), (), (), ())
     if near:
-        hashes = {r[1]: r[3] for r in dup_rows if r[3]}
-        dups = find_duplicates(light, ds.load_bytes, hashes=hashes)
+        hashes = {b: h for b, h in zip(blobs, phashes, strict=True) if h}
+        dups = find_duplicates(ids, blobs, splits, ds.load_bytes, hashes=hashes)
     else:
-        dups = find_duplicates(light, None)
+        dups = find_duplicates(ids, blobs, splits, None)
     if use_cache:
         conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
                      (ds.id, key, version, json.dumps(dups.to_dict())))

@@ -8,12 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
-from ..images import IMAGE_SUFFIXES, ImageInfo, probe_image
+from ...errors import AlreadyExistsError, ImageError, ImportFormatError, ValidationError
+from ..images import IMAGE_SUFFIXES, MAX_BYTES, ImageInfo, probe_image
 from ..records import SPLITS, Annotation, ClassDef, Example, default_color
 from .paths import safe_join
 
@@ -72,6 +73,8 @@ def load_json(path: Path, *, max_bytes: int = MAX_JSON_BYTES) -> Any:
         ) from None
     except RecursionError:
         raise ImportFormatError("JSON is nested too deeply to read", file=str(path)) from None
+    except ValueError as e:  # an integer of more than 4300 digits (Python's int/str conversion limit)
+        raise ImportFormatError(f"unreadable JSON value ({e})", file=str(path)) from None
 
 
 def load_yaml(path: Path) -> Any:
@@ -160,6 +163,12 @@ def probe_path(path: Path, *, record: object, file: str | None = None) -> ImageI
     """Read and fully check the image at ``path`` (corrupt, truncated, non-image and bombs refused)."""
     name = file or str(path)
     try:
+        st = Path(path).stat()
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever, a device never end
+            raise ImportFormatError("is not a regular file (a pipe, device or socket?)", file=name, record=record)
+        if st.st_size > MAX_BYTES:  # refused before reading: a sparse 1 TB "image" costs nothing to make
+            raise ImageError(f"file is {st.st_size} bytes, over the {MAX_BYTES} byte limit", file=name,
+                             record=record)
         data = Path(path).read_bytes()
     except OSError as e:
         raise ImportFormatError(f"cannot read image ({e.strerror})", file=name, record=record) from None

@@ -18,6 +18,8 @@ from ..images import IMAGE_SUFFIXES
 __all__ = ["safe_join", "list_images", "is_hidden", "relative_name"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+MAX_NAME_BYTES = 255  # one file or folder name (Linux NAME_MAX)
+MAX_PATH_BYTES = 4096  # a whole relative path (Linux PATH_MAX)
 
 
 def safe_join(
@@ -32,7 +34,9 @@ def safe_join(
 
     Backslashes count as separators (annotation files made on Windows). Raises UnsafePathError, naming
     ``file`` / ``record`` / ``field``, for absolute paths, drive letters, ``..`` components, NUL bytes and
-    symlinks whose target lies outside ``root``. The returned path is resolved (symlinks followed).
+    symlinks whose target lies outside ``root``; ValidationError for names the file system cannot hold
+    (over 255 bytes a name or 4096 in all, lone surrogates). The returned path is resolved (symlinks
+    followed).
     """
     if not isinstance(rel, str):
         raise ValidationError(f"path must be a string, got {rel!r}", file=file, record=record, field=field)
@@ -40,6 +44,22 @@ def safe_join(
         raise ValidationError("path is empty", file=file, record=record, field=field)
     if "\x00" in rel:
         raise UnsafePathError("path contains a NUL byte", file=file, record=record, field=field)
+    try:
+        encoded = rel.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePathError(
+            "path is not valid Unicode text (lone surrogate)", file=file, record=record, field=field
+        ) from None
+    if len(encoded) > MAX_PATH_BYTES or any(
+        len(part.encode("utf-8")) > MAX_NAME_BYTES for part in rel.replace("\\", "/").split("/")
+    ):
+        raise ValidationError(
+            f"path is too long ({len(encoded)} bytes; at most {MAX_NAME_BYTES} per name and "
+            f"{MAX_PATH_BYTES} in all)",
+            file=file,
+            record=record,
+            field=field,
+        )
     norm = rel.replace("\\", "/")
     pure = PurePosixPath(norm)
     if pure.is_absolute() or _DRIVE.match(norm):
@@ -54,7 +74,7 @@ def safe_join(
             f"path {rel!r} uses '..' to leave the import folder", file=file, record=record, field=field
         )
     base = Path(root).resolve()
-    target = (base / Path(*pure.parts)).resolve()
+    target = _resolve(base / Path(*pure.parts), file=file, record=record, field=field)
     if not target.is_relative_to(base):
         raise UnsafePathError(
             f"path {rel!r} resolves to {target}, outside the import folder {base} (symlink?)",
@@ -113,7 +133,16 @@ def list_images(folder: Path, *, recursive: bool = True, root: Path | None = Non
     return found
 
 
+def _resolve(p: Path, *, file: str | None = None, record: object | None = None, field: str | None = None) -> Path:
+    """``p.resolve()``; a symlink loop (RuntimeError) or an unreadable link is an UnsafePathError."""
+    try:
+        return p.resolve()
+    except (RuntimeError, OSError) as e:
+        raise UnsafePathError(f"path cannot be resolved ({e})", file=file if file is not None else str(p),
+                              record=record, field=field) from None
+
+
 def _check_inside(p: Path, base: Path) -> None:
-    target = p.resolve()
+    target = _resolve(p)
     if not target.is_relative_to(base):
         raise UnsafePathError(f"symlink points to {target}, outside the import folder {base}", file=str(p))

@@ -3,7 +3,8 @@
 ``every=N`` keeps every Nth frame (frame 0, N, 2N...); ``count=N`` keeps N frames spread evenly over the
 video (the middle frame of N equal stretches). With neither, every frame is kept. ``skip_duplicates=True``
 drops a frame whose 64-bit difference hash (dHash) lies within ``duplicate_threshold`` bits of the last
-kept frame. More than ``max_frames`` kept frames is refused (pass ``every`` or ``count``).
+kept frame. More than ``max_frames`` kept frames is refused (pass ``every`` or ``count``), and so are frames
+over the image pixel limit (``MAX_PIXELS``), before any is decoded.
 
 Frames are PNG-encoded in memory (``ImportItem.data``) and named ``<video stem>_f000123.png`` after their
 frame index; ``record`` is ``frame 123``. No annotations, no dataset type.
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ImportFormatError, ValidationError
-from ..images import IMAGE_SUFFIXES
+from ..images import IMAGE_SUFFIXES, MAX_PIXELS
 from ..records import ImportBatch, ImportItem
 
 __all__ = ["read", "dhash", "MAX_FRAMES"]
@@ -46,6 +47,16 @@ def _open(cv2: Any, src: Path) -> Any:
             "cannot open as a video (not a video file, or a codec OpenCV lacks)", file=str(src)
         )
     return cap
+
+
+def _check_frame_size(w: int, h: int, src: Path, record: str) -> None:
+    """Frames over the image pixel limit are refused before any is decoded: a small file can hold many
+    huge, easily compressed frames (each would be decoded and encoded before the import refused it)."""
+    if w * h > MAX_PIXELS:
+        raise ImportFormatError(
+            f"frames are {w}x{h} pixels, over the {MAX_PIXELS} pixel limit for an image", file=str(src),
+            record=record,
+        )
 
 
 def _frame_total(cv2: Any, src: Path) -> int:
@@ -104,6 +115,9 @@ def read(
     any_frame = False
     cap = _open(cv2, src)
     try:
+        _check_frame_size(
+            int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), src, "header"
+        )
         while cap.grab():
             any_frame = True
             keep = index in wanted if wanted is not None else index % step == 0
@@ -111,6 +125,7 @@ def read(
                 ok, frame = cap.retrieve()
                 if not ok or frame is None:
                     raise ImportFormatError("cannot decode frame", file=str(src), record=f"frame {index}")
+                _check_frame_size(frame.shape[1], frame.shape[0], src, f"frame {index}")
                 h = dhash(frame) if skip_duplicates else None
                 if (
                     h is not None

@@ -18,6 +18,7 @@ Writing: one XML per image, ``JPEGImages/<file_name>``, ``ImageSets/Main/<split>
 from __future__ import annotations
 
 import math
+import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -53,7 +54,10 @@ def _parse_xml(path: Path) -> Any:
     import defusedxml.ElementTree as DET
 
     file = str(path)
-    size = path.stat().st_size
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):  # reading a FIFO would block forever
+        raise ImportFormatError("is not a regular file (a pipe, device or socket?)", file=file)
+    size = st.st_size
     if size > MAX_TEXT_BYTES:
         raise ImportFormatError(f"XML file is {size} bytes, over the {MAX_TEXT_BYTES} byte limit", file=file)
     try:
@@ -67,6 +71,8 @@ def _parse_xml(path: Path) -> Any:
         raise ImportFormatError(f"malformed XML at line {line} column {col + 1}", file=file) from None
     except RecursionError:
         raise ImportFormatError("XML is nested too deeply to read", file=file) from None
+    except (ValueError, LookupError) as e:  # expat: multi-byte (UTF-7...) or unknown declared encodings
+        raise ImportFormatError(f"XML in an unsupported encoding ({e}); save it as UTF-8", file=file) from None
 
 
 def _text(
