@@ -90,6 +90,7 @@ def test_a_workspace_from_before_the_aggregates_is_counted_on_open(tmp_path):
     for table in ("agg_example_class", "agg_class_split", "agg_box_size", "agg_example_set"):
         conn.execute(f"DROP TABLE {table}")
     conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.execute("DELETE FROM meta WHERE key='aggregates'")
     conn.commit()
     conn.close()
     ws = Workspace(tmp_path / "ws")
@@ -97,6 +98,18 @@ def test_a_workspace_from_before_the_aggregates_is_counted_on_open(tmp_path):
     assert aggregates.verify(ws.conn) == []
     assert dataset_stats(ds, use_cache=False) == before
     assert ws.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+    ws.close()
+    conn = sqlite3.connect(path)  # an older Workbench's definitions (a changed trigger): replaced, recounted
+    conn.execute("DROP TRIGGER agg_annotation_insert")
+    conn.execute("CREATE TRIGGER agg_annotation_insert AFTER INSERT ON annotations BEGIN SELECT 1; END")
+    conn.execute("UPDATE agg_box_size SET n = n + 5")
+    conn.execute("UPDATE meta SET value='0123456789abcdef' WHERE key='aggregates'")
+    conn.commit()
+    conn.close()
+    ws = Workspace(tmp_path / "ws")
+    assert aggregates.verify(ws.conn) == []
+    ws.dataset("d").add_annotation(ws.dataset("d").example_ids()[0], Annotation("box", "circle", bbox=(1, 1, 5, 5)))
+    assert aggregates.verify(ws.conn) == []
 
 
 def test_verify_notices_a_count_that_drifted(ws):

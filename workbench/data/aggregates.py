@@ -19,13 +19,14 @@ too (:func:`~workbench.data.box_sizes.size_bins`), so the store's numbers equal 
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
 
-__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bump_example_set", "bulk_insert"]
+__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bump_example_set", "bulk_insert", "FINGERPRINT"]
 
 _LABEL_KINDS = "('label', 'anomaly')"
 _OBJECT_KINDS = "('box', 'polygon', 'mask')"
@@ -68,6 +69,8 @@ def _add(a: str) -> str:
 
 def _remove(a: str) -> str:
     f = _flags(a)
+    bin_of = (f"SELECT e.dataset_id, {a}.class_id, wb_size_bin({a}.w, {a}.h, e.width, e.height) "
+              f"FROM examples e WHERE e.id = {a}.example_id AND {f['box']}")
     return f"""
     UPDATE agg_example_class SET n = n - 1,
         labels = labels - {f['labels']}, objects = objects - {f['objects']},
@@ -75,11 +78,8 @@ def _remove(a: str) -> str:
         huge = huge - (SELECT {f['huge']} FROM examples e WHERE e.id = {a}.example_id)
         WHERE example_id = {a}.example_id AND class_id = {a}.class_id;
     DELETE FROM agg_example_class WHERE example_id = {a}.example_id AND class_id = {a}.class_id AND n <= 0;
-    UPDATE agg_box_size SET n = n - 1 WHERE (dataset_id, class_id, bin) IN (
-        SELECT e.dataset_id, {a}.class_id, wb_size_bin({a}.w, {a}.h, e.width, e.height)
-        FROM examples e WHERE e.id = {a}.example_id AND {f['box']});
-    DELETE FROM agg_box_size WHERE n <= 0 AND (dataset_id, class_id) IN (
-        SELECT e.dataset_id, {a}.class_id FROM examples e WHERE e.id = {a}.example_id);"""
+    UPDATE agg_box_size SET n = n - 1 WHERE (dataset_id, class_id, bin) IN ({bin_of});
+    DELETE FROM agg_box_size WHERE n <= 0 AND (dataset_id, class_id, bin) IN ({bin_of});"""
 
 
 def _class_split(sign: str, r: str) -> str:
@@ -187,6 +187,9 @@ CREATE TRIGGER IF NOT EXISTS agg_member_delete AFTER DELETE ON directory_members
 BEGIN {_bump(_DIR_DATASET.format("OLD"))}
 END;
 """
+
+FINGERPRINT = hashlib.sha256(SCHEMA.encode()).hexdigest()[:16]  # a workspace records which definitions it has
+
 
 def _recount(table: str, only: str = "") -> str:
     """The SELECT that counts ``table`` from scratch (``only``: an extra condition on annotations ``a``)."""

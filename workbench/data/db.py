@@ -116,7 +116,24 @@ CREATE TABLE IF NOT EXISTS stats_cache (
     payload TEXT NOT NULL,
     PRIMARY KEY (dataset_id, key)
 );
-""" + aggregates.SCHEMA
+"""
+
+
+def _install_aggregates(conn: sqlite3.Connection) -> None:
+    """Create the maintained counts and their triggers, or replace them when this Workbench defines them
+    differently from the one that made the workspace (then they are recounted once)."""
+    row = conn.execute("SELECT value FROM meta WHERE key='aggregates'").fetchone()
+    if row is not None and row[0] == aggregates.FINGERPRINT:
+        return
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger' AND name LIKE 'agg%'").fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='index' AND name LIKE 'agg%' "
+                                "AND sql IS NOT NULL").fetchall():
+        conn.execute(f'DROP INDEX "{name}"')
+    for stmt in _statements(aggregates.SCHEMA):
+        conn.execute(stmt)
+    aggregates.rebuild(conn)
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('aggregates', ?)", (aggregates.FINGERPRINT,))
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -177,14 +194,14 @@ def connect(path: Path) -> sqlite3.Connection:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) < 2:  # made before the aggregates: count them once
-                aggregates.rebuild(conn)
-                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             elif int(row[0]) > SCHEMA_VERSION:
                 raise ConflictError(
                     f"{path}: workspace schema version {row[0]} is newer than this Workbench "
                     f"({SCHEMA_VERSION}); upgrade Workbench"
                 )
+            elif int(row[0]) < SCHEMA_VERSION:
+                conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            _install_aggregates(conn)
 
     retrying(setup)
     return conn
