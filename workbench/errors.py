@@ -19,6 +19,21 @@ __all__ = [
 ]
 
 
+# A hostile input can put megabytes, or line breaks, into a value the message quotes (a file name, a folder
+# name, a nested YAML list): every part of a ValidationError's message is kept on one line and cut to these
+# lengths, so the message stays one short line.
+MAX_PART_CHARS = 500
+MAX_DETAIL_CHARS = 800
+
+
+def _bounded(text: str, limit: int) -> str:
+    """``text`` on one line (line breaks shown escaped) and at most about ``limit`` characters."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 40]}... [{len(text)} characters in all]"
+
+
 class WorkbenchError(Exception):
     """Base class of every error Workbench raises on purpose."""
 
@@ -51,12 +66,13 @@ class ValidationError(WorkbenchError, ValueError):
     def _format(self) -> str:
         where = []
         if self.file is not None:
-            where.append(str(self.file))
+            where.append(_bounded(str(self.file), MAX_PART_CHARS))
         if self.record is not None:
-            where.append(f"record {self.record}")
+            where.append(f"record {_bounded(str(self.record), MAX_PART_CHARS)}")
         if self.field is not None:
-            where.append(f"field '{self.field}'")
-        return f"{': '.join(where)}: {self.detail}" if where else self.detail
+            where.append(f"field '{_bounded(str(self.field), MAX_PART_CHARS)}'")
+        detail = _bounded(self.detail, MAX_DETAIL_CHARS)
+        return f"{': '.join(where)}: {detail}" if where else detail
 
     def located(self, *, file: str | None = None, record: object | None = None,
                 field: str | None = None) -> ValidationError:

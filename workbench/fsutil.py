@@ -1,5 +1,6 @@
 """Atomic file writes: a temp file in the same folder, flushed (and fsync'ed), then renamed over the
-target. A crash at any moment leaves the old file or the new one, never half of one."""
+target. A crash at any moment leaves the old file or the new one, never half of one; a failed write (a full
+disk) removes the temp file and raises the OSError with the target's name."""
 
 from __future__ import annotations
 
@@ -24,11 +25,13 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, fsync
             if fsync:
                 os.fsync(fh.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: name the target
+            e.filename = str(p)
         raise
     return p
 

@@ -156,8 +156,11 @@ def _is_locked(e: BaseException) -> bool:
     )
 
 
-def retrying(fn: Callable[[], T], *, max_wait: float = MAX_RETRY_S) -> T:
-    """Run ``fn`` and retry it with jittered exponential backoff while the database is locked."""
+def retrying(fn: Callable[[], T], *, max_wait: float | None = None) -> T:
+    """Run ``fn`` and retry it with jittered exponential backoff while the database is locked, for at most
+    ``max_wait`` seconds (default: :data:`MAX_RETRY_S`, read at each call)."""
+    if max_wait is None:
+        max_wait = MAX_RETRY_S
     delay = 0.01
     deadline = time.monotonic() + max_wait
     while True:

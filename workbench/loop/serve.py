@@ -61,9 +61,12 @@ def serve_command(*, port: int = 8866, ip: str = "127.0.0.1", token: str | None 
 def serve(*, port: int = 8866, ip: str = "127.0.0.1", token: str | None = None, allow_remote: bool = False,
           home: str | Path | None = None) -> int:
     cmd, token = serve_command(port=port, ip=ip, token=token, allow_remote=allow_remote)
+    from ..data.workspace import default_home
+
     env = dict(os.environ)
-    if home is not None:
-        env["WORKBENCH_HOME"] = str(Path(home).resolve())
+    # Always absolute: the dashboards' kernels run in the dashboards folder, where a relative (or the default)
+    # workspace would be created inside the package, and listed by the server.
+    env["WORKBENCH_HOME"] = str(Path(home if home is not None else default_home()).resolve())
     url = f"http://{ip}:{port}/"
     print(f"dashboards at {url}voila/render/annotate.ipynb and {url}voila/render/review.ipynb"
           + (f" (token: {token})" if token else ""), flush=True)

@@ -8,6 +8,7 @@ objects: loading never runs code from the file, and a crafted file is refused wi
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
@@ -47,9 +48,19 @@ def fsync_dir(path: Path) -> None:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``.
 
-    A crash leaves either the old file or the new one, never half of one.
+    A crash leaves either the old file or the new one, never half of one. A failed write (a full disk)
+    raises ``CheckpointError`` naming the file; the previous checkpoint at ``path`` stays as it was and no
+    temp file is left behind.
     """
-    p = atomic_write(path, lambda fh: torch.save(state, fh))
+    buf = io.BytesIO()  # serialised first: torch.save turns a failed file write into an opaque RuntimeError
+    torch.save(state, buf)
+    try:
+        p = atomic_write(path, lambda fh: fh.write(buf.getbuffer()))
+    except OSError as e:
+        kept = "the previous checkpoint there is unchanged" if Path(path).is_file() else "nothing was written"
+        raise CheckpointError(
+            f"cannot write the checkpoint ({e.strerror or e}); {kept}", file=str(path)
+        ) from e
     fsync_dir(p.parent)
     return p
 

@@ -240,7 +240,7 @@ def read(
                 )
                 for c in _COORDS
             )
-            if x1 < x0 or y1 < y0:
+            if x1 - x0 + 1 <= 0 or y1 - y0 + 1 <= 0:  # inclusive ends: a sub-pixel box written by us has xmax < xmin
                 raise ImportFormatError(
                     f"negative box: xmin {x0} ymin {y0} xmax {x1} ymax {y1}",
                     file=file,
