@@ -317,9 +317,9 @@ def duplicates_of(
         room = max_pairs + 1 - len(pairs)  # one past the limit tells that pairs were left out
         if room > 0:
             pairs.extend(islice(((0, m[p], m[q]) for p in range(len(m)) for q in range(p + 1, len(m))), room))
-    first = np.array([m[0] for m in members], dtype=np.int64)
-    a_all = np.concatenate([np.array(edges_a, dtype=np.int64), first[pi]])
-    b_all = np.concatenate([np.array(edges_b, dtype=np.int64), first[pj]])
+    heads = np.array([m[0] for m in members], dtype=np.int64)
+    a_all = np.concatenate([np.array(edges_a, dtype=np.int64), heads[pi]])
+    b_all = np.concatenate([np.array(edges_b, dtype=np.int64), heads[pj]])
     for i, j, d in zip(pi.tolist(), pj.tolist(), pd.tolist(), strict=True):
         room = max_pairs + 1 - len(pairs)
         if room <= 0:
