@@ -8,18 +8,15 @@ keys reach the kernel.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.browser import CHROMIUM
+from tests.browser import missing, screenshot
 from tests.browser import voila_page as serve_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-VOILA = Path(sys.executable).with_name("voila")
 
 NOTEBOOK_CODE = """
 import io, json
@@ -53,15 +50,19 @@ AnnotationCanvas(sink, width=800, height=600)
 
 @pytest.fixture
 def voila_page(tmp_path):
-    if CHROMIUM is None or not VOILA.exists():
-        pytest.skip("needs chromium and voila")
-    pytest.importorskip("playwright.sync_api")
+    reason = missing("voila")
+    if reason:
+        pytest.skip(reason)
     nbformat = pytest.importorskip("nbformat")
     log = tmp_path / "log.json"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(NOTEBOOK_CODE.format(log=str(log)))])
     nbformat.write(nb, tmp_path / "canvas.ipynb")
-    with serve_page(tmp_path / "canvas.ipynb", viewport={"width": 1200, "height": 900}, start_timeout_s=60,
-                    goto_timeout_ms=60_000) as page:
+    with serve_page(
+        tmp_path / "canvas.ipynb",
+        viewport={"width": 1200, "height": 900},
+        start_timeout_s=60,
+        goto_timeout_ms=60_000,
+    ) as page:
         yield page, log
 
 
@@ -143,6 +144,7 @@ def test_canvas_in_voila(voila_page):
         timeout=10_000,
     )
     expect(page.locator(".wb-title")).to_contain_text("b.png", timeout=10_000)  # synced after the canvas
+    screenshot(page, "widgets-canvas-in-voila")
 
 
 def test_executed_notebook_keeps_a_picture(tmp_path):

@@ -3,12 +3,9 @@ connected is on screen, and a click on a confusion cell reaches Python and fills
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-from tests.browser import CHROMIUM
+from tests.browser import missing, screenshot
 from tests.browser import voila_page as serve_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -51,16 +48,19 @@ plot
 @pytest.fixture
 def voila_page(tmp_path):
     nbformat = pytest.importorskip("nbformat")
-    pytest.importorskip("playwright.sync_api")
-    voila = Path(sys.executable).with_name("voila")
-    if not voila.exists() or CHROMIUM is None:
-        pytest.skip("needs voila and chromium")
+    reason = missing("voila")
+    if reason:
+        pytest.skip(reason)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(c) for c in CELLS]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "plots.ipynb")
-    with serve_page(tmp_path / "plots.ipynb", viewport={"width": 1400, "height": 2400}, start_timeout_s=30,
-                    goto_timeout_ms=120_000) as page:
+    with serve_page(
+        tmp_path / "plots.ipynb",
+        viewport={"width": 1400, "height": 2400},
+        start_timeout_s=30,
+        goto_timeout_ms=120_000,
+    ) as page:
         page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 3", timeout=120_000)
         yield page
 
@@ -98,3 +98,4 @@ def test_voila_shows_updates_made_before_the_page_connected_and_clicks_reach_pyt
     assert ids == ["wb-example-2", "wb-example-3"]
     assert "true cat → predicted dog: 2 examples" in page.inner_text(".wb-confusion-selection")
     assert page.locator(".wb-confusion .wb-open-in-canvas").count() == 2
+    screenshot(page, "widgets-plots-in-voila")

@@ -21,6 +21,7 @@ __all__ = [
     "thumbnail_fn",
     "overview",
     "augmentation_grid",
+    "grid_examples",
     "training_curves",
     "evaluation_views",
     "error_gallery",
@@ -56,13 +57,18 @@ def augmentation_grid(ds: Dataset, *, examples: int = 4, draws: int = 4, seed: i
     from ..augment.presets import default_preset
     from ..augment.presets import preset as get_preset
     from .augment_grid import AugmentationGrid
-    from .augment_state import GridExample
 
     config = get_preset(preset) if preset else (ds.augment_config() or get_preset(default_preset(ds.type)))
+    return AugmentationGrid(config, ds.type, grid_examples(ds, examples=examples, split=split), ds.classes,
+                            draws=draws, base_seed=seed, on_save=ds.set_augment_config)
+
+
+def grid_examples(ds: Dataset, *, examples: int = 4, split: str = "train") -> list:
+    """The examples the augmentation preview shows, read from the store now (annotated ones first)."""
+    from .augment_state import GridExample
+
     ids = ds.example_ids(split=split, status="annotated")[:examples] or ds.example_ids()[:examples]
-    grid = [GridExample.from_example(e, ds.load_bytes(e.blob), ds.type) for e in ds.examples(ids=ids)]
-    return AugmentationGrid(config, ds.type, grid, ds.classes, draws=draws, base_seed=seed,
-                            on_save=ds.set_augment_config)
+    return [GridExample.from_example(e, ds.load_bytes(e.blob), ds.type) for e in ds.examples(ids=ids)]
 
 
 def training_curves(title: str = "Training"):
@@ -166,10 +172,12 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.canvas = AnnotationCanvas(ds, directory=directory, user=user)
         self.overview = overview(ds, directory)
         self.grid = augmentation_grid(ds)
+        self._grid_version = ds.version
         self.curves = training_curves()
         self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
         self.train_button.add_class("wb-train")
         self.train_status = widgets.HTML()
+        self.train_status.add_class("wb-train-status")
         self.train_button.on_click(lambda _b: self.start_training())
         self.evaluation = widgets.VBox()
         self.evaluation.add_class("wb-evaluation")
@@ -189,6 +197,17 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
     def _on_tab(self, change: dict) -> None:
         if change["new"] == 1:
             self.overview.refresh()
+        elif change["new"] == 2:
+            self.refresh_grid()
+
+    def refresh_grid(self) -> None:
+        """Redraw the augmentation preview over the store's current annotations (keeping the pipeline being
+        edited and the seed) when the dataset changed since it was drawn."""
+        version = self.ds.version
+        if version != self._grid_version:
+            self._grid_version = version
+            self.grid.state.examples = grid_examples(self.ds, examples=len(self.grid.state.examples) or 4)
+            self.grid.render()
 
     def open_example(self, example_id: int) -> None:
         """Show ``example_id`` on the canvas (from the gallery's "open in canvas")."""

@@ -123,7 +123,7 @@ class BalancePlot(StaticFallback, widgets.VBox):
         barmode: str = "group",
         log_y: bool = True,
     ) -> None:
-        import plotly.graph_objects as go
+        from .plotly_widget import FigureWidget
 
         self.report_fn = report_fn
         self.classes = classes
@@ -132,7 +132,7 @@ class BalancePlot(StaticFallback, widgets.VBox):
         self.log_y = log_y
         self.report = as_report(_resolve(report_fn))
         self._figure = self._build()
-        self.figure_widget = go.FigureWidget(self._figure)
+        self.figure_widget = FigureWidget(self._figure)
         self.figure_widget.add_class("wb-balance-plot")
         self.mode = widgets.ToggleButtons(
             options=[("grouped", "group"), ("stacked", "stack")],
@@ -191,6 +191,8 @@ class DatasetOverview(StaticFallback, widgets.VBox):
     ) -> None:
         import plotly.graph_objects as go
 
+        from .plotly_widget import FigureWidget
+
         self.balance = BalancePlot(report_fn, classes, guidance=guidance)
         self.report = self.balance.report
         self.title = title
@@ -204,7 +206,7 @@ class DatasetOverview(StaticFallback, widgets.VBox):
         self.refresh_button.add_class("wb-refresh")
         self.refresh_button.on_click(lambda _b: self.refresh())
         self._box_figure = self._build_box_figure()
-        self.box_widget = go.FigureWidget(self._box_figure if self._box_figure is not None else go.Figure())
+        self.box_widget = FigureWidget(self._box_figure if self._box_figure is not None else go.Figure())
         self.box_widget.add_class("wb-box-sizes")
         self.box_box = widgets.Box([self.box_widget])  # FigureWidget.layout is plotly's: hide the box
         self.box_box.layout.display = None if self._box_figure is not None else "none"

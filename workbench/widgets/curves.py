@@ -354,7 +354,7 @@ class TrainingCurves(StaticFallback, widgets.VBox, Callback):
         title: str = "Training",
         state: CurvesState | None = None,
     ) -> None:
-        import plotly.graph_objects as go
+        from .plotly_widget import FigureWidget
 
         self.state = state or CurvesState(
             metric=metric,
@@ -366,7 +366,7 @@ class TrainingCurves(StaticFallback, widgets.VBox, Callback):
         self._lock = threading.RLock()
         self.trainer: Any = None
         self.stop_requested = False
-        self.figure_widget = go.FigureWidget(curves_figure(self.state.series()))
+        self.figure_widget = FigureWidget(curves_figure(self.state.series()))
         self.figure_widget.add_class("wb-curves-plot")
         self.status = widgets.HTML(self.state.status_text())
         self.status.add_class("wb-curves-status")

@@ -173,12 +173,12 @@ class ConfusionMatrixView(StaticFallback, widgets.VBox):
         normalize: bool = False,
         title: str = "Confusion matrix",
     ) -> None:
-        import plotly.graph_objects as go
+        from .plotly_widget import FigureWidget
 
         self.state = state
         self.on_select = on_select
         self._figure = confusion_figure(state.matrix, state.class_names, normalize=normalize, title=title)
-        self.figure_widget = go.FigureWidget(self._figure)
+        self.figure_widget = FigureWidget(self._figure)
         self.figure_widget.add_class("wb-confusion-plot")
         self.figure_widget.data[0].on_click(self._on_click)
         self.gallery = ThumbnailGallery(thumbnail_fn, on_open=on_open) if thumbnail_fn is not None else None
@@ -268,14 +268,14 @@ class APView(StaticFallback, widgets.VBox):
         *,
         metric_name: str = "AP",
     ) -> None:
-        import plotly.graph_objects as go
+        from .plotly_widget import FigureWidget
 
         precision_key = "precision50" if metric_name == "AP50" else "precision"
         ap, pr, recall = per_class_results(result, ap_key=metric_name, precision_key=precision_key)
         self.figures = [ap_bars_figure(ap, classes, metric_name=metric_name)]
         if pr:
             self.figures.append(pr_curves_figure(pr, classes, recall=recall, ap=ap))
-        self.figure_widgets = [go.FigureWidget(f) for f in self.figures]
+        self.figure_widgets = [FigureWidget(f) for f in self.figures]
         self.figure_widgets[0].add_class("wb-ap-bars")
         if len(self.figure_widgets) > 1:
             self.figure_widgets[1].add_class("wb-pr-curves")
