@@ -181,14 +181,16 @@ def retrying(fn: Callable[[], T], *, max_wait: float | None = None) -> T:
 def connect(path: Path) -> sqlite3.Connection:
     """Open (and create or migrate) the workspace database."""
     conn = sqlite3.connect(
-        str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, factory=_Connection
     )
     conn.row_factory = sqlite3.Row
     aggregates.register_functions(conn)
+    conn.checkpointer = _Checkpointer(Path(path))
 
     def setup() -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the edits (_Checkpointer)
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         with transaction(conn):
@@ -208,6 +210,46 @@ def connect(path: Path) -> sqlite3.Connection:
 
     retrying(setup)
     return conn
+
+
+CHECKPOINT_DELAY_S = 0.5
+
+
+class _Checkpointer:
+    """Copies the write-ahead log back into the database shortly after writes, on a thread of its own, so
+    no edit waits for it: SQLite's automatic checkpoint runs inside the commit that crosses 1,000 pages and
+    made one edit in a hundred take 10-15 ms on a 100,000-example store. Passive: it never blocks a writer
+    or a reader; a killed process leaves the log, which the next opener reads as usual."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.timer: threading.Timer | None = None
+
+    def schedule(self) -> None:
+        with self.lock:
+            if self.timer is None:
+                self.timer = threading.Timer(CHECKPOINT_DELAY_S, self.run)
+                self.timer.daemon = True
+                self.timer.start()
+
+    def run(self) -> None:
+        with self.lock:
+            self.timer = None
+        try:  # mode=rw: never create a database that is gone (a removed workspace)
+            conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=1.0)
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            pass  # busy or gone: the next write schedules another
+
+
+class _Connection(sqlite3.Connection):
+    """A workspace connection: knows its checkpointer."""
+
+    checkpointer: _Checkpointer | None = None
 
 
 _tx_depth: dict[int, int] = {}
@@ -233,6 +275,9 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             else:
                 if depth == 0:
                     retrying(lambda: conn.execute("COMMIT"))
+                    checkpointer = getattr(conn, "checkpointer", None)
+                    if checkpointer is not None:
+                        checkpointer.schedule()
         finally:
             _tx_depth[key] = depth
             if depth == 0:
