@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,92 @@ def _table(rows: list[dict], cols: list[str]) -> None:
         click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Commands that live with their layer: name -> (module, attribute, the first sentence of its help). The
+# module is imported only when its command runs or shows its own help, so `workbench --help` and the store
+# commands never import the training, evaluation or loop layers (tests/test_cli_startup.py checks that the
+# sentences here are the commands' own and that the listing is the same either way).
+_LAYER_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train": (
+        "workbench.train.cli",
+        "train",
+        "Train a model on dataset NAME (or a snapshot / directory of it).",
+    ),
+    "runs": (
+        "workbench.train.cli",
+        "runs",
+        "List training runs (of dataset NAME), newest first, with their metrics.",
+    ),
+    "evaluate": (
+        "workbench.train.cli",
+        "evaluate",
+        "Detailed test-split metrics of RUN (per class, confusion matrix / COCO stats), from its predictions "
+        "against the ground truth it was trained on.",
+    ),
+    "mine": (
+        "workbench.train.cli",
+        "mine",
+        "Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with "
+        "the model's predictions as proposals.",
+    ),
+    "predict": (
+        "workbench.train.cli",
+        "predict",
+        "Run RUN's best model on an image, a folder or a video: COCO-format results + overlay images.",
+    ),
+    "export-model": (
+        "workbench.train.cli",
+        "export_model",
+        "Export RUN's best model to ONNX (checked against the torch model with onnxruntime).",
+    ),
+    "metrics": ("workbench.evaluate.cli", "metrics", "Compute metrics from files, without a model."),
+    "loop": (
+        "workbench.loop.cli",
+        "loop",
+        "Run annotate -> train -> evaluate headless on the built-in sample (or your parameters).",
+    ),
+    "new": (
+        "workbench.loop.cli",
+        "new",
+        "Start a project: the loop's notebooks, a params file and a README for one dataset type.",
+    ),
+    "serve": (
+        "workbench.loop.cli",
+        "serve",
+        "Serve the annotate and review dashboards with Voilà (127.0.0.1 by default).",
+    ),
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose layer commands (``_LAYER_COMMANDS``) load on first use; the command listing of
+    ``--help`` shows their first sentence without importing them."""
+
+    _listing = False
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *_LAYER_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in _LAYER_COMMANDS:
+            return self.commands.get(cmd_name)
+        module, attr, sentence = _LAYER_COMMANDS[cmd_name]
+        if self._listing:  # a stand-in that lists like the real one
+            return click.Command(cmd_name, help=sentence)
+        import importlib
+
+        command = getattr(importlib.import_module(module), attr)
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="WORKBENCH_HOME",
               help="Workspace folder (default: $WORKBENCH_HOME or ./workbench-data).")
 @click.version_option(package_name="workbench")
@@ -309,25 +393,7 @@ def gc(ctx: click.Context, grace: float) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- entry point
-_EXTRA_COMMANDS: list[Callable[[click.Group], None]] = []
-
-
-def _load_extra_commands() -> None:
-    """Commands that live with their layer (train, evaluate, loop...) register themselves here."""
-    import importlib
-
-    for mod in ("workbench.train.cli", "workbench.evaluate.cli", "workbench.loop.cli"):
-        try:
-            m = importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name and mod.startswith(e.name):
-                continue
-            raise
-        m.register(cli)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _load_extra_commands()
     debug = bool(os.environ.get("WORKBENCH_DEBUG"))
     try:
         cli.main(args=argv, prog_name="workbench", standalone_mode=False)

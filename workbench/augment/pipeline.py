@@ -20,6 +20,11 @@ of its output mask, and an instance is dropped when its mask is empty or too lit
 To know how much of a box was cut by the image border, its four corners also travel as keypoints (never
 removed), so the unclipped extent is known after any chain of geometric transforms (to about 1 px: the
 keypoint and box conventions of albumentations differ by half a pixel per side).
+
+Training reads only pixels, boxes, labels and masks, so what is for people is left out of its path:
+``AugmentedSample.params`` (the readable parameters) is worked out on first use, and a detection
+``Augmenter(..., track_clipping=False)`` (the trainer's) carries no corner keypoints: same outputs, no
+``clipped`` / ``visibility`` count (``benchmarks/bench_augment.py`` measures the difference).
 """
 
 from __future__ import annotations
@@ -30,7 +35,6 @@ import json
 import random
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -97,13 +101,16 @@ def _make_transform(A: Any, index: int, entry: dict[str, Any]) -> Any:
         ) from None
 
 
-def build(config: dict[str, Any], dataset_type: str, *, for_training: bool = True) -> albumentations.Compose:
+def build(
+    config: dict[str, Any], dataset_type: str, *, for_training: bool = True, corners: bool = True
+) -> albumentations.Compose:
     """An ``albumentations.Compose`` for ``config``.
 
     Training: the enabled transforms in order, then ``Resize`` to ``image_size`` when set. Evaluation
     (``for_training=False``): only the resize. Detection and segmentation pipelines are box-aware
     (``BboxParams(format="coco", label_fields=["labels"], clip=True)``, so ``bboxes=`` and ``labels=`` must
-    be passed, empty if need be) and carry ``keypoints=`` (``xy``, never removed). Masks go as ``masks=[...]``.
+    be passed, empty if need be) and, unless ``corners=False`` (detection only), carry ``keypoints=``
+    (``xy``, never removed). Masks go as ``masks=[...]``.
     The Compose records what it applied (``save_applied_params=True``). Seed it per call as the module doc
     says; ``Augmenter`` does all of this.
     """
@@ -124,7 +131,8 @@ def build(config: dict[str, Any], dataset_type: str, *, for_training: bool = Tru
             min_height=1.0 if for_training else 0.0,
             clip=True,
         )
-        keypoint_params = A.KeypointParams(format="xy", remove_invisible=False)
+        if corners or dataset_type == "segmentation":
+            keypoint_params = A.KeypointParams(format="xy", remove_invisible=False)
     with warnings.catch_warnings():
         # an empty pipeline ("none", or evaluation without a resize) makes albumentations warn that the box
         # and keypoint processors have nothing to process; that is expected here
@@ -134,7 +142,6 @@ def build(config: dict[str, Any], dataset_type: str, *, for_training: bool = Tru
         )
 
 
-@dataclass
 class AugmentedSample:
     """One augmented example.
 
@@ -143,24 +150,57 @@ class AugmentedSample:
     every input mask) or None. ``params``: the transforms that fired, in order, as
     ``{"index": config index, "name", "params": readable sampled values}`` (the final resize has index None).
     ``dropped``: input instances lost; ``clipped``: kept ones whose box lost more than ``clip_threshold``
-    of its area at the image border.
+    of its area at the image border (0, with an empty ``visibility``, from an ``Augmenter`` that does not
+    track clipping).
+
+    An ``Augmenter`` passes ``params=None`` and albumentations' own ``(config index, name, sampled params)``
+    records as ``applied``; ``params`` is then made from them on first read (summarizing reads whole noise
+    maps, and training never asks).
     """
 
-    image: np.ndarray
-    boxes: np.ndarray
-    labels: list[Any]
-    masks: list[np.ndarray] | None
-    kept: list[int]
-    params: list[dict[str, Any]]
-    seed: int | None
-    dropped: int = 0
-    clipped: int = 0
-    visibility: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    def __init__(
+        self,
+        image: np.ndarray,
+        boxes: np.ndarray,
+        labels: list[Any],
+        masks: list[np.ndarray] | None,
+        kept: list[int],
+        params: list[dict[str, Any]] | None,
+        seed: int | None,
+        dropped: int = 0,
+        clipped: int = 0,
+        visibility: np.ndarray | None = None,
+        *,
+        applied: Sequence[tuple[int | None, str, dict[str, Any]]] = (),
+    ) -> None:
+        self.image = image
+        self.boxes = boxes
+        self.labels = labels
+        self.masks = masks
+        self.kept = kept
+        self.seed = seed
+        self.dropped = dropped
+        self.clipped = clipped
+        self.visibility = np.zeros(0) if visibility is None else visibility
+        self.applied = list(applied)
+        self._params = params
+
+    @property
+    def params(self) -> list[dict[str, Any]]:
+        if self._params is None:
+            self._params = [{"index": i, "name": n, "params": summarize(n, p)} for i, n, p in self.applied]
+        return self._params
 
     @property
     def caption(self) -> str:
         """One readable line of what fired, for a preview tile."""
         return _caption(self.params)
+
+    def __repr__(self) -> str:
+        return (
+            f"AugmentedSample(image {self.image.shape}, {len(self.boxes)} boxes, seed {self.seed}, "
+            f"dropped {self.dropped}, clipped {self.clipped})"
+        )
 
 
 class Augmenter:
@@ -168,7 +208,8 @@ class Augmenter:
 
     ``Augmenter(config, "detection")(image, boxes, labels, seed=draw_seed(base, epoch, example_id))``.
     Picklable by config (DataLoader workers rebuild the Compose). Not thread-safe: the Compose holds the
-    per-call random state, so use one Augmenter per thread / worker.
+    per-call random state, so use one Augmenter per thread / worker. ``track_clipping=False`` (detection):
+    no count of boxes cut at the border, a little faster, the same outputs (what training uses).
     """
 
     def __init__(
@@ -178,6 +219,7 @@ class Augmenter:
         *,
         for_training: bool = True,
         clip_threshold: float = DEFAULT_CLIP_THRESHOLD,
+        track_clipping: bool = True,
     ) -> None:
         _check_type(dataset_type)
         if not 0.0 <= clip_threshold <= 1.0:
@@ -188,7 +230,9 @@ class Augmenter:
         self.dataset_type = dataset_type
         self.for_training = for_training
         self.clip_threshold = clip_threshold
-        self.compose = build(self.config, dataset_type, for_training=for_training)
+        # the corners of every box travel as keypoints: clipping counts, and segmentation's visibility rule
+        self.corners = dataset_type in BOX_TYPES and (track_clipping or dataset_type == "segmentation")
+        self.compose = self._build()
         # config index of each Compose transform, the final resize being None
         self._indices: list[int | None] = (
             [i for i, _ in enabled_transforms(self.config)] if for_training else []
@@ -201,7 +245,10 @@ class Augmenter:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self.compose = build(self.config, self.dataset_type, for_training=self.for_training)
+        self.compose = self._build()
+
+    def _build(self) -> albumentations.Compose:
+        return build(self.config, self.dataset_type, for_training=self.for_training, corners=self.corners)
 
     def __call__(
         self,
@@ -231,7 +278,8 @@ class Augmenter:
         if mask_list is not None:
             data["masks"] = mask_list
         if self.dataset_type in BOX_TYPES:
-            data["keypoints"] = _corners(box_arr[:n])
+            if self.corners:
+                data["keypoints"] = _corners(box_arr[:n])
             if instance_masks:
                 data["bboxes"], data["labels"] = np.zeros((0, 4)), []
             else:
@@ -241,12 +289,25 @@ class Augmenter:
         self.compose.set_random_state(np.random.default_rng(rng_seed), random.Random(rng_seed))
         out = self.compose(**data)
 
-        params = self._applied(out.get("applied_transforms", []))
+        applied = self._applied(out.get("applied_transforms", []))
         out_img = out["image"]
         out_masks = [np.asarray(m) for m in out["masks"]] if mask_list is not None else None
         if self.dataset_type not in BOX_TYPES:
-            return AugmentedSample(out_img, np.zeros((0, 4)), [], out_masks, [], params, seed)
+            return AugmentedSample(out_img, np.zeros((0, 4)), [], out_masks, [], None, seed, applied=applied)
         oh, ow = out_img.shape[:2]
+        if not self.corners:  # detection without clipping counts: albumentations kept and clipped the boxes
+            kept = [int(round(float(x))) for x in out["labels"]]
+            return AugmentedSample(
+                out_img,
+                np.asarray(out["bboxes"], dtype=float).reshape(-1, 4),
+                [lab[i] for i in kept],
+                None,
+                kept,
+                None,
+                seed,
+                dropped=n - len(kept),
+                applied=applied,
+            )
         hull = (
             _hull(np.asarray(out["keypoints"], dtype=float).reshape(-1, 4, 2)[:, :, :2])
             if n
@@ -269,14 +330,17 @@ class Augmenter:
             labels=[lab[i] for i in kept],
             masks=out_masks,
             kept=kept,
-            params=params,
+            params=None,
+            applied=applied,
             seed=seed,
             dropped=n - len(kept),
             clipped=clipped,
             visibility=vis[kept] if n else np.zeros(0),
         )
 
-    def _applied(self, applied: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    def _applied(
+        self, applied: list[tuple[str, dict[str, Any]]]
+    ) -> list[tuple[int | None, str, dict[str, Any]]]:
         """Pair albumentations' ``(class name, params)`` records with config indices, in order."""
         out = []
         j = 0
@@ -286,7 +350,7 @@ class Augmenter:
                 j += 1
             index = self._indices[j] if j < len(self._indices) else None
             j += 1
-            out.append({"index": index, "name": name, "params": summarize(name, params)})
+            out.append((index, name, params))
         return out
 
 
@@ -364,8 +428,8 @@ def _check_boxes(boxes: Any, expected: int | None) -> np.ndarray:
         raise ValidationError(f"boxes must have shape (n, 4), got {arr.shape}", field="boxes")
     if not np.isfinite(arr).all():
         raise ValidationError("boxes contain a non-finite number", field="boxes")
-    bad = np.flatnonzero((arr[:, 2] <= 0) | (arr[:, 3] <= 0))
-    if bad.size:
+    if (arr[:, 2:] <= 0).any():
+        bad = np.flatnonzero((arr[:, 2] <= 0) | (arr[:, 3] <= 0))
         raise ValidationError(
             f"box {int(bad[0])} has non-positive size {arr[bad[0]].tolist()}", field="boxes"
         )
@@ -377,12 +441,10 @@ def _check_boxes(boxes: Any, expected: int | None) -> np.ndarray:
 def _clip_input(boxes: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Boxes cut to the image (albumentations rejects boxes outside it), and which of them keep any area
     (the others are dropped before the pipeline, and counted as dropped)."""
-    x0 = np.clip(boxes[:, 0], 0, w)
-    y0 = np.clip(boxes[:, 1], 0, h)
-    x1 = np.clip(boxes[:, 0] + boxes[:, 2], 0, w)
-    y1 = np.clip(boxes[:, 1] + boxes[:, 3], 0, h)
-    inside = (x1 > x0) & (y1 > y0)
-    return np.stack([x0, y0, x1 - x0, y1 - y0], axis=1).reshape(-1, 4), inside
+    limit = np.array([w, h], dtype=float)
+    lo = np.minimum(np.maximum(boxes[:, :2], 0.0), limit)  # np.clip costs more per call on small arrays
+    size = np.minimum(np.maximum(boxes[:, :2] + boxes[:, 2:], 0.0), limit) - lo
+    return np.concatenate([lo, size], axis=1), (size > 0).all(axis=1)
 
 
 def _corners(boxes: np.ndarray) -> np.ndarray:

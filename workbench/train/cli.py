@@ -26,12 +26,17 @@ class _ProgressBar:
     # the Callback protocol (duck-typed; see workbench.train.callbacks.Callback)
     def on_fit_start(self, info: dict[str, Any]) -> None:
         n = int(info.get("train_examples") or 0)
-        self.steps_per_epoch = -(-n // self.batch_size) if self.batch_size and n else None
+        self.steps_per_epoch = info.get("steps_per_epoch") or (
+            -(-n // self.batch_size) if self.batch_size and n else None
+        )
         self.epochs = int(info.get("epochs") or self.epochs)
         if not self.quiet:
+            procs = int(info.get("processes") or 1)
             click.echo(
                 f"training {info.get('model', '')} on {info.get('train_examples', '?')} examples "
-                f"for up to {self.epochs} epochs ({info.get('device', 'cpu')})",
+                f"for up to {self.epochs} epochs ({info.get('device', 'cpu')}"
+                + (f", {procs} processes" if procs > 1 else "")
+                + ")",
                 err=True,
             )
 
@@ -60,7 +65,7 @@ class _ProgressBar:
             if isinstance(record.get(k), (int, float)):
                 parts.append(f"{k} {record[k]:.4f}")
         mon = record.get("monitor")
-        if mon and isinstance(record.get(mon), (int, float)):
+        if mon and mon not in ("train_loss", "val_loss") and isinstance(record.get(mon), (int, float)):
             parts.append(f"{mon} {record[mon]:.4f}")
         if record.get("best"):
             parts.append("(best)")
@@ -85,7 +90,13 @@ class _ProgressBar:
 @click.option("--directory", help="Train on this directory of the dataset.")
 @click.option("--model", help="Model name (default: the dataset type's default).")
 @click.option("--epochs", type=int, default=20, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option(
+    "--batch-size",
+    type=int,
+    default=32,
+    show_default=True,
+    help="Images per step and process; under torchrun a step sees batch-size x processes.",
+)
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--image-size", type=int, help="Input size in pixels (default: the model's).")
@@ -118,9 +129,13 @@ def train(
     resume_id: str | None,
     as_json: bool,
 ) -> None:
-    """Train a model on dataset NAME (or a snapshot / directory of it)."""
+    """Train a model on dataset NAME (or a snapshot / directory of it).
+
+    On several processes: `torchrun --nproc_per_node=N -m workbench train NAME ...` (DistributedDataParallel;
+    rank 0 writes the run and prints)."""
     from ..cli import _ws
     from .config import TrainConfig
+    from .distributed import is_main_process
     from .from_store import resume_run, train_dataset
 
     ws = _ws(ctx)
@@ -143,6 +158,8 @@ def train(
             patience=patience,
         )
         summary = train_dataset(ws, name, config, snapshot=snapshot, directory=directory, callbacks=[bar])
+    if not is_main_process():  # the other processes of a torchrun job: rank 0 reports
+        return
     if as_json:
         click.echo(
             json.dumps(
@@ -179,7 +196,9 @@ def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
     elif not rows:
         click.echo("no runs yet: `workbench train NAME`")
     else:
-        cols: list[str] = [c for c in ("run_id", "state", "dataset", "model", "epochs", "best_epoch") if c in rows[0]]
+        cols: list[str] = [
+            c for c in ("run_id", "state", "dataset", "model", "epochs", "best_epoch") if c in rows[0]
+        ]
         cols += [c for c in rows[0] if c.startswith("test_")][:4]
         _table(rows, cols)
 
@@ -224,8 +243,10 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=str))
         return
-    click.echo(f"{len(res.selected)} examples into '{directory}' ({res.added_to_directory} new), "
-               f"{len(res.label_errors)} likely label errors; ranked list in {res.path}")
+    click.echo(
+        f"{len(res.selected)} examples into '{directory}' ({res.added_to_directory} new), "
+        f"{len(res.label_errors)} likely label errors; ranked list in {res.path}"
+    )
     for m in res.selected[:10]:
         click.echo(f"  example {m.example_id}: {m.score:.3f} {', '.join(m.reasons)}")
 
@@ -238,8 +259,9 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool
 @click.option("--score-threshold", type=float, default=0.5, show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.pass_context
-def predict(ctx: click.Context, run: str, src: Path, out: Path | None, every: int, score_threshold: float,
-            device: str) -> None:
+def predict(
+    ctx: click.Context, run: str, src: Path, out: Path | None, every: int, score_threshold: float, device: str
+) -> None:
     """Run RUN's best model on an image, a folder or a video: COCO-format results + overlay images."""
     import tempfile
 
@@ -274,8 +296,10 @@ def export_model(ctx: click.Context, run: str, out: Path) -> None:
 
     info = export_onnx(find_run(_ws(ctx), run), out)
     worst = max((v.get("max_abs_diff", 0.0) for v in info.get("check", {}).values()), default=0.0)
-    click.echo(f"wrote {out} ({info.get('dataset_type')}, {info.get('image_size')} px); largest difference "
-               f"from the torch model: {worst:.2e}")
+    click.echo(
+        f"wrote {out} ({info.get('dataset_type')}, {info.get('image_size')} px); largest difference "
+        f"from the torch model: {worst:.2e}"
+    )
 
 
 def register(cli: click.Group) -> None:

@@ -329,14 +329,38 @@ class EpochSampler(Sampler):
     Like ``DistributedSampler``'s ``set_epoch``: the order depends only on the seed and the epoch, so a
     resumed run sees the same batches as an uninterrupted one. ``count`` (default: all) keeps only the
     first ``count`` indices of each permutation.
+
+    One process of ``num_replicas`` (a torchrun job) gets its ``rank``'s share, cut the way torch's
+    ``DistributedSampler`` cuts it: the order padded by repeating its start to a multiple of
+    ``num_replicas``, then every ``num_replicas``-th index from ``rank``, so every process has the same
+    length. The order is the single-process one, so the first ``b`` indices of all the processes together
+    are the first ``b * num_replicas`` of one process: a global batch holds the same examples as one
+    process's batch of that size. ``count`` is then per process.
     """
 
-    def __init__(self, length: int, *, shuffle: bool, seed: int = 0, count: int | None = None) -> None:
+    def __init__(
+        self,
+        length: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        count: int | None = None,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ValidationError(
+                f"rank {rank} does not fit {num_replicas} processes (need 0 <= rank < num_replicas)",
+                field="rank",
+            )
         self.length = int(length)
         self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
-        self.count = self.length if count is None else max(0, min(int(count), self.length))
+        self.num_replicas = int(num_replicas)
+        self.rank = int(rank)
+        share = -(-self.length // self.num_replicas)  # ceil: every process gets the same number
+        self.count = share if count is None else max(0, min(int(count), share))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -351,6 +375,9 @@ class EpochSampler(Sampler):
             order = torch.randperm(self.length, generator=g).tolist()
         else:
             order = list(range(self.length))
+        if self.num_replicas > 1 and order:
+            total = -(-len(order) // self.num_replicas) * self.num_replicas
+            order = (order * -(-total // len(order)))[:total][self.rank :: self.num_replicas]
         return iter([(i, self.epoch) for i in order[: self.count]])
 
 
@@ -388,19 +415,30 @@ def worker_init_fn(worker_id: int) -> None:
 
 
 def make_loader(
-    dataset: VisionDataset, *, batch_size: int, shuffle: bool, seed: int = 0, num_workers: int = 0
+    dataset: VisionDataset,
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    num_workers: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
 ) -> DataLoader:
     """A DataLoader over ``dataset`` with an :class:`EpochSampler` (see :func:`set_loader_epoch`).
 
     A shuffled (training) loader leaves out one example per epoch when the last batch would hold just
     one: BatchNorm cannot train on a single 1 x 1 feature map, and a one-image step is mostly noise.
+    ``num_replicas`` / ``rank``: this process's share in a multi-process run (``batch_size`` is then per
+    process).
     """
-    n = len(dataset)
+    n = -(-len(dataset) // num_replicas)  # examples per process
     count = n - 1 if shuffle and n > 1 and n % batch_size == 1 else n
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochSampler(n, shuffle=shuffle, seed=seed, count=count),
+        sampler=EpochSampler(
+            len(dataset), shuffle=shuffle, seed=seed, count=count, num_replicas=num_replicas, rank=rank
+        ),
         collate_fn=collate_fn(dataset.dataset_type),
         num_workers=num_workers,
         worker_init_fn=worker_init_fn if num_workers > 0 else None,

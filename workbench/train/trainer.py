@@ -5,6 +5,9 @@ learning rate; overfitting flagged, early stopping on the monitored metric, ``be
 and the history written after every epoch. At the end the best weights are scored on the test split
 (``metrics.json``, ``predictions.json``). Same seed, same data, CPU: same numbers, also when a killed run
 is resumed from ``last.pt``.
+
+Under ``torchrun`` the same loop runs in every process with DistributedDataParallel; rank 0 validates,
+writes the run folder and calls the callbacks (see :mod:`workbench.train.distributed`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_range
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig, build_optimizer, build_schedule, resolve_device
 from .data import VisionDataset, make_loader, set_loader_epoch
+from .distributed import Distributed
 from .errors import NonFiniteLossError, TrainingStateError
 from .models import build_model, default_model, model_spec
 from .runs import RunPaths, collect_versions, read_json, write_json, write_jsonl
@@ -69,6 +73,8 @@ class Trainer:
         self.epoch = 0
         self.global_step = 0
         self.model: Any = None
+        self._net: Any = None  # what the training step calls: the model, or its DDP wrapper
+        self.dist = Distributed()  # one process until fit() finds torchrun's environment
         self.status = "new"
 
     # ------------------------------------------------------------------------------------------ control
@@ -82,7 +88,7 @@ class Trainer:
         self.callbacks.callbacks.append(callback)
 
     def _should_stop(self) -> bool:
-        return self._stop.is_set() or self.callbacks.should_stop()
+        return self.dist.any(self._stop.is_set() or self.callbacks.should_stop())
 
     # ------------------------------------------------------------------------------------------ setup
     def _datasets(self) -> None:
@@ -101,7 +107,9 @@ class Trainer:
         if not train_examples:
             raise TrainingStateError(f"no usable training examples in {src.dataset or 'the source'}")
         self.train_set = VisionDataset(
-            train_examples, augmenter=Augmenter(self.augment_config, src.dataset_type), **common
+            train_examples,
+            augmenter=Augmenter(self.augment_config, src.dataset_type, track_clipping=False),
+            **common,
         )
         evaluator = Augmenter(self.augment_config, src.dataset_type, for_training=False)
         self.eval_sets = {
@@ -113,6 +121,8 @@ class Trainer:
             shuffle=True,
             seed=cfg.seed,
             num_workers=cfg.num_workers,
+            num_replicas=self.dist.world_size,
+            rank=self.dist.rank,
         )
         self.eval_loaders = {
             s: make_loader(d, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers)
@@ -163,10 +173,13 @@ class Trainer:
             "augment": self.augment_config,
             "monitor": self.monitor,
             "mode": self.mode,
+            "distributed": self.dist.describe(self.config.batch_size),
         }
 
     def _set_status(self, state: str, **extra: Any) -> None:
         self.status = state
+        if not self.dist.is_main:
+            return
         write_json(
             self.paths.status,
             {
@@ -207,19 +220,29 @@ class Trainer:
         self.early.load_state_dict(state["best"])
         self.overfit_ranges = [tuple(r) for r in state.get("overfit_ranges", [])]  # type: ignore[misc]
         restore_rng(state["rng"])
-        write_jsonl(self.paths.history, self.history)
+        if self.dist.is_main:
+            write_jsonl(self.paths.history, self.history)
 
     # ------------------------------------------------------------------------------------------ loop
     def fit(self) -> dict[str, Any]:
         """Train to the end (or early stop / stop request); score the best weights on test; return a summary."""
-        with deterministic_mode(self.config.deterministic, self.config.threads, self.device):
+        with (
+            Distributed.start(self.device) as self.dist,
+            deterministic_mode(self.config.deterministic, self.config.threads, self.device),
+        ):
+            if self.dist.enabled:  # every process uses rank 0's folder; only rank 0 reports
+                self.device = self.dist.local_device(self.device)
+                self.paths = RunPaths(self.dist.broadcast(self.paths.root))
+                if not self.dist.is_main:
+                    self.callbacks = CallbackList()
             self._datasets()
             self._build()
             if self._resuming:
                 self._restore()
-            else:
+            elif self.dist.is_main:
                 self.paths.root.mkdir(parents=True, exist_ok=True)
                 self._write_params()
+            self._net = self.dist.wrap(self.model)
             self._set_status("running")
             try:
                 return self._fit()
@@ -249,6 +272,8 @@ class Trainer:
                 "epochs": cfg.epochs,
                 "start_epoch": self.epoch + 1,
                 "resumed": self._resuming,
+                "processes": self.dist.world_size,
+                "steps_per_epoch": len(self.train_loader),
             }
         )
         state = "finished"
@@ -267,22 +292,22 @@ class Trainer:
                 break
             self.epoch = epoch
             self._end_epoch(epoch, train)
-        summary = self._finish(state)
+        summary = self.dist.on_main(self._finish, state)  # every process returns rank 0's summary
         self.callbacks.on_fit_end(summary)
         return summary
 
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
         cfg = self.config
         set_loader_epoch(self.train_loader, epoch)
-        self.model.train()
+        self._net.train()
         total = 0.0
         images = steps = 0
         data_time = step_time = 0.0
         start = tick = time.perf_counter()
         for batch in self.train_loader:
             got = time.perf_counter()
-            loss = self.task.loss(self.model, batch, self.device)
-            value = float(loss.detach())
+            loss = self.task.loss(self._net, batch, self.device)
+            value, n = self.dist.step_loss(loss.detach(), self.task.batch_size(batch))  # all processes'
             if not math.isfinite(value):
                 raise NonFiniteLossError(
                     f"loss became {value} at epoch {epoch}, step {steps + 1}; training stopped. Last good "
@@ -299,7 +324,6 @@ class Trainer:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.optimizer.step()
             done = time.perf_counter()
-            n = self.task.batch_size(batch)
             total += value * n
             images += n
             steps += 1
@@ -337,7 +361,7 @@ class Trainer:
     def _end_epoch(self, epoch: int, train: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         lr = float(self.optimizer.param_groups[0]["lr"])
-        val_loss, metrics = self._validate()
+        val_loss, metrics = self.dist.on_main(self._validate)
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train["train_loss"],
@@ -375,6 +399,14 @@ class Trainer:
         self.history.append(record)
         new_ranges = self._overfit_update()
         record["overfitting"] = any(a <= epoch <= b for a, b in self.overfit_ranges)
+        if self.dist.is_main:
+            self._write_epoch(record, improved)
+        for start, end in new_ranges:
+            self.callbacks.on_overfit(start, end)
+
+    def _write_epoch(self, record: dict[str, Any], improved: bool) -> None:
+        """Checkpoints, history and status after an epoch; then the callbacks hear of it."""
+        epoch = record["epoch"]
         if improved:
             save_checkpoint(
                 self.paths.best,
@@ -391,8 +423,6 @@ class Trainer:
         write_jsonl(self.paths.history, self.history)
         self._set_status("running")
         self.callbacks.on_epoch_end(record)
-        for start, end in new_ranges:
-            self.callbacks.on_overfit(start, end)
 
     def _overfit_update(self) -> list[tuple[int, int]]:
         """Re-scan the history; return stretches not seen before (a growing stretch keeps its start)."""
