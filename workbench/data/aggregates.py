@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
 
-__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bump_example_set", "bulk_insert", "FINGERPRINT"]
+__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bulk_insert", "FINGERPRINT"]
 
 _LABEL_KINDS = "('label', 'anomaly')"
 _OBJECT_KINDS = "('box', 'polygon', 'mask')"
@@ -253,8 +253,3 @@ def verify(conn: sqlite3.Connection) -> list[str]:
             problems.append(f"{table}: {len(kept - fresh)} rows kept that a recount does not give, "
                             f"{len(fresh - kept)} recounted rows missing")
     return problems
-
-
-def bump_example_set(conn: sqlite3.Connection, dataset_id: int) -> None:
-    """Invalidate the near-duplicate cache of a dataset by hand (the triggers do it on every change)."""
-    conn.execute(_bump("?"), (dataset_id,))
