@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import click
+import pytest
 
 from workbench.cli import _LAYER_COMMANDS, cli, main
 
@@ -59,3 +60,23 @@ def test_python_dash_m_workbench():
         [sys.executable, "-m", "workbench", "--version"], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and "version" in proc.stdout
+
+
+def test_import_workbench_loads_nothing_until_a_name_is_used():
+    """``import workbench`` is the package alone; ``workbench.Workspace`` (and the rest of ``__all__``)
+    import the data layer on first use."""
+    code = (
+        "import json, sys\nimport workbench\nbefore = sorted(m for m in sys.modules if m.startswith('workbench'))\n"
+        "names = {n: type(getattr(workbench, n)).__name__ for n in workbench.__all__}\n"
+        "from workbench import Workspace, WorkbenchError\n"
+        "print(json.dumps({'before': before, 'names': names, 'same': Workspace is workbench.Workspace}))"
+    )
+    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                    check=True).stdout)
+    assert out["before"] == ["workbench"]
+    assert out["same"] and out["names"]["__version__"] == "str"
+    assert all(out["names"][n] == "type" for n in out["names"] if n != "__version__")
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        import workbench
+
+        workbench.nope  # noqa: B018

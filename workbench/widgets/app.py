@@ -161,19 +161,27 @@ class Picker(StaticFallback, widgets.VBox):
 
 class WorkbenchApp(StaticFallback, widgets.VBox):
     """One dataset in tabs: annotate, dataset overview, augmentations, train (live curves), evaluate and
-    review (the mined errors; "open in canvas" jumps to the Annotate tab on that example)."""
+    review (the mined errors; "open in canvas" jumps to the Annotate tab on that example).
+
+    Only the Annotate tab is built up front: the overview (plotly), the augmentation preview (albumentations)
+    and the training curves are built the first time their tab is opened (or their attribute is read), so a
+    dashboard shows its canvas without importing them.
+    """
+
+    TABS = ("Annotate", "Dataset", "Augment", "Train", "Evaluate")
 
     def __init__(self, ds: Dataset, *, user: str = "annotator", directory: str | None = None,
                  train_config: Any = None) -> None:
         from .canvas import AnnotationCanvas
 
         self.ds = ds
+        self.directory = directory
         self.train_config = train_config
         self.canvas = AnnotationCanvas(ds, directory=directory, user=user)
-        self.overview = overview(ds, directory)
-        self.grid = augmentation_grid(ds)
-        self._grid_version = ds.version
-        self.curves = training_curves()
+        self._overview: Any = None
+        self._grid: Any = None
+        self._grid_version = -1
+        self._curves: Any = None
         self.train_button = widgets.Button(description="Train", button_style="primary", icon="play")
         self.train_button.add_class("wb-train")
         self.train_status = widgets.HTML()
@@ -183,31 +191,75 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.evaluation.add_class("wb-evaluation")
         self.run_dir: str | None = None
         self.thread: threading.Thread | None = None
-        self.tabs = widgets.Tab(children=[
-            self.canvas, self.overview, self.grid,
-            widgets.VBox([widgets.HBox([self.train_button, self.train_status]), self.curves]),
-            self.evaluation,
-        ])
-        for i, t in enumerate(["Annotate", "Dataset", "Augment", "Train", "Evaluate"]):
+        self._build_lock = threading.RLock()  # the training thread and a tab click may both build the curves
+        self.panes = {name: widgets.VBox([widgets.HTML(f"<i>opening {name.lower()}...</i>")])
+                      for name in ("Dataset", "Augment")}
+        self.panes["Train"] = widgets.VBox([widgets.HBox([self.train_button, self.train_status])])
+        self.tabs = widgets.Tab(children=[self.canvas, self.panes["Dataset"], self.panes["Augment"],
+                                          self.panes["Train"], self.evaluation])
+        for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
         self.tabs.observe(self._on_tab, names="selected_index")
         super().__init__([widgets.HTML(f"<h3>Workbench: {ds.name} ({ds.type})</h3>"), self.tabs])
         self.add_class("wb-app")
 
+    @property
+    def built(self) -> dict[str, bool]:
+        """Which of the lazily built views exist yet."""
+        return {"overview": self._overview is not None, "grid": self._grid is not None,
+                "curves": self._curves is not None}
+
+    @property
+    def overview(self) -> Any:
+        """The Dataset tab's overview (built on first use)."""
+        with self._build_lock:
+            if self._overview is None:
+                self._overview = overview(self.ds, self.directory)
+                self.panes["Dataset"].children = [self._overview]
+            return self._overview
+
+    @property
+    def grid(self) -> Any:
+        """The Augment tab's preview grid (built on first use, over the store's current annotations)."""
+        with self._build_lock:
+            if self._grid is None:
+                self._grid_version = self.ds.version
+                self._grid = augmentation_grid(self.ds)
+                self.panes["Augment"].children = [self._grid]
+            return self._grid
+
+    @property
+    def curves(self) -> Any:
+        """The Train tab's live curves (built on first use)."""
+        with self._build_lock:
+            if self._curves is None:
+                self._curves = training_curves()
+                self.panes["Train"].children = [*self.panes["Train"].children, self._curves]
+            return self._curves
+
     def _on_tab(self, change: dict) -> None:
-        if change["new"] == 1:
-            self.overview.refresh()
-        elif change["new"] == 2:
+        name = self.TABS[change["new"]] if change["new"] is not None else None
+        if name == "Dataset":
+            if self._overview is None:
+                _ = self.overview  # built from the store now: no refresh needed
+            else:
+                self._overview.refresh()
+        elif name == "Augment":
             self.refresh_grid()
+        elif name == "Train":
+            _ = self.curves
 
     def refresh_grid(self) -> None:
         """Redraw the augmentation preview over the store's current annotations (keeping the pipeline being
-        edited and the seed) when the dataset changed since it was drawn."""
+        edited and the seed) when the dataset changed since it was drawn; builds it the first time."""
+        if self._grid is None:
+            _ = self.grid
+            return
         version = self.ds.version
         if version != self._grid_version:
             self._grid_version = version
-            self.grid.state.examples = grid_examples(self.ds, examples=len(self.grid.state.examples) or 4)
-            self.grid.render()
+            self._grid.state.examples = grid_examples(self.ds, examples=len(self._grid.state.examples) or 4)
+            self._grid.render()
 
     def open_example(self, example_id: int) -> None:
         """Show ``example_id`` on the canvas (from the gallery's "open in canvas")."""
@@ -224,11 +276,12 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             return
         cfg = self.train_config or TrainConfig(epochs=5)
         ws = self.ds.workspace
+        curves = self.curves  # built here, on the caller's thread, not in the training thread
         self.train_status.value = "training..."
 
         def work() -> None:
             try:
-                summary = train_dataset(ws, self.ds.name, cfg, callbacks=[self.curves])
+                summary = train_dataset(ws, self.ds.name, cfg, callbacks=[curves])
                 self.run_dir = summary["run_dir"]
                 self.train_status.value = f"run {summary['run_id']}: {summary['status']}"
                 self.show_evaluation(self.run_dir)

@@ -1,0 +1,82 @@
+"""WorkbenchApp (the annotate dashboard's tabs): only the canvas is built up front; the other tabs build on
+first open, over what the store holds then. The real thing in a browser: tests/browser/test_annotate_dashboard.py."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from workbench.data import Workspace
+from workbench.data.records import Annotation
+from workbench.data.transfer import add_sample
+
+HEAVY = ("torch", "plotly", "albumentations", "cv2")
+
+
+@pytest.fixture
+def ds(tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    d, _ids = add_sample(ws, "shapes", "shapes-detection", count=12, seed=0)
+    return d
+
+
+def test_building_the_app_loads_no_heavy_module(ds):
+    """A dashboard shows its canvas without importing plotly, albumentations or torch (seconds of start-up)."""
+    code = (
+        "import json, sys\n"
+        "from workbench import Workspace\n"
+        "from workbench.widgets import WorkbenchApp\n"
+        f"app = WorkbenchApp(Workspace({str(ds.workspace.home)!r}).dataset('shapes'))\n"
+        "assert app.canvas.state.example is not None\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_tabs_build_on_first_open(ds):
+    from workbench.widgets import WorkbenchApp
+    from workbench.widgets.augment_grid import AugmentationGrid
+    from workbench.widgets.balance import DatasetOverview
+    from workbench.widgets.curves import TrainingCurves
+
+    app = WorkbenchApp(ds)
+    assert app.built == {"overview": False, "grid": False, "curves": False}
+    assert [app.tabs.get_title(i) for i in range(5)] == list(WorkbenchApp.TABS)
+    assert app.tabs.children[0] is app.canvas
+
+    app.tabs.selected_index = 1
+    assert app.built["overview"] and not app.built["grid"]
+    assert isinstance(app.tabs.children[1].children[0], DatasetOverview)
+    assert app.tabs.children[1].children[0] is app.overview  # built once
+
+    app.tabs.selected_index = 2
+    assert isinstance(app.tabs.children[2].children[0], AugmentationGrid)
+    assert app.tabs.children[2].children[0] is app.grid
+
+    app.tabs.selected_index = 3
+    train = app.tabs.children[3].children
+    assert train[0].children[0] is app.train_button and isinstance(train[1], TrainingCurves)
+    app.tabs.selected_index = 1
+    app.tabs.selected_index = 3
+    assert len(app.tabs.children[3].children) == 2  # reopening does not add a second plot
+
+
+def test_lazy_views_show_edits_made_before_they_were_built(ds):
+    """The overview and grid built late read the store then (not when the app was made)."""
+    from workbench.widgets import WorkbenchApp
+
+    app = WorkbenchApp(ds)
+    eid = ds.example_ids(split="train", status="annotated")[0]
+    before = sum(1 for a in ds.example(eid).annotations if a.bbox is not None)
+    ds.add_annotation(eid, Annotation(kind="box", label="circle", bbox=(1.0, 1.0, 10.0, 10.0)))
+    app.tabs.selected_index = 2
+    shown = {e.example_id: e for e in app.grid.state.examples}
+    assert len(shown[eid].boxes) == before + 1
+    app.tabs.selected_index = 1
+    from workbench.data.stats import dataset_stats
+
+    assert app.overview.report["annotations"] == dataset_stats(ds)["annotations"]
