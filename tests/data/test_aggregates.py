@@ -120,20 +120,48 @@ def test_verify_notices_a_count_that_drifted(ws):
 
 
 def test_duplicates_are_searched_again_only_when_the_examples_change(ws, monkeypatch):
+    """Annotation edits reuse the cached search; added examples extend the kept index (only the new images
+    are compared); removed or moved examples, and directories, search again. Each answer equals a search
+    from nothing."""
+    from workbench.data.duplicate_index import DuplicateIndex
+
     ds, ids = add_sample(ws, "d", "shapes-detection", count=20, seed=1)
-    calls = []
-    real = stats_module.find_duplicates
-    monkeypatch.setattr(stats_module, "find_duplicates", lambda *a, **k: calls.append(1) or real(*a, **k))
-    first = dataset_stats(ds)
+    calls: list[str] = []
+    real_build, real_extend, real_find = DuplicateIndex.build.__func__, DuplicateIndex.extend, stats_module.find_duplicates
+    monkeypatch.setattr(DuplicateIndex, "build", classmethod(lambda cls, *a, **k: calls.append("build")
+                                                             or real_build(cls, *a, **k)))
+    monkeypatch.setattr(DuplicateIndex, "extend", lambda self, *a, **k: (len(self.ids) and calls.append("extend"))
+                        or real_extend(self, *a, **k))  # build() extends an empty index: not counted
+    monkeypatch.setattr(stats_module, "find_duplicates", lambda *a, **k: calls.append("find") or real_find(*a, **k))
+
+    def stats_now():
+        got = dataset_stats(ds)
+        assert got == dataset_stats(ds, use_cache=False)
+        return got
+
+    first = stats_now()
+    assert calls.count("build") == 2  # the kept search, and the one from nothing it is checked against
+    calls.clear()
     ds.add_annotation(ids[0], Annotation("box", ds.classes[0].name, bbox=(1, 1, 5, 5)))
     second = dataset_stats(ds)
-    assert second["annotations"] == first["annotations"] + 1 and len(calls) == 1  # edit: cached search
-    ds.copy_without_annotations(ids[:1])
-    third = dataset_stats(ds)
-    assert len(calls) == 2 and third["near_duplicates"]["exact"] != first["near_duplicates"]["exact"]
+    assert second["annotations"] == first["annotations"] + 1 and calls == []  # edit: cached search
+    ds.copy_without_annotations(ids[:2])  # two more examples over images already there: exact duplicates
+    third = stats_now()
+    assert calls == ["extend", "build"] and third["near_duplicates"]["exact"] != first["near_duplicates"]["exact"]
+    calls.clear()
+    ds.delete_examples(ids[-1:])
+    stats_now()
+    assert calls == ["build", "build"]  # removed: no extending
+    calls.clear()
+    with ds._tx():
+        ws.conn.execute("UPDATE examples SET split='test' WHERE id=?", (ids[1],))
+        ws.conn.execute("UPDATE datasets SET version = version + 1 WHERE id=?", (ds.id,))  # no API moves splits
+    stats_now()
+    assert calls == ["build", "build"]  # moved split
+    calls.clear()
     ds.mirror("dir", ids[:3])
     dataset_stats(ds, directory="dir")
-    assert len(calls) == 3
+    assert calls == ["find", "build"]  # a directory: searched whole (an index of its own, not kept)
 
 
 def test_size_bins_match_the_sql_function_and_quantiles_match_numpy():

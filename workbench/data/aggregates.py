@@ -12,6 +12,9 @@ summarise (:func:`verify` recounts and compares; the tests run it after every ki
   rounded to :data:`SIZE_BINS` steps; quantiles, medians and the size histogram are read from it.
 - ``agg_example_set``: a per-dataset counter bumped when examples come, go, change split or directory
   membership: the near-duplicate search (which only depends on those) is cached against it.
+- ``agg_example_removals``: a per-dataset counter bumped when examples go or change split, image or
+  dataset (not when they come): while it stands still, the kept duplicate index
+  (:mod:`.duplicate_index`) only needs the examples added since.
 
 The size of a box is rounded to 1/:data:`SIZE_BINS` (1e-4 of the image side) in the pure-Python report
 too (:func:`~workbench.data.box_sizes.size_bins`), so the store's numbers equal a recount exactly.
@@ -97,9 +100,9 @@ def _class_split(sign: str, r: str) -> str:
         WHERE dataset_id = {r}.dataset_id AND split = {r}.split AND class_id = {r}.class_id;"""
 
 
-def _bump(dataset: str) -> str:
+def _bump(dataset: str, table: str = "agg_example_set") -> str:
     return f"""
-    INSERT INTO agg_example_set (dataset_id, version) VALUES ({dataset}, 1)
+    INSERT INTO {table} (dataset_id, version) VALUES ({dataset}, 1)
         ON CONFLICT (dataset_id) DO UPDATE SET version = version + 1;"""
 
 
@@ -142,6 +145,10 @@ CREATE TABLE IF NOT EXISTS agg_example_set (
     dataset_id INTEGER PRIMARY KEY,
     version INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS agg_example_removals (
+    dataset_id INTEGER PRIMARY KEY,
+    version INTEGER NOT NULL
+);
 CREATE TRIGGER IF NOT EXISTS agg_annotation_insert AFTER INSERT ON annotations WHEN NEW.proposal = 0 AND NOT EXISTS (SELECT 1 FROM agg_bulk)
 BEGIN {_add("NEW")}
 END;
@@ -170,6 +177,7 @@ CREATE TRIGGER IF NOT EXISTS agg_example_delete BEFORE DELETE ON examples
 BEGIN
     DELETE FROM annotations WHERE example_id = OLD.id;  -- while the example (its size) is still there
     {_bump("OLD.dataset_id")}
+    {_bump("OLD.dataset_id", "agg_example_removals")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_insert AFTER INSERT ON examples
 BEGIN {_bump("NEW.dataset_id")}
@@ -179,6 +187,8 @@ BEGIN
     UPDATE agg_example_class SET split = NEW.split, dataset_id = NEW.dataset_id WHERE example_id = NEW.id;
     {_bump("OLD.dataset_id")}
     {_bump("NEW.dataset_id")}
+    {_bump("OLD.dataset_id", "agg_example_removals")}
+    {_bump("NEW.dataset_id", "agg_example_removals")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_member_insert AFTER INSERT ON directory_members
 BEGIN {_bump(_DIR_DATASET.format("NEW"))}

@@ -116,6 +116,13 @@ CREATE TABLE IF NOT EXISTS stats_cache (
     payload TEXT NOT NULL,
     PRIMARY KEY (dataset_id, key)
 );
+CREATE TABLE IF NOT EXISTS duplicate_index (  -- duplicate_index.py, kept for stats: rebuilt when examples go
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    near INTEGER NOT NULL,
+    removals INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (dataset_id, near)
+);
 """
 
 

@@ -15,12 +15,11 @@ import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 import numpy as np
 
-from ..errors import ImageError, ValidationError
+from ..errors import ValidationError
 from .records import Example
 
 __all__ = [
@@ -221,19 +220,6 @@ class NearDuplicates:
                    cross_split=[list(g) for g in d["cross_split"]])
 
 
-def _to_int_hash(value: int | str, blob: str) -> int:
-    if isinstance(value, str):
-        try:
-            value = int(value, 16)
-        except ValueError:
-            raise ValidationError(
-                f"perceptual hash {value!r} is not hex", record=blob, field="phash"
-            ) from None
-    if not 0 <= int(value) < 1 << HASH_BITS:
-        raise ValidationError(f"perceptual hash {value!r} is not 64 bits", record=blob, field="phash")
-    return int(value)
-
-
 def near_duplicates(
     examples: Sequence[Example],
     load_bytes: Callable[[str], bytes] | None = None,
@@ -266,79 +252,14 @@ def duplicates_of(
 ) -> NearDuplicates:
     """:func:`near_duplicates` over parallel lists (example id, blob, split; ``names`` for error messages):
     what the store passes for 100,000 examples without building an :class:`Example` for each."""
+    from .duplicate_index import DuplicateIndex
+
     if isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 0:
         raise ValidationError(
             f"max_pairs must be a non-negative integer, got {max_pairs!r}", field="max_pairs"
         )
-    if not len(ids) == len(blobs) == len(splits):
-        raise ValidationError("ids, blobs and splits differ in length", field="examples")
-    by_blob: dict[str, list[int]] = {}  # blob -> example ids
-    for i, blob in zip(ids, blobs, strict=True):
-        by_blob.setdefault(blob, []).append(i)
-    split_of = dict(zip(ids, splits, strict=True))
-    uniq_blobs = list(by_blob)
-    exact = sorted(sorted(g) for g in by_blob.values() if len(g) > 1)
-
-    known: dict[int, int] = {}  # blob index -> hash
-    if hashes is not None:
-        for k, blob in enumerate(uniq_blobs):
-            if blob in hashes:
-                known[k] = _to_int_hash(hashes[blob], blob)
-    todo = [k for k in range(len(uniq_blobs)) if k not in known]
-    if load_bytes is not None and todo:
-        name_of = dict(zip(ids, names, strict=True)) if names is not None else {}
-        thumbs = np.empty((len(todo), _THUMB, _THUMB))
-        for t, k in enumerate(todo):
-            first = by_blob[uniq_blobs[k]][0]
-            try:
-                thumbs[t] = _thumbnail(load_bytes(uniq_blobs[k]))
-            except (OSError, SyntaxError, ValueError) as e:
-                raise ImageError(
-                    f"cannot read the image to hash it ({e})", file=name_of.get(first), record=first
-                ) from None
-        for k, value in zip(todo, _hash_thumbnails(thumbs).tolist(), strict=True):
-            known[k] = int(value)
-    checked = len(known) == len(uniq_blobs)
-    result = NearDuplicates(checked=checked, max_distance=max_distance, hashed=len(known), exact=exact)
-
-    rep = [min(by_blob[b]) for b in uniq_blobs]  # each blob's smallest example id
-    # identical hashes collapse before the pair search; their members are distance 0 apart
-    same_hash: dict[int, list[int]] = {}
-    for k, value in known.items():
-        same_hash.setdefault(value, []).append(k)
-    members = list(same_hash.values())
-    pi, pj, pd = close_pairs(np.array(list(same_hash), dtype=np.uint64), max_distance)
-    edges_a: list[int] = []
-    edges_b: list[int] = []
-    pairs: list[tuple[int, int, int]] = []  # (distance, blob a, blob b)
-    for m in members:
-        edges_a.extend(m[:1] * (len(m) - 1))
-        edges_b.extend(m[1:])
-        room = max_pairs + 1 - len(pairs)  # one past the limit tells that pairs were left out
-        if room > 0:
-            pairs.extend(islice(((0, m[p], m[q]) for p in range(len(m)) for q in range(p + 1, len(m))), room))
-    heads = np.array([m[0] for m in members], dtype=np.int64)
-    a_all = np.concatenate([np.array(edges_a, dtype=np.int64), heads[pi]])
-    b_all = np.concatenate([np.array(edges_b, dtype=np.int64), heads[pj]])
-    for i, j, d in zip(pi.tolist(), pj.tolist(), pd.tolist(), strict=True):
-        room = max_pairs + 1 - len(pairs)
-        if room <= 0:
-            break  # the pairs come closest first: the rest only join groups (done below, all at once)
-        pairs.extend(islice(((d, a, b) for a in members[i] for b in members[j]), room))
-    pairs.sort(key=lambda t: (t[0], min(rep[t[1]], rep[t[2]]), max(rep[t[1]], rep[t[2]])))
-    result.truncated = len(pairs) > max_pairs
-    for d, a, b in pairs[:max_pairs]:
-        ea, eb = sorted((rep[a], rep[b]))
-        result.pairs.append(DuplicatePair(ea, eb, int(d), split_of[ea] != split_of[eb]))
-
-    labels = _components(len(uniq_blobs), a_all, b_all)
-    comps: dict[int, list[int]] = {}
-    for k, blob in enumerate(uniq_blobs):
-        comps.setdefault(int(labels[k]), []).extend(by_blob[blob])
-    groups = sorted(sorted(comp) for comp in comps.values() if len(comp) > 1)
-    result.groups = groups
-    result.cross_split = [g for g in groups if len({split_of[i] for i in g}) > 1]
-    return result
+    index = DuplicateIndex.build(ids, blobs, splits, load_bytes, max_distance, hashes=hashes, names=names)
+    return index.result(max_pairs)
 
 
 def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

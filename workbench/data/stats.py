@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .box_sizes import EXAMPLES_LISTED, SIZE_BINS, BoxStats, box_stats_from_arrays, box_stats_from_bins
+from .duplicate_index import DuplicateIndex
 from .duplicates import NearDuplicates
 from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
@@ -128,7 +129,9 @@ def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStat
 def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | None,
                      near: bool, use_cache: bool) -> NearDuplicates:
     """Duplicates depend only on which examples there are (images, splits): cached against the counter the
-    store bumps when examples come, go, move split or directory, not on annotation edits."""
+    store bumps when examples come, go, move split or directory, not on annotation edits. For the whole
+    dataset the store also keeps the search's index: when examples were only added since, just the new
+    images are hashed and compared (:mod:`.duplicate_index`)."""
     conn = ds.conn
     key = json.dumps(["near_duplicates", directory, near])
     row = conn.execute("SELECT version FROM agg_example_set WHERE dataset_id=?", (ds.id,)).fetchone()
@@ -137,18 +140,60 @@ def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | 
                        (ds.id, key, version)).fetchone()
     if hit is not None and use_cache:
         return NearDuplicates.from_dict(json.loads(hit[0]))
-    cur = conn.cursor()
-    cur.row_factory = None  # plain tuples: 100,000 rows
-    dup_rows = cur.execute(
-        f"""SELECT e.id, e.blob, e.split, b.phash FROM examples e JOIN blobs b ON b.hash = e.blob
-            WHERE {where} ORDER BY e.id""", args).fetchall()
-    ids, blobs, splits, phashes = zip(*dup_rows, strict=True) if dup_rows else ((), (), (), ())
-    if near:
-        hashes = {b: h for b, h in zip(blobs, phashes, strict=True) if h}
-        dups = find_duplicates(ids, blobs, splits, ds.load_bytes, hashes=hashes)
+    if directory is None:
+        dups = _whole_dataset_duplicates(ds, near, use_cache)
     else:
-        dups = find_duplicates(ids, blobs, splits, None)
+        ids, blobs, splits, hashes = _example_rows(ds, where, args, "")
+        dups = find_duplicates(ids, blobs, splits, ds.load_bytes if near else None, hashes=hashes if near else None)
     if use_cache:
         conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
                      (ds.id, key, version, json.dumps(dups.to_dict())))
     return dups
+
+
+def _example_rows(ds: Dataset, where: str, args: list[Any], more: str) -> tuple[list, list, list, dict]:
+    """ids, blobs, splits of the examples (``more``: an extra condition), and the hashes the store has."""
+    cur = ds.conn.cursor()
+    cur.row_factory = None  # plain tuples: 100,000 rows
+    rows = cur.execute(f"""SELECT e.id, e.blob, e.split, b.phash FROM examples e JOIN blobs b ON b.hash = e.blob
+                           WHERE {where}{more} ORDER BY e.id""", args).fetchall()
+    ids, blobs, splits, phashes = (list(c) for c in zip(*rows, strict=True)) if rows else ([], [], [], [])
+    return ids, blobs, splits, {b: h for b, h in zip(blobs, phashes, strict=True) if h}
+
+
+INCREMENTAL_MAX_SHARE = 0.25  # more new examples than this share of the indexed ones: search from nothing
+
+
+def _whole_dataset_duplicates(ds: Dataset, near: bool, use_cache: bool) -> NearDuplicates:
+    conn = ds.conn
+    row = conn.execute("SELECT version FROM agg_example_removals WHERE dataset_id=?", (ds.id,)).fetchone()
+    removals = row[0] if row else 0
+    load = ds.load_bytes if near else None
+    index = None
+    if use_cache:
+        kept = conn.execute("SELECT payload FROM duplicate_index WHERE dataset_id=? AND near=? AND removals=?",
+                            (ds.id, int(near), removals)).fetchone()
+        if kept is not None:
+            index = DuplicateIndex.from_bytes(kept[0])
+            last = int(index.ids[-1]) if len(index.ids) else 0
+            ids, blobs, splits, hashes = _example_rows(ds, "e.dataset_id=?", [ds.id], f" AND e.id > {last}")
+            if len(ids) > max(100, INCREMENTAL_MAX_SHARE * len(index.ids)):
+                index = None  # a large import: the banded search over everything is faster
+            elif ids:
+                known: dict[str, int] = {}
+                wanted = sorted(set(blobs))
+                for k in range(0, len(wanted), 500):  # which of their images examples here already show
+                    part = wanted[k : k + 500]
+                    known.update(conn.execute(
+                        f"SELECT blob, MIN(id) FROM examples WHERE dataset_id=? AND id <= ? AND blob IN "
+                        f"({','.join('?' * len(part))}) GROUP BY blob", [ds.id, last, *part]).fetchall())
+                index = index.extend(ids, blobs, splits, known, load, hashes=hashes if near else None)
+            else:
+                return index.result()  # only directory membership changed
+    if index is None:
+        ids, blobs, splits, hashes = _example_rows(ds, "e.dataset_id=?", [ds.id], "")
+        index = DuplicateIndex.build(ids, blobs, splits, load, hashes=hashes if near else None)
+    if use_cache:
+        conn.execute("INSERT OR REPLACE INTO duplicate_index VALUES (?,?,?,?)",
+                     (ds.id, int(near), removals, index.to_bytes()))
+    return index.result()
