@@ -1,12 +1,16 @@
 """How fast the annotation canvas redraws and saves, without a browser.
 
-    .venv/bin/python benchmarks/bench_canvas.py [--repeat 20]
+    .venv/bin/python benchmarks/bench_canvas.py [--repeat 20] [--json OUT]
 
 Redraw: the time to build a layer's display list and turn it into ipycanvas draw commands inside
 ``hold_canvas`` (serialised into the one message ipycanvas would send; no browser receives it), for 10 /
 100 / 1,000 boxes on a 2,000 x 2,000 image. Hit-test: one click over 1,000 boxes. Edit latency: from the
 pointer release (or key press) to the store call returning, with the in-memory sink and with the real
 SQLite store (one committed transaction per edit).
+
+``--json OUT`` writes the rows ``run_all.py`` collects (``benchmarks/rows.py``), each against a fixed
+target: per box count, the annotation-layer redraw after an edit and the three-layer zoom redraw (one 60 Hz
+frame each); the hit-test (< 1 ms); the slowest kind of edit committed to SQLite (< 5 ms).
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.rows import Row, target_row, write_rows  # noqa: E402
 from workbench.data.records import Annotation  # noqa: E402
 from workbench.widgets.sink import MemoryImage, MemorySink  # noqa: E402
 
 SIZE = 2000
+FRAME_MS = 1000 / 60  # one frame at 60 Hz: the budget of an interactive redraw
 
 
 def _png(size: int) -> bytes:
@@ -155,22 +161,66 @@ def bench_edits(png_small: bytes) -> dict[str, dict[str, float]]:
     return results
 
 
+def summary_rows(redraw: list[tuple], hit_ms: float, edits: dict[str, dict[str, float]]) -> list[Row]:
+    """The table rows, each time (ms) against its fixed target."""
+    rows = []
+    for n, _first, _scene, ann_ms, _sel, zoom_ms in redraw:
+        rows.append(
+            target_row(
+                f"canvas redraw after an edit, {SIZE:,}-px image, {n:,} boxes",
+                ann_ms,
+                FRAME_MS,
+                f"{ann_ms:.2f} ms",
+                "annotation layer; one 60 Hz frame",
+            )
+        )
+        rows.append(
+            target_row(
+                f"canvas zoom (3 layers), {SIZE:,}-px image, {n:,} boxes",
+                zoom_ms,
+                FRAME_MS,
+                f"{zoom_ms:.2f} ms",
+                "one 60 Hz frame",
+            )
+        )
+    rows.append(target_row("canvas hit-test, 1,000 boxes", hit_ms, 1, f"{hit_ms * 1000:.0f} us"))
+    if "sqlite store" in edits:
+        worst = max(edits["sqlite store"].values())
+        rows.append(
+            target_row(
+                "canvas edit -> SQLite commit (slowest edit kind)",
+                worst,
+                5,
+                f"{worst:.2f} ms",
+                "median of 15 per kind",
+            )
+        )
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--json", type=Path, help="also write the summary rows here (for run_all.py)")
     args = ap.parse_args(argv)
+    if args.repeat < 1:
+        ap.error("--repeat must be at least 1")
     png = _png(SIZE)
     print(f"Canvas redraw, {SIZE}x{SIZE} image, 900x700 canvas (median of {args.repeat}, ms)")
     print(f"{'boxes':>6} {'open':>8} {'scene':>8} {'ann layer':>10} {'select':>8} {'zoom (3 layers)':>16}")
-    for n, first, scene_ms, ann_ms, sel_ms, zoom_ms in bench_redraw(args.repeat, png):
+    redraw = bench_redraw(args.repeat, png)
+    for n, first, scene_ms, ann_ms, sel_ms, zoom_ms in redraw:
         print(f"{n:>6} {first:>8.1f} {scene_ms:>8.2f} {ann_ms:>10.2f} {sel_ms:>8.2f} {zoom_ms:>16.2f}")
-    print(f"\nHit-test, 1,000 boxes: {bench_hit(args.repeat) * 1000:.1f} us per click (median)")
+    hit_ms = bench_hit(args.repeat)
+    print(f"\nHit-test, 1,000 boxes: {hit_ms * 1000:.1f} us per click (median)")
     print("\nEdit latency, event -> store call returned (median of 15, ms)")
     res = bench_edits(_small_png())
     kinds = list(next(iter(res.values())))
     print(f"{'sink':>14} " + " ".join(f"{k:>13}" for k in kinds))
     for name, r in res.items():
         print(f"{name:>14} " + " ".join(f"{r[k]:>13.2f}" for k in kinds))
+    if args.json:
+        write_rows(args.json, summary_rows(redraw, hit_ms, res))
 
 
 def _small_png() -> bytes:

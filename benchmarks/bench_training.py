@@ -8,6 +8,11 @@ waiting for data. The two loops run interleaved, ``--repeats`` times, and the me
 (the first epoch of every run is a warm-up and not counted): this machine may be shared.
 
     python benchmarks/bench_training.py [--epochs 3] [--repeats 3] [--threads N] [--workers 0]
+        [--examples N] [--only NAME] [--json OUT]
+
+``--examples N`` caps each case's sample at N images (a smoke run; the figures are then not the README's).
+``--json OUT`` writes the rows ``run_all.py`` collects (``benchmarks/rows.py``): per case, the Trainer's
+throughput against the bare loop's (goal: ratio >= 0.95), with the Trainer's data-loading share as a note.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.rows import Row, write_rows  # noqa: E402
 from workbench.augment import Augmenter  # noqa: E402
 from workbench.data.samples import make_sample  # noqa: E402
 from workbench.train.config import TrainConfig, build_optimizer  # noqa: E402
@@ -85,15 +91,40 @@ def trainer_loop(config: TrainConfig, source, epochs: int) -> list[dict[str, flo
     return [{"images_per_s": h["images_per_s"], "data_share": h["data_share"]} for h in history]
 
 
-def main() -> None:
+def summary_rows(results: list[tuple[str, int, float, float, float, float, float]]) -> list[Row]:
+    """One row per case: the Trainer's median throughput against the bare loop's."""
+    return [
+        Row(
+            f"Trainer vs bare torch loop, {name}",
+            f"{ours:.0f} img/s",
+            f"{bare:.0f} img/s (bare loop)",
+            ratio,
+            ">= 0.95",
+            f"data loading {data_ours:.1%} of the trainer's step time",
+        )
+        for name, _n, bare, ours, ratio, _data_bare, data_ours in results
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=3, help="per run, the first one a warm-up (at least 2)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     ap.add_argument("--augment", default="classification-default")
     ap.add_argument("--only", help="run only the case whose name contains this")
-    args = ap.parse_args()
+    ap.add_argument("--examples", type=int, help="at most this many images per case (default: all)")
+    ap.add_argument("--json", type=Path, help="also write the summary rows here (for run_all.py)")
+    args = ap.parse_args(argv)
+    if args.epochs < 2:
+        ap.error("--epochs must be at least 2 (the first epoch of every run is a warm-up)")
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
+    if args.examples is not None and args.examples < 20:
+        ap.error("--examples must be at least 20 (about 16 left to train on after the val / test split)")
+    if args.only and not any(args.only in case[0] for case in CASES):
+        ap.error(f"--only {args.only!r} matches no case; the cases: {', '.join(c[0] for c in CASES)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
@@ -104,6 +135,8 @@ def main() -> None:
     for name, sample, count, opts, model, size, batch in CASES:
         if args.only and args.only not in name:
             continue
+        if args.examples is not None:
+            count = min(count, args.examples)
         source = source_from_batch(make_sample(sample, count, 0, **opts), dataset=sample)
         config = TrainConfig(
             model=model,
@@ -143,6 +176,8 @@ def main() -> None:
     print("-" * len(head))
     for name, n, b, t, ratio, db, dt in rows:
         print(f"{name:<26}{n:>11}{b:>12.1f}{t:>15.1f}{ratio:>8.3f}{db:>17.1%}{dt:>20.1%}")
+    if args.json:
+        write_rows(args.json, summary_rows(rows))
 
 
 if __name__ == "__main__":
