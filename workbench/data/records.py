@@ -140,6 +140,10 @@ class Annotation:
                     raise ValidationError(
                         f"a polygon needs at least 3 points as x,y pairs, got {len(p)} numbers", field="polygons"
                     )
+                if polygon_area(p) <= 0:
+                    raise ValidationError(
+                        f"polygon {len(polys)} encloses no area (its points lie on one line)", field="polygons"
+                    )
                 polys.append(p)
             if not polys:
                 raise ValidationError("polygon annotation has no polygon", field="polygons")
