@@ -399,3 +399,19 @@ def test_path_items_read_from_disk(ws, tmp_path):
     assert ds.load_bytes(ds.example(eid).blob) == p.read_bytes()
     with pytest.raises(ValidationError, match="cannot read"):
         ds.import_batch(ImportBatch([ImportItem("y.png", path=tmp_path / "missing.png")]))
+
+
+def test_a_polygon_stored_before_a_check_existed_still_reads(ws):
+    """Polygons with no area are refused now; a workspace that holds one (an older Workbench let YOLO
+    imports through) still opens that example, and a new one is refused."""
+    ds = ws.create_dataset("seg", "segmentation")
+    ds.add_class("cat")
+    (eid,) = ds.import_batch(ImportBatch([ImportItem("a.png", data=png_bytes(40, 40))]))
+    good = ds.add_annotation(eid, Annotation("polygon", "cat", polygons=((2.0, 2.0, 9.0, 2.0, 9.0, 9.0),)))
+    flat = '{"polygons": [[2.0, 2.0, 5.0, 5.0, 9.0, 9.0]]}'
+    with ds._tx():
+        ws.conn.execute("UPDATE annotations SET geometry=? WHERE id=?", (flat, good.id))
+    (ann,) = ds.example(eid).annotations
+    assert ann.polygons == ((2.0, 2.0, 5.0, 5.0, 9.0, 9.0),) and ann.area == 0
+    with pytest.raises(ValidationError, match="no area"):
+        Annotation("polygon", "cat", polygons=((2.0, 2.0, 5.0, 5.0, 9.0, 9.0),))

@@ -383,7 +383,7 @@ class Dataset:
             kind=r["kind"], label=names[r["class_id"]], bbox=bbox,
             polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
             mask=g.get("mask"), score=r["score"], proposal=bool(r["proposal"]), author=r["author"],
-            created_at=r["created_at"], id=r["id"])
+            created_at=r["created_at"], id=r["id"], stored=True)
 
     def load_bytes(self, blob: str) -> bytes:
         return self.workspace.load_bytes(blob)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +115,9 @@ class Annotation:
     author: str = ""
     created_at: str = ""
     id: int | None = None
+    stored: InitVar[bool] = False  # read back from the store: checks added after it was written are skipped
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, stored: bool) -> None:
         if self.kind not in ANNOTATION_KINDS:
             raise ValidationError(
                 f"unknown annotation kind {self.kind!r}; valid: {', '.join(ANNOTATION_KINDS)}", field="kind"
@@ -133,14 +134,14 @@ class Annotation:
                 raise ValidationError(f"bbox has non-positive width or height {b}", field="bbox")
             object.__setattr__(self, "bbox", b)
         if self.polygons is not None:
-            polys = []
+            polys: list[tuple[float, ...]] = []
             for poly in self.polygons:
                 p = _finite(poly, "polygons")
                 if len(p) < 6 or len(p) % 2:
                     raise ValidationError(
                         f"a polygon needs at least 3 points as x,y pairs, got {len(p)} numbers", field="polygons"
                     )
-                if polygon_area(p) <= 0:
+                if not stored and polygon_area(p) <= 0:  # older workspaces may hold such polygons
                     raise ValidationError(
                         f"polygon {len(polys)} encloses no area (its points lie on one line)", field="polygons"
                     )
