@@ -173,12 +173,12 @@ def test_a_full_disk_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, 
 
 def test_a_disk_full_for_every_file_still_keeps_the_checkpoints_and_names_the_cause(tmp_path, monkeypatch):
     """Everything fails once the disk is full, the run's status file too: the checkpoints stay whole, no
-    temp file is left, and the error names a file and ENOSPC."""
+    temp file is left, and the error that stopped the run (not the status file's) names a file and ENOSPC."""
     disk = FullDisk(lambda name: True)
     disk.budget = 0
     monkeypatch.setattr(fsutil, "os", disk)
     run = tmp_path / "run"
-    with pytest.raises(OSError) as info:
+    with pytest.raises(CheckpointError) as info:
         Trainer(
             _config(), sample_source("digits", 200), run, [After(2, lambda t: setattr(disk, "on", True))]
         ).fit()

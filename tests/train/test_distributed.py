@@ -13,6 +13,14 @@ digits dataset, and compares each run with the same training in one process at t
   one process, seeds 0-3: epoch-3 train loss 0.33-0.41, test accuracy 0.85-0.975 on the 40 test images; 2
   processes: 0.41 and 0.875. So: every epoch's train loss within 25 % of the one-process run's, test
   accuracy at least 0.8 and within 0.15 of it.
+
+Resume: the same job also starts small-cnn and mlp-test runs that a stop request ends (in epoch 2, and
+before the first checkpoint); a second torchrun job (fresh processes, as after a preemption) resumes both
+with ``workbench train d --resume RUN``. Each must end as the uninterrupted 2-process run of the same
+config did: history (timings aside) and weights to 1e-4 relative, the same test predictions. small-cnn has
+dropout, so this needs every process's random state back, not rank 0's (rank 0 alone validates, and each
+DataLoader pass draws from the global generator). An audit hook in each process records what it wrote:
+rank 1 writes nothing inside a run folder, in either job.
 """
 
 from __future__ import annotations
@@ -26,23 +34,25 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 
 from workbench.cli import main
 from workbench.data import Workspace
 from workbench.data.records import Example
-from workbench.train.checkpoint import load_model
+from workbench.train.checkpoint import load_checkpoint, load_model
 from workbench.train.config import TrainConfig
 from workbench.train.data import EpochSampler, VisionDataset, make_loader
 from workbench.train.distributed import Distributed, DistributedError, LaunchInfo, launch_info
 from workbench.train.from_store import train_dataset
 from workbench.train.models import MODELS
-from workbench.train.runs import list_runs, read_jsonl
+from workbench.train.runs import RunRecord, list_runs, load_run, read_jsonl
 
 from .ddp_worker import MLP
 
 LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID")
 EPOCHS = 3
+STOP_AT_STEP = 13  # epoch 2, step 3: the stopped run resumes from epoch 1's last.pt
 
 
 @pytest.fixture(autouse=True)
@@ -182,14 +192,13 @@ def _train_args(home: str, model: str, batch: int) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module")
-def ddp_home(tmp_path_factory) -> Path:
-    """One torchrun job, 2 CPU processes: `workbench train` with mlp-test, then with small-cnn."""
-    home = tmp_path_factory.mktemp("ddp") / "ws"
-    assert main(["--home", str(home), "sample", "d", "digits", "--count", "400"]) == 0
+def _torchrun(home: Path, *commands: list[str], job: str) -> subprocess.CompletedProcess[str]:
+    """One torchrun job of 2 CPU processes running ``commands`` (``workbench`` command lines) in turn; what
+    each process wrote goes to ``home/writes/<job>/rank<R>.txt``."""
     worker = Path(__file__).with_name("ddp_worker.py")
     env = {k: v for k, v in os.environ.items() if k not in LAUNCH_VARS}
     env["WORKBENCH_HOME"] = str(home)
+    argv = [arg for i, command in enumerate(commands) for arg in (["--next"] if i else []) + command]
     cmd = [
         sys.executable,
         "-m",
@@ -198,14 +207,44 @@ def ddp_home(tmp_path_factory) -> Path:
         "--master_addr=127.0.0.1",
         f"--master_port={_free_port()}",
         str(worker),
-        *_train_args(str(home), "mlp-test", 16),
-        "--next",
-        *_train_args(str(home), "small-cnn", 16),
+        "--writes-log",
+        str(home / "writes" / job),
+        *argv,
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def _json_lines(text: str) -> list[dict]:
+    return [json.loads(x) for x in text.splitlines() if x.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def ddp_home(tmp_path_factory) -> Path:
+    """One torchrun job, 2 CPU processes: `workbench train` with mlp-test, then with small-cnn; for the
+    resume tests, small-cnn again stopped at step 13 (epoch 2 of 3, 10 steps an epoch), and mlp-test
+    stopped at step 1 (before any checkpoint)."""
+    home = tmp_path_factory.mktemp("ddp") / "ws"
+    assert main(["--home", str(home), "sample", "d", "digits", "--count", "400"]) == 0
+    proc = _torchrun(
+        home,
+        _train_args(str(home), "mlp-test", 16),
+        _train_args(str(home), "small-cnn", 16),
+        [*_train_args(str(home), "small-cnn", 16), "--stop-after-steps", str(STOP_AT_STEP)],
+        [*_train_args(str(home), "mlp-test", 16), "--stop-after-steps", "1"],
+        job="train",
+    )
     (home / "torchrun.out").write_text(proc.stdout)
     return home
+
+
+def _runs(home: Path) -> list[RunRecord]:
+    """The runs the first torchrun job made, in the order it made them (from rank 0's JSON lines)."""
+    lines = _json_lines((home / "torchrun.out").read_text())
+    with Workspace(home) as ws:
+        by_id = {r.run_id: r for r in list_runs(ws.runs_dir)}
+    return [by_id[x["run_id"]] for x in lines]
 
 
 def _single(tmp_path: Path, home: Path, model: str) -> Path:
@@ -221,13 +260,13 @@ def _single(tmp_path: Path, home: Path, model: str) -> Path:
 
 def test_torchrun_writes_one_run_record_per_run(ddp_home, monkeypatch):
     monkeypatch.setitem(MODELS, MLP.name, MLP)  # to load its checkpoint here
+    runs = _runs(ddp_home)  # rank 0 alone reports: one JSON line per run on stdout
     with Workspace(ddp_home) as ws:
-        runs = sorted(list_runs(ws.runs_dir), key=lambda r: r.params["created_at"])
-    assert [r.params["config"]["model"] for r in runs] == ["mlp-test", "small-cnn"]
-    # rank 0 alone reports: one JSON line per run on stdout
-    lines = [json.loads(x) for x in (ddp_home / "torchrun.out").read_text().splitlines() if x.startswith("{")]
-    assert [x["run_id"] for x in lines] == [r.run_id for r in runs]
-    for run in runs:
+        assert sorted(r.run_id for r in list_runs(ws.runs_dir)) == sorted(r.run_id for r in runs)
+    assert [r.params["config"]["model"] for r in runs] == ["mlp-test", "small-cnn", "small-cnn", "mlp-test"]
+    lines = _json_lines((ddp_home / "torchrun.out").read_text())
+    assert [x["status"] for x in lines] == ["finished", "finished", "stopped", "stopped"]
+    for run in runs[:2]:
         assert run.state == "finished" and len(run.history) == EPOCHS
         assert run.params["resolved"]["distributed"] == {
             "processes": 2,
@@ -245,8 +284,8 @@ def test_torchrun_writes_one_run_record_per_run(ddp_home, monkeypatch):
 
 def test_torchrun_equals_one_process_without_batchnorm(ddp_home, tmp_path, monkeypatch):
     monkeypatch.setitem(MODELS, MLP.name, MLP)
-    with Workspace(ddp_home) as ws:
-        ddp = next(r for r in list_runs(ws.runs_dir) if r.params["config"]["model"] == "mlp-test")
+    ddp = _runs(ddp_home)[0]
+    assert ddp.params["config"]["model"] == "mlp-test"
     single = _single(tmp_path, ddp_home, "mlp-test")
     ref = read_jsonl(single / "history.jsonl")
     for key in ("train_loss", "val_loss"):
@@ -258,11 +297,97 @@ def test_torchrun_equals_one_process_without_batchnorm(ddp_home, tmp_path, monke
 
 
 def test_torchrun_matches_one_process_quality_with_batchnorm(ddp_home, tmp_path):
-    with Workspace(ddp_home) as ws:
-        ddp = next(r for r in list_runs(ws.runs_dir) if r.params["config"]["model"] == "small-cnn")
+    ddp = _runs(ddp_home)[1]
+    assert ddp.params["config"]["model"] == "small-cnn"
     single = _single(tmp_path, ddp_home, "small-cnn")
     ref_losses = [h["train_loss"] for h in read_jsonl(single / "history.jsonl")]
     assert [h["train_loss"] for h in ddp.history] == pytest.approx(ref_losses, rel=0.25)
     acc = ddp.metrics["test"]["accuracy"]
     ref = json.loads((single / "metrics.json").read_text())["test"]["accuracy"]
     assert acc >= 0.8 and abs(acc - ref) <= 0.15, (acc, ref)
+
+
+# ---------------------------------------------------------------------------------------------- resume
+TIMING = {"data_time", "step_time", "train_time", "images_per_s", "data_share", "val_time", "epoch_time"}
+
+
+@pytest.fixture(scope="module")
+def ddp_resumed(ddp_home) -> dict[str, RunRecord]:
+    """The two stopped runs, resumed by a second torchrun job (fresh processes, as after a preemption):
+    ``workbench train d --resume RUN``, small-cnn from epoch 1's last.pt, mlp-test (no checkpoint yet)
+    from the start. Also keeps the job's stdout in ``home/resume.out``."""
+    mlp, cnn, cnn_stopped, mlp_stopped = _runs(ddp_home)
+    assert cnn_stopped.state == "stopped" and [h["epoch"] for h in cnn_stopped.history] == [1]
+    assert load_checkpoint(cnn_stopped.path / "checkpoints" / "last.pt")["epoch"] == 1
+    assert mlp_stopped.state == "stopped" and not mlp_stopped.history and not mlp_stopped.checkpoints
+    resume = [
+        ["--home", str(ddp_home), "train", "d", "--resume", r.run_id, "--json"]
+        for r in (cnn_stopped, mlp_stopped)
+    ]
+    proc = _torchrun(ddp_home, *resume, job="resume")
+    (ddp_home / "resume.out").write_text(proc.stdout)
+    return {
+        "mlp": mlp,
+        "cnn": cnn,
+        "cnn_resumed": load_run(cnn_stopped.path),
+        "mlp_restarted": load_run(mlp_stopped.path),
+    }
+
+
+def _same_run(ours: RunRecord, theirs: RunRecord) -> None:
+    """Same config, history (timings aside; floats to 1e-4 relative), weights, test metrics, predictions."""
+    assert ours.state == "finished" and ours.params["config"] == theirs.params["config"]
+    assert ours.params["resolved"]["distributed"] == theirs.params["resolved"]["distributed"]
+    assert [h["epoch"] for h in ours.history] == list(range(1, EPOCHS + 1))
+    for mine, ref in zip(ours.history, theirs.history, strict=True):
+        assert {k for k in mine if k not in TIMING} == {k for k in ref if k not in TIMING}
+        for key, value in ref.items():
+            if isinstance(value, float) and key not in TIMING:
+                assert mine[key] == pytest.approx(value, rel=1e-4), (mine["epoch"], key)
+            elif key not in TIMING:
+                assert mine[key] == value, (mine["epoch"], key)
+    for name in ("last.pt", "best.pt"):
+        mine, ref = (load_checkpoint(r.path / "checkpoints" / name) for r in (ours, theirs))
+        assert mine["epoch"] == ref["epoch"] and mine["model"].keys() == ref["model"].keys()
+        for key, tensor in ref["model"].items():
+            torch.testing.assert_close(mine["model"][key], tensor, rtol=1e-4, atol=1e-6, msg=key)
+    assert ours.metrics["test"]["accuracy"] == pytest.approx(theirs.metrics["test"]["accuracy"])
+    assert ours.predictions() == theirs.predictions()
+
+
+def test_a_stopped_torchrun_run_resumes_under_torchrun_to_the_uninterrupted_run(ddp_resumed, ddp_home):
+    """small-cnn has dropout and BatchNorm: every process's random state must come back as it was at the end
+    of epoch 1 (rank 0 alone validates, which draws from its generator) for epochs 2-3 to repeat."""
+    lines = _json_lines((ddp_home / "resume.out").read_text())  # rank 0 alone reports
+    assert [x["run_id"] for x in lines] == [ddp_resumed[k].run_id for k in ("cnn_resumed", "mlp_restarted")]
+    _same_run(ddp_resumed["cnn_resumed"], ddp_resumed["cnn"])
+
+
+def test_a_torchrun_run_stopped_before_its_first_checkpoint_starts_over(ddp_resumed):
+    _same_run(ddp_resumed["mlp_restarted"], ddp_resumed["mlp"])
+
+
+# what rank 0 wrote into the stopped runs' folders, per job (the restarted one's params.json written anew)
+RECORD = {"status.json", "metrics.json", "predictions.json"}
+EPOCH_FILES = {"history.jsonl", "last.pt", "best.pt"}
+WRITTEN = {
+    ("train", "cnn_resumed"): {"params.json", "versions.json", *RECORD, *EPOCH_FILES},
+    ("train", "mlp_restarted"): {"params.json", "versions.json", *RECORD},
+    ("resume", "cnn_resumed"): {*RECORD, *EPOCH_FILES},
+    ("resume", "mlp_restarted"): {"params.json", "versions.json", *RECORD, *EPOCH_FILES},
+}
+
+
+@pytest.mark.parametrize("job", ["train", "resume"])
+def test_rank_0_alone_writes_the_run_folders(ddp_resumed, ddp_home, job):
+    runs_dir = ddp_home / "runs"
+    writes = {
+        rank: (ddp_home / "writes" / job / f"rank{rank}.txt").read_text().splitlines() for rank in (0, 1)
+    }
+    # nothing inside a run folder (every process makes sure `runs/` itself is there, which is harmless)
+    assert not [p for p in writes[1] if Path(p).is_relative_to(runs_dir) and Path(p) != runs_dir]
+    # the recording does see rank 0's writes, so rank 1's empty list means something
+    for key in ("cnn_resumed", "mlp_restarted"):
+        folder = ddp_resumed[key].path
+        written = {Path(p).name for p in writes[0] if Path(p).is_relative_to(folder)}
+        assert WRITTEN[job, key] <= written, (job, key, written)

@@ -33,6 +33,14 @@ class TrainConfig:
     name, a pipeline config dict, or None for the type's default preset. ``monitor`` (None: the type's
     headline metric) drives early stopping, the best checkpoint and the plateau schedule. ``patience``
     None turns early stopping off. ``max_steps_per_epoch`` caps an epoch (quick tests, benchmarks).
+
+    ``batch_size`` is per process. Under ``torchrun`` every process trains on ``batch_size`` images a
+    step, so a step sees ``batch_size x WORLD_SIZE`` (the global batch) and an epoch has about
+    1 / WORLD_SIZE as many steps; ``config.batch_size`` keeps the per-process number, and the run record
+    adds both under ``resolved.distributed`` (``batch_size_per_process``, ``global_batch_size``, with
+    ``processes`` and ``backend``) in ``params.json`` and every checkpoint. To learn like a one-process
+    run at batch ``B``, use ``B / WORLD_SIZE`` (see :mod:`workbench.train.distributed`). Validation and
+    test scoring run on rank 0 alone, ``batch_size`` images at a time.
     """
 
     model: str | None = None

@@ -16,7 +16,10 @@ one GPU per process: ``cuda:LOCAL_RANK``) and the trainer then:
 - validates and scores the test split on rank 0 only and broadcasts the numbers, so the learning-rate
   schedule and early stopping take the same decision in every process;
 - writes the run folder (params, status, history, checkpoints, metrics, predictions) and calls the
-  callbacks on rank 0 only. Checkpoints hold the bare model's weights, loadable without any of this.
+  callbacks on rank 0 only. Checkpoints hold the bare model's weights, loadable without any of this, and
+  every process's random state (``rng_per_process``: rank 0 alone validates, and each pass over a
+  DataLoader draws from the global generator, so the processes' generators part ways), which a resume
+  with the same number of processes puts back in each, so dropout draws repeat exactly.
 
 ``batch_size`` is per process (torch's convention): a step sees ``batch_size x WORLD_SIZE`` images, the
 global batch, recorded in ``params.json`` under ``resolved.distributed``. The global batches are the very
@@ -214,11 +217,16 @@ class Distributed:
             ) from None
         dist.init_process_group(backend, store=store, rank=info.rank, world_size=info.world_size)
 
+    def barrier(self) -> None:
+        """Wait until every process gets here (nothing with one)."""
+        if self.enabled and dist.is_initialized():
+            dist.barrier()
+
     def close(self, ok: bool) -> None:
         """End of a run: wait for every process when this one ended well (a failed one does not wait for
         the others; torchrun stops them)."""
-        if ok and self.enabled and dist.is_initialized():
-            dist.barrier()
+        if ok:
+            self.barrier()
 
     def __enter__(self) -> Distributed:
         return self
@@ -285,6 +293,14 @@ class Distributed:
         box: list[Any] = [value if self.is_main else None]
         dist.broadcast_object_list(box, src=0, device=torch.device(self._comm_device()))
         return box[0]
+
+    def all_gather(self, value: T) -> list[T]:
+        """Every process's ``value``, in rank order, in every process (``[value]`` with one)."""
+        if not self.enabled:
+            return [value]
+        box: list[Any] = [None] * self.world_size
+        dist.all_gather_object(box, value)
+        return box
 
     def on_main(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` run on rank 0 only; every process returns its result."""

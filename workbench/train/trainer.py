@@ -12,6 +12,7 @@ writes the run folder and calls the callbacks (see :mod:`workbench.train.distrib
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -35,6 +36,8 @@ from .source import TrainSource
 from .tasks import get_task
 
 __all__ = ["Trainer", "resume", "train"]
+
+_log = logging.getLogger(__name__)
 
 
 class Trainer:
@@ -68,6 +71,7 @@ class Trainer:
         self.callbacks.bind(self)
         self._stop = threading.Event()
         self._resuming = _resuming
+        self._restart = False  # resume() of a run that never finished an epoch: start over in its folder
         self.history: list[dict[str, Any]] = []
         self.overfit_ranges: list[tuple[int, int]] = []
         self.epoch = 0
@@ -161,6 +165,19 @@ class Trainer:
         )
         write_json(self.paths.versions, collect_versions())
 
+    def _start_folder(self) -> None:
+        """Rank 0 writes ``params.json``; a restart (see :func:`resume`) first clears what the killed
+        attempt left, once every process has read it."""
+        if self._restart:
+            self.dist.barrier()
+        if not self.dist.is_main:
+            return
+        if self._restart:
+            for p in (self.paths.params, self.paths.status, self.paths.history):
+                p.unlink(missing_ok=True)
+        self.paths.root.mkdir(parents=True, exist_ok=True)
+        self._write_params()
+
     def _resolved(self) -> dict[str, Any]:
         """The settings the run really used (stored in params.json and in every checkpoint, so a
         checkpoint alone can be used for prediction and export)."""
@@ -191,8 +208,25 @@ class Trainer:
             },
         )
 
-    def _state(self) -> dict[str, Any]:
-        return {
+    def _status_after_error(self, cause: BaseException, state: str, message: str) -> None:
+        """Best effort: record ``state`` and ``message`` in ``status.json`` for the run ``cause`` ended.
+
+        The disk that failed the run (full, gone read-only) often fails this write too; its error must
+        not replace ``cause`` as the one the caller sees: it is attached to ``cause`` as a note, and logged.
+        """
+        try:
+            self._set_status(state, error=message)
+        except Exception as write_error:
+            note = (
+                f"{self.paths.status} could not be updated to {state!r} either "
+                f"({type(write_error).__name__}: {write_error})"
+            )
+            cause.add_note(note)
+            _log.warning("run %s ended with %s; %s", self.paths.root, type(cause).__name__, note)
+
+    def _state(self, rngs: list[dict[str, Any]]) -> dict[str, Any]:
+        """What ``last.pt`` holds; ``rngs``: every process's random state, in rank order."""
+        state = {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
@@ -201,12 +235,15 @@ class Trainer:
             "config": self.config.to_dict(),
             "model_config": dict(self.model.workbench_config),
             "resolved": self._resolved(),
-            "rng": capture_rng(),
+            "rng": rngs[0],
             "history": self.history,
             "best": self.early.state_dict(),
             "overfit_ranges": [list(r) for r in self.overfit_ranges],
             "fingerprint": self.source.fingerprint(),
         }
+        if self.dist.enabled:  # rank 0 alone validates: the processes' generators differ
+            state["rng_per_process"] = rngs
+        return state
 
     def _restore(self) -> None:
         state = load_checkpoint(self.paths.last, map_location=self.device)
@@ -219,7 +256,11 @@ class Trainer:
         self.history = list(state["history"])
         self.early.load_state_dict(state["best"])
         self.overfit_ranges = [tuple(r) for r in state.get("overfit_ranges", [])]  # type: ignore[misc]
-        restore_rng(state["rng"])
+        per_process = state.get("rng_per_process")  # a multi-process run's: this rank's, same world size
+        if isinstance(per_process, list) and len(per_process) == self.dist.world_size:
+            restore_rng(per_process[self.dist.rank])
+        else:
+            restore_rng(state["rng"])
         if self.dist.is_main:
             write_jsonl(self.paths.history, self.history)
 
@@ -239,21 +280,22 @@ class Trainer:
             self._build()
             if self._resuming:
                 self._restore()
-            elif self.dist.is_main:
-                self.paths.root.mkdir(parents=True, exist_ok=True)
-                self._write_params()
+            else:
+                self._start_folder()
             self._net = self.dist.wrap(self.model)
             self._set_status("running")
             try:
                 return self._fit()
             except NonFiniteLossError as e:
-                self._set_status("failed", error=str(e))
+                self._status_after_error(e, "failed", str(e))
                 raise
-            except KeyboardInterrupt:
-                self._set_status("stopped", error="interrupted; resume() goes on from the last checkpoint")
+            except KeyboardInterrupt as e:
+                self._status_after_error(
+                    e, "stopped", "interrupted; resume() goes on from the last checkpoint"
+                )
                 raise
             except BaseException as e:
-                self._set_status("failed", error=f"{type(e).__name__}: {e}")
+                self._status_after_error(e, "failed", f"{type(e).__name__}: {e}")
                 raise
 
     def _fit(self) -> dict[str, Any]:
@@ -399,12 +441,13 @@ class Trainer:
         self.history.append(record)
         new_ranges = self._overfit_update()
         record["overfitting"] = any(a <= epoch <= b for a, b in self.overfit_ranges)
+        rngs = self.dist.all_gather(capture_rng())  # every process's, for last.pt
         if self.dist.is_main:
-            self._write_epoch(record, improved)
+            self._write_epoch(record, improved, rngs)
         for start, end in new_ranges:
             self.callbacks.on_overfit(start, end)
 
-    def _write_epoch(self, record: dict[str, Any], improved: bool) -> None:
+    def _write_epoch(self, record: dict[str, Any], improved: bool, rngs: list[dict[str, Any]]) -> None:
         """Checkpoints, history and status after an epoch; then the callbacks hear of it."""
         epoch = record["epoch"]
         if improved:
@@ -419,7 +462,7 @@ class Trainer:
                     "record": record,
                 },
             )
-        save_checkpoint(self.paths.last, self._state())
+        save_checkpoint(self.paths.last, self._state(rngs))
         write_jsonl(self.paths.history, self.history)
         self._set_status("running")
         self.callbacks.on_epoch_end(record)
@@ -506,7 +549,5 @@ def resume(run_dir: str | Path, source: TrainSource, callbacks: Sequence[Callbac
     config = TrainConfig.from_dict(params["config"])
     trainer = Trainer(config, source, paths.root, callbacks, _resuming=True)
     if not paths.last.exists():  # killed before the first epoch ended: start over in the same folder
-        trainer._resuming = False
-        for p in (paths.params, paths.status, paths.history):
-            p.unlink(missing_ok=True)
+        trainer._resuming, trainer._restart = False, True
     return trainer.fit()
