@@ -127,3 +127,30 @@ def test_stats_after_adding_examples_equal_stats_from_nothing(tmp_path):
     assert dataset_stats(ds) == dataset_stats(ds, use_cache=False)
     kept = ws.conn.execute("SELECT payload FROM duplicate_index WHERE dataset_id=?", (ds.id,)).fetchone()
     assert len(DuplicateIndex.from_bytes(kept[0]).ids) == ds.count()
+
+
+def test_an_import_leaves_the_search_done_for_the_first_stats(tmp_path, monkeypatch):
+    """After an import commits, the duplicate search runs (extending the kept index), so the first stats
+    only reads it; if it fails, the import still stands and stats reports the problem when asked."""
+    import workbench.data.stats as stats_module
+    from workbench.errors import ImageError
+
+    ws = Workspace(tmp_path / "ws")
+    add_sample(ws, "d", "shapes-detection", count=30, seed=0)
+    ds, _ = add_sample(ws, "d", "shapes-detection", count=5, seed=1)
+    calls: list[str] = []
+    real_build = DuplicateIndex.build.__func__
+    monkeypatch.setattr(DuplicateIndex, "build", classmethod(lambda cls, *a, **k: calls.append("build")
+                                                             or real_build(cls, *a, **k)))
+    monkeypatch.setattr(DuplicateIndex, "result", lambda self, *a: calls.append("result") or None)
+    first = dataset_stats(ds)  # the answer kept by the import: no search, not even reading the index
+    assert calls == [] and first["examples"] == 35
+    monkeypatch.undo()
+    assert first == dataset_stats(ds, use_cache=False)
+
+    def broken(_ds):
+        raise ImageError("cannot read the image to hash it", record=1)
+
+    monkeypatch.setattr(stats_module, "warm_duplicates", broken)
+    ds2, ids = add_sample(ws, "d", "shapes-detection", count=3, seed=2)
+    assert len(ids) == 3 and ds2.count() == 38

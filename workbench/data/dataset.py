@@ -8,12 +8,13 @@ was (image files written for a failed import are removed again).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError
+from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError, WorkbenchError
 from . import aggregates
 from .blobs import sha256_bytes
 from .images import probe_image
@@ -32,6 +33,8 @@ from .workspace import _check_name, now
 
 if TYPE_CHECKING:
     from .workspace import Workspace
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["Dataset"]
 
@@ -274,7 +277,19 @@ class Dataset:
                 self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
                                       [(dir_id, e) for e in new_ids])
             self._touch()
+        self._warm_duplicates()
         return new_ids
+
+    def _warm_duplicates(self) -> None:
+        """Bring the kept duplicate search up to date now that examples came in (only the new images are
+        compared; a large import searches them all), so the next ``stats`` reads it instead. Best effort,
+        after the import committed: if an image cannot be hashed, ``stats`` says so when asked."""
+        from .stats import warm_duplicates
+
+        try:
+            warm_duplicates(self)
+        except WorkbenchError as e:
+            _log.info("duplicate search after the import of dataset %r left for stats: %s", self.name, e)
 
     def _known_blobs(self, digests: list[str]) -> set[str]:
         out: set[str] = set()

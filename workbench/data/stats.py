@@ -19,7 +19,7 @@ from .records import SPLITS
 if TYPE_CHECKING:
     from .dataset import Dataset
 
-__all__ = ["dataset_stats"]
+__all__ = ["dataset_stats", "warm_duplicates"]
 
 _LABEL_TYPES = ("classification", "anomaly")
 
@@ -124,6 +124,13 @@ def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStat
                                           f"AND {flag} > 0 ORDER BY example_id LIMIT ?", (ds.id, EXAMPLES_LISTED))]
         flagged[flag] = (int(boxes), int(images), ids)
     return box_stats_from_bins(hist, flagged["tiny"], flagged["huge"])
+
+
+def warm_duplicates(ds: Dataset) -> None:
+    """Search the whole dataset's duplicates now and keep the answer (imports call this once they commit,
+    so the first ``stats`` after an import reads it)."""
+    with ds._tx():
+        _near_duplicates(ds, "e.dataset_id=?", [ds.id], None, True, True)
 
 
 def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | None,
