@@ -45,7 +45,7 @@ def _hash_value(value: int | str, blob: str) -> int:
 def _hash_blobs(keys: Sequence[str], firsts: Sequence[int], hashes: Mapping[str, int | str] | None,
                 load_bytes: Callable[[str], bytes] | None, names: Mapping[int, str]) -> list[int | None]:
     """The hash of each blob: from ``hashes`` when known, else computed from ``load_bytes`` (None without)."""
-    from .duplicates import _hash_thumbnails, _thumbnail
+    from .duplicates import _THUMB, _hash_thumbnails, _thumbnail
 
     out: list[int | None] = [None] * len(keys)
     todo = []
@@ -55,7 +55,7 @@ def _hash_blobs(keys: Sequence[str], firsts: Sequence[int], hashes: Mapping[str,
         else:
             todo.append(k)
     if load_bytes is not None and todo:
-        thumbs = np.empty((len(todo), 32, 32))
+        thumbs = np.empty((len(todo), _THUMB, _THUMB))
         for t, k in enumerate(todo):
             try:
                 thumbs[t] = _thumbnail(load_bytes(keys[k]))
