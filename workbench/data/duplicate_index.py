@@ -17,11 +17,21 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
 
 import numpy as np
 
 from ..errors import ImageError, ValidationError
+from .duplicates import (  # duplicates imports this module only inside duplicates_of: no cycle
+    _THUMB,
+    HASH_BITS,
+    DuplicatePair,
+    NearDuplicates,
+    _components,
+    _hash_thumbnails,
+    _popcount,
+    _thumbnail,
+    close_pairs,
+)
 
 __all__ = ["DuplicateIndex"]
 
@@ -35,8 +45,6 @@ def _hash_value(value: int | str, blob: str) -> int:
             value = int(value, 16)
         except ValueError:
             raise ValidationError(f"perceptual hash {value!r} is not hex", record=blob, field="phash") from None
-    from .duplicates import HASH_BITS
-
     if not 0 <= int(value) < 1 << HASH_BITS:
         raise ValidationError(f"perceptual hash {value!r} is not 64 bits", record=blob, field="phash")
     return int(value)
@@ -45,8 +53,6 @@ def _hash_value(value: int | str, blob: str) -> int:
 def _hash_blobs(keys: Sequence[str], firsts: Sequence[int], hashes: Mapping[str, int | str] | None,
                 load_bytes: Callable[[str], bytes] | None, names: Mapping[int, str]) -> list[int | None]:
     """The hash of each blob: from ``hashes`` when known, else computed from ``load_bytes`` (None without)."""
-    from .duplicates import _THUMB, _hash_thumbnails, _thumbnail
-
     out: list[int | None] = [None] * len(keys)
     todo = []
     for k, key in enumerate(keys):
@@ -101,8 +107,6 @@ class DuplicateIndex:
                hashes: Mapping[str, int | str] | None = None, names: Sequence[str] | None = None) -> DuplicateIndex:
         """This index with examples added: their ids must be larger than every id here, and ``known_blobs``
         maps those of their blobs that examples here already show to one of those examples' ids."""
-        from .duplicates import close_pairs
-
         order = np.argsort(np.asarray(ids, dtype=_I64), kind="stable")
         new_ids = np.asarray(ids, dtype=_I64)[order]
         if len(new_ids) != len(np.unique(new_ids)) or (len(self.ids) and len(new_ids) and new_ids[0] <= self.ids[-1]):
@@ -162,8 +166,6 @@ class DuplicateIndex:
 
     def _pairs_with(self, values: np.ndarray, first_new: int) -> np.ndarray:
         """(i, j, d) of every pair within reach whose larger index ``j`` is a new value (>= first_new)."""
-        from .duplicates import _popcount
-
         out = []
         new = values[first_new:]
         rows = max(1, _BLOCK_CELLS // max(len(values), 1))
@@ -181,10 +183,8 @@ class DuplicateIndex:
     def checked(self) -> bool:
         return bool(len(self.value_of) == 0 or (self.value_of >= 0).all())
 
-    def result(self, max_pairs: int = 1000) -> Any:
+    def result(self, max_pairs: int = 1000) -> NearDuplicates:
         """The :class:`~workbench.data.duplicates.NearDuplicates` of the indexed examples."""
-        from .duplicates import DuplicatePair, NearDuplicates, _components
-
         n_blobs = len(self.value_of)
         # each blob's examples: ids are ascending, so a stable sort by blob keeps them ascending
         by_blob = np.argsort(self.blob_of, kind="stable")
