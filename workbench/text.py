@@ -10,7 +10,6 @@ heavy.
 from __future__ import annotations
 
 import html
-import re
 import unicodedata
 
 from .errors import ValidationError
@@ -85,23 +84,12 @@ def check_text(value: object, *, what: str, field: str, max_chars: int = MAX_TEX
     return value
 
 
-# ESC-introduced sequences: CSI (ESC [ ... final), OSC (ESC ] ... BEL or ESC \), other two-byte escapes; and
-# their 8-bit forms (U+009B CSI, U+009D OSC).
-_ANSI = re.compile(
-    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
-    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"
-    r"|\x1b[PX^_][^\x1b\x9c]*(?:\x1b\\|\x9c)?"
-    r"|\x1b[ -/]*[0-~]"
-)
-
-
 def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
-    """``text`` fit to print on a terminal: escape sequences removed, every other control character and bidi
-    control shown as ``\\xNN`` / ``\\uNNNN`` (so that something was there stays visible). Line breaks are
-    kept only when ``keep_newlines``."""
-    s = _ANSI.sub("", "" if text is None else str(text))
+    """``text`` fit to print on a terminal: every control character (ESC, so no escape sequence can act;
+    NUL, BEL, CR, C1 controls...) and bidi control shown as ``\\xNN`` / ``\\uNNNN``, so the stored text stays
+    visible and inert. Line breaks are kept only when ``keep_newlines``."""
     out = []
-    for ch in s:
+    for ch in "" if text is None else str(text):
         if keep_newlines and ch == "\n":
             out.append(ch)
         elif _is_control(ch) or ch in BIDI_CONTROLS:

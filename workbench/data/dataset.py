@@ -98,7 +98,7 @@ class Dataset:
         rows = self.conn.execute(
             "SELECT name, color FROM classes WHERE dataset_id=? ORDER BY position", (self.id,)
         ).fetchall()
-        return [ClassDef(r[0], r[1]) for r in rows]
+        return [ClassDef(r[0], r[1], stored=True) for r in rows]
 
     def _class_ids(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (self.id,))}
@@ -138,7 +138,7 @@ class Dataset:
             self._touch()
 
     def set_class_color(self, name: str, color: str) -> None:
-        c = ClassDef(name, color)
+        c = ClassDef(name, color, stored=True)  # an existing class: only the colour is new
         with self._tx():
             cur = self.conn.execute(
                 "UPDATE classes SET color=? WHERE dataset_id=? AND name=?", (c.color, self.id, name)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from ..text import check_name
 
 __all__ = [
     "TASK_TYPES",
@@ -67,16 +68,23 @@ def validate_color(color: str, *, field_name: str = "color") -> str:
 
 @dataclass(frozen=True)
 class ClassDef:
+    """A class: a name (at most 200 characters, no control characters or bidi controls, no , or =) and a
+    ``#rrggbb`` colour. ``stored=True`` (read back from the store) skips the name checks added after a
+    workspace may have been written, so an old workspace still opens."""
+
     name: str
     color: str
+    stored: InitVar[bool] = False
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, stored: bool) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValidationError("class name must be a non-empty string", field="name")
-        if self.name != self.name.strip() or any(ch in self.name for ch in "\n\r\t,="):
-            raise ValidationError(
-                f"class name {self.name!r} has surrounding spaces or one of , = tab newline", field="name"
-            )
+        if not stored:
+            if self.name != self.name.strip() or any(ch in self.name for ch in "\n\r\t,="):
+                raise ValidationError(
+                    f"class name {self.name!r} has surrounding spaces or one of , = tab newline", field="name"
+                )
+            check_name(self.name, what="class")
         object.__setattr__(self, "color", validate_color(self.color))
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
+from ..text import check_text
 from .records import Annotation, ClassDef, Example
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def _digest(payload: dict[str, Any]) -> str:
 def take_snapshot(ds: Dataset, *, message: str = "", directory: str | None = None) -> SnapshotInfo:
     from .workspace import now
 
+    check_text(message, what="snapshot message", field="message")
     with ds._tx():  # read and write in one transaction: a consistent view
         examples = ds.examples(directory=directory)
         payload = {
@@ -131,7 +133,7 @@ def load_snapshot(ds: Dataset, sid: str) -> Snapshot:
                 height=e["height"], split=e["split"], status=e["status"], source=e["source"],
                 annotations=tuple(Annotation.from_dict(a) for a in e["annotations"]))
         for e in payload["examples"])
-    return Snapshot(info=info, type=payload["type"], classes=tuple(ClassDef(n, c) for n, c in payload["classes"]),
+    return Snapshot(info=info, type=payload["type"], classes=tuple(ClassDef(n, c, stored=True) for n, c in payload["classes"]),
                     examples=examples)
 
 
