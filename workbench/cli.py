@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .errors import WorkbenchError
+from .text import echo, terminal_safe
 
 __all__ = ["main", "cli"]
 
@@ -35,16 +36,17 @@ def _ws(ctx: click.Context):
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
 def _table(rows: list[dict], cols: list[str]) -> None:
     if not rows:
         return
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+    shown = [{c: terminal_safe(r.get(c, "")) for c in cols} for r in rows]  # stored text: no escapes act
+    widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in cols}
+    echo("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in shown:
+        echo("  ".join(r[c].ljust(widths[c]) for c in cols))
 
 
 # Commands that live with their layer: name -> (module, attribute, the first sentence of its help). The
@@ -153,7 +155,7 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
     elif not rows:
-        click.echo("no datasets yet: try `workbench sample demo digits`")
+        echo("no datasets yet: try `workbench sample demo digits`")
     else:
         _table(rows, ["name", "type", "examples", "annotations", "classes"])
 
@@ -167,7 +169,7 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
 def create(ctx: click.Context, name: str, dtype: str, classes: str | None, description: str) -> None:
     """Create an empty dataset."""
     ds = _ws(ctx).create_dataset(name, dtype, classes=classes, description=description)
-    click.echo(f"created {dtype} dataset '{name}' with classes: {', '.join(c.name for c in ds.classes) or '-'}")
+    echo(f"created {dtype} dataset '{name}' with classes: {', '.join(c.name for c in ds.classes) or '-'}")
 
 
 @cli.command("import")
@@ -200,7 +202,7 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
     if unsupported:
         raise click.UsageError(f"the {fmt} format takes no {', '.join('--' + u.replace('_', '-') for u in unsupported)}")
     ds, ids = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, **options)
-    click.echo(f"imported {len(ids)} examples into '{name}' ({ds.type}); it now has {ds.count()}")
+    echo(f"imported {len(ids)} examples into '{name}' ({ds.type}); it now has {ds.count()}")
 
 
 @cli.command()
@@ -218,7 +220,7 @@ def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None
 
     ds = _ws(ctx).dataset(name)
     files = export_dataset(ds, out, fmt, split=split, directory=directory, snapshot=snapshot)
-    click.echo(f"wrote {len(files)} files to {out}")
+    echo(f"wrote {len(files)} files to {out}")
 
 
 @cli.command()
@@ -232,7 +234,7 @@ def sample(ctx: click.Context, name: str, sample: str, count: int | None, seed: 
     from .data.transfer import add_sample
 
     ds, ids = add_sample(_ws(ctx), name, sample, count=count, seed=seed)
-    click.echo(f"added {len(ids)} {sample} examples to '{name}' ({ds.type}); it now has {ds.count()}")
+    echo(f"added {len(ids)} {sample} examples to '{name}' ({ds.type}); it now has {ds.count()}")
 
 
 @cli.command()
@@ -249,12 +251,12 @@ def stats(ctx: click.Context, name: str, directory: str | None, as_json: bool, n
     if as_json:
         _echo_json(st)
         return
-    click.echo(f"{name}: {st['examples']} examples, {st['annotations']} annotations "
+    echo(f"{name}: {st['examples']} examples, {st['annotations']} annotations "
                f"(train {st['splits']['train']} / val {st['splits']['val']} / test {st['splits']['test']})")
     rows = [{"class": c, **v} for c, v in st["classes"].items()]
     _table(rows, ["class", "train", "val", "test", "total"])
     for w in st["warnings"]:
-        click.echo(f"{w['severity']}: {w['message']}")
+        echo(f"{w['severity']}: {w['message']}")
 
 
 # ---------------------------------------------------------------------------------------------- snapshots
@@ -266,7 +268,7 @@ def stats(ctx: click.Context, name: str, directory: str | None, as_json: bool, n
 def snapshot(ctx: click.Context, name: str, message: str, directory: str | None) -> None:
     """Freeze dataset NAME (or a directory) into a content-hashed snapshot."""
     info = _ws(ctx).dataset(name).snapshot(message, directory=directory)
-    click.echo(f"snapshot {info.id}: {info.examples} examples, {info.annotations} annotations")
+    echo(f"snapshot {info.id}: {info.examples} examples, {info.annotations} annotations")
 
 
 @cli.command()
@@ -297,7 +299,7 @@ def diff(ctx: click.Context, name: str, a: str, b: str, as_json: bool) -> None:
     for key in ("added", "removed", "annotations_changed", "split_changed", "classes_added", "classes_removed"):
         vals = d[key]
         shown = ", ".join(map(str, vals[:20])) + (" ..." if len(vals) > 20 else "")
-        click.echo(f"{key.replace('_', ' ')}: {len(vals)}{'  ' + shown if vals else ''}")
+        echo(f"{key.replace('_', ' ')}: {len(vals)}{'  ' + shown if vals else ''}")
 
 
 # ---------------------------------------------------------------------------------------------- directories
@@ -331,7 +333,7 @@ def dir_list(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
     else:
-        _table(rows, ["name", "examples"]) if rows else click.echo("no directories")
+        _table(rows, ["name", "examples"]) if rows else echo("no directories")
 
 
 @dir_.command("mirror")
@@ -342,7 +344,7 @@ def dir_list(ctx: click.Context, name: str, as_json: bool) -> None:
 def dir_mirror(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
     """Mirror examples IDS into DIRECTORY (annotations shared)."""
     n = _ws(ctx).dataset(name).mirror(directory, _ids(ids))
-    click.echo(f"mirrored {n} examples into '{directory}'")
+    echo(f"mirrored {n} examples into '{directory}'")
 
 
 @dir_.command("copy")
@@ -353,7 +355,7 @@ def dir_mirror(ctx: click.Context, name: str, directory: str, ids: tuple[str, ..
 def dir_copy(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
     """Copy examples IDS into DIRECTORY without their annotations (same image bytes)."""
     new = _ws(ctx).dataset(name).copy_without_annotations(_ids(ids), directory)
-    click.echo(f"copied {len(new)} examples into '{directory}' as ids {new[0]}-{new[-1]}")
+    echo(f"copied {len(new)} examples into '{directory}' as ids {new[0]}-{new[-1]}")
 
 
 @dir_.command("remove")
@@ -364,7 +366,7 @@ def dir_copy(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]
 def dir_remove(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
     """Take examples IDS out of DIRECTORY (they stay in the dataset)."""
     _ws(ctx).dataset(name).remove_from_directory(directory, _ids(ids))
-    click.echo(f"removed {len(_ids(ids))} examples from '{directory}'")
+    echo(f"removed {len(_ids(ids))} examples from '{directory}'")
 
 
 @dir_.command("delete")
@@ -374,7 +376,7 @@ def dir_remove(ctx: click.Context, name: str, directory: str, ids: tuple[str, ..
 def dir_delete(ctx: click.Context, name: str, directory: str) -> None:
     """Delete DIRECTORY (its examples stay in the dataset)."""
     _ws(ctx).dataset(name).delete_directory(directory)
-    click.echo(f"deleted directory '{directory}'")
+    echo(f"deleted directory '{directory}'")
 
 
 @cli.command()
@@ -386,7 +388,7 @@ def gc(ctx: click.Context, grace: float) -> None:
     ws = _ws(ctx)
     problems = ws.check()
     res = ws.gc(grace_s=grace)
-    click.echo(f"integrity: {'ok' if not problems else '; '.join(problems)}; removed {res['files_removed']} "
+    echo(f"integrity: {'ok' if not problems else '; '.join(problems)}; removed {res['files_removed']} "
                f"orphan files, {res['rows_removed']} rows")
     if problems:
         raise SystemExit(1)
@@ -398,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="workbench", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         return 130
     except click.ClickException as e:
         e.show()
@@ -409,10 +411,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = " ".join(str(e).split())
-        click.echo(f"error: {msg}", err=True)
+        echo(f"error: {msg}", err=True)
         return 2
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         return 130
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 1
@@ -420,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = " ".join(str(e).split()) or type(e).__name__
-        click.echo(f"error: {type(e).__name__}: {msg} (set WORKBENCH_DEBUG=1 for the traceback)", err=True)
+        echo(f"error: {type(e).__name__}: {msg} (set WORKBENCH_DEBUG=1 for the traceback)", err=True)
         return 1
     return 0
 

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_TEXT_CHARS",
     "check_name",
     "check_text",
+    "echo",
     "escape_html",
     "name_problem",
     "terminal_safe",
@@ -103,3 +104,10 @@ def terminal_safe(text: object, *, keep_newlines: bool = False) -> str:
 def _shown(value: str) -> str:
     """A name quoted for an error message: control characters visible, cut to a readable length."""
     return repr(value if len(value) <= 80 else value[:77] + "...")
+
+
+def echo(message: object = "", *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` of :func:`terminal_safe` text (line breaks kept): what the CLI prints stored text with."""
+    import click
+
+    click.echo(terminal_safe(message, keep_newlines=True), err=err, nl=nl)
