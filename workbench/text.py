@@ -22,6 +22,7 @@ __all__ = [
     "check_text",
     "echo",
     "escape_html",
+    "escape_plotly",
     "name_problem",
     "terminal_safe",
 ]
@@ -41,6 +42,13 @@ def escape_html(value: object) -> str:
     error messages). Plotly's titles and hover texts read the same entities, so it serves there too.
     """
     return html.escape("" if value is None else str(value), quote=True)
+
+
+def escape_plotly(value: object) -> str:
+    """``value`` as literal text in a plotly title, legend entry or hover template: :func:`escape_html`, with
+    the entities plotly decodes (numeric for quotes) and ``%`` as ``&#37;`` so no ``%{...}`` in a name is
+    taken for a template field."""
+    return escape_html(value).replace("&quot;", "&#34;").replace("%", "&#37;")
 
 
 def _is_control(ch: str) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from ...data.records import ClassDef
 from ...errors import ValidationError
+from ...text import escape_plotly
 from ._common import class_colors
 from ._common import finite_or_none as _finite_or_none
 
@@ -55,7 +56,7 @@ def confusion_figure(
     )
     side = max(320, min(900, 60 * n + 160))
     fig.update_layout(
-        title=title,
+        title=escape_plotly(title),
         width=side + 80,
         height=side,
         template="plotly_white",
@@ -88,11 +89,11 @@ def ap_bars_figure(
             marker={"color": [colors[n] for n in names]},
             text=[f"{v:.3f}" if v is not None else "n/a" for v in values],
             textposition="outside",
-            hovertemplate=f"%{{x}}: {metric_name} %{{y:.3f}}<extra></extra>",
+            hovertemplate=f"%{{x}}: {escape_plotly(metric_name)} %{{y:.3f}}<extra></extra>",
         )
     )
     fig.update_layout(
-        title=title or f"{metric_name} per class",
+        title=escape_plotly(title or f"{metric_name} per class"),
         yaxis={"title": metric_name, "range": [0, 1.08]},
         xaxis={"type": "category"},
         template="plotly_white",
@@ -137,14 +138,14 @@ def pr_curves_figure(
             go.Scatter(
                 x=xs,
                 y=ys,
-                name=label,
+                name=escape_plotly(label),
                 mode="lines",
                 line={"color": colors[name], "width": 2},
-                hovertemplate=f"{name}: recall %{{x:.2f}}, precision %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"{escape_plotly(name)}: recall %{{x:.2f}}, precision %{{y:.3f}}<extra></extra>",
             )
         )
     fig.update_layout(
-        title=title,
+        title=escape_plotly(title),
         xaxis={"title": "recall", "range": [0, 1.01]},
         yaxis={"title": "precision", "range": [0, 1.05]},
         template="plotly_white",
