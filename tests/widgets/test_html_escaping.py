@@ -65,8 +65,13 @@ def scan(root, label: str) -> list[str]:
         if hasattr(layout, "title") and getattr(layout.title, "text", None):  # a plotly FigureWidget
             found += problems_in(layout.title.text, name + " (title)")
             for tr in getattr(w, "data", ()):
-                for attr in ("name", "hovertemplate"):
+                for attr in ("name", "hovertemplate", "customdata"):
                     found += problems_in(str(getattr(tr, attr, "") or ""), f"{name} (trace {attr})")
+            for axis in ("xaxis", "yaxis"):
+                ticks = getattr(getattr(layout, axis, None), "ticktext", None)
+                found += problems_in(" ".join(ticks or ()), f"{name} ({axis} labels)")
+                if getattr(getattr(layout, axis, None), "type", None) == "category" and w.data and not ticks:
+                    found.append(f"{name}: {axis} shows names as plotly markup (no escaped tick labels)")
     return found
 
 
