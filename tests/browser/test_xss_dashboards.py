@@ -59,10 +59,12 @@ def assert_no_script_ran(page, context, name: str) -> None:
 def test_annotate_dashboard_shows_hostile_names_as_text(dashboards, context):
     page = context.new_page()
     page.goto(dashboards.url + "voila/render/annotate.ipynb", timeout=WAIT_MS)
-    expect(page.locator(".wb-app h3")).to_contain_text(H.DATASET, timeout=WAIT_MS)  # the name, as text
+    expect(page.locator(".wb-app h3")).to_contain_text("(classification)", timeout=WAIT_MS)
+    assert_no_script_ran(page, context, "annotate")
+    expect(page.locator(".wb-app h3")).to_contain_text(H.DATASET)  # the name, as text
     wait_canvas_drawn(page)
     expect(page.locator(".wb-app .wb-title")).to_contain_text(H.FILE_NAME, timeout=WAIT_MS)
-    for tab, ready in (("Dataset", ".wb-overview .wb-balance-plot"), ("Augment", ".wb-app .lm-TabPanel")):
+    for tab, ready in (("Dataset", ".wb-overview .wb-balance-plot"), ("Augment", ".wb-app .wb-reroll")):
         page.locator(".wb-app .lm-TabBar-tab", has_text=tab).click()
         wait_js(page, f"() => !!document.querySelector({ready!r})")
     expect(page.locator(".wb-overview-header")).to_contain_text(H.DATASET, timeout=WAIT_MS)
@@ -81,7 +83,9 @@ def test_annotate_dashboard_shows_hostile_names_as_text(dashboards, context):
 def test_review_dashboard_shows_hostile_names_as_text(dashboards, context):
     page = context.new_page()
     page.goto(dashboards.url + "voila/render/review.ipynb", timeout=WAIT_MS)
-    expect(page.locator(".wb-review")).to_contain_text(H.RUN_ID, timeout=WAIT_MS)
+    expect(page.locator(".wb-review")).to_contain_text("test accuracy", timeout=WAIT_MS)
+    assert_no_script_ran(page, context, "review")
+    expect(page.locator(".wb-review")).to_contain_text(H.RUN_ID)
     wait_js(page, "() => document.querySelectorAll('.wb-review .wb-gallery-item').length > 0")
     wait_js(page, "() => !!document.querySelector('.wb-review .wb-confusion-plot')")
     assert H.CLASSES[0] in page.inner_text(".wb-review .wb-confusion-plot")  # class names: text, not markup
