@@ -44,7 +44,7 @@ def _tiny_project(root: Path) -> Path:
         params = nbformat.v4.new_code_cell("\n".join(f"{n} = {defaults[n]!r}" for n in names))
         params.metadata["tags"] = ["parameters"]
         body = nbformat.v4.new_code_cell(
-            "import json, pathlib\n"
+            "import json, pathlib\nprint(dataset)\n"
             f"pathlib.Path(out_dir, 'received-{step}.json').write_text(json.dumps({{n: globals()[n] for n in "
             f"{names!r}}}))"
         )
@@ -76,11 +76,12 @@ def test_hostile_strings_reach_a_real_kernel_as_the_same_strings(tmp_path):
     """Valid but hostile values (quotes, backslashes, the payload itself as a dataset name) arrive in the
     executed notebooks unchanged, and the marker never appears."""
     marker = tmp_path / "pwned"
-    hostile = PAYLOAD.format(marker=marker) + "'''\\\"\"\" #"
+    hostile = PAYLOAD.format(marker=marker) + "<img src=x onerror=window.__xss=8>'''\\\"\"\" #"
     p = tmp_path / "params.yaml"
     p.write_text(json.dumps({"dataset": hostile, "epochs": 3, "lr": 1, "snapshot": "0123abcd"}))
-    out = tmp_path / "out {x}"  # papermill formats output paths: braces must mean themselves
-    run_loop(out, params_file=p, notebooks=_tiny_project(tmp_path / "project"), html=False)
+    # papermill formats output paths (braces must mean themselves); the report quotes the folder's name
+    out = tmp_path / "out {x} `<img src=x onerror=window.__xss=9>`"
+    run_loop(out, params_file=p, notebooks=_tiny_project(tmp_path / "project"))
     got = {s: json.loads((out / f"received-{s}.json").read_text()) for s in STEPS}
     assert {g["dataset"] for g in got.values()} == {hostile}
     assert got["02_train"]["epochs"] == 3 and got["02_train"]["lr"] == 1.0 and got["02_train"]["snapshot"] == "0123abcd"
@@ -88,6 +89,9 @@ def test_hostile_strings_reach_a_real_kernel_as_the_same_strings(tmp_path):
     assert not marker.exists()
     executed = nbformat.read(str(out / "02_train.ipynb"), as_version=4)
     assert executed.metadata["papermill"]["parameters"]["dataset"] == hostile
+    report = (out / "report.html").read_text()
+    assert "<img src=x" not in report and "onerror=window.__xss=9&gt;" in report
+    assert "&lt;img src=x onerror=window.__xss=8&gt;" in report  # the notebooks' output, as text
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
