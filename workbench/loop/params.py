@@ -249,6 +249,10 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - SafeLoader subclass over a checked document
     except yaml.YAMLError as e:
         raise ValidationError(f"not valid YAML: {' '.join(str(e).split())}", file=file) from None
+    except ValidationError:
+        raise
+    except (ValueError, TypeError, OverflowError) as e:  # "!!int digits": the tag's constructor refused it
+        raise ValidationError(f"a value does not read as its tag: {' '.join(str(e).split())}", file=file) from None
     if not isinstance(data, dict):
         raise ValidationError("a parameter file must be a mapping of name: value", file=file)
     return data
