@@ -383,7 +383,7 @@ def _image_roots(src: Path) -> list[Path]:
     roots = [src.parent, src.parent / "images"]
     if src.parent.name == "annotations":  # <root>/annotations/instances_<split>.json
         root = src.parent.parent
-        split = src.stem.split("_", 1)[1] if "_" in src.stem else ""
+        split = src.stem.rsplit("_", 1)[1] if "_" in src.stem else ""
         if split:
             roots += [root / "images" / split]
         roots += [root / "images"]

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ImportFormatError, ValidationError
+from ..images import IMAGE_SUFFIXES
 from ..import_report import ImportReport
 from ..records import SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
 from ._common import (
@@ -212,20 +213,33 @@ def _labelmap(path: Path) -> tuple[list[str], list[str | None]]:
     return names, colors
 
 
-def _splits(root: Path, stems: set[str]) -> dict[str, str]:
+def _bare_image(img_root: Path, stem: str) -> Path | None:
+    """``JPEGImages/<stem>.<image suffix>`` when there is exactly one such file."""
+    found = [p for p in (img_root / f"{stem}{s}" for s in IMAGE_SUFFIXES) if p.is_file()]
+    return found[0] if len(found) == 1 else None
+
+
+def _splits(root: Path, stems: set[str], img_root: Path) -> tuple[dict[str, str], dict[str, Path]]:
+    """Split per image id, and the images a split list names that have no annotation file (datumaro and
+    the devkit read those as images without objects)."""
     found: dict[str, str] = {}
+    bare: dict[str, Path] = {}
     for split in SPLITS:
         path = root / "ImageSets" / "Main" / f"{split}.txt"
         if not path.is_file():
             continue
         for n, line in enumerate(read_text(path, what="split list").splitlines(), 1):
             tokens = line.split()
-            if not tokens:
+            if not tokens or tokens[0].startswith("#"):  # datumaro writes and reads comment lines
                 continue
             stem = tokens[0]
-            if stem not in stems:
+            image = None if stem in stems or stem in bare else _bare_image(img_root, stem)
+            if image is not None:
+                bare[stem] = safe_join(img_root, image.name, file=str(path), record=f"line {n}", field="id")
+            if stem not in stems and stem not in bare:
                 raise ImportFormatError(
-                    f"unknown image id {stem!r} (no Annotations/{stem}.xml)",
+                    f"unknown image id {stem!r} (no Annotations/{stem}.xml and no one image "
+                    f"{img_root.name}/{stem}.*)",
                     file=str(path),
                     record=f"line {n}",
                     field="id",
@@ -238,7 +252,7 @@ def _splits(root: Path, stems: set[str]) -> dict[str, str]:
                     field="id",
                 )
             found[stem] = split
-    return found
+    return found, bare
 
 
 def read(
@@ -270,7 +284,7 @@ def read(
     elif (root / LABELMAP_FILE).is_file():
         labels_path = root / LABELMAP_FILE
         listed, listed_colors = _labelmap(labels_path)
-    split_of = _splits(root, {p.stem for p in xmls})
+    split_of, bare = _splits(root, {p.stem for p in xmls}, img_root)
 
     items: list[ImportItem] = []
     seen: dict[Path, str] = {}
@@ -371,6 +385,15 @@ def read(
                 origin={"id": rec, "file_name": fname},
             )
         )
+    for stem, path in sorted(bare.items()):
+        if path in seen:
+            continue
+        probe_path(path, record=stem)
+        items.append(ImportItem(file_name=path.name, path=path, split=split_of.get(stem), source=f"voc:{stem}",
+                                record=stem, origin={"id": stem, "file_name": path.name}))
+    if bare:
+        report.note(f"{len(bare)} images listed in ImageSets/Main without an annotation file imported without "
+                    "objects (status new)")
     colors = listed_colors
     if listed is not None and listed_colors is not None and "background" in listed \
             and "background" not in names_seen:  # datumaro's segmentation background: no detection class
