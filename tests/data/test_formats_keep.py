@@ -396,3 +396,20 @@ def test_uncompressed_crowd_rle_is_stored_canonically():
     batch = get_reader("coco").read(INSTANCES / "annotations" / "instances_val.json")
     crowd = next(a for a in batch.items[0].annotations if a.iscrowd)
     assert crowd.mask == {"size": [10, 5], "counts": canonical_counts([0, 20, 30])}
+
+
+def test_error_mining_neither_misses_a_crowd_region_nor_counts_a_prediction_inside_it():
+    from workbench.evaluate.mining import rank_examples
+
+    ex, names = _crowd_example()
+    ex = Example(1, "d", "0" * 64, "x.png", 64, 64, "test", "annotated", annotations=ex.annotations)
+    rows = [{"image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20], "score": 0.9},
+            {"image_id": 1, "category_id": 1, "bbox": [32, 32, 20, 20], "score": 0.95},  # inside the crowd
+            {"image_id": 1, "category_id": 2, "bbox": [40, 2, 10, 10], "score": 0.8}]
+    (m,) = rank_examples([ex], rows, "detection", names)
+    assert m.details["ground_truth"] == 2 and m.details["predictions"] == 2  # the crowd and the one inside it
+    assert m.score == 0.0 and m.reasons == [] and m.details["errors"] == []
+    as_object = Example(1, "d", "0" * 64, "x.png", 64, 64, "test", "annotated",
+                        annotations=tuple(Annotation(a.kind, a.label, bbox=a.bbox) for a in ex.annotations))
+    (m,) = rank_examples([as_object], rows[:1] + rows[2:], "detection", names)
+    assert m.details["missed"] == 1  # the same region as an object is a miss
