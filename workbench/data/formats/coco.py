@@ -267,7 +267,7 @@ def read(
                 continue
             looked = " or ".join(str(r) for r in roots)
             raise ImportFormatError(
-                f"image file {rel!r} not found in {looked} (skip_missing=True skips it)",
+                f"image file {rel!r} not found in {looked} (--skip-missing skips it)",
                 file=file,
                 record=rec,
                 field="file_name",

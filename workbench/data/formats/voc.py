@@ -309,7 +309,7 @@ def read(
             if skip_missing:
                 continue
             raise ImportFormatError(
-                f"image file {fname!r} not found in {img_root} (skip_missing=True skips it)",
+                f"image file {fname!r} not found in {img_root} (--skip-missing skips it)",
                 file=file,
                 record=rec,
                 field="filename",
