@@ -413,3 +413,18 @@ def test_error_mining_neither_misses_a_crowd_region_nor_counts_a_prediction_insi
                         annotations=tuple(Annotation(a.kind, a.label, bbox=a.bbox) for a in ex.annotations))
     (m,) = rank_examples([as_object], rows[:1] + rows[2:], "detection", names)
     assert m.details["missed"] == 1  # the same region as an object is a miss
+
+
+def test_an_export_says_what_its_format_cannot_hold(tmp_path, capsys):
+    from workbench.cli import main
+
+    home = str(tmp_path / "ws")
+    src = INSTANCES / "annotations" / "instances_val.json"
+    assert main(["--home", home, "import", "d", str(src), "--format", "coco"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "export", "d", str(tmp_path / "yolo"), "--format", "yolo"]) == 0
+    out = capsys.readouterr().out
+    assert "not written: 1 crowd regions written as ordinary objects (yolo has no crowd flag)" in out
+    assert "not written: 1 annotations whose attributes yolo cannot hold" in out
+    assert main(["--home", home, "export", "d", str(tmp_path / "coco"), "--format", "coco"]) == 0
+    assert "not written" not in capsys.readouterr().out
