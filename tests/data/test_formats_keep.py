@@ -428,3 +428,11 @@ def test_an_export_says_what_its_format_cannot_hold(tmp_path, capsys):
     assert "not written: 1 annotations whose attributes yolo cannot hold" in out
     assert main(["--home", home, "export", "d", str(tmp_path / "coco"), "--format", "coco"]) == 0
     assert "not written" not in capsys.readouterr().out
+
+
+def test_string_ids_of_other_sources_are_not_coco_image_ids(tmp_path):
+    """VOC keeps its file stems as ids; a COCO export still writes integer image ids."""
+    from workbench.data.formats.coco_fields import image_ids
+
+    exs = [Example(i, "d", "x", "f", 1, 1, "train", "new", origin={"id": f"2007_00000{i}"}) for i in (1, 2)]
+    assert image_ids(exs) == [1, 2]

@@ -15,7 +15,7 @@ The dataset type is segmentation when any annotation has a segmentation.
 
 Writing: ``OUT/annotations.json`` + ``OUT/images/<file_name>``; with ``per_split=True``
 ``OUT/annotations/instances_<split>.json`` + ``OUT/images/<split>/<file_name>`` for each split that has
-examples. Category and image ids are the source's when still unique (else 1-based class positions and
+examples. Category and image ids are the source's integer ids when still unique (else 1-based class positions and
 example ids); file names are the source's (sub-folders kept) when still unique; categories carry
 ``color``, images ``split``. Polygons are written as segmentation lists, masks as compressed RLE strings
 (pycocotools' encoding), boxes without segmentation; ``iscrowd`` is the annotation's crowd flag and

@@ -130,9 +130,9 @@ def category_fields(c: ClassDef) -> dict[str, Any]:
 
 
 def _reusable(ids: Sequence[Any]) -> list[Any]:
-    """The ids to keep: ints (or, when every one is a string, strings) that occur once; None elsewhere."""
-    kind: type = str if ids and all(isinstance(i, str) and i for i in ids) else int
-    ok = [i if isinstance(i, kind) and not isinstance(i, bool) else None for i in ids]
+    """The ids to keep: integers (COCO's id type; a VOC file stem or another tool's string id is not one)
+    that occur once; None elsewhere."""
+    ok = [i if isinstance(i, int) and not isinstance(i, bool) else None for i in ids]
     counts = Counter(i for i in ok if i is not None)
     return [i if i is not None and counts[i] == 1 else None for i in ok]
 
@@ -161,10 +161,7 @@ def image_ids(examples: Sequence[Example]) -> list[Any]:
 
 def category_ids(classes: Sequence[ClassDef]) -> list[Any]:
     """Each class's category id: its source's id when still unique, else its 1-based position (or free)."""
-    kept = _reusable([c.origin.get("id") for c in classes])
-    if any(isinstance(i, str) for i in kept) and None in kept:
-        kept = [None] * len(kept)  # no mixing of string and integer category ids
-    return _fill(kept, lambda n: n + 1)
+    return _fill(_reusable([c.origin.get("id") for c in classes]), lambda n: n + 1)
 
 
 def _safe_rel(name: Any) -> str | None:
