@@ -83,6 +83,7 @@ def _check_against_pycocotools(path: Path, batch) -> None:
                     assert ours.attributes[k] == theirs[k]
             assert {k: v for k, v in ours.attributes.items() if k not in ("keypoints", "num_keypoints")} \
                 == theirs.get("attributes", {})
+            assert ours.source_id == theirs["id"]
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -151,7 +152,7 @@ def _pc_equal(ours_path: Path, theirs_path: Path) -> None:
         oa = sorted(ours.loadAnns(ours.getAnnIds(imgIds=iid, iscrowd=None)), key=lambda a: a["bbox"])
         assert len(ta) == len(oa)
         for t, o in zip(ta, oa, strict=True):
-            for k in ("category_id", "bbox", "iscrowd", "attributes", "keypoints", "num_keypoints"):
+            for k in ("id", "category_id", "bbox", "iscrowd", "attributes", "keypoints", "num_keypoints"):
                 assert o.get(k) == t.get(k), k
             if t.get("segmentation"):
                 assert np.array_equal(_pc_mask(ours, o), _pc_mask(theirs, t))

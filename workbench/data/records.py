@@ -158,6 +158,8 @@ class Annotation:
     ``attributes`` holds what the source says beyond geometry and class (VOC ``difficult`` / ``truncated``
     / ``occluded`` / ``pose``, CVAT attributes, COCO keypoints and extra fields), written back on export;
     ``iscrowd`` marks a COCO crowd region (not trained on as an object, matched as crowd in evaluation).
+    ``source_id`` is the annotation's id in the file it came from (a COCO annotation id), reused on export
+    while unique; like ``id``, ``author`` and ``created_at`` it is not part of :meth:`content`.
     """
 
     kind: str
@@ -173,6 +175,7 @@ class Annotation:
     stored: InitVar[bool] = False  # read back from the store: checks added after it was written are skipped
     attributes: dict[str, Any] = field(default_factory=dict, hash=False)
     iscrowd: bool = False
+    source_id: int | str | None = None
 
     def __post_init__(self, stored: bool) -> None:
         if self.kind not in ANNOTATION_KINDS:
@@ -224,6 +227,11 @@ class Annotation:
         object.__setattr__(self, "attributes", json_map(self.attributes, field_name="attributes"))
         if not isinstance(self.iscrowd, bool):
             raise ValidationError(f"iscrowd must be True or False, got {self.iscrowd!r}", field="iscrowd")
+        sid = self.source_id
+        if sid is not None and (isinstance(sid, bool) or not isinstance(sid, (int, str))
+                                or (isinstance(sid, str) and not 0 < len(sid) <= 200)):
+            raise ValidationError(f"source_id must be an integer or a short string, got {sid!r:.60}",
+                                  field="source_id")
         if self.iscrowd and self.kind not in ("box", "polygon", "mask"):
             raise ValidationError(f"only regions (box, polygon, mask) can be crowd, not {self.kind}",
                                   field="iscrowd")
@@ -323,6 +331,8 @@ class Annotation:
         d["created_at"] = self.created_at
         if self.id is not None:
             d["id"] = self.id
+        if self.source_id is not None:
+            d["source_id"] = self.source_id
         return d
 
     @classmethod
@@ -340,6 +350,7 @@ class Annotation:
             id=d.get("id"),
             attributes=d.get("attributes") or {},
             iscrowd=bool(d.get("iscrowd", False)),
+            source_id=d.get("source_id"),
         )
 
 

@@ -352,7 +352,7 @@ def read(
             continue
         attributes = kept.annotation_attributes(a, file=file, record=rec, report=report)
         ann = make_annotation(file=file, record=rec, kind=kind, label=cat_names[cat], bbox=bbox, **geometry,
-                              iscrowd=bool(iscrowd), attributes=attributes)
+                              iscrowd=bool(iscrowd), attributes=attributes, source_id=aid)
         placed = place(ann, infos[image_id], clip=clip_boxes, file=file, record=rec)
         if placed is None:
             report.skip("box entirely outside its image (--clip-boxes)")
@@ -454,6 +454,7 @@ def write(
     anns: dict[str, list[dict[str, Any]]] = {s: [] for s in (*SPLITS, "all")}
     written: list[Path] = []
     n_ann = 0
+    source_ids: dict[str, list[Any]] = {s: [] for s in (*SPLITS, "all")}
 
     def folder(ex: Example) -> str:
         return f"images/{ex.split}" if per_split else "images"
@@ -469,6 +470,11 @@ def write(
             aj = _ann_json(a, n_ann, image_id[ex.id], cat_ids[index[a.label]])
             anns[ex.split].append(aj)
             anns["all"].append(aj)
+            source_ids[ex.split].append(a.source_id)
+            source_ids["all"].append(a.source_id)
+    for group in SPLITS if per_split else ("all",):  # annotation ids unique within each file written
+        for aj, aid in zip(anns[group], kept.annotation_ids(source_ids[group]), strict=True):
+            aj["id"] = aid
     categories = [
         {**kept.category_fields(c), "id": cat_ids[i], "name": c.name, "color": c.color}
         for i, c in enumerate(classes)

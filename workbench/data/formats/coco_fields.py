@@ -4,7 +4,8 @@ followed by an export writes it again.
 - Annotation: ``iscrowd`` becomes ``Annotation.iscrowd``. The entries of an ``attributes`` object (CVAT's and
   datumaro's COCO exports: ``occluded``, ``rotation``, ``track_id``...) become the annotation's attributes
   under their own names. ``keypoints`` / ``num_keypoints`` are kept as attributes of those names (Workbench
-  has no keypoint annotations). Any other field is kept as ``coco.<field>``. On export the first go back into
+  has no keypoint annotations). The annotation's id becomes ``Annotation.source_id``, reused on export while
+  unique in its file. Any other field is kept as ``coco.<field>``. On export the first go back into
   ``attributes``, the others back to the annotation's top level.
 - Image: ``origin`` = ``{"id": <image id>, "file_name": <file_name as written, sub-folders and all>}`` plus
   ``"coco": {<every other field: license, coco_url, date_captured...>}``. The id and file name are reused on
@@ -38,6 +39,7 @@ __all__ = [
     "file_info",
     "image_ids",
     "category_ids",
+    "annotation_ids",
     "export_images_keeping_names",
     "KEYPOINT_FIELDS",
     "EXTRA_PREFIX",
@@ -162,6 +164,11 @@ def image_ids(examples: Sequence[Example]) -> list[Any]:
 def category_ids(classes: Sequence[ClassDef]) -> list[Any]:
     """Each class's category id: its source's id when still unique, else its 1-based position (or free)."""
     return _fill(_reusable([c.origin.get("id") for c in classes]), lambda n: n + 1)
+
+
+def annotation_ids(sources: Sequence[Any]) -> list[Any]:
+    """Each annotation's id: its source's when still unique, else its 1-based position (or a free one)."""
+    return _fill(_reusable(list(sources)), lambda n: n + 1)
 
 
 def _safe_rel(name: Any) -> str | None:
