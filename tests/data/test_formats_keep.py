@@ -437,3 +437,28 @@ def test_string_ids_of_other_sources_are_not_coco_image_ids(tmp_path):
 
     exs = [Example(i, "d", "x", "f", 1, 1, "train", "new", origin={"id": f"2007_00000{i}"}) for i in (1, 2)]
     assert image_ids(exs) == [1, 2]
+
+
+def test_we_keep_what_datumaro_keeps_of_coco_instances():
+    """datumaro's own expectation for these two files (tests/unit/test_coco_format.py,
+    test_can_import_instances, same commit as the assets): per item its image id; per annotation its id,
+    label, geometry, is_crowd and attributes x / y. Everything it keeps, we keep (and more: category ids
+    1 2 4, supercategories, image file fields, info / licenses)."""
+    datumaro_expects = {
+        5: [("b", 1, "bbox", (2, 2, 3, 1), False, {})],
+        40: [("a", 1, "polygon", (0, 0, 1, 2), False, {"x": 1, "y": "hello"}),
+             ("b", 2, "mask", (0, 0, 1, 9), True, {})],
+    }
+    mask_2 = np.array([[1, 1, 0, 0, 0]] * 10, dtype=bool)
+    for split in ("train", "val"):
+        batch = get_reader("coco").read(INSTANCES / "annotations" / f"instances_{split}.json")
+        for item in batch.items:
+            got = [(a.label, a.source_id, a.kind, a.bbox, a.iscrowd, a.attributes) for a in item.annotations]
+            want = [(lab, aid, "box" if kind == "bbox" else kind, tuple(float(v) for v in bb), crowd, at)
+                    for lab, aid, kind, bb, crowd, at in datumaro_expects[item.origin["id"]]]
+            assert got == want
+            for a in item.annotations:
+                if a.kind == "mask":
+                    assert np.array_equal(_our_mask(a, 10, 5), mask_2)
+        assert [c.name for c in batch.classes] == ["a", "b", "c"]
+        assert [c.origin["id"] for c in batch.classes] == [1, 2, 4]
