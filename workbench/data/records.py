@@ -73,6 +73,24 @@ def validate_color(color: str, *, field_name: str = "color") -> str:
 MAX_ATTRIBUTES_BYTES = 64 * 1024  # an annotation's attributes (or an example's / class's origin) as JSON
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
+def _flat_size(value: Mapping[str, Any]) -> int | None:
+    """An upper bound of the JSON size of a map whose values are all strings, ints, bools, None or finite
+    floats (escaping counted at its worst, 6 bytes a byte); None when a value is anything else."""
+    size = 2
+    for k, v in value.items():
+        t = type(v)
+        if t is str:
+            size += 6 * (len(k.encode()) + len(v.encode())) + 8
+        elif t in _PLAIN or (t is float and math.isfinite(v)):
+            size += 6 * len(k.encode()) + 32
+        else:
+            return None
+    return size
+
+
 def _check_json_keys(v: Any, field_name: str, depth: int) -> None:
     """Nested objects need string keys too (``json`` would turn ``{2.5: 1}`` into ``{"2.5": 1}`` silently)."""
     if depth > 32:
@@ -91,7 +109,7 @@ def json_map(value: Any, *, field_name: str, max_bytes: int = MAX_ATTRIBUTES_BYT
     """``value`` as a plain JSON object: string keys, JSON values (finite numbers), at most ``max_bytes`` as
     compact JSON. Returned as it reads back from JSON (tuples become lists), so it compares equal after a
     round trip through the store. Raises ValidationError naming ``field_name``."""
-    if value is None:
+    if value is None or (isinstance(value, dict) and not value):
         return {}
     if not isinstance(value, Mapping):
         raise ValidationError(f"must be a mapping of string keys to JSON values, got {type(value).__name__}",
@@ -99,6 +117,9 @@ def json_map(value: Any, *, field_name: str, max_bytes: int = MAX_ATTRIBUTES_BYT
     for k in value:
         if not isinstance(k, str) or not k:
             raise ValidationError(f"keys must be non-empty strings, got {k!r}", field=field_name)
+    flat = _flat_size(value)
+    if flat is not None and flat <= max_bytes:  # the common case (occluded, difficult, pose...): no JSON trip
+        return dict(value)
     _check_json_keys(value, field_name, 0)
     try:
         text = json.dumps(dict(value), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
