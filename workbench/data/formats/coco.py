@@ -361,8 +361,9 @@ def read(
             report.clip("box outside its image (--clip-boxes)")
         if placed.iscrowd:
             n_crowd += 1
-        names_seen.update(k for k in placed.attributes if k not in kept.KEYPOINT_FIELDS
-                          and not k.startswith(kept.EXTRA_PREFIX))
+        if placed.attributes:
+            names_seen.update(k for k in placed.attributes if k not in kept.KEYPOINT_FIELDS
+                              and not k.startswith(kept.EXTRA_PREFIX))
         item.annotations.append(placed)
 
     items_kept = [it for it in items.values() if it is not None]
