@@ -263,3 +263,16 @@ def test_source_id_is_kept_but_not_content(tmp_path):
     ds.update_annotation(first.id, Annotation("box", "cat", bbox=(1, 2, 3, 4)))  # same content, no source id
     assert ds.snapshot().id == s1.id
     ws.close()
+
+
+def test_memory_sink_keeps_the_new_fields_like_the_store():
+    from dataclasses import replace
+
+    from workbench.widgets.sink import MemoryImage, MemorySink
+
+    crowd = Annotation("box", "cat", bbox=(0, 0, 4, 4), iscrowd=True, attributes={"occluded": True}, source_id=3)
+    sink = MemorySink("detection", ["cat"], [MemoryImage(_png((9, 9, 9)), 8, 6, annotations=[crowd])])
+    (saved,) = sink.example(1).annotations
+    moved = sink.update_annotation(saved.id, replace(saved, bbox=(1, 1, 4, 4)), "ann")  # a canvas move
+    (now,) = sink.example(1).annotations
+    assert now == moved and now.iscrowd and now.attributes == {"occluded": True} and now.source_id == 3
