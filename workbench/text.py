@@ -1,8 +1,9 @@
 """Text that came from data, made safe where it is shown: HTML, terminals, and names checked on creation.
 
 Names, file names, run ids, authors and error messages are data. Every place that builds HTML (the widgets,
-the loop's report) passes them through :func:`escape_html`; every place the CLI prints stored text passes it
-through :func:`terminal_safe`; every name a user creates (dataset, class, directory) goes through
+the loop's report) passes them through :func:`escape_html` (:func:`escape_plotly` for plotly's titles, tick
+labels and hover templates); every place the CLI prints stored text goes through :func:`echo`
+(:func:`terminal_safe`); every name a user creates (dataset, class, directory) goes through
 :func:`check_name`. This module sits next to :mod:`workbench.errors`, below every layer, and imports nothing
 heavy.
 """
@@ -39,7 +40,7 @@ def escape_html(value: object) -> str:
     """``value`` as text inside HTML (element content or a quoted attribute): ``& < > " '`` escaped.
 
     The one helper every widget and report uses for anything that came from data (names, ids, file names,
-    error messages). Plotly's titles and hover texts read the same entities, so it serves there too.
+    error messages).
     """
     return html.escape("" if value is None else str(value), quote=True)
 
