@@ -300,3 +300,15 @@ def test_the_parameters_cell_is_repr_and_refuses_what_the_table_does_not_type():
         parameters_cell({"not_typed": 1})
     with pytest.raises(ValidationError):
         parameters_cell({"epochs": True})
+
+
+def test_the_cli_names_the_file_and_the_key_in_one_line(tmp_path, capsys):
+    from workbench.cli import main
+
+    marker = tmp_path / "pwned"
+    p = tmp_path / "evil.yaml"
+    p.write_text(f"snapshot: !!omap [{{a: '{PAYLOAD.format(marker=marker)}'}}]\n")
+    assert main(["loop", "--params", str(p), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(p) in err and "field 'snapshot'" in err and "omap" in err
+    assert not marker.exists()
