@@ -19,7 +19,7 @@ from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
 from ..records import ClassDef, Example, ImportBatch
-from . import anomaly_folder, coco, image_files, imagefolder, video, voc, yolo
+from . import anomaly_folder, coco, image_files, imagefolder, labelme, video, voc, yolo
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -97,6 +97,7 @@ READERS: dict[str, Reader] = {
         Reader(
             "anomaly-folder", anomaly_folder.read, ("anomaly",), "root/good, root/anomalous, optional masks/"
         ),
+        Reader("labelme", labelme.read, ("detection", "segmentation"), "LabelMe: one JSON per image"),
         Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
         Reader("video", video.read, (), "frames sampled from a video file"),
     )
@@ -113,6 +114,7 @@ WRITERS: dict[str, Writer] = {
             "OUT/data.yaml + images/<split> + labels/<split>",
         ),
         Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
+        Writer("labelme", labelme.write, ("detection", "segmentation"), "OUT/<split>/<image> + <stem>.json"),
         Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
         Writer("anomaly-folder", anomaly_folder.write, ("anomaly",), "OUT/<split>/good|anomalous (+ masks/)"),
     )
