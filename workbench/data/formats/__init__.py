@@ -19,7 +19,7 @@ from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
 from ..records import ClassDef, Example, ImportBatch
-from . import anomaly_folder, coco, image_files, imagefolder, labelme, video, voc, yolo
+from . import anomaly_folder, coco, image_files, imagefolder, label_studio, labelme, video, voc, yolo
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -98,6 +98,8 @@ READERS: dict[str, Reader] = {
             "anomaly-folder", anomaly_folder.read, ("anomaly",), "root/good, root/anomalous, optional masks/"
         ),
         Reader("labelme", labelme.read, ("detection", "segmentation"), "LabelMe: one JSON per image"),
+        Reader("label-studio", label_studio.read, ("detection", "segmentation", "classification"),
+               "Label Studio JSON export + local images"),
         Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
         Reader("video", video.read, (), "frames sampled from a video file"),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -123,8 +124,9 @@ def resolve_inside(root: Path, base: Path, rel: str, *, file: str, record: objec
                      field=field)
 
 
-def report(batch: ImportBatch, skipped: Counter[str], clipped: Counter[str]) -> None:
-    """Put what a reader left out (``skipped``: reason -> count) or clipped into ``batch.report``."""
+def report(batch: ImportBatch, skipped: Counter[str], clipped: Counter[str], notes: Sequence[str] = ()) -> None:
+    """Put what a reader left out (``skipped``: reason -> count), clipped, or wants said into
+    ``batch.report``."""
     rep = getattr(batch, "report", None)
     if rep is None:  # records without an import report (before h13-keep lands)
         return
@@ -132,3 +134,5 @@ def report(batch: ImportBatch, skipped: Counter[str], clipped: Counter[str]) -> 
         rep.skip(reason, n)
     for reason, n in clipped.items():
         rep.clip(reason, n)
+    for note in notes:
+        rep.note(note)
