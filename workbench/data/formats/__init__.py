@@ -19,7 +19,7 @@ from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
 from ..records import ClassDef, Example, ImportBatch
-from . import anomaly_folder, coco, image_files, imagefolder, label_studio, labelme, video, voc, yolo
+from . import anomaly_folder, coco, cvat, image_files, imagefolder, label_studio, labelme, video, voc, yolo
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -100,6 +100,7 @@ READERS: dict[str, Reader] = {
         Reader("labelme", labelme.read, ("detection", "segmentation"), "LabelMe: one JSON per image"),
         Reader("label-studio", label_studio.read, ("detection", "segmentation", "classification"),
                "Label Studio JSON export + local images"),
+        Reader("cvat", cvat.read, ("detection", "segmentation"), "CVAT for images 1.1 XML + images/"),
         Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
         Reader("video", video.read, (), "frames sampled from a video file"),
     )
@@ -117,6 +118,7 @@ WRITERS: dict[str, Writer] = {
         ),
         Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
         Writer("labelme", labelme.write, ("detection", "segmentation"), "OUT/<split>/<image> + <stem>.json"),
+        Writer("cvat", cvat.write, ("detection", "segmentation"), "OUT/annotations.xml + OUT/images/<Subset>/"),
         Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
         Writer("anomaly-folder", anomaly_folder.write, ("anomaly",), "OUT/<split>/good|anomalous (+ masks/)"),
     )
