@@ -27,7 +27,7 @@ CLIP_HINT = "--clip-boxes clips boxes and polygons to the image"
 def clip_polygon(poly: tuple[float, ...], width: float, height: float) -> tuple[float, ...] | None:
     """``poly`` (flat x,y pairs) clipped to [0, width] x [0, height] (Sutherland-Hodgman); None when no
     area is left."""
-    pts = list(zip(poly[0::2], poly[1::2]))
+    pts = list(zip(poly[0::2], poly[1::2], strict=True))
     for axis, bound, keep_below in ((0, 0.0, False), (0, float(width), True), (1, 0.0, False),
                                     (1, float(height), True)):
         if not pts:

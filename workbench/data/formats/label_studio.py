@@ -24,7 +24,6 @@ import math
 import urllib.parse
 from collections import Counter
 from pathlib import Path, PurePosixPath
-from typing import Any
 
 from ...errors import ImportFormatError
 from ..records import Annotation, ImportBatch, ImportItem

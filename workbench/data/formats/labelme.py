@@ -266,7 +266,7 @@ def write(
     written: list[Path] = []
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: ex.split):
         written.append(path)
-        doc = {"version": VERSION, "flags": {}, "shapes": [s for a in ex.truth() for s in _shapes(a)],
+        doc: dict[str, Any] = {"version": VERSION, "flags": {}, "shapes": [s for a in ex.truth() for s in _shapes(a)],
                "imagePath": name, "imageData": None, "imageHeight": ex.height, "imageWidth": ex.width}
         text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
         written.append(write_file(out, f"{ex.split}/{Path(name).stem}.json", text + "\n"))
