@@ -127,9 +127,7 @@ def resolve_inside(root: Path, base: Path, rel: str, *, file: str, record: objec
 def report(batch: ImportBatch, skipped: Counter[str], clipped: Counter[str], notes: Sequence[str] = ()) -> None:
     """Put what a reader left out (``skipped``: reason -> count), clipped, or wants said into
     ``batch.report``."""
-    rep = getattr(batch, "report", None)
-    if rep is None:  # records without an import report (before h13-keep lands)
-        return
+    rep = batch.report
     for reason, n in skipped.items():
         rep.skip(reason, n)
     for reason, n in clipped.items():

@@ -20,10 +20,12 @@ polygons (lossy).
 
 from __future__ import annotations
 
+import json
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +70,8 @@ def _xml_file(src: Path) -> Path:
     return found[0]
 
 
-def _labels(root: Any, file: str) -> tuple[list[str], list[str | None], dict[str, dict[str, str]]]:
-    """(names, colours, {label: {attribute: input_type}})."""
+def _labels(root: Any, file: str) -> tuple[list[str], list[str | None], dict[str, dict[str, dict[str, Any]]]]:
+    """(names, colours, {label: {attribute: {input_type, default_value, values}}})."""
     meta = root.find("meta")
     holder = None
     if meta is not None:
@@ -82,7 +84,7 @@ def _labels(root: Any, file: str) -> tuple[list[str], list[str | None], dict[str
         raise ImportFormatError("no meta/task/labels (or meta/project/labels) list", file=file, field="labels")
     names: list[str] = []
     colors: list[str | None] = []
-    types: dict[str, dict[str, str]] = {}
+    types: dict[str, dict[str, dict[str, Any]]] = {}
     for i, el in enumerate(labels.findall("label")):
         name = (el.findtext("name") or "").strip()
         if not name:
@@ -93,7 +95,13 @@ def _labels(root: Any, file: str) -> tuple[list[str], list[str | None], dict[str
         names.append(name)
         colors.append(color)
         types[name] = {
-            (a.findtext("name") or "").strip(): (a.findtext("input_type") or "text").strip()
+            (a.findtext("name") or "").strip(): {
+                "input_type": (a.findtext("input_type") or "text").strip(),
+                "default_value": a.findtext("default_value") or "",
+                "values": [v for v in (a.findtext("values") or "").replace("\n", " ").split(" ") if v]
+                if (a.findtext("input_type") or "").strip() != "text" else
+                [v for v in (a.findtext("values") or "").split("\n") if v],
+            }
             for a in el.iter("attribute")
         }
     return names, colors, types
@@ -139,23 +147,35 @@ def _typed(value: str, input_type: str) -> Any:
     return value
 
 
-def _attributes(el: Any, types: dict[str, str], *, file: str, rec: str) -> dict[str, Any]:
-    attrs: dict[str, Any] = {"occluded": el.get("occluded", "0") == "1"}
+def _attributes(el: Any, types: dict[str, dict[str, Any]], *, file: str, rec: str) -> dict[str, Any]:
+    # occluded="0", z_order="0", source="manual" are CVAT's defaults and the writer's: not stored
+    attrs: dict[str, Any] = {"occluded": True} if el.get("occluded", "0") == "1" else {}
     for key in ("z_order", "group_id"):
         if el.get(key) is not None:
             try:
-                attrs[key] = int(el.get(key))
+                v = int(el.get(key))
             except ValueError:
                 raise ImportFormatError(f"expected an integer, got {el.get(key)!r}", file=file, record=rec,
                                         field=key) from None
-    if el.get("source"):
+            if v or key == "group_id":
+                attrs[key] = v
+    if el.get("source") and el.get("source") != "manual":
         attrs["source"] = el.get("source")
     for a in el.findall("attribute"):
         name = a.get("name")
         if not name:
             raise ImportFormatError("attribute has no name", file=file, record=rec, field="attribute")
-        attrs[name] = _typed(a.text or "", types.get(name, "text"))
+        attrs[name] = _typed(a.text or "", types.get(name, {}).get("input_type", "text"))
     return attrs
+
+
+def _fields(ann: Annotation) -> dict[str, Any]:
+    return {"kind": ann.kind, "label": ann.label, "bbox": ann.bbox if ann.kind == "box" else None,
+            "polygons": ann.polygons}
+
+
+def _int_or_text(v: str) -> int | str:
+    return int(v) if v.isdigit() else v
 
 
 def _shape(el: Any, label: str, *, file: str, rec: str) -> Annotation:
@@ -207,6 +227,7 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
     clipped: Counter[str] = Counter()
     items: list[ImportItem] = []
     has_polygon = False
+    kept = 0
     for n, img in enumerate(root.findall("image")):
         name = img.get("name")
         rec = f"image {img.get('id', n)} ({name})"
@@ -245,20 +266,27 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
                 raise ImportFormatError(f"label {label!r} is not one of the labels in meta ({', '.join(names)})",
                                         file=file, record=srec, field="label")
             ann = _shape(el, label, file=file, rec=srec)
-            _attributes(el, types[label], file=file, rec=srec)
+            ann = make_annotation(file=file, record=srec, **{
+                **_fields(ann), "attributes": _attributes(el, types[label], file=file, rec=srec)})
             placed, was_clipped = fit(ann, info, clip=clip_boxes, file=file, record=srec)
             if was_clipped:
                 clipped[f"{ann.kind} outside the image"] += 1
             if placed is None:
                 continue
             has_polygon = has_polygon or placed.kind == "polygon"
+            kept += bool(placed.attributes)
             anns.append(placed)
+        origin: dict[str, Any] = {"id": _int_or_text(img.get("id", str(n))), "file_name": name}
+        if subset:
+            origin["subset"] = subset
         items.append(ImportItem(file_name=Path(name).name, path=image_path, annotations=anns, split=split,
-                                source=f"cvat:{name}", record=rec, status="annotated"))
-    batch = ImportBatch(items=items, classes=make_classes(names, colors, file=file,
-                                                          record_of=lambda i: f"label {i}"),
+                                source=f"cvat:{name}", record=rec, status="annotated", origin=origin))
+    classes = [replace(c, origin={"attributes": types[c.name]}) if types[c.name] else c
+               for c in make_classes(names, colors, file=file, record_of=lambda i: f"label {i}")]
+    batch = ImportBatch(items=items, classes=classes,
                         type="segmentation" if has_polygon else "detection", source=f"cvat:{path}")
     report(batch, skipped, clipped)
+    batch.report.keep("CVAT occluded / z_order / attributes", kept)
     return batch
 
 
@@ -268,6 +296,50 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     if text is not None:
         el.text = text
     return el
+
+
+_SHAPE_KEYS = ("occluded", "z_order", "group_id", "source")
+
+
+def _text_of(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return fmt_float(v)
+    if isinstance(v, (int, str)):
+        return str(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
+def _shape_attrs(a: Annotation) -> dict[str, str]:
+    at = a.attributes
+    out = {"occluded": "1" if at.get("occluded") else "0", "source": str(at.get("source", "manual")),
+           "z_order": str(at.get("z_order", 0))}
+    if "group_id" in at:
+        out["group_id"] = str(at["group_id"])
+    return out
+
+
+def _attribute_specs(examples: Sequence[Example]) -> dict[str, dict[str, tuple[str, list[str]]]]:
+    """{label: {attribute: (input_type, values)}} from the attributes the annotations carry."""
+    seen: dict[str, dict[str, list[Any]]] = {}
+    for ex in examples:
+        for a in ex.truth():
+            for k, v in a.attributes.items():
+                if k not in _SHAPE_KEYS:
+                    seen.setdefault(a.label, {}).setdefault(k, []).append(v)
+    specs: dict[str, dict[str, tuple[str, list[str]]]] = {}
+    for label, attrs in seen.items():
+        for k, vs in attrs.items():
+            if all(isinstance(v, bool) for v in vs):
+                kind = "checkbox"
+            elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vs):
+                kind = "number"
+            else:
+                kind = "text"
+            values = sorted({_text_of(v) for v in vs})
+            specs.setdefault(label, {})[k] = (kind, ["false", "true"] if kind == "checkbox" else values)
+    return specs
 
 
 def write(
@@ -288,11 +360,24 @@ def write(
     _sub(root, "version", "1.1")
     project = _sub(_sub(root, "meta"), "project")
     labels = _sub(project, "labels")
+    specs = _attribute_specs(examples)
     for c in classes:
+        given = c.origin.get("attributes")
+        for name, spec in (given.items() if isinstance(given, dict) else ()):
+            if isinstance(spec, dict) and isinstance(spec.get("values"), list):
+                specs.setdefault(c.name, {})[name] = (str(spec.get("input_type", "text")),
+                                                      [str(v) for v in spec["values"]])
         lab = _sub(labels, "label")
         _sub(lab, "name", c.name)
         _sub(lab, "color", c.color)
-        _sub(lab, "attributes")
+        attrs = _sub(lab, "attributes")
+        for name, (input_type, values) in sorted(specs.get(c.name, {}).items()):
+            spec = _sub(attrs, "attribute")
+            _sub(spec, "name", name)
+            _sub(spec, "mutable", "False")
+            _sub(spec, "input_type", input_type)
+            _sub(spec, "default_value", values[0] if values else "")
+            _sub(spec, "values", ("\n" if input_type == "text" else " ").join(values))
     written: list[Path] = []
     for i, (ex, name, path) in enumerate(export_images(out, examples, load_bytes,
                                                        lambda ex: f"images/{SUBSET_OF[ex.split]}")):
@@ -300,16 +385,21 @@ def write(
         img = _sub(root, "image", id=str(i), name=name, subset=SUBSET_OF[ex.split], width=str(ex.width),
                    height=str(ex.height))
         for a in ex.truth():
+            common = _shape_attrs(a)
             if a.kind == "box":
                 assert a.bbox is not None
                 x, y, w, h = a.bbox
-                _sub(img, "box", label=a.label, occluded="0", source="manual", xtl=fmt_float(x),
-                     ytl=fmt_float(y), xbr=fmt_float(x + w), ybr=fmt_float(y + h), z_order="0")
-                continue
-            polys = a.polygons if a.polygons is not None else mask_to_polygons(a.mask or {})
-            for p in polys:
-                pts = ";".join(f"{fmt_float(p[j])},{fmt_float(p[j + 1])}" for j in range(0, len(p), 2))
-                _sub(img, "polygon", label=a.label, occluded="0", source="manual", points=pts, z_order="0")
+                shapes = [_sub(img, "box", label=a.label, xtl=fmt_float(x), ytl=fmt_float(y),
+                               xbr=fmt_float(x + w), ybr=fmt_float(y + h), **common)]
+            else:
+                polys = a.polygons if a.polygons is not None else mask_to_polygons(a.mask or {})
+                shapes = [_sub(img, "polygon", label=a.label, points=";".join(
+                    f"{fmt_float(p[j])},{fmt_float(p[j + 1])}" for j in range(0, len(p), 2)), **common)
+                    for p in polys]
+            for el in shapes:
+                for key, value in a.attributes.items():
+                    if key not in _SHAPE_KEYS:
+                        _sub(el, "attribute", _text_of(value), name=key)
     ET.indent(root)
     text = '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
     return [write_file(out, "annotations.xml", text), *written]

@@ -24,6 +24,7 @@ import math
 import urllib.parse
 from collections import Counter
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ...errors import ImportFormatError
 from ..records import Annotation, ImportBatch, ImportItem
@@ -216,8 +217,13 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
             if placed.label not in names:
                 names.append(placed.label)
             anns.append(placed)
+        origin: dict[str, Any] = {"image": url}
+        if isinstance(task.get("id"), (int, str)):
+            origin["id"] = task["id"]
+        if chosen is not None and isinstance(chosen.get("id"), (int, str)):
+            origin["annotation_id"] = chosen["id"]
         items.append(ImportItem(file_name=img.name, path=img, annotations=anns, source=f"label-studio:{rec}",
-                                record=rec, status="new" if chosen is None else "annotated"))
+                                record=rec, status="new" if chosen is None else "annotated", origin=origin))
     if regions and choices:
         raise ImportFormatError("the export mixes regions and choices; import them as two datasets", file=file,
                                 field="type")

@@ -24,6 +24,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,7 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
     names: list[str] = []
     skipped: Counter[str] = Counter()
     clipped: Counter[str] = Counter()
+    kept = 0
     items = []
     has_region = False
     for path in _json_files(src):
@@ -198,6 +200,10 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
                 if region is None:
                     raise ImportFormatError("mask is empty", file=file, record=rec, field="mask")
                 ann = make_annotation(file=file, record=rec, kind="mask", label=label, mask=region)
+            attrs = {k: shape[k] for k in ("group_id", "description", "flags") if shape.get(k) not in (None, "", {})}
+            if attrs:
+                ann = replace(ann, attributes=attrs)
+                kept += 1
             placed, was_clipped = fit(ann, info, clip=clip_boxes, file=file, record=rec)
             if was_clipped:
                 clipped[f"{ann.kind} outside the image"] += 1
@@ -210,22 +216,32 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
         stem = Path(rel).stem
         file_name = Path(img_path).name if img_path is not None else (
             Path(str(doc.get("imagePath") or "")).name or f"{stem}.{info.format.lower()}")
+        origin: dict[str, Any] = {"file_name": rel}
+        if doc.get("flags"):
+            origin["flags"] = doc["flags"]
         items.append(ImportItem(
             file_name=file_name, path=img_path, data=data, annotations=anns, split=_split_of(rel),
-            source=f"labelme:{rel}", record=rel, status="annotated"))
+            source=f"labelme:{rel}", record=rel, status="annotated", origin=origin))
     classes = make_classes(names, file=str(src))
     batch = ImportBatch(items=items, classes=classes, type="segmentation" if has_region else "detection",
                         source=f"labelme:{src}")
     report(batch, skipped, clipped)
+    batch.report.keep("labelme group_id / description / shape flags", kept)
     return batch
 
 
 # ------------------------------------------------------------------------------------------------ write
+def _base(a: Annotation) -> dict[str, Any]:
+    at = a.attributes
+    return {"label": a.label, "group_id": at.get("group_id"), "description": at.get("description", ""),
+            "flags": at.get("flags", {}), "mask": None}
+
+
 def _shape(a: Annotation) -> dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    base: dict[str, Any] = {"label": a.label, "group_id": None, "description": "", "flags": {}, "mask": None}
+    base = _base(a)
     if a.kind == "box":
         assert a.bbox is not None
         x, y, w, h = a.bbox
@@ -244,8 +260,8 @@ def _shape(a: Annotation) -> dict[str, Any]:
 def _shapes(a: Annotation) -> list[dict[str, Any]]:
     if a.kind == "polygon":
         assert a.polygons is not None
-        return [{"label": a.label, "points": [[p[i], p[i + 1]] for i in range(0, len(p), 2)], "group_id": None,
-                 "description": "", "shape_type": "polygon", "flags": {}, "mask": None} for p in a.polygons]
+        return [{**_base(a), "points": [[p[i], p[i + 1]] for i in range(0, len(p), 2)], "shape_type": "polygon"}
+                for p in a.polygons]
     return [_shape(a)]
 
 
@@ -266,7 +282,8 @@ def write(
     written: list[Path] = []
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: ex.split):
         written.append(path)
-        doc: dict[str, Any] = {"version": VERSION, "flags": {}, "shapes": [s for a in ex.truth() for s in _shapes(a)],
+        flags = ex.origin.get("flags") if isinstance(ex.origin.get("flags"), dict) else {}
+        doc: dict[str, Any] = {"version": VERSION, "flags": flags, "shapes": [s for a in ex.truth() for s in _shapes(a)],
                "imagePath": name, "imageData": None, "imageHeight": ex.height, "imageWidth": ex.width}
         text = json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False)
         written.append(write_file(out, f"{ex.split}/{Path(name).stem}.json", text + "\n"))

@@ -418,6 +418,7 @@ def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False,
                 source=f"yolo:{rel}",
                 record=rel,
                 status="annotated" if has_label else "new",
+                origin={"file_name": rel},
             )
         )
     dataset_type = "segmentation" if has_polygon else "detection"
