@@ -1,15 +1,22 @@
-"""YOLO (Ultralytics layout): normalized label text files beside an image tree.
+"""YOLO (Ultralytics and Darknet layouts): normalized label text files beside an image tree.
 
-Reading: ``src`` is a ``data.yaml`` (or a folder holding ``data.yaml`` / a single ``*.yaml``), or a folder
-with ``images/`` and ``labels/`` (and an optional ``classes.txt``, one name a line, at the top or in
-``labels/``; without it classes are named ``"0"``, ``"1"``...). In the yaml, ``names`` is a list or an
-``{id: name}`` dict, ``path`` an optional root (relative, or absolute only when it is the yaml's own
-folder), and ``train`` / ``val`` / ``test`` each a folder, a list of folders, or a ``.txt`` list of images;
-they give the splits (like Ultralytics, ``../x`` is read as ``x`` when ``x`` exists in the root). Without a yaml, ``images/train|val|test/`` give them when those are exactly the
-sub-folders. An image's label file is its path with the last ``images`` folder replaced by ``labels`` and
-the suffix by ``.txt`` (a missing label file means no objects). Lines are ``cls cx cy w h`` (detect) or
-``cls x1 y1 x2 y2 ...`` (segment), all normalized by the image size read from the image itself. The dataset
-type is segmentation when any line is a polygon.
+Reading: ``src`` is a ``data.yaml`` (or a folder holding ``data.yaml`` / a single ``*.yaml``), a Darknet /
+CVAT "YOLO 1.1" ``obj.data`` (or its folder), or a folder with ``images/`` and ``labels/``, or one of images
+with their ``.txt`` label files beside them. Class names: the yaml's ``names`` (a list or an ``{id: name}``
+dict), ``obj.data``'s ``names`` file, else ``classes.txt`` / ``obj.names`` (one name a line) at the top or in
+``labels/``; without any, classes are named ``"0"``, ``"1"``... In the yaml, ``path`` is an optional root
+(relative, or absolute only when it is the yaml's own folder), and ``train`` / ``val`` / ``test`` each a
+folder, a list of folders, or a ``.txt`` list of images; they give the splits (like Ultralytics, ``../x`` is
+read as ``x`` when ``x`` exists in the root; a folder that exists nowhere is "not found"). ``obj.data``'s
+``train`` / ``valid`` / ``test`` lists give them too (paths relative to its folder, Darknet's ``data/``
+prefix standing for that folder). Without either, ``images/train|val|test/`` give them when those are
+exactly the sub-folders. An image's label file is its path with the last ``images`` folder replaced by
+``labels`` and the suffix by ``.txt``; an empty label file means no objects. Images whose label file is not
+found are refused (count and first names in the error) unless ``allow_unlabeled``: they then import with
+status ``new``, never as reviewed negatives. Lines are ``cls cx cy w h`` (detect) or ``cls x1 y1 x2 y2
+...`` (segment), all normalized by the image size read from the image itself. Boxes and polygons out of
+the image by at most 1e-3 of its side are clipped to it and counted; further out they are refused unless
+``clip_boxes`` (boxes and polygons alike). The dataset type is segmentation when any line is a polygon.
 
 Writing: ``OUT/data.yaml`` + ``images/<split>/`` + ``labels/<split>/`` (one label file per image, empty when
 it has no objects). Floats are written with ``repr`` precision, so coordinates round-trip exactly enough
