@@ -20,7 +20,7 @@ __all__ = ["main", "cli"]
 
 FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video", "cvat", "labelme",
            "label-studio"]
-WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme"]
+WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme", "label-studio"]
 SAMPLES = ["digits", "mnist", "shapes-classification", "shapes-detection", "shapes-segmentation", "shapes-anomaly"]
 TYPES = ["classification", "detection", "segmentation", "anomaly"]
 

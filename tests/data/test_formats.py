@@ -163,6 +163,9 @@ ROUND_TRIPS = [
     ("cvat", "segmentation-polygons", "segmentation", True),
     ("labelme", "detection", "detection", False),
     ("labelme", "segmentation", "segmentation", False),
+    ("label-studio", "detection", "detection", True),
+    ("label-studio", "segmentation-polygons", "segmentation", True),
+    ("label-studio", "classification", "classification", True),
 ]
 
 
@@ -250,7 +253,8 @@ def test_pycocotools_loads_what_we_write(tmp_path: Path, dtype: str) -> None:
 def test_registry_names_and_errors() -> None:
     assert set(READERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video", "cvat",
                             "labelme", "label-studio"}
-    assert set(WRITERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme"}
+    assert set(WRITERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme",
+                            "label-studio"}
     with pytest.raises(UnknownNameError, match="unknown format 'kitti'; valid: anomaly-folder, coco"):
         get_reader("kitti")
     with pytest.raises(UnknownNameError, match="video"):

@@ -13,7 +13,7 @@ from tests.data.test_formats import image_bytes
 from workbench.data import Workspace
 from workbench.data.formats import get_reader
 from workbench.data.formats.label_studio import image_candidates
-from workbench.data.transfer import import_source
+from workbench.data.transfer import export_dataset, import_source
 from workbench.errors import ImportFormatError, UnsafePathError
 
 
@@ -152,3 +152,30 @@ def test_hostile_exports_are_refused_and_change_nothing(tmp_path: Path, name: st
         assert ws.dataset("s").count() == 0
     for part in parts:
         assert part in str(e.value), (part, str(e.value))
+
+
+def test_writer_statuses_config_and_store_round_trip(tmp_path: Path) -> None:
+    export = setup(tmp_path / "src", [
+        task(1, "a.png", [rect("car", 10, 20, 30, 40)], data={"image": "a.png", "split": "val"}),
+        task(2, "sub/b.png", None),
+    ])
+    with Workspace(tmp_path / "ws") as ws:
+        ds, _ = import_source(ws, "s", export, "label-studio", images_dir=tmp_path / "src" / "media")
+        ds.add_class("unused", "#123456")
+        files = export_dataset(ds, tmp_path / "out", "label-studio")
+    assert [f.name for f in files[:2]] == ["tasks.json", "label_config.xml"]
+    config = (tmp_path / "out" / "label_config.xml").read_text()
+    assert '<Label value="unused" background="#123456"/>' in config and 'toName="image"' in config
+    tasks = json.loads((tmp_path / "out" / "tasks.json").read_text())
+    assert [len(t["annotations"]) for t in tasks] == [1, 0]  # nobody labelled b.png: no annotation
+    assert tasks[0]["data"]["image"] == "/data/local-files/?d=images/a.png"
+    back = get_reader("label-studio").read(tmp_path / "out")
+    assert [c.name for c in back.classes] == ["car", "unused"] and back.classes[1].color == "#123456"
+    assert [it.status for it in back.items] == ["annotated", "new"]
+    assert back.items[0].split == "val" and back.items[1].split in ("train", "val", "test")  # splits kept
+    assert back.items[0].annotations[0].bbox == (20.0, 20.0, 60.0, 40.0)
+    # a result naming a label the config does not list
+    tasks[0]["annotations"][0]["result"][0]["value"]["rectanglelabels"] = ["bus"]
+    (tmp_path / "out" / "tasks.json").write_text(json.dumps(tasks))
+    with pytest.raises(ImportFormatError, match="label 'bus' is not in label_config.xml"):
+        get_reader("label-studio").read(tmp_path / "out")

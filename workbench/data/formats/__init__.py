@@ -119,6 +119,8 @@ WRITERS: dict[str, Writer] = {
         Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
         Writer("labelme", labelme.write, ("detection", "segmentation"), "OUT/<split>/<image> + <stem>.json"),
         Writer("cvat", cvat.write, ("detection", "segmentation"), "OUT/annotations.xml + OUT/images/<Subset>/"),
+        Writer("label-studio", label_studio.write, ("detection", "segmentation", "classification"),
+               "OUT/tasks.json + OUT/images/ + OUT/label_config.xml"),
         Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
         Writer("anomaly-folder", anomaly_folder.write, ("anomaly",), "OUT/<split>/good|anomalous (+ masks/)"),
     )

@@ -15,24 +15,52 @@ rotated rectangle becomes its polygon), ``polygonlabels`` -> polygon, coordinate
 size (read from the image itself); ``choices`` -> a class label (a classification dataset when no task
 has regions). Other result types (brush, keypoints, text...) are refused, or left out and counted with
 ``skip_unsupported``. A task without an annotation imports as status ``new``. Classes in order of first
-appearance.
+appearance, or, when a ``label_config.xml`` (the project's labelling config) lies beside the export, the
+``Label`` / ``Choice`` values it lists, in its order and with its ``background`` colours (a result naming a
+label it does not list is then refused). A task whose ``data`` has a ``split`` of train / val / test (as the writer puts it) gets it.
+
+Writing: ``OUT/tasks.json`` (one task per example, its image as ``/data/local-files/?d=images/<name>``,
+so Label Studio finds it with ``LOCAL_FILES_DOCUMENT_ROOT=OUT``), ``OUT/images/`` and
+``OUT/label_config.xml`` (the labelling config the results' ``from_name`` / ``to_name`` refer to). Boxes
+-> ``rectanglelabels``, polygons -> ``polygonlabels`` (masks traced to polygons, lossy), class labels ->
+``choices``; examples nobody annotated (status ``new``) are tasks without an annotation.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import urllib.parse
 from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 from ...errors import ImportFormatError
-from ..records import Annotation, ImportBatch, ImportItem
-from ._common import as_number, as_str, load_json, make_annotation, make_classes, probe_path
+from ..records import KINDS_FOR_TYPE, SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ._common import (
+    as_number,
+    as_str,
+    check_exportable,
+    check_type,
+    class_index,
+    export_images,
+    load_json,
+    make_annotation,
+    make_classes,
+    prepare_out,
+    probe_path,
+    write_file,
+)
 from ._fit import fit, report
+from ._rle import mask_to_polygons
 from .paths import is_hidden, safe_join
 
-__all__ = ["read", "image_candidates"]
+__all__ = ["read", "write", "image_candidates", "TASKS"]
+
+TASKS = "tasks.json"
+CONFIG = "label_config.xml"
 
 REGION_TYPES = ("rectanglelabels", "polygonlabels")
 REMOTE = ("http://", "https://", "s3://", "gs://", "azure-blob://")
@@ -133,11 +161,28 @@ def _region(r: dict, kind: str, W: int, H: int, *, file: str, rec: str) -> tuple
     return make_annotation(file=file, record=rec, kind="polygon", label=label, polygons=(tuple(flat),)), False
 
 
+def _config_labels(config: Path) -> tuple[list[str], list[str | None]]:
+    """Label / Choice values and background colours of a labelling config, in order (empty without one)."""
+    if not config.is_file():
+        return [], []
+    from .voc import _parse_xml
+
+    names: list[str] = []
+    colors: list[str | None] = []
+    for el in _parse_xml(config).iter():
+        if el.tag in ("Label", "Choice") and el.get("value") and el.get("value") not in names:
+            names.append(el.get("value"))
+            colors.append(el.get("background") if str(el.get("background", "")).startswith("#") else None)
+    return names, colors
+
+
 def _export_file(src: Path) -> Path:
     if src.is_file():
         return src
     if not src.exists():
         raise ImportFormatError("not found", file=str(src))
+    if (src / TASKS).is_file():
+        return src / TASKS
     found = sorted(p for p in src.glob("*.json") if not is_hidden(p.name))
     if len(found) != 1:
         raise ImportFormatError(f"expected one Label Studio .json export in the folder, found {len(found)}",
@@ -160,7 +205,8 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
         raise ImportFormatError(f"expected a list of tasks, got {type(tasks).__name__}", file=file)
     skipped: Counter[str] = Counter()
     clipped: Counter[str] = Counter()
-    names: list[str] = []
+    names, colors = _config_labels(path.parent / CONFIG)
+    fixed = bool(names)
     items: list[ImportItem] = []
     regions = choices = rotated_boxes = 0
     for t, task in enumerate(tasks):
@@ -215,22 +261,93 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
                     "--skip-unsupported leaves such results out and counts them)", file=file, record=rrec,
                     field="type")
             if placed.label not in names:
+                if fixed:
+                    raise ImportFormatError(f"label {placed.label!r} is not in {CONFIG} ({', '.join(names)})",
+                                            file=file, record=rrec, field="value")
                 names.append(placed.label)
+                colors.append(None)
             anns.append(placed)
         origin: dict[str, Any] = {"image": url}
         if isinstance(task.get("id"), (int, str)):
             origin["id"] = task["id"]
         if chosen is not None and isinstance(chosen.get("id"), (int, str)):
             origin["annotation_id"] = chosen["id"]
+        split = task["data"].get("split")
         items.append(ImportItem(file_name=img.name, path=img, annotations=anns, source=f"label-studio:{rec}",
-                                record=rec, status="new" if chosen is None else "annotated", origin=origin))
+                                record=rec, status="new" if chosen is None else "annotated", origin=origin,
+                                split=split if split in SPLITS else None))
     if regions and choices:
         raise ImportFormatError("the export mixes regions and choices; import them as two datasets", file=file,
                                 field="type")
     dtype = "classification" if choices else (
         "segmentation" if any(a.kind == "polygon" for it in items for a in it.annotations) else "detection")
-    batch = ImportBatch(items=items, classes=make_classes(names, file=file), type=dtype,
+    batch = ImportBatch(items=items, classes=make_classes(names, colors, file=file), type=dtype,
                         source=f"label-studio:{path}")
     notes = [f"{rotated_boxes} rotated rectangles imported as polygons"] if rotated_boxes else []
     report(batch, skipped, clipped, notes)
     return batch
+
+
+# ------------------------------------------------------------------------------------------------ write
+_CONTROL = {"rectanglelabels": ("RectangleLabels", "label"), "polygonlabels": ("PolygonLabels", "polygon"),
+            "choices": ("Choices", "choice")}
+
+
+def _results(a: Annotation, W: int, H: int, n: int) -> list[dict[str, Any]]:
+    base = {"to_name": "image", "original_width": W, "original_height": H, "image_rotation": 0,
+            "origin": "manual"}
+    if a.kind == "label":
+        return [{"id": f"r{n}", "type": "choices", "from_name": "choice", "to_name": "image",
+                 "value": {"choices": [a.label]}, "origin": "manual"}]
+    if a.kind == "box":
+        assert a.bbox is not None
+        x, y, w, h = a.bbox
+        return [{**base, "id": f"r{n}", "type": "rectanglelabels", "from_name": "label",
+                 "value": {"x": x * 100 / W, "y": y * 100 / H, "width": w * 100 / W, "height": h * 100 / H,
+                           "rotation": 0, "rectanglelabels": [a.label]}}]
+    polys = a.polygons if a.polygons is not None else mask_to_polygons(a.mask or {})
+    return [{**base, "id": f"r{n}-{k}", "type": "polygonlabels", "from_name": "polygon",
+             "value": {"points": [[p[i] * 100 / W, p[i + 1] * 100 / H] for i in range(0, len(p), 2)],
+                       "closed": True, "polygonlabels": [a.label]}} for k, p in enumerate(polys)]
+
+
+def _config(classes: Sequence[ClassDef], dataset_type: str) -> str:
+    kinds = ["choices"] if dataset_type == "classification" else ["rectanglelabels", "polygonlabels"]
+    lines = ["<View>", '  <Image name="image" value="$image"/>']
+    for kind in kinds:
+        tag, name = _CONTROL[kind]
+        lines.append(f'  <{tag} name="{name}" toName="image">')
+        child = "Choice" if tag == "Choices" else "Label"
+        lines += [f"    <{child} value={quoteattr(c.name)} background={quoteattr(c.color)}/>" for c in classes]
+        lines.append(f"  </{tag}>")
+    return "\n".join([*lines, "</View>", ""])
+
+
+def write(
+    out: Path,
+    examples: Sequence[Example],
+    classes: Sequence[ClassDef],
+    dataset_type: str,
+    load_bytes: Callable[[str], bytes],
+    *,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write a Label Studio JSON export into ``out``; returns the files written (tasks.json first)."""
+    check_type("label-studio", dataset_type, ("detection", "segmentation", "classification"))
+    class_index(classes, examples)
+    check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
+    out = prepare_out(out, overwrite=overwrite)
+    written: list[Path] = []
+    tasks = []
+    for ex, name, path in export_images(out, examples, load_bytes, lambda ex: "images"):
+        written.append(path)
+        url = "/data/local-files/?d=" + urllib.parse.quote(f"images/{name}")
+        results = [r for n, a in enumerate(ex.truth()) for r in _results(a, ex.width, ex.height, n)]
+        annotated = ex.status != "new" or bool(results)
+        tasks.append({"id": ex.id, "data": {"image": url, "split": ex.split},
+                      "annotations": [{"id": ex.id, "result": results, "was_cancelled": False,
+                                       "ground_truth": False}] if annotated else [],
+                      "predictions": []})
+    text = json.dumps(tasks, indent=1, ensure_ascii=False, allow_nan=False)
+    return [write_file(out, TASKS, text + "\n"), write_file(out, CONFIG, _config(classes, dataset_type)),
+            *written]
