@@ -329,3 +329,23 @@ def test_label_studio_converter_exports(tmp_path: Path, name: str) -> None:
         assert batch.report.skipped == {
             "second annotation of a task (the ground truth, else the last, is imported)": 1}
         assert batch.items[0].origin["annotation_id"] == tasks[0]["annotations"][-1]["id"]
+
+
+# ------------------------------------------------------------------------------------------------ CLI, across formats
+@pytest.mark.parametrize("out_fmt", ["cvat", "labelme", "label-studio"])
+def test_cli_import_export_reimport(tmp_path: Path, capsys, out_fmt: str) -> None:
+    from workbench.cli import main
+
+    home = ["--home", str(tmp_path / "ws")]
+    src = CORPUS / "datumaro-cvat" / "export_project"
+    assert main([*home, "import", "a", str(src), "--format", "cvat"]) == 2
+    assert "--skip-unsupported" in capsys.readouterr().err
+    assert main([*home, "import", "a", str(src), "--format", "cvat", "--skip-unsupported"]) == 0
+    assert main([*home, "export", "a", str(tmp_path / "out"), "--format", out_fmt]) == 0
+    assert main([*home, "import", "b", str(tmp_path / "out"), "--format", out_fmt]) == 0
+    capsys.readouterr()
+    with Workspace(tmp_path / "ws") as ws:
+        def content(name: str) -> list:
+            return sorted((e.split, e.width, [a.content() for a in e.annotations] if out_fmt == "cvat" else
+                           [(a.kind, a.label, a.bbox) for a in e.annotations]) for e in ws.dataset(name).examples())
+        assert content("a") == content("b") and len(content("a")) == 6
