@@ -161,3 +161,21 @@ def test_skip_unsupported_counts_and_empty_folder(tmp_path: Path) -> None:
                                     "line shape (not supported; --skip-unsupported)": 1}
     with pytest.raises(ImportFormatError, match="no LabelMe .json files"):
         get_reader("labelme").read(tmp_path / "train") if (tmp_path / "train").mkdir() is None else None
+
+
+def test_crowd_regions(tmp_path: Path) -> None:
+    put(tmp_path / "src", "a.json", doc([
+        shape("__ignore__", "polygon", [[1, 1], [20, 1], [10, 25]]),
+        shape("person", "rectangle", [[1, 1], [5, 5]], flags={"iscrowd": True, "blurred": True}),
+        shape("person", "rectangle", [[2, 2], [6, 6]]),
+    ]))
+    batch = get_reader("labelme").read(tmp_path / "src")
+    assert [(a.label, a.iscrowd, a.attributes) for a in batch.items[0].annotations] == [
+        ("__ignore__", True, {}), ("person", True, {"flags": {"blurred": True}}), ("person", False, {})]
+    assert batch.report.notes == ["2 __ignore__ or iscrowd-flagged shapes imported as crowd regions (not trained on)"]
+    examples, blobs = to_examples(batch)
+    get_writer("labelme").write(tmp_path / "out", examples, batch.classes, "segmentation", blobs.__getitem__)
+    back = get_reader("labelme").read(tmp_path / "out")
+    assert [a.content() for a in back.items[0].annotations] == [a.content() for a in batch.items[0].annotations]
+    assert json.loads((tmp_path / "out" / "train" / "a.json").read_text())["shapes"][1]["flags"] == {
+        "blurred": True, "iscrowd": True}

@@ -230,6 +230,9 @@ def test_labelme_instance_segmentation_example() -> None:
         assert min(mine[4]) >= 0 and max(mine[4][0::2]) <= W and max(mine[4][1::2]) <= H
         assert abs(_area(mine[4]) - _area(g[4])) <= 0.01 * _area(g[4])
     assert all(it.status == "annotated" for it in batch.items)
+    # labelme's __ignore__ regions are crowd regions, nothing else is
+    crowd = Counter(a.label for it in batch.items for a in it.annotations if a.iscrowd)
+    assert crowd == {"__ignore__": Counter(g[3] for g in theirs)["__ignore__"]} and crowd["__ignore__"] >= 1
 
 
 def test_labelme_bbox_detection_example(tmp_path: Path) -> None:

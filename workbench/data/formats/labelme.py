@@ -7,8 +7,8 @@ allowed while it stays inside the import folder), as labelme itself loads it; ``
 ``imageHeight``, when given, must match the image. Shapes: ``rectangle`` (two corners, any order) -> box,
 ``polygon`` -> polygon, ``mask`` (a base64 PNG patch placed at the first point) -> mask. Other shape types
 (circle, line, linestrip, point, ...) are refused, or with ``skip_unsupported`` left out and counted.
-``group_id``, ``description`` and shape ``flags`` are kept as annotation attributes when the store has
-them. A JSON under a top folder ``train`` / ``val`` / ``valid`` / ``test`` gets that split. Classes in
+``group_id``, ``description`` and shape ``flags`` are kept as annotation attributes; a shape labelled
+``__ignore__`` or flagged ``iscrowd`` is a crowd region (``iscrowd``: not trained on, evaluated as crowd). A JSON under a top folder ``train`` / ``val`` / ``valid`` / ``test`` gets that split. Classes in
 order of first appearance. Dataset type: segmentation when any polygon or mask, else detection. Geometry
 out of the image by a hair is clipped (see :mod:`._fit`).
 
@@ -53,6 +53,7 @@ __all__ = ["read", "write", "SPLIT_FOLDERS"]
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 SUPPORTED = ("rectangle", "polygon", "mask")
+IGNORE = "__ignore__"  # labelme's ignore-region label (labelme2voc writes it as -1): a crowd region
 VERSION = "5.5.0"
 
 
@@ -147,7 +148,7 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
     names: list[str] = []
     skipped: Counter[str] = Counter()
     clipped: Counter[str] = Counter()
-    kept = 0
+    kept = crowds = 0
     items = []
     has_region = False
     for path in _json_files(src):
@@ -201,9 +202,19 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
                     raise ImportFormatError("mask is empty", file=file, record=rec, field="mask")
                 ann = make_annotation(file=file, record=rec, kind="mask", label=label, mask=region)
             attrs = {k: shape[k] for k in ("group_id", "description", "flags") if shape.get(k) not in (None, "", {})}
-            if attrs:
-                ann = replace(ann, attributes=attrs)
-                kept += 1
+            flags = attrs.get("flags")
+            if flags is not None and not isinstance(flags, dict):
+                raise ImportFormatError(f"expected an object, got {flags!r:.40}", file=file, record=rec,
+                                        field="flags")
+            crowd = label == IGNORE or bool((flags or {}).get("iscrowd"))
+            if flags and "iscrowd" in flags:
+                attrs["flags"] = {k: v for k, v in flags.items() if k != "iscrowd"} or None
+                if attrs["flags"] is None:
+                    del attrs["flags"]
+            if attrs or crowd:
+                ann = replace(ann, attributes=attrs, iscrowd=crowd)
+                kept += bool(attrs)
+                crowds += crowd
             placed, was_clipped = fit(ann, info, clip=clip_boxes, file=file, record=rec)
             if was_clipped:
                 clipped[f"{ann.kind} outside the image"] += 1
@@ -227,14 +238,19 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
                         source=f"labelme:{src}")
     report(batch, skipped, clipped)
     batch.report.keep("labelme group_id / description / shape flags", kept)
+    if crowds:
+        batch.report.note(f"{crowds} {IGNORE} or iscrowd-flagged shapes imported as crowd regions (not trained on)")
     return batch
 
 
 # ------------------------------------------------------------------------------------------------ write
 def _base(a: Annotation) -> dict[str, Any]:
     at = a.attributes
+    flags = dict(at.get("flags", {}))
+    if a.iscrowd and a.label != IGNORE:
+        flags["iscrowd"] = True
     return {"label": a.label, "group_id": at.get("group_id"), "description": at.get("description", ""),
-            "flags": at.get("flags", {}), "mask": None}
+            "flags": flags, "mask": None}
 
 
 def _shape(a: Annotation) -> dict[str, Any]:
