@@ -1,22 +1,30 @@
 """Pascal VOC: ``Annotations/*.xml`` + ``JPEGImages/`` (+ ``ImageSets/Main/{train,val,test}.txt``).
 
-Coordinates: VOC boxes are 1-based *inclusive* pixel indices (``xmin = 1`` is the first pixel column, a
-box covering the whole image has ``xmax = width``). Our records use continuous pixel coordinates with the
-image's left edge at ``x = 0``. So reading gives ``x = xmin - 1``, ``w = xmax - xmin + 1`` (likewise for y),
-and writing gives ``xmin = x + 1``, ``xmax = x + w``: export -> import round-trips exactly, and a box
-with ``xmin = 0`` (a 0-based tool) is out of the image unless ``clip_boxes=True``.
+Coordinates are read as written: ``x = xmin``, ``w = xmax - xmin`` (likewise for y), the way datumaro,
+globox and torchvision read VOC and labelme2voc, Roboflow and CVAT write it; a box on the image's edge has
+``xmin = 0``. ``one_based=True`` (CLI ``--voc-one-based``) reads and writes the old devkit's convention
+instead: 1-based inclusive pixel indices, ``x = xmin - 1``, ``w = xmax - xmin + 1``.
 
 Reading: XML is parsed with defusedxml with DTDs forbidden (no XXE, no entity expansion). ``<filename>``
 resolves inside ``JPEGImages/`` (``images_dir=`` to change). ``<size>`` is optional but must match the
-image. ``<difficult>1</difficult>`` objects are kept unless ``skip_difficult=True``. Classes come from a
-``labels.txt`` (one name a line) at the top when present, else the object names sorted. Split files list
-image ids (the XML file stems); an image in none of them has no split.
+image. ``<difficult>1</difficult>`` objects are kept unless ``skip_difficult=True`` (counted in the report).
+What an object says besides its box is kept in the annotation's attributes and written back: ``difficult``,
+``truncated``, ``occluded`` (``True`` when set; 0 and absent both mean not set), ``pose`` (unless
+``Unspecified``), ``point`` ([x, y]), ``actions`` ({name: bool}), ``parts``
+([{"name", "bndbox": [xmin, ymin, xmax, ymax]}] as written), datumaro's / CVAT's ``<attributes>`` (name ->
+value text), and any other plain ``<tag>text</tag>`` as ``voc.<tag>``. Classes come from ``labels.txt`` (one
+name a line) or datumaro's ``labelmap.txt`` (``name:r,g,b:parts:actions``; its colours are kept, an unused
+``background`` left out) at the top when present, else the object names sorted. Split files list image ids
+(the XML file stems); an image in none of them has no split. The XML stem and ``<filename>`` are kept as
+the example's origin.
 
-Writing: one XML per image, ``JPEGImages/<file_name>``, ``ImageSets/Main/<split>.txt`` and ``labels.txt``.
+Writing: one XML per image, ``JPEGImages/<file_name>``, ``ImageSets/Main/<split>.txt``, ``labels.txt`` and
+``labelmap.txt`` (datumaro's class list with colours, parts and actions).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import stat
 import xml.etree.ElementTree as ET
@@ -25,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ImportFormatError, ValidationError
-from ..records import SPLITS, ClassDef, Example, ImportBatch, ImportItem
+from ..images import IMAGE_SUFFIXES
+from ..import_report import ImportReport
+from ..records import SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
 from ._common import (
     MAX_TEXT_BYTES,
     check_exportable,
@@ -43,10 +53,14 @@ from ._common import (
 )
 from .paths import is_hidden, safe_join
 
-__all__ = ["read", "write", "LABELS_FILE"]
+__all__ = ["read", "write", "LABELS_FILE", "LABELMAP_FILE"]
 
 LABELS_FILE = "labels.txt"
+LABELMAP_FILE = "labelmap.txt"
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
+_FLAGS = ("truncated", "difficult", "occluded")
+_OBJECT_TAGS = frozenset({"name", "bndbox", "pose", *_FLAGS, "point", "actions", "part", "attributes"})
+_TRUE = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _parse_xml(path: Path) -> Any:
@@ -110,20 +124,122 @@ def _int(text: str | None, *, file: str, record: str, field: str) -> int | None:
         ) from None
 
 
-def _splits(root: Path, stems: set[str]) -> dict[str, str]:
+def _flag(text: str | None, *, file: str, record: str, field: str) -> bool | None:
+    if text is None:
+        return None
+    v = _TRUE.get(text.strip().lower())
+    if v is None:
+        raise ImportFormatError(f"{field} must be 0 or 1, got {text!r}", file=file, record=record, field=field)
+    return v
+
+
+def _object_attributes(obj: Any, *, file: str, record: str, report: ImportReport) -> dict[str, Any]:
+    """What a VOC ``<object>`` says besides its name and box (see the module doc)."""
+    attrs: dict[str, Any] = {}
+    for tag in _FLAGS:  # kept when set: 0 is what an absent flag means (datumaro reads both as False)
+        if _flag(_text(obj, tag, file=file, record=record, required=False), file=file, record=record, field=tag):
+            attrs[tag] = True
+    pose = _text(obj, "pose", file=file, record=record, required=False)
+    if pose is not None and pose != "Unspecified":  # the devkit's "no pose", written back when absent
+        attrs["pose"] = pose
+    point = obj.find("point")
+    if point is not None:
+        attrs["point"] = [_number(_text(point, c, file=file, record=record, field=f"point.{c}") or "", file=file,
+                                  record=record, field=f"point.{c}") for c in ("x", "y")]
+    actions = obj.find("actions")
+    if actions is not None:
+        attrs["actions"] = {a.tag: bool(_flag((a.text or "0"), file=file, record=record, field=f"actions.{a.tag}"))
+                            for a in actions}
+    parts = []
+    for k, part in enumerate(obj.findall("part"), 1):
+        prec = f"{record} part {k}"
+        pbox = part.find("bndbox")
+        if pbox is None:
+            raise ImportFormatError("missing <bndbox>", file=file, record=prec, field="part.bndbox")
+        parts.append({"name": _text(part, "name", file=file, record=prec, field="part.name"),
+                      "bndbox": [_number(_text(pbox, c, file=file, record=prec, field=f"part.bndbox.{c}") or "",
+                                         file=file, record=prec, field=f"part.bndbox.{c}") for c in _COORDS]})
+    if parts:
+        attrs["parts"] = parts
+    given = obj.find("attributes")
+    if given is not None:
+        for k, a in enumerate(given.findall("attribute"), 1):
+            name = _text(a, "name", file=file, record=f"{record} attribute {k}", field="attributes.name")
+            assert name is not None
+            if name in attrs or name in _OBJECT_TAGS or name.startswith("voc."):
+                raise ImportFormatError(f"attribute {name!r} is given twice or shadows a VOC tag", file=file,
+                                        record=record, field=f"attributes.{name}")
+            child = a.find("value")
+            attrs[name] = child.text if child is not None and child.text is not None else ""
+    for child in obj:
+        if child.tag in _OBJECT_TAGS or not isinstance(child.tag, str):
+            continue
+        if len(child):
+            report.skip(f"VOC object element <{child.tag}> with sub-elements (not kept)")
+            continue
+        attrs[f"voc.{child.tag}"] = (child.text or "").strip()
+        report.keep(f"VOC object element <{child.tag}> (written back on VOC export)")
+    return attrs
+
+
+def _labelmap(path: Path) -> tuple[list[str], list[str | None]]:
+    """datumaro's ``labelmap.txt``: ``name:r,g,b:parts:actions`` lines, ``#`` comments."""
+    names: list[str] = []
+    colors: list[str | None] = []
+    for n, line in enumerate(read_text(path, what="label map").splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(":")
+        if len(fields) != 4:
+            raise ImportFormatError(f"expected name:r,g,b:parts:actions, got {len(fields)} fields", file=str(path),
+                                    record=f"line {n}")
+        name, rgb = fields[0].strip(), fields[1].strip()
+        color = None
+        if rgb:
+            try:
+                r, g, b = (int(v) for v in rgb.split(","))
+            except ValueError:
+                raise ImportFormatError(f"colour must be r,g,b, got {rgb!r}", file=str(path), record=f"line {n}",
+                                        field="color") from None
+            if not all(0 <= v <= 255 for v in (r, g, b)):
+                raise ImportFormatError(f"colour values must be 0-255, got {rgb!r}", file=str(path),
+                                        record=f"line {n}", field="color")
+            color = f"#{r:02x}{g:02x}{b:02x}"
+        if name in names:
+            raise ImportFormatError(f"class {name!r} is listed twice", file=str(path), record=f"line {n}")
+        names.append(name)
+        colors.append(color)
+    return names, colors
+
+
+def _bare_image(img_root: Path, stem: str) -> Path | None:
+    """``JPEGImages/<stem>.<image suffix>`` when there is exactly one such file."""
+    found = [p for p in (img_root / f"{stem}{s}" for s in IMAGE_SUFFIXES) if p.is_file()]
+    return found[0] if len(found) == 1 else None
+
+
+def _splits(root: Path, stems: set[str], img_root: Path) -> tuple[dict[str, str], dict[str, Path]]:
+    """Split per image id, and the images a split list names that have no annotation file (datumaro and
+    the devkit read those as images without objects)."""
     found: dict[str, str] = {}
+    bare: dict[str, Path] = {}
     for split in SPLITS:
         path = root / "ImageSets" / "Main" / f"{split}.txt"
         if not path.is_file():
             continue
         for n, line in enumerate(read_text(path, what="split list").splitlines(), 1):
             tokens = line.split()
-            if not tokens:
+            if not tokens or tokens[0].startswith("#"):  # datumaro writes and reads comment lines
                 continue
             stem = tokens[0]
-            if stem not in stems:
+            image = None if stem in stems or stem in bare else _bare_image(img_root, stem)
+            if image is not None:
+                bare[stem] = safe_join(img_root, image.name, file=str(path), record=f"line {n}", field="id")
+            if stem not in stems and stem not in bare:
                 raise ImportFormatError(
-                    f"unknown image id {stem!r} (no Annotations/{stem}.xml)",
+                    f"unknown image id {stem!r} (no Annotations/{stem}.xml and no one image "
+                    f"{img_root.name}/{stem}.*)",
                     file=str(path),
                     record=f"line {n}",
                     field="id",
@@ -136,7 +252,7 @@ def _splits(root: Path, stems: set[str]) -> dict[str, str]:
                     field="id",
                 )
             found[stem] = split
-    return found
+    return found, bare
 
 
 def read(
@@ -146,8 +262,10 @@ def read(
     clip_boxes: bool = False,
     skip_missing: bool = False,
     skip_difficult: bool = False,
+    one_based: bool = False,
 ) -> ImportBatch:
     """Read a Pascal VOC folder; see the module doc. Raises on the first problem found."""
+    report = ImportReport()
     root = Path(src)
     ann_dir = root / "Annotations"
     if not ann_dir.is_dir():
@@ -160,9 +278,13 @@ def read(
     xmls = sorted(p for p in ann_dir.iterdir() if p.suffix.lower() == ".xml" and not is_hidden(p.name))
     labels_path = root / LABELS_FILE
     listed = None
+    listed_colors: list[str | None] | None = None
     if labels_path.is_file():
         listed = [ln.strip() for ln in read_text(labels_path, what="class list").splitlines() if ln.strip()]
-    split_of = _splits(root, {p.stem for p in xmls})
+    elif (root / LABELMAP_FILE).is_file():
+        labels_path = root / LABELMAP_FILE
+        listed, listed_colors = _labelmap(labels_path)
+    split_of, bare = _splits(root, {p.stem for p in xmls}, img_root)
 
     items: list[ImportItem] = []
     seen: dict[Path, str] = {}
@@ -218,16 +340,7 @@ def read(
                 raise ImportFormatError(
                     f"class {name!r} is not in {LABELS_FILE}", file=file, record=orec, field="name"
                 )
-            difficult = _int(
-                _text(obj, "difficult", file=file, record=orec, required=False),
-                file=file,
-                record=orec,
-                field="difficult",
-            )
-            if difficult not in (None, 0, 1):
-                raise ImportFormatError(
-                    f"difficult must be 0 or 1, got {difficult}", file=file, record=orec, field="difficult"
-                )
+            attributes = _object_attributes(obj, file=file, record=orec, report=report)
             box = obj.find("bndbox")
             if box is None:
                 raise ImportFormatError("missing <bndbox>", file=file, record=orec, field="bndbox")
@@ -240,23 +353,26 @@ def read(
                 )
                 for c in _COORDS
             )
-            if x1 - x0 + 1 <= 0 or y1 - y0 + 1 <= 0:  # inclusive ends: a sub-pixel box written by us has xmax < xmin
+            bbox = (x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1) if one_based else (x0, y0, x1 - x0, y1 - y0)
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                hint = "" if one_based else " (--voc-one-based reads xmax = xmin as one pixel wide)"
                 raise ImportFormatError(
-                    f"negative box: xmin {x0} ymin {y0} xmax {x1} ymax {y1}",
+                    f"negative or empty box, it has no area: xmin {x0:g} ymin {y0:g} xmax {x1:g} ymax {y1:g}{hint}",
                     file=file,
                     record=orec,
                     field="bndbox",
                 )
             names_seen.add(name)
-            ann = make_annotation(
-                file=file,
-                record=orec,
-                kind="box",
-                label=name,
-                bbox=(x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1),
-            )
+            ann = make_annotation(file=file, record=orec, kind="box", label=name, bbox=bbox,
+                                  attributes=attributes)
             placed = place(ann, info, clip=clip_boxes, file=file, record=orec)
-            if placed is not None and not (skip_difficult and difficult == 1):
+            if placed is None:
+                report.skip("box entirely outside its image (--clip-boxes)")
+            elif skip_difficult and attributes.get("difficult"):
+                report.skip("difficult object (skip_difficult)")
+            else:
+                if placed.bbox != ann.bbox:
+                    report.clip("box outside its image (--clip-boxes)")
                 anns.append(placed)
         items.append(
             ImportItem(
@@ -266,14 +382,90 @@ def read(
                 split=split_of.get(rec),
                 source=f"voc:{xml_path.name}",
                 record=rec,
+                origin={"id": rec, "file_name": fname},
             )
         )
+    for stem, path in sorted(bare.items()):
+        if path in seen:
+            continue
+        probe_path(path, record=stem)
+        items.append(ImportItem(file_name=path.name, path=path, split=split_of.get(stem), source=f"voc:{stem}",
+                                record=stem, origin={"id": stem, "file_name": path.name}))
+    if bare:
+        report.note(f"{len(bare)} images listed in ImageSets/Main without an annotation file imported without "
+                    "objects (status new)")
+    colors = listed_colors
+    if listed is not None and listed_colors is not None and "background" in listed \
+            and "background" not in names_seen:  # datumaro's segmentation background: no detection class
+        k = listed.index("background")
+        listed = listed[:k] + listed[k + 1:]
+        colors = listed_colors[:k] + listed_colors[k + 1:]
+        report.note(f"class 'background' of {LABELMAP_FILE} left out (no object uses it)")
     names = listed if listed is not None else sorted(names_seen)
-    classes = make_classes(names, file=str(labels_path) if listed is not None else str(ann_dir))
-    return ImportBatch(items=items, classes=classes, type="detection", source=f"voc:{root}")
+    classes = make_classes(names, colors, file=str(labels_path) if listed is not None else str(ann_dir))
+    if one_based:
+        report.note("boxes read as 1-based inclusive pixel indices (--voc-one-based)")
+    return ImportBatch(items=items, classes=classes, type="detection", source=f"voc:{root}", report=report)
 
 
-def _xml(ex: Example, name: str, index: dict[str, int]) -> str:
+def _flag_text(v: Any) -> str:
+    return "1" if v is True or (isinstance(v, (int, float)) and not isinstance(v, bool) and v) or \
+        (isinstance(v, str) and _TRUE.get(v.strip().lower()) is True) else "0"
+
+
+def _value_text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def _object_xml(doc: Any, a: Annotation, coords: tuple[float, float, float, float]) -> None:
+    attrs = dict(a.attributes)
+    obj = ET.SubElement(doc, "object")
+    ET.SubElement(obj, "name").text = a.label
+    pose = attrs.pop("pose", "Unspecified")
+    ET.SubElement(obj, "pose").text = pose if isinstance(pose, str) else _value_text(pose)
+    for tag in _FLAGS:
+        if tag in attrs or tag != "occluded":
+            ET.SubElement(obj, tag).text = _flag_text(attrs.pop(tag, 0))
+    bb = ET.SubElement(obj, "bndbox")
+    for tag, v in zip(_COORDS, coords, strict=True):
+        ET.SubElement(bb, tag).text = fmt_float(v)
+    parts = attrs.pop("parts", None)
+    if isinstance(parts, list) and all(isinstance(p, dict) and isinstance(p.get("name"), str)
+                                       and isinstance(p.get("bndbox"), list) and len(p["bndbox"]) == 4
+                                       for p in parts):
+        for p in parts:
+            pe = ET.SubElement(obj, "part")
+            ET.SubElement(pe, "name").text = p["name"]
+            pb = ET.SubElement(pe, "bndbox")
+            for tag, v in zip(_COORDS, p["bndbox"], strict=True):
+                ET.SubElement(pb, tag).text = fmt_float(v) if isinstance(v, (int, float)) else str(v)
+    elif parts is not None:
+        attrs["parts"] = parts
+    actions = attrs.pop("actions", None)
+    if isinstance(actions, dict) and all(k.isidentifier() for k in actions):
+        ae = ET.SubElement(obj, "actions")
+        for k, v in actions.items():
+            ET.SubElement(ae, k).text = _flag_text(v)
+    elif actions is not None:
+        attrs["actions"] = actions
+    point = attrs.pop("point", None)
+    if isinstance(point, list) and len(point) == 2 and all(isinstance(v, (int, float)) for v in point):
+        pe = ET.SubElement(obj, "point")
+        ET.SubElement(pe, "x").text = fmt_float(point[0])
+        ET.SubElement(pe, "y").text = fmt_float(point[1])
+    elif point is not None:
+        attrs["point"] = point
+    for k in [k for k in attrs if k.startswith("voc.") and k[4:].isidentifier() and k[4:] not in _OBJECT_TAGS]:
+        ET.SubElement(obj, k[4:]).text = _value_text(attrs.pop(k))
+    if attrs:
+        ae = ET.SubElement(obj, "attributes")
+        for k, v in attrs.items():
+            at = ET.SubElement(ae, "attribute")
+            ET.SubElement(at, "name").text = k
+            ET.SubElement(at, "value").text = _value_text(v)
+
+
+def _xml(ex: Example, name: str, one_based: bool) -> str:
     doc = ET.Element("annotation")
     ET.SubElement(doc, "folder").text = "JPEGImages"
     ET.SubElement(doc, "filename").text = name
@@ -288,16 +480,28 @@ def _xml(ex: Example, name: str, index: dict[str, int]) -> str:
                 f"VOC holds boxes only, not {a.kind!r}", record=f"example {ex.id}", field="kind"
             )
         x, y, w, h = a.bbox
-        obj = ET.SubElement(doc, "object")
-        ET.SubElement(obj, "name").text = a.label
-        ET.SubElement(obj, "pose").text = "Unspecified"
-        ET.SubElement(obj, "truncated").text = "0"
-        ET.SubElement(obj, "difficult").text = "0"
-        bb = ET.SubElement(obj, "bndbox")
-        for tag, v in zip(_COORDS, (x + 1, y + 1, x + w, y + h), strict=True):
-            ET.SubElement(bb, tag).text = fmt_float(v)
+        coords = (x + 1, y + 1, x + w, y + h) if one_based else (x, y, x + w, y + h)
+        _object_xml(doc, a, coords)
     ET.indent(doc)
     return ET.tostring(doc, encoding="unicode") + "\n"
+
+
+def _labelmap_text(classes: Sequence[ClassDef], examples: Sequence[Example]) -> str:
+    parts: dict[str, dict[str, None]] = {c.name: {} for c in classes}
+    actions: dict[str, dict[str, None]] = {c.name: {} for c in classes}
+    for ex in examples:
+        for a in ex.truth():
+            for p in a.attributes.get("parts") or []:
+                if isinstance(p, dict) and isinstance(p.get("name"), str):
+                    parts[a.label][p["name"]] = None
+            acts = a.attributes.get("actions")
+            if isinstance(acts, dict):
+                actions[a.label].update(dict.fromkeys(acts))
+    lines = ["# label:color_rgb:parts:actions"]
+    for c in classes:
+        rgb = ",".join(str(int(c.color[i:i + 2], 16)) for i in (1, 3, 5))
+        lines.append(f"{c.name}:{rgb}:{','.join(parts[c.name])}:{','.join(actions[c.name])}")
+    return "\n".join(lines) + "\n"
 
 
 def write(
@@ -308,21 +512,28 @@ def write(
     load_bytes: Callable[[str], bytes],
     *,
     overwrite: bool = False,
+    one_based: bool = False,
 ) -> list[Path]:
-    """Write a Pascal VOC dataset into ``out``; returns the files written."""
+    """Write a Pascal VOC dataset into ``out``; returns the files written. ``one_based``: the old devkit's
+    1-based inclusive box coordinates."""
     check_type("voc", dataset_type, ("detection",))
-    index = class_index(classes, examples)
+    class_index(classes, examples)
     check_exportable(examples, ("box",), "VOC (boxes only)")
+    for c in classes:
+        if ":" in c.name:
+            raise ValidationError(f"class name {c.name!r} has a ':' that {LABELMAP_FILE} cannot hold",
+                                  field="classes")
     out = prepare_out(out, overwrite=overwrite)
     written: list[Path] = []
     ids: dict[str, list[str]] = {s: [] for s in SPLITS}
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: "JPEGImages"):
         written.append(path)
         stem = Path(name).stem
-        written.append(write_file(out, f"Annotations/{stem}.xml", _xml(ex, name, index)))
+        written.append(write_file(out, f"Annotations/{stem}.xml", _xml(ex, name, one_based)))
         ids[ex.split].append(stem)
     for split, stems in ids.items():
         if stems:
             written.append(write_file(out, f"ImageSets/Main/{split}.txt", "".join(s + "\n" for s in stems)))
     written.append(write_file(out, LABELS_FILE, "".join(c.name + "\n" for c in classes)))
+    written.append(write_file(out, LABELMAP_FILE, _labelmap_text(classes, examples)))
     return written
