@@ -162,7 +162,7 @@ def test_writer_statuses_config_and_store_round_trip(tmp_path: Path) -> None:
     with Workspace(tmp_path / "ws") as ws:
         ds, _ = import_source(ws, "s", export, "label-studio", images_dir=tmp_path / "src" / "media")
         ds.add_class("unused", "#123456")
-        files = export_dataset(ds, tmp_path / "out", "label-studio")
+        files = export_dataset(ds, tmp_path / "out", "label-studio", status="new,annotated,reviewed")
     assert [f.name for f in files[:2]] == ["tasks.json", "label_config.xml"]
     config = (tmp_path / "out" / "label_config.xml").read_text()
     assert '<Label value="unused" background="#123456"/>' in config and 'toName="image"' in config

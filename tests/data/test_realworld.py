@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -42,10 +43,10 @@ def label_counts(batch) -> Counter:
 def test_every_corpus_folder_has_provenance() -> None:
     subs = [d for d in CORPUS.iterdir() if d.is_dir()]
     assert len(subs) >= 5
-    for d in subs:
+    for d in subs:  # every source names its repository, commit and licence
         text = (d / "PROVENANCE").read_text()
-        for key in ("Source: https://github.com/", "Commit: ", "Licence: ", "Paths:"):
-            assert key in text, (d.name, key)
+        assert re.search(r"https://github\.com/[\w.-]+/[\w.-]+", text), d.name
+        assert re.search(r"Commit:\s+[0-9a-f]{40}\b", text) and re.search(r"Licen[cs]e:", text), d.name
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     assert total < 3 * 1024 * 1024
 
