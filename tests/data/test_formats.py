@@ -160,7 +160,7 @@ ROUND_TRIPS = [
     ("imagefolder", "classification", "classification", False),
     ("anomaly-folder", "anomaly", "anomaly", False),
     ("cvat", "detection", "detection", True),
-    ("cvat", "segmentation-polygons", "segmentation", True),
+    ("cvat", "segmentation", "segmentation", True),
     ("labelme", "detection", "detection", False),
     ("labelme", "segmentation", "segmentation", False),
     ("label-studio", "detection", "detection", True),

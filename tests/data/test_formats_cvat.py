@@ -128,6 +128,12 @@ HOSTILE = [
      ("record image 1 (/etc/passwd)", "field 'name'", "absolute")),
     ("size-mismatch", '<image id="1" name="a.png" width="41" height="30"/>', ImportFormatError,
      ("record image 1 (a.png)", "field 'width'", "40x30")),
+    ("mask-sum", IMG.format('<mask label="car" rle="1, 2" left="0" top="0" width="2" height="2"/>'),
+     ImportFormatError, ("record image 1 (a.png) mask 0", "field 'rle'", "sum to 3")),
+    ("mask-outside", IMG.format('<mask label="car" rle="0, 4" left="39" top="0" width="2" height="2"/>'),
+     ImportFormatError, ("field 'width'", "does not fit")),
+    ("mask-negative", IMG.format('<mask label="car" rle="0, 4" left="-1" top="0" width="2" height="2"/>'),
+     ImportFormatError, ("field 'left'",)),
     ("unsupported", IMG.format('<points label="car" points="1,2"/>'), ImportFormatError,
      ("field 'points'", "--skip-unsupported")),
     ("track", '<track id="0" label="car"/>', ImportFormatError, ("CVAT for video",)),
@@ -183,3 +189,23 @@ def test_writer_names_are_sha_checked(tmp_path: Path) -> None:
     assert [p.relative_to(tmp_path / "out").as_posix() for p in pngs] == ["images/Train/a.png",
                                                                          "images/Validation/b.png"]
     assert {hashlib.sha256(p.read_bytes()).hexdigest() for p in pngs} == set(blobs)
+
+
+def test_mask_elements(tmp_path: Path) -> None:
+    # CVAT's run lengths: zeros first, row by row over the 4x3 patch at (10, 5)
+    write_task(tmp_path, IMG.format('<mask label="car" occluded="0" rle="1, 2, 3, 4, 2" left="10" top="5" '
+                                    'width="4" height="3" z_order="0"/>'))
+    (ann,) = get_reader("cvat").read(tmp_path).items[0].annotations
+    from workbench.data.formats._rle import rle_to_array
+
+    arr = rle_to_array(ann.mask)
+    patch = [[0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 0, 0]]
+    assert arr[5:8, 10:14].tolist() == [[bool(v) for v in row] for row in patch]
+    assert arr.sum() == 6 and ann.kind == "mask"
+    examples, blobs = to_examples(get_reader("cvat").read(tmp_path))
+    get_writer("cvat").write(tmp_path / "out", examples, get_reader("cvat").read(tmp_path).classes,
+                             "segmentation", blobs.__getitem__)
+    text = (tmp_path / "out" / "annotations.xml").read_text()
+    assert 'rle="1, 2, 3, 4, 2" left="10" top="5" width="4" height="3"' in text  # as CVAT wrote it
+    (back,) = get_reader("cvat").read(tmp_path / "out").items[0].annotations
+    assert back.mask == ann.mask

@@ -7,15 +7,16 @@ is refused. Images are found under ``images_dir`` (default: ``images/`` beside t
 folder) as ``<subset>/<name>`` (project exports) or ``<name>``, never outside it; the size the XML gives
 must match the image. ``subset`` gives the split (Train / Validation / Test and their short forms; other
 subset names leave the split to the dataset and are counted). Shapes: ``box`` (a ``rotation`` makes it its
-polygon, turned about its centre), ``polygon``; ``occluded``, ``z_order``, ``group_id``, ``source`` and
+polygon, turned about its centre), ``polygon``, ``mask`` (``rle`` run lengths, zeros first, row by row over
+the ``left`` / ``top`` / ``width`` / ``height`` patch); ``occluded``, ``z_order``, ``group_id``, ``source`` and
 the ``attribute`` children (typed from the label's ``input_type``: checkbox -> bool, number -> number,
 others text) are kept as annotation attributes when the store has them. Other shapes (polyline, points,
-mask, ellipse, cuboid, skeleton) and image ``tag`` elements are refused, or left out and counted with
+ellipse, cuboid, skeleton) and image ``tag`` elements are refused, or left out and counted with
 ``skip_unsupported``. Dataset type: segmentation when any polygon, else detection.
 
 Writing: ``OUT/annotations.xml`` + ``OUT/images/<split>/<name>``, one ``<image>`` per example with its
-``subset`` (Train / Validation / Test), labels with their colours in ``meta/project``; masks are traced to
-polygons (lossy).
+``subset`` (Train / Validation / Test), labels with their colours in ``meta/project``, masks as CVAT
+``<mask>`` elements (run lengths over the mask's bounding patch, as CVAT writes them).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from ._common import (
     write_file,
 )
 from ._fit import fit, report
-from ._rle import mask_to_polygons
+from ._rle import rle_from_array, rle_to_array
 from .paths import is_hidden, safe_join
 from .voc import _parse_xml
 
@@ -53,7 +54,8 @@ __all__ = ["read", "write", "SUBSETS"]
 SUBSETS = {"train": "train", "training": "train", "validation": "val", "val": "val", "valid": "val",
            "test": "test", "testing": "test"}
 SUBSET_OF = {"train": "Train", "val": "Validation", "test": "Test"}
-UNSUPPORTED = ("polyline", "points", "mask", "ellipse", "cuboid", "skeleton", "tag")
+UNSUPPORTED = ("polyline", "points", "ellipse", "cuboid", "skeleton", "tag")
+SHAPES = ("box", "polygon", "mask")
 
 
 def _xml_file(src: Path) -> Path:
@@ -171,14 +173,69 @@ def _attributes(el: Any, types: dict[str, dict[str, Any]], *, file: str, rec: st
 
 def _fields(ann: Annotation) -> dict[str, Any]:
     return {"kind": ann.kind, "label": ann.label, "bbox": ann.bbox if ann.kind == "box" else None,
-            "polygons": ann.polygons}
+            "polygons": ann.polygons, "mask": ann.mask}
+
+
+def _int_attr(el: Any, key: str, *, file: str, rec: str) -> int:
+    try:
+        v = int(el.get(key))
+    except (TypeError, ValueError):
+        raise ImportFormatError(f"expected an integer, got {el.get(key)!r}", file=file, record=rec,
+                                field=key) from None
+    if v < 0:
+        raise ImportFormatError(f"must be at least 0, got {v}", file=file, record=rec, field=key)
+    return v
+
+
+def _mask(el: Any, size: tuple[int, int], *, file: str, rec: str) -> dict[str, Any]:
+    """A ``<mask rle left top width height>``: run lengths (zeros first) over the patch, row by row."""
+    import numpy as np
+
+    left, top, w, h = (_int_attr(el, k, file=file, rec=rec) for k in ("left", "top", "width", "height"))
+    try:
+        counts = [int(v) for v in (el.get("rle") or "").split(",")]
+    except ValueError:
+        raise ImportFormatError("expected comma-separated run lengths", file=file, record=rec, field="rle") from None
+    if any(c < 0 for c in counts) or sum(counts) != w * h or w * h == 0:
+        raise ImportFormatError(f"run lengths sum to {sum(counts)}, expected width x height = {w * h}", file=file,
+                                record=rec, field="rle")
+    W, H = size
+    if left + w > W or top + h > H:
+        raise ImportFormatError(f"mask {w}x{h} at ({left}, {top}) does not fit the {W}x{H} image", file=file,
+                                record=rec, field="width" if left + w > W else "height")
+    patch = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool).reshape(h, w)
+    full = np.zeros((H, W), dtype=bool)
+    full[top : top + h, left : left + w] = patch
+    if not full.any():
+        raise ImportFormatError("mask is empty", file=file, record=rec, field="rle")
+    return rle_from_array(full)
+
+
+def _mask_attrs(mask: dict[str, Any]) -> dict[str, str]:
+    """``rle``, ``left``, ``top``, ``width``, ``height`` of a mask cropped to its pixels."""
+    import numpy as np
+
+    arr = rle_to_array(mask) != 0
+    ys, xs = np.nonzero(arr)
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    flat = arr[y0:y1, x0:x1].reshape(-1)
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    runs = np.diff(bounds).tolist()
+    if flat[0]:
+        runs = [0, *runs]
+    return {"rle": ", ".join(map(str, runs)), "left": str(x0), "top": str(y0), "width": str(x1 - x0),
+            "height": str(y1 - y0)}
 
 
 def _int_or_text(v: str) -> int | str:
     return int(v) if v.isdigit() else v
 
 
-def _shape(el: Any, label: str, *, file: str, rec: str) -> Annotation:
+def _shape(el: Any, label: str, size: tuple[int, int], *, file: str, rec: str) -> Annotation:
+    if el.tag == "mask":
+        return make_annotation(file=file, record=rec, kind="mask", label=label,
+                               mask=_mask(el, size, file=file, rec=rec))
     if el.tag == "polygon":
         return make_annotation(file=file, record=rec, kind="polygon", label=label,
                                polygons=(_points(el, file=file, rec=rec),))
@@ -256,16 +313,16 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
                 if skip_unsupported:
                     skipped[f"{el.tag} (not supported; --skip-unsupported)"] += 1
                     continue
-                raise ImportFormatError(f"<{el.tag}> is not supported (only box, polygon; --skip-unsupported "
+                raise ImportFormatError(f"<{el.tag}> is not supported (only box, polygon, mask; --skip-unsupported "
                                         "leaves such shapes out and counts them)", file=file, record=srec,
                                         field=el.tag)
-            if el.tag not in ("box", "polygon"):
+            if el.tag not in SHAPES:
                 raise ImportFormatError(f"unknown element <{el.tag}>", file=file, record=srec, field=el.tag)
             label = el.get("label") or ""
             if label not in types:
                 raise ImportFormatError(f"label {label!r} is not one of the labels in meta ({', '.join(names)})",
                                         file=file, record=srec, field="label")
-            ann = _shape(el, label, file=file, rec=srec)
+            ann = _shape(el, label, (info.width, info.height), file=file, rec=srec)
             ann = make_annotation(file=file, record=srec, **{
                 **_fields(ann), "attributes": _attributes(el, types[label], file=file, rec=srec)})
             placed, was_clipped = fit(ann, info, clip=clip_boxes, file=file, record=srec)
@@ -273,7 +330,7 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
                 clipped[f"{ann.kind} outside the image"] += 1
             if placed is None:
                 continue
-            has_polygon = has_polygon or placed.kind == "polygon"
+            has_polygon = has_polygon or placed.kind != "box"
             kept += bool(placed.attributes)
             anns.append(placed)
         origin: dict[str, Any] = {"id": _int_or_text(img.get("id", str(n))), "file_name": name}
@@ -391,8 +448,10 @@ def write(
                 x, y, w, h = a.bbox
                 shapes = [_sub(img, "box", label=a.label, xtl=fmt_float(x), ytl=fmt_float(y),
                                xbr=fmt_float(x + w), ybr=fmt_float(y + h), **common)]
+            elif a.kind == "mask":
+                shapes = [_sub(img, "mask", label=a.label, **_mask_attrs(a.mask or {}), **common)]
             else:
-                polys = a.polygons if a.polygons is not None else mask_to_polygons(a.mask or {})
+                polys = a.polygons or ()
                 shapes = [_sub(img, "polygon", label=a.label, points=";".join(
                     f"{fmt_float(p[j])},{fmt_float(p[j + 1])}" for j in range(0, len(p), 2)), **common)
                     for p in polys]
