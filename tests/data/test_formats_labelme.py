@@ -179,3 +179,13 @@ def test_crowd_regions(tmp_path: Path) -> None:
     assert [a.content() for a in back.items[0].annotations] == [a.content() for a in batch.items[0].annotations]
     assert json.loads((tmp_path / "out" / "train" / "a.json").read_text())["shapes"][1]["flags"] == {
         "blurred": True, "iscrowd": True}
+
+
+def test_absolute_image_path_from_another_machine(tmp_path: Path) -> None:
+    put(tmp_path, "a.json", doc([], image_path="C:\\Users\\ann\\data\\a.png"))
+    put(tmp_path, "b.json", doc([], image_path="/home/ann/data/b.png"), image=("b.png", 40, 30))
+    batch = get_reader("labelme").read(tmp_path)
+    assert [it.path for it in batch.items] == [(tmp_path / "a.png").resolve(), (tmp_path / "b.png").resolve()]
+    put(tmp_path / "x", "c.json", doc([], image_path="/home/ann/data/c.png"), image=None)
+    with pytest.raises(UnsafePathError, match="c.json.*field 'imagePath'.*absolute"):
+        get_reader("labelme").read(tmp_path / "x")

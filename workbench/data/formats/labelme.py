@@ -3,7 +3,8 @@
 Reading: ``src`` is one ``.json`` file or a folder searched recursively for them (hidden files skipped;
 JSON files that are not LabelMe files -- no ``shapes`` list -- are refused). The image is ``imageData``
 (base64, embedded) when it is set, else ``imagePath`` relative to the JSON file (backslashes and ``..``
-allowed while it stays inside the import folder), as labelme itself loads it; ``imageWidth`` /
+allowed while it stays inside the import folder), as labelme itself loads it; an absolute ``imagePath``
+(written on another machine) is read as the file of that name beside the JSON, else refused; ``imageWidth`` /
 ``imageHeight``, when given, must match the image. Shapes: ``rectangle`` (two corners, any order) -> box,
 ``polygon`` -> polygon, ``mask`` (a base64 PNG patch placed at the first point) -> mask. Other shape types
 (circle, line, linestrip, point, ...) are refused, or with ``skip_unsupported`` left out and counted.
@@ -25,7 +26,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from ...errors import ImportFormatError
@@ -126,8 +127,11 @@ def _image(doc: dict, path: Path, root: Path, *, file: str, rec: str) -> tuple[P
     if raw is None or raw == "":
         raise ImportFormatError("neither imageData nor imagePath is set", file=file, record=rec,
                                 field="imagePath")
-    img = resolve_inside(root, path.parent, as_str(raw, file=file, record=rec, field="imagePath"), file=file,
-                         record=rec, field="imagePath")
+    raw = as_str(raw, file=file, record=rec, field="imagePath")
+    base = PureWindowsPath(raw).name if "\\" in raw else PurePosixPath(raw).name
+    if (PurePosixPath(raw).is_absolute() or PureWindowsPath(raw).drive) and base and (path.parent / base).is_file():
+        raw = base  # labelme run on another machine wrote where the image was there; it lies beside the JSON
+    img = resolve_inside(root, path.parent, raw, file=file, record=rec, field="imagePath")
     if not img.is_file():
         raise ImportFormatError(f"image {raw!r} not found (looked at {img})", file=file, record=rec,
                                 field="imagePath")
