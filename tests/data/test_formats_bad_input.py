@@ -308,7 +308,7 @@ CASES = [
     Case("yolo-nc-mismatch", yolo(yaml="train: images/train\nnc: 3\nnames: [cat, dog]\n"), ImportFormatError, ("data.yaml", "field 'nc'")),
     Case("yolo-no-splits", yolo(yaml="names: [cat, dog]\n"), ImportFormatError, ("data.yaml", "train")),
     Case("yolo-split-dotdot", yolo(yaml="train: ../elsewhere\nnames: [cat, dog]\n", files=put("../elsewhere/x.png", png(seed=8))), UnsafePathError, ("data.yaml", "record train", "'..'")),
-    Case("yolo-split-dotdot-missing", yolo(yaml="train: ../elsewhere\nnames: [cat, dog]\n"), ImportFormatError, ("data.yaml", "record train", "'../elsewhere' not found")),
+    Case("yolo-split-dotdot-missing", yolo(yaml="train: ../nowhere-at-all\nnames: [cat, dog]\n"), ImportFormatError, ("data.yaml", "record train", "'../nowhere-at-all' not found")),
     Case("yolo-split-absolute", yolo(yaml="train: /tmp\nnames: [cat, dog]\n"), UnsafePathError, ("data.yaml", "record train", "absolute")),
     Case("yolo-path-absolute-outside", yolo(yaml="path: /usr\ntrain: images/train\nnames: [cat, dog]\n"), UnsafePathError, ("data.yaml", "field 'path'")),
     Case("yolo-split-missing-folder", yolo(yaml="train: images/nope\nnames: [cat, dog]\n"), ImportFormatError, ("data.yaml", "record train", "'images/nope' not found")),
