@@ -209,3 +209,11 @@ def test_mask_elements(tmp_path: Path) -> None:
     assert 'rle="1, 2, 3, 4, 2" left="10" top="5" width="4" height="3"' in text  # as CVAT wrote it
     (back,) = get_reader("cvat").read(tmp_path / "out").items[0].annotations
     assert back.mask == ann.mask
+
+
+def test_wholly_outside_with_clip_boxes_is_dropped_and_counted(tmp_path: Path) -> None:
+    write_task(tmp_path, IMG.format('<box label="car" xtl="50" ytl="1" xbr="60" ybr="2"/>'
+                                    '<box label="car" xtl="1" ytl="1" xbr="2" ybr="2"/>'))
+    batch = get_reader("cvat").read(tmp_path, clip_boxes=True)
+    assert [a.bbox for a in batch.items[0].annotations] == [(1.0, 1.0, 1.0, 1.0)]
+    assert batch.report.skipped == {"box wholly outside the image (clipped to nothing)": 1}

@@ -243,6 +243,7 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
                 if was_clipped:
                     clipped[f"{ann.kind} outside the image"] += 1
                 if placed is None:
+                    skipped[f"{ann.kind} wholly outside the image (clipped to nothing)"] += 1
                     continue
                 regions += 1
             elif kind == "choices":

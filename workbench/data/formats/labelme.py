@@ -223,6 +223,7 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
             if was_clipped:
                 clipped[f"{ann.kind} outside the image"] += 1
             if placed is None:
+                skipped[f"{ann.kind} wholly outside the image (clipped to nothing)"] += 1
                 continue
             has_region = has_region or placed.kind != "box"
             if label not in names:
