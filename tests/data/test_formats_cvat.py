@@ -90,6 +90,7 @@ def test_through_the_store(tmp_path: Path) -> None:
         assert ex.origin["id"] == 7 and ex.annotations[0].attributes["speed"] == 42.5
         files = get_writer("cvat").write(tmp_path / "out", ds.examples(), ds.classes, ds.type, ds.load_bytes)
     text = (tmp_path / "out" / "annotations.xml").read_text()
+    assert '<image id="7" name="a.png"' in text and '<image id="8" name="b.png"' in text  # source ids kept
     assert 'occluded="1"' in text and '<attribute name="parked">true</attribute>' in text
     assert sum(1 for f in files if f.suffix == ".png") == 2
 

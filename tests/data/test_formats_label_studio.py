@@ -156,8 +156,8 @@ def test_hostile_exports_are_refused_and_change_nothing(tmp_path: Path, name: st
 
 def test_writer_statuses_config_and_store_round_trip(tmp_path: Path) -> None:
     export = setup(tmp_path / "src", [
-        task(1, "a.png", [rect("car", 10, 20, 30, 40)], data={"image": "a.png", "split": "val"}),
-        task(2, "sub/b.png", None),
+        task(11, "a.png", [rect("car", 10, 20, 30, 40)], data={"image": "a.png", "split": "val"}),
+        task(12, "sub/b.png", None),
     ])
     with Workspace(tmp_path / "ws") as ws:
         ds, _ = import_source(ws, "s", export, "label-studio", images_dir=tmp_path / "src" / "media")
@@ -168,6 +168,7 @@ def test_writer_statuses_config_and_store_round_trip(tmp_path: Path) -> None:
     assert '<Label value="unused" background="#123456"/>' in config and 'toName="image"' in config
     tasks = json.loads((tmp_path / "out" / "tasks.json").read_text())
     assert [len(t["annotations"]) for t in tasks] == [1, 0]  # nobody labelled b.png: no annotation
+    assert [t["id"] for t in tasks] == [11, 12]  # the source's task ids, not the example ids 1, 2
     assert tasks[0]["data"]["image"] == "/data/local-files/?d=images/a.png"
     back = get_reader("label-studio").read(tmp_path / "out")
     assert [c.name for c in back.classes] == ["car", "unused"] and back.classes[1].color == "#123456"

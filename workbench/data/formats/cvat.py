@@ -15,7 +15,8 @@ ellipse, cuboid, skeleton) and image ``tag`` elements are refused, or left out a
 ``skip_unsupported``. Dataset type: segmentation when any polygon, else detection.
 
 Writing: ``OUT/annotations.xml`` + ``OUT/images/<split>/<name>``, one ``<image>`` per example with its
-``subset`` (Train / Validation / Test), labels with their colours in ``meta/project``, masks as CVAT
+``subset`` (Train / Validation / Test) and the source's image id while the exported ones are unique,
+labels with their colours (and attribute specs) in ``meta/project``, masks as CVAT
 ``<mask>`` elements (run lengths over the mask's bounding patch, as CVAT writes them).
 """
 
@@ -437,10 +438,13 @@ def write(
             _sub(spec, "default_value", values[0] if values else "")
             _sub(spec, "values", ("\n" if input_type == "text" else " ").join(values))
     written: list[Path] = []
+    given = [ex.origin.get("id") for ex in sorted(examples, key=lambda e: e.id)]
+    keep_ids = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in given) and len(
+        set(given)) == len(given)  # the source's image ids, while they are still unique
     for i, (ex, name, path) in enumerate(export_images(out, examples, load_bytes,
                                                        lambda ex: f"images/{SUBSET_OF[ex.split]}")):
         written.append(path)
-        img = _sub(root, "image", id=str(i), name=name, subset=SUBSET_OF[ex.split], width=str(ex.width),
+        img = _sub(root, "image", id=str(given[i] if keep_ids else i), name=name, subset=SUBSET_OF[ex.split], width=str(ex.width),
                    height=str(ex.height))
         for a in ex.truth():
             common = _shape_attrs(a)

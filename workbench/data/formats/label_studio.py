@@ -340,12 +340,15 @@ def write(
     out = prepare_out(out, overwrite=overwrite)
     written: list[Path] = []
     tasks = []
+    given = {ex.id: ex.origin.get("id") for ex in examples}
+    keep_ids = all(isinstance(v, int) and not isinstance(v, bool) for v in given.values()) and len(
+        set(given.values())) == len(given)  # the source's task ids, while they are still unique
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: "images"):
         written.append(path)
         url = "/data/local-files/?d=" + urllib.parse.quote(f"images/{name}")
         results = [r for n, a in enumerate(ex.truth()) for r in _results(a, ex.width, ex.height, n)]
         annotated = ex.status != "new" or bool(results)
-        tasks.append({"id": ex.id, "data": {"image": url, "split": ex.split},
+        tasks.append({"id": given[ex.id] if keep_ids else ex.id, "data": {"image": url, "split": ex.split},
                       "annotations": [{"id": ex.id, "result": results, "was_cancelled": False,
                                        "ground_truth": False}] if annotated else [],
                       "predictions": []})
