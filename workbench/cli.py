@@ -255,6 +255,8 @@ def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None
         said = ", ".join(f"{n} {s}" for s, n in sorted(result.left_out.items()))
         click.echo(f"left out {result.total_left_out} examples by status ({said}); --status "
                    f"{','.join(sorted(set(result.statuses) | set(result.left_out)))} includes them")
+    for what, n in sorted(result.not_written.items()):
+        click.echo(f"not written: {n} {what}")
 
 
 @cli.command()

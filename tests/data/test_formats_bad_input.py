@@ -281,7 +281,7 @@ CASES = [
     Case("coco-dotdot-path", coco(set_("images.0.file_name", "../a.png")), UnsafePathError, ("annotations.json", "record image 1", "field 'file_name'", "'..'")),
     Case("coco-absolute-path", coco(set_("images.0.file_name", "/etc/hostname")), UnsafePathError, ("annotations.json", "record image 1", "field 'file_name'", "absolute")),
     Case("coco-symlink-out", coco(files=lambda r: (put("../outside.png", png(seed=8))(r), link("a.png", "../outside.png")(r))), UnsafePathError, ("annotations.json", "record image 1", "field 'file_name'", "outside")),
-    Case("coco-missing-image", coco(set_("images.1.file_name", "nope.png")), ImportFormatError, ("annotations.json", "record image 2", "field 'file_name'", "not found", "skip_missing")),
+    Case("coco-missing-image", coco(set_("images.1.file_name", "nope.png")), ImportFormatError, ("annotations.json", "record image 2", "field 'file_name'", "not found", "--skip-missing")),
     Case("coco-corrupt-image", coco(files=put("a.png", corrupt_png())), ImageError, ("a.png", "record image 1", "corrupt")),
     Case("coco-truncated-png", coco(files=put("a.png", png(seed=1)[:300])), ImageError, ("a.png", "record image 1")),
     Case("coco-truncated-jpeg", coco(set_("images.0.file_name", "t.jpg"), files=put("t.jpg", jpeg()[:-200])), ImageError, ("t.jpg", "record image 1", "truncated")),

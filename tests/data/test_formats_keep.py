@@ -83,6 +83,7 @@ def _check_against_pycocotools(path: Path, batch) -> None:
                     assert ours.attributes[k] == theirs[k]
             assert {k: v for k, v in ours.attributes.items() if k not in ("keypoints", "num_keypoints")} \
                 == theirs.get("attributes", {})
+            assert ours.source_id == theirs["id"]
 
 
 @pytest.mark.parametrize("split", ["train", "val"])
@@ -151,7 +152,7 @@ def _pc_equal(ours_path: Path, theirs_path: Path) -> None:
         oa = sorted(ours.loadAnns(ours.getAnnIds(imgIds=iid, iscrowd=None)), key=lambda a: a["bbox"])
         assert len(ta) == len(oa)
         for t, o in zip(ta, oa, strict=True):
-            for k in ("category_id", "bbox", "iscrowd", "attributes", "keypoints", "num_keypoints"):
+            for k in ("id", "category_id", "bbox", "iscrowd", "attributes", "keypoints", "num_keypoints"):
                 assert o.get(k) == t.get(k), k
             if t.get("segmentation"):
                 assert np.array_equal(_pc_mask(ours, o), _pc_mask(theirs, t))
@@ -413,3 +414,51 @@ def test_error_mining_neither_misses_a_crowd_region_nor_counts_a_prediction_insi
                         annotations=tuple(Annotation(a.kind, a.label, bbox=a.bbox) for a in ex.annotations))
     (m,) = rank_examples([as_object], rows[:1] + rows[2:], "detection", names)
     assert m.details["missed"] == 1  # the same region as an object is a miss
+
+
+def test_an_export_says_what_its_format_cannot_hold(tmp_path, capsys):
+    from workbench.cli import main
+
+    home = str(tmp_path / "ws")
+    src = INSTANCES / "annotations" / "instances_val.json"
+    assert main(["--home", home, "import", "d", str(src), "--format", "coco"]) == 0
+    capsys.readouterr()
+    assert main(["--home", home, "export", "d", str(tmp_path / "yolo"), "--format", "yolo"]) == 0
+    out = capsys.readouterr().out
+    assert "not written: 1 crowd regions written as ordinary objects (yolo has no crowd flag)" in out
+    assert "not written: 1 annotations whose attributes yolo cannot hold" in out
+    assert main(["--home", home, "export", "d", str(tmp_path / "coco"), "--format", "coco"]) == 0
+    assert "not written" not in capsys.readouterr().out
+
+
+def test_string_ids_of_other_sources_are_not_coco_image_ids(tmp_path):
+    """VOC keeps its file stems as ids; a COCO export still writes integer image ids."""
+    from workbench.data.formats.coco_fields import image_ids
+
+    exs = [Example(i, "d", "x", "f", 1, 1, "train", "new", origin={"id": f"2007_00000{i}"}) for i in (1, 2)]
+    assert image_ids(exs) == [1, 2]
+
+
+def test_we_keep_what_datumaro_keeps_of_coco_instances():
+    """datumaro's own expectation for these two files (tests/unit/test_coco_format.py,
+    test_can_import_instances, same commit as the assets): per item its image id; per annotation its id,
+    label, geometry, is_crowd and attributes x / y. Everything it keeps, we keep (and more: category ids
+    1 2 4, supercategories, image file fields, info / licenses)."""
+    datumaro_expects = {
+        5: [("b", 1, "bbox", (2, 2, 3, 1), False, {})],
+        40: [("a", 1, "polygon", (0, 0, 1, 2), False, {"x": 1, "y": "hello"}),
+             ("b", 2, "mask", (0, 0, 1, 9), True, {})],
+    }
+    mask_2 = np.array([[1, 1, 0, 0, 0]] * 10, dtype=bool)
+    for split in ("train", "val"):
+        batch = get_reader("coco").read(INSTANCES / "annotations" / f"instances_{split}.json")
+        for item in batch.items:
+            got = [(a.label, a.source_id, a.kind, a.bbox, a.iscrowd, a.attributes) for a in item.annotations]
+            want = [(lab, aid, "box" if kind == "bbox" else kind, tuple(float(v) for v in bb), crowd, at)
+                    for lab, aid, kind, bb, crowd, at in datumaro_expects[item.origin["id"]]]
+            assert got == want
+            for a in item.annotations:
+                if a.kind == "mask":
+                    assert np.array_equal(_our_mask(a, 10, 5), mask_2)
+        assert [c.name for c in batch.classes] == ["a", "b", "c"]
+        assert [c.origin["id"] for c in batch.classes] == [1, 2, 4]

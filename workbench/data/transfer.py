@@ -24,6 +24,10 @@ __all__ = ["import_source", "export_dataset", "export_with_report", "ExportResul
 # empty negatives ("nothing here") to whoever trains on the export.
 DEFAULT_EXPORT_STATUSES = ("annotated", "reviewed")
 
+# What each writer writes back of what the records keep beyond geometry and class; the rest is counted in
+# ExportResult.not_written (an export never drops something without saying so).
+WRITTEN_BACK: dict[str, tuple[str, ...]] = {"coco": ("iscrowd", "attributes"), "voc": ("attributes",)}
+
 
 def _dataset_for(ws: Workspace, name: str, batch_type: str | None, type: str | None, what: str,
                  classes=None) -> tuple[Dataset, bool]:
@@ -65,6 +69,7 @@ class ExportResult:
     examples: int
     statuses: tuple[str, ...]
     left_out: dict[str, int] = field(default_factory=dict)
+    not_written: dict[str, int] = field(default_factory=dict)  # what the format cannot hold -> how many
 
     @property
     def total_left_out(self) -> int:
@@ -111,7 +116,19 @@ def export_with_report(ds: Dataset, out: str | Path, fmt: str, *, split: str | N
     if "source_info" in inspect.signature(writer.func).parameters and "source_info" not in options:
         options["source_info"] = source_info
     files = writer.write(Path(out), examples, classes, ds.type, ds.load_bytes, **options)
-    return ExportResult(files, len(examples), statuses, dict(left_out))
+    return ExportResult(files, len(examples), statuses, dict(left_out), _not_written(fmt, examples))
+
+
+def _not_written(fmt: str, examples: Sequence[Any]) -> dict[str, int]:
+    holds = WRITTEN_BACK.get(fmt, ())
+    out: Counter[str] = Counter()
+    for e in examples:
+        for a in e.truth():
+            if a.iscrowd and "iscrowd" not in holds:
+                out[f"crowd regions written as ordinary objects ({fmt} has no crowd flag)"] += 1
+            if a.attributes and "attributes" not in holds:
+                out[f"annotations whose attributes {fmt} cannot hold"] += 1
+    return dict(out)
 
 
 def export_dataset(ds: Dataset, out: str | Path, fmt: str, *, split: str | None = None,

@@ -24,8 +24,6 @@ Writing: one XML per image, ``JPEGImages/<file_name>``, ``ImageSets/Main/<split>
 
 from __future__ import annotations
 
-import json
-import math
 import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -35,14 +33,13 @@ from typing import Any
 from ...errors import ImportFormatError, ValidationError
 from ..images import IMAGE_SUFFIXES
 from ..import_report import ImportReport
-from ..records import SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ..records import SPLITS, ClassDef, Example, ImportBatch, ImportItem
 from ._common import (
     MAX_TEXT_BYTES,
     check_exportable,
     check_type,
     class_index,
     export_images,
-    fmt_float,
     make_annotation,
     make_classes,
     place,
@@ -52,15 +49,20 @@ from ._common import (
     write_file,
 )
 from .paths import is_hidden, safe_join
+from .voc_fields import (
+    COORDS,
+    LABELMAP_FILE,
+    labelmap_text,
+    number,
+    object_attributes,
+    object_xml,
+    read_labelmap,
+    text,
+)
 
 __all__ = ["read", "write", "LABELS_FILE", "LABELMAP_FILE"]
 
 LABELS_FILE = "labels.txt"
-LABELMAP_FILE = "labelmap.txt"
-_COORDS = ("xmin", "ymin", "xmax", "ymax")
-_FLAGS = ("truncated", "difficult", "occluded")
-_OBJECT_TAGS = frozenset({"name", "bndbox", "pose", *_FLAGS, "point", "actions", "part", "attributes"})
-_TRUE = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 def _parse_xml(path: Path) -> Any:
@@ -89,30 +91,6 @@ def _parse_xml(path: Path) -> Any:
         raise ImportFormatError(f"XML in an unsupported encoding ({e}); save it as UTF-8", file=file) from None
 
 
-def _text(
-    el: Any, tag: str, *, file: str, record: str, field: str | None = None, required: bool = True
-) -> str | None:
-    child = el.find(tag)
-    text = child.text.strip() if child is not None and child.text is not None else ""
-    if not text:
-        if required:
-            raise ImportFormatError(f"missing <{tag}>", file=file, record=record, field=field or tag)
-        return None
-    return text
-
-
-def _number(text: str, *, file: str, record: str, field: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ImportFormatError(
-            f"expected a number, got {text!r}", file=file, record=record, field=field
-        ) from None
-    if not math.isfinite(v):
-        raise ImportFormatError(f"number is not finite ({text})", file=file, record=record, field=field)
-    return v
-
-
 def _int(text: str | None, *, file: str, record: str, field: str) -> int | None:
     if text is None:
         return None
@@ -122,95 +100,6 @@ def _int(text: str | None, *, file: str, record: str, field: str) -> int | None:
         raise ImportFormatError(
             f"expected an integer, got {text!r}", file=file, record=record, field=field
         ) from None
-
-
-def _flag(text: str | None, *, file: str, record: str, field: str) -> bool | None:
-    if text is None:
-        return None
-    v = _TRUE.get(text.strip().lower())
-    if v is None:
-        raise ImportFormatError(f"{field} must be 0 or 1, got {text!r}", file=file, record=record, field=field)
-    return v
-
-
-def _object_attributes(obj: Any, *, file: str, record: str, report: ImportReport) -> dict[str, Any]:
-    """What a VOC ``<object>`` says besides its name and box (see the module doc)."""
-    attrs: dict[str, Any] = {}
-    for tag in _FLAGS:  # kept when set: 0 is what an absent flag means (datumaro reads both as False)
-        if _flag(_text(obj, tag, file=file, record=record, required=False), file=file, record=record, field=tag):
-            attrs[tag] = True
-    pose = _text(obj, "pose", file=file, record=record, required=False)
-    if pose is not None and pose != "Unspecified":  # the devkit's "no pose", written back when absent
-        attrs["pose"] = pose
-    point = obj.find("point")
-    if point is not None:
-        attrs["point"] = [_number(_text(point, c, file=file, record=record, field=f"point.{c}") or "", file=file,
-                                  record=record, field=f"point.{c}") for c in ("x", "y")]
-    actions = obj.find("actions")
-    if actions is not None:
-        attrs["actions"] = {a.tag: bool(_flag((a.text or "0"), file=file, record=record, field=f"actions.{a.tag}"))
-                            for a in actions}
-    parts = []
-    for k, part in enumerate(obj.findall("part"), 1):
-        prec = f"{record} part {k}"
-        pbox = part.find("bndbox")
-        if pbox is None:
-            raise ImportFormatError("missing <bndbox>", file=file, record=prec, field="part.bndbox")
-        parts.append({"name": _text(part, "name", file=file, record=prec, field="part.name"),
-                      "bndbox": [_number(_text(pbox, c, file=file, record=prec, field=f"part.bndbox.{c}") or "",
-                                         file=file, record=prec, field=f"part.bndbox.{c}") for c in _COORDS]})
-    if parts:
-        attrs["parts"] = parts
-    given = obj.find("attributes")
-    if given is not None:
-        for k, a in enumerate(given.findall("attribute"), 1):
-            name = _text(a, "name", file=file, record=f"{record} attribute {k}", field="attributes.name")
-            assert name is not None
-            if name in attrs or name in _OBJECT_TAGS or name.startswith("voc."):
-                raise ImportFormatError(f"attribute {name!r} is given twice or shadows a VOC tag", file=file,
-                                        record=record, field=f"attributes.{name}")
-            child = a.find("value")
-            attrs[name] = child.text if child is not None and child.text is not None else ""
-    for child in obj:
-        if child.tag in _OBJECT_TAGS or not isinstance(child.tag, str):
-            continue
-        if len(child):
-            report.skip(f"VOC object element <{child.tag}> with sub-elements (not kept)")
-            continue
-        attrs[f"voc.{child.tag}"] = (child.text or "").strip()
-        report.keep(f"VOC object element <{child.tag}> (written back on VOC export)")
-    return attrs
-
-
-def _labelmap(path: Path) -> tuple[list[str], list[str | None]]:
-    """datumaro's ``labelmap.txt``: ``name:r,g,b:parts:actions`` lines, ``#`` comments."""
-    names: list[str] = []
-    colors: list[str | None] = []
-    for n, line in enumerate(read_text(path, what="label map").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        fields = line.split(":")
-        if len(fields) != 4:
-            raise ImportFormatError(f"expected name:r,g,b:parts:actions, got {len(fields)} fields", file=str(path),
-                                    record=f"line {n}")
-        name, rgb = fields[0].strip(), fields[1].strip()
-        color = None
-        if rgb:
-            try:
-                r, g, b = (int(v) for v in rgb.split(","))
-            except ValueError:
-                raise ImportFormatError(f"colour must be r,g,b, got {rgb!r}", file=str(path), record=f"line {n}",
-                                        field="color") from None
-            if not all(0 <= v <= 255 for v in (r, g, b)):
-                raise ImportFormatError(f"colour values must be 0-255, got {rgb!r}", file=str(path),
-                                        record=f"line {n}", field="color")
-            color = f"#{r:02x}{g:02x}{b:02x}"
-        if name in names:
-            raise ImportFormatError(f"class {name!r} is listed twice", file=str(path), record=f"line {n}")
-        names.append(name)
-        colors.append(color)
-    return names, colors
 
 
 def _bare_image(img_root: Path, stem: str) -> Path | None:
@@ -283,7 +172,7 @@ def read(
         listed = [ln.strip() for ln in read_text(labels_path, what="class list").splitlines() if ln.strip()]
     elif (root / LABELMAP_FILE).is_file():
         labels_path = root / LABELMAP_FILE
-        listed, listed_colors = _labelmap(labels_path)
+        listed, listed_colors = read_labelmap(labels_path)
     split_of, bare = _splits(root, {p.stem for p in xmls}, img_root)
 
     items: list[ImportItem] = []
@@ -297,7 +186,7 @@ def read(
             raise ImportFormatError(
                 f"root element is <{doc.tag}>, expected <annotation>", file=file, record=rec
             )
-        fname = _text(doc, "filename", file=file, record=rec)
+        fname = text(doc, "filename", file=file, record=rec)
         assert fname is not None
         path = safe_join(img_root, fname, file=file, record=rec, field="filename")
         if path in seen:
@@ -309,7 +198,7 @@ def read(
             if skip_missing:
                 continue
             raise ImportFormatError(
-                f"image file {fname!r} not found in {img_root} (skip_missing=True skips it)",
+                f"image file {fname!r} not found in {img_root} (--skip-missing skips it)",
                 file=file,
                 record=rec,
                 field="filename",
@@ -319,7 +208,7 @@ def read(
         if size is not None:
             for tag, actual in (("width", info.width), ("height", info.height)):
                 declared = _int(
-                    _text(size, tag, file=file, record=rec, field=f"size.{tag}", required=False),
+                    text(size, tag, file=file, record=rec, field=f"size.{tag}", required=False),
                     file=file,
                     record=rec,
                     field=f"size.{tag}",
@@ -334,24 +223,24 @@ def read(
         anns = []
         for k, obj in enumerate(doc.findall("object"), 1):
             orec = f"{rec} object {k}"
-            name = _text(obj, "name", file=file, record=orec)
+            name = text(obj, "name", file=file, record=orec)
             assert name is not None
             if listed is not None and name not in listed:
                 raise ImportFormatError(
                     f"class {name!r} is not in {LABELS_FILE}", file=file, record=orec, field="name"
                 )
-            attributes = _object_attributes(obj, file=file, record=orec, report=report)
+            attributes = object_attributes(obj, file=file, record=orec, report=report)
             box = obj.find("bndbox")
             if box is None:
                 raise ImportFormatError("missing <bndbox>", file=file, record=orec, field="bndbox")
             x0, y0, x1, y1 = (
-                _number(
-                    _text(box, c, file=file, record=orec, field=f"bndbox.{c}") or "",
+                number(
+                    text(box, c, file=file, record=orec, field=f"bndbox.{c}") or "",
                     file=file,
                     record=orec,
                     field=f"bndbox.{c}",
                 )
-                for c in _COORDS
+                for c in COORDS
             )
             bbox = (x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1) if one_based else (x0, y0, x1 - x0, y1 - y0)
             if bbox[2] <= 0 or bbox[3] <= 0:
@@ -408,63 +297,6 @@ def read(
     return ImportBatch(items=items, classes=classes, type="detection", source=f"voc:{root}", report=report)
 
 
-def _flag_text(v: Any) -> str:
-    return "1" if v is True or (isinstance(v, (int, float)) and not isinstance(v, bool) and v) or \
-        (isinstance(v, str) and _TRUE.get(v.strip().lower()) is True) else "0"
-
-
-def _value_text(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
-
-
-def _object_xml(doc: Any, a: Annotation, coords: tuple[float, float, float, float]) -> None:
-    attrs = dict(a.attributes)
-    obj = ET.SubElement(doc, "object")
-    ET.SubElement(obj, "name").text = a.label
-    pose = attrs.pop("pose", "Unspecified")
-    ET.SubElement(obj, "pose").text = pose if isinstance(pose, str) else _value_text(pose)
-    for tag in _FLAGS:
-        if tag in attrs or tag != "occluded":
-            ET.SubElement(obj, tag).text = _flag_text(attrs.pop(tag, 0))
-    bb = ET.SubElement(obj, "bndbox")
-    for tag, v in zip(_COORDS, coords, strict=True):
-        ET.SubElement(bb, tag).text = fmt_float(v)
-    parts = attrs.pop("parts", None)
-    if isinstance(parts, list) and all(isinstance(p, dict) and isinstance(p.get("name"), str)
-                                       and isinstance(p.get("bndbox"), list) and len(p["bndbox"]) == 4
-                                       for p in parts):
-        for p in parts:
-            pe = ET.SubElement(obj, "part")
-            ET.SubElement(pe, "name").text = p["name"]
-            pb = ET.SubElement(pe, "bndbox")
-            for tag, v in zip(_COORDS, p["bndbox"], strict=True):
-                ET.SubElement(pb, tag).text = fmt_float(v) if isinstance(v, (int, float)) else str(v)
-    elif parts is not None:
-        attrs["parts"] = parts
-    actions = attrs.pop("actions", None)
-    if isinstance(actions, dict) and all(k.isidentifier() for k in actions):
-        ae = ET.SubElement(obj, "actions")
-        for k, v in actions.items():
-            ET.SubElement(ae, k).text = _flag_text(v)
-    elif actions is not None:
-        attrs["actions"] = actions
-    point = attrs.pop("point", None)
-    if isinstance(point, list) and len(point) == 2 and all(isinstance(v, (int, float)) for v in point):
-        pe = ET.SubElement(obj, "point")
-        ET.SubElement(pe, "x").text = fmt_float(point[0])
-        ET.SubElement(pe, "y").text = fmt_float(point[1])
-    elif point is not None:
-        attrs["point"] = point
-    for k in [k for k in attrs if k.startswith("voc.") and k[4:].isidentifier() and k[4:] not in _OBJECT_TAGS]:
-        ET.SubElement(obj, k[4:]).text = _value_text(attrs.pop(k))
-    if attrs:
-        ae = ET.SubElement(obj, "attributes")
-        for k, v in attrs.items():
-            at = ET.SubElement(ae, "attribute")
-            ET.SubElement(at, "name").text = k
-            ET.SubElement(at, "value").text = _value_text(v)
-
-
 def _xml(ex: Example, name: str, one_based: bool) -> str:
     doc = ET.Element("annotation")
     ET.SubElement(doc, "folder").text = "JPEGImages"
@@ -481,27 +313,9 @@ def _xml(ex: Example, name: str, one_based: bool) -> str:
             )
         x, y, w, h = a.bbox
         coords = (x + 1, y + 1, x + w, y + h) if one_based else (x, y, x + w, y + h)
-        _object_xml(doc, a, coords)
+        object_xml(doc, a, coords)
     ET.indent(doc)
     return ET.tostring(doc, encoding="unicode") + "\n"
-
-
-def _labelmap_text(classes: Sequence[ClassDef], examples: Sequence[Example]) -> str:
-    parts: dict[str, dict[str, None]] = {c.name: {} for c in classes}
-    actions: dict[str, dict[str, None]] = {c.name: {} for c in classes}
-    for ex in examples:
-        for a in ex.truth():
-            for p in a.attributes.get("parts") or []:
-                if isinstance(p, dict) and isinstance(p.get("name"), str):
-                    parts[a.label][p["name"]] = None
-            acts = a.attributes.get("actions")
-            if isinstance(acts, dict):
-                actions[a.label].update(dict.fromkeys(acts))
-    lines = ["# label:color_rgb:parts:actions"]
-    for c in classes:
-        rgb = ",".join(str(int(c.color[i:i + 2], 16)) for i in (1, 3, 5))
-        lines.append(f"{c.name}:{rgb}:{','.join(parts[c.name])}:{','.join(actions[c.name])}")
-    return "\n".join(lines) + "\n"
 
 
 def write(
@@ -535,5 +349,5 @@ def write(
         if stems:
             written.append(write_file(out, f"ImageSets/Main/{split}.txt", "".join(s + "\n" for s in stems)))
     written.append(write_file(out, LABELS_FILE, "".join(c.name + "\n" for c in classes)))
-    written.append(write_file(out, LABELMAP_FILE, _labelmap_text(classes, examples)))
+    written.append(write_file(out, LABELMAP_FILE, labelmap_text(classes, examples)))
     return written
