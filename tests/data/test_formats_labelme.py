@@ -16,7 +16,7 @@ from PIL import Image
 from tests.data.test_formats import image_bytes, to_examples
 from workbench.data import Workspace
 from workbench.data.formats import get_reader, get_writer
-from workbench.data.transfer import import_source
+from workbench.data.transfer import export_with_report, import_source
 from workbench.errors import ImageError, ImportFormatError, UnsafePathError
 
 
@@ -189,3 +189,26 @@ def test_absolute_image_path_from_another_machine(tmp_path: Path) -> None:
     put(tmp_path / "x", "c.json", doc([], image_path="/home/ann/data/c.png"), image=None)
     with pytest.raises(UnsafePathError, match="c.json.*field 'imagePath'.*absolute"):
         get_reader("labelme").read(tmp_path / "x")
+
+
+def test_other_sources_attributes_are_written_as_extra_shape_keys(tmp_path: Path) -> None:
+    from tests.data.test_formats_cvat import GOOD, write_task
+
+    write_task(tmp_path / "cvat", GOOD)
+    with Workspace(tmp_path / "ws") as ws:
+        ds, _ = import_source(ws, "c", tmp_path / "cvat", "cvat")
+        result = export_with_report(ds, tmp_path / "out", "labelme")
+        assert result.not_written == {}  # labelme holds them all
+        get_writer("labelme").write(tmp_path / "out2", ds.examples(), ds.classes, ds.type, ds.load_bytes)
+        before = {e.file_name: [a.content() for a in e.annotations] for e in ds.examples()}
+    shapes = json.loads((tmp_path / "out" / "train" / "a.json").read_text())["shapes"]
+    assert shapes[0]["group_id"] == 4
+    assert shapes[0]["attributes"] == {"occluded": True, "z_order": 2, "source": "auto", "parked": True, "speed": 42.5,
+                                       "colour": "blue"}
+    back = get_reader("labelme").read(tmp_path / "out2")
+    assert {it.file_name: [a.content() for a in it.annotations] for it in back.items} == before
+    # a shape key labelme does not know (another tool's) is kept too
+    doc_ = json.loads((tmp_path / "out2" / "train" / "a.json").read_text())
+    doc_["shapes"][0]["score_by_tool"] = 0.5
+    (tmp_path / "out2" / "train" / "a.json").write_text(json.dumps(doc_))
+    assert get_reader("labelme").read(tmp_path / "out2").items[0].annotations[0].attributes["score_by_tool"] == 0.5

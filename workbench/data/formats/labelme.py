@@ -8,7 +8,8 @@ allowed while it stays inside the import folder), as labelme itself loads it; an
 ``imageHeight``, when given, must match the image. Shapes: ``rectangle`` (two corners, any order) -> box,
 ``polygon`` -> polygon, ``mask`` (a base64 PNG patch placed at the first point) -> mask. Other shape types
 (circle, line, linestrip, point, ...) are refused, or with ``skip_unsupported`` left out and counted.
-``group_id``, ``description`` and shape ``flags`` are kept as annotation attributes; a shape labelled
+``group_id``, ``description``, shape ``flags`` and any other shape keys (labelme keeps unknown keys; the
+writer puts other sources' attributes under ``attributes``) are kept as annotation attributes; a shape labelled
 ``__ignore__`` or flagged ``iscrowd`` is a crowd region (``iscrowd``: not trained on, evaluated as crowd). A JSON under a top folder ``train`` / ``val`` / ``valid`` / ``test`` gets that split. Classes in
 order of first appearance. Dataset type: segmentation when any polygon or mask, else detection. Geometry
 out of the image by a hair is clipped (see :mod:`._fit`).
@@ -54,6 +55,7 @@ __all__ = ["read", "write", "SPLIT_FOLDERS"]
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 SUPPORTED = ("rectangle", "polygon", "mask")
+SHAPE_KEYS = ("label", "points", "group_id", "description", "shape_type", "flags", "mask", "attributes")
 IGNORE = "__ignore__"  # labelme's ignore-region label (labelme2voc writes it as -1): a crowd region
 VERSION = "5.5.0"
 
@@ -206,6 +208,10 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
                     raise ImportFormatError("mask is empty", file=file, record=rec, field="mask")
                 ann = make_annotation(file=file, record=rec, kind="mask", label=label, mask=region)
             attrs = {k: shape[k] for k in ("group_id", "description", "flags") if shape.get(k) not in (None, "", {})}
+            extra = shape.get("attributes")  # what the writer puts there: attributes from other sources
+            if isinstance(extra, dict):
+                attrs.update({k: v for k, v in extra.items() if k not in attrs})
+            attrs.update({k: v for k, v in shape.items() if k not in SHAPE_KEYS and k not in attrs})
             flags = attrs.get("flags")
             if flags is not None and not isinstance(flags, dict):
                 raise ImportFormatError(f"expected an object, got {flags!r:.40}", file=file, record=rec,
@@ -254,8 +260,12 @@ def _base(a: Annotation) -> dict[str, Any]:
     flags = dict(at.get("flags", {}))
     if a.iscrowd and a.label != IGNORE:
         flags["iscrowd"] = True
-    return {"label": a.label, "group_id": at.get("group_id"), "description": at.get("description", ""),
-            "flags": flags, "mask": None}
+    out = {"label": a.label, "group_id": at.get("group_id"), "description": at.get("description", ""),
+           "flags": flags, "mask": None}
+    extra = {k: v for k, v in at.items() if k not in ("group_id", "description", "flags")}
+    if extra:  # other sources' attributes (CVAT's occluded...): labelme keeps unknown shape keys
+        out["attributes"] = extra
+    return out
 
 
 def _shape(a: Annotation) -> dict[str, Any]:
