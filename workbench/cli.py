@@ -19,8 +19,8 @@ from .errors import WorkbenchError
 __all__ = ["main", "cli"]
 
 FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video", "cvat", "labelme",
-           "label-studio"]
-WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme", "label-studio"]
+           "label-studio", "mvtec"]
+WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme", "label-studio", "mvtec"]
 SAMPLES = ["digits", "mnist", "shapes-classification", "shapes-detection", "shapes-segmentation", "shapes-anomaly"]
 TYPES = ["classification", "detection", "segmentation", "anomaly"]
 

@@ -252,9 +252,9 @@ def test_pycocotools_loads_what_we_write(tmp_path: Path, dtype: str) -> None:
 # ----------------------------------------------------------------------------------------------- registry
 def test_registry_names_and_errors() -> None:
     assert set(READERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video", "cvat",
-                            "labelme", "label-studio"}
+                            "labelme", "label-studio", "mvtec"}
     assert set(WRITERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme",
-                            "label-studio"}
+                            "label-studio", "mvtec"}
     with pytest.raises(UnknownNameError, match="unknown format 'kitti'; valid: anomaly-folder, coco"):
         get_reader("kitti")
     with pytest.raises(UnknownNameError, match="video"):

@@ -15,7 +15,7 @@ from workbench.data import Workspace
 from workbench.data.formats import get_reader
 from workbench.data.formats._rle import rle_to_array
 from workbench.data.transfer import import_source
-from workbench.errors import ValidationError
+from workbench.errors import ImportFormatError, ValidationError
 
 W, H = 24, 16
 
@@ -117,3 +117,52 @@ def test_bad_trees_are_refused_and_change_nothing(tmp_path: Path, change, parts:
         assert ws.dataset("m").count() == 0
     for part in parts:
         assert part in str(e.value), (part, str(e.value))
+
+
+def _signature(batch) -> list:
+    import hashlib
+
+    return sorted((hashlib.sha256(it.read_bytes()).hexdigest(), it.split, [a.content() for a in it.annotations])
+                  for it in batch.items)
+
+
+@pytest.mark.parametrize("categories", [False, True])
+def test_mvtec_writer_round_trip(tmp_path: Path, categories: bool) -> None:
+    from tests.data.test_formats import to_examples
+    from workbench.data.formats import get_writer
+
+    root = tmp_path / "src"
+    if categories:
+        category(root / "bottle")
+        category(root / "cable")
+    else:
+        category(root)
+    batch = get_reader("mvtec").read(root)
+    examples, blobs = to_examples(batch)
+    files = get_writer("mvtec").write(tmp_path / "out", examples, batch.classes, "anomaly", blobs.__getitem__)
+    back = get_reader("mvtec").read(tmp_path / "out")
+    assert _signature(back) == _signature(batch)
+    rels = sorted(f.relative_to(tmp_path / "out").as_posix() for f in files)
+    prefix = "bottle/" if categories else ""
+    # names are made unique across the export (000.png is in every folder): 000_<example id>.png
+    assert sum(r.startswith(f"{prefix}ground_truth/crack/") and r.endswith("_mask.png") for r in rels) == 2
+    assert sum(r.startswith(f"{prefix}test/scratch/") for r in rels) == 1
+    assert sum(r.startswith(f"{prefix}train/good/") for r in rels) == 2
+
+
+def test_mvtec_writer_refuses_anomalous_training_examples(tmp_path: Path) -> None:
+    from tests.data.test_formats import to_examples
+    from workbench.data.formats import get_writer
+
+    batch = get_reader("mvtec").read(category(tmp_path / "src"))
+    batch.items[2].split = "train"  # test/crack/000.png
+    examples, blobs = to_examples(batch)
+    with pytest.raises(ValidationError, match="example 3: field 'split': anomalous example in the train split"):
+        get_writer("mvtec").write(tmp_path / "out", examples, batch.classes, "anomaly", blobs.__getitem__)
+    assert not (tmp_path / "out").exists()
+
+
+def test_mvtec_format_refuses_a_plain_folder(tmp_path: Path) -> None:
+    (tmp_path / "good").mkdir()
+    with pytest.raises(ImportFormatError, match="not an MVTec AD folder"):
+        get_reader("mvtec").read(tmp_path)

@@ -19,7 +19,19 @@ from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
 from ..records import ClassDef, Example, ImportBatch
-from . import anomaly_folder, coco, cvat, image_files, imagefolder, label_studio, labelme, video, voc, yolo
+from . import (
+    anomaly_folder,
+    coco,
+    cvat,
+    image_files,
+    imagefolder,
+    label_studio,
+    labelme,
+    mvtec,
+    video,
+    voc,
+    yolo,
+)
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -106,6 +118,7 @@ READERS: dict[str, Reader] = {
         Reader("label-studio", label_studio.read, ("detection", "segmentation", "classification"),
                "Label Studio JSON export + local images"),
         Reader("cvat", cvat.read, ("detection", "segmentation"), "CVAT for images 1.1 XML + images/"),
+        Reader("mvtec", mvtec.read, ("anomaly",), "MVTec AD: train/good, test/<defect>, ground_truth/ masks"),
         Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
         Reader("video", video.read, (), "frames sampled from a video file"),
     )
@@ -124,6 +137,7 @@ WRITERS: dict[str, Writer] = {
         Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
         Writer("labelme", labelme.write, ("detection", "segmentation"), "OUT/<split>/<image> + <stem>.json"),
         Writer("cvat", cvat.write, ("detection", "segmentation"), "OUT/annotations.xml + OUT/images/<Subset>/"),
+        Writer("mvtec", mvtec.write, ("anomaly",), "OUT/train|test/good|<defect> + ground_truth/<defect>/"),
         Writer("label-studio", label_studio.write, ("detection", "segmentation", "classification"),
                "OUT/tasks.json + OUT/images/ + OUT/label_config.xml"),
         Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
