@@ -121,9 +121,10 @@ def test_bad_trees_are_refused_and_change_nothing(tmp_path: Path, change, parts:
 
 def _signature(batch) -> list:
     import hashlib
+    import json
 
-    return sorted((hashlib.sha256(it.read_bytes()).hexdigest(), it.split, [a.content() for a in it.annotations])
-                  for it in batch.items)
+    return sorted((hashlib.sha256(it.read_bytes()).hexdigest(), it.split or "",
+                   json.dumps([a.content() for a in it.annotations], sort_keys=True)) for it in batch.items)
 
 
 @pytest.mark.parametrize("categories", [False, True])
