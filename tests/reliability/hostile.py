@@ -296,6 +296,18 @@ def _ls_task(image: str = "a.png") -> list:
                                                          "rectanglelabels": ["cat"]}}]}]}]
 
 
+def mvtec_case(files: Callable[[Path], None]) -> Callable[[Path], tuple]:
+    def build(root: Path) -> tuple:
+        for rel in ("train/good/000.png", "test/good/000.png", "test/crack/000.png"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(png(seed=len(rel)))
+        (root / "ground_truth" / "crack").mkdir(parents=True)
+        files(root)
+        return "mvtec", root, {}
+
+    return build
+
+
 def _b64(data: bytes) -> str:
     import base64
 
@@ -383,6 +395,10 @@ NEW_CASES = [
     Case("label-studio-nested-100k", label_studio_case(raw="[" * 100_000 + "]" * 100_000), ImportFormatError, ("export.json", "nested too deeply")),
     Case("yolo-darknet-list-dotdot", lambda root: (put("obj.data", "train = train.txt\n")(root), put("train.txt", "../darknet-outside.png\n")(root), put("../darknet-outside.png", png())(root), ("yolo", root, {}))[-1], UnsafePathError, ("train.txt", "record line 1", "'..'")),
     Case("yolo-darknet-names-absolute", lambda root: (put("obj.data", "names = /etc/passwd\ntrain = t.txt\n")(root), ("yolo", root, {}))[-1], UnsafePathError, ("obj.data", "record names", "absolute")),
+    Case("mvtec-mask-declares-65000px", mvtec_case(put("ground_truth/crack/000_mask.png", jpeg_declaring(65000, 65000))), ImageError, ("000_mask.png", "record test/crack/000.png", "bomb")),
+    Case("mvtec-mask-png-bomb", mvtec_case(put("ground_truth/crack/000_mask.png", text_bomb(b"zTXt"))), ImageError, ("000_mask.png", "too large")),
+    Case("mvtec-mask-link-out", mvtec_case(symlink("ground_truth/crack/000_mask.png", "/etc/hostname")), UnsafePathError, ("000_mask.png", "outside")),
+    Case("mvtec-image-is-a-fifo", mvtec_case(fifo("test/crack/001.png")), ImportFormatError, ("001.png", "not a regular file")),
     # --- video
     Case("video-frames-over-pixel-limit", video_file("bomb.avi", lambda p: mjpeg_video(p, 8200, 8200, 1)), ImportFormatError, ("bomb.avi", "8200x8200", "pixel limit")),
     Case("video-frames-declare-60000px", video_file("v.avi", _frames_declaring(60000)), ImportFormatError, ("v.avi", "no readable frames")),
