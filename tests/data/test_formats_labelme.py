@@ -212,3 +212,13 @@ def test_other_sources_attributes_are_written_as_extra_shape_keys(tmp_path: Path
     doc_["shapes"][0]["score_by_tool"] = 0.5
     (tmp_path / "out2" / "train" / "a.json").write_text(json.dumps(doc_))
     assert get_reader("labelme").read(tmp_path / "out2").items[0].annotations[0].attributes["score_by_tool"] == 0.5
+
+
+def test_skip_missing(tmp_path: Path) -> None:
+    put(tmp_path, "a.json", doc([]))
+    put(tmp_path, "b.json", doc([], image_path="gone.png"), image=None)
+    with pytest.raises(ImportFormatError, match="b.json.*'gone.png' not found.*--skip-missing"):
+        get_reader("labelme").read(tmp_path)
+    batch = get_reader("labelme").read(tmp_path, skip_missing=True)
+    assert [it.file_name for it in batch.items] == ["a.png"]
+    assert batch.report.skipped == {"JSON whose image is not found (--skip-missing)": 1}

@@ -122,6 +122,10 @@ def _mask(shape: dict, pts: list[tuple[float, float]], W: int, H: int, *, file: 
     return rle_from_array(full)
 
 
+class _Missing(ImportFormatError):
+    """The image a LabelMe file names is not there (``skip_missing`` skips the file)."""
+
+
 def _image(doc: dict, path: Path, root: Path, *, file: str, rec: str) -> tuple[Path | None, bytes | None]:
     if doc.get("imageData"):
         return None, _b64(doc["imageData"], file=file, record=rec, field="imageData")
@@ -135,8 +139,8 @@ def _image(doc: dict, path: Path, root: Path, *, file: str, rec: str) -> tuple[P
         raw = base  # labelme run on another machine wrote where the image was there; it lies beside the JSON
     img = resolve_inside(root, path.parent, raw, file=file, record=rec, field="imagePath")
     if not img.is_file():
-        raise ImportFormatError(f"image {raw!r} not found (looked at {img})", file=file, record=rec,
-                                field="imagePath")
+        raise _Missing(f"image {raw!r} not found (looked at {img}; --skip-missing leaves such files out)",
+                       file=file, record=rec, field="imagePath")
     return img, None
 
 
@@ -145,7 +149,8 @@ def _split_of(rel: str) -> str | None:
     return SPLIT_FOLDERS.get(parts[0].lower()) if len(parts) > 1 else None
 
 
-def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False) -> ImportBatch:
+def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False,
+         skip_missing: bool = False) -> ImportBatch:
     """Read LabelMe JSON files; see the module doc. Raises on the first problem found."""
     src = Path(src)
     if not src.exists():
@@ -164,7 +169,13 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False)
         if not isinstance(doc, dict) or not isinstance(doc.get("shapes"), list):
             raise ImportFormatError("not a LabelMe file: expected an object with a 'shapes' list", file=file,
                                     record=rel, field="shapes")
-        img_path, data = _image(doc, path, root, file=file, rec=rel)
+        try:
+            img_path, data = _image(doc, path, root, file=file, rec=rel)
+        except _Missing:
+            if skip_missing:
+                skipped["JSON whose image is not found (--skip-missing)"] += 1
+                continue
+            raise
         info = probe_path(img_path, record=rel) if img_path is not None else probe_image(
             data or b"", file=file, record=rel)
         for key, actual in (("imageWidth", info.width), ("imageHeight", info.height)):
