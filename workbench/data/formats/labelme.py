@@ -4,7 +4,8 @@ Reading: ``src`` is one ``.json`` file or a folder searched recursively for them
 JSON files that are not LabelMe files -- no ``shapes`` list -- are refused). The image is ``imageData``
 (base64, embedded) when it is set, else ``imagePath`` relative to the JSON file (backslashes and ``..``
 allowed while it stays inside the import folder), as labelme itself loads it; an absolute ``imagePath``
-(written on another machine) is read as the file of that name beside the JSON, else refused; ``imageWidth`` /
+(written on another machine) is read as the file of that name beside the JSON, else refused; a missing
+image is refused (``skip_missing``: the JSON file is left out and counted); ``imageWidth`` /
 ``imageHeight``, when given, must match the image. Shapes: ``rectangle`` (two corners, any order) -> box,
 ``polygon`` -> polygon, ``mask`` (a base64 PNG patch placed at the first point) -> mask. Other shape types
 (circle, line, linestrip, point, ...) are refused, or with ``skip_unsupported`` left out and counted.
