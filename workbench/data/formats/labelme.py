@@ -10,13 +10,15 @@ image is refused (``skip_missing``: the JSON file is left out and counted); ``im
 ``polygon`` -> polygon, ``mask`` (a base64 PNG patch placed at the first point) -> mask. Other shape types
 (circle, line, linestrip, point, ...) are refused, or with ``skip_unsupported`` left out and counted.
 ``group_id``, ``description``, shape ``flags`` and any other shape keys (labelme keeps unknown keys; the
-writer puts other sources' attributes under ``attributes``) are kept as annotation attributes; a shape labelled
-``__ignore__`` or flagged ``iscrowd`` is a crowd region (``iscrowd``: not trained on, evaluated as crowd). A JSON under a top folder ``train`` / ``val`` / ``valid`` / ``test`` gets that split. Classes in
-order of first appearance. Dataset type: segmentation when any polygon or mask, else detection. Geometry
+writer puts other sources' attributes under ``attributes``) are kept as annotation attributes; a shape
+labelled ``__ignore__`` or flagged ``iscrowd`` is a crowd region (``iscrowd``: not trained on, evaluated as
+crowd); the image's ``flags`` go to the example's origin. A JSON under a top folder ``train`` / ``val`` /
+``valid`` / ``test`` gets that split. Classes in order of first appearance. Dataset type: segmentation when any polygon or mask, else detection. Geometry
 out of the image by a hair is clipped (see :mod:`._fit`).
 
 Writing: ``OUT/<split>/<image>`` and ``OUT/<split>/<stem>.json`` (labelme 5.x fields, ``imageData``
-null, ``imagePath`` the image's file name); masks are written as ``mask`` shapes.
+null, ``imagePath`` the image's file name, the image ``flags`` from the example's origin); masks are written
+as ``mask`` shapes, crowd regions with ``flags.iscrowd``.
 """
 
 from __future__ import annotations
