@@ -181,3 +181,23 @@ def test_no_layout_at_all(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(image_bytes(10, 10, 1))
     with pytest.raises(ImportFormatError, match="not a YOLO dataset"):
         get_reader("yolo").read(tmp_path)
+
+
+def test_border_tolerance_is_per_axis(tmp_path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    buf = io.BytesIO()
+    Image.new("RGB", (2000, 100), (90, 90, 90)).save(buf, format="PNG")
+    (tmp_path / "images" / "wide.png").write_bytes(buf.getvalue())
+    # 1.8 px past the left edge of a 2000 px wide image: within 1e-3 of the width, clipped
+    (tmp_path / "labels" / "wide.txt").write_text("0 -0.0009 0.1 0.2 0.5 0.3 0.5\n")
+    (ann,) = get_reader("yolo").read(tmp_path).items[0].annotations
+    assert min(ann.polygons[0][0::2]) == 0.0
+    # 1 px past the top of a 100 px high image: more than 1e-3 of the height (and half a pixel), refused
+    (tmp_path / "labels" / "wide.txt").write_text("0 0.1 -0.01 0.2 0.5 0.3 0.5\n")
+    with pytest.raises(ImportFormatError, match="field 'polygons'.*1 px outside the 2000x100 image.*--clip-boxes"):
+        get_reader("yolo").read(tmp_path)

@@ -61,8 +61,8 @@ def _cross(a: tuple[float, float], b: tuple[float, float], axis: int, bound: flo
     return (bound, p[1]) if axis == 0 else (p[0], bound)
 
 
-def _outside_by(ann: Annotation, width: int, height: int) -> float:
-    """How far (in pixels) the geometry reaches outside the image; 0 when inside."""
+def _outside_by(ann: Annotation, width: int, height: int) -> tuple[float, float]:
+    """How far (in pixels, across x and across y) the geometry reaches outside the image; 0 when inside."""
     if ann.polygons is not None:
         xs = [v for p in ann.polygons for v in p[0::2]]
         ys = [v for p in ann.polygons for v in p[1::2]]
@@ -71,8 +71,8 @@ def _outside_by(ann: Annotation, width: int, height: int) -> float:
         x, y, w, h = ann.bbox
         x0, y0, x1, y1 = x, y, x + w, y + h
     else:
-        return 0.0
-    return max(0.0, -x0, -y0, x1 - width, y1 - height)
+        return 0.0, 0.0
+    return max(0.0, -x0, x1 - width), max(0.0, -y0, y1 - height)
 
 
 def fit(
@@ -80,7 +80,8 @@ def fit(
 ) -> tuple[Annotation | None, bool]:
     """(``ann`` placed in the image, whether it was clipped). Geometry inside is kept as is; out by at most
     :data:`BORDER_TOLERANCE` of the image side (or half a pixel), or anything out with ``clip``, is clipped
-    (None when nothing is left); further out raises ImportFormatError naming ``--clip-boxes``."""
+    (None when nothing is left); further out raises ImportFormatError naming ``--clip-boxes``. The tolerance
+    is per axis: 1e-3 of the width across x, of the height across y, as in normalized YOLO coordinates."""
     W, H = info.width, info.height
     if ann.mask is not None:
         try:
@@ -88,11 +89,11 @@ def fit(
         except ValidationError as e:
             raise ImportFormatError(e.detail, file=file, record=record, field=e.field) from None
         return ann, False
-    out = _outside_by(ann, W, H)
-    if out == 0.0:
+    out_x, out_y = _outside_by(ann, W, H)
+    if out_x == 0.0 and out_y == 0.0:
         return ann, False
-    tolerance = max(0.5, BORDER_TOLERANCE * max(W, H))
-    if out > tolerance and not clip:
+    out = max(out_x, out_y)
+    if (out_x > max(0.5, BORDER_TOLERANCE * W) or out_y > max(0.5, BORDER_TOLERANCE * H)) and not clip:
         field = "polygons" if ann.polygons is not None else "bbox"
         raise ImportFormatError(
             f"{ann.kind} reaches {out:.3g} px outside the {W}x{H} image ({CLIP_HINT})",
