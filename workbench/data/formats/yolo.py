@@ -202,8 +202,9 @@ def _layout(src: Path, skip_missing: bool) -> tuple[Path, list[tuple[Path, str |
                 "lists none of train / val / test", file=file, record="train", field="train"
             )
         return root, pairs, names
-    if _find_obj_data(src) is not None:
-        return _darknet_layout(_find_obj_data(src), skip_missing)  # type: ignore[arg-type]
+    obj_data = _find_obj_data(src)
+    if obj_data is not None:
+        return _darknet_layout(obj_data, skip_missing)
     root = src.resolve()
     images = root / "images"
     if images.is_dir():
