@@ -34,6 +34,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import tornado.web
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
@@ -161,6 +162,7 @@ class _PageHandler(TornadoVoilaHandler):
                 f"Close a dashboard tab (its session ends within {html.escape(str(int(km.close_grace)))} s) "
                 "or wait for an idle one to time out, then reload this page.</p>")
             return
+        _drop_token_from_url(self.request)  # Voilà hands the URL to the kernel (QUERY_STRING, VOILA_REQUEST_URL)
         render = _Render(task=asyncio.current_task())
         token = _RENDER.set(render)
         try:
@@ -172,6 +174,17 @@ class _PageHandler(TornadoVoilaHandler):
                     km.release()
                 for kernel_id in render.kernels:
                     km.page_rendered(kernel_id)
+
+
+def _drop_token_from_url(request: HTTPServerRequest) -> None:
+    """Remove ``token=`` from an authenticated request's URL, so that nothing after the login sees it."""
+    if "token" not in request.query_arguments:
+        return
+    request.query_arguments.pop("token")
+    request.arguments.pop("token", None)
+    query = urlencode([(k, v) for k, values in request.query_arguments.items() for v in values])
+    request.query = query
+    request.uri = request.path + (f"?{query}" if query else "")
 
 
 class _KernelSocketHandler(VoilaKernelWebsocketHandler):
