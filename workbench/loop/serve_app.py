@@ -316,9 +316,9 @@ def _hide_token_in_logs(token: str | None, app_log: logging.Logger | logging.Log
     """Every record this process logs goes through a handler that hides the token."""
     root = logging.getLogger()
     if not root.handlers:  # else tornado's warnings reach Python's last-resort handler, unfiltered
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[%(name)s] %(levelname)s | %(message)s"))
-        root.addHandler(handler)
+        to_stderr = logging.StreamHandler(sys.stderr)
+        to_stderr.setFormatter(logging.Formatter("[%(name)s] %(levelname)s | %(message)s"))
+        root.addHandler(to_stderr)
     redacting = RedactingFilter(token)
     logger = app_log.logger if isinstance(app_log, logging.LoggerAdapter) else app_log
     for one in (root, logger, logging.getLogger("workbench.serve")):
