@@ -434,3 +434,25 @@ def test_a_token_file_must_be_private_and_long_enough(tmp_path, capsys, monkeypa
     code = main(["--home", str(tmp_path), "serve", "--token-file", str(f)])
     err = capsys.readouterr().err.strip()
     assert code != 0 and says in err and "0123456789" not in err and len(err.splitlines()) == 1
+
+
+def test_an_idle_kernel_is_stopped_even_with_its_page_open(tmp_path):
+    """``--idle-timeout``: a tab left open overnight does not hold its kernel (jupyter_server's culler, with
+    connected kernels included); shortened to 2 s here (the CLI's floor is 10 s)."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print('idle')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    port = free_port()
+    cmd = [a for a in serve_command(port=port, root=tmp_path, close_grace=60)
+           if not a.startswith(("--MappingKernelManager.cull_idle_timeout", "--MappingKernelManager.cull_interval"))]
+    cmd += ["--MappingKernelManager.cull_idle_timeout=2", "--MappingKernelManager.cull_interval=1"]
+    server = start(cmd, tmp_path / "idle.log", server_env(WORKBENCH_TOKEN=TOKEN), port)
+    try:
+        kernel_id, _ = load_page(server)
+        with connect(server, kernel_id):
+            assert len(server.kernels()) == 1
+            assert wait_kernels(server, 0, 15) == 0
+        assert "due to" in server.log.read_text() and "inactivity" in server.log.read_text()
+    finally:
+        server.stop()
