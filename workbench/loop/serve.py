@@ -48,7 +48,7 @@ def check_user(name: str) -> str:
 
 def serve_command(*, port: int = 8866, ip: str = "127.0.0.1", allow_remote: bool = False,
                   allow_hosts: Sequence[str] = (), max_kernels: int = 8, idle_timeout: int = 3600,
-                  close_grace: float = 15.0, certfile: str | Path | None = None, keyfile: str | Path | None = None,
+                  close_grace: float = 15.0, connect_timeout: float = 120.0, certfile: str | Path | None = None, keyfile: str | Path | None = None,
                   preheat: bool = False, root: str | Path | None = None) -> list[str]:
     """The command line of the server (``python -m workbench.loop.serve_app ...``), with no token on it.
 
@@ -75,6 +75,7 @@ def serve_command(*, port: int = 8866, ip: str = "127.0.0.1", allow_remote: bool
            "--show_tracebacks=False", "--strip_sources=True",
            f"--WorkbenchKernelManager.max_kernels={max_kernels}",
            f"--WorkbenchKernelManager.close_grace={close_grace}",
+           f"--WorkbenchKernelManager.connect_timeout={connect_timeout}",
            f"--MappingKernelManager.cull_idle_timeout={idle_timeout}",
            f"--MappingKernelManager.cull_interval={max(1, min(60, idle_timeout // 4))}",
            "--MappingKernelManager.cull_connected=True"]

@@ -8,8 +8,9 @@ what ``workbench serve`` does). On top of Voilà:
 - a kernel websocket must speak the v1 kernel protocol (``v1.kernel.websocket.jupyter.org``, what Voilà's own
   page speaks): Voilà 0.5.13 reads every binary message it sends to a legacy client as a v1 one and loops,
   growing without bound, on the first one (a widget that sends binary buffers is enough);
-- a kernel whose page is closed (no websocket for ``close_grace`` seconds after its page rendered, or after
-  its last websocket closed) is stopped; kernels idle longer than ``MappingKernelManager.cull_idle_timeout``
+- a kernel whose page is closed is stopped: ``close_grace`` seconds after its last websocket closed (a
+  reconnecting page is back well within it), or ``connect_timeout`` seconds after its page was sent if the
+  page never connected (its scripts load first); kernels idle longer than ``MappingKernelManager.cull_idle_timeout``
   are stopped even with a page open; at most ``max_kernels`` live at once (a 503 page says so);
 - the token comes from the caller (``WORKBENCH_TOKEN`` / ``--token-file``), is removed from the environment
   the kernels inherit, and is hidden in every log line (``token=`` values too);
@@ -73,12 +74,14 @@ _RENDER: contextvars.ContextVar[_Render | None] = contextvars.ContextVar("workbe
 class WorkbenchKernelManager(AsyncMappingKernelManager):
     """Voilà's kernel manager that stops a kernel once its page is gone and caps how many live at once."""
 
-    close_grace = Float(15.0, config=True, help="Seconds a rendered page's kernel lives without a websocket.")
+    close_grace = Float(15.0, config=True, help="Seconds a kernel lives after its page's last websocket closed.")
+    connect_timeout = Float(120.0, config=True,
+                            help="Seconds a rendered page has to open its websocket (its scripts load first).")
     max_kernels = Integer(8, config=True, help="Live kernels at most (one per open dashboard page).")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._unwatched_since: dict[str, float] = {}
+        self._unwatched: dict[str, tuple[float, float]] = {}  # kernel id -> (since, seconds allowed)
         self._reserved = 0
         self._close_callback: PeriodicCallback | None = None
 
@@ -103,40 +106,41 @@ class WorkbenchKernelManager(AsyncMappingKernelManager):
         return kernel_id
 
     def page_rendered(self, kernel_id: str) -> None:
-        """The page of ``kernel_id`` is sent: from now on, no websocket for ``close_grace`` s stops it."""
+        """The page of ``kernel_id`` is sent: from now on, no websocket for ``connect_timeout`` s stops it."""
         if kernel_id in self and not self._kernel_connections.get(kernel_id, 0):
-            self._unwatched_since[kernel_id] = time.monotonic()
+            self._unwatched[kernel_id] = (time.monotonic(), self.connect_timeout)
 
     def notify_connect(self, kernel_id: str) -> None:
         super().notify_connect(kernel_id)
-        self._unwatched_since.pop(kernel_id, None)
+        self._unwatched.pop(kernel_id, None)
 
     def notify_disconnect(self, kernel_id: str) -> None:
         super().notify_disconnect(kernel_id)
         if kernel_id in self and not self._kernel_connections.get(kernel_id, 0):
-            self._unwatched_since[kernel_id] = time.monotonic()
+            self._unwatched[kernel_id] = (time.monotonic(), self.close_grace)
 
     async def shutdown_kernel(self, kernel_id: str, now: bool = False, restart: bool = False) -> None:  # type: ignore[override]
-        self._unwatched_since.pop(kernel_id, None)
+        self._unwatched.pop(kernel_id, None)
         await super().shutdown_kernel(kernel_id, now=now, restart=restart)
 
     def initialize_culler(self) -> None:
         super().initialize_culler()
         if self._close_callback is None:
-            every_ms = 1000 * max(0.25, min(self.close_grace / 3, 5.0))
+            every_ms = 1000 * max(0.25, min(self.close_grace / 3, self.connect_timeout / 3, 5.0))
             self._close_callback = PeriodicCallback(self.stop_closed_pages, every_ms)
             self._close_callback.start()
 
     async def stop_closed_pages(self) -> None:
-        """Stop every kernel whose page has had no websocket for ``close_grace`` seconds."""
+        """Stop every kernel whose page closed ``close_grace`` seconds ago, or never connected in
+        ``connect_timeout`` seconds."""
         now = time.monotonic()
-        for kernel_id, since in list(self._unwatched_since.items()):
-            if now - since < self.close_grace:
+        for kernel_id, (since, allowed) in list(self._unwatched.items()):
+            if now - since < allowed:
                 continue
-            self._unwatched_since.pop(kernel_id, None)
+            self._unwatched.pop(kernel_id, None)
             if kernel_id not in self or self._kernel_connections.get(kernel_id, 0):
                 continue
-            self.log.info("Stopping kernel %s: its page has been closed for %.0f s", kernel_id, now - since)
+            self.log.info("Stopping kernel %s: its page has had no connection for %.0f s", kernel_id, now - since)
             try:
                 await self.shutdown_kernel(kernel_id)
             except Exception:  # one kernel that fails to stop must not stop the loop over the others
