@@ -187,6 +187,7 @@ def ws_url(server: Server, kernel_id: str) -> str:
 
 def connect(server: Server, kernel_id: str, **kw):
     kw.setdefault("subprotocols", [KERNEL_PROTOCOL])
+    kw.setdefault("close_timeout", 2)
     return ws_client.connect(ws_url(server, kernel_id), open_timeout=30,
                              additional_headers={"Authorization": f"token {TOKEN}", **kw.pop("headers", {})}, **kw)
 

@@ -355,7 +355,11 @@ def run(argv: list[str], *, token: str | None = None, show_token: bool = False,
     os.environ.update(environ or {})
     from_env = os.environ.pop(TOKEN_ENV, None)
     token = token if token is not None else from_env
-    os.environ.setdefault(USER_ENV, getpass.getuser())
+    if USER_ENV not in os.environ:
+        try:
+            os.environ[USER_ENV] = getpass.getuser()
+        except (OSError, KeyError):  # no login name (a container without a passwd entry): the kernels say so
+            os.environ[USER_ENV] = "unknown"
     config = Config()
     config.VoilaConfiguration.multi_kernel_manager_class = WorkbenchKernelManager
     if token:
