@@ -8,7 +8,8 @@ what ``workbench serve`` does). On top of Voilà:
 - a kernel websocket must speak the v1 kernel protocol (``v1.kernel.websocket.jupyter.org``, what Voilà's own
   page speaks): Voilà 0.5.13 reads every binary message it sends to a legacy client as a v1 one and loops,
   growing without bound, on the first one (a widget that sends binary buffers is enough);
-- a kernel whose page is closed is stopped: ``close_grace`` seconds after its last websocket closed (a
+- a kernel whose page is closed is stopped: at once (the page's own shutdown call, which Voilà 0.5.13 makes
+  without the ``_xsrf`` cookie it needs: the page handler sets it), else ``close_grace`` seconds after its last websocket closed (a
   reconnecting page is back well within it), or ``connect_timeout`` seconds after its page was sent if the
   page never connected (its scripts load first); kernels idle longer than ``MappingKernelManager.cull_idle_timeout``
   are stopped even with a page open; at most ``max_kernels`` live at once (a 503 page says so);
@@ -167,6 +168,9 @@ class _PageHandler(TornadoVoilaHandler):
                 "or wait for an idle one to time out, then reload this page.</p>")
             return
         _drop_token_from_url(self.request)  # Voilà hands the URL to the kernel (QUERY_STRING, VOILA_REQUEST_URL)
+        # Voilà's page posts the _xsrf cookie to /voila/api/shutdown/<kernel> when it closes; without the
+        # cookie (Voilà never sets it) that post is refused (403) and the kernel waits for close_grace
+        self.xsrf_token  # noqa: B018 - reading it sets the cookie
         render = _Render(task=asyncio.current_task())
         token = _RENDER.set(render)
         try:
