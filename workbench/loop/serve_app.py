@@ -1,18 +1,20 @@
 """The Voilà server ``workbench serve`` runs: Voilà 0.5's app with the guards a long-running, shared server needs.
 
-``python -m workbench.loop.serve_app FOLDER [--Class.trait=value ...]`` (or :func:`main` in-process, which is
-what ``workbench serve`` does). On top of Voilà:
+``python -m workbench.loop.serve_app FOLDER [--Class.trait=value ...]`` (or :func:`run` in-process, which is
+what ``workbench serve`` does). No preheated kernels: a preheated page shows the store as it was when its
+kernel started. On top of Voilà:
 
 - every request's ``Host``, and every websocket's ``Origin``, is checked against :class:`HostAllowlist`
   before any handler runs (403 otherwise): DNS rebinding cannot reach the dashboards;
 - a kernel websocket must speak the v1 kernel protocol (``v1.kernel.websocket.jupyter.org``, what Voilà's own
   page speaks): Voilà 0.5.13 reads every binary message it sends to a legacy client as a v1 one and loops,
   growing without bound, on the first one (a widget that sends binary buffers is enough);
-- a kernel whose page is closed is stopped: at once (the page's own shutdown call, which Voilà 0.5.13 makes
-  without the ``_xsrf`` cookie it needs: the page handler sets it), else ``close_grace`` seconds after its last websocket closed (a
-  reconnecting page is back well within it), or ``connect_timeout`` seconds after its page was sent if the
-  page never connected (its scripts load first); kernels idle longer than ``MappingKernelManager.cull_idle_timeout``
-  are stopped even with a page open; at most ``max_kernels`` live at once (a 503 page says so);
+- a kernel whose page is closed is stopped: at once when the page's own shutdown call gets through (Voilà
+  0.5.13's page posts the ``_xsrf`` cookie, which Voilà never set: the page handler sets it), else
+  ``close_grace`` seconds after its last websocket closed (a reconnecting page is back well within it), or
+  ``connect_timeout`` seconds after its page was sent if it never connected (its scripts load first);
+  kernels idle longer than ``MappingKernelManager.cull_idle_timeout`` are stopped even with a page open;
+  at most ``max_kernels`` live at once (a 503 page says so);
 - the token comes from the caller (``WORKBENCH_TOKEN`` / ``--token-file``), is removed from the environment
   the kernels inherit, and is hidden in every log line (``token=`` values too);
 - the port is bound before anything else: a port in use is one line, before any URL is printed;
