@@ -32,8 +32,10 @@ from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
 from ..errors import WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
+from .display import DisplayCache, Level, browser_image, level_for_scale
 from .masks import mask_rgba
 from .render import render_png
+from .geometry import ViewTransform
 from .scene import DASH, Scene, annotation_scene, image_rect, interaction_scene
 from .sink import AnnotationSink
 
@@ -47,32 +49,11 @@ _TOOL_LABELS = {
     "eraser": "Eraser",
     "pan": "Pan",
 }
-_BROWSER_FORMATS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
 
 
 def css_name(name: str) -> str:
     """A class name as it appears in CSS classes (``wb-class-<css_name>``)."""
     return re.sub(r"[^a-z0-9_-]", "-", name.lower())
-
-
-def browser_image(data: bytes) -> tuple[bytes, str]:
-    """Image bytes a browser shows as the store sees them: the original when it can, else a PNG.
-
-    Re-encoded: formats browsers do not draw (TIFF...) and JPEGs with an EXIF rotation (browsers would
-    rotate them; the stored width, height and coordinates are of the unrotated pixels).
-    """
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        fmt = _BROWSER_FORMATS.get(im.format or "")
-        rotated = im.format in ("JPEG", "MPO") and im.getexif().get(0x0112, 1) != 1
-        if im.format == "MPO":
-            fmt = "jpeg"
-        if fmt is not None and not rotated:
-            return data, fmt
-        buf = io.BytesIO()
-        im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB").save(buf, format="PNG")
-        return buf.getvalue(), "png"
 
 
 class AnnotationCanvas(W.VBox):
@@ -112,8 +93,12 @@ class AnnotationCanvas(W.VBox):
         )
         for name, layer in self.layers.items():  # a new browser view starts blank: replay that layer
             layer.on_client_ready(partial(self._on_client_ready, name))
-        self._image_widget: W.Image | None = None
-        self._image_for: int | None = None
+        self.display = DisplayCache()
+        self._buffer = Canvas(width=1, height=1)  # the shown level, decoded once in the browser
+        self._buffer.on_client_ready(lambda: self.redraw({"image"}, refill=True))
+        self._shown: tuple[str, int] | None = None  # (blob, level factor) in the buffer
+        self._images: list[W.Image] = []  # the last level images sent (older ones are closed)
+        self._prefetched_for: int | None = None
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
         self._build_toolbar()
         super().__init__([self.toolbar, self.multicanvas, self.message])
@@ -253,48 +238,82 @@ class AnnotationCanvas(W.VBox):
         return run
 
     def _on_client_ready(self, layer: str) -> None:
-        self.redraw({layer} | ({"toolbar"} if layer == "interaction" else set()))
+        self.redraw({layer} | ({"toolbar"} if layer == "interaction" else set()), refill=layer == "image")
 
     # ------------------------------------------------------------------ drawing
-    def redraw(self, layers: set[str] | None = None) -> None:
-        """Redraw the layers the state marked as changed (or ``layers``), in one message."""
+    def redraw(self, layers: set[str] | None = None, *, refill: bool = False) -> None:
+        """Redraw the layers the state marked as changed (or ``layers``), in one message; ``refill``: send
+        the image to the buffer again (a browser view that just connected has an empty one)."""
         dirty = self.state.take_dirty() if layers is None else set(layers)
         with hold_canvas():
             if "image" in dirty:
-                self._draw_image()
+                self._draw_image(force=refill)
             if "annotations" in dirty:
                 self._draw_scene(self.layers["annotations"], annotation_scene(self.state))
             if "interaction" in dirty:
                 self._draw_scene(self.layers["interaction"], interaction_scene(self.state))
         if "toolbar" in dirty:
             self._update_toolbar()
+        if "image" in dirty:
+            self._prefetch_next()
 
-    def _image(self) -> W.Image | None:
-        ex = self.state.example
+    def _level(self) -> Level | None:
+        """The pyramid level that shows the current example at the current zoom (None: no example)."""
+        s = self.state
+        ex = s.example
         if ex is None:
             return None
-        if self._image_for != ex.id:
-            data, fmt = browser_image(self.state.image_bytes())
-            if self._image_widget is not None:
-                self._image_widget.close()
+        pyr = self.display.pyramid(ex.blob, s.image_bytes, ex.width, ex.height)
+        return pyr.level(level_for_scale(s.view.scale, ex.width, ex.height))
+
+    def _fill_buffer(self, level: Level, key: tuple[str, int], force: bool) -> None:
+        """Put ``level`` in the off-screen buffer canvas, once per image and level: the browser decodes
+        it there, and every zoom or pan then copies canvas to canvas (ipycanvas decodes an Image widget
+        again on every ``draw_image``)."""
+        if key == self._shown and not force:
+            return
+        if self._shown is None or key[0] != self._shown[0]:  # another image: its masks go too
             for _ann, w, _r in self._mask_cache.values():
                 w.close()
             self._mask_cache.clear()
-            self._image_widget = W.Image(value=data, format=fmt)
-            self._image_for = ex.id
-        return self._image_widget
+        if not self._images or key != self._shown:
+            self._images.append(W.Image(value=level.data, format=level.format))
+            while len(self._images) > 3:  # a message still queued in the browser may name the last ones
+                self._images.pop(0).close()
+        buf = self._buffer
+        if (buf.width, buf.height) != (level.width, level.height):
+            buf.width, buf.height = level.width, level.height
+        else:
+            buf.clear()
+        buf.draw_image(self._images[-1], 0, 0)
+        self._shown = key
 
-    def _draw_image(self) -> None:
+    def _prefetch_next(self) -> None:
+        """Build the next example's display level in the background (its record and bytes are read here,
+        on the kernel's thread; only the decoding runs in the other thread)."""
+        s = self.state
+        if s.position is None or s.position + 1 >= len(s.ids) or self._prefetched_for == s.position:
+            return
+        self._prefetched_for = s.position
+        nxt = s.sink.example(s.ids[s.position + 1])
+        view = ViewTransform.fit(nxt.width, nxt.height, s.settings.canvas_width, s.settings.canvas_height)
+        factor = level_for_scale(view.scale, nxt.width, nxt.height)
+        self.display.prefetch(nxt.blob, lambda: s.sink.load_bytes(nxt.blob), nxt.width, nxt.height, factor)
+
+    def _draw_image(self, force: bool = False) -> None:
         c = self.layers["image"]
         c.clear()
-        img = self._image()
-        if img is None:
+        level = self._level()
+        ex = self.state.example
+        if level is None or ex is None:
             c.fill_style = "#444444"
             c.font = "16px sans-serif"
             c.fill_text("no examples to annotate", 20, 40)
             return
-        c.image_smoothing_enabled = self.state.view.scale < 2.0  # zoomed in: show the pixels
-        c.draw_image(img, *image_rect(self.state))
+        self._fill_buffer(level, (ex.blob, level.factor), force)
+        # zoomed in past 2 screen px per level px: show the pixels
+        c.image_smoothing_enabled = self.state.view.scale * level.factor < 2.0
+        c.draw_image(self._buffer, *image_rect(self.state))  # the level spans the full image's rectangle
 
     def _mask_image(self, ann, color: str) -> tuple[W.Image, tuple[float, float, float, float]]:
         hit = self._mask_cache.get(ann.id)
