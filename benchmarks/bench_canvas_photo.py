@@ -85,7 +85,9 @@ def photo_boxes(n: int = 100, seed: int = 0, size: tuple[int, int] = (W, H)) -> 
     for i in range(n):
         bw, bh = rng.uniform(40, 500, 2)
         x, y = rng.uniform(0, w - bw), rng.uniform(0, h - bh)
-        out.append(Annotation("box", CLASSES[i % len(CLASSES)], bbox=(float(x), float(y), float(bw), float(bh))))
+        out.append(
+            Annotation("box", CLASSES[i % len(CLASSES)], bbox=(float(x), float(y), float(bw), float(bh)))
+        )
     return out
 
 

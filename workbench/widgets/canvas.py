@@ -33,9 +33,9 @@ from ipycanvas import Canvas, MultiCanvas, hold_canvas
 from ..errors import WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
 from .display import DisplayCache, Level, browser_image, level_for_scale
+from .geometry import ViewTransform
 from .masks import mask_rgba
 from .render import render_png
-from .geometry import ViewTransform
 from .scene import DASH, Scene, annotation_scene, image_rect, interaction_scene
 from .sink import AnnotationSink
 

@@ -132,8 +132,10 @@ class Pyramid:
                 alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
                 small = im.convert("RGBA" if alpha else "RGB")
                 if small.size != size:
-                    small = small.resize(size, Image.Resampling.BOX if small.width >= size[0] * 2 else
-                                         Image.Resampling.BILINEAR)
+                    small = small.resize(
+                        size,
+                        Image.Resampling.BOX if small.width >= size[0] * 2 else Image.Resampling.BILINEAR,
+                    )
         except (OSError, SyntaxError, ValueError) as e:
             raise ImageError(f"cannot show the image: not a readable image ({e})") from None
         buf = io.BytesIO()
