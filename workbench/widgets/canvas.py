@@ -36,8 +36,9 @@ from .display import DisplayCache, Level, browser_image, level_for_scale
 from .geometry import ViewTransform
 from .masks import mask_rgba
 from .render import render_png
-from .scene import DASH, Scene, annotation_scene, image_rect, interaction_scene
+from .scene import DASH, TAG_MODES, Scene, annotation_scene, image_rect, interaction_scene, mask_alpha
 from .sink import AnnotationSink
+from .viewport import ViewportProbe, fit_canvas_size
 
 __all__ = ["AnnotationCanvas", "css_name", "browser_image"]
 
@@ -66,13 +67,20 @@ class AnnotationCanvas(W.VBox):
         directory: str | None = None,
         split: str | None = None,
         user: str = "annotator",
-        width: int = 800,
-        height: int = 600,
+        width: int | None = None,
+        height: int | None = None,
         settings: CanvasSettings | None = None,
     ) -> None:
         from dataclasses import replace
 
-        settings = replace(settings or CanvasSettings(), canvas_width=int(width), canvas_height=int(height))
+        # no size given: the browser reports the room there is and the canvas takes it (viewport.py)
+        self.fit_screen = width is None and height is None
+        settings = settings or CanvasSettings()
+        settings = replace(
+            settings,
+            canvas_width=int(width if width is not None else settings.canvas_width),
+            canvas_height=int(height if height is not None else settings.canvas_height),
+        )
         self.state = CanvasState(dataset_like, directory=directory, split=split, user=user, settings=settings)
         self.multicanvas = MultiCanvas(
             3,
@@ -100,8 +108,10 @@ class AnnotationCanvas(W.VBox):
         self._images: list[W.Image] = []  # the last level images sent (older ones are closed)
         self._prefetched_for: int | None = None
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
+        self.probe = ViewportProbe()  # the room on screen, and the wheel: page scroll unless focused / Ctrl
+        self.probe.observe(lambda _change: self._fit_to_room(), names="room")
         self._build_toolbar()
-        super().__init__([self.toolbar, self.multicanvas, self.message])
+        super().__init__([self.probe, self.toolbar, self.multicanvas, self.message])
         self.add_class("wb-annotation-canvas")
         self.redraw()
 
@@ -164,7 +174,10 @@ class AnnotationCanvas(W.VBox):
         edit += [self.delete_button, self.accept_button, self.reject_button]
         if s.type in ("detection", "segmentation"):
             edit.append(self.accept_all_button)
-        self.toolbar = W.VBox([nav, W.HBox(edit)])
+        edit.append(self._build_view_controls())
+        for row in (nav, edit_row := W.HBox(edit)):  # wrap on a narrow window rather than overflow
+            row.layout.flex_flow = "row wrap"
+        self.toolbar = W.VBox([nav, edit_row])
         self.toolbar.add_class("wb-toolbar")
         self._build_class_buttons()
 
@@ -186,6 +199,57 @@ class AnnotationCanvas(W.VBox):
         self.class_buttons = {c.name: b for c, b in zip(self.state.classes, buttons, strict=True)}
         self._built_classes = list(self.state.classes)
         self.class_box.children = buttons
+
+    def _build_view_controls(self) -> W.HBox:
+        """Fill opacity and class tags: how annotations look, never what they are."""
+        s = self.state
+        self.opacity_slider = W.FloatSlider(
+            value=s.fill_opacity,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="Fill",
+            readout_format=".2f",
+            continuous_update=True,
+            layout=W.Layout(width="190px"),
+            style={"description_width": "28px"},
+        )
+        self.opacity_slider.add_class("wb-fill-opacity")
+        self.opacity_slider.observe(
+            lambda ch: self._act(partial(s.set_fill_opacity, ch["new"])), names="value"
+        )
+        self.tags_toggle = W.ToggleButtons(
+            options=[(m.capitalize(), m) for m in TAG_MODES],
+            value=s.tags,
+            tooltips=[
+                "tags shrink as you zoom out; none on boxes too small to carry one",
+                "every shape's class tag, full size",
+                "no class tags",
+            ],
+            style={"button_width": "48px"},
+        )
+        self.tags_toggle.add_class("wb-tags")
+        self.tags_toggle.observe(lambda ch: self._act(partial(s.set_tags, ch["new"])), names="value")
+        return W.HBox([W.Label("Tags"), self.tags_toggle, self.opacity_slider])
+
+    def _fit_to_room(self) -> None:
+        """Resize the canvas to what the browser reported (only when no size was given)."""
+        room = self.probe.reported()
+        if not self.fit_screen or room is None:
+            return
+        w, h = fit_canvas_size(room)
+        self._act(partial(self.resize, w, h))
+
+    def resize(self, width: int, height: int) -> None:
+        """Give the canvas a new size in css px (= canvas px); every layer is drawn again."""
+        s = self.state
+        s.resize(width, height)
+        mc = self.multicanvas
+        w, h = s.settings.canvas_width, s.settings.canvas_height
+        if (mc.width, mc.height) != (w, h):
+            mc.width, mc.height = w, h
+            mc.layout.width, mc.layout.height = f"{w}px", f"{h}px"
+        s.mark(*LAYERS)
 
     def _add_class(self) -> None:
         name = self.new_class.value.strip()
@@ -321,7 +385,7 @@ class AnnotationCanvas(W.VBox):
             return hit[1], hit[2]
         from PIL import Image
 
-        rgba, (ox, oy) = mask_rgba(ann.mask, color)
+        rgba, (ox, oy) = mask_rgba(ann.mask, color, alpha=255)  # drawn at the fill opacity
         buf = io.BytesIO()
         Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
         if hit is not None:
@@ -350,9 +414,12 @@ class AnnotationCanvas(W.VBox):
 
         v = self.state.view
         put("image_smoothing_enabled", False)
+        if scene.masks:
+            put("global_alpha", mask_alpha(self.state.fill_opacity))
         for m in scene.masks:
             widget, rect = self._mask_image(m.ann, m.color)
             c.draw_image(widget, *v.to_canvas_box(rect))
+        put("global_alpha", 1.0)
         for p in scene.polys:
             if p.style.fill_alpha > 0:
                 put("global_alpha", p.style.fill_alpha)
@@ -384,18 +451,21 @@ class AnnotationCanvas(W.VBox):
                 c.stroke_circles(ci.x, ci.y, ci.r)
         if not scene.texts:
             return
-        put("font", "12px sans-serif")
         put("text_baseline", "top")
         tags: dict[str, list] = {}  # tag backgrounds: one batched call per colour
         for t in scene.texts:
             if t.background is not None:
-                tags.setdefault(t.background, []).append((t.x, t.y, 7.0 * len(t.text) + 6.0, 16.0))
+                k = t.size / 12.0  # the box follows the font size (7 px per character at 12 px)
+                tags.setdefault(t.background, []).append(
+                    (t.x, t.y, k * (7.0 * len(t.text) + 6.0), t.size + 4.0)
+                )
         for color, rects in tags.items():
             put("fill_style", color)
             c.fill_rects(*(np.array(col) for col in zip(*rects, strict=True)))
-        for t in sorted(scene.texts, key=lambda t: t.color):
+        for t in sorted(scene.texts, key=lambda t: (t.size, t.color)):
+            put("font", f"{t.size:g}px sans-serif")
             put("fill_style", t.color)
-            c.fill_text(t.text, t.x + 3.0, t.y + 2.0)
+            c.fill_text(t.text, t.x + 3.0 * t.size / 12.0, t.y + 2.0)
 
     # ------------------------------------------------------------------ static fallback
     def snapshot_png(self, max_size: int | None = None) -> bytes:
