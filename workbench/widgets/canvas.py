@@ -226,7 +226,7 @@ class AnnotationCanvas(W.VBox):
                 "every shape's class tag, full size",
                 "no class tags",
             ],
-            style={"button_width": "48px"},
+            style={"button_width": "56px"},
         )
         self.tags_toggle.add_class("wb-tags")
         self.tags_toggle.observe(lambda ch: self._act(partial(s.set_tags, ch["new"])), names="value")

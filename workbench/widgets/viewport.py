@@ -19,6 +19,8 @@ puts a capturing wheel listener on the window: over this widget's canvas, a whee
 Cmd held while the canvas does not have the keyboard focus is stopped there (``stopPropagation``, no
 ``preventDefault``): it never reaches ipycanvas, and the browser scrolls the page. With Ctrl/Cmd held,
 or once the canvas has focus (a click on it gives it), ipycanvas gets the wheel and the canvas zooms.
+A press on the canvas focuses it without scrolling (``focus({preventScroll: true})``): the browser
+would otherwise scroll a canvas that is partly off screen into view, under the pointer, mid-drag.
 """
 
 from __future__ import annotations
@@ -67,10 +69,12 @@ function render({ model, el }) {
     if (!r || !c || !el.isConnected) { frame = requestAnimationFrame(measure); return; }
     const rb = r.getBoundingClientRect(), cb = c.getBoundingClientRect();
     const msg = r.querySelector(".wb-message");
+    let scrolled = window.scrollY;  // the page may scroll inside an element (Voila does): add them all
+    for (let p = c.parentElement; p; p = p.parentElement) scrolled += p.scrollTop;
     const room = {
       width: Math.floor(el.getBoundingClientRect().width),
       window_height: window.innerHeight,
-      canvas_top: cb.top + window.scrollY,
+      canvas_top: cb.top + scrolled,
       toolbar_height: cb.top - rb.top,
       below: msg ? msg.getBoundingClientRect().height : 0,
     };
@@ -92,11 +96,20 @@ function render({ model, el }) {
     e.stopPropagation();  // never reaches ipycanvas (which would preventDefault): the page scrolls
   };
   window.addEventListener("wheel", wheel, { capture: true, passive: true });
+  // A click gives the canvas the focus, and the browser would scroll a canvas that is not wholly on
+  // screen into view: the canvas would move under the pointer in the middle of a drag. Focus it first,
+  // without scrolling.
+  const press = (e) => {
+    const c = canvas();
+    if (c && e.target === c && document.activeElement !== c) c.focus({ preventScroll: true });
+  };
+  window.addEventListener("mousedown", press, { capture: true });
   later();
   return () => {
     ro.disconnect();
     window.removeEventListener("resize", later);
     window.removeEventListener("wheel", wheel, { capture: true });
+    window.removeEventListener("mousedown", press, { capture: true });
     if (frame) cancelAnimationFrame(frame);
   };
 }
