@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 from collections.abc import Callable
 from functools import partial
@@ -30,7 +31,7 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
-from ..errors import WorkbenchError
+from ..errors import ValidationError, WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
 from .display import DisplayCache, Level, browser_image, level_for_scale
 from .geometry import ViewTransform
@@ -57,6 +58,23 @@ def css_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", name.lower())
 
 
+CANVAS_SIZE_ENV = "WORKBENCH_CANVAS_SIZE"
+
+
+def _size_from_env() -> tuple[int | None, int | None]:
+    """A fixed canvas size from ``WORKBENCH_CANVAS_SIZE`` (``WIDTHxHEIGHT`` in css px; for a kiosk
+    screen, or tests that pin the layout), or (None, None) when unset: fit the screen."""
+    raw = os.environ.get(CANVAS_SIZE_ENV, "").strip()
+    if not raw:
+        return None, None
+    m = re.fullmatch(r"(\d{2,5})\s*[xX]\s*(\d{2,5})", raw)
+    if m is None:
+        raise ValidationError(
+            f"must be WIDTHxHEIGHT in pixels (like 800x600), got {raw!r}", field=CANVAS_SIZE_ENV
+        )
+    return int(m.group(1)), int(m.group(2))
+
+
 class AnnotationCanvas(W.VBox):
     """Annotate the examples of a dataset (or of one directory / split) in place; every edit is saved."""
 
@@ -73,7 +91,10 @@ class AnnotationCanvas(W.VBox):
     ) -> None:
         from dataclasses import replace
 
-        # no size given: the browser reports the room there is and the canvas takes it (viewport.py)
+        # no size given: the size in WORKBENCH_CANVAS_SIZE ("800x600") if set, else the browser reports the
+        # room there is and the canvas takes it (viewport.py)
+        if width is None and height is None:
+            width, height = _size_from_env()
         self.fit_screen = width is None and height is None
         settings = settings or CanvasSettings()
         settings = replace(
