@@ -251,3 +251,15 @@ def test_a_stale_prefetch_never_shows():
     c.redraw()
     assert same_picture(shown(c), fitted_level(c, 1600, 1200, arrs[2]))
     c.display.close()
+
+
+def test_close_stops_the_prefetch_and_closes_the_buffer():
+    from workbench.widgets.canvas import AnnotationCanvas
+
+    sink, _ = _sink()
+    c = AnnotationCanvas(sink, width=800, height=600)
+    c.display.pending.result(timeout=30)
+    buffer, images = c._buffer, list(c._images)
+    c.close()
+    assert c.display._pool is None
+    assert buffer.comm is None and all(w.comm is None for w in images)

@@ -488,6 +488,15 @@ class AnnotationCanvas(W.VBox):
             put("fill_style", t.color)
             c.fill_text(t.text, t.x + 3.0 * t.size / 12.0, t.y + 2.0)
 
+    def close(self) -> None:
+        """Close the widget, its off-screen buffer and images, and stop the prefetch thread."""
+        self.display.close()
+        for w in [*self._images, self._buffer, *(m[1] for m in self._mask_cache.values())]:
+            w.close()
+        self._images.clear()
+        self._mask_cache.clear()
+        super().close()
+
     # ------------------------------------------------------------------ static fallback
     def snapshot_png(self, max_size: int | None = None) -> bytes:
         """The current example with its annotations as PNG (what headless outputs keep)."""

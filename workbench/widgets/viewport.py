@@ -2,8 +2,9 @@
 
 The browser knows the room there is; the kernel does not. :class:`ViewportProbe` is a zero-height
 anywidget placed inside the canvas widget: its script reports the width of the widget's container, the
-window's inner height, where the canvas starts on the page (at scroll 0) and the height of the toolbar
-and of the message line, again on every window or container resize. :func:`fit_canvas_size` turns that
+visible height of what scrolls the page (the window; in JupyterLab the notebook panel), where the canvas
+starts in it (scrolled to the top) and the height of the toolbar and of the message line, again on every
+window or container resize. :func:`fit_canvas_size` turns that
 into the canvas size (kept here, without a browser, so tests pin the rules):
 
 * the width is the container's width (a wide window gets a wide canvas);
@@ -42,8 +43,8 @@ class Room:
     """What the browser reports, in CSS px."""
 
     width: float  # the container's width
-    window_height: float  # window.innerHeight
-    canvas_top: float  # the canvas' top on the page, page scrolled to the top
+    window_height: float  # the visible height of what scrolls the page (the window, Lab's notebook panel)
+    canvas_top: float  # the canvas' top in what scrolls, scrolled to the top
     toolbar_height: float  # from the widget's top to the canvas' top
     below: float  # what the widget shows under the canvas (the message line)
 
@@ -69,12 +70,22 @@ function render({ model, el }) {
     if (!r || !c || !el.isConnected) { frame = requestAnimationFrame(measure); return; }
     const rb = r.getBoundingClientRect(), cb = c.getBoundingClientRect();
     const msg = r.querySelector(".wb-message");
-    let scrolled = window.scrollY;  // the page may scroll inside an element (Voila does): add them all
-    for (let p = c.parentElement; p; p = p.parentElement) scrolled += p.scrollTop;
+    // The page scrolls the window, or a panel of fixed height (JupyterLab's notebook): the room is what
+    // shows of it, the canvas' top is measured from its content's top. (Only these known panels: an
+    // element that grows with its content would make the canvas chase its own size.)
+    const panel = c.closest(".jp-WindowedPanel-outer, .jp-NotebookPanel-notebook");
+    const o = panel ? getComputedStyle(panel).overflowY : "";
+    const box = (o === "auto" || o === "scroll") && panel.clientHeight > 0 ? panel : null;
+    let scrolled = window.scrollY;  // any element between may scroll too (Voila scrolls one): add them
+    for (let p = c.parentElement; p && p !== box; p = p.parentElement) scrolled += p.scrollTop;
+    const view = box
+      ? { top: box.getBoundingClientRect().top, height: Math.min(box.clientHeight, window.innerHeight),
+          scrolled: scrolled + box.scrollTop }
+      : { top: 0, height: window.innerHeight, scrolled: scrolled };
     const room = {
       width: Math.floor(el.getBoundingClientRect().width),
-      window_height: window.innerHeight,
-      canvas_top: cb.top + scrolled,
+      window_height: view.height,
+      canvas_top: cb.top - view.top + view.scrolled,
       toolbar_height: cb.top - rb.top,
       below: msg ? msg.getBoundingClientRect().height : 0,
     };
