@@ -201,3 +201,26 @@ def test_view_controls_change_the_state(sink_factory):
     c.tags_toggle.value = "hide"
     assert c.state.tags == "hide"
     c.display.close()
+
+
+@pytest.mark.parametrize(
+    ("type_", "controls"),
+    [
+        ("classification", set()),
+        ("detection", {"wb-tags"}),
+        ("segmentation", {"wb-tags", "wb-fill-opacity"}),
+        ("anomaly", {"wb-tags", "wb-fill-opacity"}),
+    ],
+)
+def test_view_controls_offered_per_type(type_, controls, sink_factory):
+    from workbench.widgets.canvas import AnnotationCanvas
+
+    def classes(w) -> set[str]:
+        out = set(getattr(w, "_dom_classes", ()))
+        for child in getattr(w, "children", ()):
+            out |= classes(child)
+        return out
+
+    c = AnnotationCanvas(sink_factory(type_), width=800, height=600)
+    assert classes(c) & {"wb-tags", "wb-fill-opacity"} == controls
+    c.close()

@@ -251,7 +251,12 @@ class AnnotationCanvas(W.VBox):
         )
         self.tags_toggle.add_class("wb-tags")
         self.tags_toggle.observe(lambda ch: self._act(partial(s.set_tags, ch["new"])), names="value")
-        return W.HBox([W.Label("Tags"), self.tags_toggle, self.opacity_slider])
+        shown: list[W.Widget] = []
+        if s.type != "classification":  # class tags and fills belong to shapes
+            shown += [W.Label("Tags"), self.tags_toggle]
+        if s.type in ("segmentation", "anomaly"):  # boxes are outlines: a fill is for polygons and masks
+            shown.append(self.opacity_slider)
+        return W.HBox(shown)
 
     def _fit_to_room(self) -> None:
         """Resize the canvas to what the browser reported (only when no size was given)."""
