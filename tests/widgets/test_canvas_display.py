@@ -259,7 +259,49 @@ def test_close_stops_the_prefetch_and_closes_the_buffer():
     sink, _ = _sink()
     c = AnnotationCanvas(sink, width=800, height=600)
     c.display.pending.result(timeout=30)
-    buffer, images = c._buffer, list(c._images)
+    buffers, images = c._buffers, list(c._images)
     c.close()
     assert c.display._pool is None
-    assert buffer.comm is None and all(w.comm is None for w in images)
+    assert all(w.comm is None for w in [*buffers, *images])
+
+
+def test_a_zoom_across_levels_paints_at_once_then_sharpens(monkeypatch):
+    """Message 1: the image layer stretches the level on screen (no new image in it); message 2: the
+    sharper level goes into the other buffer, which the image layer then shows."""
+    import ipycanvas.canvas as ipc
+
+    from workbench.widgets.canvas import AnnotationCanvas
+
+    draw = {v: k for k, v in ipc.COMMANDS.items()}
+    log: list[list[tuple[str, list]]] = []
+
+    def record(command, buffers=None):
+        cmds = command if command and isinstance(command[0], list) else [command]
+        log.append([(draw[c[0]], c[1]) for c in cmds])
+
+    sink, _ = _sink()
+    c = AnnotationCanvas(sink, width=800, height=600)  # 1600 x 1200 at scale 0.5: level 2
+    c.display.pending.result(timeout=30)
+    old_front, old_image = c._buffers[c._front], c._images[-1]
+    monkeypatch.setattr(ipc._CANVAS_MANAGER, "_send_custom", record)
+    c.state.wheel(-200)  # past scale 0.5: level 1
+    c.redraw()
+    assert c._shown[1] == 1 and c._buffers[c._front] is not old_front
+    assert len(log) == 2
+
+    def ref(w) -> str:
+        return f"IPY_MODEL_{w.model_id}"
+
+    first = [args[0] for name, args in log[0] if name in ("drawImage", "switchCanvas")]
+    assert ref(old_front) in first and ref(c._images[-1]) not in first  # the old level, stretched
+    second = [args[0] for name, args in log[1] if name in ("drawImage", "switchCanvas")]
+    new_front = c._buffers[c._front]
+    assert second.index(ref(c._images[-1])) < second.index(ref(new_front), second.index(ref(c._images[-1])))
+    assert c._images[-1] is not old_image
+    log.clear()
+    c.state.wheel(-50)  # within the level: one message, nothing sent again
+    c.redraw()
+    assert len(log) == 1 and not any(
+        name == "drawImage" and args[0] == ref(c._images[-1]) for name, args in log[0]
+    )
+    c.close()

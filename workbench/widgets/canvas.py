@@ -123,9 +123,12 @@ class AnnotationCanvas(W.VBox):
         for name, layer in self.layers.items():  # a new browser view starts blank: replay that layer
             layer.on_client_ready(partial(self._on_client_ready, name))
         self.display = DisplayCache()
-        self._buffer = Canvas(width=1, height=1)  # the shown level, decoded once in the browser
-        self._buffer.on_client_ready(lambda: self.redraw({"image"}, refill=True))
-        self._shown: tuple[str, int] | None = None  # (blob, level factor) in the buffer
+        # off-screen canvases holding the level shown (front) and the next sharper one (filled while the
+        # front one, stretched, is on screen); the browser decodes each level once, into one of them
+        self._buffers = (Canvas(width=1, height=1), Canvas(width=1, height=1))
+        self._front = 0
+        self._buffers[0].on_client_ready(lambda: self.redraw({"image"}, refill=True))
+        self._shown: tuple[str, int] | None = None  # (blob, level factor) in the front buffer
         self._images: list[W.Image] = []  # the last level images sent (older ones are closed)
         self._prefetched_for: int | None = None
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
@@ -333,50 +336,61 @@ class AnnotationCanvas(W.VBox):
     # ------------------------------------------------------------------ drawing
     def redraw(self, layers: set[str] | None = None, *, refill: bool = False) -> None:
         """Redraw the layers the state marked as changed (or ``layers``), in one message; ``refill``: send
-        the image to the buffer again (a browser view that just connected has an empty one)."""
+        the image to the buffer again (a browser view that just connected has an empty one).
+
+        A zoom that needs another pyramid level of the same image is two messages: the level shown now,
+        stretched to the new view, with the other layers (the browser paints it at once), then the new
+        level, built and sent while the first is on screen."""
         dirty = self.state.take_dirty() if layers is None else set(layers)
+        sharper: Callable[[], None] | None = None
         with hold_canvas():
             if "image" in dirty:
-                self._draw_image(force=refill)
+                sharper = self._draw_image(force=refill)
             if "annotations" in dirty:
                 self._draw_scene(self.layers["annotations"], annotation_scene(self.state))
             if "interaction" in dirty:
                 self._draw_scene(self.layers["interaction"], interaction_scene(self.state))
+        if sharper is not None:
+            with hold_canvas():
+                sharper()
         if "toolbar" in dirty:
             self._update_toolbar()
         if "image" in dirty:
             self._prefetch_next()
 
-    def _level(self) -> Level | None:
-        """The pyramid level that shows the current example at the current zoom (None: no example)."""
+    def _level(self, factor: int) -> Level:
+        """Level ``factor`` of the current example's pyramid (built on first use)."""
         s = self.state
         ex = s.example
-        if ex is None:
-            return None
-        pyr = self.display.pyramid(ex.blob, s.image_bytes, ex.width, ex.height)
-        return pyr.level(level_for_scale(s.view.scale, ex.width, ex.height))
+        assert ex is not None
+        return self.display.pyramid(ex.blob, s.image_bytes, ex.width, ex.height).level(factor)
 
-    def _fill_buffer(self, level: Level, key: tuple[str, int], force: bool) -> None:
-        """Put ``level`` in the off-screen buffer canvas, once per image and level: the browser decodes
-        it there, and every zoom or pan then copies canvas to canvas (ipycanvas decodes an Image widget
-        again on every ``draw_image``)."""
-        if key == self._shown and not force:
-            return
+    def _fill_buffer(self, buf: Canvas, level: Level, key: tuple[str, int]) -> None:
+        """Put ``level`` in off-screen buffer ``buf``: the browser decodes it there once, and every zoom
+        or pan then copies canvas to canvas (ipycanvas decodes an Image widget again on every
+        ``draw_image``)."""
         if self._shown is None or key[0] != self._shown[0]:  # another image: its masks go too
             for _ann, w, _r in self._mask_cache.values():
                 w.close()
             self._mask_cache.clear()
         if not self._images or key != self._shown:
             self._images.append(W.Image(value=level.data, format=level.format))
-            while len(self._images) > 3:  # a message still queued in the browser may name the last ones
+            while len(self._images) > 4:  # a message still queued in the browser may name the last ones
                 self._images.pop(0).close()
-        buf = self._buffer
         if (buf.width, buf.height) != (level.width, level.height):
             buf.width, buf.height = level.width, level.height
         else:
             buf.clear()
         buf.draw_image(self._images[-1], 0, 0)
         self._shown = key
+
+    def _paint(self, buf: Canvas, factor: int) -> None:
+        """The image layer: buffer ``buf`` (holding level ``factor``) over the full image's rectangle."""
+        c = self.layers["image"]
+        c.clear()
+        # zoomed in past 2 screen px per level px: show the pixels
+        c.image_smoothing_enabled = self.state.view.scale * factor < 2.0
+        c.draw_image(buf, *image_rect(self.state))
 
     def _prefetch_next(self) -> None:
         """Build the next example's display level in the background (its record and bytes are read here,
@@ -390,20 +404,36 @@ class AnnotationCanvas(W.VBox):
         factor = level_for_scale(view.scale, nxt.width, nxt.height)
         self.display.prefetch(nxt.blob, lambda: s.sink.load_bytes(nxt.blob), nxt.width, nxt.height, factor)
 
-    def _draw_image(self, force: bool = False) -> None:
-        c = self.layers["image"]
-        c.clear()
-        level = self._level()
+    def _draw_image(self, force: bool = False) -> Callable[[], None] | None:
+        """Draw the image layer; returns what still has to be sent (a sharper level) or None."""
         ex = self.state.example
-        if level is None or ex is None:
+        if ex is None:
+            c = self.layers["image"]
+            c.clear()
             c.fill_style = "#444444"
             c.font = "16px sans-serif"
             c.fill_text("no examples to annotate", 20, 40)
-            return
-        self._fill_buffer(level, (ex.blob, level.factor), force)
-        # zoomed in past 2 screen px per level px: show the pixels
-        c.image_smoothing_enabled = self.state.view.scale * level.factor < 2.0
-        c.draw_image(self._buffer, *image_rect(self.state))  # the level spans the full image's rectangle
+            return None
+        factor = level_for_scale(self.state.view.scale, ex.width, ex.height)
+        key = (ex.blob, factor)
+        front = self._buffers[self._front]
+        if key == self._shown and not force:
+            self._paint(front, factor)
+            return None
+        if not force and self._shown is not None and self._shown[0] == ex.blob:
+            shown_factor = self._shown[1]
+            self._paint(front, shown_factor)  # at once: the level shown, stretched to the new view
+
+            def sharper() -> None:
+                back = 1 - self._front
+                self._fill_buffer(self._buffers[back], self._level(factor), key)
+                self._front = back
+                self._paint(self._buffers[back], factor)
+
+            return sharper
+        self._fill_buffer(front, self._level(factor), key)  # another image, or a view that just connected
+        self._paint(front, factor)
+        return None
 
     def _mask_image(self, ann, color: str) -> tuple[W.Image, tuple[float, float, float, float]]:
         hit = self._mask_cache.get(ann.id)
@@ -496,7 +526,7 @@ class AnnotationCanvas(W.VBox):
     def close(self) -> None:
         """Close the widget, its off-screen buffer and images, and stop the prefetch thread."""
         self.display.close()
-        for w in [*self._images, self._buffer, *(m[1] for m in self._mask_cache.values())]:
+        for w in [*self._images, *self._buffers, *(m[1] for m in self._mask_cache.values())]:
             w.close()
         self._images.clear()
         self._mask_cache.clear()
