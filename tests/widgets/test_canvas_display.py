@@ -305,3 +305,61 @@ def test_a_zoom_across_levels_paints_at_once_then_sharpens(monkeypatch):
         name == "drawImage" and args[0] == ref(c._images[-1]) for name, args in log[0]
     )
     c.close()
+
+
+# ---------------------------------------------------------------------------------------------- regions
+def test_region_for_view_rules():
+    from workbench.widgets.display import covers, region_for_view
+
+    r = region_for_view((1000.3, 800.0, 400.0, 300.0), 4000, 3000)
+    assert r == (800.0, 650.0, 801.0, 600.0)  # grown by half its size on each side, whole pixels
+    assert covers(r, (1000.3, 800.0, 400.0, 300.0))
+    assert region_for_view((10.0, 5.0, 400.0, 300.0), 4000, 3000)[:2] == (0.0, 0.0)  # clamped
+    assert region_for_view((3900.0, 2900.0, 400.0, 300.0), 4000, 3000) == (3700.0, 2750.0, 300.0, 250.0)
+    assert region_for_view((0.0, 0.0, 0.0, 0.0), 10, 10)[2:] == (1.0, 1.0)  # never empty
+    assert not covers(r, (700.0, 800.0, 400.0, 300.0))
+
+
+def test_a_region_holds_the_original_pixels_and_decodes_once():
+    arr = blocks(2600, 1800, 40)
+    p = Pyramid(encode(arr), 2600, 1800)
+    lv = p.region((120.0, 80.0, 640.0, 480.0))
+    assert (lv.width, lv.height, lv.box, lv.factor) == (640, 480, (120.0, 80.0, 640.0, 480.0), 1)
+    assert same_picture(decode(lv.data), arr[80:560, 120:760])
+    p.region((0.0, 0.0, 100.0, 100.0))
+    assert p.decodes == 1
+    for bad in ((-1.0, 0.0, 10.0, 10.0), (0.0, 0.0, 2601.0, 10.0), (0.5, 0.0, 10.0, 10.0)):
+        with pytest.raises(ValueError, match="whole pixels inside"):
+            p.region(bad)
+
+
+def test_a_big_photo_zoomed_in_sends_the_part_in_view():
+    from workbench.widgets.canvas import AnnotationCanvas
+
+    w, h = 2800, 2100  # 5.9 MP: past REGION_MIN_PIXELS
+    arr = blocks(w, h, 50)
+    sink = MemorySink("detection", ["cat"], [MemoryImage(encode(arr), w, h)])
+    c = AnnotationCanvas(sink, width=800, height=600)
+    s = c.state
+    s.zoom_at(400, 300, 1.0 / s.view.scale * 1.5)  # scale 1.5: level 1, a region
+    c.redraw()
+    blob, factor, box = c._shown
+    assert factor == 1 and box[2] < w and box[3] < h
+    x0, y0 = s.view.to_image(0, 0)
+    x1, y1 = s.view.to_image(800, 600)
+    assert box[0] <= x0 and box[1] <= y0 and x1 <= box[0] + box[2] and y1 <= box[1] + box[3]
+    bx, by, bw, bh = (int(v) for v in box)
+    assert same_picture(shown(c), arr[by : by + bh, bx : bx + bw])
+    sent = len(c._images)
+    s.pan_by(-30, -20)  # within the region: nothing new is sent
+    c.redraw()
+    assert len(c._images) == sent and c._shown[2] == box
+    s.pan_by(-2000, -1500)  # far away: a new region, around the new view
+    c.redraw()
+    assert len(c._images) == sent + 1 and c._shown[2] != box
+    x0, y0 = s.view.to_image(0, 0)
+    nb = c._shown[2]
+    assert nb[0] <= max(x0, 0) and nb[1] <= max(y0, 0)
+    bx, by, bw, bh = (int(v) for v in nb)
+    assert same_picture(shown(c), arr[by : by + bh, bx : bx + bw])
+    c.close()

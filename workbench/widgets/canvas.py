@@ -33,11 +33,19 @@ from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
 from ..errors import ValidationError, WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
-from .display import DisplayCache, Level, browser_image, level_for_scale
+from .display import (
+    REGION_MIN_PIXELS,
+    DisplayCache,
+    Level,
+    browser_image,
+    covers,
+    level_for_scale,
+    region_for_view,
+)
 from .geometry import ViewTransform
 from .masks import mask_rgba
 from .render import render_png
-from .scene import DASH, TAG_MODES, Scene, annotation_scene, image_rect, interaction_scene, mask_alpha
+from .scene import DASH, TAG_MODES, Scene, annotation_scene, interaction_scene, mask_alpha
 from .sink import AnnotationSink
 from .viewport import ViewportProbe, fit_canvas_size
 
@@ -128,7 +136,8 @@ class AnnotationCanvas(W.VBox):
         self._buffers = (Canvas(width=1, height=1), Canvas(width=1, height=1))
         self._front = 0
         self._buffers[0].on_client_ready(lambda: self.redraw({"image"}, refill=True))
-        self._shown: tuple[str, int] | None = None  # (blob, level factor) in the front buffer
+        # (blob, level factor, image rectangle) in the front buffer
+        self._shown: tuple[str, int, tuple[float, float, float, float]] | None = None
         self._images: list[W.Image] = []  # the last level images sent (older ones are closed)
         self._prefetched_for: int | None = None
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
@@ -358,14 +367,9 @@ class AnnotationCanvas(W.VBox):
         if "image" in dirty:
             self._prefetch_next()
 
-    def _level(self, factor: int) -> Level:
-        """Level ``factor`` of the current example's pyramid (built on first use)."""
-        s = self.state
-        ex = s.example
-        assert ex is not None
-        return self.display.pyramid(ex.blob, s.image_bytes, ex.width, ex.height).level(factor)
-
-    def _fill_buffer(self, buf: Canvas, level: Level, key: tuple[str, int]) -> None:
+    def _fill_buffer(
+        self, buf: Canvas, level: Level, key: tuple[str, int, tuple[float, float, float, float]]
+    ) -> None:
         """Put ``level`` in off-screen buffer ``buf``: the browser decodes it there once, and every zoom
         or pan then copies canvas to canvas (ipycanvas decodes an Image widget again on every
         ``draw_image``)."""
@@ -384,13 +388,14 @@ class AnnotationCanvas(W.VBox):
         buf.draw_image(self._images[-1], 0, 0)
         self._shown = key
 
-    def _paint(self, buf: Canvas, factor: int) -> None:
-        """The image layer: buffer ``buf`` (holding level ``factor``) over the full image's rectangle."""
+    def _paint(self, buf: Canvas, factor: int, box: tuple[float, float, float, float]) -> None:
+        """The image layer: buffer ``buf`` (level ``factor``, showing image rectangle ``box``) over that
+        rectangle's place on the canvas: the view transform alone says where every pixel goes."""
         c = self.layers["image"]
         c.clear()
         # zoomed in past 2 screen px per level px: show the pixels
         c.image_smoothing_enabled = self.state.view.scale * factor < 2.0
-        c.draw_image(buf, *image_rect(self.state))
+        c.draw_image(buf, *self.state.view.to_canvas_box(box))
 
     def _prefetch_next(self) -> None:
         """Build the next example's display level in the background (its record and bytes are read here,
@@ -406,7 +411,8 @@ class AnnotationCanvas(W.VBox):
 
     def _draw_image(self, force: bool = False) -> Callable[[], None] | None:
         """Draw the image layer; returns what still has to be sent (a sharper level) or None."""
-        ex = self.state.example
+        s = self.state
+        ex = s.example
         if ex is None:
             c = self.layers["image"]
             c.clear()
@@ -414,25 +420,48 @@ class AnnotationCanvas(W.VBox):
             c.font = "16px sans-serif"
             c.fill_text("no examples to annotate", 20, 40)
             return None
-        factor = level_for_scale(self.state.view.scale, ex.width, ex.height)
-        key = (ex.blob, factor)
+        pyr = self.display.pyramid(ex.blob, s.image_bytes, ex.width, ex.height)
+        factor = level_for_scale(s.view.scale, ex.width, ex.height)
+        shown = self._shown if self._shown is not None and self._shown[0] == ex.blob else None
         front = self._buffers[self._front]
-        if key == self._shown and not force:
-            self._paint(front, factor)
-            return None
-        if not force and self._shown is not None and self._shown[0] == ex.blob:
-            shown_factor = self._shown[1]
-            self._paint(front, shown_factor)  # at once: the level shown, stretched to the new view
+        build: Callable[[], Level]
+        if (
+            factor == 1 and ex.width * ex.height > REGION_MIN_PIXELS
+        ):  # a big photo at full size: the part in view
+            cw, ch = s.settings.canvas_width, s.settings.canvas_height
+            x0, y0 = s.view.to_image(0.0, 0.0)
+            x1, y1 = s.view.to_image(float(cw), float(ch))
+            x0, y0 = max(x0, 0.0), max(y0, 0.0)
+            visible = (x0, y0, max(min(x1, ex.width) - x0, 1.0), max(min(y1, ex.height) - y0, 1.0))
+            if shown is not None and shown[1] == 1 and covers(shown[2], visible) and not force:
+                self._paint(front, 1, shown[2])
+                return None
+            box = region_for_view(visible, ex.width, ex.height)
+
+            def build() -> Level:
+                return pyr.region(box)
+        else:
+            box = (0.0, 0.0, float(ex.width), float(ex.height))
+            if shown is not None and shown[1:] == (factor, box) and not force:
+                self._paint(front, factor, box)
+                return None
+
+            def build() -> Level:
+                return pyr.level(factor)
+
+        key = (ex.blob, factor, box)
+        if shown is not None and not force:
+            self._paint(front, shown[1], shown[2])  # at once: what is shown now, moved to the new view
 
             def sharper() -> None:
                 back = 1 - self._front
-                self._fill_buffer(self._buffers[back], self._level(factor), key)
+                self._fill_buffer(self._buffers[back], build(), key)
                 self._front = back
-                self._paint(self._buffers[back], factor)
+                self._paint(self._buffers[back], factor, box)
 
             return sharper
-        self._fill_buffer(front, self._level(factor), key)  # another image, or a view that just connected
-        self._paint(front, factor)
+        self._fill_buffer(front, build(), key)  # another image, or a view that just connected
+        self._paint(front, factor, box)
         return None
 
     def _mask_image(self, ann, color: str) -> tuple[W.Image, tuple[float, float, float, float]]:

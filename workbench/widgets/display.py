@@ -26,12 +26,27 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ImageError
 
-__all__ = ["Level", "level_for_scale", "level_size", "Pyramid", "DisplayCache", "browser_image"]
+__all__ = [
+    "Level",
+    "level_for_scale",
+    "level_size",
+    "region_for_view",
+    "covers",
+    "REGION_MIN_PIXELS",
+    "Pyramid",
+    "DisplayCache",
+    "browser_image",
+]
 
 MIN_LEVEL_SIDE = 64  # no level is made smaller than this on its longer side
+REGION_MIN_PIXELS = 4_000_000  # at full size, an image past this many pixels is sent as the part in view
+REGION_MARGIN = 0.5  # a region is the part in view grown by this share of its size on each side
+
+Box = tuple[float, float, float, float]  # x, y, w, h in image pixels
 _BROWSER_FORMATS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
 
 
@@ -83,13 +98,36 @@ def level_size(width: int, height: int, factor: int) -> tuple[int, int]:
     return (max(1, round(width / factor)), max(1, round(height / factor)))
 
 
+def region_for_view(visible: Box, width: int, height: int, margin: float = REGION_MARGIN) -> Box:
+    """The part of a ``width`` x ``height`` image to send at full size for the ``visible`` part: grown by
+    ``margin`` of its size on each side (room to pan), in whole pixels, inside the image, never empty."""
+    x, y, w, h = visible
+    x0 = max(0, math.floor(x - margin * w))
+    y0 = max(0, math.floor(y - margin * h))
+    x1 = min(width, math.ceil(x + w + margin * w))
+    y1 = min(height, math.ceil(y + h + margin * h))
+    x0, y0 = min(x0, width - 1), min(y0, height - 1)
+    return (float(x0), float(y0), float(max(x1, x0 + 1) - x0), float(max(y1, y0 + 1) - y0))
+
+
+def covers(outer: Box, inner: Box) -> bool:
+    """Whether rectangle ``outer`` contains ``inner`` (both x, y, w, h)."""
+    return (
+        outer[0] <= inner[0]
+        and outer[1] <= inner[1]
+        and inner[0] + inner[2] <= outer[0] + outer[2]
+        and inner[1] + inner[3] <= outer[1] + outer[3]
+    )
+
+
 @dataclass(frozen=True)
 class Level:
-    factor: int
+    factor: int  # image px per level px
     data: bytes  # encoded, for a W.Image
     format: str  # png / jpeg / ...
     width: int  # level pixels
     height: int
+    box: Box  # the image rectangle it shows (the whole image, or a full-size region)
 
 
 class Pyramid:
@@ -98,6 +136,7 @@ class Pyramid:
     def __init__(self, data: bytes, width: int, height: int, *, quality: int = 90) -> None:
         self.data, self.width, self.height, self.quality = data, int(width), int(height), quality
         self._levels: dict[int, Level] = {}
+        self._full: Any = None  # the decoded PIL image, for regions (kept while the pyramid is)
         self._lock = threading.Lock()
         self.decodes = 0  # how many times the image was decoded (tests: once per level at most)
 
@@ -111,15 +150,31 @@ class Pyramid:
                 hit = self._levels[factor] = self._build(factor)
             return hit
 
-    def _build(self, factor: int) -> Level:
+    def region(self, box: Box) -> Level:
+        """The full-size pixels of ``box`` (whole pixels inside the image, as :func:`region_for_view`
+        gives): the image is decoded once for all regions, each region is encoded on its own."""
+        x0, y0 = int(box[0]), int(box[1])
+        x1, y1 = x0 + int(box[2]), y0 + int(box[3])
+        if not (0 <= x0 < x1 <= self.width and 0 <= y0 < y1 <= self.height) or box != (
+            float(x0),
+            float(y0),
+            float(x1 - x0),
+            float(y1 - y0),
+        ):
+            raise ValueError(
+                f"region {box} is not whole pixels inside the {self.width} x {self.height} image"
+            )
+        with self._lock:
+            if self._full is None:
+                self._full = self._decode(None)
+            crop = self._full.crop((x0, y0, x1, y1))
+        data, fmt = self._encode(crop)
+        return Level(1, data, fmt, x1 - x0, y1 - y0, box)
+
+    def _decode(self, size: tuple[int, int] | None):
+        """The image as RGB(A), decoded straight at ``size`` or above when the format can (JPEG)."""
         from PIL import Image
 
-        if factor < 1 or factor & (factor - 1):
-            raise ValueError(f"level factor must be a power of two, got {factor}")
-        if factor == 1:
-            data, fmt = browser_image(self.data)
-            return Level(1, data, fmt, self.width, self.height)
-        size = level_size(self.width, self.height, factor)
         try:
             with Image.open(io.BytesIO(self.data)) as im:
                 if (im.width, im.height) != (self.width, self.height):
@@ -127,25 +182,38 @@ class Pyramid:
                         f"the image is {im.width} x {im.height} pixels, its record says "
                         f"{self.width} x {self.height}"
                     )
-                im.draft("RGB", size)  # JPEG: decode at 1/2, 1/4, 1/8 directly (never below size)
+                if size is not None:
+                    im.draft("RGB", size)  # JPEG: decode at 1/2, 1/4, 1/8 directly (never below size)
                 self.decodes += 1
                 alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
-                small = im.convert("RGBA" if alpha else "RGB")
-                if small.size != size:
-                    small = small.resize(
+                out = im.convert("RGBA" if alpha else "RGB")
+                if size is not None and out.size != size:
+                    out = out.resize(
                         size,
-                        Image.Resampling.BOX if small.width >= size[0] * 2 else Image.Resampling.BILINEAR,
+                        Image.Resampling.BOX if out.width >= size[0] * 2 else Image.Resampling.BILINEAR,
                     )
+                return out
         except (OSError, SyntaxError, ValueError) as e:
             raise ImageError(f"cannot show the image: not a readable image ({e})") from None
+
+    def _encode(self, im) -> tuple[bytes, str]:
         buf = io.BytesIO()
-        if alpha:
-            small.save(buf, format="PNG")
-            fmt = "png"
-        else:
-            small.save(buf, format="JPEG", quality=self.quality)
-            fmt = "jpeg"
-        return Level(factor, buf.getvalue(), fmt, size[0], size[1])
+        if im.mode == "RGBA":
+            im.save(buf, format="PNG")
+            return buf.getvalue(), "png"
+        im.save(buf, format="JPEG", quality=self.quality)
+        return buf.getvalue(), "jpeg"
+
+    def _build(self, factor: int) -> Level:
+        if factor < 1 or factor & (factor - 1):
+            raise ValueError(f"level factor must be a power of two, got {factor}")
+        whole = (0.0, 0.0, float(self.width), float(self.height))
+        if factor == 1:
+            data, fmt = browser_image(self.data)
+            return Level(1, data, fmt, self.width, self.height, whole)
+        size = level_size(self.width, self.height, factor)
+        data, fmt = self._encode(self._decode(size))
+        return Level(factor, data, fmt, size[0], size[1], whole)
 
 
 class DisplayCache:
