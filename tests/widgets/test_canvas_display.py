@@ -363,3 +363,20 @@ def test_a_big_photo_zoomed_in_sends_the_part_in_view():
     bx, by, bw, bh = (int(v) for v in nb)
     assert same_picture(shown(c), arr[by : by + bh, bx : bx + bw])
     c.close()
+
+
+def test_the_next_sharper_level_is_made_ready_in_the_background():
+    from workbench.widgets.canvas import AnnotationCanvas
+
+    sink, _ = _sink(1)
+    c = AnnotationCanvas(sink, width=400, height=300)  # 1600 x 1200 at scale 0.25: level 4 shown
+    ex = c.state.example
+    pyr = c.display.pyramid(ex.blob, lambda: b"", ex.width, ex.height)
+    assert c._shown[1] == 4
+    c.display._pool.submit(lambda: None).result(timeout=30)  # the one background thread is through
+    assert pyr.has(2)  # ready before the zoom asks for it
+    decodes = pyr.decodes
+    c.state.zoom_at(200, 150, 1.5)
+    c.redraw()
+    assert c._shown[1] == 2 and pyr.decodes == decodes  # used, not decoded again
+    c.close()

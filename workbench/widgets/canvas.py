@@ -450,6 +450,9 @@ class AnnotationCanvas(W.VBox):
                 return pyr.level(factor)
 
         key = (ex.blob, factor, box)
+        if factor > 1:  # zooming in goes on to the next sharper step: have it ready
+            finer = factor // 2
+            self.display.warm(pyr, finer, finer == 1 and ex.width * ex.height > REGION_MIN_PIXELS)
         if shown is not None and not force:
             self._paint(front, shown[1], shown[2])  # at once: what is shown now, moved to the new view
 

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..errors import ImageError
@@ -131,24 +132,37 @@ class Level:
 
 
 class Pyramid:
-    """The display levels of one image, built on first use (thread-safe: one builder per level)."""
+    """The display levels of one image, built on first use (thread-safe: one builder per level, and a
+    level being built in the background never holds up another one)."""
 
     def __init__(self, data: bytes, width: int, height: int, *, quality: int = 90) -> None:
         self.data, self.width, self.height, self.quality = data, int(width), int(height), quality
         self._levels: dict[int, Level] = {}
         self._full: Any = None  # the decoded PIL image, for regions (kept while the pyramid is)
-        self._lock = threading.Lock()
+        self._locks: dict[object, threading.Lock] = {}
+        self._meta = threading.Lock()
         self.decodes = 0  # how many times the image was decoded (tests: once per level at most)
+
+    def _lock(self, what: object) -> threading.Lock:
+        with self._meta:
+            return self._locks.setdefault(what, threading.Lock())
 
     def has(self, factor: int) -> bool:
         return factor in self._levels
 
     def level(self, factor: int) -> Level:
-        with self._lock:
+        with self._lock(factor):
             hit = self._levels.get(factor)
             if hit is None:
                 hit = self._levels[factor] = self._build(factor)
             return hit
+
+    def decoded(self) -> Any:
+        """The whole image decoded (once; regions are cut from it)."""
+        with self._lock("full"):
+            if self._full is None:
+                self._full = self._decode(None)
+            return self._full
 
     def region(self, box: Box) -> Level:
         """The full-size pixels of ``box`` (whole pixels inside the image, as :func:`region_for_view`
@@ -164,11 +178,7 @@ class Pyramid:
             raise ValueError(
                 f"region {box} is not whole pixels inside the {self.width} x {self.height} image"
             )
-        with self._lock:
-            if self._full is None:
-                self._full = self._decode(None)
-            crop = self._full.crop((x0, y0, x1, y1))
-        data, fmt = self._encode(crop)
+        data, fmt = self._encode(self.decoded().crop((x0, y0, x1, y1)))
         return Level(1, data, fmt, x1 - x0, y1 - y0, box)
 
     def _decode(self, size: tuple[int, int] | None):
@@ -259,6 +269,13 @@ class DisplayCache:
 
         self.pending = self._pool.submit(build)
         return self.pending
+
+    def warm(self, pyramid: Pyramid, factor: int, region: bool) -> Future:
+        """Get the next sharper step ready in the background: level ``factor``, or (``region``) the whole
+        image decoded, which full-size regions are cut from. Queued after any page prefetch."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="wb-display-prefetch")
+        return self._pool.submit(pyramid.decoded if region else partial(pyramid.level, factor))
 
     def close(self) -> None:
         if self._pool is not None:
