@@ -185,7 +185,7 @@ def _sink(n: int = 3, w: int = 1600, h: int = 1200) -> tuple[MemorySink, list[np
 
 def shown(c) -> np.ndarray:
     """The image the canvas sent for its buffer (the last level image)."""
-    return decode(c._images[-1].value)
+    return decode(c.image_layer.images[-1].value)
 
 
 def same_picture(a: np.ndarray, b: np.ndarray) -> bool:
@@ -208,15 +208,15 @@ def test_the_canvas_sends_a_display_copy_not_the_photo():
     small = shown(c)
     assert small.shape[:2] == (600, 800)  # level 2 of 1600 x 1200 at scale 0.5
     assert same_picture(small, fitted_level(c, 1600, 1200, arrs[0]))
-    sent = len(c._images)
+    sent = len(c.image_layer.images)
     c.state.wheel(50)  # zoom out a little, within the level: nothing is sent again
     c.redraw()
-    assert len(c._images) == sent
+    assert len(c.image_layer.images) == sent
     for _ in range(8):  # zoomed in past scale 1: the full image
         c.state.wheel(-200)
         c.redraw()
     assert c.state.view.scale >= 1 and shown(c).shape[:2] == (1200, 1600)
-    c.display.close()
+    c.image_layer.display.close()
 
 
 def test_the_prefetched_image_is_the_one_shown_next():
@@ -224,17 +224,17 @@ def test_the_prefetched_image_is_the_one_shown_next():
 
     sink, arrs = _sink()
     c = AnnotationCanvas(sink, width=800, height=600)
-    assert c.display.pending is not None
-    c.display.pending.result(timeout=30)
+    assert c.image_layer.display.pending is not None
+    c.image_layer.display.pending.result(timeout=30)
     blob1 = sink.example(c.state.ids[1]).blob
-    assert c.display.prefetched == [(blob1, 2)]
-    decodes_before = c.display.pyramid(blob1, lambda: b"", 1600, 1200).decodes
+    assert c.image_layer.display.prefetched == [(blob1, 2)]
+    decodes_before = c.image_layer.display.pyramid(blob1, lambda: b"", 1600, 1200).decodes
     c.state.skip()
     c.redraw()
-    pyr = c.display.pyramid(blob1, lambda: b"", 1600, 1200)
+    pyr = c.image_layer.display.pyramid(blob1, lambda: b"", 1600, 1200)
     assert pyr.decodes == decodes_before == 1  # found ready: not decoded again
     assert same_picture(shown(c), fitted_level(c, 1600, 1200, arrs[1]))
-    c.display.close()
+    c.image_layer.display.close()
 
 
 def test_a_stale_prefetch_never_shows():
@@ -242,7 +242,9 @@ def test_a_stale_prefetch_never_shows():
 
     sink, arrs = _sink(4)
     c = AnnotationCanvas(sink, width=800, height=600)
-    c.display.pending.result(timeout=30)  # example 1 is ready, but the labeller jumps to example 3
+    c.image_layer.display.pending.result(
+        timeout=30
+    )  # example 1 is ready, but the labeller jumps to example 3
     c.state.goto(c.state.ids[3])
     c.redraw()
     assert not same_picture(shown(c), fitted_level(c, 1600, 1200, arrs[1]))
@@ -250,7 +252,7 @@ def test_a_stale_prefetch_never_shows():
     c.state.goto(c.state.ids[2])  # and back to 2: its own pixels, not the prefetched neighbour's
     c.redraw()
     assert same_picture(shown(c), fitted_level(c, 1600, 1200, arrs[2]))
-    c.display.close()
+    c.image_layer.display.close()
 
 
 def test_close_stops_the_prefetch_and_closes_the_buffer():
@@ -258,10 +260,10 @@ def test_close_stops_the_prefetch_and_closes_the_buffer():
 
     sink, _ = _sink()
     c = AnnotationCanvas(sink, width=800, height=600)
-    c.display.pending.result(timeout=30)
-    buffers, images = c._buffers, list(c._images)
+    c.image_layer.display.pending.result(timeout=30)
+    buffers, images = c.image_layer.buffers, list(c.image_layer.images)
     c.close()
-    assert c.display._pool is None
+    assert c.image_layer.display._pool is None
     assert all(w.comm is None for w in [*buffers, *images])
 
 
@@ -281,28 +283,30 @@ def test_a_zoom_across_levels_paints_at_once_then_sharpens(monkeypatch):
 
     sink, _ = _sink()
     c = AnnotationCanvas(sink, width=800, height=600)  # 1600 x 1200 at scale 0.5: level 2
-    c.display.pending.result(timeout=30)
-    old_front, old_image = c._buffers[c._front], c._images[-1]
+    c.image_layer.display.pending.result(timeout=30)
+    old_front, old_image = c.image_layer.buffers[c.image_layer.front], c.image_layer.images[-1]
     monkeypatch.setattr(ipc._CANVAS_MANAGER, "_send_custom", record)
     c.state.wheel(-200)  # past scale 0.5: level 1
     c.redraw()
-    assert c._shown[1] == 1 and c._buffers[c._front] is not old_front
+    assert c.image_layer.shown[1] == 1 and c.image_layer.buffers[c.image_layer.front] is not old_front
     assert len(log) == 2
 
     def ref(w) -> str:
         return f"IPY_MODEL_{w.model_id}"
 
     first = [args[0] for name, args in log[0] if name in ("drawImage", "switchCanvas")]
-    assert ref(old_front) in first and ref(c._images[-1]) not in first  # the old level, stretched
+    assert ref(old_front) in first and ref(c.image_layer.images[-1]) not in first  # the old level, stretched
     second = [args[0] for name, args in log[1] if name in ("drawImage", "switchCanvas")]
-    new_front = c._buffers[c._front]
-    assert second.index(ref(c._images[-1])) < second.index(ref(new_front), second.index(ref(c._images[-1])))
-    assert c._images[-1] is not old_image
+    new_front = c.image_layer.buffers[c.image_layer.front]
+    assert second.index(ref(c.image_layer.images[-1])) < second.index(
+        ref(new_front), second.index(ref(c.image_layer.images[-1]))
+    )
+    assert c.image_layer.images[-1] is not old_image
     log.clear()
     c.state.wheel(-50)  # within the level: one message, nothing sent again
     c.redraw()
     assert len(log) == 1 and not any(
-        name == "drawImage" and args[0] == ref(c._images[-1]) for name, args in log[0]
+        name == "drawImage" and args[0] == ref(c.image_layer.images[-1]) for name, args in log[0]
     )
     c.close()
 
@@ -343,22 +347,22 @@ def test_a_big_photo_zoomed_in_sends_the_part_in_view():
     s = c.state
     s.zoom_at(400, 300, 1.0 / s.view.scale * 1.5)  # scale 1.5: level 1, a region
     c.redraw()
-    blob, factor, box = c._shown
+    blob, factor, box = c.image_layer.shown
     assert factor == 1 and box[2] < w and box[3] < h
     x0, y0 = s.view.to_image(0, 0)
     x1, y1 = s.view.to_image(800, 600)
     assert box[0] <= x0 and box[1] <= y0 and x1 <= box[0] + box[2] and y1 <= box[1] + box[3]
     bx, by, bw, bh = (int(v) for v in box)
     assert same_picture(shown(c), arr[by : by + bh, bx : bx + bw])
-    sent = len(c._images)
+    sent = len(c.image_layer.images)
     s.pan_by(-30, -20)  # within the region: nothing new is sent
     c.redraw()
-    assert len(c._images) == sent and c._shown[2] == box
+    assert len(c.image_layer.images) == sent and c.image_layer.shown[2] == box
     s.pan_by(-2000, -1500)  # far away: a new region, around the new view
     c.redraw()
-    assert len(c._images) == sent + 1 and c._shown[2] != box
+    assert len(c.image_layer.images) == sent + 1 and c.image_layer.shown[2] != box
     x0, y0 = s.view.to_image(0, 0)
-    nb = c._shown[2]
+    nb = c.image_layer.shown[2]
     assert nb[0] <= max(x0, 0) and nb[1] <= max(y0, 0)
     bx, by, bw, bh = (int(v) for v in nb)
     assert same_picture(shown(c), arr[by : by + bh, bx : bx + bw])
@@ -371,12 +375,14 @@ def test_the_next_sharper_level_is_made_ready_in_the_background():
     sink, _ = _sink(1)
     c = AnnotationCanvas(sink, width=400, height=300)  # 1600 x 1200 at scale 0.25: level 4 shown
     ex = c.state.example
-    pyr = c.display.pyramid(ex.blob, lambda: b"", ex.width, ex.height)
-    assert c._shown[1] == 4
-    c.display._pool.submit(lambda: None).result(timeout=30)  # the one background thread is through
+    pyr = c.image_layer.display.pyramid(ex.blob, lambda: b"", ex.width, ex.height)
+    assert c.image_layer.shown[1] == 4
+    c.image_layer.display._pool.submit(lambda: None).result(
+        timeout=30
+    )  # the one background thread is through
     assert pyr.has(2)  # ready before the zoom asks for it
     decodes = pyr.decodes
     c.state.zoom_at(200, 150, 1.5)
     c.redraw()
-    assert c._shown[1] == 2 and pyr.decodes == decodes  # used, not decoded again
+    assert c.image_layer.shown[1] == 2 and pyr.decodes == decodes  # used, not decoded again
     c.close()

@@ -188,8 +188,8 @@ def test_widget_takes_the_room_the_browser_reports(sink_factory):
     fixed = AnnotationCanvas(sink_factory("detection"), width=800, height=600)
     fixed.probe.room = c.probe.room | {"width": 1346}
     assert (fixed.multicanvas.width, fixed.multicanvas.height) == (800, 600)  # a given size stays
-    c.display.close()
-    fixed.display.close()
+    c.image_layer.display.close()
+    fixed.close()
 
 
 def test_view_controls_change_the_state(sink_factory):
@@ -200,7 +200,7 @@ def test_view_controls_change_the_state(sink_factory):
     assert c.state.fill_opacity == 0.5
     c.tags_toggle.value = "hide"
     assert c.state.tags == "hide"
-    c.display.close()
+    c.image_layer.display.close()
 
 
 @pytest.mark.parametrize(

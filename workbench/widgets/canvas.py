@@ -33,16 +33,8 @@ from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
 from ..errors import ValidationError, WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
-from .display import (
-    REGION_MIN_PIXELS,
-    DisplayCache,
-    Level,
-    browser_image,
-    covers,
-    level_for_scale,
-    region_for_view,
-)
-from .geometry import ViewTransform
+from .display import browser_image
+from .image_layer import ImageLayer
 from .masks import mask_rgba
 from .render import render_png
 from .scene import DASH, TAG_MODES, Scene, annotation_scene, interaction_scene, mask_alpha
@@ -130,16 +122,12 @@ class AnnotationCanvas(W.VBox):
         )
         for name, layer in self.layers.items():  # a new browser view starts blank: replay that layer
             layer.on_client_ready(partial(self._on_client_ready, name))
-        self.display = DisplayCache()
-        # off-screen canvases holding the level shown (front) and the next sharper one (filled while the
-        # front one, stretched, is on screen); the browser decodes each level once, into one of them
-        self._buffers = (Canvas(width=1, height=1), Canvas(width=1, height=1))
-        self._front = 0
-        self._buffers[0].on_client_ready(lambda: self.redraw({"image"}, refill=True))
-        # (blob, level factor, image rectangle) in the front buffer
-        self._shown: tuple[str, int, tuple[float, float, float, float]] | None = None
-        self._images: list[W.Image] = []  # the last level images sent (older ones are closed)
-        self._prefetched_for: int | None = None
+        self.image_layer = ImageLayer(
+            self.layers["image"],
+            self.state,
+            on_ready=lambda: self.redraw({"image"}, refill=True),
+            on_new_image=self._forget_masks,
+        )
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
         self.probe = ViewportProbe()  # the room on screen, and the wheel: page scroll unless focused / Ctrl
         self.probe.observe(lambda _change: self._fit_to_room(), names="room")
@@ -354,7 +342,7 @@ class AnnotationCanvas(W.VBox):
         sharper: Callable[[], None] | None = None
         with hold_canvas():
             if "image" in dirty:
-                sharper = self._draw_image(force=refill)
+                sharper = self.image_layer.draw(force=refill)
             if "annotations" in dirty:
                 self._draw_scene(self.layers["annotations"], annotation_scene(self.state))
             if "interaction" in dirty:
@@ -365,107 +353,12 @@ class AnnotationCanvas(W.VBox):
         if "toolbar" in dirty:
             self._update_toolbar()
         if "image" in dirty:
-            self._prefetch_next()
+            self.image_layer.prefetch_next()
 
-    def _fill_buffer(
-        self, buf: Canvas, level: Level, key: tuple[str, int, tuple[float, float, float, float]]
-    ) -> None:
-        """Put ``level`` in off-screen buffer ``buf``: the browser decodes it there once, and every zoom
-        or pan then copies canvas to canvas (ipycanvas decodes an Image widget again on every
-        ``draw_image``)."""
-        if self._shown is None or key[0] != self._shown[0]:  # another image: its masks go too
-            for _ann, w, _r in self._mask_cache.values():
-                w.close()
-            self._mask_cache.clear()
-        if not self._images or key != self._shown:
-            self._images.append(W.Image(value=level.data, format=level.format))
-            while len(self._images) > 4:  # a message still queued in the browser may name the last ones
-                self._images.pop(0).close()
-        if (buf.width, buf.height) != (level.width, level.height):
-            buf.width, buf.height = level.width, level.height
-        else:
-            buf.clear()
-        buf.draw_image(self._images[-1], 0, 0)
-        self._shown = key
-
-    def _paint(self, buf: Canvas, factor: int, box: tuple[float, float, float, float]) -> None:
-        """The image layer: buffer ``buf`` (level ``factor``, showing image rectangle ``box``) over that
-        rectangle's place on the canvas: the view transform alone says where every pixel goes."""
-        c = self.layers["image"]
-        c.clear()
-        # zoomed in past 2 screen px per level px: show the pixels
-        c.image_smoothing_enabled = self.state.view.scale * factor < 2.0
-        c.draw_image(buf, *self.state.view.to_canvas_box(box))
-
-    def _prefetch_next(self) -> None:
-        """Build the next example's display level in the background (its record and bytes are read here,
-        on the kernel's thread; only the decoding runs in the other thread)."""
-        s = self.state
-        if s.position is None or s.position + 1 >= len(s.ids) or self._prefetched_for == s.position:
-            return
-        self._prefetched_for = s.position
-        nxt = s.sink.example(s.ids[s.position + 1])
-        view = ViewTransform.fit(nxt.width, nxt.height, s.settings.canvas_width, s.settings.canvas_height)
-        factor = level_for_scale(view.scale, nxt.width, nxt.height)
-        self.display.prefetch(nxt.blob, lambda: s.sink.load_bytes(nxt.blob), nxt.width, nxt.height, factor)
-
-    def _draw_image(self, force: bool = False) -> Callable[[], None] | None:
-        """Draw the image layer; returns what still has to be sent (a sharper level) or None."""
-        s = self.state
-        ex = s.example
-        if ex is None:
-            c = self.layers["image"]
-            c.clear()
-            c.fill_style = "#444444"
-            c.font = "16px sans-serif"
-            c.fill_text("no examples to annotate", 20, 40)
-            return None
-        pyr = self.display.pyramid(ex.blob, s.image_bytes, ex.width, ex.height)
-        factor = level_for_scale(s.view.scale, ex.width, ex.height)
-        shown = self._shown if self._shown is not None and self._shown[0] == ex.blob else None
-        front = self._buffers[self._front]
-        build: Callable[[], Level]
-        if (
-            factor == 1 and ex.width * ex.height > REGION_MIN_PIXELS
-        ):  # a big photo at full size: the part in view
-            cw, ch = s.settings.canvas_width, s.settings.canvas_height
-            x0, y0 = s.view.to_image(0.0, 0.0)
-            x1, y1 = s.view.to_image(float(cw), float(ch))
-            x0, y0 = max(x0, 0.0), max(y0, 0.0)
-            visible = (x0, y0, max(min(x1, ex.width) - x0, 1.0), max(min(y1, ex.height) - y0, 1.0))
-            if shown is not None and shown[1] == 1 and covers(shown[2], visible) and not force:
-                self._paint(front, 1, shown[2])
-                return None
-            box = region_for_view(visible, ex.width, ex.height)
-
-            def build() -> Level:
-                return pyr.region(box)
-        else:
-            box = (0.0, 0.0, float(ex.width), float(ex.height))
-            if shown is not None and shown[1:] == (factor, box) and not force:
-                self._paint(front, factor, box)
-                return None
-
-            def build() -> Level:
-                return pyr.level(factor)
-
-        key = (ex.blob, factor, box)
-        if factor > 1:  # zooming in goes on to the next sharper step: have it ready
-            finer = factor // 2
-            self.display.warm(pyr, finer, finer == 1 and ex.width * ex.height > REGION_MIN_PIXELS)
-        if shown is not None and not force:
-            self._paint(front, shown[1], shown[2])  # at once: what is shown now, moved to the new view
-
-            def sharper() -> None:
-                back = 1 - self._front
-                self._fill_buffer(self._buffers[back], build(), key)
-                self._front = back
-                self._paint(self._buffers[back], factor, box)
-
-            return sharper
-        self._fill_buffer(front, build(), key)  # another image, or a view that just connected
-        self._paint(front, factor, box)
-        return None
+    def _forget_masks(self) -> None:
+        for _ann, w, _r in self._mask_cache.values():
+            w.close()
+        self._mask_cache.clear()
 
     def _mask_image(self, ann, color: str) -> tuple[W.Image, tuple[float, float, float, float]]:
         hit = self._mask_cache.get(ann.id)
@@ -557,11 +450,8 @@ class AnnotationCanvas(W.VBox):
 
     def close(self) -> None:
         """Close the widget, its off-screen buffer and images, and stop the prefetch thread."""
-        self.display.close()
-        for w in [*self._images, *self._buffers, *(m[1] for m in self._mask_cache.values())]:
-            w.close()
-        self._images.clear()
-        self._mask_cache.clear()
+        self.image_layer.close()
+        self._forget_masks()
         super().close()
 
     # ------------------------------------------------------------------ static fallback
