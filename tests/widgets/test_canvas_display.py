@@ -386,3 +386,22 @@ def test_the_next_sharper_level_is_made_ready_in_the_background():
     c.redraw()
     assert c.image_layer.shown[1] == 2 and pyr.decodes == decodes  # used, not decoded again
     c.close()
+
+
+def test_the_decoded_photo_is_let_go_when_the_page_turns():
+    from workbench.widgets.canvas import AnnotationCanvas
+
+    w, h = 2800, 2100
+    sink = MemorySink(
+        "detection", ["cat"], [MemoryImage(encode(blocks(w, h, 50, seed=i)), w, h) for i in range(2)]
+    )
+    c = AnnotationCanvas(sink, width=800, height=600)
+    ex = c.state.example
+    c.state.zoom_at(400, 300, 1.0 / c.state.view.scale * 1.5)  # full size: a region, from the decoded photo
+    c.redraw()
+    pyr = c.image_layer.display.pyramid(ex.blob, lambda: b"", w, h)
+    assert pyr._full is not None
+    c.state.skip()
+    c.redraw()
+    assert pyr._full is None and pyr.has(2)  # 17 MB let go; the fitted level stays for coming back
+    c.close()

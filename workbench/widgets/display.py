@@ -164,6 +164,11 @@ class Pyramid:
                 self._full = self._decode(None)
             return self._full
 
+    def release_full(self) -> None:
+        """Drop the decoded whole image (regions decode it again when asked)."""
+        with self._lock("full"):
+            self._full = None
+
     def region(self, box: Box) -> Level:
         """The full-size pixels of ``box`` (whole pixels inside the image, as :func:`region_for_view`
         gives): the image is decoded once for all regions, each region is encoded on its own."""
@@ -251,6 +256,13 @@ class DisplayCache:
             while len(self._pyramids) > self.keep:
                 self._pyramids.popitem(last=False)
         return p
+
+    def release_full(self, blob: str) -> None:
+        """Forget the decoded whole image of ``blob`` (its encoded levels stay)."""
+        with self._lock:
+            p = self._pyramids.get(blob)
+        if p is not None:
+            p.release_full()
 
     def cached(self, blob: str) -> bool:
         with self._lock:

@@ -64,6 +64,8 @@ class ImageLayer:
         or pan then copies canvas to canvas (ipycanvas decodes an Image widget again on every
         ``draw_image``)."""
         if self.shown is None or key[0] != self.shown[0]:  # another image: its masks go too
+            if self.shown is not None:  # and the decoded whole of the one before (36 MB for 12 MP)
+                self.display.release_full(self.shown[0])
             self._on_new_image()
         if not self.images or key != self.shown:
             self.images.append(W.Image(value=level.data, format=level.format))
