@@ -47,37 +47,20 @@ def overview(ds: Dataset, directory: str | None = None):
     from ..data.stats import dataset_stats
     from .balance import DatasetOverview
 
-    return DatasetOverview(
-        lambda: dataset_stats(ds, directory=directory),
-        lambda: ds.classes,
-        title=f"{ds.name}{' / ' + directory if directory else ''}: dataset overview",
-    )
+    return DatasetOverview(lambda: dataset_stats(ds, directory=directory), lambda: ds.classes,
+                           title=f"{ds.name}{' / ' + directory if directory else ''}: dataset overview")
 
 
-def augmentation_grid(
-    ds: Dataset,
-    *,
-    examples: int = 4,
-    draws: int = 4,
-    seed: int = 0,
-    split: str = "train",
-    preset: str | None = None,
-):
+def augmentation_grid(ds: Dataset, *, examples: int = 4, draws: int = 4, seed: int = 0, split: str = "train",
+                      preset: str | None = None):
     """The dataset's augmentation pipeline over ``examples`` annotated examples; saving stores it."""
     from ..augment.presets import default_preset
     from ..augment.presets import preset as get_preset
     from .augment_grid import AugmentationGrid
 
     config = get_preset(preset) if preset else (ds.augment_config() or get_preset(default_preset(ds.type)))
-    return AugmentationGrid(
-        config,
-        ds.type,
-        grid_examples(ds, examples=examples, split=split),
-        ds.classes,
-        draws=draws,
-        base_seed=seed,
-        on_save=ds.set_augment_config,
-    )
+    return AugmentationGrid(config, ds.type, grid_examples(ds, examples=examples, split=split), ds.classes,
+                            draws=draws, base_seed=seed, on_save=ds.set_augment_config)
 
 
 def grid_examples(ds: Dataset, *, examples: int = 4, split: str = "train") -> list:
@@ -100,25 +83,18 @@ def _run_record(run: str | Path | Any):
     return run if isinstance(run, RunRecord) else load_run(run)
 
 
-def evaluation_views(
-    ds: Dataset, run: str | Path | Any, *, on_open: Callable[[int], Any] | None = None
-) -> list:
+def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[int], Any] | None = None) -> list:
     """The evaluation of a run on its test split: confusion matrix (classification / anomaly) or per-class
     AP bars and PR curves (detection / segmentation)."""
     rec = _run_record(run)
     rows = rec.predictions()
-    names = [c["name"] for c in rec.params.get("source", {}).get("classes", [])] or [
-        c.name for c in ds.classes
-    ]
+    names = [c["name"] for c in rec.params.get("source", {}).get("classes", [])] or [c.name for c in ds.classes]
     thumbs = thumbnail_fn(ds)
     if ds.type in ("classification", "anomaly"):
         from .evaluation import ConfusionMatrixView, ConfusionState
 
-        triples = [
-            (r["example_id"], r.get("truth"), r.get("label"))
-            for r in rows
-            if r.get("truth") is not None and r.get("label") is not None
-        ]
+        triples = [(r["example_id"], r.get("truth"), r.get("label")) for r in rows
+                   if r.get("truth") is not None and r.get("label") is not None]
         state = ConfusionState.from_predictions(triples, names)
         return [ConfusionMatrixView(state, thumbs, on_open=on_open)]
     from ..evaluate import coco_metrics
@@ -128,13 +104,8 @@ def evaluation_views(
     examples = rec_examples(ds, rec)
     views = []
     gt = coco_ground_truth(examples, names, masks=False)
-    views.append(
-        APView(
-            coco_metrics(gt, [r for r in rows if "bbox" in r], "bbox", per_class=True),
-            ds.classes,
-            metric_name="AP50",
-        )
-    )
+    views.append(APView(coco_metrics(gt, [r for r in rows if "bbox" in r], "bbox", per_class=True),
+                        ds.classes, metric_name="AP50"))
     return views
 
 
@@ -143,9 +114,8 @@ def rec_examples(ds: Dataset, rec: Any) -> list:
     from ..train.from_store import source_from_dataset
 
     src = rec.params.get("source", {})
-    return source_from_dataset(
-        ds, snapshot=src.get("snapshot_id"), directory=src.get("directory"), require_train=False
-    ).split("test")
+    return source_from_dataset(ds, snapshot=src.get("snapshot_id"), directory=src.get("directory"),
+                               require_train=False).split("test")
 
 
 def error_gallery(ds: Dataset, mined: Any, *, on_open: Callable[[int], Any] | None = None):
@@ -164,25 +134,14 @@ class Picker(StaticFallback, widgets.VBox):
     """A dropdown and the view it picks (``build(value) -> widget``); in static output it leaves the picture
     of the view on show."""
 
-    def __init__(
-        self,
-        options: list,
-        build: Callable[[Any], Any],
-        *,
-        description: str,
-        value: Any = None,
-        css_class: str = "wb-picker",
-        empty: str = "nothing to show yet",
-    ) -> None:
+    def __init__(self, options: list, build: Callable[[Any], Any], *, description: str, value: Any = None,
+                 css_class: str = "wb-picker", empty: str = "nothing to show yet") -> None:
         self.build = build
         self.empty = empty
         values = [o[1] if isinstance(o, tuple) else o for o in options]
-        self.dropdown = widgets.Dropdown(
-            options=options,
-            description=description,
-            value=value if value in values else (values[0] if values else None),
-            layout=widgets.Layout(width="600px"),
-        )
+        self.dropdown = widgets.Dropdown(options=options, description=description,
+                                         value=value if value in values else (values[0] if values else None),
+                                         layout=widgets.Layout(width="600px"))
         self.dropdown.add_class(css_class)
         self.view: Any = None
         super().__init__([self.dropdown])
@@ -211,9 +170,8 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
 
     TABS = ("Annotate", "Dataset", "Augment", "Train", "Evaluate")
 
-    def __init__(
-        self, ds: Dataset, *, user: str = "annotator", directory: str | None = None, train_config: Any = None
-    ) -> None:
+    def __init__(self, ds: Dataset, *, user: str = "annotator", directory: str | None = None,
+                 train_config: Any = None) -> None:
         from .canvas import AnnotationCanvas
 
         self.ds = ds
@@ -234,20 +192,11 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.run_dir: str | None = None
         self.thread: threading.Thread | None = None
         self._build_lock = threading.RLock()  # the training thread and a tab click may both build the curves
-        self.panes = {
-            name: widgets.VBox([widgets.HTML(f"<i>opening {name.lower()}...</i>")])
-            for name in ("Dataset", "Augment")
-        }
+        self.panes = {name: widgets.VBox([widgets.HTML(f"<i>opening {name.lower()}...</i>")])
+                      for name in ("Dataset", "Augment")}
         self.panes["Train"] = widgets.VBox([widgets.HBox([self.train_button, self.train_status])])
-        self.tabs = widgets.Tab(
-            children=[
-                self.canvas,
-                self.panes["Dataset"],
-                self.panes["Augment"],
-                self.panes["Train"],
-                self.evaluation,
-            ]
-        )
+        self.tabs = widgets.Tab(children=[self.canvas, self.panes["Dataset"], self.panes["Augment"],
+                                          self.panes["Train"], self.evaluation])
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
         self.tabs.observe(self._on_tab, names="selected_index")
@@ -257,11 +206,8 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
     @property
     def built(self) -> dict[str, bool]:
         """Which of the lazily built views exist yet."""
-        return {
-            "overview": self._overview is not None,
-            "grid": self._grid is not None,
-            "curves": self._curves is not None,
-        }
+        return {"overview": self._overview is not None, "grid": self._grid is not None,
+                "curves": self._curves is not None}
 
     @property
     def overview(self) -> Any:
@@ -375,11 +321,8 @@ class ReviewView(StaticFallback, widgets.VBox):
         has_review = "review" in [d["name"] for d in ds.directories()]
         self.canvas = AnnotationCanvas(ds, directory="review" if has_review else None, user=user)
         self.views = evaluation_views(ds, rec.path, on_open=self.open_example)
-        self.gallery = (
-            error_gallery(ds, rec.path, on_open=self.open_example)
-            if (rec.path / "mined.json").is_file()
-            else None
-        )
+        self.gallery = (error_gallery(ds, rec.path, on_open=self.open_example)
+                        if (rec.path / "mined.json").is_file() else None)
         test = rec.metrics.get("test", {})
         head = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if isinstance(v, float))
         parts = [widgets.HTML(f"<b>{rec.run_id}</b> on {rec.dataset}: test {head}"), *self.views]
