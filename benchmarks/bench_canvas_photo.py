@@ -5,7 +5,8 @@
 The photo: the two real photographs scikit-learn ships (``china.jpg``, ``flower.jpg``, 640 x 427; or
 matplotlib's ``grace_hopper.jpg``), upscaled bicubic to 4,000 x 3,000 and given a fine sensor-like grain so
 the JPEG (quality 92) weighs what a camera's does (3-5 MB), one photo per page with different crops. No
-download.
+download: the photos are read from the installed packages (scikit-learn is a dependency; its README.txt
+there: both by danielbuechele / vultilion on Flickr, CC BY 2.0; matplotlib's is public domain).
 
 Measured, per event, in the kernel (from the event to the draw message leaving for the browser): a zoom
 notch (a wheel turn around the pointer, ``--notch-pace`` ms apart, in and out across the pyramid levels):
