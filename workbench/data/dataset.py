@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError, WorkbenchError
 from . import aggregates
 from .blobs import sha256_bytes
-from .images import probe_image
+from .image_pool import check_items
+from .images import check_image
 from .records import (
     KINDS_FOR_TYPE,
     SPLITS,
@@ -46,16 +47,6 @@ def _geometry(ann: Annotation) -> str | None:
     if ann.mask is not None:
         g["mask"] = ann.mask
     return json.dumps(g, separators=(",", ":")) if g else None
-
-
-def _phash(data: bytes) -> str | None:
-    """The perceptual hash cached per image for the near-duplicate check (None if it cannot be made)."""
-    from .duplicates import phash_hex
-
-    try:
-        return phash_hex(data)
-    except (OSError, ValueError, SyntaxError):
-        return None
 
 
 class Dataset:
@@ -161,6 +152,7 @@ class Dataset:
             )
         allowed = KINDS_FOR_TYPE[dtype]
         known = {c.name for c in self.classes} | {c.name for c in batch.classes}
+        check_items(batch.items)  # one decode per image its reader did not check, in parallel
         prepared: list[tuple[Any, bytes, str, Any]] = []
         for idx, item in enumerate(batch.items):
             file = str(item.path) if item.path else (item.file_name or source_file)
@@ -170,7 +162,9 @@ class Dataset:
             except OSError as e:
                 raise ValidationError(f"cannot read image: {e.strerror or e}", file=file, record=record,
                                       field="file_name") from None
-            info = probe_image(data, file=file, record=record)
+            info = item.checked
+            if info is None or info.sha256 != sha256_bytes(data):  # the file changed since it was checked
+                info = item.checked = check_image(data, file=file, record=record)
             for ann in item.annotations:
                 try:
                     if ann.kind not in allowed:
@@ -182,7 +176,7 @@ class Dataset:
                     ann.check_inside(info.width, info.height)
                 except ValidationError as e:
                     raise e.located(file=file, record=record) from None
-            prepared.append((item, data, sha256_bytes(data), info))
+            prepared.append((item, data, info.sha256, info))
 
         written: list[str] = []
         nested = self.conn.in_transaction
@@ -250,7 +244,7 @@ class Dataset:
             known = self._known_blobs([d for _it, _data, d, _info in prepared])
             self.conn.executemany(
                 "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
-                [(d, len(data), info.width, info.height, info.format, None if d in known else _phash(data))
+                [(d, len(data), info.width, info.height, info.format, None if d in known else info.phash)
                  for _it, data, d, info in prepared])
             dir_id = self._directory_id(directory, create=True) if directory else None
             new_ids: list[int] = []

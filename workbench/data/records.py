@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from .images import ImageCheck
 
 __all__ = [
     "TASK_TYPES",
@@ -360,6 +361,8 @@ class ImportItem:
     source: str = ""
     record: object | None = None
     status: str | None = None
+    # what one decode found (size, format, sha256, pHash), set when the batch is checked (image_pool)
+    checked: ImageCheck | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.data is None):
