@@ -182,10 +182,14 @@ def create(ctx: click.Context, name: str, dtype: str, classes: str | None, descr
 @click.option("--clip-boxes", is_flag=True, help="Clip boxes that stick out of the image (off by default).")
 @click.option("--skip-missing", is_flag=True, help="Skip records whose image file is missing (off by default).")
 @click.option("--author", default="import")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="Put every imported example in this split (default: the source's own split folders or "
+                   "lists, else drawn by hash with copies of one image kept together).")
+@click.option("--json", "as_json", is_flag=True, help="Print the import summary as JSON.")
 @click.pass_context
 def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | None, images_dir: Path | None,
             directory: str | None, every: int | None, count: int | None, clip_boxes: bool, skip_missing: bool,
-            author: str) -> None:
+            author: str, split: str | None, as_json: bool) -> None:
     """Import SRC into dataset NAME (created when missing). All or nothing."""
     from .data.formats import get_reader
     from .data.transfer import import_source
@@ -199,8 +203,12 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
     unsupported = sorted(k for k, v in wanted.items() if v is not None and k not in supported)
     if unsupported:
         raise click.UsageError(f"the {fmt} format takes no {', '.join('--' + u.replace('_', '-') for u in unsupported)}")
-    ds, ids = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, **options)
-    click.echo(f"imported {len(ids)} examples into '{name}' ({ds.type}); it now has {ds.count()}")
+    result = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, split=split,
+                           **options)
+    if as_json:
+        _echo_json(result.summary.to_dict())
+    else:
+        click.echo(str(result.summary))
 
 
 @cli.command()

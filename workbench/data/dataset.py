@@ -29,7 +29,8 @@ from .records import (
     ImportBatch,
     default_color,
 )
-from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, assign_splits, split_key
+from .split_groups import Member, assign_grouped
+from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, split_key
 from .workspace import _check_name, now
 
 if TYPE_CHECKING:
@@ -233,11 +234,10 @@ class Dataset:
             keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
             cur_val = counts.get("val", 0) + explicit.count("val")
             cur_test = counts.get("test", 0) + explicit.count("test")
-            auto = assign_splits([keys[i] for i in auto_idx], current_val=cur_val, current_test=cur_test,
-                                 total_after=total_after, settings=settings)
-            splits = list(explicit)
-            for i, s in zip(auto_idx, auto, strict=True):
-                splits[i] = s
+            splits = assign_grouped(  # copies of one source image (name, content, pHash) stay together
+                [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
+                self._split_members() if auto_idx else [], current_val=cur_val, current_test=cur_test,
+                total_after=total_after, settings=settings)
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)
@@ -273,6 +273,12 @@ class Dataset:
             self._touch()
         self._warm_duplicates()
         return new_ids
+
+    def _split_members(self) -> list[Member]:
+        """Every example as the split grouping sees it (file name, image, pHash, split), by id."""
+        return [Member(*r) for r in self.conn.execute(
+            "SELECT e.file_name, e.blob, b.phash, e.split FROM examples e JOIN blobs b ON b.hash = e.blob "
+            "WHERE e.dataset_id=? ORDER BY e.id", (self.id,))]
 
     def _warm_duplicates(self) -> None:
         """Bring the kept duplicate search up to date now that examples came in (only the new images are

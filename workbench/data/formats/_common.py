@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ...errors import AlreadyExistsError, ImageError, ImportFormatError, ValidationError
+from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
 from ..images import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image_file
 from ..records import SPLITS, Annotation, ClassDef, Example, default_color
 from .paths import safe_join

@@ -1,0 +1,149 @@
+"""Copies of one source image stay in one split.
+
+Roboflow exports augmented copies of an image as ``<stem>.rf.<hash>.jpg``; datasets carry the same image
+twice, or near-identical frames. If the hash split (:mod:`.splits`) put one copy in train and another in
+val or test, val / test scores would measure memory, not generalisation. So examples are grouped before
+the split is drawn: the same Roboflow stem (the file name before ``.rf.<hash>``), the same content (sha256),
+or perceptual hashes within ``GROUP_DISTANCE`` bits (:mod:`.duplicates`' pHash), joined transitively.
+
+* A group with a member already placed (an example already in the dataset, or one whose split the source
+  gives) brings its new members to that member's split: nothing placed earlier moves.
+* Other groups are drawn like single examples (:func:`~workbench.data.splits.assign_splits`): in the order
+  of their smallest split key, a group goes to val while it fits in what val still needs, then to test,
+  else to train. With every group a single example this is exactly ``assign_splits``.
+
+:func:`straddling_groups` finds the groups that still span train and val / test (a source's own split can
+put them there); ``stats`` reports them as errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from .duplicates import _popcount
+from .splits import SplitSettings, split_targets
+
+__all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_grouped", "straddling_groups"]
+
+GROUP_DISTANCE = 4  # pHash bits: what the duplicate search calls a near duplicate by default
+_RF = re.compile(r"^(?P<stem>.+)\.rf\.[0-9a-f]{6,}$", re.IGNORECASE)
+_BLOCK_CELLS = 4_000_000
+
+
+@dataclass(frozen=True)
+class Member:
+    """One example as the grouping sees it. ``split``: where it is (or must be); None: not placed yet."""
+
+    file_name: str
+    blob: str
+    phash: str | None
+    split: str | None
+    key: float = 0.0
+
+
+def source_stem(file_name: str) -> str | None:
+    """The Roboflow source stem of ``file_name`` (``IMG_1_jpg.rf.ab12cd.jpg`` -> ``IMG_1_jpg``), else None."""
+    name = PurePosixPath(str(file_name).replace("\\", "/")).name
+    m = _RF.match(name.rsplit(".", 1)[0] if "." in name else name)
+    return m.group("stem").lower() if m else None
+
+
+def _find(parent: list[int], i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+def _union(parent: list[int], a: int, b: int) -> None:
+    ra, rb = _find(parent, a), _find(parent, b)
+    if ra != rb:
+        parent[max(ra, rb)] = min(ra, rb)
+
+
+def copy_groups(members: Sequence[Member], *, first_new: int = 0, max_distance: int = GROUP_DISTANCE) -> list[int]:
+    """A group label per member (the smallest index in its group). Near duplicates are looked for only
+    in pairs with at least one member at index ``first_new`` or later (earlier ones were grouped before)."""
+    n = len(members)
+    parent = list(range(n))
+    by_key: dict[tuple[str, str], int] = {}
+    for i, m in enumerate(members):
+        stem = source_stem(m.file_name)
+        for key in ((("stem", stem),) if stem else ()) + (("blob", m.blob),):
+            j = by_key.setdefault(key, i)
+            if j != i:
+                _union(parent, j, i)
+    hashed = [i for i, m in enumerate(members) if m.phash]
+    if hashed and max_distance >= 0:
+        values = np.array([int(members[i].phash or "0", 16) for i in hashed], dtype=np.uint64)
+        idx = np.array(hashed, dtype=np.int64)
+        new_rows = np.flatnonzero(idx >= first_new)
+        rows = max(1, _BLOCK_CELLS // max(len(values), 1))
+        for s in range(0, len(new_rows), rows):
+            block = new_rows[s : s + rows]
+            d = _popcount(values[block][:, None] ^ values[None, :])
+            bi, aj = np.nonzero(d <= max_distance)
+            for a, b in zip(idx[block[bi]].tolist(), idx[aj].tolist(), strict=True):
+                if a != b:
+                    _union(parent, a, b)
+    return [_find(parent, i) for i in range(n)]
+
+
+def assign_grouped(new: Sequence[Member], existing: Sequence[Member], *, current_val: int, current_test: int,
+                   total_after: int, settings: SplitSettings, max_distance: int = GROUP_DISTANCE) -> list[str]:
+    """The split of each of ``new`` (those with a ``split`` keep it) given the dataset's ``existing``
+    examples; ``current_val`` / ``current_test`` count the examples already there and the new ones whose
+    split is given. See the module doc."""
+    members = [*existing, *new]
+    first = len(existing)
+    labels = copy_groups(members, first_new=first, max_distance=max_distance)
+    placed: dict[int, str] = {}
+    for i, m in enumerate(members):  # the first placed member of each group decides where the group goes
+        if m.split is not None:
+            placed.setdefault(labels[i], m.split)
+    out: list[str | None] = [m.split for m in new]
+    free: dict[int, list[int]] = {}
+    for k, m in enumerate(new):
+        if m.split is not None:
+            continue
+        label = labels[first + k]
+        if label in placed:
+            out[k] = placed[label]
+            current_val += out[k] == "val"
+            current_test += out[k] == "test"
+        else:
+            free.setdefault(label, []).append(k)
+    want_val, want_test = split_targets(total_after, settings)
+    need_val = max(0, want_val - current_val)
+    need_test = max(0, want_test - current_test)
+    order = sorted(free.values(), key=lambda ks: (min(new[k].key for k in ks), ks[0]))
+    for ks in order:
+        if len(ks) <= need_val:
+            split, need_val = "val", need_val - len(ks)
+        elif len(ks) <= need_test:
+            split, need_test = "test", need_test - len(ks)
+        else:
+            split = "train"
+        for k in ks:
+            out[k] = split
+    return [s or "train" for s in out]
+
+
+def straddling_groups(ids: Sequence[int], members: Sequence[Member], *,
+                      max_distance: int = GROUP_DISTANCE) -> list[list[int]]:
+    """The groups of copies (ids, ascending) with members in train and in val or test."""
+    labels = copy_groups(members, max_distance=max_distance)
+    groups: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        groups.setdefault(label, []).append(i)
+    out = []
+    for idx in groups.values():
+        splits = {members[i].split for i in idx}
+        if "train" in splits and splits & {"val", "test"}:
+            out.append(sorted(ids[i] for i in idx))
+    return sorted(out)
