@@ -28,7 +28,8 @@ import numpy as np
 from .duplicates import _popcount
 from .splits import SplitSettings, split_targets
 
-__all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_grouped", "straddling_groups"]
+__all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_grouped", "straddling_groups",
+           "join_straddling"]
 
 GROUP_DISTANCE = 4  # pHash bits: what the duplicate search calls a near duplicate by default
 _RF = re.compile(r"^(?P<stem>.+)\.rf\.[0-9a-f]{6,}$", re.IGNORECASE)
@@ -146,4 +147,26 @@ def straddling_groups(ids: Sequence[int], members: Sequence[Member], *,
         splits = {members[i].split for i in idx}
         if "train" in splits and splits & {"val", "test"}:
             out.append(sorted(ids[i] for i in idx))
+    return sorted(out)
+
+
+def join_straddling(groups: Sequence[Sequence[int]], split_of: dict[int, str]) -> list[list[int]]:
+    """Join overlapping groups of example ids; those spanning train and val or test (ids ascending)."""
+    index: dict[int, int] = {}
+    parent: list[int] = []
+    for g in groups:
+        for e in g:
+            if e not in index:
+                index[e] = len(parent)
+                parent.append(len(parent))
+        for a, b in zip(g, g[1:], strict=False):
+            _union(parent, index[a], index[b])
+    members: dict[int, list[int]] = {}
+    for e, i in index.items():
+        members.setdefault(_find(parent, i), []).append(e)
+    out = []
+    for ids in members.values():
+        splits = {split_of.get(e) for e in ids}
+        if "train" in splits and splits & {"val", "test"}:
+            out.append(sorted(ids))
     return sorted(out)

@@ -15,6 +15,7 @@ from .duplicates import NearDuplicates
 from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
 from .records import SPLITS
+from .split_groups import join_straddling, source_stem
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -93,11 +94,33 @@ def _compute(ds: Dataset, directory: str | None, near_duplicates: bool, use_cach
                 ORDER BY e.id""", args)]
         boxes = None if label_types else _box_stats(ds, where, args, directory is None)
         dups = _near_duplicates(ds, where, args, directory, near_duplicates, use_cache)
-    report = build_report(dtype, classes, counts, sum(splits.values()), missing, boxes, dups)
+        straddling = _straddling_copies(ds, where, args, dups)
+    report = build_report(dtype, classes, counts, sum(splits.values()), missing, boxes, dups, straddling)
     out = report.to_dict()
     out.update(dataset=ds.name, directory=directory, examples=sum(splits.values()), annotations=n_ann,
-               splits=splits, _version=version)
+               splits=splits, copies_across_splits=straddling, _version=version)
     return out
+
+
+def _straddling_copies(ds: Dataset, where: str, args: list[Any], dups: NearDuplicates) -> list[list[int]]:
+    """Groups of copies of one source image (the same Roboflow ``.rf.`` stem, the same image, near
+    duplicates) with examples both in train and in val or test (:mod:`.split_groups`)."""
+    conn = ds.conn
+    split_of: dict[int, str] = {}
+    by_stem: dict[str, list[int]] = {}
+    for eid, name, split in conn.execute(
+            f"SELECT e.id, e.file_name, e.split FROM examples e WHERE {where} AND e.file_name LIKE '%.rf.%'", args):
+        stem = source_stem(name)
+        if stem is not None:
+            by_stem.setdefault(stem, []).append(eid)
+            split_of[eid] = split
+    groups = [g for g in by_stem.values() if len(g) > 1] + [list(g) for g in dups.cross_split]
+    wanted = sorted({e for g in dups.cross_split for e in g} - set(split_of))
+    for k in range(0, len(wanted), 900):
+        part = wanted[k : k + 900]
+        split_of.update(conn.execute(f"SELECT id, split FROM examples WHERE id IN ({','.join('?' * len(part))})",
+                                     part).fetchall())
+    return join_straddling(groups, split_of)
 
 
 def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStats:
