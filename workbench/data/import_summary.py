@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .import_report import ImportReport
 from .records import SPLITS, ImportBatch
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class ImportSummary:
     splits: dict[str, int]  # the imported examples per split
     splits_from: dict[str, int]  # how many got their split from the source / --split ("given"), by hash ("drawn")
     total: int  # examples in the dataset after the import
-    report: dict[str, Any] = field(default_factory=dict)  # the reader's counters (skipped, clipped, kept...)
+    report: dict[str, Any] = field(default_factory=dict)  # ImportReport.to_dict(): skipped, clipped, kept, notes
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -51,8 +52,7 @@ class ImportSummary:
             f"  classes: {self.classes}" + (f" (new: {', '.join(self.new_classes)})" if self.new_classes else ""),
             f"  splits: {split_text} ({how})",
         ]
-        for key, value in _flat(self.report):
-            out.append(f"  {key}: {value}")
+        out.extend(f"  {line}" for line in ImportReport.from_dict(self.report).lines())
         return out
 
     def __str__(self) -> str:
@@ -60,29 +60,6 @@ class ImportSummary:
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:  # IPython shows the text, not the dataclass
         p.text(str(self))
-
-
-def _flat(report: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in report.items():
-        name = f"{prefix}{k}".replace("_", " ")
-        if isinstance(v, dict):
-            if v:
-                out.append((name, ", ".join(f"{kk} {vv}" for kk, vv in v.items())))
-        elif v:
-            out.append((name, v))
-    return out
-
-
-def _report_dict(batch: ImportBatch) -> dict[str, Any]:
-    report = getattr(batch, "report", None)
-    if report is None:
-        return {}
-    if hasattr(report, "to_dict"):
-        return dict(report.to_dict())
-    if dataclasses.is_dataclass(report) and not isinstance(report, type):
-        return dataclasses.asdict(report)
-    return dict(report) if isinstance(report, dict) else {}
 
 
 class ImportResult(tuple):  # type: ignore[type-arg]
@@ -125,4 +102,4 @@ def summarize(ds: Dataset, batch: ImportBatch, ids: list[int], *, fmt: str, sour
         annotations=dict(sorted(kinds.items())), classes=len(names),
         new_classes=[n for n in names if n not in classes_before], splits=splits,
         splits_from={"given": given, "drawn": len(batch.items) - given}, total=ds.count(),
-        report=_report_dict(batch))
+        report=batch.report.to_dict())

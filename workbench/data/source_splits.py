@@ -119,10 +119,14 @@ def read_source(fmt: str, src: Path | str, *, split: str | None = None, **option
             for item in part.items:
                 item.split = part_split
             batch.items.extend(part.items)
+            batch.report.merge(part.report)
+            for key, value in part.info.items():
+                batch.info.setdefault(key, value)
             for c in part.classes:
                 classes.setdefault(c.name, c)
             batch.type = _merge_type(batch.type, part.type, str(path))
         batch.classes = list(classes.values())
+        batch.report.note(f"splits kept from the source: {', '.join(f'{p.name} as {s}' for s, p, _ in parts)}")
     if split is not None:
         for item in batch.items:
             item.split = split
