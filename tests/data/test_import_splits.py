@@ -109,14 +109,19 @@ def test_coco_instances_split_files(ws, tmp_path):
     assert Counter(splits_by_name(ws).values()) == {"train": 8, "val": 3}
 
 
-def test_coco_instances_of_an_unknown_split_is_refused(ws, tmp_path):
-    (tmp_path / "annotations").mkdir()
-    (tmp_path / "annotations" / "instances_extra.json").write_text("{}")
-    from workbench.errors import ImportFormatError
-
-    with pytest.raises(ImportFormatError, match="instances_extra.json"):
-        import_source(ws, "d", tmp_path, "coco")
-    assert not ws.has_dataset("d")
+def test_coco_instances_of_no_known_split_are_drawn(ws, tmp_path):
+    """CVAT writes annotations/instances_default.json + images/default/: no split given, so drawn by hash."""
+    roboflow_coco(tmp_path / "parts", {"train": 30})
+    src = tmp_path / "cvat"
+    (src / "annotations").mkdir(parents=True)
+    part = tmp_path / "parts" / "train"
+    (src / "annotations" / "instances_default.json").write_text((part / "_annotations.coco.json").read_text())
+    (src / "images" / "default").mkdir(parents=True)
+    for p in part.glob("*.jpg"):
+        (src / "images" / "default" / p.name).write_bytes(p.read_bytes())
+    result = import_source(ws, "d", src, "coco")
+    assert result.summary.splits == {"train": 24, "val": 3, "test": 3}
+    assert any("instances_default.json as no split" in n for n in result.summary.report["notes"])
 
 
 def roboflow_yolo(root: Path, counts: dict[str, int], *, data_yaml: bool) -> None:
@@ -124,7 +129,7 @@ def roboflow_yolo(root: Path, counts: dict[str, int], *, data_yaml: bool) -> Non
     for folder, n in counts.items():
         (root / folder / "images").mkdir(parents=True)
         (root / folder / "labels").mkdir(parents=True)
-        for i in range(n):
+        for _i in range(n):
             seed += 1
             name = rf_name(seed, 0)
             (root / folder / "images" / name).write_bytes(jpeg(seed))

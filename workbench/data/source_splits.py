@@ -50,26 +50,24 @@ SPLIT_LAYOUTS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], Path]]] 
 _COCO_INSTANCES = re.compile(r"^instances_(?P<name>[A-Za-z]+)(?P<year>\d*)\.json$")
 
 
-def _coco_instances(root: Path) -> list[tuple[str, Path, dict[str, Any]]]:
+def _coco_instances(root: Path) -> list[tuple[str | None, Path, dict[str, Any]]]:
     ann = root / "annotations"
     if not ann.is_dir():
         return []
     parts = []
     for p in sorted(ann.glob("instances_*.json")):
         m = _COCO_INSTANCES.match(p.name)
-        split = SPLIT_FOLDERS.get(m.group("name").lower()) if m else None
-        if split is None:
-            raise ImportFormatError(
-                f"cannot tell which split {p.name} holds (instances_<train|val|valid|test>[year].json)", file=str(p))
+        split = SPLIT_FOLDERS.get(m.group("name").lower()) if m else None  # CVAT: instances_default.json
         name = p.name[len("instances_"):-len(".json")]
-        folder = next((f for f in (root / "images" / name, root / name, root / "images" / split, root / split,
-                                   root / "images") if f.is_dir()), root)
+        folder = next((f for f in (root / "images" / name, root / name, root / "images" / (split or name),
+                                   root / (split or name), root / "images") if f.is_dir()), root)
         parts.append((split, p, {"images_dir": folder}))
     return parts
 
 
-def split_parts(fmt: str, src: Path) -> list[tuple[str, Path, dict[str, Any]]]:
-    """The (split, path to read, extra reader options) of each part of ``src``; empty when it has none."""
+def split_parts(fmt: str, src: Path) -> list[tuple[str | None, Path, dict[str, Any]]]:
+    """The (split, path to read, extra reader options) of each part of ``src``; empty when it has none. A
+    COCO ``instances_<name>.json`` whose name is no split (CVAT's ``default``) gives split None: drawn."""
     src = Path(src)
     if fmt not in SPLIT_LAYOUTS or not src.is_dir():
         return []
@@ -88,7 +86,7 @@ def split_parts(fmt: str, src: Path) -> list[tuple[str, Path, dict[str, Any]]]:
             raise ImportFormatError(f"both {seen[split].name}/ and {d.name}/ hold the {split} split; keep one",
                                     file=str(src))
         seen[split] = d
-    return [(SPLIT_FOLDERS[d.name.lower()], part_path(d), {}) for d in subs]
+    return [(SPLIT_FOLDERS[d.name.lower()], part_path(d), {}) for d in subs] if subs else []
 
 
 def _merge_type(a: str | None, b: str | None, file: str) -> str | None:
@@ -126,7 +124,8 @@ def read_source(fmt: str, src: Path | str, *, split: str | None = None, **option
                 classes.setdefault(c.name, c)
             batch.type = _merge_type(batch.type, part.type, str(path))
         batch.classes = list(classes.values())
-        batch.report.note(f"splits kept from the source: {', '.join(f'{p.name} as {s}' for s, p, _ in parts)}")
+        said = [f"{p.relative_to(src).as_posix()} as {s or 'no split (drawn by hash)'}" for s, p, _ in parts]
+        batch.report.note(f"splits kept from the source: {', '.join(said)}")
     if split is not None:
         for item in batch.items:
             item.split = split
