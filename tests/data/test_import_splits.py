@@ -241,3 +241,24 @@ def test_stats_is_quiet_when_nothing_straddles(ws, tmp_path):
 ])
 def test_source_stem(name, stem):
     assert source_stem(name) == stem
+
+
+REALWORLD = Path(__file__).parent / "realworld" / "splits" / "datumaro_roboflow"
+
+
+def test_datumaro_roboflow_coco_keeps_its_splits(ws):
+    """datumaro's Roboflow COCO test asset (train/ val/ with _annotations.coco.json): every image in its
+    folder's split, boxes as the files give them (read here independently with json)."""
+    src = REALWORLD / "coco"
+    want_split, want_boxes = {}, {}
+    for folder, split in (("train", "train"), ("val", "val")):
+        data = json.loads((src / folder / "_annotations.coco.json").read_text())
+        for im in data["images"]:
+            want_split[im["file_name"]] = split
+            want_boxes[im["file_name"]] = sorted(tuple(a["bbox"]) for a in data["annotations"]
+                                                 if a["image_id"] == im["id"])
+    result = import_source(ws, "d", src, "coco")
+    assert result.summary.splits == {"train": 2, "val": 1, "test": 0}
+    exs = ws.dataset("d").examples()
+    assert {e.file_name: e.split for e in exs} == want_split
+    assert {e.file_name: sorted(a.bbox for a in e.annotations) for e in exs} == want_boxes
