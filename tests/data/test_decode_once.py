@@ -15,7 +15,7 @@ from PIL import Image
 from tests.helpers import box_batch
 from workbench.data import Workspace
 from workbench.data.duplicates import phash_hex
-from workbench.data.image_pool import WORKERS_ENV, import_workers
+from workbench.data.image_pool import POOL_ENV, WORKERS_ENV, import_workers, pool_kind
 from workbench.data.images import check_image
 from workbench.data.transfer import import_source
 from workbench.errors import ImageError, ValidationError
@@ -62,15 +62,17 @@ class DecodeCounter:
         monkeypatch.setattr(PIL.Image, "_getdecoder", counting)
 
 
-def test_one_decode_per_image_through_a_reader(ws, tmp_path, monkeypatch):
-    src = coco_folder(tmp_path / "src", 12)
-    monkeypatch.setenv(WORKERS_ENV, "1")  # in this process, where the count is taken
+@pytest.mark.parametrize("workers", ["1", "3"])
+def test_one_decode_per_image_through_a_reader(ws, tmp_path, monkeypatch, workers):
+    src = coco_folder(tmp_path / "src", 24)
+    monkeypatch.setenv(WORKERS_ENV, workers)  # threads: in this process, where the count is taken
+    monkeypatch.setenv(POOL_ENV, "thread")
     counter = DecodeCounter(monkeypatch)
     _, ids = import_source(ws, "d", src, "coco")
-    assert len(ids) == 12
-    assert len(counter.calls) == 12, counter.calls  # before: reader probe + batch probe + pHash = 3 per image
+    assert len(ids) == 24
+    assert len(counter.calls) == 24, counter.calls  # before: reader probe + batch probe + pHash = 3 per image
     hashes = {r[0] for r in ws.conn.execute("SELECT phash FROM blobs")}
-    assert None not in hashes and len(hashes) == 12
+    assert None not in hashes and len(hashes) == 24
 
 
 def test_one_decode_per_image_for_a_batch_built_in_code(ws, monkeypatch):
@@ -97,22 +99,24 @@ def stored(ws: Workspace) -> tuple:
     return [tuple(r) for r in ex], [tuple(r) for r in blobs], [tuple(r) for r in anns], sorted(ws.blobs.all())
 
 
-def test_the_pool_stores_what_the_serial_path_stores(tmp_path, monkeypatch):
+def test_the_pools_store_what_the_serial_path_stores(tmp_path, monkeypatch):
     src = coco_folder(tmp_path / "src", 40)
     out = []
-    for workers in ("1", "2"):
+    for workers, kind in (("1", "thread"), ("3", "thread"), ("2", "process")):
         monkeypatch.setenv(WORKERS_ENV, workers)
-        with Workspace(tmp_path / f"ws{workers}") as w:
+        monkeypatch.setenv(POOL_ENV, kind)
+        with Workspace(tmp_path / f"ws{workers}{kind}") as w:
             import_source(w, "d", src, "coco")
             out.append(stored(w))
-    assert out[0] == out[1]
+    assert out[0] == out[1] == out[2]
     assert len(out[0][0]) == 40
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_a_corrupt_image_in_the_pool_refuses_the_whole_import(tmp_path, monkeypatch, workers):
+@pytest.mark.parametrize("workers,kind", [("1", "thread"), ("2", "thread"), ("2", "process")])
+def test_a_corrupt_image_in_the_pool_refuses_the_whole_import(tmp_path, monkeypatch, workers, kind):
     src = coco_folder(tmp_path / "src", 40, bad=27)
     monkeypatch.setenv(WORKERS_ENV, workers)
+    monkeypatch.setenv(POOL_ENV, kind)
     with Workspace(tmp_path / "ws") as w:
         with pytest.raises(ImageError) as e:
             import_source(w, "d", src, "coco")
@@ -143,6 +147,11 @@ def test_workers(monkeypatch):
     monkeypatch.setenv(WORKERS_ENV, "zero")
     with pytest.raises(ValidationError, match=WORKERS_ENV):
         import_workers(100)
+    monkeypatch.delenv(POOL_ENV, raising=False)
+    assert pool_kind() == "thread"
+    monkeypatch.setenv(POOL_ENV, "gpu")
+    with pytest.raises(ValidationError, match="thread, process"):
+        pool_kind()
 
 
 def test_a_file_changed_after_the_reader_checked_it_is_checked_again(ws, tmp_path, monkeypatch):

@@ -6,11 +6,18 @@ only read image headers (the size they need to place annotations); ``Reader.read
 batch here, and ``Dataset.import_batch`` checks what nobody checked yet (items built in code), so an image
 is decoded once on the way into the store whichever way it comes.
 
-Large batches go to a pool of worker processes, one per core (``WORKBENCH_IMPORT_WORKERS`` overrides it;
-1 checks in this process). Workers read the files themselves and send back only the small
-:class:`~workbench.data.images.ImageCheck`; a bounded number of images is in flight at once, so memory
-does not grow with the size of the import. The first bad image in item order raises its typed error
-(naming the file and the record the reader gave it), whatever order the workers finish in.
+Large batches are checked by a pool of workers, one per core (``WORKBENCH_IMPORT_WORKERS`` overrides the
+number; 1 checks in this thread). Workers read the files themselves and hand back only the small
+:class:`~workbench.data.images.ImageCheck`; a bounded number of images is in flight at once, so memory does
+not grow with the size of the import. The first bad image in item order raises its typed error (naming the
+file and the record the reader gave it), whatever order the workers finish in.
+
+The workers are threads by default (``WORKBENCH_IMPORT_POOL=thread``): Pillow's decoders, its resampling and
+hashlib's sha256 release the GIL, so the work spreads over the cores without starting processes, and it
+works wherever an import is called from (a notebook kernel, a script without a ``__main__`` guard, a server
+with threads of its own). ``WORKBENCH_IMPORT_POOL=process`` uses a process pool instead (forkserver, the
+checking code loaded once): worth it only where the per-image Python work dominates; a script that
+imports from its top level then needs the ``if __name__ == "__main__":`` guard multiprocessing asks for.
 """
 
 from __future__ import annotations
@@ -19,16 +26,19 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 from ..errors import ImageError, ImportFormatError, ValidationError
 from .images import ImageCheck, check_image, read_image_file
 from .records import ImportItem
 
-__all__ = ["check_items", "import_workers", "MIN_IMAGES_PER_WORKER", "WORKERS_ENV"]
+__all__ = ["check_items", "import_workers", "pool_kind", "MIN_IMAGES_PER_WORKER", "WORKERS_ENV", "POOL_ENV",
+           "POOL_KINDS"]
 
 WORKERS_ENV = "WORKBENCH_IMPORT_WORKERS"
-MIN_IMAGES_PER_WORKER = 16  # below this a worker's start-up costs more than it saves
+POOL_ENV = "WORKBENCH_IMPORT_POOL"
+POOL_KINDS = ("thread", "process")
+MIN_IMAGES_PER_WORKER = 8  # fewer images per worker: not worth handing out
 _IN_FLIGHT_PER_WORKER = 4  # images handed out ahead per worker: keeps them busy, bounds memory
 
 _Where = Mapping[str, tuple[str, object]]
@@ -58,6 +68,24 @@ def import_workers(n_images: int, workers: int | None = None) -> int:
         else:
             workers = min(_cores(), max(1, n_images // MIN_IMAGES_PER_WORKER))
     return max(1, min(workers, n_images))
+
+
+def pool_kind(kind: str | None = None) -> str:
+    """``thread`` or ``process``: ``kind`` when given, else ``WORKBENCH_IMPORT_POOL``, else ``thread``."""
+    kind = kind or os.environ.get(POOL_ENV, "").strip() or "thread"
+    if kind not in POOL_KINDS:
+        raise ValidationError(f"{POOL_ENV} must be one of {', '.join(POOL_KINDS)}, got {kind!r}", field=POOL_ENV)
+    return kind
+
+
+def _executor(kind: str, workers: int) -> Executor:
+    if kind == "thread":
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-image-check")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload([__name__])  # workers fork from a server that loaded this module once
+        return ProcessPoolExecutor(max_workers=workers, mp_context=server)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def _check_one(path: str | None, data: bytes | None) -> _Outcome:
@@ -99,7 +127,8 @@ def _job(item: ImportItem) -> tuple[str | None, bytes | None]:
     return str(item.path), None
 
 
-def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, workers: int | None = None) -> None:
+def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, workers: int | None = None,
+                kind: str | None = None) -> None:
     """Decode and hash every item not checked yet, once, and keep the result on it (``item.checked``).
 
     ``where`` maps an image path to the (file, record) its reader named it by, for errors. Raises the
@@ -114,10 +143,8 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
         for i, it in todo:
             it.checked = _raise(_check_one(*_job(it)), it, i, where)
         return
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in multiprocessing.get_all_start_methods()
-                                      else "spawn")
     pending: deque[tuple[int, ImportItem, Future[_Outcome]]] = deque()
-    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+    with _executor(pool_kind(kind), n) as pool:
         try:
             queue = iter(todo)
             for i, it in queue:  # hand out a window, then one more as each result comes back in order

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import ImageError, ImportFormatError
 
-__all__ = ["ImageInfo", "ImageCheck", "probe_image", "check_image", "read_image_file", "decode_rgb",
+__all__ = ["ImageInfo", "ImageCheck", "probe_image", "probe_file", "check_image", "read_image_file", "decode_rgb",
            "MAX_PIXELS", "MAX_BYTES", "IMAGE_SUFFIXES", "THUMB"]
 
 MAX_PIXELS = 64_000_000  # ~8000 x 8000; larger declared sizes are refused as bombs
@@ -44,19 +44,22 @@ THUMB = 32  # side of the grey thumbnail the perceptual hash is made from (see d
 
 
 @contextmanager
-def _opened(data: bytes, file: str | None, record: object | None) -> Iterator[Any]:
-    """The image in ``data`` opened (header read, pixels not decoded) after the size checks; every
-    Pillow failure inside the block becomes an ImageError naming ``file`` / ``record``."""
+def _opened(data: bytes | BinaryIO, file: str | None, record: object | None, size: int | None = None
+            ) -> Iterator[Any]:
+    """The image in ``data`` (bytes, or an open file of ``size`` bytes) opened (header read, pixels not
+    decoded) after the size checks; every Pillow failure inside the block becomes an ImageError naming
+    ``file`` / ``record``."""
     from PIL import Image, UnidentifiedImageError
 
-    if len(data) == 0:
+    n = len(data) if isinstance(data, bytes) else int(size or 0)
+    if n == 0:
         raise ImageError("file is empty, not an image", file=file, record=record)
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"file is {len(data)} bytes, over the {MAX_BYTES} byte limit", file=file, record=record)
+    if n > MAX_BYTES:
+        raise ImageError(f"file is {n} bytes, over the {MAX_BYTES} byte limit", file=file, record=record)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
                 w, h = im.size
                 fmt = im.format or "?"
                 if fmt not in _FORMATS:
@@ -128,19 +131,36 @@ def thumbnail_source(im: Any) -> Any:
     return grey
 
 
+def _regular_size(path: Path | str, name: str, record: object | None) -> int:
+    """The size of the regular file at ``path``; refused when it is not one (a FIFO would block the read
+    forever, a device never end) or over ``MAX_BYTES`` (before reading: a sparse 1 TB "image" costs
+    nothing to make)."""
+    st = Path(path).stat()
+    if not stat.S_ISREG(st.st_mode):
+        raise ImportFormatError("is not a regular file (a pipe, device or socket?)", file=name, record=record)
+    if st.st_size > MAX_BYTES:
+        raise ImageError(f"file is {st.st_size} bytes, over the {MAX_BYTES} byte limit", file=name, record=record)
+    return st.st_size
+
+
 def read_image_file(path: Path | str, *, file: str | None = None, record: object | None = None) -> bytes:
-    """The bytes of the image file at ``path``: refused when it is not a regular file (a FIFO would block
-    the read forever, a device never end) or over ``MAX_BYTES`` (checked before reading: a sparse 1 TB
-    "image" costs nothing to make)."""
+    """The bytes of the image file at ``path`` (only a regular file of at most ``MAX_BYTES``)."""
     name = file or str(path)
     try:
-        st = Path(path).stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise ImportFormatError("is not a regular file (a pipe, device or socket?)", file=name, record=record)
-        if st.st_size > MAX_BYTES:
-            raise ImageError(f"file is {st.st_size} bytes, over the {MAX_BYTES} byte limit", file=name,
-                             record=record)
+        _regular_size(path, name, record)
         return Path(path).read_bytes()
+    except OSError as e:
+        raise ImportFormatError(f"cannot read image ({e.strerror})", file=name, record=record) from None
+
+
+def probe_file(path: Path | str, *, file: str | None = None, record: object | None = None) -> ImageInfo:
+    """:func:`probe_image` without ``verify`` for the file at ``path``, reading only its header."""
+    name = file or str(path)
+    try:
+        size = _regular_size(path, name, record)
+        with open(path, "rb") as fh, _opened(fh, name, record, size) as im:
+            w, h = im.size
+            return ImageInfo(int(w), int(h), im.format)
     except OSError as e:
         raise ImportFormatError(f"cannot read image ({e.strerror})", file=name, record=record) from None
 

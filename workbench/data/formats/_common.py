@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
-from ..images import IMAGE_SUFFIXES, ImageInfo, probe_image, read_image_file
+from ..images import IMAGE_SUFFIXES, ImageInfo, probe_file, probe_image, read_image_file
 from ..records import SPLITS, Annotation, ClassDef, Example, default_color
 from .paths import safe_join
 
@@ -172,8 +172,10 @@ def probe_path(path: Path, *, record: object, file: str | None = None, verify: b
     log = _PROBED.get()
     if log is not None:
         log.setdefault(str(path), (name, record))
+    if not verify:
+        return probe_file(path, file=name, record=record)  # the header only
     data = read_image_file(path, file=name, record=record)
-    return probe_image(data, file=name, record=record, verify=verify)
+    return probe_image(data, file=name, record=record, verify=True)
 
 
 _PROBED: ContextVar[dict[str, tuple[str, object]] | None] = ContextVar("workbench_probed", default=None)
