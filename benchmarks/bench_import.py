@@ -106,13 +106,18 @@ def run(python: str, code: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def best(python: str, code_for, repeat: int, env: dict[str, str] | None = None) -> tuple[float, int]:
-    times, n = [], 0
+def interleaved(contenders: dict[str, tuple[str, object, dict[str, str] | None]], repeat: int
+                ) -> dict[str, tuple[float, int]]:
+    """Best time and example count of each contender, the runs taken in turn (A B C A B C ...) so that a
+    change in the machine's load weighs on each alike."""
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    counts: dict[str, int] = {}
     for r in range(repeat):
-        out = run(python, code_for(r), env)
-        times.append(out["seconds"])
-        n = out["examples"]
-    return min(times), n
+        for name, (python, code_for, env) in contenders.items():
+            out = run(python, code_for(r), env)  # type: ignore[operator]
+            times[name].append(out["seconds"])
+            counts[name] = out["examples"]
+    return {k: (min(v), counts[k]) for k, v in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,25 +156,34 @@ def main(argv: list[str] | None = None) -> int:
         return lambda r: WORKBENCH_RUN.format(root=str(root), home=str(tmp / f"ws_{tag}_{r}"), ann=str(ann),
                                               imgs=str(imgs))
 
-    after, n = best(sys.executable, wb(ROOT, "after"), args.repeat)
-    serial, _ = best(sys.executable, wb(ROOT, "serial"), args.repeat, {"WORKBENCH_IMPORT_WORKERS": "1"})
-    assert n == len(files), f"imported {n} of {len(files)}"
-    print(f"workbench: {after:.2f} s ({os.cpu_count()} cores), one process {serial:.2f} s")
+    contenders: dict[str, tuple[str, object, dict[str, str] | None]] = {
+        "after": (sys.executable, wb(ROOT, "after"), None),
+        "serial": (sys.executable, wb(ROOT, "serial"), {"WORKBENCH_IMPORT_WORKERS": "1"}),
+    }
+    if args.datumaro_python:
+        contenders["datumaro"] = (args.datumaro_python, lambda r: DATUMARO_RUN.format(data=str(data)), None)
+    if args.before:
+        contenders["before"] = (sys.executable, wb(args.before, "before"), None)
+    got = interleaved(contenders, args.repeat)
+    for name, (_s, n) in got.items():
+        assert n == len(files), f"{name} imported {n} of {len(files)}"
+    after, serial = got["after"][0], got["serial"][0]
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"workbench: {after:.2f} s ({cores} cores, load {load:.1f}), one thread {serial:.2f} s")
     rows = []
     if args.datumaro_python:
-        dm, dn = best(args.datumaro_python, lambda r: DATUMARO_RUN.format(data=str(data)), args.repeat)
-        assert dn == len(files), f"datumaro decoded {dn} of {len(files)}"
+        dm = got["datumaro"][0]
         print(f"datumaro: {dm:.2f} s")
         rows.append(Row(f"import {what}: read, verify, hash", f"{after:.2f} s",
-                        f"datumaro 1.13 import + decode {dm:.2f} s", after / dm, "<= 1",
-                        f"{os.cpu_count()} cores"))
-        rows.append(Row(f"import {what}, one process", f"{serial:.2f} s", f"datumaro {dm:.2f} s", serial / dm,
+                        f"datumaro 1.13 import + decode {dm:.2f} s", after / dm, "<= 1", f"{cores} cores"))
+        rows.append(Row(f"import {what}, one thread", f"{serial:.2f} s", f"datumaro {dm:.2f} s", serial / dm,
                         None, "WORKBENCH_IMPORT_WORKERS=1"))
     else:
         rows.append(Row(f"import {what}: read, verify, hash", f"{after:.2f} s", "datumaro not given", None, None,
                         "--datumaro-python PY to compare"))
     if args.before:
-        before, _ = best(sys.executable, wb(args.before, "before"), args.repeat)
+        before = got["before"][0]
         print(f"before ({args.before}): {before:.2f} s")
         rows.append(Row(f"import {what} against {args.before.name}", f"{after:.2f} s", f"before {before:.2f} s",
                         after / before, None, "the same import before decode-once"))

@@ -262,3 +262,50 @@ def test_datumaro_roboflow_coco_keeps_its_splits(ws):
     exs = ws.dataset("d").examples()
     assert {e.file_name: e.split for e in exs} == want_split
     assert {e.file_name: sorted(a.bbox for a in e.annotations) for e in exs} == want_boxes
+
+
+def test_when_every_image_is_a_near_duplicate_val_and_test_are_still_filled_and_it_is_said(ws, tmp_path):
+    """Thirty frames of one scene (one pixel differs): one group of near duplicates. Whole groups cannot
+    fill val and test, so the group gives up members, and the import summary says so."""
+    root = tmp_path / "frames"
+    root.mkdir()
+    base = np.asarray(Image.open(io.BytesIO(jpeg(7, 128, 96))))
+    images, anns = [], []
+    for i in range(30):
+        arr = base.copy()
+        arr[i % 96, (i * 7) % 128] = (i * 8) % 255
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, format="PNG")
+        (root / f"f{i:02d}.png").write_bytes(buf.getvalue())
+        images.append({"id": i + 1, "file_name": f"f{i:02d}.png", "width": 128, "height": 96})
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1, "bbox": [1, 1, 9, 9], "area": 81})
+    (root / "annotations.json").write_text(json.dumps(
+        {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "car"}]}))
+    result = import_source(ws, "d", root, "coco")
+    assert result.summary.splits == {"train": 24, "val": 3, "test": 3}
+    assert any("too large to keep in one split" in n for n in result.summary.report["notes"])
+    st = dataset_stats(ws.dataset("d"))
+    assert [w["severity"] for w in st["warnings"] if w["code"] == "copies_across_splits"] == ["error"]
+
+
+def test_copy_groups_at_scale_use_the_banded_search():
+    """Many new hashes (more than the direct comparison allows) are grouped by the banded search; the
+    groups equal those of comparing every pair."""
+    from workbench.data import split_groups
+    from workbench.data.split_groups import Member, copy_groups
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 2**63, size=3000, dtype=np.uint64)
+    flips = np.uint64(1) << rng.integers(0, 64, size=3000).astype(np.uint64)
+    values = np.concatenate([base, base[:500] ^ flips[:500]])  # 500 near duplicates, one bit apart
+    members = [Member(f"x{i}.png", f"b{i}", f"{int(v):016x}", None) for i, v in enumerate(values)]
+    old = split_groups._BRUTE_CELLS
+    try:
+        split_groups._BRUTE_CELLS = 10**12
+        direct = copy_groups(members)
+        split_groups._BRUTE_CELLS = 0
+        banded = copy_groups(members)
+    finally:
+        split_groups._BRUTE_CELLS = old
+    assert direct == banded
+    assert sum(1 for i, g in enumerate(banded) if g != i) >= 500

@@ -61,6 +61,7 @@ def _json_of(text: str | None) -> dict[str, Any]:
 
 class Dataset:
     def __init__(self, workspace: Workspace, id: int, name: str) -> None:
+        self.split_notes: list[str] = []  # what the last import's split drawing had to give up, if anything
         self.workspace = workspace
         self.id = id
         self.name = name
@@ -256,10 +257,12 @@ class Dataset:
             keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
             cur_val = counts.get("val", 0) + explicit.count("val")
             cur_test = counts.get("test", 0) + explicit.count("test")
-            splits = assign_grouped(  # copies of one source image (name, content, pHash) stay together
+            splits, broken = assign_grouped(  # copies of one source image (name, content, pHash) stay together
                 [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
                 self._split_members() if auto_idx else [], current_val=cur_val, current_test=cur_test,
                 total_after=total_after, settings=settings)
+            self.split_notes = [f"{broken} groups of copies of one image were too large to keep in one split "
+                                "and were split to fill val / test (stats lists them)"] if broken else []
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)

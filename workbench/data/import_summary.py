@@ -97,9 +97,11 @@ def summarize(ds: Dataset, batch: ImportBatch, ids: list[int], *, fmt: str, sour
             splits[split] = splits.get(split, 0) + n
     given = sum(1 for it in batch.items if it.split is not None)
     names = [c.name for c in ds.classes]
+    report = batch.report.to_dict()
+    report["notes"] = [*report.get("notes", []), *ds.split_notes]
     return ImportSummary(
         dataset=ds.name, dataset_type=ds.type, source=source, format=fmt, examples=len(ids),
         annotations=dict(sorted(kinds.items())), classes=len(names),
         new_classes=[n for n in names if n not in classes_before], splits=splits,
         splits_from={"given": given, "drawn": len(batch.items) - given}, total=ds.count(),
-        report=batch.report.to_dict())
+        report=report)

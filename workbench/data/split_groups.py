@@ -10,7 +10,9 @@ or perceptual hashes within ``GROUP_DISTANCE`` bits (:mod:`.duplicates`' pHash),
   gives) brings its new members to that member's split: nothing placed earlier moves.
 * Other groups are drawn like single examples (:func:`~workbench.data.splits.assign_splits`): in the order
   of their smallest split key, a group goes to val while it fits in what val still needs, then to test,
-  else to train. With every group a single example this is exactly ``assign_splits``.
+  else to train. With every group a single example this is exactly ``assign_splits``. Only when whole
+  groups cannot fill val and test (nearly every image a near duplicate of another) are groups split, and
+  the import says how many.
 
 :func:`straddling_groups` finds the groups that still span train and val / test (a source's own split can
 put them there); ``stats`` reports them as errors.
@@ -25,7 +27,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from .duplicates import _popcount
+from .duplicates import _popcount, close_pairs
 from .splits import SplitSettings, split_targets
 
 __all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_grouped", "straddling_groups",
@@ -33,7 +35,8 @@ __all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_gro
 
 GROUP_DISTANCE = 4  # pHash bits: what the duplicate search calls a near duplicate by default
 _RF = re.compile(r"^(?P<stem>.+)\.rf\.[0-9a-f]{6,}$", re.IGNORECASE)
-_BLOCK_CELLS = 4_000_000
+_BLOCK_CELLS = 4_000_000  # hash comparisons per vectorised block
+_BRUTE_CELLS = 50_000_000  # up to this many (new x all) comparisons, compare directly; else banded
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,9 @@ def _union(parent: list[int], a: int, b: int) -> None:
 
 
 def copy_groups(members: Sequence[Member], *, first_new: int = 0, max_distance: int = GROUP_DISTANCE) -> list[int]:
-    """A group label per member (the smallest index in its group). Near duplicates are looked for only
-    in pairs with at least one member at index ``first_new`` or later (earlier ones were grouped before)."""
+    """A group label per member (the smallest index in its group). When few members are new (index
+    ``first_new`` or later), near duplicates are looked for only in pairs with a new member (the others were
+    grouped before); when many are, among all (the duplicate check's banded search)."""
     n = len(members)
     parent = list(range(n))
     by_key: dict[tuple[str, str], int] = {}
@@ -79,27 +83,45 @@ def copy_groups(members: Sequence[Member], *, first_new: int = 0, max_distance: 
             j = by_key.setdefault(key, i)
             if j != i:
                 _union(parent, j, i)
-    hashed = [i for i, m in enumerate(members) if m.phash]
-    if hashed and max_distance >= 0:
-        values = np.array([int(members[i].phash or "0", 16) for i in hashed], dtype=np.uint64)
-        idx = np.array(hashed, dtype=np.int64)
-        new_rows = np.flatnonzero(idx >= first_new)
-        rows = max(1, _BLOCK_CELLS // max(len(values), 1))
-        for s in range(0, len(new_rows), rows):
-            block = new_rows[s : s + rows]
-            d = _popcount(values[block][:, None] ^ values[None, :])
-            bi, aj = np.nonzero(d <= max_distance)
-            for a, b in zip(idx[block[bi]].tolist(), idx[aj].tolist(), strict=True):
-                if a != b:
-                    _union(parent, a, b)
+    by_value: dict[int, int] = {}  # each distinct pHash -> its first member; identical hashes join it
+    new_value: dict[int, bool] = {}
+    for i, m in enumerate(members):
+        if m.phash:
+            v = int(m.phash, 16)
+            j = by_value.setdefault(v, i)
+            if j != i:
+                _union(parent, j, i)
+            new_value[v] = new_value.get(v, False) or i >= first_new
+    if len(by_value) > 1:
+        values = np.fromiter(by_value.keys(), dtype=np.uint64, count=len(by_value))
+        reps = np.fromiter(by_value.values(), dtype=np.int64, count=len(by_value))
+        rows = np.flatnonzero(np.fromiter((new_value[v] for v in by_value), dtype=bool, count=len(by_value)))
+        if len(rows) * len(values) <= _BRUTE_CELLS:  # a few new hashes: each against every hash
+            block = max(1, _BLOCK_CELLS // len(values))
+            for s in range(0, len(rows), block):
+                r = rows[s : s + block]
+                bi, aj = np.nonzero(_popcount(values[r][:, None] ^ values[None, :]) <= max_distance)
+                for a, b in zip(reps[r[bi]].tolist(), reps[aj].tolist(), strict=True):
+                    if a != b:
+                        _union(parent, a, b)
+        else:  # many: the banded search of the duplicate check
+            ii, jj, _d = close_pairs(values, max_distance)
+            for a, b in zip(reps[ii].tolist(), reps[jj].tolist(), strict=True):
+                _union(parent, a, b)
     return [_find(parent, i) for i in range(n)]
 
 
 def assign_grouped(new: Sequence[Member], existing: Sequence[Member], *, current_val: int, current_test: int,
-                   total_after: int, settings: SplitSettings, max_distance: int = GROUP_DISTANCE) -> list[str]:
+                   total_after: int, settings: SplitSettings, max_distance: int = GROUP_DISTANCE
+                   ) -> tuple[list[str], int]:
     """The split of each of ``new`` (those with a ``split`` keep it) given the dataset's ``existing``
     examples; ``current_val`` / ``current_test`` count the examples already there and the new ones whose
-    split is given. See the module doc."""
+    split is given. See the module doc.
+
+    Also returns how many groups were too large to keep together: when whole groups cannot fill val and
+    test (say every image is a near duplicate of another), the groups drawn for train give up members, by
+    split key, until they are filled, as the split without groups would; ``stats`` then lists those groups.
+    """
     members = [*existing, *new]
     first = len(existing)
     labels = copy_groups(members, first_new=first, max_distance=max_distance)
@@ -123,6 +145,7 @@ def assign_grouped(new: Sequence[Member], existing: Sequence[Member], *, current
     need_val = max(0, want_val - current_val)
     need_test = max(0, want_test - current_test)
     order = sorted(free.values(), key=lambda ks: (min(new[k].key for k in ks), ks[0]))
+    left: list[list[int]] = []  # groups drawn for train
     for ks in order:
         if len(ks) <= need_val:
             split, need_val = "val", need_val - len(ks)
@@ -130,9 +153,23 @@ def assign_grouped(new: Sequence[Member], existing: Sequence[Member], *, current
             split, need_test = "test", need_test - len(ks)
         else:
             split = "train"
+            left.append(ks)
         for k in ks:
             out[k] = split
-    return [s or "train" for s in out]
+    broken = 0
+    if need_val or need_test:  # whole groups could not fill them: take members, lowest keys first
+        spare = sorted((new[k].key, k, g) for g, ks in enumerate(left) for k in ks)
+        taken: set[int] = set()
+        for _key, k, g in spare:
+            if need_val:
+                out[k], need_val = "val", need_val - 1
+            elif need_test:
+                out[k], need_test = "test", need_test - 1
+            else:
+                break
+            taken.add(g)
+        broken = sum(1 for g in taken if any(out[k] == "train" for k in left[g]))
+    return [s or "train" for s in out], broken
 
 
 def straddling_groups(ids: Sequence[int], members: Sequence[Member], *,
