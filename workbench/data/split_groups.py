@@ -188,19 +188,17 @@ def straddling_groups(ids: Sequence[int], members: Sequence[Member], *,
 
 
 def join_straddling(groups: Sequence[Sequence[int]], split_of: dict[int, str]) -> list[list[int]]:
-    """Join overlapping groups of example ids; those spanning train and val or test (ids ascending)."""
-    index: dict[int, int] = {}
-    parent: list[int] = []
-    for g in groups:
+    """Join groups of example ids that share an id; those spanning train and val or test (ids ascending)."""
+    parent = list(range(len(groups)))
+    owner: dict[int, int] = {}
+    for gi, g in enumerate(groups):
         for e in g:
-            if e not in index:
-                index[e] = len(parent)
-                parent.append(len(parent))
-        for a, b in zip(g, g[1:], strict=False):
-            _union(parent, index[a], index[b])
-    members: dict[int, list[int]] = {}
-    for e, i in index.items():
-        members.setdefault(_find(parent, i), []).append(e)
+            o = owner.setdefault(e, gi)
+            if o != gi:
+                _union(parent, o, gi)
+    members: dict[int, set[int]] = {}
+    for gi, g in enumerate(groups):
+        members.setdefault(_find(parent, gi), set()).update(g)
     out = []
     for ids in members.values():
         splits = {split_of.get(e) for e in ids}

@@ -116,10 +116,14 @@ def _straddling_copies(ds: Dataset, where: str, args: list[Any], dups: NearDupli
             split_of[eid] = split
     groups = [g for g in by_stem.values() if len(g) > 1] + [list(g) for g in dups.cross_split]
     wanted = sorted({e for g in dups.cross_split for e in g} - set(split_of))
-    for k in range(0, len(wanted), 900):
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: up to 100,000 rows
+    if len(wanted) > 2000:  # one pass over the examples beats many lookups
+        split_of.update(cur.execute(f"SELECT e.id, e.split FROM examples e WHERE {where}", args).fetchall())
+    for k in range(0, len(wanted) if len(wanted) <= 2000 else 0, 900):
         part = wanted[k : k + 900]
-        split_of.update(conn.execute(f"SELECT id, split FROM examples WHERE id IN ({','.join('?' * len(part))})",
-                                     part).fetchall())
+        split_of.update(cur.execute(f"SELECT id, split FROM examples WHERE id IN ({','.join('?' * len(part))})",
+                                    part).fetchall())
     return join_straddling(groups, split_of)
 
 
