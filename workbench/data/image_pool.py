@@ -22,11 +22,10 @@ imports from its top level then needs the ``if __name__ == "__main__":`` guard m
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from ..errors import ImageError, ImportFormatError, ValidationError
 from .images import ImageCheck, check_image, read_image_file
@@ -81,6 +80,9 @@ def pool_kind(kind: str | None = None) -> str:
 def _executor(kind: str, workers: int) -> Executor:
     if kind == "thread":
         return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-image-check")
+    import multiprocessing  # only for a process pool (threads are the default)
+    from concurrent.futures import ProcessPoolExecutor
+
     if "forkserver" in multiprocessing.get_all_start_methods():
         server = multiprocessing.get_context("forkserver")
         server.set_forkserver_preload([__name__])  # workers fork from a server that loaded this module once
