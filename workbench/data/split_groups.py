@@ -31,7 +31,7 @@ from .duplicates import _popcount, close_pairs
 from .splits import SplitSettings, split_targets
 
 __all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_grouped", "straddling_groups",
-           "join_straddling"]
+           "join_straddling", "held_and_train"]
 
 GROUP_DISTANCE = 4  # pHash bits: what the duplicate search calls a near duplicate by default
 _RF = re.compile(r"^(?P<stem>.+)\.rf\.[0-9a-f]{6,}$", re.IGNORECASE)
@@ -188,7 +188,8 @@ def straddling_groups(ids: Sequence[int], members: Sequence[Member], *,
 
 
 def join_straddling(groups: Sequence[Sequence[int]], split_of: dict[int, str]) -> list[list[int]]:
-    """Join groups of example ids that share an id; those spanning train and val or test (ids ascending)."""
+    """Join groups of example ids that share an id; those spanning train and val or test (ids ascending).
+    ``split_of``: the split of the examples not in train (at least)."""
     parent = list(range(len(groups)))
     owner: dict[int, int] = {}
     for gi, g in enumerate(groups):
@@ -201,7 +202,21 @@ def join_straddling(groups: Sequence[Sequence[int]], split_of: dict[int, str]) -
         members.setdefault(_find(parent, gi), set()).update(g)
     out = []
     for ids in members.values():
-        splits = {split_of.get(e) for e in ids}
+        splits = {split_of.get(e, "train") for e in ids}
         if "train" in splits and splits & {"val", "test"}:
             out.append(sorted(ids))
     return sorted(out)
+
+
+def held_and_train(groups: Sequence[Sequence[int]], split_of: dict[int, str]) -> list[list[int]]:
+    """Of disjoint groups of example ids, those with members both in train and in val / test (``split_of``:
+    the examples in val or test; the rest are in train). Vectorised: one group can hold 100,000 ids."""
+    if not groups:
+        return []
+    held = np.fromiter((e for e, sp in split_of.items() if sp in ("val", "test")), dtype=np.int64)
+    sizes = np.fromiter((len(g) for g in groups), dtype=np.int64, count=len(groups))
+    flat = np.fromiter((e for g in groups for e in g), dtype=np.int64, count=int(sizes.sum()))
+    gid = np.repeat(np.arange(len(groups)), sizes)
+    n_held = np.bincount(gid, weights=np.isin(flat, held), minlength=len(groups))
+    keep = np.flatnonzero((n_held > 0) & (n_held < sizes))
+    return sorted(sorted(groups[k]) for k in keep.tolist())

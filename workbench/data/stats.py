@@ -15,7 +15,7 @@ from .duplicates import NearDuplicates
 from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
 from .records import SPLITS
-from .split_groups import join_straddling, source_stem
+from .split_groups import held_and_train, join_straddling, source_stem
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -106,25 +106,19 @@ def _straddling_copies(ds: Dataset, where: str, args: list[Any], dups: NearDupli
     duplicates) with examples both in train and in val or test (:mod:`.split_groups`). Cached with the
     duplicate search (the same things change it)."""
     conn = ds.conn
-    split_of: dict[int, str] = {}
+    split_of: dict[int, str] = dict(conn.execute(  # val and test: few; every other example is in train
+        f"SELECT e.id, e.split FROM examples e WHERE {where} AND e.split IN ('val', 'test')", args).fetchall())
     by_stem: dict[str, list[int]] = {}
-    for eid, name, split in conn.execute(
-            f"SELECT e.id, e.file_name, e.split FROM examples e WHERE {where} AND e.file_name LIKE '%.rf.%'", args):
+    for eid, name in conn.execute(  # a partial index holds the Roboflow names (db.py)
+            f"SELECT e.id, e.file_name FROM examples e WHERE {where} AND instr(e.file_name, '.rf.') > 0",
+            args):
         stem = source_stem(name)
         if stem is not None:
             by_stem.setdefault(stem, []).append(eid)
-            split_of[eid] = split
-    groups = [g for g in by_stem.values() if len(g) > 1] + [list(g) for g in dups.cross_split]
-    wanted = sorted({e for g in dups.cross_split for e in g} - set(split_of))
-    cur = conn.cursor()
-    cur.row_factory = None  # plain tuples: up to 100,000 rows
-    if len(wanted) > 2000:  # one pass over the examples beats many lookups
-        split_of.update(cur.execute(f"SELECT e.id, e.split FROM examples e WHERE {where}", args).fetchall())
-    for k in range(0, len(wanted) if len(wanted) <= 2000 else 0, 900):
-        part = wanted[k : k + 900]
-        split_of.update(cur.execute(f"SELECT id, split FROM examples WHERE id IN ({','.join('?' * len(part))})",
-                                    part).fetchall())
-    return join_straddling(groups, split_of)
+    stems = [g for g in by_stem.values() if len(g) > 1]
+    if stems:
+        return join_straddling(stems + [list(g) for g in dups.cross_split], split_of)
+    return held_and_train(dups.cross_split, split_of)
 
 
 def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStats:
