@@ -309,3 +309,18 @@ def test_copy_groups_at_scale_use_the_banded_search():
         split_groups._BRUTE_CELLS = old
     assert direct == banded
     assert sum(1 for i, g in enumerate(banded) if g != i) >= 500
+
+
+def test_straddling_groups_vectorised_equals_the_plain_join():
+    from workbench.data.split_groups import held_and_train, join_straddling
+
+    rng = np.random.default_rng(5)
+    ids = rng.permutation(5000)
+    groups, k = [], 0
+    while k < len(ids):
+        n = int(rng.integers(1, 6)) if rng.random() < 0.99 else 2000
+        groups.append(ids[k : k + n].tolist())
+        k += n
+    split_of = {int(e): str(rng.choice(["val", "test"])) for e in ids if rng.random() < 0.05}
+    assert held_and_train(groups, split_of) == join_straddling(groups, split_of)
+    assert held_and_train([], {}) == []
