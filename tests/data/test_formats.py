@@ -461,7 +461,7 @@ def test_yolo_reads_folder_layout_and_list_files(tmp_path: Path) -> None:
     assert [it.split for it in batch.items] == ["train", "train"]
 
 
-def test_voc_coordinates_are_one_based(tmp_path: Path) -> None:
+def test_voc_coordinates_one_based_when_asked(tmp_path: Path) -> None:
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "JPEGImages").mkdir()
     (tmp_path / "JPEGImages" / "i.png").write_bytes(image_bytes(20, 10, 1))
@@ -470,9 +470,11 @@ def test_voc_coordinates_are_one_based(tmp_path: Path) -> None:
         "<object><name>a</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax>"
         "<ymax>10</ymax></bndbox></object></annotation>"
     )
-    (item,) = get_reader("voc").read(tmp_path).items
+    (item,) = get_reader("voc").read(tmp_path, one_based=True).items
     assert item.annotations[0].bbox == (0.0, 0.0, 20.0, 10.0) and item.split is None
     assert get_reader("voc").read(tmp_path, skip_difficult=True).items[0].annotations == []
+    (item,) = get_reader("voc").read(tmp_path).items  # by default as written (datumaro, torchvision, globox)
+    assert item.annotations[0].bbox == (1.0, 1.0, 19.0, 9.0)
 
 
 def test_imagefolder_flat_layout(tmp_path: Path) -> None:

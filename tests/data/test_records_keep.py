@@ -243,3 +243,36 @@ def test_old_snapshot_id_is_the_documented_digest(tmp_path):
                        separators=(",", ":"))
     assert hashlib.sha256(canon.encode()).hexdigest()[:16] == "ec92cafadecf5e86"
     conn.close()
+
+
+def test_source_id_is_kept_but_not_content(tmp_path):
+    a = Annotation("box", "cat", bbox=(1, 2, 3, 4), source_id=17)
+    assert a.content() == Annotation("box", "cat", bbox=(1, 2, 3, 4)).content()
+    assert Annotation.from_dict(a.to_dict()).source_id == 17
+    for bad in (True, 1.5, "", "x" * 201, [1]):
+        with pytest.raises(ValidationError):
+            Annotation("box", "cat", bbox=(1, 2, 3, 4), source_id=bad)  # type: ignore[arg-type]
+    ws = Workspace(tmp_path / "ws")
+    ds = ws.create_dataset("d", "detection", classes="cat")
+    anns = [a, Annotation("box", "cat", bbox=(0, 0, 2, 2), source_id="ann-7"), Annotation("box", "cat", bbox=(0, 0, 1, 1))]
+    (eid,) = ds.import_batch(ImportBatch([ImportItem("a.png", data=_png((1, 2, 3)), annotations=anns)]))
+    assert [x.source_id for x in ds.example(eid).annotations] == [17, "ann-7", None]  # types kept
+    s1 = ds.snapshot()
+    assert [x.source_id for x in ds.load_snapshot(s1.id).examples[0].annotations] == [17, "ann-7", None]
+    first = ds.example(eid).annotations[0]
+    ds.update_annotation(first.id, Annotation("box", "cat", bbox=(1, 2, 3, 4)))  # same content, no source id
+    assert ds.snapshot().id == s1.id
+    ws.close()
+
+
+def test_memory_sink_keeps_the_new_fields_like_the_store():
+    from dataclasses import replace
+
+    from workbench.widgets.sink import MemoryImage, MemorySink
+
+    crowd = Annotation("box", "cat", bbox=(0, 0, 4, 4), iscrowd=True, attributes={"occluded": True}, source_id=3)
+    sink = MemorySink("detection", ["cat"], [MemoryImage(_png((9, 9, 9)), 8, 6, annotations=[crowd])])
+    (saved,) = sink.example(1).annotations
+    moved = sink.update_annotation(saved.id, replace(saved, bbox=(1, 1, 4, 4)), "ann")  # a canvas move
+    (now,) = sink.example(1).annotations
+    assert now == moved and now.iscrowd and now.attributes == {"occluded": True} and now.source_id == 3

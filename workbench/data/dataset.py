@@ -290,8 +290,8 @@ class Dataset:
             with aggregates.bulk_insert(self.conn, min(new_ids, default=0)):  # counted once, set-based
                 self.conn.executemany(
                     """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at, attributes, iscrowd)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     ann_rows)
             if dir_id is not None:
                 self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
@@ -330,7 +330,7 @@ class Dataset:
         return (example_id, self.id, class_ids[ann.label], ann.kind,
                 b[0] if b else None, b[1] if b else None, b[2] if b else None, b[3] if b else None,
                 _geometry(ann), ann.score, int(ann.proposal), author, stamp, stamp,
-                _json_or_null(ann.attributes), int(ann.iscrowd))
+                _json_or_null(ann.attributes), int(ann.iscrowd), ann.source_id)
 
     def _touch(self) -> None:
         self.conn.execute("UPDATE datasets SET version = version + 1 WHERE id=?", (self.id,))
@@ -426,7 +426,7 @@ class Dataset:
             polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
             mask=g.get("mask"), score=r["score"], proposal=bool(r["proposal"]), author=r["author"],
             created_at=r["created_at"], id=r["id"], stored=True, attributes=_json_of(r["attributes"]),
-            iscrowd=bool(r["iscrowd"]))
+            iscrowd=bool(r["iscrowd"]), source_id=r["source_id"])
 
     def load_bytes(self, blob: str) -> bytes:
         return self.workspace.load_bytes(blob)
@@ -474,8 +474,8 @@ class Dataset:
                     (example_id, ann.kind))
             cur = self.conn.execute(
                 """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry, score,
-                   proposal, author, created_at, updated_at, attributes, iscrowd)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 self._ann_row(example_id, ann, ids, author or ann.author, stamp))
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
@@ -505,8 +505,8 @@ class Dataset:
             row = self._ann_row(example_id, ann, ids, author or ann.author, stamp)
             self.conn.execute(
                 """UPDATE annotations SET class_id=?, kind=?, x=?, y=?, w=?, h=?, geometry=?, score=?, proposal=?,
-                   author=?, updated_at=?, attributes=?, iscrowd=? WHERE id=?""",
-                (*row[2:12], stamp, *row[14:16], annotation_id))
+                   author=?, updated_at=?, attributes=?, iscrowd=?, source_id=? WHERE id=?""",
+                (*row[2:12], stamp, *row[14:17], annotation_id))
             created = self.conn.execute("SELECT created_at FROM annotations WHERE id=?",
                                         (annotation_id,)).fetchone()[0]
             if not ann.proposal:
@@ -536,8 +536,8 @@ class Dataset:
             for a in anns:
                 cur = self.conn.execute(
                     """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at, attributes, iscrowd)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     self._ann_row(example_id, a, ids, author or a.author, stamp))
                 out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp))
             if anns and not proposals:

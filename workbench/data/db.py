@@ -133,6 +133,7 @@ CREATE TABLE IF NOT EXISTS duplicate_index (  -- duplicate_index.py, kept for st
 _KEPT_COLUMNS = (
     ("annotations", "attributes", "TEXT"),
     ("annotations", "iscrowd", "INTEGER NOT NULL DEFAULT 0"),
+    ("annotations", "source_id", ""),  # no type: an integer id stays an integer, a string a string
     ("examples", "origin", "TEXT"),
     ("classes", "origin", "TEXT"),
     ("datasets", "source_info", "TEXT"),
@@ -143,7 +144,7 @@ def _add_kept_columns(conn: sqlite3.Connection) -> None:
     for table, column, decl in _KEPT_COLUMNS:
         have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
         if column not in have:
-            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {decl}')
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {decl}'.rstrip())
 
 
 def _install_aggregates(conn: sqlite3.Connection) -> None:

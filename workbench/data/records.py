@@ -74,6 +74,24 @@ def validate_color(color: str, *, field_name: str = "color") -> str:
 MAX_ATTRIBUTES_BYTES = 64 * 1024  # an annotation's attributes (or an example's / class's origin) as JSON
 
 
+_PLAIN = (str, int, bool, type(None))
+
+
+def _flat_size(value: Mapping[str, Any]) -> int | None:
+    """An upper bound of the JSON size of a map whose values are all strings, ints, bools, None or finite
+    floats (escaping counted at its worst, 6 bytes a byte); None when a value is anything else."""
+    size = 2
+    for k, v in value.items():
+        t = type(v)
+        if t is str:
+            size += 6 * (len(k.encode()) + len(v.encode())) + 8
+        elif t in _PLAIN or (t is float and math.isfinite(v)):
+            size += 6 * len(k.encode()) + 32
+        else:
+            return None
+    return size
+
+
 def _check_json_keys(v: Any, field_name: str, depth: int) -> None:
     """Nested objects need string keys too (``json`` would turn ``{2.5: 1}`` into ``{"2.5": 1}`` silently)."""
     if depth > 32:
@@ -92,7 +110,7 @@ def json_map(value: Any, *, field_name: str, max_bytes: int = MAX_ATTRIBUTES_BYT
     """``value`` as a plain JSON object: string keys, JSON values (finite numbers), at most ``max_bytes`` as
     compact JSON. Returned as it reads back from JSON (tuples become lists), so it compares equal after a
     round trip through the store. Raises ValidationError naming ``field_name``."""
-    if value is None:
+    if value is None or (isinstance(value, dict) and not value):
         return {}
     if not isinstance(value, Mapping):
         raise ValidationError(f"must be a mapping of string keys to JSON values, got {type(value).__name__}",
@@ -100,6 +118,9 @@ def json_map(value: Any, *, field_name: str, max_bytes: int = MAX_ATTRIBUTES_BYT
     for k in value:
         if not isinstance(k, str) or not k:
             raise ValidationError(f"keys must be non-empty strings, got {k!r}", field=field_name)
+    flat = _flat_size(value)
+    if flat is not None and flat <= max_bytes:  # the common case (occluded, difficult, pose...): no JSON trip
+        return dict(value)
     _check_json_keys(value, field_name, 0)
     try:
         text = json.dumps(dict(value), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
@@ -159,6 +180,8 @@ class Annotation:
     ``attributes`` holds what the source says beyond geometry and class (VOC ``difficult`` / ``truncated``
     / ``occluded`` / ``pose``, CVAT attributes, COCO keypoints and extra fields), written back on export;
     ``iscrowd`` marks a COCO crowd region (not trained on as an object, matched as crowd in evaluation).
+    ``source_id`` is the annotation's id in the file it came from (a COCO annotation id), reused on export
+    while unique; like ``id``, ``author`` and ``created_at`` it is not part of :meth:`content`.
     """
 
     kind: str
@@ -174,6 +197,7 @@ class Annotation:
     stored: InitVar[bool] = False  # read back from the store: checks added after it was written are skipped
     attributes: dict[str, Any] = field(default_factory=dict, hash=False)
     iscrowd: bool = False
+    source_id: int | str | None = None
 
     def __post_init__(self, stored: bool) -> None:
         if self.kind not in ANNOTATION_KINDS:
@@ -225,6 +249,11 @@ class Annotation:
         object.__setattr__(self, "attributes", json_map(self.attributes, field_name="attributes"))
         if not isinstance(self.iscrowd, bool):
             raise ValidationError(f"iscrowd must be True or False, got {self.iscrowd!r}", field="iscrowd")
+        sid = self.source_id
+        if sid is not None and (isinstance(sid, bool) or not isinstance(sid, (int, str))
+                                or (isinstance(sid, str) and not 0 < len(sid) <= 200)):
+            raise ValidationError(f"source_id must be an integer or a short string, got {sid!r:.60}",
+                                  field="source_id")
         if self.iscrowd and self.kind not in ("box", "polygon", "mask"):
             raise ValidationError(f"only regions (box, polygon, mask) can be crowd, not {self.kind}",
                                   field="iscrowd")
@@ -324,6 +353,8 @@ class Annotation:
         d["created_at"] = self.created_at
         if self.id is not None:
             d["id"] = self.id
+        if self.source_id is not None:
+            d["source_id"] = self.source_id
         return d
 
     @classmethod
@@ -341,6 +372,7 @@ class Annotation:
             id=d.get("id"),
             attributes=d.get("attributes") or {},
             iscrowd=bool(d.get("iscrowd", False)),
+            source_id=d.get("source_id"),
         )
 
 

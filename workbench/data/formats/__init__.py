@@ -82,6 +82,11 @@ class Writer:
         _check_options("writer", self.name, self.func, options)
         return self.func(Path(out), examples, classes, dataset_type, load_bytes, **options)
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        params = inspect.signature(self.func).parameters
+        return tuple(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY)
+
 
 READERS: dict[str, Reader] = {
     r.name: r

@@ -15,7 +15,7 @@ The dataset type is segmentation when any annotation has a segmentation.
 
 Writing: ``OUT/annotations.json`` + ``OUT/images/<file_name>``; with ``per_split=True``
 ``OUT/annotations/instances_<split>.json`` + ``OUT/images/<split>/<file_name>`` for each split that has
-examples. Category and image ids are the source's when still unique (else 1-based class positions and
+examples. Category and image ids are the source's integer ids when still unique (else 1-based class positions and
 example ids); file names are the source's (sub-folders kept) when still unique; categories carry
 ``color``, images ``split``. Polygons are written as segmentation lists, masks as compressed RLE strings
 (pycocotools' encoding), boxes without segmentation; ``iscrowd`` is the annotation's crowd flag and
@@ -267,7 +267,7 @@ def read(
                 continue
             looked = " or ".join(str(r) for r in roots)
             raise ImportFormatError(
-                f"image file {rel!r} not found in {looked} (skip_missing=True skips it)",
+                f"image file {rel!r} not found in {looked} (--skip-missing skips it)",
                 file=file,
                 record=rec,
                 field="file_name",
@@ -352,7 +352,7 @@ def read(
             continue
         attributes = kept.annotation_attributes(a, file=file, record=rec, report=report)
         ann = make_annotation(file=file, record=rec, kind=kind, label=cat_names[cat], bbox=bbox, **geometry,
-                              iscrowd=bool(iscrowd), attributes=attributes)
+                              iscrowd=bool(iscrowd), attributes=attributes, source_id=aid)
         placed = place(ann, infos[image_id], clip=clip_boxes, file=file, record=rec)
         if placed is None:
             report.skip("box entirely outside its image (--clip-boxes)")
@@ -361,8 +361,9 @@ def read(
             report.clip("box outside its image (--clip-boxes)")
         if placed.iscrowd:
             n_crowd += 1
-        names_seen.update(k for k in placed.attributes if k not in kept.KEYPOINT_FIELDS
-                          and not k.startswith(kept.EXTRA_PREFIX))
+        if placed.attributes:
+            names_seen.update(k for k in placed.attributes if k not in kept.KEYPOINT_FIELDS
+                              and not k.startswith(kept.EXTRA_PREFIX))
         item.annotations.append(placed)
 
     items_kept = [it for it in items.values() if it is not None]
@@ -383,7 +384,7 @@ def _image_roots(src: Path) -> list[Path]:
     roots = [src.parent, src.parent / "images"]
     if src.parent.name == "annotations":  # <root>/annotations/instances_<split>.json
         root = src.parent.parent
-        split = src.stem.split("_", 1)[1] if "_" in src.stem else ""
+        split = src.stem.rsplit("_", 1)[1] if "_" in src.stem else ""
         if split:
             roots += [root / "images" / split]
         roots += [root / "images"]
@@ -454,6 +455,7 @@ def write(
     anns: dict[str, list[dict[str, Any]]] = {s: [] for s in (*SPLITS, "all")}
     written: list[Path] = []
     n_ann = 0
+    source_ids: dict[str, list[Any]] = {s: [] for s in (*SPLITS, "all")}
 
     def folder(ex: Example) -> str:
         return f"images/{ex.split}" if per_split else "images"
@@ -469,6 +471,11 @@ def write(
             aj = _ann_json(a, n_ann, image_id[ex.id], cat_ids[index[a.label]])
             anns[ex.split].append(aj)
             anns["all"].append(aj)
+            source_ids[ex.split].append(a.source_id)
+            source_ids["all"].append(a.source_id)
+    for group in SPLITS if per_split else ("all",):  # annotation ids unique within each file written
+        for aj, aid in zip(anns[group], kept.annotation_ids(source_ids[group]), strict=True):
+            aj["id"] = aid
     categories = [
         {**kept.category_fields(c), "id": cat_ids[i], "name": c.name, "color": c.color}
         for i, c in enumerate(classes)

@@ -4,7 +4,8 @@ followed by an export writes it again.
 - Annotation: ``iscrowd`` becomes ``Annotation.iscrowd``. The entries of an ``attributes`` object (CVAT's and
   datumaro's COCO exports: ``occluded``, ``rotation``, ``track_id``...) become the annotation's attributes
   under their own names. ``keypoints`` / ``num_keypoints`` are kept as attributes of those names (Workbench
-  has no keypoint annotations). Any other field is kept as ``coco.<field>``. On export the first go back into
+  has no keypoint annotations). The annotation's id becomes ``Annotation.source_id``, reused on export while
+  unique in its file. Any other field is kept as ``coco.<field>``. On export the first go back into
   ``attributes``, the others back to the annotation's top level.
 - Image: ``origin`` = ``{"id": <image id>, "file_name": <file_name as written, sub-folders and all>}`` plus
   ``"coco": {<every other field: license, coco_url, date_captured...>}``. The id and file name are reused on
@@ -38,6 +39,7 @@ __all__ = [
     "file_info",
     "image_ids",
     "category_ids",
+    "annotation_ids",
     "export_images_keeping_names",
     "KEYPOINT_FIELDS",
     "EXTRA_PREFIX",
@@ -130,9 +132,9 @@ def category_fields(c: ClassDef) -> dict[str, Any]:
 
 
 def _reusable(ids: Sequence[Any]) -> list[Any]:
-    """The ids to keep: ints (or, when every one is a string, strings) that occur once; None elsewhere."""
-    kind: type = str if ids and all(isinstance(i, str) and i for i in ids) else int
-    ok = [i if isinstance(i, kind) and not isinstance(i, bool) else None for i in ids]
+    """The ids to keep: integers (COCO's id type; a VOC file stem or another tool's string id is not one)
+    that occur once; None elsewhere."""
+    ok = [i if isinstance(i, int) and not isinstance(i, bool) else None for i in ids]
     counts = Counter(i for i in ok if i is not None)
     return [i if i is not None and counts[i] == 1 else None for i in ok]
 
@@ -161,10 +163,12 @@ def image_ids(examples: Sequence[Example]) -> list[Any]:
 
 def category_ids(classes: Sequence[ClassDef]) -> list[Any]:
     """Each class's category id: its source's id when still unique, else its 1-based position (or free)."""
-    kept = _reusable([c.origin.get("id") for c in classes])
-    if any(isinstance(i, str) for i in kept) and None in kept:
-        kept = [None] * len(kept)  # no mixing of string and integer category ids
-    return _fill(kept, lambda n: n + 1)
+    return _fill(_reusable([c.origin.get("id") for c in classes]), lambda n: n + 1)
+
+
+def annotation_ids(sources: Sequence[Any]) -> list[Any]:
+    """Each annotation's id: its source's when still unique, else its 1-based position (or a free one)."""
+    return _fill(_reusable(list(sources)), lambda n: n + 1)
 
 
 def _safe_rel(name: Any) -> str | None:
