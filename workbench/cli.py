@@ -18,8 +18,9 @@ from .errors import WorkbenchError
 
 __all__ = ["main", "cli"]
 
-FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video"]
-WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder"]
+FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video", "cvat", "labelme",
+           "label-studio", "mvtec"]
+WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme", "label-studio", "mvtec"]
 SAMPLES = ["digits", "mnist", "shapes-classification", "shapes-detection", "shapes-segmentation", "shapes-anomaly"]
 TYPES = ["classification", "detection", "segmentation", "anomaly"]
 
@@ -175,12 +176,16 @@ def create(ctx: click.Context, name: str, dtype: str, classes: str | None, descr
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
 @click.option("--type", "dtype", type=click.Choice(TYPES), help="Dataset type when NAME is new and SRC has none.")
-@click.option("--images", "images_dir", type=click.Path(path_type=Path), help="coco: image folder.")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path),
+              help="coco, cvat, label-studio: image folder.")
 @click.option("--directory", help="Also put the new examples into this directory.")
 @click.option("--every", type=int, help="video: keep every Nth frame.")
 @click.option("--count", type=int, help="video: keep N frames spread over the video.")
 @click.option("--clip-boxes", is_flag=True, help="Clip boxes that stick out of the image (off by default).")
 @click.option("--skip-missing", is_flag=True, help="Skip records whose image file is missing (off by default).")
+@click.option("--allow-unlabeled", is_flag=True, help="yolo: import images without a label file as status new.")
+@click.option("--skip-unsupported", is_flag=True,
+              help="cvat, labelme, label-studio: leave out shape types Workbench does not hold (counted).")
 @click.option("--voc-one-based", "one_based", is_flag=True,
               help="voc: boxes follow the old devkit's 1-based convention (subtract 1 from xmin/ymin).")
 @click.option("--author", default="import")
@@ -191,7 +196,8 @@ def create(ctx: click.Context, name: str, dtype: str, classes: str | None, descr
 @click.pass_context
 def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | None, images_dir: Path | None,
             directory: str | None, every: int | None, count: int | None, clip_boxes: bool, skip_missing: bool,
-            one_based: bool, author: str, split: str | None, as_json: bool) -> None:
+            allow_unlabeled: bool, skip_unsupported: bool, one_based: bool, author: str, split: str | None,
+            as_json: bool) -> None:
     """Import SRC into dataset NAME (created when missing). All or nothing."""
     from .data.formats import get_reader
     from .data.transfer import import_source
@@ -200,6 +206,7 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
         raise WorkbenchError(f"{src}: no such file or folder")
     wanted = {"images_dir": images_dir, "every": every, "count": count,
               "clip_boxes": clip_boxes or None, "skip_missing": skip_missing or None,
+              "allow_unlabeled": allow_unlabeled or None, "skip_unsupported": skip_unsupported or None,
               "one_based": one_based or None}
     supported = set(get_reader(fmt).options)
     options = {k: v for k, v in wanted.items() if v is not None and k in supported}

@@ -27,7 +27,9 @@ DEFAULT_EXPORT_STATUSES = ("annotated", "reviewed")
 
 # What each writer writes back of what the records keep beyond geometry and class; the rest is counted in
 # ExportResult.not_written (an export never drops something without saying so).
-WRITTEN_BACK: dict[str, tuple[str, ...]] = {"coco": ("iscrowd", "attributes"), "voc": ("attributes",)}
+WRITTEN_BACK: dict[str, tuple[str, ...]] = {"coco": ("iscrowd", "attributes"), "voc": ("attributes",),
+                                             "cvat": ("attributes",), "labelme": ("iscrowd", "attributes"),
+                                             "mvtec": ("attributes",)}
 
 
 def _dataset_for(ws: Workspace, name: str, batch_type: str | None, type: str | None, what: str,
