@@ -1,0 +1,27 @@
+"""Source of dashboards/review.ipynb:
+cells in the percent format (``# %%``), written to .ipynb by scripts/build_notebooks.py;
+edit this file, not the notebook."""
+
+# ruff: noqa: E402, B018 (a notebook: imports in their cells, a last expression is shown)
+
+
+# %% [markdown]
+# # Review a training run
+#
+# The test metrics, where the model goes wrong, and the mined examples; "open in canvas" shows one on the annotation canvas to accept or correct the model's proposals.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these; empty strings mean 'the default')
+workspace = ''
+user = 'reviewer'
+
+# %%
+from workbench import Workspace
+from workbench.train.from_store import runs_of
+from workbench.widgets.app import Picker, ReviewView
+
+ws = Workspace(workspace or None)
+runs = [r for r in runs_of(ws) if r.metrics]
+Picker([(f"{r.run_id} ({r.dataset}, {r.state})", str(r.path)) for r in runs],
+       lambda path: ReviewView(ws, path, user=user), description='Run', css_class='wb-run-picker',
+       empty='No finished runs yet: run <code>workbench train NAME</code>')
