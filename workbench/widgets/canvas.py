@@ -11,7 +11,11 @@ goes on the MultiCanvas), ``wb-toolbar``, ``wb-tool-<name>``, ``wb-class`` and `
 name lower-cased, anything but letters, digits, ``-`` and ``_`` turned into ``-``), ``wb-new-class``,
 ``wb-add-class``, ``wb-prev``, ``wb-next``, ``wb-skip``, ``wb-undo``, ``wb-redo``, ``wb-accept``,
 ``wb-reject``, ``wb-accept-all``, ``wb-delete``, ``wb-zoom-reset``, ``wb-progress``, ``wb-title``,
-``wb-message``.
+``wb-message``, ``wb-done``, ``wb-mark-new``, ``wb-next-new``, ``wb-goto``, ``wb-class-picker``,
+``wb-help``, ``wb-shortcuts`` (the shortcut sheet, from the same key table the handler uses).
+
+Keyboard focus: after any toolbar click the focus goes back to the canvas (``focus.py``), so keys keep
+working; the shortcut sheet (``?``) lists the real key map of this canvas.
 
 Displayed outside a live kernel (papermill, nbconvert), the output also carries an ``image/png`` of the
 example with its annotations (``render.py``), so the saved notebook shows a picture, never nothing.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+import sqlite3
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -32,6 +37,8 @@ from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
 from ..errors import WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
+from .focus import FocusKeeper
+from .keys import shortcut_sheet_html
 from .masks import mask_rgba
 from .render import render_png
 from .scene import DASH, Scene, annotation_scene, image_rect, interaction_scene
@@ -39,6 +46,7 @@ from .sink import AnnotationSink
 
 __all__ = ["AnnotationCanvas", "css_name", "browser_image"]
 
+_STORE_ERRORS = (WorkbenchError, sqlite3.Error, OSError)  # a refused or failed save: said, never raised
 _TOOL_LABELS = {
     "box": "Box",
     "select": "Select",
@@ -115,8 +123,9 @@ class AnnotationCanvas(W.VBox):
         self._image_widget: W.Image | None = None
         self._image_for: int | None = None
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
+        self.focus = FocusKeeper(on_space_up=lambda: self.state.set_space_pan(False))
         self._build_toolbar()
-        super().__init__([self.toolbar, self.multicanvas, self.message])
+        super().__init__([self.toolbar, self.shortcuts, self.multicanvas, self.message, self.focus])
         self.add_class("wb-annotation-canvas")
         self.redraw()
 
@@ -129,27 +138,51 @@ class AnnotationCanvas(W.VBox):
         b.on_click(lambda _b: self._act(action))
         return b
 
+    def _keys_of(self, action: str) -> str:
+        keys = [k for bd in self.state.keymap.bindings if bd.action == action for k in bd.keys]
+        return f" ({', '.join(keys)})" if keys else ""
+
     def _build_toolbar(self) -> None:
         s = self.state
+        k = self._keys_of
         self.tool_buttons = {
-            t: self._button(_TOOL_LABELS[t], f"wb-tool-{t}", partial(s.set_tool, t)) for t in s.tools
+            t: self._button(_TOOL_LABELS[t], f"wb-tool-{t}", partial(s.set_tool, t), f"{t}{k('tool:' + t)}")
+            for t in s.tools
         }
-        self.prev_button = self._button("◀ Prev", "wb-prev", s.previous, "previous example (p, ←)")
-        self.next_button = self._button("Next ▶", "wb-next", s.next, "confirm and next example (n, →)")
-        self.skip_button = self._button("Skip", "wb-skip", s.skip, "next example, unmarked (s)")
+        self.prev_button = self._button("◀ Prev", "wb-prev", s.previous, f"previous example{k('previous')}")
+        self.next_button = self._button("Next ▶", "wb-next", s.next, f"next example, status unchanged{k('next')}")
+        self.next_new_button = self._button("Next new", "wb-next-new", s.next_new, f"next unlabelled{k('next_new')}")
+        self.done_button = self._button(
+            "Done ✓", "wb-done", s.done, f"mark done and go on (no shapes: a confirmed negative){k('done')}"
+        )
+        self.mark_new_button = self._button("Mark new", "wb-mark-new", s.mark_new, f"set back to new{k('mark_new')}")
         self.undo_button = self._button("Undo", "wb-undo", partial(s.do, "undo"), "undo (Ctrl+Z)")
         self.redo_button = self._button("Redo", "wb-redo", partial(s.do, "redo"), "redo (Ctrl+Shift+Z)")
-        self.zoom_button = self._button("Fit", "wb-zoom-reset", s.reset_view, "reset zoom (0)")
+        self.zoom_button = self._button("Fit", "wb-zoom-reset", s.reset_view, f"fit the image{k('reset_view')}")
         self.accept_button = self._button(
-            "Accept", "wb-accept", partial(s.do, "accept"), "accept proposal (a)"
+            "Accept", "wb-accept", partial(s.do, "accept"), f"accept proposal{k('accept')}"
         )
         self.reject_button = self._button(
-            "Reject", "wb-reject", partial(s.do, "reject"), "reject proposal (r)"
+            "Reject", "wb-reject", partial(s.do, "reject"), f"reject proposal{k('reject')}"
         )
-        self.accept_all_button = self._button("Accept all", "wb-accept-all", s.accept_all)
+        self.accept_all_button = self._button("Accept all", "wb-accept-all", s.accept_all, f"accept all{k('accept_all')}")
         self.delete_button = self._button(
-            "Delete", "wb-delete", partial(s.do, "delete"), "delete selection (Del)"
+            "Delete", "wb-delete", partial(s.do, "delete"), f"delete selection{k('delete')}"
         )
+        self.help_button = self._button("?", "wb-help", s.toggle_help, "keyboard shortcuts (?)")
+        self.goto = W.BoundedIntText(
+            value=1, min=1, max=max(1, len(s.ids)), description="#", continuous_update=False,
+            layout=W.Layout(width="110px"), tooltip="go to image number",
+        )
+        self.goto.add_class("wb-goto")
+        self.goto.observe(lambda ch: self._act(lambda: self._goto_number(ch["new"])), names="value")
+        self.class_picker = W.Combobox(
+            placeholder="class… (c)", options=s.class_names, ensure_option=True, layout=W.Layout(width="140px")
+        )
+        self.class_picker.add_class("wb-class-picker")
+        self.class_picker.observe(lambda ch: self._act(lambda: self._pick_class(ch["new"])), names="value")
+        self.shortcuts = W.HTML(layout=W.Layout(display="none"))
+        self.shortcuts.add_class("wb-shortcuts")
         self.progress_label = W.Label(layout=W.Layout(margin="0 0 0 12px"))
         self.progress_label.add_class("wb-progress")
         self.title = W.Label(layout=W.Layout(margin="0 0 0 12px"))
@@ -168,12 +201,16 @@ class AnnotationCanvas(W.VBox):
                 self.redo_button,
                 self.prev_button,
                 self.next_button,
-                self.skip_button,
+                self.next_new_button,
+                self.goto,
+                self.done_button,
+                self.mark_new_button,
+                self.help_button,
                 self.progress_label,
                 self.title,
             ]
         )
-        edit = [self.class_box]
+        edit = [self.class_box, self.class_picker]
         if s.type != "anomaly":
             edit += [self.new_class, self.add_class_button]
         edit += [self.delete_button, self.accept_button, self.reject_button]
@@ -185,8 +222,9 @@ class AnnotationCanvas(W.VBox):
 
     def _build_class_buttons(self) -> None:
         buttons = []
-        for i, c in enumerate(self.state.classes):
-            key = f" ({i + 1})" if i < 9 else ""
+        for c in self.state.classes:
+            k = self.state.keymap.key_of_class(c.name)
+            key = f" ({k})" if k is not None else " (c: class picker)"
             b = self._button(
                 c.name,
                 f"wb-class-{css_name(c.name)}",
@@ -201,6 +239,20 @@ class AnnotationCanvas(W.VBox):
         self.class_buttons = {c.name: b for c, b in zip(self.state.classes, buttons, strict=True)}
         self._built_classes = list(self.state.classes)
         self.class_box.children = buttons
+        if hasattr(self, "class_picker"):
+            self.class_picker.options = self.state.class_names
+        self.shortcuts.value = shortcut_sheet_html(self.state.keymap, self.state.tools)
+
+    def _goto_number(self, number: int) -> None:
+        s = self.state
+        if not getattr(self, "_syncing", False) and s.position is not None and number != s.position + 1:
+            s.goto_number(number)
+
+    def _pick_class(self, name: str) -> None:
+        if name in self.state.class_names:
+            self.state.class_key(name)
+            self.class_picker.value = ""
+            self.focus.focus("canvas")
 
     def _add_class(self) -> None:
         name = self.new_class.value.strip()
@@ -216,18 +268,30 @@ class AnnotationCanvas(W.VBox):
             self._build_class_buttons()
         for t, b in self.tool_buttons.items():
             b.button_style = "info" if t == s.tool else ""
+        shown = s.current_class
+        if s.type in ("classification", "anomaly"):  # the example's own class, not the last one used
+            label = s._truth_label()
+            shown = label.label if label is not None else None
         for name, b in self.class_buttons.items():
-            b.layout.border = "3px solid #222" if name == s.current_class else ""
+            b.layout.border = "3px solid #222" if name == shown else ""
         self.undo_button.disabled = not s.can_undo
         self.redo_button.disabled = not s.can_redo
         has_props = bool(s.proposals())
         self.accept_button.disabled = self.reject_button.disabled = not has_props
         self.accept_all_button.disabled = not has_props
         self.prev_button.disabled = not s.position
-        self.next_button.disabled = self.skip_button.disabled = s.position is None or s.position + 1 >= len(
-            s.ids
-        )
+        self.next_button.disabled = s.position is None or s.position + 1 >= len(s.ids)
+        self.done_button.disabled = s.example is None
+        self.mark_new_button.disabled = s.example is None or s.example.status == "new"
+        self.goto.max = max(1, len(s.ids))
+        if s.position is not None and self.goto.value != s.position + 1:
+            self._syncing = True
+            try:
+                self.goto.value = s.position + 1
+            finally:
+                self._syncing = False
         self.progress_label.value = s.progress_text
+        self.shortcuts.layout.display = "block" if s.show_help else "none"
         ex = s.example
         self.title.value = (
             f"{ex.file_name} — {s.position + 1} / {len(s.ids)}"  # type: ignore[operator]
@@ -241,8 +305,8 @@ class AnnotationCanvas(W.VBox):
         """Run a state action; a refused edit becomes a message, and the view is redrawn either way."""
         try:
             action()
-        except WorkbenchError as e:
-            self.state.say(str(e))
+        except _STORE_ERRORS as e:
+            self.state.say(str(e) if isinstance(e, WorkbenchError) else f"not saved: {type(e).__name__}: {e}")
         finally:
             self.redraw()
 
@@ -268,6 +332,11 @@ class AnnotationCanvas(W.VBox):
                 self._draw_scene(self.layers["interaction"], interaction_scene(self.state))
         if "toolbar" in dirty:
             self._update_toolbar()
+        for req in self.state.take_requests():
+            if req == "picker":
+                self.focus.focus(".wb-class-picker")
+            elif req == "scroll":
+                self.focus.scroll_into_view()
 
     def _image(self) -> W.Image | None:
         ex = self.state.example
