@@ -330,10 +330,11 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             self._grid.render()
 
     def open_example(self, example_id: int) -> None:
-        """Show ``example_id`` on the canvas (from the gallery's "open in canvas")."""
+        """Show ``example_id`` on the canvas (from the gallery's "open in canvas") and bring it into view."""
         self.canvas.state.goto(int(example_id))
-        self.canvas.redraw()
+        self.canvas.state.request("scroll")
         self.tabs.selected_index = 0
+        self.canvas.redraw()
 
     def start_training(self, wait: bool = False) -> None:
         """Train in a background thread (the curves update and the stop button works meanwhile)."""
@@ -401,7 +402,9 @@ class ReviewView(StaticFallback, widgets.VBox):
         self.add_class("wb-review")
 
     def open_example(self, example_id: int) -> None:
+        """Show ``example_id`` on the review canvas and scroll the canvas into view."""
         self.canvas.state.goto(int(example_id))
+        self.canvas.state.request("scroll")
         self.canvas.redraw()
 
     def _static_bundle(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from .focus import FocusKeeper
 from .keys import shortcut_sheet_html
 from .masks import mask_rgba
 from .render import render_png
+from .review import review_overlay
 from .scene import DASH, Scene, annotation_scene, image_rect, interaction_scene
 from .sink import AnnotationSink
 
@@ -135,7 +136,7 @@ class AnnotationCanvas(W.VBox):
     ) -> W.Button:
         b = W.Button(description=description, tooltip=tooltip or description, layout=W.Layout(width=width))
         b.add_class(css)
-        b.on_click(lambda _b: self._act(action))
+        b.on_click(lambda _b: self._act(action, clear=True))
         return b
 
     def _keys_of(self, action: str) -> str:
@@ -290,7 +291,8 @@ class AnnotationCanvas(W.VBox):
                 self.goto.value = s.position + 1
             finally:
                 self._syncing = False
-        self.progress_label.value = s.progress_text
+        unsaved = s.unsaved_count
+        self.progress_label.value = s.progress_text + (f" · {unsaved} UNSAVED (Ctrl+S)" if unsaved else "")
         self.shortcuts.layout.display = "block" if s.show_help else "none"
         ex = s.example
         self.title.value = (
@@ -301,8 +303,11 @@ class AnnotationCanvas(W.VBox):
         self.message.value = s.message
 
     # ------------------------------------------------------------------ events
-    def _act(self, action: Callable[[], object]) -> None:
-        """Run a state action; a refused edit becomes a message, and the view is redrawn either way."""
+    def _act(self, action: Callable[[], object], clear: bool = False) -> None:
+        """Run a state action; a refused edit becomes a message, and the view is redrawn either way.
+        ``clear``: a button press is a new action, so the last message goes."""
+        if clear:
+            self.state._clear_message()
         try:
             action()
         except _STORE_ERRORS as e:
@@ -327,7 +332,7 @@ class AnnotationCanvas(W.VBox):
             if "image" in dirty:
                 self._draw_image()
             if "annotations" in dirty:
-                self._draw_scene(self.layers["annotations"], annotation_scene(self.state))
+                self._draw_scene(self.layers["annotations"], review_overlay(self.state, annotation_scene(self.state)))
             if "interaction" in dirty:
                 self._draw_scene(self.layers["interaction"], interaction_scene(self.state))
         if "toolbar" in dirty:

@@ -34,6 +34,7 @@ from .edits import AnnotationEdits
 from .geometry import ShapeIndex, ViewTransform
 from .keys import KeyMap
 from .navigation import Navigation
+from .review import ReviewFlow
 from .selection import Selection
 from .sink import AnnotationSink
 from .tools import TOOLS, Interaction, PanTool, Tool
@@ -80,9 +81,10 @@ class CanvasSettings:
     histories_kept: int = 20
     advance_on_class: bool = True  # classification: a class key labels the example and opens the next one
     advance_on_done: bool = True  # "done" (Enter) opens the next example
+    merge_iou: float = 0.5  # a proposal over a same-class shape with this IoU is "already labelled"
 
 
-class CanvasState(Navigation, Selection, AnnotationEdits):
+class CanvasState(Navigation, Selection, ReviewFlow, AnnotationEdits):
     """Everything the annotation canvas knows and does, minus the drawing."""
 
     def __init__(
@@ -125,6 +127,7 @@ class CanvasState(Navigation, Selection, AnnotationEdits):
         self.space_pan = False  # Space held: the pointer pans whatever the tool
         self._pan = PanTool()
         self._statuses: dict[int, str] | None = None
+        self._unsaved: dict[int, list[Annotation]] = {}  # example id -> new shapes the store did not take
         self._advanced_from: int | None = None
         self.message = ""
         self.pointer: tuple[float, float] | None = None
@@ -147,6 +150,7 @@ class CanvasState(Navigation, Selection, AnnotationEdits):
             "pan_hold": lambda: self.set_space_pan(True),
             "help": self.toggle_help,
             "class_picker": lambda: self.request("picker"),
+            "retry_save": self.retry_save,
             "delete": self.delete_selected,
             "cancel": self.cancel,
             "close": lambda: None,

@@ -17,6 +17,7 @@ from ..data.records import Annotation, ClassDef, Example, polygon_area
 from ..errors import NotFoundError, UnknownNameError, ValidationError, WorkbenchError
 from .geometry import rect_polygon
 from .masks import apply_stroke, rle_encode, stroke_mask
+from .review import SAVE_FAILURES
 from .undo import (
     AddCommand,
     AnnRef,
@@ -73,6 +74,8 @@ class AnnotationEdits:
     say: Callable[[str], None]
     select: Callable[..., None]
     _status_changed: Callable[[int, str], None]
+    _keep_unsaved: Callable[[object, BaseException], WorkbenchError]
+    duplicate_of: Callable[[Annotation], Annotation | None]
     store_status: Callable[[int, str], None]
     status_of: Callable[[int], str]
     _deliberate: bool
@@ -86,7 +89,11 @@ class AnnotationEdits:
             raise NotFoundError("no example is open")
         if ex.status == "new" and makes_truth(cmd):  # undoing it must give the example back its "new"
             cmd = CompositeCommand([cmd, StatusCommand(ex.id, "new", "annotated")], label=cmd.label)
-        self.history.execute(cmd, self)
+        try:
+            self.history.execute(cmd, self)
+        except SAVE_FAILURES as e:  # locked database, full disk...: said, and the new shape stays on screen
+            self._edited()
+            raise self._keep_unsaved(cmd, e) from e
         self._edited()
 
     def _edited(self) -> None:
@@ -231,6 +238,11 @@ class AnnotationEdits:
         if prop is None:
             self.say("no proposal to accept")
             return False
+        dup = self.duplicate_of(prop)
+        if dup is not None:  # already labelled: merge (the person's shape stays), never a duplicate
+            self._delete(prop)
+            self.say(f"already labelled: the {prop.label} proposal was merged into the shape there")
+            return True
         truth = self._truth_label() if self.type in ("classification", "anomaly") else None
         if truth is not None and truth.label == prop.label:
             self._delete(prop)  # the example already says so
@@ -265,15 +277,20 @@ class AnnotationEdits:
         props = self.proposals()
         if props:
             h = self.history
+            dups = {p.id for p in props if self.duplicate_of(p) is not None}
             self._execute(
                 CompositeCommand(
                     [
-                        UpdateCommand(h.ref(p.id), p, replace(p, proposal=False, score=None), self.user)
+                        DeleteCommand(h.ref(p.id), p, self.user)
+                        if p.id in dups
+                        else UpdateCommand(h.ref(p.id), p, replace(p, proposal=False, score=None), self.user)
                         for p in props
                     ],
                     label="accept all",
                 )
             )
+            if dups:
+                self.say(f"accepted {len(props) - len(dups)}; {len(dups)} already labelled, merged")
         return len(props)
 
     def undo(self) -> None:

@@ -80,6 +80,7 @@ BINDINGS: tuple[Binding, ...] = (
             "edit"),
     Binding(("ctrl+z",), "undo", "undo", "edit"),
     Binding(("ctrl+shift+z", "ctrl+y"), "redo", "redo", "edit"),
+    Binding(("ctrl+s",), "retry_save", "save the shapes the store refused (shown dashed, unsaved) again", "edit"),
     *_arrows("", "nudge", ""),
     *_arrows("ctrl+", "grow", ""),
     Binding(("a",), "accept", "accept the selected (or best) proposal", "review"),
