@@ -173,7 +173,7 @@ class AnnotationCanvas(W.VBox):
         self.help_button = self._button("?", "wb-help", s.toggle_help, "keyboard shortcuts (?)")
         self.goto = W.BoundedIntText(
             value=1, min=1, max=max(1, len(s.ids)), description="#", continuous_update=False,
-            layout=W.Layout(width="110px"), tooltip="go to image number",
+            layout=W.Layout(width="120px"), style={"description_width": "initial"}, tooltip="go to image number",
         )
         self.goto.add_class("wb-goto")
         self.goto.observe(lambda ch: self._act(lambda: self._goto_number(ch["new"])), names="value")
@@ -209,7 +209,8 @@ class AnnotationCanvas(W.VBox):
                 self.help_button,
                 self.progress_label,
                 self.title,
-            ]
+            ],
+            layout=W.Layout(flex_flow="row wrap"),  # never squeezed: buttons wrap to a second line
         )
         edit = [self.class_box, self.class_picker]
         if s.type != "anomaly":
@@ -217,7 +218,7 @@ class AnnotationCanvas(W.VBox):
         edit += [self.delete_button, self.accept_button, self.reject_button]
         if s.type in ("detection", "segmentation"):
             edit.append(self.accept_all_button)
-        self.toolbar = W.VBox([nav, W.HBox(edit)])
+        self.toolbar = W.VBox([nav, W.HBox(edit, layout=W.Layout(flex_flow="row wrap"))])
         self.toolbar.add_class("wb-toolbar")
         self._build_class_buttons()
 

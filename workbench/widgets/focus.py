@@ -3,6 +3,7 @@
 ipycanvas has no focus API from Python, and a click on any toolbar button takes the keyboard focus away
 from the ``<canvas>`` (Enter then no longer closes a polygon). This widget's script, running in the page:
 
+* in a Voilà dashboard (not in JupyterLab) focuses the canvas when it appears, so the keyboard works at once;
 * gives the focus back to the canvas after every click on a button of the same canvas widget (at once, in
   the browser: no round trip to the kernel, so the next key press already reaches the canvas);
 * reports the release of Space (ipycanvas sends key presses only), which ends a Space-drag pan;
@@ -22,7 +23,6 @@ __all__ = ["FocusKeeper"]
 _ESM = r"""
 export default {
   render({ model, el }) {
-    el.style.display = "none";
     const root = () => el.closest(".wb-annotation-canvas");
     const canvas = () => { const r = root(); return r ? r.querySelector("canvas.wb-canvas") : null; };
     const focusCanvas = () => { const c = canvas(); if (c) c.focus({ preventScroll: true }); };
@@ -39,8 +39,20 @@ export default {
       const r = root();
       if (!r) { if (tries++ < 600) setTimeout(attach, 50); return; }
       attached = r;
+      r.setAttribute("data-wb-focus", "attached");  // a hook for tests: the script runs
       r.addEventListener("click", onClick);
       r.addEventListener("keyup", onKeyUp, true);
+      // a Voila dashboard (not JupyterLab) starts with the keyboard on the canvas: as soon as the canvas
+      // is there and nothing else holds the focus (the field the name was typed in may still be leaving)
+      if (document.body.hasAttribute("data-voila")) {
+        const free = () => { const a = document.activeElement; return !a || a === document.body || !a.isConnected; };
+        const tryFocus = (n) => {
+          const c = canvas();
+          if (c && c.isConnected && free()) c.focus({ preventScroll: true });
+          else if (n > 0 && document.activeElement !== c) setTimeout(() => tryFocus(n - 1), 50);
+        };
+        tryFocus(100);
+      }
     };
     attach();
     const onMsg = (msg) => {
@@ -74,6 +86,7 @@ class FocusKeeper(anywidget.AnyWidget):
 
     def __init__(self, on_space_up: Callable[[], Any] | None = None) -> None:
         super().__init__()
+        self.layout.display = "none"  # nothing to see: it only runs its script
         self._on_space_up = on_space_up
         self.on_msg(self._handle)
         self.add_class("wb-focus-keeper")

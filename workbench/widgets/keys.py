@@ -150,6 +150,8 @@ def shortcut_sheet_html(keymap: KeyMap, tools: Sequence[str] = ()) -> str:
             continue
         if b.action.startswith("tool:") and b.action[5:] not in tools:
             continue
+        if b.action.startswith("brush_") and "brush" not in tools:
+            continue
         groups.setdefault(b.group, []).append((" / ".join(_key_label(k) for k in b.keys), b.help))
     for keys, text, group in _ARROW_HELP:
         groups.setdefault(group, []).append((keys, text))
