@@ -215,6 +215,13 @@ def test_detection_proposals_by_keyboard(page, store):
     keys(page, "Tab", "3")  # the square proposal, selected on purpose: "3" makes it a triangle (accepts it)
     wait_until(lambda: all(not a.proposal for a in rows(ds, ids[0])), what="the relabelled proposal")
     keys(page, "Escape", "2")  # nothing selected: "2" is only the class of the next box
+    wait_js(page, "() => getComputedStyle(document.querySelector('.wb-class-square')).borderTopStyle === 'solid'")
+    keys(page, "c")  # the type-ahead class picker takes the keyboard ...
+    wait_js(page, "() => document.activeElement && document.activeElement.closest('.wb-class-picker')")
+    page.keyboard.type("triangle")  # (the browser's list suggests the names as one types)
+    keys(page, "Enter")  # ... picked; the keyboard is back on the canvas
+    focused_on_canvas(page)
+    wait_js(page, "() => getComputedStyle(document.querySelector('.wb-class-triangle')).borderTopStyle === 'solid'")
     keys(page, "Shift+?")
     wait_js(page, "() => { const s = document.querySelector('.wb-shortcuts');"
                   " return s && s.offsetParent !== null && s.textContent.includes('next image still new'); }")

@@ -178,7 +178,11 @@ class AnnotationCanvas(W.VBox):
         self.goto.add_class("wb-goto")
         self.goto.observe(lambda ch: self._act(lambda: self._goto_number(ch["new"])), names="value")
         self.class_picker = W.Combobox(
-            placeholder="class… (c)", options=s.class_names, ensure_option=True, layout=W.Layout(width="140px")
+            placeholder="class… (c)",
+            options=s.class_names,
+            ensure_option=True,
+            continuous_update=False,  # picked on Enter: typing "c12" never stops at "c1"
+            layout=W.Layout(width="140px"),
         )
         self.class_picker.add_class("wb-class-picker")
         self.class_picker.observe(lambda ch: self._act(lambda: self._pick_class(ch["new"])), names="value")

@@ -224,8 +224,11 @@ class AnnotationEdits:
             self._truth_label() if self.type in ("classification", "anomaly") else None
         )
         if target is None:
+            self.say("nothing selected to delete")
             return False
         self._delete(target)
+        if target.id != self.selected_id and target.kind in ("label", "anomaly"):
+            self.say(f"deleted the example's class {target.label!r} (Ctrl+Z brings it back)")
         return True
 
     def _proposal_target(self) -> Annotation | None:
