@@ -184,6 +184,12 @@ def test_classification_on_digits(page, store):
     wait_until(lambda: labels(4) == ["5"], what="'5' on image 5")
     keys(page, "ArrowLeft", "Shift+Enter")  # back to image 5 and set it back to new
     wait_until(lambda: ds.example(ids[4]).status == "new", what="image 5 back to new")
+    keys(page, "g")  # the image-number field takes the keyboard: type 8, Enter, and back on the canvas
+    wait_js(page, "() => document.activeElement && document.activeElement.closest('.wb-goto')")
+    page.keyboard.type("8")
+    keys(page, "Enter")
+    at(page, 8, n)
+    focused_on_canvas(page)
     screenshot(page, "keys-01-digits")
 
     want = {0: (["3"], "annotated"), 1: (["7"], "annotated"), 2: ([], "new"), 3: (["9"], "annotated"),

@@ -101,7 +101,8 @@ def test_twelve_classes_the_picker_reaches_11_and_12():
     drag(s, (100, 100), (200, 150))
     assert sink.truth()[0].label == "c12"
     s.key_down("c")
-    assert s.take_requests() == ["picker"]  # the view focuses the picker in the browser
+    s.key_down("g")
+    assert s.take_requests() == ["picker", "goto"]  # the view focuses the picker / number field
 
 
 def test_class_key_never_relabels_the_shape_just_drawn():

@@ -253,6 +253,7 @@ class AnnotationCanvas(W.VBox):
         s = self.state
         if not getattr(self, "_syncing", False) and s.position is not None and number != s.position + 1:
             s.goto_number(number)
+            self.focus.focus("canvas")
 
     def _pick_class(self, name: str) -> None:
         if name in self.state.class_names:
@@ -345,6 +346,8 @@ class AnnotationCanvas(W.VBox):
         for req in self.state.take_requests():
             if req == "picker":
                 self.focus.focus(".wb-class-picker")
+            elif req == "goto":
+                self.focus.focus(".wb-goto")
             elif req == "scroll":
                 self.focus.scroll_into_view()
 

@@ -150,6 +150,7 @@ class CanvasState(Navigation, Selection, ReviewFlow, AnnotationEdits):
             "pan_hold": lambda: self.set_space_pan(True),
             "help": self.toggle_help,
             "class_picker": lambda: self.request("picker"),
+            "goto_field": lambda: self.request("goto"),
             "retry_save": self.retry_save,
             "delete": self.delete_selected,
             "cancel": self.cancel,

@@ -58,6 +58,7 @@ BINDINGS: tuple[Binding, ...] = (
     Binding(("PageUp",), "previous", "previous image (status unchanged)", "browse"),
     Binding(("ArrowLeft",), "previous", "previous image, when no shape is selected", "browse", "unselected"),
     Binding(("u",), "next_new", "next image still new (unlabelled)", "browse"),
+    Binding(("g",), "goto_field", "go to an image number (type it, Enter)", "browse"),
     Binding(("Enter",), "done", "done: mark the image annotated (no shapes = a confirmed negative) "
             "and go on; closes a polygon being drawn", "status"),
     Binding(("shift+Enter",), "mark_new", "set the image back to new", "status"),
