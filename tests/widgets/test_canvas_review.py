@@ -164,3 +164,27 @@ def test_open_in_canvas_scrolls_it_into_view(tmp_path):
         app.open_example(ids[2])
         assert app.canvas.state.example.id == ids[2] and app.tabs.selected_index == 0
         assert sent == [{"scroll": True}]
+
+
+def test_view_highlights_the_examples_class_and_space_release(mk):
+    pytest.importorskip("ipycanvas")
+    from workbench.widgets.canvas import AnnotationCanvas
+
+    _, sink = mk("classification")
+    c = AnnotationCanvas(sink, user="ann")
+
+    def highlighted():
+        return [n for n, b in c.class_buttons.items() if b.layout.border]
+
+    assert highlighted() == []  # no class yet: nothing highlighted (not the first class)
+    c._guard(c.state.key_down)("2")  # dog, and on to image 2
+    assert c.state.example.id == 2 and highlighted() == []  # image 2 has no class: not "the last used"
+    c.prev_button.click()
+    assert highlighted() == ["dog"]
+    assert "wb-shortcuts" in c.shortcuts._dom_classes and c.shortcuts.layout.display == "none"
+    c.help_button.click()
+    assert c.shortcuts.layout.display == "block" and "next image still new" in c.shortcuts.value
+    c._guard(c.state.key_down)(" ")  # Space held: pan
+    assert c.state.space_pan
+    c.focus._handle(c.focus, {"event": "space_up"}, [])  # the page reports the release
+    assert not c.state.space_pan
