@@ -31,10 +31,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def dashboards(request, browser, workbench_home, tmp_path_factory) -> Server:
+def dashboards(browser, workbench_home, tmp_path_factory, request) -> Server:
     """Voilà serving the dashboards over ``workbench_home``; stopped (by PID) after the module. A module's
-    ``SERVER_ENV`` dict adds to the server's environment (e.g. ``WORKBENCH_USER``, as ``workbench serve
-    --user`` sets it)."""
+    ``DASHBOARD_ENV`` dict adds to the server's environment."""
     reason = missing("voila")
     if reason:
         pytest.skip(reason)
@@ -44,7 +43,7 @@ def dashboards(request, browser, workbench_home, tmp_path_factory) -> Server:
         dashboards_command(port),
         port=port,
         log=log,
-        env=server_env(WORKBENCH_HOME=str(workbench_home), **getattr(request.module, "SERVER_ENV", {})),
+        env=server_env(WORKBENCH_HOME=str(workbench_home), **getattr(request.module, "DASHBOARD_ENV", {})),
         timeout_s=90,
     ) as server:
         yield server

@@ -30,7 +30,10 @@ from workbench.data.records import Annotation
 from workbench.data.transfer import add_sample
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SERVER_ENV = {"WORKBENCH_USER": ""}  # no name from the server: the dashboard asks
+DASHBOARD_ENV = {  # no name from the server: the dashboard asks; the canvas size the checks assume
+    "WORKBENCH_USER": "",
+    "WORKBENCH_CANVAS_SIZE": "800x600",
+}
 NAME = "Ana Keys <b>"  # typed into the name field; must reach the store as typed and show escaped
 
 CANVAS_W, CANVAS_H = 800, 600

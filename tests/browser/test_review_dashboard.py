@@ -33,7 +33,10 @@ from workbench.data.transfer import add_sample
 from workbench.widgets.geometry import ViewTransform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-SERVER_ENV = {"WORKBENCH_USER": "reviewer"}  # the name `workbench serve --user` passes to the kernels
+DASHBOARD_ENV = {  # the canvas size the checks below assume; the name `workbench serve --user` passes on
+    "WORKBENCH_CANVAS_SIZE": "800x600",
+    "WORKBENCH_USER": "reviewer",
+}
 expect = pytest.importorskip("playwright.sync_api").expect
 
 DATASET, COUNT, EPOCHS = "digits", 60, 5  # WorkbenchApp trains TrainConfig(epochs=5) with the type's model
