@@ -189,10 +189,15 @@ def create(ctx: click.Context, name: str, dtype: str, classes: str | None, descr
 @click.option("--voc-one-based", "one_based", is_flag=True,
               help="voc: boxes follow the old devkit's 1-based convention (subtract 1 from xmin/ymin).")
 @click.option("--author", default="import")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="Put every imported example in this split (default: the source's own split folders or "
+                   "lists, else drawn by hash with copies of one image kept together).")
+@click.option("--json", "as_json", is_flag=True, help="Print the import summary as JSON.")
 @click.pass_context
 def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | None, images_dir: Path | None,
             directory: str | None, every: int | None, count: int | None, clip_boxes: bool, skip_missing: bool,
-            allow_unlabeled: bool, skip_unsupported: bool, one_based: bool, author: str) -> None:
+            allow_unlabeled: bool, skip_unsupported: bool, one_based: bool, author: str, split: str | None,
+            as_json: bool) -> None:
     """Import SRC into dataset NAME (created when missing). All or nothing."""
     from .data.formats import get_reader
     from .data.transfer import import_source
@@ -210,8 +215,12 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
         flags = {"one_based": "voc-one-based"}
         raise click.UsageError(
             f"the {fmt} format takes no {', '.join('--' + flags.get(u, u.replace('_', '-')) for u in unsupported)}")
-    ds, ids = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, **options)
-    click.echo(f"imported {len(ids)} examples into '{name}' ({ds.type}); it now has {ds.count()}")
+    result = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, split=split,
+                           **options)
+    if as_json:
+        _echo_json(result.summary.to_dict())
+    else:
+        click.echo(str(result.summary))
 
 
 @cli.command()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from .images import ImageCheck
 from .import_report import ImportReport
 
 __all__ = [
@@ -470,6 +471,8 @@ class ImportItem:
     record: object | None = None
     status: str | None = None
     origin: dict[str, Any] = field(default_factory=dict)
+    # what one decode found (size, format, sha256, pHash), set when the batch is checked (image_pool)
+    checked: ImageCheck | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.data is None):
