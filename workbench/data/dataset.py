@@ -100,7 +100,7 @@ class Dataset:
         rows = self.conn.execute(
             "SELECT name, color, origin FROM classes WHERE dataset_id=? ORDER BY position", (self.id,)
         ).fetchall()
-        return [ClassDef(r[0], r[1], origin=_json_of(r[2])) for r in rows]
+        return [ClassDef(r[0], r[1], origin=_json_of(r[2]), stored=True) for r in rows]
 
     @property
     def source_info(self) -> dict[str, Any]:
@@ -145,7 +145,7 @@ class Dataset:
             self._touch()
 
     def set_class_color(self, name: str, color: str) -> None:
-        c = ClassDef(name, color)
+        c = ClassDef(name, color, stored=True)  # an existing class: only the colour is new
         with self._tx():
             cur = self.conn.execute(
                 "UPDATE classes SET color=? WHERE dataset_id=? AND name=?", (c.color, self.id, name)
