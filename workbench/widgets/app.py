@@ -7,7 +7,6 @@ The views in this package take plain data and callables; these builders connect 
 from __future__ import annotations
 
 import base64
-import html
 import os
 import threading
 from collections.abc import Callable
@@ -188,7 +187,7 @@ class UserGate(StaticFallback, widgets.VBox):
 
     def _open(self) -> None:
         self.view = self.build(self.user)
-        who = widgets.HTML(f"annotating as <b>{html.escape(self.user)}</b>")
+        who = widgets.HTML(f"annotating as <b>{escape_html(self.user)}</b>")
         who.add_class("wb-user")
         self.children = [who, self.view]
 

@@ -12,9 +12,10 @@ with the type-ahead class picker (``c``). When every class name is a single digi
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from ..text import escape_html
 
 __all__ = ["Binding", "BINDINGS", "KeyMap", "class_keys", "shortcut_sheet_html", "NUDGE_STEP", "NUDGE_BIG"]
 
@@ -158,9 +159,9 @@ def shortcut_sheet_html(keymap: KeyMap, tools: Sequence[str] = ()) -> str:
         groups.setdefault(group, []).append((keys, text))
     rows = []
     for group, items in groups.items():
-        rows.append(f"<tr><th colspan='2' style='text-align:left;padding-top:6px'>{html.escape(group)}</th></tr>")
+        rows.append(f"<tr><th colspan='2' style='text-align:left;padding-top:6px'>{escape_html(group)}</th></tr>")
         rows += [
-            f"<tr><td style='padding-right:12px'><kbd>{html.escape(k)}</kbd></td><td>{html.escape(t)}</td></tr>"
+            f"<tr><td style='padding-right:12px'><kbd>{escape_html(k)}</kbd></td><td>{escape_html(t)}</td></tr>"
             for k, t in items
         ]
     if not keymap.classes:
