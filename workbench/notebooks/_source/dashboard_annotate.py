@@ -1,8 +1,7 @@
 """Source of dashboards/annotate.ipynb:
-cells in the percent format (``# %%``), written to .ipynb by scripts/build_notebooks.py;
-edit this file, not the notebook."""
-
-# ruff: noqa: E402, B018 (a notebook: imports in their cells, a last expression is shown)
+cells in the percent format (``# %%``), written to .ipynb by
+scripts/build_notebooks.py; edit this file, not the notebook."""
+# ruff: noqa: E402
 
 
 # %% [markdown]
@@ -12,14 +11,16 @@ edit this file, not the notebook."""
 # Parameters (papermill overrides these; empty strings mean 'the default')
 workspace = ''
 dataset = ''
-user = 'annotator'
+user = ''
 
 # %%
 from workbench import Workspace
 from workbench.widgets import WorkbenchApp
-from workbench.widgets.app import Picker
+from workbench.widgets.app import Picker, UserGate
 
 ws = Workspace(workspace or None)
-Picker([d['name'] for d in ws.datasets()], lambda name: WorkbenchApp(ws.dataset(name), user=user),
-       description='Dataset', value=dataset, css_class='wb-dataset-picker',
-       empty='No datasets yet: run <code>workbench sample demo shapes-detection</code>')
+# user: this parameter, else $WORKBENCH_USER (workbench serve --user), else a name field
+UserGate(user, lambda who: Picker(
+    [d['name'] for d in ws.datasets()], lambda name: WorkbenchApp(ws.dataset(name), user=who),
+    description='Dataset', value=dataset, css_class='wb-dataset-picker',
+    empty='No datasets yet: run <code>workbench sample demo shapes-detection</code>'))

@@ -1,8 +1,7 @@
 """Source of dashboards/review.ipynb:
-cells in the percent format (``# %%``), written to .ipynb by scripts/build_notebooks.py;
-edit this file, not the notebook."""
-
-# ruff: noqa: E402, B018 (a notebook: imports in their cells, a last expression is shown)
+cells in the percent format (``# %%``), written to .ipynb by
+scripts/build_notebooks.py; edit this file, not the notebook."""
+# ruff: noqa: E402
 
 
 # %% [markdown]
@@ -13,15 +12,17 @@ edit this file, not the notebook."""
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; empty strings mean 'the default')
 workspace = ''
-user = 'reviewer'
+user = ''
 
 # %%
 from workbench import Workspace
 from workbench.train.from_store import runs_of
-from workbench.widgets.app import Picker, ReviewView
+from workbench.widgets.app import Picker, ReviewView, UserGate
 
 ws = Workspace(workspace or None)
 runs = [r for r in runs_of(ws) if r.metrics]
-Picker([(f"{r.run_id} ({r.dataset}, {r.state})", str(r.path)) for r in runs],
-       lambda path: ReviewView(ws, path, user=user), description='Run', css_class='wb-run-picker',
-       empty='No finished runs yet: run <code>workbench train NAME</code>')
+# user: this parameter, else $WORKBENCH_USER (workbench serve --user), else a name field
+UserGate(user, lambda who: Picker(
+    [(f"{r.run_id} ({r.dataset}, {r.state})", str(r.path)) for r in runs],
+    lambda path: ReviewView(ws, path, user=who), description='Run', css_class='wb-run-picker',
+    empty='No finished runs yet: run <code>workbench train NAME</code>'))
