@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from .errors import WorkbenchError
+from .errors import WorkbenchError, missing_extra
 from .text import echo, terminal_safe
 
 __all__ = ["main", "cli"]
@@ -468,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # never a traceback on the command line
         if debug:
             raise
+        missing = missing_extra(e) if isinstance(e, ModuleNotFoundError) else None
+        if missing is not None:  # an optional library: say which extra installs it
+            echo(f"error: {missing}", err=True)
+            return 2
         msg = " ".join(str(e).split()) or type(e).__name__
         echo(f"error: {type(e).__name__}: {msg} (set WORKBENCH_DEBUG=1 for the traceback)", err=True)
         return 1

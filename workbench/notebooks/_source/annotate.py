@@ -23,7 +23,7 @@ augment_preset = ''
 
 # %%
 from workbench import Workspace
-from workbench.data.transfer import add_sample
+from workbench.service import add_sample
 
 ws = Workspace(workspace or None)
 if ws.has_dataset(dataset):
@@ -47,8 +47,8 @@ canvas
 # ## Check the dataset
 
 # %%
-from workbench.data.stats import dataset_stats
-from workbench.widgets.app import overview
+from workbench.service import dataset_stats
+from workbench.widgets import overview
 
 stats = dataset_stats(ds)
 for w in stats['warnings']:
@@ -61,11 +61,11 @@ overview(ds)
 # ## Preview augmentations
 
 # %%
-from workbench.augment.presets import preset
-from workbench.widgets.app import augmentation_grid
+from workbench.service import augmentation_preset
+from workbench.widgets import augmentation_grid
 
 if augment_preset:
-    ds.set_augment_config(preset(augment_preset))
+    ds.set_augment_config(augmentation_preset(augment_preset))
 augmentation_grid(ds, seed=seed)
 
 # %% [markdown]

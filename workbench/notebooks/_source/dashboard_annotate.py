@@ -15,8 +15,7 @@ user = ''
 
 # %%
 from workbench import Workspace
-from workbench.widgets import WorkbenchApp
-from workbench.widgets.app import Picker, UserGate
+from workbench.widgets import Picker, UserGate, WorkbenchApp
 
 ws = Workspace(workspace or None)
 # user: this parameter, else $WORKBENCH_USER (workbench serve --user), else a name field

@@ -16,8 +16,8 @@ user = ''
 
 # %%
 from workbench import Workspace
-from workbench.train.from_store import runs_of
-from workbench.widgets.app import Picker, ReviewView, UserGate
+from workbench.service import runs_of
+from workbench.widgets import Picker, ReviewView, UserGate
 
 ws = Workspace(workspace or None)
 runs = [r for r in runs_of(ws) if r.metrics]

@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 from workbench import Workspace
-from workbench.train.runs import load_run
+from workbench.service import load_run
 
 ws = Workspace(workspace or None)
 ds = ws.dataset(dataset)
@@ -44,7 +44,7 @@ for k, v in rec.metrics.get('test', {}).items():
 # %%
 from IPython.display import display
 
-from workbench.widgets.app import evaluation_views
+from workbench.widgets import evaluation_views
 
 for view in evaluation_views(ds, rec.path):
     display(view)
@@ -53,8 +53,8 @@ for view in evaluation_views(ds, rec.path):
 # ## Mine the errors into `review`
 
 # %%
-from workbench.evaluate import mine_run
-from workbench.widgets.app import error_gallery
+from workbench.service import mine_run
+from workbench.widgets import error_gallery
 
 mined = mine_run(ds, rec.path, count=mine_count)
 print(f"{len(mined.selected)} examples to review (directory 'review'); {len(mined.label_errors)} likely label errors")

@@ -20,7 +20,7 @@ seed = 0
 
 # %%
 from workbench import Workspace
-from workbench.data.transfer import add_sample
+from workbench.service import add_sample
 
 ws = Workspace(workspace or None)
 if ws.has_dataset(dataset):
@@ -43,7 +43,7 @@ canvas
 # ## Check the dataset
 
 # %%
-from workbench.widgets.app import overview
+from workbench.widgets import overview
 
 overview(ds)
 
@@ -52,6 +52,6 @@ overview(ds)
 # What training will see: toggle transforms, re-roll, save.
 
 # %%
-from workbench.widgets.app import augmentation_grid
+from workbench.widgets import augmentation_grid
 
 augmentation_grid(ds, seed=seed)

@@ -37,7 +37,7 @@ if not snapshot and out_dir and Path(out_dir, 'annotate.json').is_file():
 print(f'training on {dataset}' + (f' snapshot {snapshot}' if snapshot else ' (live dataset)'))
 
 # %%
-from workbench.train.config import TrainConfig
+from workbench.service import TrainConfig
 
 config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size or None,
                      augment=augment_preset or ds.augment_config())
@@ -49,7 +49,7 @@ config
 # %%
 from IPython.display import display
 
-from workbench.train.from_store import train_dataset
+from workbench.service import train_dataset
 from workbench.widgets import TrainingCurves
 
 curves = TrainingCurves(title=f'{dataset}: {model or "default model"}')
