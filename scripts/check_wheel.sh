@@ -15,7 +15,11 @@ cleanup() { if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; 
 trap cleanup EXIT
 # Build from a copy of the tracked (and untracked, not ignored) files: no stale build/ in the checkout.
 mkdir "$tmp/src"
-git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C "$tmp/src"
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z --cached --others --exclude-standard | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C "$tmp/src"
+else
+  tar --exclude=./.venv --exclude=./build --exclude='*.egg-info' -cf - . | tar -xf - -C "$tmp/src"
+fi
 "$VENV"/bin/python -m pip wheel -q --no-deps --no-build-isolation -w "$tmp/dist" "$tmp/src" 2>&1 \
   | { grep -v "^WARNING: Location" || true; }
 wheel=$(ls "$tmp"/dist/workbench-*.whl)
