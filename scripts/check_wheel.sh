@@ -44,6 +44,7 @@ want = ["workbench/notebooks/01_annotate.ipynb", "workbench/templates/anomaly/03
         "workbench/dashboards/review.ipynb", "workbench/py.typed"]
 missing = [n for n in want if n not in names]
 assert not missing, f"the wheel lacks {missing}"
+assert not [n for n in names if "/_source/" in n], "the notebooks' sources are in the wheel"
 print(f"wheel: {len(names)} files")
 PY
 "$WB" new proj --type detection
