@@ -114,9 +114,9 @@ def evaluate_run(ws: Workspace, run: str | Path) -> tuple[Any, dict[str, Any]]:
     """Detailed test metrics of a run, recomputed from its stored test predictions against the ground
     truth it was trained on: per-class precision / recall / F1 and the confusion matrix, or COCO stats with
     per-class AP (boxes, and masks for segmentation). Anomaly runs report their stored test metrics."""
+    from ..data.formats.coco_convert import ground_truth
     from ..evaluate import classification_metrics, coco_metrics
     from .runs import load_run
-    from .tasks import coco_ground_truth
 
     rec = load_run(find_run(ws, run))
     info = rec.params.get("source", {})
@@ -134,9 +134,9 @@ def evaluate_run(ws: Workspace, run: str | Path) -> tuple[Any, dict[str, Any]]:
         out: dict[str, Any] = {}
         kinds = [("bbox", "")] + ([("segm", "mask_")] if source.dataset_type == "segmentation" else [])
         for iou_type, prefix in kinds:
-            gt = coco_ground_truth(test, names, masks=iou_type == "segm")
+            gt = ground_truth(test, names, segmentation=iou_type == "segm")
             res = coco_metrics(gt, rows, iou_type, per_class=True)
-            out.update({prefix + k: v for k, v in res.stats.items()})
+            out.update(res.run_stats(prefix))
             out[prefix + "per_class"] = res.per_class
         return rec, out
     return rec, dict(rec.metrics.get("test", {}))

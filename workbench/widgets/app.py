@@ -97,13 +97,13 @@ def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[i
                    if r.get("truth") is not None and r.get("label") is not None]
         state = ConfusionState.from_predictions(triples, names)
         return [ConfusionMatrixView(state, thumbs, on_open=on_open)]
+    from ..data.formats.coco_convert import ground_truth
     from ..evaluate import coco_metrics
-    from ..train.tasks import coco_ground_truth
     from .evaluation import APView
 
     examples = rec_examples(ds, rec)
     views = []
-    gt = coco_ground_truth(examples, names, masks=False)
+    gt = ground_truth(examples, names)
     views.append(APView(coco_metrics(gt, [r for r in rows if "bbox" in r], "bbox", per_class=True),
                         ds.classes, metric_name="AP50"))
     return views
