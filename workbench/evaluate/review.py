@@ -22,6 +22,7 @@ from typing import Any
 
 from ..data.dataset import Dataset
 from ..data.records import SPLITS, Annotation, Example
+from ..data.task_types import TaskType, type_info
 from ..errors import NotFoundError, ValidationError
 from .matching import Instance
 from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
@@ -111,11 +112,11 @@ def _instance_proposals(masks: bool):
 
 
 # How each dataset type turns a mined example's predictions into proposal annotations.
-PROPOSERS = {
-    "classification": _label_proposal("label"),
-    "anomaly": _label_proposal("anomaly"),
-    "detection": _instance_proposals(False),
-    "segmentation": _instance_proposals(True),
+PROPOSERS: dict[str, Any] = {
+    TaskType.CLASSIFICATION: _label_proposal("label"),
+    TaskType.ANOMALY: _label_proposal("anomaly"),
+    TaskType.DETECTION: _instance_proposals(False),
+    TaskType.SEGMENTATION: _instance_proposals(True),
 }
 
 
@@ -249,7 +250,7 @@ def mine_run(
             sources[split] = "model"
         expected = (source.get("counts") or {}).get(split)
         if (
-            dtype in ("detection", "segmentation")
+            type_info(dtype).regions
             and isinstance(expected, int)
             and len(examples) > expected
             and sources[split] != "model"
@@ -261,7 +262,7 @@ def mine_run(
         rows_by_split[split], examples_by_split[split] = rows, examples
         seen.update(ex.id for ex in examples)
 
-    if dtype == "anomaly" and threshold is None and rows_by_split:
+    if dtype == TaskType.ANOMALY and threshold is None and rows_by_split:
         judged_rows, truth = [], []
         for split, rows in rows_by_split.items():
             labels = {ex.id: ex.label for ex in examples_by_split[split] if ex.label is not None}

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..data.dataset import Dataset
 from ..data.splits import MIN_TRAIN_EXAMPLES
+from ..data.task_types import TaskType, type_info
 from ..data.workspace import Workspace
 from ..errors import NotFoundError, TooFewExamplesError
 from .source import TrainSource
@@ -125,14 +126,15 @@ def evaluate_run(ws: Workspace, run: str | Path) -> tuple[Any, dict[str, Any]]:
     names = [c["name"] for c in info.get("classes", [])] or source.class_names
     rows = rec.predictions()
     test = source.split("test")
-    if source.dataset_type == "classification":
+    info = type_info(source.dataset_type)
+    if source.dataset_type == TaskType.CLASSIFICATION:
         by_id = {r["example_id"]: r["label"] for r in rows}
         truth = [e.label for e in test if e.id in by_id]
         report = classification_metrics(truth, [by_id[e.id] for e in test if e.id in by_id], names)
         return rec, {**report.as_dict(), "top_confusions": report.top_confusions()}
-    if source.dataset_type in ("detection", "segmentation"):
+    if info.regions:
         out: dict[str, Any] = {}
-        kinds = [("bbox", "")] + ([("segm", "mask_")] if source.dataset_type == "segmentation" else [])
+        kinds = [("bbox", "")] + ([("segm", "mask_")] if info.masks else [])
         for iou_type, prefix in kinds:
             gt = ground_truth(test, names, segmentation=iou_type == "segm")
             res = coco_metrics(gt, rows, iou_type, per_class=True)

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..data.formats.coco_convert import detection_json, ground_truth
 from ..data.records import ANOMALY_CLASSES, Example
-from ..errors import UnknownNameError
+from ..data.task_types import TaskType, task_type
 from .masks import mask_to_coco_rle
 
 __all__ = ["Task", "TASKS", "get_task", "frozen_batchnorm", "to_device"]
@@ -50,7 +50,7 @@ def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
 class Task:
     """Base: classification-like behaviour (stacked batches, cross-entropy)."""
 
-    dataset_type = ""
+    dataset_type: str = ""
     monitor = "val_loss"
     mode = "max"
 
@@ -106,7 +106,7 @@ class Task:
 
 # ---------------------------------------------------------------------------------------------- classification
 class ClassificationTask(Task):
-    dataset_type = "classification"
+    dataset_type = TaskType.CLASSIFICATION
     monitor = "accuracy"
 
     def loss(self, model, batch, device):
@@ -154,7 +154,7 @@ class ClassificationTask(Task):
 
 # ---------------------------------------------------------------------------------------------- detection
 class DetectionTask(Task):
-    dataset_type = "detection"
+    dataset_type = TaskType.DETECTION
     monitor = "mAP"
     masks = False
 
@@ -241,7 +241,7 @@ class DetectionTask(Task):
 
 
 class SegmentationTask(DetectionTask):
-    dataset_type = "segmentation"
+    dataset_type = TaskType.SEGMENTATION
     monitor = "mask_mAP"
     masks = True
 
@@ -250,7 +250,7 @@ class SegmentationTask(DetectionTask):
 class AnomalyTask(Task):
     """Train on good images only; val loss is the reconstruction error of good val images."""
 
-    dataset_type = "anomaly"
+    dataset_type = TaskType.ANOMALY
     monitor = "auroc"
 
     def train_examples(self, examples):
@@ -327,7 +327,4 @@ TASKS: dict[str, Task] = {
 
 
 def get_task(dataset_type: str) -> Task:
-    try:
-        return TASKS[dataset_type]
-    except KeyError:
-        raise UnknownNameError("dataset type", dataset_type, list(TASKS)) from None
+    return TASKS[task_type(dataset_type)]
