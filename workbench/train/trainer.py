@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..errors import AlreadyExistsError, ValidationError
+from ..runs.records import EpochRecord, RunSummary
 from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig, build_optimizer, build_schedule, resolve_device
@@ -335,7 +336,7 @@ class Trainer:
             self.epoch = epoch
             self._end_epoch(epoch, train)
         summary = self.dist.on_main(self._finish, state)  # every process returns rank 0's summary
-        self.callbacks.on_fit_end(summary)
+        self.callbacks.on_fit_end(RunSummary.from_json(summary))
         return summary
 
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
@@ -441,15 +442,17 @@ class Trainer:
         self.history.append(record)
         new_ranges = self._overfit_update()
         record["overfitting"] = any(a <= epoch <= b for a, b in self.overfit_ranges)
+        typed = EpochRecord.from_json(record)  # checked; the history keeps its JSON form
+        self.history[-1] = typed.to_json()
         rngs = self.dist.all_gather(capture_rng())  # every process's, for last.pt
         if self.dist.is_main:
-            self._write_epoch(record, improved, rngs)
+            self._write_epoch(typed, improved, rngs)
         for start, end in new_ranges:
             self.callbacks.on_overfit(start, end)
 
-    def _write_epoch(self, record: dict[str, Any], improved: bool, rngs: list[dict[str, Any]]) -> None:
+    def _write_epoch(self, record: EpochRecord, improved: bool, rngs: list[dict[str, Any]]) -> None:
         """Checkpoints, history and status after an epoch; then the callbacks hear of it."""
-        epoch = record["epoch"]
+        epoch = record.epoch
         if improved:
             save_checkpoint(
                 self.paths.best,
@@ -459,7 +462,7 @@ class Trainer:
                     "config": self.config.to_dict(),
                     "model_config": self.model.workbench_config,
                     "resolved": self._resolved(),
-                    "record": record,
+                    "record": record.to_json(),
                 },
             )
         save_checkpoint(self.paths.last, self._state(rngs))
@@ -507,21 +510,21 @@ class Trainer:
             for k, v in (best_record or {}).items()
             if k not in ("best", "monitor", "mode", "overfitting") and not k.endswith("_time")
         }
-        summary = {
-            "run_id": self.paths.run_id,
-            "run_dir": str(self.paths.root),
-            "status": state,
-            "epochs_run": self.epoch,
-            "best_epoch": self.early.best_epoch,
-            "monitor": self.monitor,
-            "best_value": self.early.best_value,
-            "test": test_metrics,
-            "val": val_metrics,
-            "overfit_ranges": [list(r) for r in self.overfit_ranges],
-        }
-        write_json(self.paths.metrics, summary)
+        summary = RunSummary(
+            run_id=self.paths.run_id,
+            run_dir=str(self.paths.root),
+            status=state,
+            epochs_run=self.epoch,
+            best_epoch=self.early.best_epoch,
+            monitor=self.monitor,
+            best_value=self.early.best_value,
+            test=test_metrics,
+            val=val_metrics,
+            overfit_ranges=list(self.overfit_ranges),
+        )
+        write_json(self.paths.metrics, summary.to_json())
         self._set_status(state)
-        return summary
+        return summary.to_json()
 
 
 def train(
