@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from ..data.task_types import TaskType, task_type
-from ..errors import ValidationError
+from ..errors import UnknownNameError, ValidationError
 
 __all__ = [
     "JSONValue",
@@ -77,6 +77,12 @@ class _Where:
 
     def error(self, message: str, field_name: str) -> ValidationError:
         return ValidationError(message, file=self.file, record=self.record, field=field_name)
+
+
+def _relocate(e: ValidationError, file: str | None, record: object | None) -> ValidationError:
+    """``e`` placed in ``file`` and, when known, the record as the file numbers it (its line, its row)."""
+    return ValidationError(e.detail, file=file if file is not None else e.file,
+                           record=record if record is not None else e.record, field=e.field)
 
 
 def _as_number(value: object, name: str, where: _Where, *, optional: bool = True) -> Number | None:
@@ -188,7 +194,7 @@ class RunParams:
         if self.source.get("dataset_type") is not None:
             try:
                 task_type(str(self.source["dataset_type"]))
-            except ValueError as e:
+            except UnknownNameError as e:
                 raise where.error(str(e), "source.dataset_type") from None
 
     @classmethod
@@ -207,7 +213,7 @@ class RunParams:
                 extra=_as_object({k: v for k, v in d.items() if k not in known}, "params", where),
             )
         except ValidationError as e:
-            raise e.located(file=file, record=run_id or None) from None
+            raise _relocate(e, file, run_id or None) from None
 
     def to_json(self) -> JSONObject:
         out: JSONObject = {"run_id": self.run_id, "created_at": self.created_at, "config": self.config,
@@ -333,7 +339,7 @@ class EpochRecord(_JSONMapping):
                 extra=extra,  # type: ignore[arg-type]
             )
         except ValidationError as e:
-            raise e.located(file=file, record=where.record) from None
+            raise _relocate(e, file, where.record) from None
 
     def to_json(self) -> JSONObject:
         """The history row, in the trainer's field order."""
@@ -436,7 +442,7 @@ class RunSummary(_JSONMapping):
                 extra={k: v for k, v in d.items() if k not in known},  # type: ignore[misc]
             )
         except ValidationError as e:
-            raise e.located(file=file, record=run_id or None) from None
+            raise _relocate(e, file, run_id or None) from None
 
     def to_json(self) -> JSONObject:
         out: JSONObject = {
@@ -524,7 +530,7 @@ class Prediction:
                 segmentation=d.get("segmentation"),  # type: ignore[arg-type]
             )
         except ValidationError as e:
-            raise e.located(file=file, record=where.record) from None
+            raise _relocate(e, file, where.record) from None
 
     def to_json(self) -> JSONObject:
         """The row as ``predictions.json`` holds it (a COCO result for a detection)."""
