@@ -24,6 +24,7 @@ from ..data.dataset import Dataset
 from ..data.records import SPLITS, Annotation, Example
 from ..data.task_types import TaskType, type_info
 from ..errors import NotFoundError, ValidationError
+from ..runs.records import prediction_example_id
 from .matching import Instance
 from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
 
@@ -145,8 +146,7 @@ def _record(run: Any):
 
 
 def _row_id(row: Mapping[str, Any]) -> int | None:
-    v = row.get("example_id", row.get("image_id")) if isinstance(row, Mapping) else None
-    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+    return prediction_example_id(row)
 
 
 def _split_ids(dataset: Dataset, source: Mapping[str, Any], split: str, notes: list[str]) -> list[int]:

@@ -35,6 +35,9 @@ __all__ = [
     "EpochRecord",
     "RunSummary",
     "Prediction",
+    "PREDICTION_ID_KEYS",
+    "prediction_example_id",
+    "prediction_id_key",
 ]
 
 JSONValue: TypeAlias = "str | int | float | bool | None | list[JSONValue] | dict[str, JSONValue]"
@@ -462,6 +465,27 @@ class RunSummary(_JSONMapping):
 
 
 # ---------------------------------------------------------------------------------------------- predictions
+# Which field of a predictions.json row names its example: COCO results say image_id, per-example rows
+# example_id (the same number: the example's id).
+PREDICTION_ID_KEYS = ("image_id", "example_id")
+
+
+def prediction_id_key(row: Mapping[str, object]) -> str:
+    """The field naming ``row``'s example (see :data:`PREDICTION_ID_KEYS`)."""
+    return next((k for k in PREDICTION_ID_KEYS if k in row), "example_id")
+
+
+def prediction_example_id(row: object) -> int | None:
+    """The example a prediction row is about, or None when the row names none (or not as an integer)."""
+    if not isinstance(row, Mapping):
+        return None
+    v: object = row.get(prediction_id_key(row))
+    item = getattr(v, "item", None)
+    if callable(item) and getattr(v, "ndim", 1) == 0:  # a numpy integer
+        v = item()
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One test prediction. Image-level types (classification, anomaly): ``label`` (None when no threshold
@@ -514,7 +538,7 @@ class Prediction:
         """A ``predictions.json`` row: COCO results (``image_id``...) or per-example rows (``example_id``)."""
         where = _Where(file, f"prediction {index}" if index is not None else None)
         d = _mapping(data, where)
-        key = "image_id" if "image_id" in d else "example_id"
+        key = prediction_id_key(d)
         if key not in d:
             raise where.error("a prediction needs 'example_id' (or COCO's 'image_id')", "example_id")
         try:

@@ -120,10 +120,11 @@ def evaluate_run(ws: Workspace, run: str | Path) -> tuple[Any, dict[str, Any]]:
     from .runs import load_run
 
     rec = load_run(find_run(ws, run))
-    info = rec.params.get("source", {})
-    source = source_from_dataset(ws.dataset(rec.dataset), snapshot=info.get("snapshot_id"),
-                                 directory=info.get("directory"), require_train=False)
-    names = [c["name"] for c in info.get("classes", [])] or source.class_names
+    params = rec.run_params
+    assert params is not None  # load_run reads them
+    source = source_from_dataset(ws.dataset(params.dataset), snapshot=params.snapshot_id,
+                                 directory=params.directory, require_train=False)
+    names = params.class_names or source.class_names
     rows = rec.predictions()
     test = source.split("test")
     info = type_info(source.dataset_type)
@@ -141,4 +142,4 @@ def evaluate_run(ws: Workspace, run: str | Path) -> tuple[Any, dict[str, Any]]:
             out.update(res.run_stats(prefix))
             out[prefix + "per_class"] = res.per_class
         return rec, out
-    return rec, dict(rec.metrics.get("test", {}))
+    return rec, dict(rec.summary.test if rec.summary else {})

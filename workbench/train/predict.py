@@ -23,6 +23,7 @@ from ..data.images import IMAGE_SUFFIXES, probe_image
 from ..data.records import Example
 from ..data.task_types import TaskType, type_info
 from ..errors import ValidationError
+from ..runs.records import prediction_example_id, prediction_id_key
 from .runs import write_json
 
 __all__ = ["Predictor", "predict_folder", "predict_video", "draw_overlay", "VIDEO_SUFFIXES"]
@@ -208,7 +209,8 @@ def _write_outputs(
 def _by_image(rows: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
-        out.setdefault(int(r.get("image_id", r.get("example_id", -1))), []).append(r)
+        rid = prediction_example_id(r)
+        out.setdefault(-1 if rid is None else rid, []).append(r)
     return out
 
 
@@ -296,7 +298,7 @@ def predict_video(
         # ids are consecutive only when every == 1: renumber to the real frame indices
         remap = {ex.id: fid for ex, fid in zip(examples, ids, strict=True)}
         for r in rows:
-            key = "image_id" if "image_id" in r else "example_id"
+            key = prediction_id_key(r)
             r[key] = remap[r[key]]
         examples = [
             Example(fid, "", "", ex.file_name, ex.width, ex.height, "test", "new")

@@ -116,7 +116,7 @@ class ClassificationTask(Task):
     @torch.no_grad()
     def predict(self, model, loader, device):
         model.eval()
-        out = []
+        out: list[dict[str, Any]] = []
         examples = loader.dataset.examples
         for x, _ in loader:
             probs = torch.softmax(model(x.to(device)), dim=1).cpu().numpy()
@@ -176,7 +176,7 @@ class DetectionTask(Task):
     @torch.no_grad()
     def predict(self, model, loader, device):
         model.eval()
-        out = []
+        out: list[dict[str, Any]] = []
         examples = loader.dataset.examples
         size = loader.dataset.image_size
         for images, _ in loader:
@@ -282,7 +282,7 @@ class AnomalyTask(Task):
         from .autoencoder import anomaly_scores
 
         model.eval()
-        out = []
+        out: list[dict[str, Any]] = []
         examples = loader.dataset.examples
         for x, _ in loader:
             for s in anomaly_scores(model, x.to(device)).cpu().numpy():

@@ -88,7 +88,7 @@ def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[i
     AP bars and PR curves (detection / segmentation)."""
     rec = _run_record(run)
     rows = rec.predictions()
-    names = [c["name"] for c in rec.params.get("source", {}).get("classes", [])] or [c.name for c in ds.classes]
+    names = (rec.run_params.class_names if rec.run_params else []) or [c.name for c in ds.classes]
     thumbs = thumbnail_fn(ds)
     if ds.type in ("classification", "anomaly"):
         from .evaluation import ConfusionMatrixView, ConfusionState
@@ -113,9 +113,9 @@ def rec_examples(ds: Dataset, rec: Any) -> list:
     """The test examples a run was evaluated on (from its snapshot when it has one)."""
     from ..train.from_store import source_from_dataset
 
-    src = rec.params.get("source", {})
-    return source_from_dataset(ds, snapshot=src.get("snapshot_id"), directory=src.get("directory"),
-                               require_train=False).split("test")
+    params = rec.run_params
+    return source_from_dataset(ds, snapshot=params.snapshot_id if params else None,
+                               directory=params.directory if params else None, require_train=False).split("test")
 
 
 def error_gallery(ds: Dataset, mined: Any, *, on_open: Callable[[int], Any] | None = None):
@@ -323,7 +323,7 @@ class ReviewView(StaticFallback, widgets.VBox):
         self.views = evaluation_views(ds, rec.path, on_open=self.open_example)
         self.gallery = (error_gallery(ds, rec.path, on_open=self.open_example)
                         if (rec.path / "mined.json").is_file() else None)
-        test = rec.metrics.get("test", {})
+        test = rec.summary.test if rec.summary else {}
         head = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if isinstance(v, float))
         parts = [widgets.HTML(f"<b>{rec.run_id}</b> on {rec.dataset}: test {head}"), *self.views]
         if self.gallery is not None:
