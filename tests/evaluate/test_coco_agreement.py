@@ -93,11 +93,17 @@ def test_size_buckets_equal_pycocotools_on_the_exported_file(tmp_path, iou_type)
         detection_json(ex.id, 1, (8, 62, 20, 20), 0.95, {"size": [100, 100], "counts": _rle([[8, 62, 28, 62,
                                                                                              28, 82, 8, 82]])}),
     ]
-    ours = coco_metrics(ground_truth([ex], names, segmentation=iou_type == "segm"), dt, iou_type)
+    gt = ground_truth([ex], names, segmentation=iou_type == "segm")
+    ours = coco_metrics(gt, dt, iou_type)
     oracle = _pycocotools(written, dt, iou_type)
     assert ours.stats == pytest.approx(oracle, abs=1e-12)
     assert ours.stats["APs"] > 0 and ours.stats["APm"] > 0  # the triangle is small, the box medium
     assert ours.run_stats()["mAP_small"] == oracle["APs"]
+    # the previous training-side conversion (area = box w*h) put the triangle (1600) among the medium ones
+    boxed = copy.deepcopy(gt)
+    for a in boxed["annotations"]:
+        a["area"] = a["bbox"][2] * a["bbox"][3]
+    assert coco_metrics(boxed, dt, iou_type).stats["APs"] != oracle["APs"]
 
 
 def _rle(polys: list[list[float]]) -> str:
