@@ -18,8 +18,22 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
+from ..image_pool import check_items
 from ..records import ClassDef, Example, ImportBatch
-from . import anomaly_folder, coco, image_files, imagefolder, video, voc, yolo
+from . import (
+    anomaly_folder,
+    coco,
+    cvat,
+    image_files,
+    imagefolder,
+    label_studio,
+    labelme,
+    mvtec,
+    video,
+    voc,
+    yolo,
+)
+from ._common import probe_log
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -46,8 +60,12 @@ class Reader:
     summary: str
 
     def read(self, src: Path | str, **options: Any) -> ImportBatch:
+        """The batch in ``src``, every image decoded and hashed once (in parallel for large batches)."""
         _check_options("reader", self.name, self.func, options)
-        return self.func(Path(src), **options)
+        with probe_log() as where:
+            batch = self.func(Path(src), **options)
+        check_items(batch.items, where=where)
+        return batch
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -102,6 +120,11 @@ READERS: dict[str, Reader] = {
         Reader(
             "anomaly-folder", anomaly_folder.read, ("anomaly",), "root/good, root/anomalous, optional masks/"
         ),
+        Reader("labelme", labelme.read, ("detection", "segmentation"), "LabelMe: one JSON per image"),
+        Reader("label-studio", label_studio.read, ("detection", "segmentation", "classification"),
+               "Label Studio JSON export + local images"),
+        Reader("cvat", cvat.read, ("detection", "segmentation"), "CVAT for images 1.1 XML + images/"),
+        Reader("mvtec", mvtec.read, ("anomaly",), "MVTec AD: train/good, test/<defect>, ground_truth/ masks"),
         Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
         Reader("video", video.read, (), "frames sampled from a video file"),
     )
@@ -118,6 +141,11 @@ WRITERS: dict[str, Writer] = {
             "OUT/data.yaml + images/<split> + labels/<split>",
         ),
         Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
+        Writer("labelme", labelme.write, ("detection", "segmentation"), "OUT/<split>/<image> + <stem>.json"),
+        Writer("cvat", cvat.write, ("detection", "segmentation"), "OUT/annotations.xml + OUT/images/<Subset>/"),
+        Writer("mvtec", mvtec.write, ("anomaly",), "OUT/train|test/good|<defect> + ground_truth/<defect>/"),
+        Writer("label-studio", label_studio.write, ("detection", "segmentation", "classification"),
+               "OUT/tasks.json + OUT/images/ + OUT/label_config.xml"),
         Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
         Writer("anomaly-folder", anomaly_folder.write, ("anomaly",), "OUT/<split>/good|anomalous (+ masks/)"),
     )
