@@ -134,3 +134,17 @@ def test_a_malformed_prediction_names_its_row(tmp_path, row, field):
         load_run(folder).prediction_records()
     assert e.value.field == field and e.value.record == "prediction 1"
     assert e.value.file == str(folder / "predictions.json")
+
+
+def test_the_run_records_and_the_coco_conversion_load_without_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, json\n"
+        "import workbench.runs, workbench.data.formats.coco_convert, workbench.data.task_types, workbench.evaluate\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('torch', 'torchvision', 'plotly', 'ipywidgets', 'albumentations', 'cv2') or m.startswith('workbench.train'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(out.stdout) == []
