@@ -36,7 +36,7 @@ def predict_examples(
     from ..train.checkpoint import load_model
     from ..train.config import resolve_device
     from ..train.data import VisionDataset, make_loader
-    from ..train.runs import RunRecord, load_run
+    from ..runs import RunRecord, load_run
     from ..train.tasks import get_task
 
     record = run if isinstance(run, RunRecord) else load_run(Path(run))

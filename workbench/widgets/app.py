@@ -79,7 +79,7 @@ def training_curves(title: str = "Training"):
 
 
 def _run_record(run: str | Path | Any):
-    from ..train.runs import RunRecord, load_run
+    from ..runs import RunRecord, load_run
 
     return run if isinstance(run, RunRecord) else load_run(run)
 
@@ -315,7 +315,7 @@ class ReviewView(StaticFallback, widgets.VBox):
     directory; "open in canvas" shows that example there."""
 
     def __init__(self, ws: Any, run_dir: str | Path, *, user: str = "reviewer") -> None:
-        from ..train.runs import load_run
+        from ..runs import load_run
         from .canvas import AnnotationCanvas
 
         self.record = rec = load_run(run_dir)
