@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..errors import AlreadyExistsError, ValidationError
-from ..runs.records import EpochRecord, RunSummary
+from ..runs.records import EpochRecord, RunParams, RunSummary
 from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig, build_optimizer, build_schedule, resolve_device
@@ -31,7 +31,7 @@ from .data import VisionDataset, make_loader, set_loader_epoch
 from .distributed import Distributed
 from .errors import NonFiniteLossError, TrainingStateError
 from .models import build_model, default_model, model_spec
-from .runs import RunPaths, collect_versions, read_json, write_json, write_jsonl
+from .runs import RunPaths, collect_versions, jsonable, read_json, write_json, write_jsonl
 from .setup import deterministic_mode, resolve_augment, seed_everything
 from .source import TrainSource
 from .tasks import get_task
@@ -153,17 +153,15 @@ class Trainer:
         self.early = EarlyStopping(self.mode, self.config.patience, self.config.min_delta)
 
     def _write_params(self) -> None:
-        write_json(
-            self.paths.params,
-            {
-                "run_id": self.paths.run_id,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "config": self.config.to_dict(),
-                "resolved": self._resolved(),
-                "model_config": self.model.workbench_config,
-                "source": self.source.describe(),
-            },
+        params = RunParams(
+            run_id=self.paths.run_id,
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            config=jsonable(self.config.to_dict()),
+            resolved=jsonable(self._resolved()),
+            model_config=jsonable(self.model.workbench_config),
+            source=jsonable(self.source.describe()),
         )
+        write_json(self.paths.params, params.to_json())
         write_json(self.paths.versions, collect_versions())
 
     def _start_folder(self) -> None:
