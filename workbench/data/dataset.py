@@ -14,8 +14,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError, WorkbenchError
+from ..errors import (
+    AlreadyExistsError,
+    EditConflictError,
+    NotFoundError,
+    TooFewExamplesError,
+    ValidationError,
+    WorkbenchError,
+)
 from . import aggregates
+from .history import acting
 from .blobs import sha256_bytes
 from .images import probe_image
 from .records import (
@@ -398,7 +406,7 @@ class Dataset:
             kind=r["kind"], label=names[r["class_id"]], bbox=bbox,
             polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
             mask=g.get("mask"), score=r["score"], proposal=bool(r["proposal"]), author=r["author"],
-            created_at=r["created_at"], id=r["id"], stored=True)
+            created_at=r["created_at"], id=r["id"], version=r["version"], stored=True)
 
     def load_bytes(self, blob: str) -> bytes:
         return self.workspace.load_bytes(blob)
@@ -436,7 +444,7 @@ class Dataset:
 
     def add_annotation(self, example_id: int, ann: Annotation, author: str = "") -> Annotation:
         stamp = now()
-        with self._tx():
+        with self._tx(), acting(self.conn, author or ann.author):
             ex = self._example_row(example_id)
             ids = self._class_ids()
             self._check_annotation(ann, ex, ids)
@@ -451,42 +459,65 @@ class Dataset:
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
             self._touch()
-        return replace(ann, id=int(cur.lastrowid or 0), author=author or ann.author, created_at=stamp)
+        return replace(ann, id=int(cur.lastrowid or 0), author=author or ann.author, created_at=stamp, version=1)
 
     def set_label(self, example_id: int, label: str, author: str = "") -> Annotation:
         """Classification / anomaly: set the example's class (replacing the previous one)."""
         kind = "anomaly" if self.type == "anomaly" else "label"
         return self.add_annotation(example_id, Annotation(kind=kind, label=label), author)
 
-    def _ann_example(self, annotation_id: int) -> int:
-        row = self.conn.execute("SELECT example_id FROM annotations WHERE id=? AND dataset_id=?",
+    def _ann_example(self, annotation_id: int, version: int | None = None) -> int:
+        """The example of an annotation, refusing a stale ``version`` (the one its editor read; None: any)."""
+        row = self.conn.execute("SELECT example_id, version, author FROM annotations WHERE id=? AND dataset_id=?",
                                 (annotation_id, self.id)).fetchone()
         if row is None:
+            if version is not None and self.conn.execute(  # it existed: someone deleted it meanwhile
+                    "SELECT 1 FROM annotation_history WHERE annotation_id=? AND dataset_id=? AND action='delete'",
+                    (annotation_id, self.id)).fetchone():
+                who = self.conn.execute("SELECT who FROM annotation_history WHERE annotation_id=? "
+                                        "ORDER BY id DESC LIMIT 1", (annotation_id,)).fetchone()
+                raise EditConflictError(annotation_id, expected=version, current=None, by=who[0] if who else "",
+                                        dataset=self.name)
             raise NotFoundError(f"dataset '{self.name}' has no annotation {annotation_id}")
+        if version is not None and int(row["version"]) != int(version):
+            raise EditConflictError(annotation_id, expected=version, current=int(row["version"]),
+                                    by=row["author"], dataset=self.name)
         return int(row[0])
 
+    def annotation_version(self, annotation_id: int) -> int | None:
+        """The stored version of an annotation (None when it does not exist)."""
+        row = self.conn.execute("SELECT version FROM annotations WHERE id=? AND dataset_id=?",
+                                (annotation_id, self.id)).fetchone()
+        return None if row is None else int(row[0])
+
     def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "") -> Annotation:
-        """Replace an annotation's content (last writer wins; the author and time are updated)."""
+        """Replace an annotation's content (the author and time are updated, the version bumped).
+
+        ``ann.version`` is the version the editor read: when someone changed or deleted the annotation
+        since, nothing is written and :class:`~workbench.errors.EditConflictError` says so (``None``: no
+        check, last writer wins)."""
         stamp = now()
-        with self._tx():
-            example_id = self._ann_example(annotation_id)
+        with self._tx(), acting(self.conn, author or ann.author):
+            example_id = self._ann_example(annotation_id, ann.version)
             ex = self._example_row(example_id)
             ids = self._class_ids()
             self._check_annotation(ann, ex, ids)
             row = self._ann_row(example_id, ann, ids, author or ann.author, stamp)
             self.conn.execute(
                 """UPDATE annotations SET class_id=?, kind=?, x=?, y=?, w=?, h=?, geometry=?, score=?, proposal=?,
-                   author=?, updated_at=? WHERE id=?""", (*row[2:12], stamp, annotation_id))
-            created = self.conn.execute("SELECT created_at FROM annotations WHERE id=?",
-                                        (annotation_id,)).fetchone()[0]
+                   author=?, updated_at=?, version=version + 1 WHERE id=?""", (*row[2:12], stamp, annotation_id))
+            created, version = self.conn.execute("SELECT created_at, version FROM annotations WHERE id=?",
+                                                 (annotation_id,)).fetchone()
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
             self._touch()
-        return replace(ann, id=annotation_id, author=author or ann.author, created_at=created)
+        return replace(ann, id=annotation_id, author=author or ann.author, created_at=created, version=version)
 
-    def delete_annotation(self, annotation_id: int) -> None:
-        with self._tx():
-            example_id = self._ann_example(annotation_id)
+    def delete_annotation(self, annotation_id: int, version: int | None = None, author: str = "") -> None:
+        """Delete an annotation (kept in the history). ``version``: the one the deleter read; a stale one is
+        refused with :class:`~workbench.errors.EditConflictError` (None: no check)."""
+        with self._tx(), acting(self.conn, author):
+            example_id = self._ann_example(annotation_id, version)
             self.conn.execute("DELETE FROM annotations WHERE id=?", (annotation_id,))
             self.conn.execute("UPDATE examples SET updated_at=? WHERE id=?", (now(), example_id))
             self._touch()
@@ -495,7 +526,7 @@ class Dataset:
                             *, proposals: bool = False) -> list[Annotation]:
         """Swap the example's annotations (or only its proposals) for ``anns`` in one transaction."""
         stamp = now()
-        with self._tx():
+        with self._tx(), acting(self.conn, author):
             ex = self._example_row(example_id)
             ids = self._class_ids()
             for a in anns:
@@ -508,7 +539,8 @@ class Dataset:
                     """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
                        score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     self._ann_row(example_id, a, ids, author or a.author, stamp))
-                out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp))
+                out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp,
+                                   version=1))
             if anns and not proposals:
                 self._mark_annotated(example_id, stamp)
             self._touch()

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConflictError
-from . import aggregates
+from . import aggregates, history
 
 __all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
 
-SCHEMA_VERSION = 2  # 2: maintained aggregates (aggregates.py)
+SCHEMA_VERSION = 3  # 2: maintained aggregates (aggregates.py); 3: annotation versions + history (history.py)
 BUSY_TIMEOUT_S = 10.0
 MAX_RETRY_S = 60.0
 
@@ -192,6 +192,7 @@ def connect(path: Path) -> sqlite3.Connection:
     )
     conn.row_factory = sqlite3.Row
     aggregates.register_functions(conn)
+    history.register_functions(conn)
     conn.checkpointer = _Checkpointer(Path(path))
 
     def setup() -> None:
@@ -214,6 +215,7 @@ def connect(path: Path) -> sqlite3.Connection:
             elif int(row[0]) < SCHEMA_VERSION:
                 conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             _install_aggregates(conn)
+            history.install(conn, _statements)
 
     retrying(setup)
     return conn

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
-from . import db
+from . import db, history
 from .blobs import BlobStore
 from .records import ANOMALY_CLASSES, TASK_TYPES, ClassDef, default_color
 from .splits import SplitSettings
@@ -166,7 +166,7 @@ class Workspace:
     def delete_dataset(self, name: str) -> None:
         ds = self.dataset(name)
         with self.transaction():
-            self.conn.execute("DELETE FROM annotations WHERE dataset_id=?", (ds.id,))
+            history.forget_dataset(self.conn, ds.id)
             self.conn.execute("DELETE FROM datasets WHERE id=?", (ds.id,))
 
     # ------------------------------------------------------------------ images
