@@ -115,7 +115,7 @@ class Annotation:
     author: str = ""
     created_at: str = ""
     id: int | None = None
-    version: int | None = None  # the store's edit counter of this annotation when it was read (stale edits refused)
+    version: int | None = field(default=None, compare=False)  # the store's edit counter of this annotation when it was read (stale edits refused)
     stored: InitVar[bool] = False  # read back from the store: checks added after it was written are skipped
 
     def __post_init__(self, stored: bool) -> None:

@@ -5,6 +5,9 @@ annotations: new shapes from the tools, edits (which accept proposals), class ch
 accept / reject, undo / redo, and the store calls the commands replay (the ``EditTarget`` of ``undo.py``).
 Each edit is exactly one store call, except accepting a classification proposal over an existing label
 (delete the old label, then accept: two calls, one undo step, ordered so that undo replays cleanly).
+Every update and delete sends the version of the annotation this canvas shows (or last wrote): an edit
+made from a stale view is refused by the store (``EditConflictError``), the example is reloaded and the
+refusal is said in this canvas; nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..data.records import Annotation, ClassDef, Example, polygon_area
-from ..errors import NotFoundError, UnknownNameError, ValidationError, WorkbenchError
+from ..errors import EditConflictError, NotFoundError, UnknownNameError, ValidationError, WorkbenchError
 from .geometry import rect_polygon
 from .masks import apply_stroke, rle_encode, stroke_mask
 from .undo import AddCommand, AnnRef, Command, CompositeCommand, DeleteCommand, History, UpdateCommand
@@ -69,7 +72,12 @@ class AnnotationEdits:
     def _execute(self, cmd: Command) -> None:
         if self.example is None:
             raise NotFoundError("no example is open")
-        self.history.execute(cmd, self)
+        try:
+            self.history.execute(cmd, self)
+        except EditConflictError as e:  # someone else changed it: show theirs, say so, write nothing
+            self.reload()
+            self.say(str(e))
+            raise
         self._edited()
 
     def _edited(self) -> None:
@@ -99,7 +107,7 @@ class AnnotationEdits:
             new = replace(new, proposal=False, score=None)
         if new.content() == orig.content():
             return
-        self._execute(UpdateCommand(self.history.ref(orig.id), orig, new, self.user))
+        self._execute(UpdateCommand(self.history.ref(orig.id, orig.version), orig, new, self.user))
 
     def commit_new_box(self, box: tuple[float, float, float, float]) -> None:
         if self.type == "anomaly":
@@ -194,7 +202,7 @@ class AnnotationEdits:
 
     def _delete(self, ann: Annotation) -> None:
         assert ann.id is not None
-        self._execute(DeleteCommand(self.history.ref(ann.id), ann, self.user))
+        self._execute(DeleteCommand(self.history.ref(ann.id, ann.version), ann, self.user))
 
     def delete_selected(self) -> bool:
         """Delete the selection (classification / anomaly: the example's class when nothing is selected)."""
@@ -225,8 +233,8 @@ class AnnotationEdits:
             self._execute(
                 CompositeCommand(
                     [
-                        DeleteCommand(h.ref(truth.id), truth, self.user),
-                        UpdateCommand(h.ref(prop.id), prop, accepted, self.user),
+                        DeleteCommand(h.ref(truth.id, truth.version), truth, self.user),
+                        UpdateCommand(h.ref(prop.id, prop.version), prop, accepted, self.user),
                     ],
                     label="accept",
                 )
@@ -253,7 +261,7 @@ class AnnotationEdits:
             self._execute(
                 CompositeCommand(
                     [
-                        UpdateCommand(h.ref(p.id), p, replace(p, proposal=False, score=None), self.user)
+                        UpdateCommand(h.ref(p.id, p.version), p, replace(p, proposal=False, score=None), self.user)
                         for p in props
                     ],
                     label="accept all",
@@ -310,7 +318,8 @@ class AnnotationEdits:
         return saved
 
     def store_delete(self, annotation_id: int) -> None:
-        self.sink.delete_annotation(annotation_id)
+        version = self.history.ref(annotation_id).version  # what this canvas last wrote or read
+        self.sink.delete_annotation(annotation_id, version=version, author=self.user)
         self.annotations = [a for a in self.annotations if a.id != annotation_id]
 
     def rebind(self, ref: AnnRef, new_id: int) -> None:

@@ -3,7 +3,9 @@
 :class:`AnnotationSink` is the exact subset of ``workbench.data.Dataset`` the canvas calls; every write is
 one committed transaction in the store, so the canvas saves each change as it happens. :class:`MemorySink`
 implements the same contract in memory (the same validation and the same side effects as the store:
-adding a truth label replaces the previous one, a truth annotation marks its example annotated). Tests and
+adding a truth label replaces the previous one, a truth annotation marks its example annotated; every
+annotation has a version bumped by each update, and an update (``ann.version``) or delete (``version``)
+from a stale version is refused with ``EditConflictError``). Tests and
 benchmarks use it; so can a notebook that annotates a handful of images without a workspace.
 """
 
@@ -26,7 +28,7 @@ from ..data.records import (
     Example,
     default_color,
 )
-from ..errors import AlreadyExistsError, NotFoundError, ValidationError
+from ..errors import AlreadyExistsError, EditConflictError, NotFoundError, ValidationError
 
 __all__ = ["AnnotationSink", "MemorySink", "MemoryImage"]
 
@@ -51,7 +53,7 @@ class AnnotationSink(Protocol):
 
     def update_annotation(self, annotation_id: int, ann: Annotation, author: str) -> Annotation: ...
 
-    def delete_annotation(self, annotation_id: int) -> None: ...
+    def delete_annotation(self, annotation_id: int, version: int | None = None, author: str = "") -> None: ...
 
     def set_status(self, example_id: int, status: str) -> None: ...
 
@@ -108,6 +110,7 @@ class MemorySink:
         self._examples: dict[int, Example] = {}
         self._blobs: dict[str, bytes] = {}
         self._dirs: dict[str, list[int]] = {}
+        self._deleted_by: dict[int, str] = {}  # annotation id -> who deleted it (stale edits name them)
         for n, im in enumerate(images, start=1):
             if im.split not in SPLITS:
                 raise ValidationError(f"unknown split {im.split!r}", record=n, field="split")
@@ -116,7 +119,7 @@ class MemorySink:
             anns = []
             for a in im.annotations:
                 self._check(a, n, im.width, im.height)
-                anns.append(replace(a, id=next(self._ids), created_at=a.created_at or _now()))
+                anns.append(replace(a, id=next(self._ids), created_at=a.created_at or _now(), version=1))
             status = im.status or ("annotated" if any(not a.proposal for a in anns) else "new")
             self._examples[n] = Example(
                 id=n,
@@ -184,11 +187,17 @@ class MemorySink:
         except ValidationError as e:
             raise e.located(record=example_id) from None
 
-    def _find(self, annotation_id: int) -> tuple[Example, int]:
+    def _find(self, annotation_id: int, version: int | None = None) -> tuple[Example, int]:
         for ex in self._examples.values():
             for k, a in enumerate(ex.annotations):
                 if a.id == annotation_id:
+                    if version is not None and a.version != version:
+                        raise EditConflictError(annotation_id, expected=version, current=a.version, by=a.author,
+                                                dataset=self.name)
                     return ex, k
+        if version is not None and annotation_id in self._deleted_by:
+            raise EditConflictError(annotation_id, expected=version, current=None,
+                                    by=self._deleted_by[annotation_id], dataset=self.name)
         raise NotFoundError(f"dataset '{self.name}' has no annotation {annotation_id}")
 
     def _marked(self, ex: Example, ann: Annotation) -> str:
@@ -199,23 +208,28 @@ class MemorySink:
         self._check(ann, example_id, ex.width, ex.height)
         anns = list(ex.annotations)
         if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
+            for a in anns:
+                if a.kind == ann.kind and not a.proposal and a.bbox is None and a.id is not None:
+                    self._deleted_by[a.id] = author or ann.author
             anns = [a for a in anns if not (a.kind == ann.kind and not a.proposal and a.bbox is None)]
-        saved = replace(ann, id=next(self._ids), author=author or ann.author, created_at=_now())
+        saved = replace(ann, id=next(self._ids), author=author or ann.author, created_at=_now(), version=1)
         anns.append(saved)
         self._examples[example_id] = replace(ex, annotations=tuple(anns), status=self._marked(ex, ann))
         return saved
 
     def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "") -> Annotation:
-        ex, k = self._find(annotation_id)
+        ex, k = self._find(annotation_id, ann.version)
         self._check(ann, ex.id, ex.width, ex.height)
         anns = list(ex.annotations)
-        saved = replace(ann, id=annotation_id, author=author or ann.author, created_at=anns[k].created_at)
+        saved = replace(ann, id=annotation_id, author=author or ann.author, created_at=anns[k].created_at,
+                        version=(anns[k].version or 1) + 1)
         anns[k] = saved
         self._examples[ex.id] = replace(ex, annotations=tuple(anns), status=self._marked(ex, ann))
         return saved
 
-    def delete_annotation(self, annotation_id: int) -> None:
-        ex, k = self._find(annotation_id)
+    def delete_annotation(self, annotation_id: int, version: int | None = None, author: str = "") -> None:
+        ex, k = self._find(annotation_id, version)
+        self._deleted_by[annotation_id] = author
         anns = list(ex.annotations)
         del anns[k]
         self._examples[ex.id] = replace(ex, annotations=tuple(anns))
