@@ -442,9 +442,11 @@ class Dataset:
             "UPDATE examples SET status=CASE status WHEN 'new' THEN 'annotated' ELSE status END, updated_at=? "
             "WHERE id=?", (stamp, example_id))
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str = "") -> Annotation:
+    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "") -> Annotation:
+        """Add ``ann`` by ``author``; ``actor``: who the history records as making the change (default: the
+        author; an undo that puts back someone else's shape passes the person undoing)."""
         stamp = now()
-        with self._tx(), acting(self.conn, author or ann.author):
+        with self._tx(), acting(self.conn, actor or author or ann.author):
             ex = self._example_row(example_id)
             ids = self._class_ids()
             self._check_annotation(ann, ex, ids)
@@ -490,14 +492,15 @@ class Dataset:
                                 (annotation_id, self.id)).fetchone()
         return None if row is None else int(row[0])
 
-    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "") -> Annotation:
+    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "", *,
+                          actor: str = "") -> Annotation:
         """Replace an annotation's content (the author and time are updated, the version bumped).
 
         ``ann.version`` is the version the editor read: when someone changed or deleted the annotation
         since, nothing is written and :class:`~workbench.errors.EditConflictError` says so (``None``: no
         check, last writer wins)."""
         stamp = now()
-        with self._tx(), acting(self.conn, author or ann.author):
+        with self._tx(), acting(self.conn, actor or author or ann.author):
             example_id = self._ann_example(annotation_id, ann.version)
             ex = self._example_row(example_id)
             ids = self._class_ids()

@@ -300,7 +300,7 @@ class AnnotationEdits:
     # ------------------------------------------------------------------ EditTarget: store calls
     def store_add(self, ann: Annotation, author: str) -> Annotation:
         assert self.example is not None
-        saved = self.sink.add_annotation(self.example.id, replace(ann, author=author), author)
+        saved = self.sink.add_annotation(self.example.id, replace(ann, author=author), author, actor=self.user)
         if (
             ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None
         ):  # the store replaced it
@@ -312,7 +312,7 @@ class AnnotationEdits:
 
     def store_update(self, annotation_id: int, ann: Annotation, author: str) -> Annotation:
         saved = self.sink.update_annotation(
-            annotation_id, replace(ann, id=annotation_id, author=author), author
+            annotation_id, replace(ann, id=annotation_id, author=author), author, actor=self.user
         )
         self.annotations = [saved if a.id == annotation_id else a for a in self.annotations]
         return saved

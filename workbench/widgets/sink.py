@@ -49,9 +49,9 @@ class AnnotationSink(Protocol):
 
     def load_bytes(self, blob: str) -> bytes: ...
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str) -> Annotation: ...
+    def add_annotation(self, example_id: int, ann: Annotation, author: str, *, actor: str = "") -> Annotation: ...
 
-    def update_annotation(self, annotation_id: int, ann: Annotation, author: str) -> Annotation: ...
+    def update_annotation(self, annotation_id: int, ann: Annotation, author: str, *, actor: str = "") -> Annotation: ...
 
     def delete_annotation(self, annotation_id: int, version: int | None = None, author: str = "") -> None: ...
 
@@ -203,21 +203,22 @@ class MemorySink:
     def _marked(self, ex: Example, ann: Annotation) -> str:
         return "annotated" if ex.status == "new" and not ann.proposal else ex.status
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str = "") -> Annotation:
+    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "") -> Annotation:
         ex = self.example(example_id)
         self._check(ann, example_id, ex.width, ex.height)
         anns = list(ex.annotations)
         if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
             for a in anns:
                 if a.kind == ann.kind and not a.proposal and a.bbox is None and a.id is not None:
-                    self._deleted_by[a.id] = author or ann.author
+                    self._deleted_by[a.id] = actor or author or ann.author
             anns = [a for a in anns if not (a.kind == ann.kind and not a.proposal and a.bbox is None)]
         saved = replace(ann, id=next(self._ids), author=author or ann.author, created_at=_now(), version=1)
         anns.append(saved)
         self._examples[example_id] = replace(ex, annotations=tuple(anns), status=self._marked(ex, ann))
         return saved
 
-    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "") -> Annotation:
+    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "", *,
+                          actor: str = "") -> Annotation:
         ex, k = self._find(annotation_id, ann.version)
         self._check(ann, ex.id, ex.width, ex.height)
         anns = list(ex.annotations)
