@@ -23,8 +23,8 @@ from ..errors import (
     WorkbenchError,
 )
 from . import aggregates
-from .history import acting
 from .blobs import sha256_bytes
+from .history import acting
 from .images import probe_image
 from .records import (
     KINDS_FOR_TYPE,
