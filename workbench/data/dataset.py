@@ -26,6 +26,7 @@ from . import aggregates
 from .blobs import sha256_bytes
 from .history import acting
 from .images import probe_image
+from .limits import check_classes, check_shapes
 from .records import (
     KINDS_FOR_TYPE,
     SPLITS,
@@ -123,8 +124,10 @@ class Dataset:
                 "SELECT COALESCE(MAX(position) + 1, 0) FROM classes WHERE dataset_id=?", (self.id,)
             ).fetchone()[0]
             c = ClassDef(name, color or default_color(pos))
-            if name in self._class_ids():
+            ids = self._class_ids()
+            if name in ids:
                 raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{name}'")
+            check_classes(self.name, len(ids) + 1)
             self.conn.execute(
                 "INSERT INTO classes (dataset_id, name, color, position) VALUES (?,?,?,?)",
                 (self.id, c.name, c.color, pos),
@@ -169,6 +172,10 @@ class Dataset:
             )
         allowed = KINDS_FOR_TYPE[dtype]
         known = {c.name for c in self.classes} | {c.name for c in batch.classes}
+        check_classes(self.name, len(known), file=source_file or batch.source or None)
+        for idx, item in enumerate(batch.items):  # before any image is read
+            check_shapes(len(item.annotations), file=str(item.path) if item.path else (item.file_name or source_file),
+                         record=item.record if item.record is not None else idx)
         prepared: list[tuple[Any, bytes, str, Any]] = []
         for idx, item in enumerate(batch.items):
             file = str(item.path) if item.path else (item.file_name or source_file)
@@ -437,6 +444,10 @@ class Dataset:
         except ValidationError as e:
             raise e.located(record=ex["id"]) from None
 
+    def _shape_count(self, example_id: int) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM annotations WHERE example_id=?",
+                                     (example_id,)).fetchone()[0])
+
     def _mark_annotated(self, example_id: int, stamp: str) -> None:
         self.conn.execute(
             "UPDATE examples SET status=CASE status WHEN 'new' THEN 'annotated' ELSE status END, updated_at=? "
@@ -450,6 +461,7 @@ class Dataset:
             ex = self._example_row(example_id)
             ids = self._class_ids()
             self._check_annotation(ann, ex, ids)
+            check_shapes(self._shape_count(example_id) + 1, record=example_id)
             if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
                 self.conn.execute(
                     "DELETE FROM annotations WHERE example_id=? AND kind=? AND proposal=0 AND x IS NULL",
@@ -534,6 +546,9 @@ class Dataset:
             ids = self._class_ids()
             for a in anns:
                 self._check_annotation(a, ex, ids)
+            kept = self.conn.execute("SELECT COUNT(*) FROM annotations WHERE example_id=? AND proposal<>?",
+                                     (example_id, int(proposals))).fetchone()[0]
+            check_shapes(kept + len(anns), record=example_id)
             self.conn.execute("DELETE FROM annotations WHERE example_id=? AND proposal=?",
                               (example_id, int(proposals)))
             out = []

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
 from . import db, history
 from .blobs import BlobStore
+from .limits import check_classes
 from .records import ANOMALY_CLASSES, TASK_TYPES, ClassDef, default_color
 from .splits import SplitSettings
 
@@ -60,8 +61,10 @@ def parse_classes(spec: str | list | tuple | None) -> list[ClassDef]:
             out.append(ClassDef(name.strip(), color.strip()))
         else:
             out.append(ClassDef(str(item), default_color(i)))
-    names = [c.name for c in out]
-    dup = {n for n in names if names.count(n) > 1}
+    seen: set[str] = set()
+    dup: set[str] = set()
+    for c in out:  # linear: a source with 50,000 categories must be refused at once, not after minutes
+        (dup if c.name in seen else seen).add(c.name)
     if dup:
         raise ValidationError(f"class names repeat: {', '.join(sorted(dup))}", field="classes")
     return out
@@ -113,6 +116,7 @@ class Workspace:
             raise ValidationError(f"unknown dataset type {type!r}; valid: {', '.join(TASK_TYPES)}",
                                   field="type")
         class_defs = parse_classes(classes)
+        check_classes(name, len(class_defs))
         if type == "anomaly":
             given = {c.name: c for c in class_defs}
             extra = set(given) - set(ANOMALY_CLASSES)

@@ -28,6 +28,7 @@ from ..data.records import (
     Example,
     default_color,
 )
+from ..data.limits import check_classes, check_shapes
 from ..errors import AlreadyExistsError, EditConflictError, NotFoundError, ValidationError
 
 __all__ = ["AnnotationSink", "MemorySink", "MemoryImage"]
@@ -206,6 +207,7 @@ class MemorySink:
     def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "") -> Annotation:
         ex = self.example(example_id)
         self._check(ann, example_id, ex.width, ex.height)
+        check_shapes(len(ex.annotations) + 1, record=example_id)
         anns = list(ex.annotations)
         if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
             for a in anns:
@@ -249,5 +251,6 @@ class MemorySink:
         if any(c.name == name for c in self._classes):
             raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{name}'")
         c = ClassDef(name, color or default_color(len(self._classes)))
+        check_classes(self.name, len(self._classes) + 1)
         self._classes.append(c)
         return c
