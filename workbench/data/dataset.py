@@ -22,7 +22,7 @@ from ..errors import (
     ValidationError,
     WorkbenchError,
 )
-from . import aggregates
+from . import aggregates, staged
 from .blobs import sha256_bytes
 from .history import acting
 from .images import probe_image
@@ -161,7 +161,33 @@ class Dataset:
     # ------------------------------------------------------------------ import
     def import_batch(self, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
                      source_file: str | None = None) -> list[int]:
-        """Add every item of ``batch`` or nothing. Returns the new example ids in item order."""
+        """Add every item of ``batch`` or nothing. Returns the new example ids in item order.
+
+        A large import (more than ``staged.CHUNK_ROWS`` rows) made outside a caller's transaction is written
+        in short transactions, invisible until one short final commit makes all of it visible (see
+        :mod:`.staged`): other writers never wait for more than one of them."""
+        prepared = self._prepare(batch, source_file)
+        written: list[str] = []
+        nested = self.conn.in_transaction
+        try:
+            for _item, data, digest, _info in prepared:
+                _, new = self.workspace.blobs.put(data, digest, fsync=False)
+                if new:
+                    written.append(digest)
+            if written:
+                self.workspace.blobs.sync()
+            if nested or not staged.worth_staging(prepared):
+                return self._insert_prepared(prepared, batch.classes, author, directory)
+            splits, keys = self._plan_splits(prepared)
+            ids = staged.import_prepared(self, prepared, batch.classes, author, directory, splits, keys)
+        except BaseException:
+            self._drop_unreferenced(written, rolled_back_later=nested)
+            raise
+        self._warm_duplicates()
+        return ids
+
+    def _prepare(self, batch: ImportBatch, source_file: str | None) -> list[tuple[Any, bytes, str, Any]]:
+        """Validate every item of ``batch`` (limits first, then images and annotations) before any write."""
         dtype = self.type
         if batch.type is not None and batch.type != dtype and not (
             dtype == "segmentation" and batch.type == "detection"
@@ -198,20 +224,7 @@ class Dataset:
                 except ValidationError as e:
                     raise e.located(file=file, record=record) from None
             prepared.append((item, data, sha256_bytes(data), info))
-
-        written: list[str] = []
-        nested = self.conn.in_transaction
-        try:
-            for _item, data, digest, _info in prepared:
-                _, new = self.workspace.blobs.put(data, digest, fsync=False)
-                if new:
-                    written.append(digest)
-            if written:
-                self.workspace.blobs.sync()
-            return self._insert_prepared(prepared, batch.classes, author, directory)
-        except BaseException:
-            self._drop_unreferenced(written, rolled_back_later=nested)
-            raise
+        return prepared
 
     def _drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
         """Remove image files this import wrote, unless a committed row points at them.
@@ -246,19 +259,7 @@ class Dataset:
                         (self.id, c.name, c.color, pos))
                     ids[c.name] = int(cur.lastrowid or 0)
                     pos += 1
-            counts = dict(self.conn.execute(
-                "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? GROUP BY split", (self.id,)).fetchall())
-            total_after = sum(counts.values()) + len(prepared)
-            explicit = [it.split for it, *_ in prepared]
-            auto_idx = [i for i, s in enumerate(explicit) if s is None]
-            keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
-            cur_val = counts.get("val", 0) + explicit.count("val")
-            cur_test = counts.get("test", 0) + explicit.count("test")
-            auto = assign_splits([keys[i] for i in auto_idx], current_val=cur_val, current_test=cur_test,
-                                 total_after=total_after, settings=settings)
-            splits = list(explicit)
-            for i, s in zip(auto_idx, auto, strict=True):
-                splits[i] = s
+            splits, keys = self._plan_splits(prepared, settings)
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)
@@ -294,6 +295,24 @@ class Dataset:
             self._touch()
         self._warm_duplicates()
         return new_ids
+
+    def _plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
+        """The split and split key of each prepared item (explicit ones kept, the rest assigned)."""
+        settings = settings or self.split_settings
+        counts = dict(self.conn.execute(
+            "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? GROUP BY split", (self.id,)).fetchall())
+        total_after = sum(counts.values()) + len(prepared)
+        explicit = [it.split for it, *_ in prepared]
+        auto_idx = [i for i, s in enumerate(explicit) if s is None]
+        keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
+        cur_val = counts.get("val", 0) + explicit.count("val")
+        cur_test = counts.get("test", 0) + explicit.count("test")
+        auto = assign_splits([keys[i] for i in auto_idx], current_val=cur_val, current_test=cur_test,
+                             total_after=total_after, settings=settings)
+        splits = list(explicit)
+        for i, s in zip(auto_idx, auto, strict=True):
+            splits[i] = s
+        return splits, keys
 
     def _warm_duplicates(self) -> None:
         """Bring the kept duplicate search up to date now that examples came in (only the new images are

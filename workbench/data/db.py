@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConflictError
-from . import aggregates, history
+from . import aggregates, history, staged
 
 __all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
 
@@ -216,6 +216,8 @@ def connect(path: Path) -> sqlite3.Connection:
                 conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             _install_aggregates(conn)
             history.install(conn, _statements)
+            for stmt in _statements(staged.SCHEMA):
+                conn.execute(stmt)
 
     retrying(setup)
     return conn

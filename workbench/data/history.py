@@ -72,7 +72,8 @@ CREATE INDEX IF NOT EXISTS annotation_history_annotation ON annotation_history (
 """
 
 TRIGGERS = f"""
-CREATE TRIGGER hist_annotation_insert AFTER INSERT ON annotations WHEN NOT EXISTS (SELECT 1 FROM agg_bulk)
+CREATE TRIGGER hist_annotation_insert AFTER INSERT ON annotations
+WHEN NOT EXISTS (SELECT 1 FROM agg_bulk) AND NOT EXISTS (SELECT 1 FROM hist_off)
 BEGIN {_log("add", "NEW", "NULL", _json("NEW"), "COALESCE(NULLIF(wb_actor(), ''), NEW.author)")}
 END;
 CREATE TRIGGER hist_annotation_update AFTER UPDATE ON annotations WHEN {_CHANGED}
@@ -118,7 +119,7 @@ def install(conn: sqlite3.Connection, statements) -> None:
     cols = {r[1] for r in conn.execute("PRAGMA table_info(annotations)")}
     if "version" not in cols:
         conn.execute("ALTER TABLE annotations ADD COLUMN version INTEGER NOT NULL DEFAULT 1")
-    conn.execute("CREATE TABLE IF NOT EXISTS hist_off (on_ INTEGER PRIMARY KEY)")  # a row: whole datasets go
+    conn.execute("CREATE TABLE IF NOT EXISTS hist_off (on_ INTEGER PRIMARY KEY)")  # a row: not logged (below)
     for stmt in statements(TABLE):
         conn.execute(stmt)
     row = conn.execute("SELECT value FROM meta WHERE key='history'").fetchone()

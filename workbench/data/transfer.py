@@ -10,7 +10,9 @@ from typing import Any
 
 from ..errors import ValidationError
 from .dataset import Dataset
+from .limits import check_classes
 from .records import TASK_TYPES
+from .staged import import_new
 from .workspace import Workspace
 
 __all__ = ["import_source", "export_dataset", "add_sample"]
@@ -41,10 +43,20 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
     from .formats import get_reader
 
     batch = get_reader(fmt).read(Path(src), **options)
-    with ws.transaction():  # creating the dataset and filling it: one transaction
-        ds, _ = _dataset_for(ws, name, batch.type, type, f"{fmt} source {src}", classes=batch.classes)
-        ids = ds.import_batch(batch, author=author, directory=directory, source_file=str(src))
-    return ds, ids
+    what = f"{fmt} source {src}"
+
+    def fill(ds: Dataset) -> list[int]:
+        return ds.import_batch(batch, author=author, directory=directory, source_file=str(src))
+
+    if ws.has_dataset(name):  # a large import runs in short transactions, visible at once when done
+        ds, _ = _dataset_for(ws, name, batch.type, type, what)
+        return ds, fill(ds)
+    dtype = type or batch.type
+    if dtype is None:
+        _dataset_for(ws, name, batch.type, type, what)  # raises: says what type to pass
+    # a new dataset stays hidden until it is filled (staged.import_new): a failure leaves nothing
+    check_classes(name, len(batch.classes), file=str(src))
+    return import_new(ws, name, str(dtype), batch.classes, fill)
 
 
 def export_dataset(ds: Dataset, out: str | Path, fmt: str, *, split: str | None = None,

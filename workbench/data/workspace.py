@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
-from . import db, history
+from . import db, history, staged
 from .blobs import BlobStore
 from .limits import check_classes
 from .records import ANOMALY_CLASSES, TASK_TYPES, ClassDef, default_color
@@ -78,6 +78,8 @@ class Workspace:
         self.home.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(self.home / "blobs")
         self.conn: sqlite3.Connection = db.connect(self.home / DB_NAME)
+        if staged.pending(self.conn):  # an import a killed process left half written: remove it
+            staged.recover(self)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
@@ -148,7 +150,8 @@ class Workspace:
 
         row = self.conn.execute("SELECT id FROM datasets WHERE name=?", (name,)).fetchone()
         if row is None:
-            known = [r[0] for r in self.conn.execute("SELECT name FROM datasets ORDER BY name")]
+            known = [r[0] for r in self.conn.execute(
+                "SELECT name FROM datasets WHERE id NOT IN (SELECT shadow_id FROM pending_imports) ORDER BY name")]
             hint = f"; datasets here: {', '.join(known)}" if known else "; this workspace has none yet"
             raise NotFoundError(f"no dataset '{name}' in {self.home}{hint}")
         return Dataset(self, int(row[0]), name)
@@ -161,9 +164,9 @@ class Workspace:
         rows = self.conn.execute(
             """SELECT d.name, d.type, d.description,
                       (SELECT COUNT(*) FROM examples e WHERE e.dataset_id=d.id) AS examples,
-                      (SELECT COUNT(*) FROM annotations a WHERE a.dataset_id=d.id AND a.proposal=0) AS annotations,
+                      (SELECT COALESCE(SUM(n), 0) FROM agg_class_split a WHERE a.dataset_id=d.id) AS annotations,
                       (SELECT COUNT(*) FROM classes c WHERE c.dataset_id=d.id) AS classes
-               FROM datasets d ORDER BY d.name"""
+               FROM datasets d WHERE d.id NOT IN (SELECT shadow_id FROM pending_imports) ORDER BY d.name"""
         ).fetchall()
         return [dict(r) for r in rows]
 
