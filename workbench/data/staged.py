@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
+from . import aggregates
 from .records import STATUSES, ClassDef
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK_ROWS", "PAUSE_S", "SCHEMA", "worth_staging", "import_prepared", "import_new", "recover",
            "pending"]
 
-CHUNK_ROWS = 2_000  # rows (examples + annotations) per write transaction: ~10-30 ms of lock
-PAUSE_S = 0.02  # between two of them: longer than SQLite's busy-wait steps, so a waiting writer gets in
+CHUNK_ROWS = 1_000  # rows (examples + annotations) per write transaction: ~5-25 ms of lock
+PAUSE_S = 0.025  # between two of them: longer than SQLite's busy-wait steps, so a waiting writer gets in
 ON_CHUNK: Callable[[float], None] | None = None  # told how long each write transaction held (benchmarks)
 
 SCHEMA = """
@@ -118,7 +119,7 @@ def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef]
     """Create the hidden shadow dataset and its ``pending_imports`` row (one short transaction)."""
     from .workspace import now
 
-    with ws.transaction():
+    with _short_tx(ws):
         shadow = ws.create_dataset(f"{_HIDDEN}{owner}", dtype, classes=list(classes) or None, splits=settings)
         ws.conn.execute("INSERT INTO pending_imports VALUES (?,?,?,?,?)",
                         (shadow.id, target_id, target_name, owner, now()))
@@ -175,7 +176,7 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
         shadow = _begin(ws, dtype, SplitSettings(), classes, None, name, owner)
         try:
             ids = run(Dataset(ws, shadow, name))
-            with ws.transaction() as conn:
+            with _short_tx(ws) as conn:
                 if conn.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
                     raise AlreadyExistsError(f"dataset '{name}' was created by someone else during the import")
                 conn.execute("UPDATE datasets SET name=? WHERE id=?", (name, shadow))
@@ -226,7 +227,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
         part = todo[pos:pos + CHUNK_ROWS]
         pos += len(part)
         with _short_tx(ws):
-            conn.execute("INSERT OR IGNORE INTO hist_off VALUES (1)")  # new rows: nothing to keep a history of
+            conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
+            ann_rows = []
             for what, v in part:
                 if what == "example":
                     i, status = v
@@ -244,18 +246,23 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
                     ex_id = int(cur.lastrowid or 0)
                     new_ids.append(ex_id)
                 else:
-                    conn.execute(
-                        """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                           score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                        ds._ann_row(ex_id, v, class_ids, v.author or author, v.created_at or stamp))
-            conn.execute("DELETE FROM hist_off")
+                    ann_rows.append(ds._ann_row(ex_id, v, class_ids, v.author or author, v.created_at or stamp))
+            if ann_rows:  # ids are handed out in order inside this transaction: the range is exactly these
+                first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
+                conn.executemany(
+                    """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
+                       score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    ann_rows)
+                last = conn.execute("SELECT MAX(id) FROM annotations").fetchone()[0]
+                aggregates.count_range(conn, first, last)
+            conn.execute("DELETE FROM agg_bulk")
     return new_ids
 
 
 def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | None) -> None:
     """The one short transaction that makes a pending import into ``ds`` visible."""
     ws = ds.workspace
-    with ws.transaction() as conn:
+    with _short_tx(ws) as conn:
         if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
             raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
         have = {r[0]: r[1] for r in conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (ds.id,))}
