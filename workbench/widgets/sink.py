@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
+from ..data.limits import check_classes, check_shapes
 from ..data.records import (
     ANOMALY_CLASSES,
     KINDS_FOR_TYPE,
@@ -28,7 +29,6 @@ from ..data.records import (
     Example,
     default_color,
 )
-from ..data.limits import check_classes, check_shapes
 from ..errors import AlreadyExistsError, EditConflictError, NotFoundError, ValidationError
 
 __all__ = ["AnnotationSink", "MemorySink", "MemoryImage"]
