@@ -29,7 +29,8 @@ from contextlib import contextmanager
 
 from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
 
-__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bulk_insert", "count_range", "FINGERPRINT"]
+__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bulk_insert", "count_range", "move_examples",
+           "FINGERPRINT"]
 
 _LABEL_KINDS = "('label', 'anomaly')"
 _OBJECT_KINDS = "('box', 'polygon', 'mask')"
@@ -141,6 +142,7 @@ CREATE TABLE IF NOT EXISTS agg_box_size (
     PRIMARY KEY (dataset_id, class_id, bin)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agg_bulk (on_ INTEGER PRIMARY KEY);  -- a row while an import counts in bulk
+CREATE TABLE IF NOT EXISTS agg_move (on_ INTEGER PRIMARY KEY);  -- a row while move_examples moves in bulk
 CREATE TABLE IF NOT EXISTS agg_example_set (
     dataset_id INTEGER PRIMARY KEY,
     version INTEGER NOT NULL
@@ -171,6 +173,7 @@ CREATE TRIGGER IF NOT EXISTS agg_example_class_delete AFTER DELETE ON agg_exampl
 BEGIN {_class_split("-", "OLD")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_class_update AFTER UPDATE ON agg_example_class
+WHEN NOT EXISTS (SELECT 1 FROM agg_move)
 BEGIN {_class_split("-", "OLD")} {_class_split("+", "NEW")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_delete BEFORE DELETE ON examples
@@ -183,6 +186,7 @@ CREATE TRIGGER IF NOT EXISTS agg_example_insert AFTER INSERT ON examples
 BEGIN {_bump("NEW.dataset_id")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_split AFTER UPDATE OF split, blob, dataset_id ON examples
+WHEN NOT EXISTS (SELECT 1 FROM agg_move)
 BEGIN
     UPDATE agg_example_class SET split = NEW.split, dataset_id = NEW.dataset_id WHERE example_id = NEW.id;
     {_bump("OLD.dataset_id")}
@@ -291,3 +295,25 @@ def count_range(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
     conn.execute(f"""INSERT INTO agg_box_size {_recount('agg_box_size', only)}
         ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""", args)
     conn.execute("DELETE FROM temp.agg_new_pairs")
+
+
+def move_examples(conn: sqlite3.Connection, source: int, target: int) -> None:
+    """Move every example of dataset ``source`` (a pending import's shadow, which holds nothing else) into
+    dataset ``target``, with their counts, set-based: no per-example trigger work, so the one transaction
+    that makes a large import visible stays short. Only additions for ``target``: its removals counter
+    stands still (the kept duplicate index just extends). Run inside a transaction."""
+    conn.execute("INSERT INTO agg_move VALUES (1)")
+    conn.execute("UPDATE examples SET dataset_id=? WHERE dataset_id=?", (target, source))
+    conn.execute("UPDATE agg_example_class SET dataset_id=? WHERE dataset_id=?", (target, source))
+    conn.execute("""INSERT INTO agg_class_split (dataset_id, split, class_id, n, labels, images, label_images)
+        SELECT ?, split, class_id, n, labels, images, label_images FROM agg_class_split WHERE dataset_id=?
+        ON CONFLICT (dataset_id, split, class_id) DO UPDATE SET n = n + excluded.n,
+            labels = labels + excluded.labels, images = images + excluded.images,
+            label_images = label_images + excluded.label_images""", (target, source))
+    conn.execute("""INSERT INTO agg_box_size (dataset_id, class_id, bin, n)
+        SELECT ?, class_id, bin, n FROM agg_box_size WHERE dataset_id=?
+        ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""", (target, source))
+    for table in ("agg_class_split", "agg_box_size", "agg_example_set", "agg_example_removals"):
+        conn.execute(f"DELETE FROM {table} WHERE dataset_id=?", (source,))
+    conn.execute(_bump("?").strip(), (target,))
+    conn.execute("DELETE FROM agg_move")

@@ -276,10 +276,7 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
             else:
                 conn.execute("UPDATE classes SET dataset_id=?, position=? WHERE id=?", (ds.id, pos, cid))
                 pos += 1
-        conn.execute("UPDATE examples SET dataset_id=? WHERE dataset_id=?", (ds.id, shadow))
-        conn.execute("""INSERT INTO agg_box_size (dataset_id, class_id, bin, n)
-                        SELECT ?, class_id, bin, n FROM agg_box_size WHERE dataset_id=? AND true
-                        ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""", (ds.id, shadow))
+        aggregates.move_examples(conn, shadow, ds.id)  # O(examples), set-based
         _drop_shadow(conn, shadow)
         if directory:
             d = ds._directory_id(directory, create=True)
