@@ -72,10 +72,12 @@ def test_nobody_sees_a_half_import(ws, small_chunks, monkeypatch):
     assert reader.dataset("d").count() == 15 and [c.name for c in reader.dataset("d").classes] == ["cat", "dog"]
     assert reader.dataset("d").example_ids(directory="new") == ids
     seen.clear()
-    _, new_ids = import_source(ws, "fresh", *_coco(ws.home.parent, 4), "coco", images_dir=ws.home.parent / "src" / "images")
+    _, new_ids = import_source(ws, "fresh", *_coco(ws.home.parent, 4), "coco",
+                               images_dir=ws.home.parent / "src" / "images", directory="first")
     assert seen and all(s == after for s in seen[:-1]) and not any(d["name"].startswith("pending") for d in
                                                                     ws.datasets())
     assert reader.dataset("fresh").count() == 4 == len(new_ids)
+    assert reader.dataset("fresh").example_ids(directory="first") == new_ids
     assert aggregates.verify(reader.conn) == [] and staged.pending(reader.conn) == []
     reader.close()
 

@@ -136,9 +136,14 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
     ws = ds.workspace
     row = ws.conn.execute("SELECT * FROM pending_imports WHERE shadow_id=?", (ds.id,)).fetchone()
     known = ds._known_blobs([p[2] for p in prepared])
-    if row is not None:  # the shadow of a new dataset: just write
+    if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
-            return _write(ds, ds.id, prepared, author, splits, keys, known)
+            ids = _write(ds, ds.id, prepared, author, splits, keys, known)
+            if directory:
+                with _short_tx(ws) as conn:
+                    d = ds._directory_id(directory, create=True)
+                    conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in ids])
+            return ids
         except BaseException:  # import_new removes the rows; the image rows this import added go too
             _discard(ws, ds.id)
             _drop_new_blobs(ws, prepared, known)
