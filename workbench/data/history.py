@@ -22,9 +22,9 @@ import hashlib
 import json
 import sqlite3
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, ValidationError
@@ -113,7 +113,7 @@ def acting(conn: sqlite3.Connection, who: str) -> Iterator[None]:
         conn.actor = prev  # type: ignore[attr-defined]
 
 
-def install(conn: sqlite3.Connection, statements) -> None:
+def install(conn: sqlite3.Connection, statements: Callable[[str], Iterator[str]]) -> None:
     """Add the ``version`` column and the history table to a workspace that lacks them, and (re)create the
     triggers when their definition changed. Run inside the opening transaction."""
     cols = {r[1] for r in conn.execute("PRAGMA table_info(annotations)")}
@@ -208,8 +208,6 @@ def restore(ds: Dataset, entry_id: int, author: str) -> Annotation:
     after = json.loads(row["after"])
     if action == "update":
         before = annotation_from_json(json.loads(row["before"]))
-        from dataclasses import replace
-
         return ds.update_annotation(row["annotation_id"], replace(before, version=after["version"]), author)
     if action == "add":
         gone = annotation_from_json(after)

@@ -97,20 +97,25 @@ def _owner_lock(ws: Workspace, owner: str, *, wait: bool) -> Iterator[bool]:
         os.close(fd)
 
 
+@contextmanager
+def _removed_after(ws: Workspace, owner: str) -> Iterator[None]:
+    """Remove the lock file once the import is over (made visible or removed: no pending row refers to it)."""
+    try:
+        yield
+    finally:
+        if ws.conn.execute("SELECT 1 FROM pending_imports WHERE owner=?", (owner,)).fetchone() is None:
+            (_lock_dir(ws) / owner).unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------------------------------------- transactions
 @contextmanager
 def _short_tx(ws: Workspace) -> Iterator[sqlite3.Connection]:
     """One short write transaction, timed for :data:`ON_CHUNK`, then a pause that lets other writers in."""
-    start = [0.0]
-
-    def began() -> None:
-        start[0] = time.perf_counter()
-
     with ws.transaction() as conn:
-        began()
+        start = time.perf_counter()  # the write lock is held from here (BEGIN IMMEDIATE) to the commit
         yield conn
     if ON_CHUNK is not None:
-        ON_CHUNK(time.perf_counter() - start[0])
+        ON_CHUNK(time.perf_counter() - start)
     time.sleep(PAUSE_S)
 
 
@@ -149,7 +154,7 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
             _drop_new_blobs(ws, prepared, known)
             raise
     owner = uuid.uuid4().hex
-    with _owner_lock(ws, owner, wait=True):
+    with _owner_lock(ws, owner, wait=True), _removed_after(ws, owner):
         have = {c.name for c in ds.classes}
         new_classes = [c for c in batch_classes if c.name not in have]
         if new_classes and ds.type == "anomaly":
@@ -162,7 +167,6 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
             _discard(ws, shadow)
             _drop_new_blobs(ws, prepared, known)
             raise
-    (_lock_dir(ws) / owner).unlink(missing_ok=True)
     return ids
 
 
@@ -173,7 +177,7 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
     from .dataset import Dataset
 
     owner = uuid.uuid4().hex
-    with _owner_lock(ws, owner, wait=True):
+    with _owner_lock(ws, owner, wait=True), _removed_after(ws, owner):
         if ws.has_dataset(name):
             raise AlreadyExistsError(f"dataset '{name}' already exists in {ws.home}")
         from .splits import SplitSettings
@@ -189,7 +193,6 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
         except BaseException:
             _discard(ws, shadow)
             raise
-    (_lock_dir(ws) / owner).unlink(missing_ok=True)
     return Dataset(ws, shadow, name), ids
 
 
