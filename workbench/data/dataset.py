@@ -591,8 +591,9 @@ class Dataset:
             self.conn.execute("UPDATE examples SET status=?, updated_at=? WHERE id=?", (status, now(), example_id))
             self._touch()
 
-    def delete_examples(self, example_ids: Sequence[int]) -> None:
-        with self._tx():
+    def delete_examples(self, example_ids: Sequence[int], author: str = "") -> None:
+        """Delete examples (their annotations are kept in the history, as deleted by ``author``)."""
+        with self._tx(), acting(self.conn, author):
             for e in example_ids:
                 self._example_row(e)
             self.conn.executemany("DELETE FROM examples WHERE id=?", [(e,) for e in example_ids])

@@ -76,7 +76,8 @@ CREATE TRIGGER hist_annotation_insert AFTER INSERT ON annotations
 WHEN NOT EXISTS (SELECT 1 FROM agg_bulk) AND NOT EXISTS (SELECT 1 FROM hist_off)
 BEGIN {_log("add", "NEW", "NULL", _json("NEW"), "COALESCE(NULLIF(wb_actor(), ''), NEW.author)")}
 END;
-CREATE TRIGGER hist_annotation_update AFTER UPDATE ON annotations WHEN {_CHANGED}
+CREATE TRIGGER hist_annotation_update AFTER UPDATE ON annotations
+WHEN ({_CHANGED}) AND NOT EXISTS (SELECT 1 FROM hist_off)
 BEGIN {_log("update", "NEW", _json("OLD"), _json("NEW"), "COALESCE(NULLIF(wb_actor(), ''), NEW.author)")}
 END;
 CREATE TRIGGER hist_annotation_delete AFTER DELETE ON annotations WHEN NOT EXISTS (SELECT 1 FROM hist_off)

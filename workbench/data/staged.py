@@ -279,7 +279,9 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
         for cid, name in conn.execute("SELECT id, name FROM classes WHERE dataset_id=? ORDER BY position",
                                       (shadow,)).fetchall():
             if name in have:  # someone added the same class meanwhile: the import's boxes take theirs
+                conn.execute("INSERT OR IGNORE INTO hist_off VALUES (1)")  # still new rows: no history
                 conn.execute("UPDATE annotations SET class_id=? WHERE class_id=?", (have[name], cid))  # recounted
+                conn.execute("DELETE FROM hist_off")
                 conn.execute("DELETE FROM classes WHERE id=?", (cid,))
             else:
                 conn.execute("UPDATE classes SET dataset_id=?, position=? WHERE id=?", (ds.id, pos, cid))
