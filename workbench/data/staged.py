@@ -2,7 +2,8 @@
 
 SQLite has one writer at a time: an import of 200,000 boxes in one transaction held the write lock for
 seconds, and every edit in every other tab waited that long. A large import is written instead in short
-transactions (at most :data:`CHUNK_ROWS` rows each, a pause between them so a waiting writer gets the lock)
+transactions (sized to hold the lock about :data:`TARGET_HOLD_S`, at most :data:`CHUNK_ROWS` rows each, a
+pause between them so a waiting writer gets the lock)
 under a hidden *shadow* dataset, recorded in ``pending_imports``:
 
 * rows of a pending import are invisible: its examples belong to the shadow dataset, which every read of
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK_ROWS", "PAUSE_S", "SCHEMA", "worth_staging", "import_prepared", "import_new", "recover",
            "pending"]
 
-CHUNK_ROWS = 1_000  # rows (examples + annotations) per write transaction: ~5-25 ms of lock
+CHUNK_ROWS = 1_000  # rows (examples + annotations) per write transaction, at most
+TARGET_HOLD_S = 0.02  # the lock time each transaction aims at: fewer rows when the machine is slow
+MIN_ROWS = 20
 PAUSE_S = 0.025  # between two of them: longer than SQLite's busy-wait steps, so a waiting writer gets in
 ON_CHUNK: Callable[[float], None] | None = None  # told how long each write transaction held (benchmarks)
 
@@ -109,14 +112,26 @@ def _removed_after(ws: Workspace, owner: str) -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------- transactions
 @contextmanager
-def _short_tx(ws: Workspace) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, timed for :data:`ON_CHUNK`, then a pause that lets other writers in."""
+def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite3.Connection]:
+    """One short write transaction, timed (``held``, :data:`ON_CHUNK`), then a pause that lets others in."""
     with ws.transaction() as conn:
         start = time.perf_counter()  # the write lock is held from here (BEGIN IMMEDIATE) to the commit
         yield conn
+    took = time.perf_counter() - start
+    if held is not None:
+        held.append(took)
     if ON_CHUNK is not None:
-        ON_CHUNK(time.perf_counter() - start)
+        ON_CHUNK(took)
     time.sleep(PAUSE_S)
+
+
+def _next_size(rows: int, took: float) -> int:
+    """The next transaction's row count: shrink when the last one held the lock too long, grow back slowly."""
+    if took > TARGET_HOLD_S:
+        rows = int(rows * max(0.25, TARGET_HOLD_S / took * 0.8))
+    elif took < TARGET_HOLD_S / 2:
+        rows = int(rows * 1.25) + 1
+    return max(MIN_ROWS, min(CHUNK_ROWS, rows))
 
 
 def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef], target_id: int | None,
@@ -207,8 +222,8 @@ def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes, str, Any
 
 def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, Any]], author: str,
            splits: list[str], keys: list[float], known: set[str]) -> list[int]:
-    """Insert examples under ``shadow`` and their annotations (dataset ``ds``), at most CHUNK_ROWS rows per
-    transaction; the maintained aggregates count them under the shadow as they go."""
+    """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
+    :func:`_next_size`); the maintained aggregates count them under the shadow as they go."""
     from .dataset import _phash
     from .workspace import now
 
@@ -231,10 +246,14 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
         todo.extend(("annotation", ann) for ann in item.annotations)
     pos = 0
     ex_id = 0
+    rows = CHUNK_ROWS // 2
+    held: list[float] = []
     while pos < len(todo):
-        part = todo[pos:pos + CHUNK_ROWS]
+        if held:
+            rows = _next_size(rows, held[-1])
+        part = todo[pos:pos + rows]
         pos += len(part)
-        with _short_tx(ws):
+        with _short_tx(ws, held):
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
             ann_rows = []
             for what, v in part:
