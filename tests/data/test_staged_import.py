@@ -39,6 +39,7 @@ def test_other_writers_stay_fast_during_a_50000_box_import_in_another_process(tm
 @pytest.fixture
 def small_chunks(monkeypatch):
     monkeypatch.setattr(staged, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(staged, "MIN_ROWS", 1)
     monkeypatch.setattr(staged, "PAUSE_S", 0.0)
 
 

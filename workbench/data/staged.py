@@ -131,7 +131,7 @@ def _next_size(rows: int, took: float) -> int:
         rows = int(rows * max(0.25, TARGET_HOLD_S / took * 0.8))
     elif took < TARGET_HOLD_S / 2:
         rows = int(rows * 1.25) + 1
-    return max(MIN_ROWS, min(CHUNK_ROWS, rows))
+    return min(CHUNK_ROWS, max(MIN_ROWS, rows))
 
 
 def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef], target_id: int | None,
@@ -254,6 +254,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
         part = todo[pos:pos + rows]
         pos += len(part)
         with _short_tx(ws, held):
+            if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
+                raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
             ann_rows = []
             for what, v in part:
