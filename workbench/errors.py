@@ -121,6 +121,9 @@ class EditConflictError(ConflictError):
         where = f"dataset '{_bounded(dataset, MAX_PART_CHARS)}': " if dataset else ""
         if current is None:
             what = "was deleted"
+        elif expected is None:
+            who = f" by {_bounded(by, MAX_PART_CHARS)}" if by else ""
+            what = f"was added{who} (version {current})"
         else:
             who = f" by {_bounded(by, MAX_PART_CHARS)}" if by else ""
             what = f"was changed{who} (now version {current}, you edited version {expected})"

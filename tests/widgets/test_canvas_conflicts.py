@@ -134,3 +134,21 @@ def test_the_memory_sink_keeps_the_same_contract(png):
     (s,) = sink.example(1).annotations
     assert (s.label, s.bbox, s.version) == ("dog", (50.0, 50.0, 50.0, 25.0), 2)
     assert b.annotations[0].label == "dog"
+
+
+def test_a_class_label_over_one_the_tab_never_saw_is_refused(ws, png):
+    ds = ws.create_dataset("c", "classification", classes="cat,dog")
+    ds.import_batch(ImportBatch(items=[ImportItem("im.png", data=png(400, 300), split="train")]))
+    ws_b = Workspace(ws.home)
+    a, b = CanvasState(ds, user="alice"), CanvasState(ws_b.dataset("c"), user="bob")
+    a.key_down("1")  # alice: cat
+    with pytest.raises(EditConflictError, match="added by alice"):
+        b.key_down("2")  # bob still sees no label: his dog would silently replace alice's cat
+    ex = ds.example(ds.example_ids()[0])
+    assert ex.label == "cat" and b.example.label == "cat" and [x.label for x in b.annotations] == ["cat"]
+    b.key_down("2")  # from the reloaded view: an edit of alice's label, by version
+    assert ds.example(ex.id).label == "dog"
+    with pytest.raises(EditConflictError):
+        a.undo()  # alice's undo (delete her cat) would delete bob's dog
+    assert ds.example(ex.id).label == "dog"
+    ws_b.close()

@@ -472,9 +472,12 @@ class Dataset:
             "UPDATE examples SET status=CASE status WHEN 'new' THEN 'annotated' ELSE status END, updated_at=? "
             "WHERE id=?", (stamp, example_id))
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "") -> Annotation:
+    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "",
+                       replace_label: bool = True) -> Annotation:
         """Add ``ann`` by ``author``; ``actor``: who the history records as making the change (default: the
-        author; an undo that puts back someone else's shape passes the person undoing)."""
+        author; an undo that puts back someone else's shape passes the person undoing). A class label
+        replaces the example's label; ``replace_label=False`` (the editor saw no label) refuses with
+        :class:`~workbench.errors.EditConflictError` when someone labelled the example meanwhile."""
         stamp = now()
         with self._tx(), acting(self.conn, actor or author or ann.author):
             ex = self._example_row(example_id)
@@ -482,6 +485,13 @@ class Dataset:
             self._check_annotation(ann, ex, ids)
             check_shapes(self._shape_count(example_id) + 1, record=example_id)
             if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
+                if not replace_label:
+                    there = self.conn.execute(
+                        "SELECT id, version, author FROM annotations WHERE example_id=? AND kind=? AND proposal=0 "
+                        "AND x IS NULL", (example_id, ann.kind)).fetchone()
+                    if there is not None:
+                        raise EditConflictError(there["id"], expected=None, current=there["version"],
+                                                by=there["author"], dataset=self.name)
                 self.conn.execute(
                     "DELETE FROM annotations WHERE example_id=? AND kind=? AND proposal=0 AND x IS NULL",
                     (example_id, ann.kind))

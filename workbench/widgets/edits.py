@@ -300,7 +300,11 @@ class AnnotationEdits:
     # ------------------------------------------------------------------ EditTarget: store calls
     def store_add(self, ann: Annotation, author: str) -> Annotation:
         assert self.example is not None
-        saved = self.sink.add_annotation(self.example.id, replace(ann, author=author), author, actor=self.user)
+        label = ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None
+        seen = label and any(a.kind == ann.kind and not a.proposal and a.bbox is None for a in self.annotations)
+        saved = self.sink.add_annotation(  # a label over one this canvas never saw is refused, not overwritten
+            self.example.id, replace(ann, author=author), author, actor=self.user, replace_label=seen or not label
+        )
         if (
             ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None
         ):  # the store replaced it

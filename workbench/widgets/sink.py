@@ -50,7 +50,8 @@ class AnnotationSink(Protocol):
 
     def load_bytes(self, blob: str) -> bytes: ...
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str, *, actor: str = "") -> Annotation: ...
+    def add_annotation(self, example_id: int, ann: Annotation, author: str, *, actor: str = "",
+                       replace_label: bool = True) -> Annotation: ...
 
     def update_annotation(self, annotation_id: int, ann: Annotation, author: str, *, actor: str = "") -> Annotation: ...
 
@@ -204,12 +205,17 @@ class MemorySink:
     def _marked(self, ex: Example, ann: Annotation) -> str:
         return "annotated" if ex.status == "new" and not ann.proposal else ex.status
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "") -> Annotation:
+    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "",
+                       replace_label: bool = True) -> Annotation:
         ex = self.example(example_id)
         self._check(ann, example_id, ex.width, ex.height)
         check_shapes(len(ex.annotations) + 1, record=example_id)
         anns = list(ex.annotations)
         if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
+            there = next((a for a in anns if a.kind == ann.kind and not a.proposal and a.bbox is None), None)
+            if there is not None and not replace_label and there.id is not None:
+                raise EditConflictError(there.id, expected=None, current=there.version, by=there.author,
+                                        dataset=self.name)
             for a in anns:
                 if a.kind == ann.kind and not a.proposal and a.bbox is None and a.id is not None:
                     self._deleted_by[a.id] = actor or author or ann.author
