@@ -244,6 +244,14 @@ class _Checkpointer:
                 self.timer.daemon = True
                 self.timer.start()
 
+    def cancel(self) -> None:
+        """The connection closes: no checkpoint after that (its folder may be going; the next opener reads
+        the log as usual)."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
     def run(self) -> None:
         with self.lock:
             self.timer = None

@@ -83,6 +83,9 @@ class Workspace:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
+        checkpointer = getattr(self.conn, "checkpointer", None)
+        if checkpointer is not None:  # a timer that fires after close would write beside a removed folder
+            checkpointer.cancel()
         self.conn.close()
 
     def __enter__(self) -> Workspace:
