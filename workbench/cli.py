@@ -18,8 +18,9 @@ from .errors import WorkbenchError
 
 __all__ = ["main", "cli"]
 
-FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video"]
-WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder"]
+FORMATS = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video", "cvat", "labelme",
+           "label-studio", "mvtec"]
+WRITABLE = ["coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme", "label-studio", "mvtec"]
 SAMPLES = ["digits", "mnist", "shapes-classification", "shapes-detection", "shapes-segmentation", "shapes-anomaly"]
 TYPES = ["classification", "detection", "segmentation", "anomaly"]
 
@@ -175,17 +176,23 @@ def create(ctx: click.Context, name: str, dtype: str, classes: str | None, descr
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), required=True)
 @click.option("--type", "dtype", type=click.Choice(TYPES), help="Dataset type when NAME is new and SRC has none.")
-@click.option("--images", "images_dir", type=click.Path(path_type=Path), help="coco: image folder.")
+@click.option("--images", "images_dir", type=click.Path(path_type=Path),
+              help="coco, cvat, label-studio: image folder.")
 @click.option("--directory", help="Also put the new examples into this directory.")
 @click.option("--every", type=int, help="video: keep every Nth frame.")
 @click.option("--count", type=int, help="video: keep N frames spread over the video.")
 @click.option("--clip-boxes", is_flag=True, help="Clip boxes that stick out of the image (off by default).")
 @click.option("--skip-missing", is_flag=True, help="Skip records whose image file is missing (off by default).")
+@click.option("--allow-unlabeled", is_flag=True, help="yolo: import images without a label file as status new.")
+@click.option("--skip-unsupported", is_flag=True,
+              help="cvat, labelme, label-studio: leave out shape types Workbench does not hold (counted).")
+@click.option("--voc-one-based", "one_based", is_flag=True,
+              help="voc: boxes follow the old devkit's 1-based convention (subtract 1 from xmin/ymin).")
 @click.option("--author", default="import")
 @click.pass_context
 def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | None, images_dir: Path | None,
             directory: str | None, every: int | None, count: int | None, clip_boxes: bool, skip_missing: bool,
-            author: str) -> None:
+            allow_unlabeled: bool, skip_unsupported: bool, one_based: bool, author: str) -> None:
     """Import SRC into dataset NAME (created when missing). All or nothing."""
     from .data.formats import get_reader
     from .data.transfer import import_source
@@ -193,12 +200,16 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
     if not src.exists():
         raise WorkbenchError(f"{src}: no such file or folder")
     wanted = {"images_dir": images_dir, "every": every, "count": count,
-              "clip_boxes": clip_boxes or None, "skip_missing": skip_missing or None}
+              "clip_boxes": clip_boxes or None, "skip_missing": skip_missing or None,
+              "allow_unlabeled": allow_unlabeled or None, "skip_unsupported": skip_unsupported or None,
+              "one_based": one_based or None}
     supported = set(get_reader(fmt).options)
     options = {k: v for k, v in wanted.items() if v is not None and k in supported}
     unsupported = sorted(k for k, v in wanted.items() if v is not None and k not in supported)
     if unsupported:
-        raise click.UsageError(f"the {fmt} format takes no {', '.join('--' + u.replace('_', '-') for u in unsupported)}")
+        flags = {"one_based": "voc-one-based"}
+        raise click.UsageError(
+            f"the {fmt} format takes no {', '.join('--' + flags.get(u, u.replace('_', '-')) for u in unsupported)}")
     ds, ids = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, **options)
     click.echo(f"imported {len(ids)} examples into '{name}' ({ds.type}); it now has {ds.count()}")
 
@@ -210,15 +221,42 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
 @click.option("--split", type=click.Choice(["train", "val", "test"]))
 @click.option("--directory")
 @click.option("--snapshot", help="Export a snapshot instead of the live dataset.")
+@click.option("--status", "status", metavar="LIST",
+              help="Export only examples with these statuses (comma-separated: new, annotated, reviewed; "
+                   "default: annotated,reviewed -- images nobody labelled are not written as empty negatives).")
+@click.option("--per-split", is_flag=True,
+              help="coco: annotations/instances_<split>.json + images/<split>/ (datumaro / mmdetection / "
+                   "detectron2 layout).")
+@click.option("--voc-one-based", "one_based", is_flag=True,
+              help="voc: write boxes in the old devkit's 1-based convention (xmin/ymin + 1).")
 @click.pass_context
 def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None, directory: str | None,
-           snapshot: str | None) -> None:
+           snapshot: str | None, status: str | None, per_split: bool, one_based: bool) -> None:
     """Export dataset NAME (or a split / directory / snapshot of it) to OUT."""
-    from .data.transfer import export_dataset
+    from .data.formats import get_writer
+    from .data.transfer import export_with_report, parse_statuses
 
+    wanted = {"per_split": per_split or None, "one_based": one_based or None}
+    supported = set(get_writer(fmt).options)
+    unsupported = [k for k, v in wanted.items() if v is not None and k not in supported]
+    if unsupported:
+        flags = {"per_split": "--per-split", "one_based": "--voc-one-based"}
+        raise click.UsageError(f"the {fmt} format takes no {', '.join(flags[u] for u in unsupported)}")
+    try:
+        statuses = parse_statuses(status)
+    except WorkbenchError as e:
+        raise click.BadParameter(getattr(e, "detail", str(e)), param_hint="'--status'") from None
     ds = _ws(ctx).dataset(name)
-    files = export_dataset(ds, out, fmt, split=split, directory=directory, snapshot=snapshot)
-    click.echo(f"wrote {len(files)} files to {out}")
+    result = export_with_report(ds, out, fmt, split=split, directory=directory, snapshot=snapshot,
+                                status=statuses, **{k: v for k, v in wanted.items() if v is not None})
+    click.echo(f"wrote {len(result.files)} files to {out} ({result.examples} examples with status "
+               f"{' or '.join(result.statuses)})")
+    if result.left_out:
+        said = ", ".join(f"{n} {s}" for s, n in sorted(result.left_out.items()))
+        click.echo(f"left out {result.total_left_out} examples by status ({said}); --status "
+                   f"{','.join(sorted(set(result.statuses) | set(result.left_out)))} includes them")
+    for what, n in sorted(result.not_written.items()):
+        click.echo(f"not written: {n} {what}")
 
 
 @cli.command()

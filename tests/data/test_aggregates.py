@@ -10,9 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.data import Annotation, aggregates, db
+from workbench.data import Annotation, aggregates
 from workbench.data import stats as stats_module
 from workbench.data.box_sizes import SIZE_BINS, quantile_from_counts, size_bin, size_bins
+from workbench.data.db import SCHEMA_VERSION
 from workbench.data.quality import quality_report
 from workbench.data.stats import dataset_stats
 from workbench.data.transfer import add_sample
@@ -98,7 +99,7 @@ def test_a_workspace_from_before_the_aggregates_is_counted_on_open(tmp_path):
     assert aggregates.verify(ws.conn) == []
     assert dataset_stats(ds, use_cache=False) == before
     version = ws.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0]
-    assert version == str(db.SCHEMA_VERSION)  # migrated to this Workbench's
+    assert version == str(SCHEMA_VERSION)
     ws.close()
     conn = sqlite3.connect(path)  # an older Workbench's definitions (a changed trigger): replaced, recounted
     conn.execute("DROP TRIGGER agg_annotation_insert")

@@ -159,6 +159,13 @@ ROUND_TRIPS = [
     ("voc", "detection", "detection", False),
     ("imagefolder", "classification", "classification", False),
     ("anomaly-folder", "anomaly", "anomaly", False),
+    ("cvat", "detection", "detection", True),
+    ("cvat", "segmentation", "segmentation", True),
+    ("labelme", "detection", "detection", False),
+    ("labelme", "segmentation", "segmentation", False),
+    ("label-studio", "detection", "detection", True),
+    ("label-studio", "segmentation-polygons", "segmentation", True),
+    ("label-studio", "classification", "classification", True),
 ]
 
 
@@ -244,8 +251,10 @@ def test_pycocotools_loads_what_we_write(tmp_path: Path, dtype: str) -> None:
 
 # ----------------------------------------------------------------------------------------------- registry
 def test_registry_names_and_errors() -> None:
-    assert set(READERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video"}
-    assert set(WRITERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder"}
+    assert set(READERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "images", "video", "cvat",
+                            "labelme", "label-studio", "mvtec"}
+    assert set(WRITERS) == {"coco", "yolo", "voc", "imagefolder", "anomaly-folder", "cvat", "labelme",
+                            "label-studio", "mvtec"}
     with pytest.raises(UnknownNameError, match="unknown format 'kitti'; valid: anomaly-folder, coco"):
         get_reader("kitti")
     with pytest.raises(UnknownNameError, match="video"):
@@ -448,11 +457,16 @@ def test_yolo_reads_folder_layout_and_list_files(tmp_path: Path) -> None:
     (tmp_path / "images" / "train" / "a.png").write_bytes(image_bytes(40, 20, 1))
     (tmp_path / "images" / "val" / "b.png").write_bytes(image_bytes(40, 20, 2))
     (tmp_path / "labels" / "train" / "a.txt").write_text("2 0.5 0.5 0.5 0.5\n\n")
-    batch = get_reader("yolo").read(tmp_path)  # no classes.txt: names "0".."2"
+    with pytest.raises(ValidationError, match=r"1 of 2 images have no label file \(first: images/val/b.png.*"
+                                              r"--allow-unlabeled"):
+        get_reader("yolo").read(tmp_path)
+    batch = get_reader("yolo").read(tmp_path, allow_unlabeled=True)  # no classes.txt: names "0".."2"
     assert [c.name for c in batch.classes] == ["0", "1", "2"]
     assert [(it.file_name, it.split) for it in batch.items] == [("a.png", "train"), ("b.png", "val")]
     assert batch.items[0].annotations[0].bbox == (10.0, 5.0, 20.0, 10.0)
     assert batch.items[1].annotations == []
+    assert [it.status for it in batch.items] == ["annotated", "new"]
+    (tmp_path / "labels" / "val" / "b.txt").write_text("")
     # A yaml with a .txt image list and a names dict.
     (tmp_path / "train.txt").write_text("./images/train/a.png\nimages/val/b.png\n")
     (tmp_path / "data.yaml").write_text("train: train.txt\nnames: {0: x, 1: y, 2: z}\n")
@@ -461,7 +475,7 @@ def test_yolo_reads_folder_layout_and_list_files(tmp_path: Path) -> None:
     assert [it.split for it in batch.items] == ["train", "train"]
 
 
-def test_voc_coordinates_are_one_based(tmp_path: Path) -> None:
+def test_voc_coordinates_one_based_when_asked(tmp_path: Path) -> None:
     (tmp_path / "Annotations").mkdir()
     (tmp_path / "JPEGImages").mkdir()
     (tmp_path / "JPEGImages" / "i.png").write_bytes(image_bytes(20, 10, 1))
@@ -470,9 +484,11 @@ def test_voc_coordinates_are_one_based(tmp_path: Path) -> None:
         "<object><name>a</name><difficult>1</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax>"
         "<ymax>10</ymax></bndbox></object></annotation>"
     )
-    (item,) = get_reader("voc").read(tmp_path).items
+    (item,) = get_reader("voc").read(tmp_path, one_based=True).items
     assert item.annotations[0].bbox == (0.0, 0.0, 20.0, 10.0) and item.split is None
     assert get_reader("voc").read(tmp_path, skip_difficult=True).items[0].annotations == []
+    (item,) = get_reader("voc").read(tmp_path).items  # by default as written (datumaro, torchvision, globox)
+    assert item.annotations[0].bbox == (1.0, 1.0, 19.0, 9.0)
 
 
 def test_imagefolder_flat_layout(tmp_path: Path) -> None:
@@ -512,7 +528,7 @@ def test_yolo_absolute_path_to_its_own_folder_is_accepted(tmp_path: Path) -> Non
     (tmp_path / "images" / "train").mkdir(parents=True)
     (tmp_path / "images" / "train" / "a.png").write_bytes(image_bytes(8, 8, 1))
     (tmp_path / "data.yaml").write_text(f"path: {tmp_path}\ntrain: images/train\nnames: [a]\n")
-    batch = get_reader("yolo").read(tmp_path / "data.yaml")
+    batch = get_reader("yolo").read(tmp_path / "data.yaml", allow_unlabeled=True)
     assert [(it.file_name, it.split, it.annotations) for it in batch.items] == [("a.png", "train", [])]
 
 
@@ -523,6 +539,7 @@ def test_yolo_roboflow_style_yaml(tmp_path: Path) -> None:
         (tmp_path / split / "labels").mkdir(parents=True)
         (tmp_path / split / "images" / f"{split}.png").write_bytes(image_bytes(10, 10, 1 + len(split)))
     (tmp_path / "train" / "labels" / "train.txt").write_text("0 0.5 0.5 0.4 0.2\n")
+    (tmp_path / "valid" / "labels" / "valid.txt").write_text("")
     (tmp_path / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['a']\n")
     batch = get_reader("yolo").read(tmp_path)
     assert [(it.file_name, it.split, len(it.annotations)) for it in batch.items] == [

@@ -164,13 +164,14 @@ def test_a_workspace_from_the_previous_version_gains_versions_and_history_on_ope
     ds = ws.create_dataset("d", "detection", classes="cat,dog")
     ids = ds.import_batch(box_batch(3))
     ws.close()
-    conn = sqlite3.connect(tmp_path / "ws" / "workbench.db")  # as schema version 2 left it
+    conn = sqlite3.connect(tmp_path / "ws" / "workbench.db")  # as schema version 3 left it
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='trigger' AND name LIKE 'hist%'"):
         conn.execute(f"DROP TRIGGER {name}")
     conn.execute("DROP TABLE annotation_history")
     conn.execute("DROP TABLE hist_off")
     conn.execute("ALTER TABLE annotations DROP COLUMN version")
-    conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    conn.execute("DROP TABLE pending_imports")
+    conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
     conn.execute("DELETE FROM meta WHERE key='history'")
     conn.commit()
     conn.close()

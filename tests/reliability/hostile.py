@@ -33,6 +33,7 @@ from PIL import Image
 from tests.data.test_formats_bad_input import (
     BILLION_LAUGHS,
     CASES,
+    XXE,
     Case,
     coco,
     folder,
@@ -240,6 +241,79 @@ LAUGH_YAML = (
 NESTED_BOX = "<annotation>" + "<object>" * 50_000 + "</object>" * 50_000 + "</annotation>"
 
 
+# ------------------------------------------------------------------------------------------ cvat / labelme / label-studio
+_CVAT_META = "<meta><task><labels><label><name>cat</name></label></labels></task></meta>"
+
+
+def cvat_case(body: str, *, raw: str | None = None, files: Callable[[Path], None] | None = None,
+              **options: Any) -> Callable[[Path], tuple]:
+    def build(root: Path) -> tuple:
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        (root / "images" / "a.png").write_bytes(png(seed=1))
+        text = raw if raw is not None else (f'<?xml version="1.0"?><annotations><version>1.1</version>{_CVAT_META}'
+                                            f"{body}</annotations>")
+        (root / "annotations.xml").write_text(text)
+        if files:
+            files(root)
+        return "cvat", root, options
+
+    return build
+
+
+def _lm_doc(**over: Any) -> dict:
+    return {"version": "5.5.0", "flags": {}, "imagePath": "a.png", "imageData": None, "imageHeight": 24,
+            "imageWidth": 32, "shapes": [{"label": "cat", "points": [[1, 1], [9, 9]], "shape_type": "rectangle"}],
+            **over}
+
+
+def labelme_case(doc: dict | None = None, *, raw: str | None = None,
+                 files: Callable[[Path], None] | None = None, **options: Any) -> Callable[[Path], tuple]:
+    def build(root: Path) -> tuple:
+        (root / "a.png").write_bytes(png(seed=1))
+        (root / "a.json").write_text(raw if raw is not None else json.dumps(doc if doc is not None else _lm_doc()))
+        if files:
+            files(root)
+        return "labelme", root, options
+
+    return build
+
+
+def label_studio_case(tasks: Any = None, *, raw: str | None = None, files: Callable[[Path], None] | None = None,
+                      **options: Any) -> Callable[[Path], tuple]:
+    def build(root: Path) -> tuple:
+        (root / "a.png").write_bytes(png(seed=1))
+        (root / "export.json").write_text(raw if raw is not None else json.dumps(tasks))
+        if files:
+            files(root)
+        return "label-studio", root / "export.json", options
+
+    return build
+
+
+def _ls_task(image: str = "a.png") -> list:
+    return [{"id": 1, "data": {"image": image}, "annotations": [{"id": 1, "result": [
+        {"id": "r", "type": "rectanglelabels", "value": {"x": 10, "y": 10, "width": 5, "height": 5,
+                                                         "rectanglelabels": ["cat"]}}]}]}]
+
+
+def mvtec_case(files: Callable[[Path], None]) -> Callable[[Path], tuple]:
+    def build(root: Path) -> tuple:
+        for rel in ("train/good/000.png", "test/good/000.png", "test/crack/000.png"):
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(png(seed=len(rel)))
+        (root / "ground_truth" / "crack").mkdir(parents=True)
+        files(root)
+        return "mvtec", root, {}
+
+    return build
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
 # fmt: off
 NEW_CASES = [
     # --- paths and names
@@ -255,7 +329,7 @@ NEW_CASES = [
     Case("voc-filename-too-long", voc(voc_xml(filename="y" * 300 + ".png")), ValidationError, ("record a", "field 'filename'", "too long")),
     Case("voc-xml-is-a-fifo", voc(files=fifo("Annotations/b.xml")), ImportFormatError, ("b.xml", "not a regular file")),
     Case("yolo-list-absolute", yolo(yaml="train: list.txt\nnames: [cat, dog]\n", files=put("list.txt", "/etc/passwd\n")), UnsafePathError, ("list.txt", "record line 1", "absolute path")),
-    Case("yolo-image-is-a-fifo", yolo(files=fifo("images/train/c.png")), ImportFormatError, ("c.png", "not a regular file")),
+    Case("yolo-image-is-a-fifo", yolo(files=many(fifo("images/train/c.png"), put("labels/train/c.txt", ""))), ImportFormatError, ("c.png", "not a regular file")),
     Case("imagefolder-fifo", folder("imagefolder", {"cat/a.png": png()}, ), ImportFormatError, ("f.png", "not a regular file")),
     Case("imagefolder-symlink-loop", folder("imagefolder", {"cat/a.png": png()}), UnsafePathError, ("loop.png", "cannot be resolved")),
     Case("imagefolder-link-to-dev-zero", folder("imagefolder", {"cat/a.png": png()}), UnsafePathError, ("z.png", "outside")),
@@ -300,6 +374,31 @@ NEW_CASES = [
     Case("imagefolder-zip-slip-as-jpg", folder("imagefolder", {"cat/a.jpg": ZIP_SLIP}), ImageError, ("a.jpg", "not a readable image")),
     Case("imagefolder-pdf-as-png", folder("imagefolder", {"cat/a.png": b"%PDF-1.4\n1 0 obj<<>>endobj\n"}), ImageError, ("a.png", "not a readable image")),
     Case("images-html-as-webp", folder("images", {"x/a.webp": "<html><script>alert(1)</script></html>"}), ImageError, ("a.webp", "not a readable image")),
+    # --- cvat, labelme, label-studio, darknet yolo
+    Case("cvat-billion-laughs", cvat_case("", raw=BILLION_LAUGHS.replace("annotation>", "annotations>")), ImportFormatError, ("annotations.xml", "DTD")),
+    Case("cvat-xxe", cvat_case("", raw=XXE.replace("annotation>", "annotations>")), ImportFormatError, ("annotations.xml", "DTD")),
+    Case("cvat-dotdot-name", cvat_case('<image id="1" name="../../etc/passwd" width="32" height="24"/>'), UnsafePathError, ("record image 1", "field 'name'", "'..'")),
+    Case("cvat-symlink-out", cvat_case('<image id="1" name="b.png" width="32" height="24"/>', files=symlink("images/b.png", "/etc/hostname")), UnsafePathError, ("record image 1 (b.png)", "outside")),
+    Case("cvat-400-digit-coordinate", cvat_case('<image id="1" name="a.png" width="32" height="24"><box label="cat" xtl="1e400" ytl="1" xbr="2" ybr="2"/></image>'), ImportFormatError, ("record image 1 (a.png) box 0", "field 'xtl'", "not finite")),
+    Case("cvat-mask-declares-100k", cvat_case('<image id="1" name="a.png" width="32" height="24"><mask label="cat" rle="0, 10000000000" left="0" top="0" width="100000" height="100000"/></image>'), ImportFormatError, ("record image 1 (a.png) mask 0", "does not fit")),
+    Case("cvat-unknown-label", cvat_case('<image id="1" name="a.png" width="32" height="24"><box label="&lt;script&gt;" xtl="1" ytl="1" xbr="2" ybr="2"/></image>'), ImportFormatError, ("field 'label'", "not one of the labels")),
+    Case("labelme-imagedata-bomb", labelme_case(_lm_doc(imageData=_b64(jpeg_declaring(65000, 65000)))), ImageError, ("a.json", "bomb")),
+    Case("labelme-mask-png-bomb", labelme_case(_lm_doc(shapes=[{"label": "cat", "points": [[0, 0], [5, 5]], "shape_type": "mask", "mask": _b64(jpeg_declaring(65000, 65000))}])), ImageError, ("a.json", "record shapes[0]", "bomb")),
+    Case("labelme-json-nested-100k", labelme_case(raw='{"shapes": ' + "[" * 100_000 + "]" * 100_000 + "}"), ImportFormatError, ("a.json", "nested too deeply")),
+    Case("labelme-5000-digit-point", labelme_case(raw='{"shapes": [{"label": "cat", "points": [[' + "9" * 5000 + ', 1]]}]}'), ImportFormatError, ("a.json", "unreadable JSON value")),
+    Case("labelme-dotdot-imagepath", labelme_case(_lm_doc(imagePath="../../../../etc/passwd")), UnsafePathError, ("a.json", "field 'imagePath'", "leaves")),
+    Case("labelme-imagepath-link-to-dev-zero", labelme_case(_lm_doc(imagePath="z.png"), files=symlink("z.png", "/dev/zero")), UnsafePathError, ("a.json", "field 'imagePath'", "outside")),
+    Case("labelme-imagepath-fifo", labelme_case(_lm_doc(imagePath="f.png"), files=fifo("f.png")), ImportFormatError, ("a.json", "field 'imagePath'", "not found")),
+    Case("label-studio-local-files-dotdot", label_studio_case(_ls_task("/data/local-files/?d=../../etc/passwd")), UnsafePathError, ("export.json", "record task 1", "'..'")),
+    Case("label-studio-nan-percent", label_studio_case(raw=json.dumps(_ls_task()).replace('"x": 10', '"x": NaN')), ImportFormatError, ("record task 1 result r", "field 'value.x'", "not finite")),
+    Case("label-studio-symlink-out", label_studio_case(_ls_task("b.png"), files=symlink("b.png", "/etc/hostname")), UnsafePathError, ("record task 1", "outside")),
+    Case("label-studio-nested-100k", label_studio_case(raw="[" * 100_000 + "]" * 100_000), ImportFormatError, ("export.json", "nested too deeply")),
+    Case("yolo-darknet-list-dotdot", lambda root: (put("obj.data", "train = train.txt\n")(root), put("train.txt", "../darknet-outside.png\n")(root), put("../darknet-outside.png", png())(root), ("yolo", root, {}))[-1], UnsafePathError, ("train.txt", "record line 1", "'..'")),
+    Case("yolo-darknet-names-absolute", lambda root: (put("obj.data", "names = /etc/passwd\ntrain = t.txt\n")(root), ("yolo", root, {}))[-1], UnsafePathError, ("obj.data", "record names", "absolute")),
+    Case("mvtec-mask-declares-65000px", mvtec_case(put("ground_truth/crack/000_mask.png", jpeg_declaring(65000, 65000))), ImageError, ("000_mask.png", "record test/crack/000.png", "bomb")),
+    Case("mvtec-mask-png-bomb", mvtec_case(put("ground_truth/crack/000_mask.png", text_bomb(b"zTXt"))), ImageError, ("000_mask.png", "too large")),
+    Case("mvtec-mask-link-out", mvtec_case(symlink("ground_truth/crack/000_mask.png", "/etc/hostname")), UnsafePathError, ("000_mask.png", "outside")),
+    Case("mvtec-image-is-a-fifo", mvtec_case(fifo("test/crack/001.png")), ImportFormatError, ("001.png", "not a regular file")),
     # --- video
     Case("video-frames-over-pixel-limit", video_file("bomb.avi", lambda p: mjpeg_video(p, 8200, 8200, 1)), ImportFormatError, ("bomb.avi", "8200x8200", "pixel limit")),
     Case("video-frames-declare-60000px", video_file("v.avi", _frames_declaring(60000)), ImportFormatError, ("v.avi", "no readable frames")),
@@ -353,8 +452,8 @@ CATEGORIES = (  # first match wins: (category, id substrings)
         "images: corrupt, truncated, wrong type",
         ("corrupt", "truncated", "text-as", "-as-", "empty-image", "image", "format", "mask", "png", "jpg"),
     ),
-    ("XML", ("voc",)),
-    ("JSON", ("coco",)),
+    ("XML", ("voc", "cvat")),
+    ("JSON", ("coco", "labelme", "label-studio")),
     ("YAML and label text", ("yolo", "yaml", "label")),
     ("folders", ("imagefolder", "anomaly", "images")),
 )

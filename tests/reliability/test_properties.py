@@ -160,7 +160,7 @@ def test_random_datasets_round_trip_through_every_format(name):
         with tempfile.TemporaryDirectory() as tmp, Workspace(Path(tmp) / "ws") as ws:
             ds = ws.create_dataset("orig", dtype)
             ds.import_batch(batch)
-            export_dataset(ds, Path(tmp) / "out", fmt)
+            export_dataset(ds, Path(tmp) / "out", fmt, status="new,annotated,reviewed")  # unlabelled too
             entry = Path(tmp) / "out" / ("annotations.json" if fmt == "coco" else "")
             back, _ = import_source(ws, "back", entry, fmt)
             assert content(back) == content(ds)

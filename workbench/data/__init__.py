@@ -4,6 +4,7 @@ Imports no torch, plotly or ipywidgets.
 """
 
 from .dataset import Dataset
+from .import_report import ImportReport
 from .records import Annotation, ClassDef, Example, ImportBatch, ImportItem
 from .snapshots import Snapshot, SnapshotInfo
 from .splits import SplitSettings
@@ -16,6 +17,7 @@ __all__ = [
     "Example",
     "ImportBatch",
     "ImportItem",
+    "ImportReport",
     "Snapshot",
     "SnapshotInfo",
     "SplitSettings",

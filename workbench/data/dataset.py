@@ -57,6 +57,15 @@ def _geometry(ann: Annotation) -> str | None:
     return json.dumps(g, separators=(",", ":")) if g else None
 
 
+def _json_or_null(d: dict[str, Any]) -> str | None:
+    """A kept JSON map as stored: NULL when empty (rows of older workspaces read the same)."""
+    return json.dumps(d, separators=(",", ":"), ensure_ascii=False, sort_keys=True) if d else None
+
+
+def _json_of(text: str | None) -> dict[str, Any]:
+    return dict(json.loads(text)) if text else {}
+
+
 def _phash(data: bytes) -> str | None:
     """The perceptual hash cached per image for the near-duplicate check (None if it cannot be made)."""
     from .duplicates import phash_hex
@@ -105,9 +114,14 @@ class Dataset:
     @property
     def classes(self) -> list[ClassDef]:
         rows = self.conn.execute(
-            "SELECT name, color FROM classes WHERE dataset_id=? ORDER BY position", (self.id,)
+            "SELECT name, color, origin FROM classes WHERE dataset_id=? ORDER BY position", (self.id,)
         ).fetchall()
-        return [ClassDef(r[0], r[1]) for r in rows]
+        return [ClassDef(r[0], r[1], origin=_json_of(r[2])) for r in rows]
+
+    @property
+    def source_info(self) -> dict[str, Any]:
+        """What the imported source said about the dataset as a whole (COCO ``info`` / ``licenses``)."""
+        return _json_of(self._row()["source_info"])
 
     def _class_ids(self) -> dict[str, int]:
         return {r[0]: r[1] for r in self.conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (self.id,))}
@@ -176,10 +190,13 @@ class Dataset:
                     written.append(digest)
             if written:
                 self.workspace.blobs.sync()
+            if batch.info and self.source_info and self.source_info != batch.info:
+                batch.report.note(f"dataset '{self.name}' keeps the info / licenses of its first source")
             if nested or not staged.worth_staging(prepared):
-                return self._insert_prepared(prepared, batch.classes, author, directory)
+                return self._insert_prepared(prepared, batch.classes, author, directory, batch.info)
             splits, keys = self._plan_splits(prepared)
-            ids = staged.import_prepared(self, prepared, batch.classes, author, directory, splits, keys)
+            ids = staged.import_prepared(self, prepared, batch.classes, author, directory, splits, keys,
+                                         batch.info)
         except BaseException:
             self._drop_unreferenced(written, rolled_back_later=nested)
             raise
@@ -244,7 +261,7 @@ class Dataset:
                 self.workspace.blobs.remove(d)
 
     def _insert_prepared(self, prepared, batch_classes: Sequence[ClassDef], author: str,
-                         directory: str | None) -> list[int]:
+                         directory: str | None, source_info: dict[str, Any] | None = None) -> list[int]:
         settings = self.split_settings
         stamp = now()
         with self._tx():
@@ -259,6 +276,12 @@ class Dataset:
                         (self.id, c.name, c.color, pos))
                     ids[c.name] = int(cur.lastrowid or 0)
                     pos += 1
+                if c.origin:  # the first source to name a class gives its origin
+                    self.conn.execute("UPDATE classes SET origin=? WHERE id=? AND origin IS NULL",
+                                      (_json_or_null(c.origin), ids[c.name]))
+            if source_info:
+                self.conn.execute("UPDATE datasets SET source_info=? WHERE id=? AND source_info IS NULL",
+                                  (_json_or_null(source_info), self.id))
             splits, keys = self._plan_splits(prepared, settings)
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
@@ -277,9 +300,9 @@ class Dataset:
                     raise ValidationError(f"unknown status {status!r}", record=item.record, field="status")
                 cur = self.conn.execute(
                     """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                       source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                       source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
                     (self.id, digest, item.file_name, info.width, info.height, splits[i], keys[i], status,
-                     item.source, stamp, stamp))
+                     item.source, stamp, stamp, _json_or_null(item.origin)))
                 ex_id = int(cur.lastrowid or 0)
                 new_ids.append(ex_id)
                 for ann in item.annotations:
@@ -287,7 +310,8 @@ class Dataset:
             with aggregates.bulk_insert(self.conn, min(new_ids, default=0)):  # counted once, set-based
                 self.conn.executemany(
                     """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     ann_rows)
             if dir_id is not None:
                 self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
@@ -295,6 +319,17 @@ class Dataset:
             self._touch()
         self._warm_duplicates()
         return new_ids
+
+    def _keep_source(self, batch_classes: Sequence[ClassDef], source_info: dict[str, Any] | None) -> None:
+        """What the first source said of its classes and of itself (a staged import's final commit; run
+        inside a transaction, once the classes are this dataset's)."""
+        for c in batch_classes:
+            if c.origin:
+                self.conn.execute("UPDATE classes SET origin=? WHERE dataset_id=? AND name=? AND origin IS NULL",
+                                  (_json_or_null(c.origin), self.id, c.name))
+        if source_info:
+            self.conn.execute("UPDATE datasets SET source_info=? WHERE id=? AND source_info IS NULL",
+                              (_json_or_null(source_info), self.id))
 
     def _plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
         """The split and split key of each prepared item (explicit ones kept, the rest assigned)."""
@@ -337,7 +372,8 @@ class Dataset:
         b = ann.bbox
         return (example_id, self.id, class_ids[ann.label], ann.kind,
                 b[0] if b else None, b[1] if b else None, b[2] if b else None, b[3] if b else None,
-                _geometry(ann), ann.score, int(ann.proposal), author, stamp, stamp)
+                _geometry(ann), ann.score, int(ann.proposal), author, stamp, stamp,
+                _json_or_null(ann.attributes), int(ann.iscrowd), ann.source_id)
 
     def _touch(self) -> None:
         self.conn.execute("UPDATE datasets SET version = version + 1 WHERE id=?", (self.id,))
@@ -399,7 +435,7 @@ class Dataset:
         return [
             Example(id=r["id"], dataset=self.name, blob=r["blob"], file_name=r["file_name"], width=r["width"],
                     height=r["height"], split=r["split"], status=r["status"], source=r["source"],
-                    annotations=tuple(anns.get(r["id"], ())))
+                    annotations=tuple(anns.get(r["id"], ())), origin=_json_of(r["origin"]))
             for r in rows
         ]
 
@@ -432,7 +468,8 @@ class Dataset:
             kind=r["kind"], label=names[r["class_id"]], bbox=bbox,
             polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
             mask=g.get("mask"), score=r["score"], proposal=bool(r["proposal"]), author=r["author"],
-            created_at=r["created_at"], id=r["id"], version=r["version"], stored=True)
+            created_at=r["created_at"], id=r["id"], version=r["version"], stored=True,
+            attributes=_json_of(r["attributes"]), iscrowd=bool(r["iscrowd"]), source_id=r["source_id"])
 
     def load_bytes(self, blob: str) -> bytes:
         return self.workspace.load_bytes(blob)
@@ -497,7 +534,8 @@ class Dataset:
                     (example_id, ann.kind))
             cur = self.conn.execute(
                 """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry, score,
-                   proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                   proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                 self._ann_row(example_id, ann, ids, author or ann.author, stamp))
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
@@ -549,7 +587,8 @@ class Dataset:
             row = self._ann_row(example_id, ann, ids, author or ann.author, stamp)
             self.conn.execute(
                 """UPDATE annotations SET class_id=?, kind=?, x=?, y=?, w=?, h=?, geometry=?, score=?, proposal=?,
-                   author=?, updated_at=?, version=version + 1 WHERE id=?""", (*row[2:12], stamp, annotation_id))
+                   author=?, updated_at=?, attributes=?, iscrowd=?, source_id=?, version=version + 1 WHERE id=?""",
+                (*row[2:12], stamp, *row[14:17], annotation_id))
             created, version = self.conn.execute("SELECT created_at, version FROM annotations WHERE id=?",
                                                  (annotation_id,)).fetchone()
             if not ann.proposal:
@@ -584,7 +623,8 @@ class Dataset:
             for a in anns:
                 cur = self.conn.execute(
                     """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     self._ann_row(example_id, a, ids, author or a.author, stamp))
                 out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp,
                                    version=1))
@@ -684,9 +724,9 @@ class Dataset:
             for r in rows:
                 cur = self.conn.execute(
                     """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                       source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,'new',?,?,?)""",
+                       source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,'new',?,?,?,?)""",
                     (self.id, r["blob"], r["file_name"], r["width"], r["height"], r["split"], r["split_key"],
-                     f"copy:{r['id']}", stamp, stamp))
+                     f"copy:{r['id']}", stamp, stamp, r["origin"]))
                 new_ids.append(int(cur.lastrowid or 0))
             if d is not None:
                 self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",

@@ -21,7 +21,8 @@ from . import aggregates, history, staged
 
 __all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
 
-SCHEMA_VERSION = 3  # 2: maintained aggregates (aggregates.py); 3: annotation versions + history (history.py)
+SCHEMA_VERSION = 4  # 2: maintained aggregates (aggregates.py); 3: what sources say (_KEPT_COLUMNS);
+#                    4: annotation versions + history (history.py), pending imports (staged.py)
 BUSY_TIMEOUT_S = 10.0
 MAX_RETRY_S = 60.0
 
@@ -126,6 +127,26 @@ CREATE TABLE IF NOT EXISTS duplicate_index (  -- duplicate_index.py, kept for st
 """
 
 
+# Columns added after a workspace may have been made (added on open when missing; NULL / 0 for old rows).
+# What the source says beyond geometry: annotation attributes (JSON) and crowd flag, the source's own ids of
+# an example or class (JSON), the dataset-level info of its source (COCO info / licenses, JSON).
+_KEPT_COLUMNS = (
+    ("annotations", "attributes", "TEXT"),
+    ("annotations", "iscrowd", "INTEGER NOT NULL DEFAULT 0"),
+    ("annotations", "source_id", ""),  # no type: an integer id stays an integer, a string a string
+    ("examples", "origin", "TEXT"),
+    ("classes", "origin", "TEXT"),
+    ("datasets", "source_info", "TEXT"),
+)
+
+
+def _add_kept_columns(conn: sqlite3.Connection) -> None:
+    for table, column, decl in _KEPT_COLUMNS:
+        have = {r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')}
+        if column not in have:
+            conn.execute(f'ALTER TABLE "{table}" ADD COLUMN "{column}" {decl}'.rstrip())
+
+
 def _install_aggregates(conn: sqlite3.Connection) -> None:
     """Create the maintained counts and their triggers, or replace them when this Workbench defines them
     differently from the one that made the workspace (then they are recounted once)."""
@@ -214,6 +235,7 @@ def connect(path: Path) -> sqlite3.Connection:
                 )
             elif int(row[0]) < SCHEMA_VERSION:
                 conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+            _add_kept_columns(conn)
             _install_aggregates(conn)
             history.install(conn, _statements)
             for stmt in _statements(staged.SCHEMA):

@@ -43,7 +43,8 @@ def _json(r: str) -> str:
     return f"""json_object('label', (SELECT name FROM classes WHERE id = {r}.class_id), 'kind', {r}.kind,
         'x', {r}.x, 'y', {r}.y, 'w', {r}.w, 'h', {r}.h, 'geometry', json({r}.geometry), 'score', {r}.score,
         'proposal', {r}.proposal, 'author', {r}.author, 'created_at', {r}.created_at,
-        'updated_at', {r}.updated_at, 'version', {r}.version)"""
+        'updated_at', {r}.updated_at, 'version', {r}.version, 'attributes', json({r}.attributes),
+        'iscrowd', {r}.iscrowd, 'source_id', {r}.source_id)"""
 
 
 def _log(action: str, r: str, before: str, after: str, who: str) -> str:
@@ -53,7 +54,8 @@ def _log(action: str, r: str, before: str, after: str, who: str) -> str:
 
 
 _CHANGED = " OR ".join(f"OLD.{c} IS NOT NEW.{c}" for c in
-                       ("class_id", "kind", "x", "y", "w", "h", "geometry", "score", "proposal", "version"))
+                       ("class_id", "kind", "x", "y", "w", "h", "geometry", "score", "proposal", "version",
+                        "attributes", "iscrowd", "source_id"))
 
 TABLE = """
 CREATE TABLE IF NOT EXISTS annotation_history (
@@ -192,7 +194,8 @@ def annotation_from_json(d: dict[str, Any]) -> Annotation:
         kind=d["kind"], label=d["label"], bbox=bbox,
         polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
         mask=g.get("mask"), score=d.get("score"), proposal=bool(d.get("proposal")), author=d.get("author") or "",
-        stored=True)
+        stored=True, attributes=dict(d.get("attributes") or {}), iscrowd=bool(d.get("iscrowd")),
+        source_id=d.get("source_id"))
 
 
 def restore(ds: Dataset, entry_id: int, author: str) -> Annotation:

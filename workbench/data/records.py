@@ -7,13 +7,15 @@ RLE (column-major counts, starting with a run of zeros). Formats convert to and 
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from .import_report import ImportReport
 
 __all__ = [
     "TASK_TYPES",
@@ -26,6 +28,9 @@ __all__ = [
     "Example",
     "ImportItem",
     "ImportBatch",
+    "ImportReport",
+    "MAX_ATTRIBUTES_BYTES",
+    "json_map",
     "DEFAULT_PALETTE",
     "default_color",
     "validate_color",
@@ -65,10 +70,77 @@ def validate_color(color: str, *, field_name: str = "color") -> str:
     raise ValidationError(f"colour must look like #rrggbb, got {color!r}", field=field_name)
 
 
+MAX_ATTRIBUTES_BYTES = 64 * 1024  # an annotation's attributes (or an example's / class's origin) as JSON
+
+
+_PLAIN = (str, int, bool, type(None))
+
+
+def _flat_size(value: Mapping[str, Any]) -> int | None:
+    """An upper bound of the JSON size of a map whose values are all strings, ints, bools, None or finite
+    floats (escaping counted at its worst, 6 bytes a byte); None when a value is anything else."""
+    size = 2
+    for k, v in value.items():
+        t = type(v)
+        if t is str:
+            size += 6 * (len(k.encode()) + len(v.encode())) + 8
+        elif t in _PLAIN or (t is float and math.isfinite(v)):
+            size += 6 * len(k.encode()) + 32
+        else:
+            return None
+    return size
+
+
+def _check_json_keys(v: Any, field_name: str, depth: int) -> None:
+    """Nested objects need string keys too (``json`` would turn ``{2.5: 1}`` into ``{"2.5": 1}`` silently)."""
+    if depth > 32:
+        raise ValidationError("values are nested too deeply", field=field_name)
+    if isinstance(v, Mapping):
+        for k, x in v.items():
+            if not isinstance(k, str):
+                raise ValidationError(f"keys must be strings, got {k!r}", field=field_name)
+            _check_json_keys(x, field_name, depth + 1)
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _check_json_keys(x, field_name, depth + 1)
+
+
+def json_map(value: Any, *, field_name: str, max_bytes: int = MAX_ATTRIBUTES_BYTES) -> dict[str, Any]:
+    """``value`` as a plain JSON object: string keys, JSON values (finite numbers), at most ``max_bytes`` as
+    compact JSON. Returned as it reads back from JSON (tuples become lists), so it compares equal after a
+    round trip through the store. Raises ValidationError naming ``field_name``."""
+    if value is None or (isinstance(value, dict) and not value):
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"must be a mapping of string keys to JSON values, got {type(value).__name__}",
+                              field=field_name)
+    for k in value:
+        if not isinstance(k, str) or not k:
+            raise ValidationError(f"keys must be non-empty strings, got {k!r}", field=field_name)
+    flat = _flat_size(value)
+    if flat is not None and flat <= max_bytes:  # the common case (occluded, difficult, pose...): no JSON trip
+        return dict(value)
+    _check_json_keys(value, field_name, 0)
+    try:
+        text = json.dumps(dict(value), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as e:
+        raise ValidationError(f"values must be JSON (strings, finite numbers, booleans, null, lists, "
+                              f"objects with string keys): {e}", field=field_name) from None
+    except RecursionError:
+        raise ValidationError("values are nested too deeply", field=field_name) from None
+    size = len(text.encode())
+    if size > max_bytes:
+        raise ValidationError(f"is {size} bytes as JSON, over the {max_bytes} byte limit", field=field_name)
+    return dict(json.loads(text))
+
+
 @dataclass(frozen=True)
 class ClassDef:
     name: str
     color: str
+    # Where the class came from in its source (``{"id": 3, "supercategory": "animal"}`` for COCO); not part
+    # of what makes two classes equal.
+    origin: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -78,6 +150,7 @@ class ClassDef:
                 f"class name {self.name!r} has surrounding spaces or one of , = tab newline", field="name"
             )
         object.__setattr__(self, "color", validate_color(self.color))
+        object.__setattr__(self, "origin", json_map(self.origin, field_name="origin"))
 
 
 def _finite(values: Iterable[Any], field_name: str) -> tuple[float, ...]:
@@ -103,6 +176,11 @@ class Annotation:
     ``kind`` is one of ``label`` (classification), ``box``, ``polygon``, ``mask`` or ``anomaly``
     (``label`` is then ``good`` or ``anomalous``; ``bbox`` / ``polygons`` optionally mark the region).
     ``score`` is set on model proposals; ``author`` is a person's name or ``run:<id>``.
+    ``attributes`` holds what the source says beyond geometry and class (VOC ``difficult`` / ``truncated``
+    / ``occluded`` / ``pose``, CVAT attributes, COCO keypoints and extra fields), written back on export;
+    ``iscrowd`` marks a COCO crowd region (not trained on as an object, matched as crowd in evaluation).
+    ``source_id`` is the annotation's id in the file it came from (a COCO annotation id), reused on export
+    while unique; like ``id``, ``author`` and ``created_at`` it is not part of :meth:`content`.
     """
 
     kind: str
@@ -117,6 +195,9 @@ class Annotation:
     id: int | None = None
     version: int | None = field(default=None, compare=False)  # the store's edit counter of this annotation when it was read (stale edits refused)
     stored: InitVar[bool] = False  # read back from the store: checks added after it was written are skipped
+    attributes: dict[str, Any] = field(default_factory=dict, hash=False)
+    iscrowd: bool = False
+    source_id: int | str | None = None
 
     def __post_init__(self, stored: bool) -> None:
         if self.kind not in ANNOTATION_KINDS:
@@ -165,6 +246,17 @@ class Annotation:
             if not 0.0 <= s <= 1.0:
                 raise ValidationError(f"score must be within [0, 1], got {s}", field="score")
             object.__setattr__(self, "score", s)
+        object.__setattr__(self, "attributes", json_map(self.attributes, field_name="attributes"))
+        if not isinstance(self.iscrowd, bool):
+            raise ValidationError(f"iscrowd must be True or False, got {self.iscrowd!r}", field="iscrowd")
+        sid = self.source_id
+        if sid is not None and (isinstance(sid, bool) or not isinstance(sid, (int, str))
+                                or (isinstance(sid, str) and not 0 < len(sid) <= 200)):
+            raise ValidationError(f"source_id must be an integer or a short string, got {sid!r:.60}",
+                                  field="source_id")
+        if self.iscrowd and self.kind not in ("box", "polygon", "mask"):
+            raise ValidationError(f"only regions (box, polygon, mask) can be crowd, not {self.kind}",
+                                  field="iscrowd")
         if self.polygons is not None and self.bbox is None:
             object.__setattr__(self, "bbox", polygons_bbox(self.polygons))
         if self.mask is not None and self.bbox is None:
@@ -249,6 +341,10 @@ class Annotation:
             d["score"] = round(self.score, 6)
         if self.proposal:
             d["proposal"] = True
+        if self.iscrowd:  # absent when false / empty: content (and snapshot ids) of older data unchanged
+            d["iscrowd"] = True
+        if self.attributes:
+            d["attributes"] = self.attributes
         return d
 
     def to_dict(self) -> dict[str, Any]:
@@ -257,6 +353,8 @@ class Annotation:
         d["created_at"] = self.created_at
         if self.id is not None:
             d["id"] = self.id
+        if self.source_id is not None:
+            d["source_id"] = self.source_id
         return d
 
     @classmethod
@@ -272,6 +370,9 @@ class Annotation:
             author=d.get("author", ""),
             created_at=d.get("created_at", ""),
             id=d.get("id"),
+            attributes=d.get("attributes") or {},
+            iscrowd=bool(d.get("iscrowd", False)),
+            source_id=d.get("source_id"),
         )
 
 
@@ -328,6 +429,9 @@ class Example:
     status: str
     source: str = ""
     annotations: tuple[Annotation, ...] = ()
+    # The source's own ids for this image (``{"id": 397133, "file_name": "val2017/000000397133.jpg"}`` for
+    # COCO): reused on export while still unique.
+    origin: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def label(self) -> str | None:
@@ -341,6 +445,10 @@ class Example:
         """Annotations made by people or accepted; model proposals left out."""
         return tuple(a for a in self.annotations if not a.proposal)
 
+    def targets(self) -> tuple[Annotation, ...]:
+        """Truth annotations that are training targets: crowd regions left out (COCO's convention)."""
+        return tuple(a for a in self.annotations if not a.proposal and not a.iscrowd)
+
     def proposals(self) -> tuple[Annotation, ...]:
         return tuple(a for a in self.annotations if a.proposal)
 
@@ -350,7 +458,8 @@ class ImportItem:
     """One image to bring into a dataset, with its annotations, from a format reader or a sampler.
 
     Exactly one of ``path`` or ``data`` gives the image bytes. ``record`` is how the source names this
-    item (a COCO image id, a label file name) so errors can point at it.
+    item (a COCO image id, a label file name) so errors can point at it. ``origin`` keeps the source's own
+    ids (JSON-able: a COCO image id, the file name with its sub-folder) on the stored example.
     """
 
     file_name: str
@@ -361,10 +470,15 @@ class ImportItem:
     source: str = ""
     record: object | None = None
     status: str | None = None
+    origin: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.data is None):
             raise ValidationError("an import item needs exactly one of path or data", record=self.record)
+        try:
+            self.origin = json_map(self.origin, field_name="origin")
+        except ValidationError as e:
+            raise e.located(record=self.record) from None
         if self.split is not None and self.split not in SPLITS:
             raise ValidationError(
                 f"unknown split {self.split!r}; valid: {', '.join(SPLITS)}", record=self.record, field="split"
@@ -379,9 +493,19 @@ class ImportItem:
 
 @dataclass
 class ImportBatch:
-    """What a format reader returns: the classes it found (in order) and the items."""
+    """What a format reader returns: the classes it found (in order) and the items.
+
+    ``info`` is what the source says about the dataset as a whole (COCO ``info`` and ``licenses``), kept
+    with the dataset and written back on export. ``report`` counts what the reader skipped, clipped or kept
+    only in attributes, and its notes; the import summary prints it.
+    """
 
     items: list[ImportItem]
     classes: list[ClassDef] = field(default_factory=list)
     type: str | None = None  # dataset type the source implies, when it does
     source: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+    report: ImportReport = field(default_factory=ImportReport)
+
+    def __post_init__(self) -> None:
+        self.info = json_map(self.info, field_name="info", max_bytes=16 << 20)

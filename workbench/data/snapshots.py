@@ -3,7 +3,9 @@
 The id is the SHA-256 (first 16 hex digits) of the canonical JSON of what the data says: classes, and per
 example its image hash, file name, size, split and annotation contents (not who made them or when). Same
 content, same id. The payload keeps everything (authors and times too), so a snapshot reads back exactly.
-Image files referenced by a snapshot are never garbage-collected.
+Image files referenced by a snapshot are never garbage-collected. What a source said beyond geometry (an
+annotation's attributes and crowd flag, an example's or class's origin, the dataset's source info) is part
+of the content only where present, so a snapshot of data without it keeps the id it always had.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import hashlib
 import json
 import sqlite3
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
@@ -45,6 +47,7 @@ class Snapshot:
     type: str
     classes: tuple[ClassDef, ...]
     examples: tuple[Example, ...]
+    source_info: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def id(self) -> str:
@@ -55,22 +58,32 @@ class Snapshot:
 
 
 def _example_payload(e: Example) -> dict[str, Any]:
-    return {"id": e.id, "blob": e.blob, "file_name": e.file_name, "width": e.width, "height": e.height,
-            "split": e.split, "status": e.status, "source": e.source,
-            "annotations": [a.to_dict() for a in e.annotations]}
+    d = {"id": e.id, "blob": e.blob, "file_name": e.file_name, "width": e.width, "height": e.height,
+         "split": e.split, "status": e.status, "source": e.source,
+         "annotations": [a.to_dict() for a in e.annotations]}
+    if e.origin:
+        d["origin"] = e.origin
+    return d
+
+
+def _class_payload(c: ClassDef) -> list[Any]:
+    return [c.name, c.color, c.origin] if c.origin else [c.name, c.color]
 
 
 def _content_of(payload: dict[str, Any]) -> dict[str, Any]:
-    return {
+    content = {
         "type": payload["type"],
         "classes": payload["classes"],
         "examples": [
-            {k: e[k] for k in ("blob", "file_name", "width", "height", "split")}
+            {k: e[k] for k in ("blob", "file_name", "width", "height", "split", "origin") if k in e}
             | {"annotations": sorted(
                 json.dumps(Annotation.from_dict(a).content(), sort_keys=True) for a in e["annotations"])}
             for e in payload["examples"]
         ],
     }
+    if payload.get("source_info"):
+        content["source_info"] = payload["source_info"]
+    return content
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -83,11 +96,14 @@ def take_snapshot(ds: Dataset, *, message: str = "", directory: str | None = Non
 
     with ds._tx():  # read and write in one transaction: a consistent view
         examples = ds.examples(directory=directory)
-        payload = {
+        payload: dict[str, Any] = {
             "dataset": ds.name, "type": ds.type, "directory": directory,
-            "classes": [[c.name, c.color] for c in ds.classes],
+            "classes": [_class_payload(c) for c in ds.classes],
             "examples": [_example_payload(e) for e in examples],
         }
+        source_info = ds.source_info
+        if source_info:
+            payload["source_info"] = source_info
         sid = _digest(payload)
         n_ann = sum(len(e.truth()) for e in examples)
         existing = ds.conn.execute("SELECT 1 FROM snapshots WHERE dataset_id=? AND id=?", (ds.id, sid)).fetchone()
@@ -129,10 +145,11 @@ def load_snapshot(ds: Dataset, sid: str) -> Snapshot:
     examples = tuple(
         Example(id=e["id"], dataset=ds.name, blob=e["blob"], file_name=e["file_name"], width=e["width"],
                 height=e["height"], split=e["split"], status=e["status"], source=e["source"],
-                annotations=tuple(Annotation.from_dict(a) for a in e["annotations"]))
+                annotations=tuple(Annotation.from_dict(a) for a in e["annotations"]), origin=e.get("origin", {}))
         for e in payload["examples"])
-    return Snapshot(info=info, type=payload["type"], classes=tuple(ClassDef(n, c) for n, c in payload["classes"]),
-                    examples=examples)
+    classes = tuple(ClassDef(c[0], c[1], origin=c[2] if len(c) > 2 else {}) for c in payload["classes"])
+    return Snapshot(info=info, type=payload["type"], classes=classes, examples=examples,
+                    source_info=payload.get("source_info", {}))
 
 
 def diff_snapshots(a: Snapshot, b: Snapshot) -> dict[str, Any]:

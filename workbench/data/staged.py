@@ -148,7 +148,8 @@ def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef]
 
 # ---------------------------------------------------------------------------------------------- writing
 def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]], batch_classes: Sequence[ClassDef],
-                    author: str, directory: str | None, splits: list[str], keys: list[float]) -> list[int]:
+                    author: str, directory: str | None, splits: list[str], keys: list[float],
+                    source_info: dict[str, Any] | None = None) -> list[int]:
     """Write validated items (``Dataset._prepare``) in short transactions and make them visible at once.
 
     ``ds`` is either a visible dataset (the rows go under a new shadow and are moved into ``ds`` at the
@@ -159,8 +160,9 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
     if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
             ids = _write(ds, ds.id, prepared, author, splits, keys, known)
-            if directory:
-                with _short_tx(ws) as conn:
+            with _short_tx(ws) as conn:
+                ds._keep_source(batch_classes, source_info)
+                if directory:
                     d = ds._directory_id(directory, create=True)
                     conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in ids])
             return ids
@@ -177,7 +179,7 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
         shadow = _begin(ws, ds.type, ds.split_settings, new_classes, ds.id, ds.name, owner)
         try:
             ids = _write(ds, shadow, prepared, author, splits, keys, known)
-            _finish_into(ds, shadow, ids, directory)
+            _finish_into(ds, shadow, ids, directory, batch_classes, source_info)
         except BaseException:
             _discard(ws, shadow)
             _drop_new_blobs(ws, prepared, known)
@@ -224,7 +226,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
            splits: list[str], keys: list[float], known: set[str]) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go."""
-    from .dataset import _phash
+    from .dataset import _json_or_null, _phash
     from .workspace import now
 
     ws = ds.workspace
@@ -269,9 +271,9 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
                         (digest, len(data), info.width, info.height, info.format, phashes.get(digest)))
                     cur = conn.execute(
                         """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                           source, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)""",
+                           source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
                         (shadow, digest, item.file_name, info.width, info.height, splits[i], keys[i], status,
-                         item.source, stamp, stamp))
+                         item.source, stamp, stamp, _json_or_null(item.origin)))
                     ex_id = int(cur.lastrowid or 0)
                     new_ids.append(ex_id)
                 else:
@@ -280,7 +282,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
                 first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
                 conn.executemany(
                     """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     ann_rows)
                 last = conn.execute("SELECT MAX(id) FROM annotations").fetchone()[0]
                 aggregates.count_range(conn, first, last)
@@ -288,7 +291,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
     return new_ids
 
 
-def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | None) -> None:
+def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | None,
+                 batch_classes: Sequence[ClassDef] = (), source_info: dict[str, Any] | None = None) -> None:
     """The one short transaction that makes a pending import into ``ds`` visible."""
     ws = ds.workspace
     with _short_tx(ws) as conn:
@@ -309,6 +313,7 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
                 pos += 1
         aggregates.move_examples(conn, shadow, ds.id)  # O(examples), set-based
         _drop_shadow(conn, shadow)
+        ds._keep_source(batch_classes, source_info)
         if directory:
             d = ds._directory_id(directory, create=True)
             conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in new_ids])

@@ -5,17 +5,32 @@ The functions notebooks, dashboards and the CLI share, so each of them stays thi
 
 from __future__ import annotations
 
+import inspect
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
 from .dataset import Dataset
 from .limits import check_classes
-from .records import TASK_TYPES
+from .records import STATUSES, TASK_TYPES
 from .staged import import_new
 from .workspace import Workspace
 
-__all__ = ["import_source", "export_dataset", "add_sample"]
+__all__ = ["import_source", "export_dataset", "export_with_report", "ExportResult", "add_sample",
+           "DEFAULT_EXPORT_STATUSES", "parse_statuses"]
+
+# Images nobody labelled (status ``new``) are not exported unless asked for: written out they would read as
+# empty negatives ("nothing here") to whoever trains on the export.
+DEFAULT_EXPORT_STATUSES = ("annotated", "reviewed")
+
+# What each writer writes back of what the records keep beyond geometry and class; the rest is counted in
+# ExportResult.not_written (an export never drops something without saying so).
+WRITTEN_BACK: dict[str, tuple[str, ...]] = {"coco": ("iscrowd", "attributes"), "voc": ("attributes",),
+                                             "cvat": ("attributes",), "labelme": ("iscrowd", "attributes"),
+                                             "mvtec": ("attributes",)}
 
 
 def _dataset_for(ws: Workspace, name: str, batch_type: str | None, type: str | None, what: str,
@@ -59,9 +74,40 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
     return import_new(ws, name, str(dtype), batch.classes, fill)
 
 
-def export_dataset(ds: Dataset, out: str | Path, fmt: str, *, split: str | None = None,
-                   directory: str | None = None, snapshot: str | None = None, **options: Any) -> list[Path]:
-    """Write a dataset, one split, one directory or one snapshot in format ``fmt`` under ``out``."""
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote, and what it left out: ``left_out`` counts the examples of the selection (split,
+    directory or snapshot) whose status was not one of ``statuses``, per status."""
+
+    files: list[Path]
+    examples: int
+    statuses: tuple[str, ...]
+    left_out: dict[str, int] = field(default_factory=dict)
+    not_written: dict[str, int] = field(default_factory=dict)  # what the format cannot hold -> how many
+
+    @property
+    def total_left_out(self) -> int:
+        return sum(self.left_out.values())
+
+
+def parse_statuses(spec: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"annotated,reviewed"`` (or a list) -> a tuple of known statuses; None -> the default."""
+    if spec is None:
+        return DEFAULT_EXPORT_STATUSES
+    parts = [p.strip() for p in (spec.split(",") if isinstance(spec, str) else spec)]
+    parts = [p for p in parts if p]
+    bad = [p for p in parts if p not in STATUSES]
+    if bad or not parts:
+        raise ValidationError(f"unknown status {', '.join(map(repr, bad)) or 'list (empty)'}; valid: "
+                              f"{', '.join(STATUSES)} (comma-separated)", field="status")
+    return tuple(dict.fromkeys(parts))
+
+
+def export_with_report(ds: Dataset, out: str | Path, fmt: str, *, split: str | None = None,
+                       directory: str | None = None, snapshot: str | None = None,
+                       status: str | Sequence[str] | None = None, **options: Any) -> ExportResult:
+    """Write a dataset, one split, one directory or one snapshot in format ``fmt`` under ``out``: only the
+    examples whose status is in ``status`` (default: annotated and reviewed, not ``new``)."""
     from .formats import get_writer
 
     writer = get_writer(fmt)
@@ -69,14 +115,42 @@ def export_dataset(ds: Dataset, out: str | Path, fmt: str, *, split: str | None 
         raise ValidationError(
             f"the {fmt} format holds {'/'.join(writer.types)} data; dataset '{ds.name}' is {ds.type}",
             field="format")
+    statuses = parse_statuses(status)
     if snapshot is not None:
         snap = ds.load_snapshot(snapshot)
         examples = [e for e in snap.examples if split is None or e.split == split]
         classes = list(snap.classes)
+        source_info = snap.source_info
     else:
         examples = ds.examples(split=split, directory=directory)
         classes = ds.classes
-    return writer.write(Path(out), examples, classes, ds.type, ds.load_bytes, **options)
+        source_info = ds.source_info
+    left_out = Counter(e.status for e in examples if e.status not in statuses)
+    examples = [e for e in examples if e.status in statuses]
+    if "source_info" in inspect.signature(writer.func).parameters and "source_info" not in options:
+        options["source_info"] = source_info
+    files = writer.write(Path(out), examples, classes, ds.type, ds.load_bytes, **options)
+    return ExportResult(files, len(examples), statuses, dict(left_out), _not_written(fmt, examples))
+
+
+def _not_written(fmt: str, examples: Sequence[Any]) -> dict[str, int]:
+    holds = WRITTEN_BACK.get(fmt, ())
+    out: Counter[str] = Counter()
+    for e in examples:
+        for a in e.truth():
+            if a.iscrowd and "iscrowd" not in holds:
+                out[f"crowd regions written as ordinary objects ({fmt} has no crowd flag)"] += 1
+            if a.attributes and "attributes" not in holds:
+                out[f"annotations whose attributes {fmt} cannot hold"] += 1
+    return dict(out)
+
+
+def export_dataset(ds: Dataset, out: str | Path, fmt: str, *, split: str | None = None,
+                   directory: str | None = None, snapshot: str | None = None,
+                   status: str | Sequence[str] | None = None, **options: Any) -> list[Path]:
+    """:func:`export_with_report`, returning only the files written."""
+    return export_with_report(ds, out, fmt, split=split, directory=directory, snapshot=snapshot, status=status,
+                              **options).files
 
 
 def add_sample(ws: Workspace, name: str, sample: str, *, count: int | None = None, seed: int = 0,

@@ -109,9 +109,24 @@ def predicted_instances(
     return out
 
 
+def _in_crowd(p: Instance, ex: Example, iou: float) -> bool:
+    """A prediction inside a crowd region of its class (COCO's rule: intersection over the prediction's own
+    area): neither a hit nor a false positive, so not mined."""
+    px, py, pw, ph = p.bbox
+    for a in ex.truth():
+        if not a.iscrowd or a.label != p.label or a.bbox is None or pw * ph <= 0:
+            continue
+        x, y, w, h = a.bbox
+        iw = min(px + pw, x + w) - max(px, x)
+        ih = min(py + ph, y + h) - max(py, y)
+        if iw > 0 and ih > 0 and iw * ih / (pw * ph) >= iou:
+            return True
+    return False
+
+
 def _truth_instances(ex: Example, known: set[str]) -> tuple[list[Instance], int]:
     gts, skipped = [], 0
-    for a in ex.truth():
+    for a in ex.targets():  # crowd regions are no objects to find
         if a.bbox is None:
             continue
         if a.label not in known:
@@ -133,7 +148,7 @@ def _rank_instances(examples, rows, class_names, *, iou, settings, threshold, ma
     for ex in examples:
         if not ex.truth() and ex.status == "new":
             continue  # never annotated: nothing to compare with
-        preds = preds_by_id.get(ex.id, [])
+        preds = [p for p in preds_by_id.get(ex.id, []) if not _in_crowd(p, ex, iou)]
         gts, skipped = _truth_instances(ex, known)
         try:
             m = match_image(

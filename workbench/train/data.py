@@ -195,7 +195,7 @@ def _truth_anomaly(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str, 
 
 def _truth_boxes(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str, Any]:
     boxes, classes = [], []
-    for ann in ex.truth():
+    for ann in ex.targets():  # crowd regions are no objects to learn (COCO / torchvision references)
         if ann.bbox is None:
             continue
         x, y, bw, bh = ann.bbox
@@ -212,7 +212,7 @@ def _truth_boxes(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str, An
 
 def _truth_instances(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str, Any]:
     masks, classes = [], []
-    for ann in ex.truth():
+    for ann in ex.targets():
         if ann.polygons is not None:
             m = polygons_to_mask(ann.polygons, h, w)
         elif ann.mask is not None:

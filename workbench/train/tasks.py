@@ -155,7 +155,8 @@ class ClassificationTask(Task):
 def coco_ground_truth(
     examples: Sequence[Example], class_names: Sequence[str], *, masks: bool
 ) -> dict[str, Any]:
-    """A COCO ground-truth dict (category id = class index + 1) from examples' ground truth."""
+    """A COCO ground-truth dict (category id = class index + 1) from examples' ground truth; crowd regions
+    go in with ``iscrowd`` 1, so the evaluator matches them as COCO crowd regions (never a miss)."""
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     index = {n: i + 1 for i, n in enumerate(class_names)}
@@ -171,7 +172,7 @@ def coco_ground_truth(
                 "category_id": index[ann.label],
                 "bbox": [x, y, w, h],
                 "area": float(w * h),
-                "iscrowd": 0,
+                "iscrowd": int(ann.iscrowd),
             }
             if masks:
                 if ann.polygons is not None:

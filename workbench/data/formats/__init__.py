@@ -19,7 +19,19 @@ from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
 from ..records import ClassDef, Example, ImportBatch
-from . import anomaly_folder, coco, image_files, imagefolder, video, voc, yolo
+from . import (
+    anomaly_folder,
+    coco,
+    cvat,
+    image_files,
+    imagefolder,
+    label_studio,
+    labelme,
+    mvtec,
+    video,
+    voc,
+    yolo,
+)
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -76,6 +88,11 @@ class Writer:
         _check_options("writer", self.name, self.func, options)
         return self.func(Path(out), examples, classes, dataset_type, load_bytes, **options)
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        params = inspect.signature(self.func).parameters
+        return tuple(p for p, v in params.items() if v.kind is inspect.Parameter.KEYWORD_ONLY)
+
 
 READERS: dict[str, Reader] = {
     r.name: r
@@ -97,6 +114,11 @@ READERS: dict[str, Reader] = {
         Reader(
             "anomaly-folder", anomaly_folder.read, ("anomaly",), "root/good, root/anomalous, optional masks/"
         ),
+        Reader("labelme", labelme.read, ("detection", "segmentation"), "LabelMe: one JSON per image"),
+        Reader("label-studio", label_studio.read, ("detection", "segmentation", "classification"),
+               "Label Studio JSON export + local images"),
+        Reader("cvat", cvat.read, ("detection", "segmentation"), "CVAT for images 1.1 XML + images/"),
+        Reader("mvtec", mvtec.read, ("anomaly",), "MVTec AD: train/good, test/<defect>, ground_truth/ masks"),
         Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
         Reader("video", video.read, (), "frames sampled from a video file"),
     )
@@ -113,6 +135,11 @@ WRITERS: dict[str, Writer] = {
             "OUT/data.yaml + images/<split> + labels/<split>",
         ),
         Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
+        Writer("labelme", labelme.write, ("detection", "segmentation"), "OUT/<split>/<image> + <stem>.json"),
+        Writer("cvat", cvat.write, ("detection", "segmentation"), "OUT/annotations.xml + OUT/images/<Subset>/"),
+        Writer("mvtec", mvtec.write, ("anomaly",), "OUT/train|test/good|<defect> + ground_truth/<defect>/"),
+        Writer("label-studio", label_studio.write, ("detection", "segmentation", "classification"),
+               "OUT/tasks.json + OUT/images/ + OUT/label_config.xml"),
         Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
         Writer("anomaly-folder", anomaly_folder.write, ("anomaly",), "OUT/<split>/good|anomalous (+ masks/)"),
     )

@@ -9,6 +9,9 @@ folders beside good / anomalous / masks are refused. Classes: good, anomalous. D
 
 Writing: ``OUT/<split>/good|anomalous/<file_name>`` and ``OUT/<split>/masks/<stem>.png`` (0 / 255) for
 anomalous examples that mark a region (a polygon or box region is filled into the mask).
+
+MVTec AD folders (``train/good``, ``test/<defect>``, ``ground_truth/<defect>/*_mask.png``) are read too,
+see :mod:`.mvtec`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 from ...errors import ImportFormatError, ValidationError
 from ..records import ANOMALY_CLASSES, SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from . import mvtec
 from ._common import (
     check_type,
     export_images,
@@ -74,8 +78,11 @@ def _region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
 
 
 def read(src: Path) -> ImportBatch:
-    """Read an anomaly folder; see the module doc. Raises on the first problem found."""
+    """Read an anomaly folder (or an MVTec AD one: :mod:`.mvtec`); see the module doc. Raises on the first
+    problem found."""
     root = Path(src).resolve()
+    if root.is_dir() and mvtec.is_mvtec(root):
+        return mvtec.read(root)
     entries, _names, split_folders = walk_class_tree(root, allowed=ANOMALY_CLASSES, extra=(MASKS,))
     masks = _masks([*split_folders.values(), root], root)
     claimed: dict[Path, str] = {}

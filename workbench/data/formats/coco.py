@@ -1,18 +1,26 @@
 """COCO: one annotation JSON (``images``, ``annotations``, ``categories``) beside an image folder.
 
 Reading: ``src`` is the JSON file (or a folder holding ``annotations.json``). Image ``file_name`` s resolve
-against ``images_dir=`` when given, else against the JSON's folder and then its ``images/`` subfolder.
+against ``images_dir=`` when given, else against the JSON's folder and then its ``images/`` subfolder; for
+``<root>/annotations/instances_<split>.json`` (the layout datumaro, mmdetection and detectron2 use) also
+against ``<root>/images/<split>/``, ``<root>/images/`` and ``<root>/<split>/``.
 Boxes are COCO ``[x, y, w, h]`` pixels, the same as our records. ``segmentation`` may be polygons, an
 uncompressed RLE (``counts`` a list) or a compressed RLE (``counts`` a string); RLE becomes a ``mask``
-annotation with canonical uncompressed counts. ``iscrowd`` must be 0 or 1; crowd regions are kept as
-ordinary annotations unless ``crowd="skip"`` (our records carry no crowd flag). An optional per-image
-``split`` and per-category ``color`` are read when present. The COCO image id is kept in
-``ImportItem.record``. The dataset type is segmentation when any annotation has a segmentation.
+annotation with canonical uncompressed counts. ``iscrowd`` must be 0 or 1; crowd regions are kept with
+``Annotation.iscrowd`` set (not trained on, matched as crowd in evaluation) unless ``crowd="skip"``. An
+optional per-image ``split`` and per-category ``color`` are read when present. Everything else the file
+says is kept (attributes, keypoints, extra fields, original image / category ids, file names with their
+sub-folders, info / licenses): see ``coco_fields``. The import report counts what only attributes keep.
+The dataset type is segmentation when any annotation has a segmentation.
 
-Writing: ``OUT/annotations.json`` + ``OUT/images/<file_name>``. Category ids are 1-based in class order and
-carry ``color``; image ids are the example ids; each image carries ``split``. Polygons are written as
-segmentation lists, masks as compressed RLE strings (pycocotools' encoding), boxes without segmentation;
-``iscrowd`` is 0 and ``area`` the geometry's area. Only truth annotations (not model proposals) go out.
+Writing: ``OUT/annotations.json`` + ``OUT/images/<file_name>``; with ``per_split=True``
+``OUT/annotations/instances_<split>.json`` + ``OUT/images/<split>/<file_name>`` for each split that has
+examples. Category and image ids are the source's integer ids when still unique (else 1-based class positions and
+example ids); file names are the source's (sub-folders kept) when still unique; categories carry
+``color``, images ``split``. Polygons are written as segmentation lists, masks as compressed RLE strings
+(pycocotools' encoding), boxes without segmentation; ``iscrowd`` is the annotation's crowd flag and
+``area`` the geometry's area; attributes, keypoints and extra fields go back where they came from. Only
+truth annotations (not model proposals) go out.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from typing import Any
 
 from ...errors import ImportFormatError, ValidationError
 from ..images import ImageInfo
+from ..import_report import ImportReport
 from ..records import (
     KINDS_FOR_TYPE,
     SPLITS,
@@ -34,6 +43,7 @@ from ..records import (
     ImportItem,
     validate_color,
 )
+from . import coco_fields as kept
 from ._common import (
     MAX_JSON_BYTES,
     as_id,
@@ -43,7 +53,6 @@ from ._common import (
     check_exportable,
     check_type,
     class_index,
-    export_images,
     field_of,
     load_json,
     make_annotation,
@@ -102,6 +111,8 @@ def _categories(cats: list[Any], file: str) -> tuple[dict[int | str, str], list[
         colors.append(color)
     ids = list(by_id)
     classes = make_classes(names, colors, file=file, record_of=lambda i: f"category {ids[i]}")
+    classes = [ClassDef(c.name, c.color, origin=kept.category_origin(raw, cid))
+               for c, raw, cid in zip(classes, cats, ids, strict=True)]
     return by_id, classes
 
 
@@ -214,7 +225,8 @@ def read(
     categories = _list(data, "categories", file)
     annotations = _list(data, "annotations", file, required=False)
     cat_names, classes = _categories(categories, file)
-    roots = [Path(images_dir)] if images_dir is not None else [src.parent, src.parent / "images"]
+    roots = [Path(images_dir)] if images_dir is not None else _image_roots(src)
+    report = ImportReport()
 
     items: dict[int | str, ImportItem | None] = {}
     infos: dict[int | str, ImageInfo] = {}
@@ -255,7 +267,7 @@ def read(
                 continue
             looked = " or ".join(str(r) for r in roots)
             raise ImportFormatError(
-                f"image file {rel!r} not found in {looked} (skip_missing=True skips it)",
+                f"image file {rel!r} not found in {looked} (--skip-missing skips it)",
                 file=file,
                 record=rec,
                 field="file_name",
@@ -275,10 +287,13 @@ def read(
             split=split,
             source=f"coco:{rel}",
             record=iid,
+            origin=kept.image_origin(im, iid, rel),
         )
 
     seen_ann: set[int | str] = set()
     has_segmentation = False
+    n_crowd = 0
+    names_seen: set[str] = set()
     for j, a in enumerate(annotations):
         rec = f"annotation {a.get('id', '#' + str(j))}" if isinstance(a, dict) else f"annotation #{j}"
         aid = as_id(field_of(a, "id", file=file, record=rec), file=file, record=rec, field="id")
@@ -328,34 +343,89 @@ def read(
             )
         has_segmentation = has_segmentation or bool(geometry)
         kind = "polygon" if "polygons" in geometry else "mask" if "mask" in geometry else "box"
-        ann = make_annotation(file=file, record=rec, kind=kind, label=cat_names[cat], bbox=bbox, **geometry)
         item = items[image_id]
-        if item is None or (iscrowd and crowd == "skip"):
+        if item is None:
+            report.skip("annotation of an image file not found (--skip-missing)")
             continue
+        if iscrowd and crowd == "skip":
+            report.skip("COCO crowd region (crowd='skip')")
+            continue
+        attributes = kept.annotation_attributes(a, file=file, record=rec, report=report)
+        ann = make_annotation(file=file, record=rec, kind=kind, label=cat_names[cat], bbox=bbox, **geometry,
+                              iscrowd=bool(iscrowd), attributes=attributes, source_id=aid)
         placed = place(ann, infos[image_id], clip=clip_boxes, file=file, record=rec)
-        if placed is not None:
-            item.annotations.append(placed)
+        if placed is None:
+            report.skip("box entirely outside its image (--clip-boxes)")
+            continue
+        if placed.bbox != ann.bbox:
+            report.clip("box outside its image (--clip-boxes)")
+        if placed.iscrowd:
+            n_crowd += 1
+        if placed.attributes:
+            names_seen.update(k for k in placed.attributes if k not in kept.KEYPOINT_FIELDS
+                              and not k.startswith(kept.EXTRA_PREFIX))
+        item.annotations.append(placed)
 
-    kept = [it for it in items.values() if it is not None]
+    items_kept = [it for it in items.values() if it is not None]
+    n_missing = len(items) - len(items_kept)
+    if n_missing:
+        report.skip("image file not found (--skip-missing)", n_missing)
+    if n_crowd:
+        report.note(f"{n_crowd} crowd regions kept as crowd (iscrowd): not trained on as objects, "
+                    "matched as crowd in evaluation")
+    if names_seen:
+        report.note(f"annotation attributes kept: {', '.join(sorted(names_seen))}")
     dataset_type = "segmentation" if has_segmentation else "detection"
-    return ImportBatch(items=kept, classes=classes, type=dataset_type, source=f"coco:{src}")
+    return ImportBatch(items=items_kept, classes=classes, type=dataset_type, source=f"coco:{src}",
+                       info=kept.file_info(data), report=report)
 
 
-def _ann_json(a: Annotation, ann_id: int, image_id: int, category_id: int) -> dict[str, Any]:
+def _image_roots(src: Path) -> list[Path]:
+    roots = [src.parent, src.parent / "images"]
+    if src.parent.name == "annotations":  # <root>/annotations/instances_<split>.json
+        root = src.parent.parent
+        split = src.stem.rsplit("_", 1)[1] if "_" in src.stem else ""
+        if split:
+            roots += [root / "images" / split]
+        roots += [root / "images"]
+        if split:
+            roots += [root / split]
+    return roots
+
+
+def _ann_json(a: Annotation, ann_id: int, image_id: Any, category_id: Any) -> dict[str, Any]:
     assert a.bbox is not None
+    top, inner = kept.annotation_fields(a.attributes)
     d: dict[str, Any] = {
+        **top,
         "id": ann_id,
         "image_id": image_id,
         "category_id": category_id,
         "bbox": [float(v) for v in a.bbox],
         "area": float(a.area),
-        "iscrowd": 0,
+        "iscrowd": int(a.iscrowd),
     }
     if a.polygons is not None:
         d["segmentation"] = [list(p) for p in a.polygons]
     elif a.mask is not None:
         d["segmentation"] = {"size": list(a.mask["size"]), "counts": encode_counts_string(a.mask["counts"])}
+    if inner:
+        d["attributes"] = inner
     return d
+
+
+def _document(source_info: dict[str, Any] | None, images: list[dict[str, Any]], anns: list[dict[str, Any]],
+              categories: list[dict[str, Any]]) -> dict[str, Any]:
+    extra = (source_info or {}).get("coco")
+    extra = {k: v for k, v in extra.items() if k not in kept.TOP_FIELDS} if isinstance(extra, dict) else {}
+    return {
+        "info": extra.pop("info", {"description": "exported by workbench", "version": "1.0"}),
+        "licenses": extra.pop("licenses", []),
+        **extra,
+        "images": images,
+        "annotations": anns,
+        "categories": categories,
+    }
 
 
 def write(
@@ -367,31 +437,57 @@ def write(
     *,
     overwrite: bool = False,
     indent: int | None = None,
+    per_split: bool = False,
+    source_info: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Write a COCO dataset into ``out``; returns the files written (annotation file first)."""
+    """Write a COCO dataset into ``out``; returns the files written (annotation files first).
+
+    ``per_split``: ``annotations/instances_<split>.json`` + ``images/<split>/`` per split with examples.
+    ``source_info``: the dataset's ``source_info`` (COCO ``info`` / ``licenses`` written back)."""
     check_type("coco", dataset_type, ("detection", "segmentation"))
     index = class_index(classes, examples)
     check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
     out = prepare_out(out, overwrite=overwrite)
-    images: list[dict[str, Any]] = []
-    anns: list[dict[str, Any]] = []
+    ordered = sorted(examples, key=lambda e: e.id)
+    image_id = dict(zip((ex.id for ex in ordered), kept.image_ids(ordered), strict=True))
+    cat_ids = kept.category_ids(classes)
+    images: dict[str, list[dict[str, Any]]] = {s: [] for s in (*SPLITS, "all")}
+    anns: dict[str, list[dict[str, Any]]] = {s: [] for s in (*SPLITS, "all")}
     written: list[Path] = []
-    for ex, name, path in export_images(out, examples, load_bytes, lambda ex: "images"):
+    n_ann = 0
+    source_ids: dict[str, list[Any]] = {s: [] for s in (*SPLITS, "all")}
+
+    def folder(ex: Example) -> str:
+        return f"images/{ex.split}" if per_split else "images"
+
+    for ex, name, path in kept.export_images_keeping_names(out, ordered, load_bytes, folder):
         written.append(path)
-        images.append(
-            {"id": ex.id, "file_name": name, "width": ex.width, "height": ex.height, "split": ex.split}
-        )
+        im = {**kept.image_fields(ex), "id": image_id[ex.id], "file_name": name, "width": ex.width,
+              "height": ex.height, "split": ex.split}
+        images[ex.split].append(im)
+        images["all"].append(im)
         for a in ex.truth():
-            anns.append(_ann_json(a, len(anns) + 1, ex.id, index[a.label] + 1))
+            n_ann += 1
+            aj = _ann_json(a, n_ann, image_id[ex.id], cat_ids[index[a.label]])
+            anns[ex.split].append(aj)
+            anns["all"].append(aj)
+            source_ids[ex.split].append(a.source_id)
+            source_ids["all"].append(a.source_id)
+    for group in SPLITS if per_split else ("all",):  # annotation ids unique within each file written
+        for aj, aid in zip(anns[group], kept.annotation_ids(source_ids[group]), strict=True):
+            aj["id"] = aid
     categories = [
-        {"id": i + 1, "name": c.name, "supercategory": "", "color": c.color} for i, c in enumerate(classes)
+        {**kept.category_fields(c), "id": cat_ids[i], "name": c.name, "color": c.color}
+        for i, c in enumerate(classes)
     ]
-    doc = {
-        "info": {"description": "exported by workbench", "version": "1.0"},
-        "licenses": [],
-        "images": images,
-        "annotations": anns,
-        "categories": categories,
-    }
-    text = json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False)
-    return [write_file(out, ANNOTATIONS_FILE, text + "\n"), *written]
+
+    def text(split_images: list[dict[str, Any]], split_anns: list[dict[str, Any]]) -> str:
+        doc = _document(source_info, split_images, split_anns, categories)
+        return json.dumps(doc, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+
+    if not per_split:
+        return [write_file(out, ANNOTATIONS_FILE, text(images["all"], anns["all"])), *written]
+    files = [write_file(out, f"annotations/instances_{s}.json", text(images[s], anns[s]))
+             for s in SPLITS if images[s]]
+    return [*files, *written]
+

@@ -1,23 +1,29 @@
 """Pascal VOC: ``Annotations/*.xml`` + ``JPEGImages/`` (+ ``ImageSets/Main/{train,val,test}.txt``).
 
-Coordinates: VOC boxes are 1-based *inclusive* pixel indices (``xmin = 1`` is the first pixel column, a
-box covering the whole image has ``xmax = width``). Our records use continuous pixel coordinates with the
-image's left edge at ``x = 0``. So reading gives ``x = xmin - 1``, ``w = xmax - xmin + 1`` (likewise for y),
-and writing gives ``xmin = x + 1``, ``xmax = x + w``: export -> import round-trips exactly, and a box
-with ``xmin = 0`` (a 0-based tool) is out of the image unless ``clip_boxes=True``.
+Coordinates are read as written: ``x = xmin``, ``w = xmax - xmin`` (likewise for y), the way datumaro,
+globox and torchvision read VOC and labelme2voc, Roboflow and CVAT write it; a box on the image's edge has
+``xmin = 0``. ``one_based=True`` (CLI ``--voc-one-based``) reads and writes the old devkit's convention
+instead: 1-based inclusive pixel indices, ``x = xmin - 1``, ``w = xmax - xmin + 1``.
 
 Reading: XML is parsed with defusedxml with DTDs forbidden (no XXE, no entity expansion). ``<filename>``
 resolves inside ``JPEGImages/`` (``images_dir=`` to change). ``<size>`` is optional but must match the
-image. ``<difficult>1</difficult>`` objects are kept unless ``skip_difficult=True``. Classes come from a
-``labels.txt`` (one name a line) at the top when present, else the object names sorted. Split files list
-image ids (the XML file stems); an image in none of them has no split.
+image. ``<difficult>1</difficult>`` objects are kept unless ``skip_difficult=True`` (counted in the report).
+What an object says besides its box is kept in the annotation's attributes and written back: ``difficult``,
+``truncated``, ``occluded`` (``True`` when set; 0 and absent both mean not set), ``pose`` (unless
+``Unspecified``), ``point`` ([x, y]), ``actions`` ({name: bool}), ``parts``
+([{"name", "bndbox": [xmin, ymin, xmax, ymax]}] as written), datumaro's / CVAT's ``<attributes>`` (name ->
+value text), and any other plain ``<tag>text</tag>`` as ``voc.<tag>``. Classes come from ``labels.txt`` (one
+name a line) or datumaro's ``labelmap.txt`` (``name:r,g,b:parts:actions``; its colours are kept, an unused
+``background`` left out) at the top when present, else the object names sorted. Split files list image ids
+(the XML file stems); an image in none of them has no split. The XML stem and ``<filename>`` are kept as
+the example's origin.
 
-Writing: one XML per image, ``JPEGImages/<file_name>``, ``ImageSets/Main/<split>.txt`` and ``labels.txt``.
+Writing: one XML per image, ``JPEGImages/<file_name>``, ``ImageSets/Main/<split>.txt``, ``labels.txt`` and
+``labelmap.txt`` (datumaro's class list with colours, parts and actions).
 """
 
 from __future__ import annotations
 
-import math
 import stat
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
@@ -25,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import ImportFormatError, ValidationError
+from ..images import IMAGE_SUFFIXES
+from ..import_report import ImportReport
 from ..records import SPLITS, ClassDef, Example, ImportBatch, ImportItem
 from ._common import (
     MAX_TEXT_BYTES,
@@ -32,7 +40,6 @@ from ._common import (
     check_type,
     class_index,
     export_images,
-    fmt_float,
     make_annotation,
     make_classes,
     place,
@@ -42,11 +49,20 @@ from ._common import (
     write_file,
 )
 from .paths import is_hidden, safe_join
+from .voc_fields import (
+    COORDS,
+    LABELMAP_FILE,
+    labelmap_text,
+    number,
+    object_attributes,
+    object_xml,
+    read_labelmap,
+    text,
+)
 
-__all__ = ["read", "write", "LABELS_FILE"]
+__all__ = ["read", "write", "LABELS_FILE", "LABELMAP_FILE"]
 
 LABELS_FILE = "labels.txt"
-_COORDS = ("xmin", "ymin", "xmax", "ymax")
 
 
 def _parse_xml(path: Path) -> Any:
@@ -75,30 +91,6 @@ def _parse_xml(path: Path) -> Any:
         raise ImportFormatError(f"XML in an unsupported encoding ({e}); save it as UTF-8", file=file) from None
 
 
-def _text(
-    el: Any, tag: str, *, file: str, record: str, field: str | None = None, required: bool = True
-) -> str | None:
-    child = el.find(tag)
-    text = child.text.strip() if child is not None and child.text is not None else ""
-    if not text:
-        if required:
-            raise ImportFormatError(f"missing <{tag}>", file=file, record=record, field=field or tag)
-        return None
-    return text
-
-
-def _number(text: str, *, file: str, record: str, field: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise ImportFormatError(
-            f"expected a number, got {text!r}", file=file, record=record, field=field
-        ) from None
-    if not math.isfinite(v):
-        raise ImportFormatError(f"number is not finite ({text})", file=file, record=record, field=field)
-    return v
-
-
 def _int(text: str | None, *, file: str, record: str, field: str) -> int | None:
     if text is None:
         return None
@@ -110,20 +102,33 @@ def _int(text: str | None, *, file: str, record: str, field: str) -> int | None:
         ) from None
 
 
-def _splits(root: Path, stems: set[str]) -> dict[str, str]:
+def _bare_image(img_root: Path, stem: str) -> Path | None:
+    """``JPEGImages/<stem>.<image suffix>`` when there is exactly one such file."""
+    found = [p for p in (img_root / f"{stem}{s}" for s in IMAGE_SUFFIXES) if p.is_file()]
+    return found[0] if len(found) == 1 else None
+
+
+def _splits(root: Path, stems: set[str], img_root: Path) -> tuple[dict[str, str], dict[str, Path]]:
+    """Split per image id, and the images a split list names that have no annotation file (datumaro and
+    the devkit read those as images without objects)."""
     found: dict[str, str] = {}
+    bare: dict[str, Path] = {}
     for split in SPLITS:
         path = root / "ImageSets" / "Main" / f"{split}.txt"
         if not path.is_file():
             continue
         for n, line in enumerate(read_text(path, what="split list").splitlines(), 1):
             tokens = line.split()
-            if not tokens:
+            if not tokens or tokens[0].startswith("#"):  # datumaro writes and reads comment lines
                 continue
             stem = tokens[0]
-            if stem not in stems:
+            image = None if stem in stems or stem in bare else _bare_image(img_root, stem)
+            if image is not None:
+                bare[stem] = safe_join(img_root, image.name, file=str(path), record=f"line {n}", field="id")
+            if stem not in stems and stem not in bare:
                 raise ImportFormatError(
-                    f"unknown image id {stem!r} (no Annotations/{stem}.xml)",
+                    f"unknown image id {stem!r} (no Annotations/{stem}.xml and no one image "
+                    f"{img_root.name}/{stem}.*)",
                     file=str(path),
                     record=f"line {n}",
                     field="id",
@@ -136,7 +141,7 @@ def _splits(root: Path, stems: set[str]) -> dict[str, str]:
                     field="id",
                 )
             found[stem] = split
-    return found
+    return found, bare
 
 
 def read(
@@ -146,8 +151,10 @@ def read(
     clip_boxes: bool = False,
     skip_missing: bool = False,
     skip_difficult: bool = False,
+    one_based: bool = False,
 ) -> ImportBatch:
     """Read a Pascal VOC folder; see the module doc. Raises on the first problem found."""
+    report = ImportReport()
     root = Path(src)
     ann_dir = root / "Annotations"
     if not ann_dir.is_dir():
@@ -160,9 +167,13 @@ def read(
     xmls = sorted(p for p in ann_dir.iterdir() if p.suffix.lower() == ".xml" and not is_hidden(p.name))
     labels_path = root / LABELS_FILE
     listed = None
+    listed_colors: list[str | None] | None = None
     if labels_path.is_file():
         listed = [ln.strip() for ln in read_text(labels_path, what="class list").splitlines() if ln.strip()]
-    split_of = _splits(root, {p.stem for p in xmls})
+    elif (root / LABELMAP_FILE).is_file():
+        labels_path = root / LABELMAP_FILE
+        listed, listed_colors = read_labelmap(labels_path)
+    split_of, bare = _splits(root, {p.stem for p in xmls}, img_root)
 
     items: list[ImportItem] = []
     seen: dict[Path, str] = {}
@@ -175,7 +186,7 @@ def read(
             raise ImportFormatError(
                 f"root element is <{doc.tag}>, expected <annotation>", file=file, record=rec
             )
-        fname = _text(doc, "filename", file=file, record=rec)
+        fname = text(doc, "filename", file=file, record=rec)
         assert fname is not None
         path = safe_join(img_root, fname, file=file, record=rec, field="filename")
         if path in seen:
@@ -187,7 +198,7 @@ def read(
             if skip_missing:
                 continue
             raise ImportFormatError(
-                f"image file {fname!r} not found in {img_root} (skip_missing=True skips it)",
+                f"image file {fname!r} not found in {img_root} (--skip-missing skips it)",
                 file=file,
                 record=rec,
                 field="filename",
@@ -197,7 +208,7 @@ def read(
         if size is not None:
             for tag, actual in (("width", info.width), ("height", info.height)):
                 declared = _int(
-                    _text(size, tag, file=file, record=rec, field=f"size.{tag}", required=False),
+                    text(size, tag, file=file, record=rec, field=f"size.{tag}", required=False),
                     file=file,
                     record=rec,
                     field=f"size.{tag}",
@@ -212,51 +223,45 @@ def read(
         anns = []
         for k, obj in enumerate(doc.findall("object"), 1):
             orec = f"{rec} object {k}"
-            name = _text(obj, "name", file=file, record=orec)
+            name = text(obj, "name", file=file, record=orec)
             assert name is not None
             if listed is not None and name not in listed:
                 raise ImportFormatError(
                     f"class {name!r} is not in {LABELS_FILE}", file=file, record=orec, field="name"
                 )
-            difficult = _int(
-                _text(obj, "difficult", file=file, record=orec, required=False),
-                file=file,
-                record=orec,
-                field="difficult",
-            )
-            if difficult not in (None, 0, 1):
-                raise ImportFormatError(
-                    f"difficult must be 0 or 1, got {difficult}", file=file, record=orec, field="difficult"
-                )
+            attributes = object_attributes(obj, file=file, record=orec, report=report)
             box = obj.find("bndbox")
             if box is None:
                 raise ImportFormatError("missing <bndbox>", file=file, record=orec, field="bndbox")
             x0, y0, x1, y1 = (
-                _number(
-                    _text(box, c, file=file, record=orec, field=f"bndbox.{c}") or "",
+                number(
+                    text(box, c, file=file, record=orec, field=f"bndbox.{c}") or "",
                     file=file,
                     record=orec,
                     field=f"bndbox.{c}",
                 )
-                for c in _COORDS
+                for c in COORDS
             )
-            if x1 - x0 + 1 <= 0 or y1 - y0 + 1 <= 0:  # inclusive ends: a sub-pixel box written by us has xmax < xmin
+            bbox = (x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1) if one_based else (x0, y0, x1 - x0, y1 - y0)
+            if bbox[2] <= 0 or bbox[3] <= 0:
+                hint = "" if one_based else " (--voc-one-based reads xmax = xmin as one pixel wide)"
                 raise ImportFormatError(
-                    f"negative box: xmin {x0} ymin {y0} xmax {x1} ymax {y1}",
+                    f"negative or empty box, it has no area: xmin {x0:g} ymin {y0:g} xmax {x1:g} ymax {y1:g}{hint}",
                     file=file,
                     record=orec,
                     field="bndbox",
                 )
             names_seen.add(name)
-            ann = make_annotation(
-                file=file,
-                record=orec,
-                kind="box",
-                label=name,
-                bbox=(x0 - 1, y0 - 1, x1 - x0 + 1, y1 - y0 + 1),
-            )
+            ann = make_annotation(file=file, record=orec, kind="box", label=name, bbox=bbox,
+                                  attributes=attributes)
             placed = place(ann, info, clip=clip_boxes, file=file, record=orec)
-            if placed is not None and not (skip_difficult and difficult == 1):
+            if placed is None:
+                report.skip("box entirely outside its image (--clip-boxes)")
+            elif skip_difficult and attributes.get("difficult"):
+                report.skip("difficult object (skip_difficult)")
+            else:
+                if placed.bbox != ann.bbox:
+                    report.clip("box outside its image (--clip-boxes)")
                 anns.append(placed)
         items.append(
             ImportItem(
@@ -266,14 +271,33 @@ def read(
                 split=split_of.get(rec),
                 source=f"voc:{xml_path.name}",
                 record=rec,
+                origin={"id": rec, "file_name": fname},
             )
         )
+    for stem, path in sorted(bare.items()):
+        if path in seen:
+            continue
+        probe_path(path, record=stem)
+        items.append(ImportItem(file_name=path.name, path=path, split=split_of.get(stem), source=f"voc:{stem}",
+                                record=stem, origin={"id": stem, "file_name": path.name}))
+    if bare:
+        report.note(f"{len(bare)} images listed in ImageSets/Main without an annotation file imported without "
+                    "objects (status new)")
+    colors = listed_colors
+    if listed is not None and listed_colors is not None and "background" in listed \
+            and "background" not in names_seen:  # datumaro's segmentation background: no detection class
+        k = listed.index("background")
+        listed = listed[:k] + listed[k + 1:]
+        colors = listed_colors[:k] + listed_colors[k + 1:]
+        report.note(f"class 'background' of {LABELMAP_FILE} left out (no object uses it)")
     names = listed if listed is not None else sorted(names_seen)
-    classes = make_classes(names, file=str(labels_path) if listed is not None else str(ann_dir))
-    return ImportBatch(items=items, classes=classes, type="detection", source=f"voc:{root}")
+    classes = make_classes(names, colors, file=str(labels_path) if listed is not None else str(ann_dir))
+    if one_based:
+        report.note("boxes read as 1-based inclusive pixel indices (--voc-one-based)")
+    return ImportBatch(items=items, classes=classes, type="detection", source=f"voc:{root}", report=report)
 
 
-def _xml(ex: Example, name: str, index: dict[str, int]) -> str:
+def _xml(ex: Example, name: str, one_based: bool) -> str:
     doc = ET.Element("annotation")
     ET.SubElement(doc, "folder").text = "JPEGImages"
     ET.SubElement(doc, "filename").text = name
@@ -288,14 +312,8 @@ def _xml(ex: Example, name: str, index: dict[str, int]) -> str:
                 f"VOC holds boxes only, not {a.kind!r}", record=f"example {ex.id}", field="kind"
             )
         x, y, w, h = a.bbox
-        obj = ET.SubElement(doc, "object")
-        ET.SubElement(obj, "name").text = a.label
-        ET.SubElement(obj, "pose").text = "Unspecified"
-        ET.SubElement(obj, "truncated").text = "0"
-        ET.SubElement(obj, "difficult").text = "0"
-        bb = ET.SubElement(obj, "bndbox")
-        for tag, v in zip(_COORDS, (x + 1, y + 1, x + w, y + h), strict=True):
-            ET.SubElement(bb, tag).text = fmt_float(v)
+        coords = (x + 1, y + 1, x + w, y + h) if one_based else (x, y, x + w, y + h)
+        object_xml(doc, a, coords)
     ET.indent(doc)
     return ET.tostring(doc, encoding="unicode") + "\n"
 
@@ -308,21 +326,28 @@ def write(
     load_bytes: Callable[[str], bytes],
     *,
     overwrite: bool = False,
+    one_based: bool = False,
 ) -> list[Path]:
-    """Write a Pascal VOC dataset into ``out``; returns the files written."""
+    """Write a Pascal VOC dataset into ``out``; returns the files written. ``one_based``: the old devkit's
+    1-based inclusive box coordinates."""
     check_type("voc", dataset_type, ("detection",))
-    index = class_index(classes, examples)
+    class_index(classes, examples)
     check_exportable(examples, ("box",), "VOC (boxes only)")
+    for c in classes:
+        if ":" in c.name:
+            raise ValidationError(f"class name {c.name!r} has a ':' that {LABELMAP_FILE} cannot hold",
+                                  field="classes")
     out = prepare_out(out, overwrite=overwrite)
     written: list[Path] = []
     ids: dict[str, list[str]] = {s: [] for s in SPLITS}
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: "JPEGImages"):
         written.append(path)
         stem = Path(name).stem
-        written.append(write_file(out, f"Annotations/{stem}.xml", _xml(ex, name, index)))
+        written.append(write_file(out, f"Annotations/{stem}.xml", _xml(ex, name, one_based)))
         ids[ex.split].append(stem)
     for split, stems in ids.items():
         if stems:
             written.append(write_file(out, f"ImageSets/Main/{split}.txt", "".join(s + "\n" for s in stems)))
     written.append(write_file(out, LABELS_FILE, "".join(c.name + "\n" for c in classes)))
+    written.append(write_file(out, LABELMAP_FILE, labelmap_text(classes, examples)))
     return written

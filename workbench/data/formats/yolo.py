@@ -1,15 +1,22 @@
-"""YOLO (Ultralytics layout): normalized label text files beside an image tree.
+"""YOLO (Ultralytics and Darknet layouts): normalized label text files beside an image tree.
 
-Reading: ``src`` is a ``data.yaml`` (or a folder holding ``data.yaml`` / a single ``*.yaml``), or a folder
-with ``images/`` and ``labels/`` (and an optional ``classes.txt``, one name a line, at the top or in
-``labels/``; without it classes are named ``"0"``, ``"1"``...). In the yaml, ``names`` is a list or an
-``{id: name}`` dict, ``path`` an optional root (relative, or absolute only when it is the yaml's own
-folder), and ``train`` / ``val`` / ``test`` each a folder, a list of folders, or a ``.txt`` list of images;
-they give the splits (like Ultralytics, ``../x`` is read as ``x`` when ``x`` exists in the root). Without a yaml, ``images/train|val|test/`` give them when those are exactly the
-sub-folders. An image's label file is its path with the last ``images`` folder replaced by ``labels`` and
-the suffix by ``.txt`` (a missing label file means no objects). Lines are ``cls cx cy w h`` (detect) or
-``cls x1 y1 x2 y2 ...`` (segment), all normalized by the image size read from the image itself. The dataset
-type is segmentation when any line is a polygon.
+Reading: ``src`` is a ``data.yaml`` (or a folder holding ``data.yaml`` / a single ``*.yaml``), a Darknet /
+CVAT "YOLO 1.1" ``obj.data`` (or its folder), or a folder with ``images/`` and ``labels/``, or one of images
+with their ``.txt`` label files beside them. Class names: the yaml's ``names`` (a list or an ``{id: name}``
+dict), ``obj.data``'s ``names`` file, else ``classes.txt`` / ``obj.names`` (one name a line) at the top or in
+``labels/``; without any, classes are named ``"0"``, ``"1"``... In the yaml, ``path`` is an optional root
+(relative, or absolute only when it is the yaml's own folder), and ``train`` / ``val`` / ``test`` each a
+folder, a list of folders, or a ``.txt`` list of images; they give the splits (like Ultralytics, ``../x`` is
+read as ``x`` when ``x`` exists in the root; a folder that exists nowhere is "not found"). ``obj.data``'s
+``train`` / ``valid`` / ``test`` lists give them too (paths relative to its folder, Darknet's ``data/``
+prefix standing for that folder). Without either, ``images/train|val|test/`` give them when those are
+exactly the sub-folders. An image's label file is its path with the last ``images`` folder replaced by
+``labels`` and the suffix by ``.txt``; an empty label file means no objects. Images whose label file is not
+found are refused (count and first names in the error) unless ``allow_unlabeled``: they then import with
+status ``new``, never as reviewed negatives. Lines are ``cls cx cy w h`` (detect) or ``cls x1 y1 x2 y2
+...`` (segment), all normalized by the image size read from the image itself. Boxes and polygons out of
+the image by at most 1e-3 of its side are clipped to it and counted; further out they are refused unless
+``clip_boxes`` (boxes and polygons alike). The dataset type is segmentation when any line is a polygon.
 
 Writing: ``OUT/data.yaml`` + ``images/<split>/`` + ``labels/<split>/`` (one label file per image, empty when
 it has no objects). Floats are written with ``repr`` precision, so coordinates round-trip exactly enough
@@ -20,6 +27,8 @@ written as several instances, and a mask is traced to polygons (lossy).
 from __future__ import annotations
 
 import math
+import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,24 +44,26 @@ from ._common import (
     load_yaml,
     make_annotation,
     make_classes,
-    place,
     prepare_out,
     probe_path,
     read_text,
     write_file,
 )
+from ._fit import fit, report
 from ._rle import mask_to_polygons
 from .paths import is_hidden, list_images, relative_name, safe_join
 
 __all__ = ["read", "write", "DATA_YAML"]
 
 DATA_YAML = "data.yaml"
+OBJ_DATA = "obj.data"
+NAME_FILES = ("classes.txt", "obj.names")
 
 
 # ------------------------------------------------------------------------------------------------ read
 def _find_yaml(src: Path) -> Path | None:
     if src.is_file():
-        return src
+        return src if src.suffix.lower() in (".yaml", ".yml") else None
     if (src / DATA_YAML).is_file():
         return src / DATA_YAML
     yamls = sorted(p for p in src.glob("*.y*ml") if p.suffix in (".yaml", ".yml") and not is_hidden(p.name))
@@ -121,6 +132,12 @@ def _split_images(entry: Any, root: Path, *, yaml_file: str, split: str, skip_mi
             )
         if e.startswith("../") and (root / e[3:]).exists():
             e = e[3:]  # Ultralytics' rule for Roboflow exports ("train: ../train/images")
+        if not os.path.lexists(os.path.normpath(os.path.join(root, e))):  # the real problem: it is missing
+            tried = os.path.normpath(os.path.join(root, e))
+            if e.startswith("../"):
+                tried = f"{tried} and {root / e[3:]}"
+            raise ImportFormatError(f"{e!r} not found (looked at {tried})", file=yaml_file, record=split,
+                                    field=split)
         p = safe_join(root, e, file=yaml_file, record=split, field=split)
         if p.is_dir():
             found.extend(list_images(p, root=root))
@@ -141,12 +158,14 @@ def _split_images(entry: Any, root: Path, *, yaml_file: str, split: str, skip_mi
                     if skip_missing:
                         continue
                     raise ImportFormatError(
-                        f"image {line!r} not found (skip_missing=True skips it)",
+                        f"image {line!r} not found (--skip-missing skips it)",
                         file=str(p),
                         record=f"line {n}",
                         field="path",
                     )
                 found.append(img)
+        elif not p.exists():
+            raise ImportFormatError(f"{e!r} not found (looked at {p})", file=yaml_file, record=split, field=split)
         else:
             raise ImportFormatError(
                 f"{e!r} is neither a folder nor a .txt image list", file=yaml_file, record=split, field=split
@@ -183,21 +202,101 @@ def _layout(src: Path, skip_missing: bool) -> tuple[Path, list[tuple[Path, str |
                 "lists none of train / val / test", file=file, record="train", field="train"
             )
         return root, pairs, names
+    obj_data = _find_obj_data(src)
+    if obj_data is not None:
+        return _darknet_layout(obj_data, skip_missing)
     root = src.resolve()
     images = root / "images"
-    if not images.is_dir():
-        raise ImportFormatError("no data.yaml and no images/ folder: not a YOLO dataset", file=str(src))
-    subs = sorted(d.name for d in images.iterdir() if d.is_dir() and not is_hidden(d.name))
-    loose = list_images(images, recursive=False, root=root)
-    if subs and set(subs) <= set(SPLITS) and not loose:
-        pairs = [(p, s) for s in subs for p in list_images(images / s, root=root)]
-    else:
-        pairs = [(p, None) for p in list_images(images, root=root)]
-    for cand in (root / "classes.txt", root / "labels" / "classes.txt"):
+    if images.is_dir():
+        subs = sorted(d.name for d in images.iterdir() if d.is_dir() and not is_hidden(d.name))
+        loose = list_images(images, recursive=False, root=root)
+        if subs and set(subs) <= set(SPLITS) and not loose:
+            pairs = [(p, s) for s in subs for p in list_images(images / s, root=root)]
+        else:
+            pairs = [(p, None) for p in list_images(images, root=root)]
+    else:  # images with their .txt label files beside them (Darknet without obj.data)
+        pairs = [(p, None) for p in list_images(root, root=root)]
+        if not pairs or not any(p.with_suffix(".txt").is_file() for p, _ in pairs):
+            raise ImportFormatError(
+                "no data.yaml, obj.data or images/ folder, and no images with .txt label files beside them: "
+                "not a YOLO dataset", file=str(src))
+    for cand in (root / name for name in NAME_FILES):
         if cand.is_file():
-            listed = [ln.strip() for ln in read_text(cand, what="class list").splitlines() if ln.strip()]
-            return root, pairs, listed
+            return root, pairs, _names_file(cand)
+    for cand in (root / "labels" / name for name in NAME_FILES):
+        if cand.is_file():
+            return root, pairs, _names_file(cand)
     return root, pairs, None
+
+
+def _names_file(path: Path) -> list[str]:
+    """Class names, one a line (``classes.txt``, ``obj.names``); blank lines ignored."""
+    names = [ln.strip() for ln in read_text(path, what="class list").splitlines() if ln.strip()]
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise ImportFormatError(f"class {dup!r} is listed twice", file=str(path), record=dup, field="names")
+    return names
+
+
+def _find_obj_data(src: Path) -> Path | None:
+    if src.is_file():
+        return src if src.suffix.lower() == ".data" else None
+    return src / OBJ_DATA if (src / OBJ_DATA).is_file() else None
+
+
+def _darknet_path(base: Path, raw: str, *, file: str, record: str, field: str) -> Path:
+    """A path in ``obj.data`` or a Darknet list: relative to the dataset folder, where Darknet's own
+    ``data/`` prefix (CVAT's "YOLO 1.1" writes ``data/obj.names``) stands for the folder itself."""
+    raw = raw.strip()
+    if Path(raw).is_absolute():
+        raise UnsafePathError(f"absolute path {raw!r} is not allowed; paths must be relative", file=file,
+                              record=record, field=field)
+    for rel in ([raw, raw[5:]] if raw.startswith("data/") else [raw]):
+        if rel and os.path.lexists(base / rel):
+            return safe_join(base, rel, file=file, record=record, field=field)
+    raise ImportFormatError(f"{raw!r} not found (looked in {base})", file=file, record=record, field=field)
+
+
+def _darknet_layout(
+    obj_data: Path, skip_missing: bool
+) -> tuple[Path, list[tuple[Path, str | None]], list[str] | None]:
+    """Darknet / CVAT "YOLO 1.1": ``obj.data`` (``key = value`` lines) names ``obj.names`` and the
+    ``train`` / ``valid`` / ``test`` image lists."""
+    file = str(obj_data)
+    root = obj_data.parent.resolve()
+    conf: dict[str, str] = {}
+    for n, line in enumerate(read_text(obj_data, what="obj.data").splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if "=" not in line:
+            raise ImportFormatError(f"expected 'key = value', got {line!r:.80}", file=file, record=f"line {n}")
+        key, value = (t.strip() for t in line.split("=", 1))
+        conf[key] = value
+    names = (_names_file(_darknet_path(root, conf["names"], file=file, record="names", field="names"))
+             if conf.get("names") else None)
+    if names is not None and conf.get("classes") and conf["classes"] != str(len(names)):
+        raise ImportFormatError(f"classes is {conf['classes']} but {len(names)} names are listed", file=file,
+                                record="classes", field="classes")
+    pairs: list[tuple[Path, str | None]] = []
+    for key, split in (("train", "train"), ("valid", "val"), ("val", "val"), ("test", "test")):
+        if not conf.get(key):
+            continue
+        lst = _darknet_path(root, conf[key], file=file, record=key, field=key)
+        for n, line in enumerate(read_text(lst, what="image list").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                img = _darknet_path(root, line, file=str(lst), record=f"line {n}", field="path")
+            except ImportFormatError:
+                if skip_missing:
+                    continue
+                raise ImportFormatError(f"image {line.strip()!r} not found (--skip-missing skips it)",
+                                        file=str(lst), record=f"line {n}", field="path") from None
+            pairs.append((img, split))
+    if not pairs and not any(conf.get(k) for k in ("train", "valid", "val", "test")):
+        raise ImportFormatError("lists none of train / valid / test", file=file, record="train", field="train")
+    return root, pairs, names
 
 
 def _label_path(image: Path, root: Path) -> Path:
@@ -253,7 +352,8 @@ def _parse_labels(path: Path, n_classes: int | None) -> list[tuple[int, list[flo
     return rows
 
 
-def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False) -> ImportBatch:
+def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False,
+         allow_unlabeled: bool = False) -> ImportBatch:
     """Read a YOLO dataset; see the module doc. Raises on the first problem found."""
     src = Path(src)
     if not src.exists():
@@ -261,6 +361,7 @@ def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False) -> 
     root, pairs, names = _layout(src, skip_missing)
     seen: dict[Path, str | None] = {}
     parsed = []
+    unlabeled: list[str] = []
     for image, split in pairs:
         key = image.resolve()
         if key in seen:
@@ -272,14 +373,25 @@ def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False) -> 
             )
         seen[key] = split
         label = _label_path(image, root)
+        if not label.is_file():
+            unlabeled.append(relative_name(image, root))
         rows = _parse_labels(label, len(names) if names is not None else None) if label.is_file() else []
         parsed.append((image, split, label, rows))
+    if unlabeled and not allow_unlabeled:
+        first = ", ".join(unlabeled[:3])
+        raise ImportFormatError(
+            f"{len(unlabeled)} of {len(parsed)} images have no label file (first: {first}; looked for "
+            f"{relative_name(_label_path(root / unlabeled[0], root), root)}); an image with no objects needs an "
+            "empty label file. --allow-unlabeled imports them as status 'new' (not labelled yet)",
+            file=str(src), record=unlabeled[0], field="label file")
     if names is None:
         top = max((cls for *_, rows in parsed for cls, _v, _n in rows), default=-1)
         names = [str(i) for i in range(top + 1)]
     classes = make_classes(names, file=str(src), record_of=lambda i: f"class {i}")
 
     items = []
+    clipped: Counter[str] = Counter()
+    skipped: Counter[str] = Counter()
     has_polygon = any(len(v) > 4 for *_, rows in parsed for _c, v, _n in rows)
     for image, split, label, rows in parsed:
         rel = relative_name(image, root)
@@ -297,9 +409,14 @@ def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False) -> 
                 ann = make_annotation(
                     file=str(label), record=rec, kind="polygon", label=names[cls], polygons=(poly,)
                 )
-            placed = place(ann, info, clip=clip_boxes, file=str(label), record=rec)
-            if placed is not None:
-                anns.append(placed)
+            placed, was_clipped = fit(ann, info, clip=clip_boxes, file=str(label), record=rec)
+            if was_clipped:
+                clipped[f"{ann.kind} outside the image"] += 1
+            if placed is None:
+                skipped[f"{ann.kind} wholly outside the image (clipped to nothing)"] += 1
+                continue
+            anns.append(placed)
+        has_label = label.is_file()
         items.append(
             ImportItem(
                 file_name=image.name,
@@ -308,10 +425,16 @@ def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False) -> 
                 split=split,
                 source=f"yolo:{rel}",
                 record=rel,
+                status="annotated" if has_label else "new",
+                origin={"file_name": rel},
             )
         )
     dataset_type = "segmentation" if has_polygon else "detection"
-    return ImportBatch(items=items, classes=classes, type=dataset_type, source=f"yolo:{src}")
+    batch = ImportBatch(items=items, classes=classes, type=dataset_type, source=f"yolo:{src}")
+    notes = [f"{len(unlabeled)} images without a label file imported as status 'new' (--allow-unlabeled)"] \
+        if unlabeled else []
+    report(batch, skipped, clipped, notes)
+    return batch
 
 
 # ------------------------------------------------------------------------------------------------ write
