@@ -226,7 +226,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
            splits: list[str], keys: list[float], known: set[str]) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go."""
-    from .dataset import _json_or_null, _phash
+    from .dataset import _json_or_null
     from .workspace import now
 
     ws = ds.workspace
@@ -234,10 +234,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
     stamp = now()
     class_ids = {r[0]: r[1] for r in conn.execute(
         "SELECT name, id FROM classes WHERE dataset_id IN (?, ?)", (ds.id, shadow))}
-    phashes: dict[str, str | None] = {}
-    for _item, data, digest, _info in prepared:  # before any lock: it is CPU work
-        if digest not in known and digest not in phashes:
-            phashes[digest] = _phash(data)
+    phashes: dict[str, str | None] = {d: None if d in known else info.phash for _it, _data, d, info in prepared}
     new_ids: list[int] = []
     todo: list[tuple[str, Any]] = []  # ("example", index) / ("annotation", row without example id)
     for i, (item, _data, _digest, _info) in enumerate(prepared):

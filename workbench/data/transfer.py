@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .dataset import Dataset
+from .import_summary import ImportResult
 from .limits import check_classes
 from .records import STATUSES, TASK_TYPES
 from .staged import import_new
@@ -49,29 +50,44 @@ def _dataset_for(ws: Workspace, name: str, batch_type: str | None, type: str | N
 
 
 def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None = None,
-                  directory: str | None = None, author: str = "import", **options: Any) -> tuple[Dataset, list[int]]:
+                  directory: str | None = None, author: str = "import", split: str | None = None,
+                  **options: Any) -> ImportResult:
     """Read ``src`` in format ``fmt`` and add it to dataset ``name`` (created when missing).
 
-    All or nothing: a bad record anywhere leaves the workspace as it was, including the dataset that
-    would have been created.
-    """
-    from .formats import get_reader
+    The source's own splits are kept (split sub-folders, COCO ``instances_<split>.json``, YOLO's
+    data.yaml lists: :mod:`.source_splits`); ``split`` puts every example in that split instead. The
+    rest are split by hash, copies of one source image together (:mod:`.split_groups`).
 
-    batch = get_reader(fmt).read(Path(src), **options)
+    All or nothing: a bad record anywhere leaves the workspace as it was, including the dataset that
+    would have been created; a large import holds the write lock only in short transactions and becomes
+    visible at once (:mod:`.staged`). Returns ``(dataset, new example ids)``, with what the import did as
+    ``.summary`` (:class:`~workbench.data.import_summary.ImportSummary`).
+    """
+    from .import_summary import summarize
+    from .source_splits import read_source
+
+    batch = read_source(fmt, Path(src), split=split, **options)
     what = f"{fmt} source {src}"
+    filled: list[Dataset] = []
 
     def fill(ds: Dataset) -> list[int]:
+        filled.append(ds)
         return ds.import_batch(batch, author=author, directory=directory, source_file=str(src))
 
-    if ws.has_dataset(name):  # a large import runs in short transactions, visible at once when done
+    if ws.has_dataset(name):
         ds, _ = _dataset_for(ws, name, batch.type, type, what)
-        return ds, fill(ds)
-    dtype = type or batch.type
-    if dtype is None:
-        _dataset_for(ws, name, batch.type, type, what)  # raises: says what type to pass
-    # a new dataset stays hidden until it is filled (staged.import_new): a failure leaves nothing
-    check_classes(name, len(batch.classes), file=str(src))
-    return import_new(ws, name, str(dtype), batch.classes, fill)
+        before = {c.name for c in ds.classes}
+        ids = fill(ds)
+    else:  # a new dataset stays hidden until it is filled (staged.import_new): a failure leaves nothing
+        before = set()
+        dtype = type or batch.type
+        if dtype is None:
+            _dataset_for(ws, name, batch.type, type, what)  # raises: says what type to pass
+        check_classes(name, len(batch.classes), file=str(src))
+        ds, ids = import_new(ws, name, str(dtype), batch.classes, fill)
+        ds.split_notes = filled[0].split_notes
+    summary = summarize(ds, batch, ids, fmt=fmt, source=str(src), classes_before=before)
+    return ImportResult(ds, ids, summary)
 
 
 @dataclass(frozen=True)
