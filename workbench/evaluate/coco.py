@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
-from .coco_backends import get_backend, quiet
+from .coco_backends import RawEval, get_backend, quiet
+from .coco_files import fast_file_eval
 
 __all__ = ["STAT_KEYS", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
 
@@ -283,6 +285,10 @@ def coco_metrics(
     if iou_type not in IOU_TYPES:
         raise UnknownNameError("COCO iou_type", str(iou_type), IOU_TYPES)
     be = get_backend(backend)
+    if be.name == "hotcoco" and isinstance(gt, (str, Path)) and isinstance(dt, (str, Path)):
+        fast = fast_file_eval(gt, dt, iou_type)  # None: not plainly clean, the located path decides
+        if fast is not None:
+            return _result(iou_type, be.name, fast.raw, fast.categories, fast.gt_counts, per_class)
     gt_file = str(gt) if isinstance(gt, (str, Path)) else None
     dt_file = str(dt) if isinstance(dt, (str, Path)) else None
     gtn = load_ground_truth(gt)
@@ -291,24 +297,35 @@ def coco_metrics(
     dtn = _normalize_detections(load_detections(dt), gtn, iou_type, dt_file)
     with quiet():
         raw = be.run(gtn, dtn, iou_type)
-    stats = {k: float(v) for k, v in zip(STAT_KEYS, raw.stats, strict=True)}
     cats = {c["id"]: c for c in gtn["categories"]}
+    return _result(iou_type, be.name, raw, cats, lambda: _gt_counts(gtn), per_class)
+
+
+def _result(
+    iou_type: str,
+    backend: str,
+    raw: RawEval,
+    cats: dict[Any, dict[str, Any]],
+    gt_counts: Callable[[], dict[Any, int]],
+    per_class: bool,
+) -> CocoResult:
+    stats = {k: float(v) for k, v in zip(STAT_KEYS, raw.stats, strict=True)}
     names = _names([cats[i] for i in raw.cat_ids])
     categories = [{"id": i, "name": n} for i, n in zip(raw.cat_ids, names, strict=True)]
     curves = {"all": _curve(raw.precision, None)}
     classes: dict[str, dict[str, float]] = {}
     if per_class:
-        gt_counts = _gt_counts(gtn)
+        counts = gt_counts()
         for k, (cid, name) in enumerate(zip(raw.cat_ids, names, strict=True)):
             classes[name] = {
                 "AP": _mean_valid(raw.precision[:, :, k, 0, -1]),
                 "AP50": _mean_valid(raw.precision[0, :, k, 0, -1]),
                 "AP75": _mean_valid(raw.precision[5, :, k, 0, -1]),
-                "gt": gt_counts.get(cid, 0),
+                "gt": counts.get(cid, 0),
             }
             if (raw.precision[:, :, k, 0, -1] > -1).any():
                 curves[name] = _curve(raw.precision, k)
-    return CocoResult(iou_type, be.name, stats, classes, curves, categories, raw.precision)
+    return CocoResult(iou_type, backend, stats, classes, curves, categories, raw.precision)
 
 
 def _with_segmentations(gt: dict[str, Any], file: str | None) -> dict[str, Any]:

@@ -1,0 +1,106 @@
+"""COCO files straight into the backend's own loader, when a few bulk checks prove them clean.
+
+``coco_metrics`` on two JSON files spent two thirds of its time parsing them with Python's ``json`` and
+checking every record as a Python object. hotcoco parses COCO JSON in Rust, and its typed reader already
+rejects most bad input (a wrong type, a NaN or null number, a box that is not 4 numbers, a missing
+``image_id`` / ``category_id`` / image ``id`` / category ``id``, a segmentation that is neither polygons nor
+RLE). What it accepts and ``coco.py``'s rules do not (an unknown id, a missing ``id`` (read as 0; so an
+annotation id 0 also takes the slow path) / ``bbox`` / ``area`` /
+``iscrowd`` / ``score`` / ``segmentation``, a negative box size in a detection, a non-list detection file)
+is caught here in bulk: the backend's load warnings, its id lists, and counts of each key over the raw
+bytes (``bytes.count`` runs at memory speed).
+
+``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly, and ``coco_metrics`` then
+takes the record-by-record path, which names the file, record and field of the first bad record (or, for
+input that is only unusual, e.g. a negative box corner or missing areas to fill, evaluates it). So this
+module never decides that input is bad; it only decides that it is plainly good.
+
+Key counts: hotcoco parsed the file (valid JSON, no key twice in one object), and ``"key":`` is a key
+(a string value is never followed by ``:``), so a count of ``"bbox":`` equal to the number of annotations
+means each has one -- unless the same key also sits in other objects of the file (extra fields on
+images, say) *and* exactly as many annotations lack it, or a key name ends in an escaped ``\\"bbox``.
+Detection files hold only detections, so there only the last, contrived case remains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from .coco_backends import RawEval, _finish, quiet
+
+__all__ = ["FastEval", "fast_file_eval"]
+
+# a detection box whose width or height starts with '-' (the reader made sure a box is 4 numbers)
+_NEGATIVE_SIZE = re.compile(rb'"bbox":\s*\[[^,\]]*,[^,\]]*,(?:[^,\]]*,)?\s*-')
+
+
+class FastEval(NamedTuple):
+    """What the fast path hands back: the evaluator's output and what ``CocoResult`` needs from the gt."""
+
+    raw: RawEval
+    categories: dict[Any, dict[str, Any]]  # id -> {"id", "name", ...}
+    gt_counts: Callable[[], dict[Any, int]]  # category id -> non-crowd ground-truth objects (on demand)
+
+
+def _key_count(data: bytes, key: bytes) -> int:
+    """How often ``"key":`` appears (a key: a string value is never followed by ``:``)."""
+    return data.count(b'"' + key + b'":')
+
+
+def fast_file_eval(gt_path: str | Path, dt_path: str | Path, iou_type: str) -> FastEval | None:
+    """Evaluate with hotcoco reading the files itself, or ``None`` where any bulk check fails."""
+    try:
+        import hotcoco  # noqa: PLC0415
+    except ImportError:
+        return None
+    try:
+        gt_bytes = Path(gt_path).read_bytes()
+        dt_bytes = Path(dt_path).read_bytes()
+    except OSError:
+        return None
+    if gt_bytes.lstrip()[:1] != b"{" or dt_bytes.lstrip()[:1] != b"[":
+        return None
+    try:
+        with quiet():
+            coco_gt = hotcoco.COCO(str(gt_path))
+            coco_dt = coco_gt.load_res(str(dt_path))
+    except Exception:  # noqa: BLE001 - any refusal by the backend's reader: the located path says why
+        return None
+    if coco_gt.load_warnings or coco_dt.load_warnings:  # duplicate ids, unknown image / category ids
+        return None
+    if not _clean(coco_gt, coco_dt, gt_bytes, dt_bytes, iou_type):
+        return None
+    with quiet():
+        raw = _finish(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
+
+    def gt_counts() -> dict[Any, int]:
+        per_category = coco_gt.stats()["per_category"]
+        return {c["id"]: int(c["ann_count"]) - int(c["crowd_count"]) for c in per_category}
+
+    return FastEval(raw, dict(coco_gt.cats), gt_counts)
+
+
+def _clean(coco_gt: Any, coco_dt: Any, gt_bytes: bytes, dt_bytes: bytes, iou_type: str) -> bool:
+    img_ids, cat_ids, ann_ids = coco_gt.get_img_ids(), coco_gt.get_cat_ids(), coco_gt.get_ann_ids()
+    n_ann, n_dt = len(ann_ids), len(coco_dt.get_ann_ids())
+    if not (img_ids and cat_ids and n_ann):  # a missing list reads as empty: let the located path look
+        return False
+    if 0 in set(ann_ids):  # a missing annotation id reads as 0
+        return False
+    if len(coco_gt.get_ann_ids(img_ids=img_ids, cat_ids=cat_ids)) != n_ann:  # unknown image / category
+        return False
+    gt_keys = [b"bbox", b"area"]
+    dt_keys = [b"score"]
+    if iou_type == "segm":
+        gt_keys.append(b"segmentation")
+        dt_keys.append(b"segmentation")
+    else:
+        dt_keys.append(b"bbox")
+    if any(_key_count(gt_bytes, k) != n_ann for k in gt_keys):
+        return False
+    if any(_key_count(dt_bytes, k) != n_dt for k in dt_keys):
+        return False
+    return not (iou_type == "bbox" and _NEGATIVE_SIZE.search(dt_bytes))
