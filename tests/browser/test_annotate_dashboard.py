@@ -37,6 +37,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api").expect
 
 CANVAS_W, CANVAS_H = 800, 600
+DASHBOARD_ENV = {"WORKBENCH_CANVAS_SIZE": "800x600"}  # pinned: test_canvas_viewport.py tests fitting
 DATASETS = {  # name -> (sample, count); the picker lists them by name: detect first
     "detect": ("shapes-detection", 12),
     "inspect": ("shapes-anomaly", 6),
@@ -256,7 +257,9 @@ def test_zoom_then_draw_lands_in_image_pixels(page, store):
     o = origin(page)
     page.mouse.move(o["x"] + anchor[0], o["y"] + anchor[1])
     before = canvas_pixels(page, [(150, 100), (650, 500)])
+    page.keyboard.down("Control")  # the wheel zooms with Ctrl held (or a focused canvas); else it scrolls
     page.mouse.wheel(0, -300)
+    page.keyboard.up("Control")
     page.wait_for_function(
         "b => { const c = document.querySelector('canvas.wb-canvas').getContext('2d');"
         " return JSON.stringify([[150, 100], [650, 500]].map(([x, y]) => Array.from(c.getImageData(x, y, 1, 1).data)))"

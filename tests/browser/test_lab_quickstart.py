@@ -76,7 +76,7 @@ def lab(tmp_path_factory, browser):
         lab_command(port, root),
         port=port,
         log=base / "lab.log",
-        env=lab_env(base, WORKBENCH_HOME=str(home)),
+        env=lab_env(base, WORKBENCH_HOME=str(home), WORKBENCH_CANVAS_SIZE="800x600"),  # pinned layout
         timeout_s=90,
     ) as server:
         yield server, home

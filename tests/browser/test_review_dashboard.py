@@ -33,6 +33,7 @@ from workbench.data.transfer import add_sample
 from workbench.widgets.geometry import ViewTransform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+DASHBOARD_ENV = {"WORKBENCH_CANVAS_SIZE": "800x600"}  # the canvas size the checks below assume
 expect = pytest.importorskip("playwright.sync_api").expect
 
 DATASET, COUNT, EPOCHS = "digits", 60, 5  # WorkbenchApp trains TrainConfig(epochs=5) with the type's model

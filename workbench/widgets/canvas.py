@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 from collections.abc import Callable
 from functools import partial
@@ -30,12 +31,15 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
-from ..errors import WorkbenchError
+from ..errors import ValidationError, WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
+from .display import browser_image
+from .image_layer import ImageLayer
 from .masks import mask_rgba
 from .render import render_png
-from .scene import DASH, Scene, annotation_scene, image_rect, interaction_scene
+from .scene import DASH, TAG_MODES, Scene, annotation_scene, interaction_scene, mask_alpha
 from .sink import AnnotationSink
+from .viewport import ViewportProbe, fit_canvas_size
 
 __all__ = ["AnnotationCanvas", "css_name", "browser_image"]
 
@@ -47,7 +51,6 @@ _TOOL_LABELS = {
     "eraser": "Eraser",
     "pan": "Pan",
 }
-_BROWSER_FORMATS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
 
 
 def css_name(name: str) -> str:
@@ -55,24 +58,21 @@ def css_name(name: str) -> str:
     return re.sub(r"[^a-z0-9_-]", "-", name.lower())
 
 
-def browser_image(data: bytes) -> tuple[bytes, str]:
-    """Image bytes a browser shows as the store sees them: the original when it can, else a PNG.
+CANVAS_SIZE_ENV = "WORKBENCH_CANVAS_SIZE"
 
-    Re-encoded: formats browsers do not draw (TIFF...) and JPEGs with an EXIF rotation (browsers would
-    rotate them; the stored width, height and coordinates are of the unrotated pixels).
-    """
-    from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        fmt = _BROWSER_FORMATS.get(im.format or "")
-        rotated = im.format in ("JPEG", "MPO") and im.getexif().get(0x0112, 1) != 1
-        if im.format == "MPO":
-            fmt = "jpeg"
-        if fmt is not None and not rotated:
-            return data, fmt
-        buf = io.BytesIO()
-        im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB").save(buf, format="PNG")
-        return buf.getvalue(), "png"
+def _size_from_env() -> tuple[int | None, int | None]:
+    """A fixed canvas size from ``WORKBENCH_CANVAS_SIZE`` (``WIDTHxHEIGHT`` in css px; for a kiosk
+    screen, or tests that pin the layout), or (None, None) when unset: fit the screen."""
+    raw = os.environ.get(CANVAS_SIZE_ENV, "").strip()
+    if not raw:
+        return None, None
+    m = re.fullmatch(r"(\d{2,5})\s*[xX]\s*(\d{2,5})", raw)
+    if m is None:
+        raise ValidationError(
+            f"must be WIDTHxHEIGHT in pixels (like 800x600), got {raw!r}", field=CANVAS_SIZE_ENV
+        )
+    return int(m.group(1)), int(m.group(2))
 
 
 class AnnotationCanvas(W.VBox):
@@ -85,13 +85,23 @@ class AnnotationCanvas(W.VBox):
         directory: str | None = None,
         split: str | None = None,
         user: str = "annotator",
-        width: int = 800,
-        height: int = 600,
+        width: int | None = None,
+        height: int | None = None,
         settings: CanvasSettings | None = None,
     ) -> None:
         from dataclasses import replace
 
-        settings = replace(settings or CanvasSettings(), canvas_width=int(width), canvas_height=int(height))
+        # no size given: the size in WORKBENCH_CANVAS_SIZE ("800x600") if set, else the browser reports the
+        # room there is and the canvas takes it (viewport.py)
+        if width is None and height is None:
+            width, height = _size_from_env()
+        self.fit_screen = width is None and height is None
+        settings = settings or CanvasSettings()
+        settings = replace(
+            settings,
+            canvas_width=int(width if width is not None else settings.canvas_width),
+            canvas_height=int(height if height is not None else settings.canvas_height),
+        )
         self.state = CanvasState(dataset_like, directory=directory, split=split, user=user, settings=settings)
         self.multicanvas = MultiCanvas(
             3,
@@ -112,11 +122,17 @@ class AnnotationCanvas(W.VBox):
         )
         for name, layer in self.layers.items():  # a new browser view starts blank: replay that layer
             layer.on_client_ready(partial(self._on_client_ready, name))
-        self._image_widget: W.Image | None = None
-        self._image_for: int | None = None
+        self.image_layer = ImageLayer(
+            self.layers["image"],
+            self.state,
+            on_ready=lambda: self.redraw({"image"}, refill=True),
+            on_new_image=self._forget_masks,
+        )
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
+        self.probe = ViewportProbe()  # the room on screen, and the wheel: page scroll unless focused / Ctrl
+        self.probe.observe(lambda _change: self._fit_to_room(), names="room")
         self._build_toolbar()
-        super().__init__([self.toolbar, self.multicanvas, self.message])
+        super().__init__([self.probe, self.toolbar, self.multicanvas, self.message])
         self.add_class("wb-annotation-canvas")
         self.redraw()
 
@@ -179,7 +195,10 @@ class AnnotationCanvas(W.VBox):
         edit += [self.delete_button, self.accept_button, self.reject_button]
         if s.type in ("detection", "segmentation"):
             edit.append(self.accept_all_button)
-        self.toolbar = W.VBox([nav, W.HBox(edit)])
+        edit.append(self._build_view_controls())
+        for row in (nav, edit_row := W.HBox(edit)):  # wrap on a narrow window rather than overflow
+            row.layout.flex_flow = "row wrap"
+        self.toolbar = W.VBox([nav, edit_row])
         self.toolbar.add_class("wb-toolbar")
         self._build_class_buttons()
 
@@ -201,6 +220,62 @@ class AnnotationCanvas(W.VBox):
         self.class_buttons = {c.name: b for c, b in zip(self.state.classes, buttons, strict=True)}
         self._built_classes = list(self.state.classes)
         self.class_box.children = buttons
+
+    def _build_view_controls(self) -> W.HBox:
+        """Fill opacity and class tags: how annotations look, never what they are."""
+        s = self.state
+        self.opacity_slider = W.FloatSlider(
+            value=s.fill_opacity,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="Fill",
+            readout_format=".2f",
+            continuous_update=True,
+            layout=W.Layout(width="190px"),
+            style={"description_width": "28px"},
+        )
+        self.opacity_slider.add_class("wb-fill-opacity")
+        self.opacity_slider.observe(
+            lambda ch: self._act(partial(s.set_fill_opacity, ch["new"])), names="value"
+        )
+        self.tags_toggle = W.ToggleButtons(
+            options=[(m.capitalize(), m) for m in TAG_MODES],
+            value=s.tags,
+            tooltips=[
+                "tags shrink as you zoom out; none on boxes too small to carry one",
+                "every shape's class tag, full size",
+                "no class tags",
+            ],
+            style={"button_width": "56px"},
+        )
+        self.tags_toggle.add_class("wb-tags")
+        self.tags_toggle.observe(lambda ch: self._act(partial(s.set_tags, ch["new"])), names="value")
+        shown: list[W.Widget] = []
+        if s.type != "classification":  # class tags and fills belong to shapes
+            shown += [W.Label("Tags"), self.tags_toggle]
+        if s.type in ("segmentation", "anomaly"):  # boxes are outlines: a fill is for polygons and masks
+            shown.append(self.opacity_slider)
+        return W.HBox(shown)
+
+    def _fit_to_room(self) -> None:
+        """Resize the canvas to what the browser reported (only when no size was given)."""
+        room = self.probe.reported()
+        if not self.fit_screen or room is None:
+            return
+        w, h = fit_canvas_size(room)
+        self._act(partial(self.resize, w, h))
+
+    def resize(self, width: int, height: int) -> None:
+        """Give the canvas a new size in css px (= canvas px); every layer is drawn again."""
+        s = self.state
+        s.resize(width, height)
+        mc = self.multicanvas
+        w, h = s.settings.canvas_width, s.settings.canvas_height
+        if (mc.width, mc.height) != (w, h):
+            mc.width, mc.height = w, h
+            mc.layout.width, mc.layout.height = f"{w}px", f"{h}px"
+        s.mark(*LAYERS)
 
     def _add_class(self) -> None:
         name = self.new_class.value.strip()
@@ -253,48 +328,37 @@ class AnnotationCanvas(W.VBox):
         return run
 
     def _on_client_ready(self, layer: str) -> None:
-        self.redraw({layer} | ({"toolbar"} if layer == "interaction" else set()))
+        self.redraw({layer} | ({"toolbar"} if layer == "interaction" else set()), refill=layer == "image")
 
     # ------------------------------------------------------------------ drawing
-    def redraw(self, layers: set[str] | None = None) -> None:
-        """Redraw the layers the state marked as changed (or ``layers``), in one message."""
+    def redraw(self, layers: set[str] | None = None, *, refill: bool = False) -> None:
+        """Redraw the layers the state marked as changed (or ``layers``), in one message; ``refill``: send
+        the image to the buffer again (a browser view that just connected has an empty one).
+
+        A zoom that needs another pyramid level of the same image is two messages: the level shown now,
+        stretched to the new view, with the other layers (the browser paints it at once), then the new
+        level, built and sent while the first is on screen."""
         dirty = self.state.take_dirty() if layers is None else set(layers)
+        sharper: Callable[[], None] | None = None
         with hold_canvas():
             if "image" in dirty:
-                self._draw_image()
+                sharper = self.image_layer.draw(force=refill)
             if "annotations" in dirty:
                 self._draw_scene(self.layers["annotations"], annotation_scene(self.state))
             if "interaction" in dirty:
                 self._draw_scene(self.layers["interaction"], interaction_scene(self.state))
+        if sharper is not None:
+            with hold_canvas():
+                sharper()
         if "toolbar" in dirty:
             self._update_toolbar()
+        if "image" in dirty:
+            self.image_layer.prefetch_next()
 
-    def _image(self) -> W.Image | None:
-        ex = self.state.example
-        if ex is None:
-            return None
-        if self._image_for != ex.id:
-            data, fmt = browser_image(self.state.image_bytes())
-            if self._image_widget is not None:
-                self._image_widget.close()
-            for _ann, w, _r in self._mask_cache.values():
-                w.close()
-            self._mask_cache.clear()
-            self._image_widget = W.Image(value=data, format=fmt)
-            self._image_for = ex.id
-        return self._image_widget
-
-    def _draw_image(self) -> None:
-        c = self.layers["image"]
-        c.clear()
-        img = self._image()
-        if img is None:
-            c.fill_style = "#444444"
-            c.font = "16px sans-serif"
-            c.fill_text("no examples to annotate", 20, 40)
-            return
-        c.image_smoothing_enabled = self.state.view.scale < 2.0  # zoomed in: show the pixels
-        c.draw_image(img, *image_rect(self.state))
+    def _forget_masks(self) -> None:
+        for _ann, w, _r in self._mask_cache.values():
+            w.close()
+        self._mask_cache.clear()
 
     def _mask_image(self, ann, color: str) -> tuple[W.Image, tuple[float, float, float, float]]:
         hit = self._mask_cache.get(ann.id)
@@ -302,7 +366,7 @@ class AnnotationCanvas(W.VBox):
             return hit[1], hit[2]
         from PIL import Image
 
-        rgba, (ox, oy) = mask_rgba(ann.mask, color)
+        rgba, (ox, oy) = mask_rgba(ann.mask, color, alpha=255)  # drawn at the fill opacity
         buf = io.BytesIO()
         Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
         if hit is not None:
@@ -331,9 +395,12 @@ class AnnotationCanvas(W.VBox):
 
         v = self.state.view
         put("image_smoothing_enabled", False)
+        if scene.masks:
+            put("global_alpha", mask_alpha(self.state.fill_opacity))
         for m in scene.masks:
             widget, rect = self._mask_image(m.ann, m.color)
             c.draw_image(widget, *v.to_canvas_box(rect))
+        put("global_alpha", 1.0)
         for p in scene.polys:
             if p.style.fill_alpha > 0:
                 put("global_alpha", p.style.fill_alpha)
@@ -365,18 +432,27 @@ class AnnotationCanvas(W.VBox):
                 c.stroke_circles(ci.x, ci.y, ci.r)
         if not scene.texts:
             return
-        put("font", "12px sans-serif")
         put("text_baseline", "top")
         tags: dict[str, list] = {}  # tag backgrounds: one batched call per colour
         for t in scene.texts:
             if t.background is not None:
-                tags.setdefault(t.background, []).append((t.x, t.y, 7.0 * len(t.text) + 6.0, 16.0))
+                k = t.size / 12.0  # the box follows the font size (7 px per character at 12 px)
+                tags.setdefault(t.background, []).append(
+                    (t.x, t.y, k * (7.0 * len(t.text) + 6.0), t.size + 4.0)
+                )
         for color, rects in tags.items():
             put("fill_style", color)
             c.fill_rects(*(np.array(col) for col in zip(*rects, strict=True)))
-        for t in sorted(scene.texts, key=lambda t: t.color):
+        for t in sorted(scene.texts, key=lambda t: (t.size, t.color)):
+            put("font", f"{t.size:g}px sans-serif")
             put("fill_style", t.color)
-            c.fill_text(t.text, t.x + 3.0, t.y + 2.0)
+            c.fill_text(t.text, t.x + 3.0 * t.size / 12.0, t.y + 2.0)
+
+    def close(self) -> None:
+        """Close the widget, its off-screen buffer and images, and stop the prefetch thread."""
+        self.image_layer.close()
+        self._forget_masks()
+        super().close()
 
     # ------------------------------------------------------------------ static fallback
     def snapshot_png(self, max_size: int | None = None) -> bytes:

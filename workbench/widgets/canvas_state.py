@@ -32,6 +32,7 @@ from ..data.records import TASK_TYPES, Annotation, ClassDef, Example
 from ..errors import NotFoundError, UnknownNameError, ValidationError
 from .edits import AnnotationEdits
 from .geometry import ShapeIndex, ViewTransform
+from .scene import TAG_MODES
 from .sink import AnnotationSink
 from .tools import TOOLS, Interaction, Tool
 from .undo import History
@@ -105,6 +106,8 @@ class CanvasSettings:
     click_tolerance_px: float = 4.0  # a press and release closer than this is a click, not a drag
     min_box_px: float = 1.0  # smallest box side kept, image px
     brush_radius: float = 8.0  # image px
+    fill_opacity: float = 0.15  # polygon fills (masks, which have no outline, are drawn stronger)
+    tags: str = "auto"  # class tags next to shapes: auto (shrink with zoom, hide on tiny boxes), show, hide
     wheel_zoom: float = 0.0015  # zoom factor per wheel delta unit: exp(-delta * wheel_zoom)
     undo_limit: int = 200
     histories_kept: int = 20
@@ -141,6 +144,8 @@ class CanvasState(AnnotationEdits):
         self.tool = self.tools[0]
         self.current_class: str | None = self.classes[0].name if self.classes else None
         self.brush_radius = self.settings.brush_radius
+        self.fill_opacity = self.settings.fill_opacity
+        self.tags = self.settings.tags
         self.view = ViewTransform()
         self.interaction = Interaction()
         self.example: Example | None = None
@@ -375,6 +380,40 @@ class CanvasState(AnnotationEdits):
 
     def pan_by(self, dx: float, dy: float) -> None:
         self._set_view(self.view.panned(dx, dy))
+
+    def resize(self, width: int, height: int) -> None:
+        """The canvas got a new size (css px): a fitted view is fitted again, a zoomed one keeps its scale
+        and the image point at the canvas centre."""
+        width, height = int(width), int(height)
+        if width < 1 or height < 1:
+            raise ValidationError(f"a canvas size must be positive, got {width} x {height}", field="size")
+        old_w, old_h = self.settings.canvas_width, self.settings.canvas_height
+        if (width, height) == (old_w, old_h):
+            return
+        w, h = self.image_size
+        was_fit = self.view == ViewTransform.fit(w, h, old_w, old_h)
+        centre = self.view.to_image(old_w / 2, old_h / 2)
+        self.settings = replace(self.settings, canvas_width=width, canvas_height=height)
+        if was_fit:
+            self.reset_view()
+        else:
+            s = self.view.scale
+            self._set_view(ViewTransform(s, width / 2 - centre[0] * s, height / 2 - centre[1] * s))
+        if self.pointer is not None and not (
+            0 <= self.pointer[0] <= width and 0 <= self.pointer[1] <= height
+        ):
+            self.pointer = None
+        self.mark(*LAYERS)
+
+    def set_fill_opacity(self, opacity: float) -> None:
+        self.fill_opacity = min(max(float(opacity), 0.0), 1.0)
+        self.mark("annotations", "interaction")
+
+    def set_tags(self, mode: str) -> None:
+        if mode not in TAG_MODES:
+            raise UnknownNameError("tag mode", mode, TAG_MODES)
+        self.tags = mode
+        self.mark("annotations", "toolbar")
 
     def reset_view(self) -> None:
         w, h = self.image_size
