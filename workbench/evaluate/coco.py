@@ -252,6 +252,7 @@ def _normalize_detections(
     scores = [n["score"] for n in out]
     try:
         good = np.array(scores).dtype.kind in "iuf" and bool(np.isfinite(np.array(scores, dtype=float)).all())
+        good = good and not any(v is True or v is False for v in scores)  # numpy reads True as 1.0
     except (ValueError, TypeError):
         good = False
     if not good:

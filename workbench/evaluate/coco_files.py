@@ -5,10 +5,10 @@ checking every record as a Python object. hotcoco parses COCO JSON in Rust, and 
 rejects most bad input (a wrong type, a NaN or null number, a box that is not 4 numbers, a missing
 ``image_id`` / ``category_id`` / image ``id`` / category ``id``, a segmentation that is neither polygons nor
 RLE). What it accepts and ``coco.py``'s rules do not (an unknown id, a missing ``id`` (read as 0; so an
-annotation id 0 also takes the slow path) / ``bbox`` / ``area`` /
-``iscrowd`` / ``score`` / ``segmentation``, a negative box size in a detection, a non-list detection file)
-is caught here in bulk: the backend's load warnings, its id lists, and counts of each key over the raw
-bytes (``bytes.count`` runs at memory speed).
+annotation id 0 also takes the slow path) / ``bbox`` / ``area`` / ``score`` / ``segmentation``, a
+negative box size in a detection, a non-list detection file) is caught here in bulk: the backend's load
+warnings, its id lists, one ``bytes.count`` over the raw file per key, one regular expression for
+negative sizes, one for null values (only where the file has a ``null`` at all). A missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
 
 ``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly, and ``coco_metrics`` then
 takes the record-by-record path, which names the file, record and field of the first bad record (or, for
@@ -35,6 +35,8 @@ __all__ = ["FastEval", "fast_file_eval"]
 
 # a detection box whose width or height starts with '-' (the reader made sure a box is 4 numbers)
 _NEGATIVE_SIZE = re.compile(rb'"bbox":\s*\[[^,\]]*,[^,\]]*,(?:[^,\]]*,)?\s*-')
+# hotcoco reads a null box / score / mask / area as absent; coco.py's rules want a value
+_NULL_VALUE = re.compile(rb'"(?:bbox|score|segmentation|area|iscrowd|id|image_id|category_id)":\s*null')
 
 
 class FastEval(NamedTuple):
@@ -99,6 +101,8 @@ def _clean(coco_gt: Any, coco_dt: Any, gt_bytes: bytes, dt_bytes: bytes, iou_typ
         dt_keys.append(b"segmentation")
     else:
         dt_keys.append(b"bbox")
+    if any(b"null" in data and _NULL_VALUE.search(data) for data in (gt_bytes, dt_bytes)):
+        return False
     if any(_key_count(gt_bytes, k) != n_ann for k in gt_keys):
         return False
     if any(_key_count(dt_bytes, k) != n_dt for k in dt_keys):
