@@ -106,6 +106,10 @@ def load_ground_truth(gt: dict[str, Any] | str | Path) -> dict[str, Any]:
         if not isinstance(c, dict) or "id" not in c:
             raise ValidationError("category entry has no id", file=file, record=f"category {i}", field="id")
         cats[c["id"]] = c
+    bulk = _complete_annotations(gt["annotations"], images, cats)
+    if bulk is not None:  # the usual case: every check passed over whole columns
+        _check_boxes([a.get("bbox") for a in bulk], [f"annotation {a['id']}" for a in bulk], file)
+        return {**gt, "annotations": bulk}
     anns = []
     for i, a in enumerate(gt["annotations"]):
         if not isinstance(a, dict):
@@ -129,6 +133,55 @@ def load_ground_truth(gt: dict[str, Any] | str | Path) -> dict[str, Any]:
         anns.append(a)
     _check_boxes([a.get("bbox") for a in anns], [f"annotation {a['id']}" for a in anns], file)
     return {**gt, "annotations": anns}
+
+
+def _complete_annotations(
+    anns: list[Any], images: dict[Any, Any], cats: dict[Any, Any]
+) -> list[dict[str, Any]] | None:
+    """``anns`` itself when every one is a dict with ``id``, ``area``, ``iscrowd`` and known image and
+    category ids (checked over whole columns); ``None`` sends them through the per-record loop."""
+    try:
+        if not all(type(a) is dict and "id" in a and "area" in a and "iscrowd" in a for a in anns):
+            return None
+        if not set(a.get("image_id") for a in anns) <= images.keys():
+            return None
+        if not set(a.get("category_id") for a in anns) <= cats.keys():
+            return None
+    except TypeError:  # an unhashable id: the loop names it
+        return None
+    return list(anns)
+
+
+def _detection_array(dt: list[Any], gt: dict[str, Any]) -> np.ndarray | None:
+    """bbox detections as the ``[image_id, x, y, w, h, score, category_id]`` rows hotcoco's ``load_res``
+    takes, when every check passes over whole columns (int ids known to the ground truth, finite scores,
+    4 finite numbers per box, no negative size); ``None`` sends them through the per-record path."""
+    if not dt:
+        return None
+    try:
+        img = [d["image_id"] for d in dt]
+        cat = [d["category_id"] for d in dt]
+        score = [d["score"] for d in dt]
+        box = [d["bbox"] for d in dt]
+    except (KeyError, TypeError, IndexError):
+        return None
+    if not (set(map(type, img)) == {int} and set(map(type, cat)) == {int}):
+        return None
+    if not set(map(type, score)) <= {int, float}:  # a bool is refused, as per record
+        return None
+    if not (set(img) <= {i["id"] for i in gt["images"]} and set(cat) <= {c["id"] for c in gt["categories"]}):
+        return None
+    try:
+        boxes = np.array(box)
+    except (ValueError, TypeError):
+        return None
+    ids = np.array([img, cat], dtype=np.int64)
+    scores = np.array(score, dtype=float)
+    if boxes.dtype.kind not in "iuf" or boxes.shape != (len(dt), 4) or np.abs(ids).max() >= 2**53:
+        return None
+    if not (np.isfinite(boxes).all() and np.isfinite(scores).all() and (boxes[:, 2:] >= 0).all()):
+        return None
+    return np.column_stack([ids[0], boxes, scores, ids[1]]).astype(float)
 
 
 def _default_area(ann: dict[str, Any], img: dict[str, Any], file: str | None, rec: str) -> float:
@@ -295,7 +348,9 @@ def coco_metrics(
     gtn = load_ground_truth(gt)
     if iou_type == "segm":
         gtn = _with_segmentations(gtn, gt_file)
-    dtn = _normalize_detections(load_detections(dt), gtn, iou_type, dt_file)
+    dt_list = load_detections(dt)
+    arr = _detection_array(dt_list, gtn) if iou_type == "bbox" and be.name == "hotcoco" else None
+    dtn = arr if arr is not None else _normalize_detections(dt_list, gtn, iou_type, dt_file)
     with quiet():
         raw = be.run(gtn, dtn, iou_type)
     cats = {c["id"]: c for c in gtn["categories"]}

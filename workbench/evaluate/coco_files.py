@@ -7,8 +7,9 @@ rejects most bad input (a wrong type, a NaN or null number, a box that is not 4 
 RLE). What it accepts and ``coco.py``'s rules do not (an unknown id, a missing ``id`` (read as 0; so an
 annotation id 0 also takes the slow path) / ``bbox`` / ``area`` / ``score`` / ``segmentation``, a
 negative box size in a detection, a non-list detection file) is caught here in bulk: the backend's load
-warnings, its id lists, one ``bytes.count`` over the raw file per key, one regular expression for
-negative sizes, one for null values (only where the file has a ``null`` at all). A missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
+warnings, its id lists, and one numpy pass over the raw bytes of each file that counts the keys at the
+colons and looks at their values (null), plus a look at each '-' of a detection file (negative sizes). A
+missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
 
 ``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly, and ``coco_metrics`` then
 takes the record-by-record path, which names the file, record and field of the first bad record (or, for
@@ -24,19 +25,15 @@ Detection files hold only detections, so there only the last, contrived case rem
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from .coco_backends import RawEval, _finish, quiet
 
 __all__ = ["FastEval", "fast_file_eval"]
-
-# a detection box whose width or height starts with '-' (the reader made sure a box is 4 numbers)
-_NEGATIVE_SIZE = re.compile(rb'"bbox":\s*\[[^,\]]*,[^,\]]*,(?:[^,\]]*,)?\s*-')
-# hotcoco reads a null box / score / mask / area as absent; coco.py's rules want a value
-_NULL_VALUE = re.compile(rb'"(?:bbox|score|segmentation|area|iscrowd|id|image_id|category_id)":\s*null')
 
 
 class FastEval(NamedTuple):
@@ -47,9 +44,46 @@ class FastEval(NamedTuple):
     gt_counts: Callable[[], dict[Any, int]]  # category id -> non-crowd ground-truth objects (on demand)
 
 
-def _key_count(data: bytes, key: bytes) -> int:
-    """How often ``"key":`` appears (a key: a string value is never followed by ``:``)."""
-    return data.count(b'"' + key + b'":')
+def _key_counts(data: bytes, keys: list[bytes]) -> dict[bytes, int] | None:
+    """How often each ``"key":`` appears in ``data`` (a string value is never followed by ``:``), from one
+    numpy pass over the colons; ``None`` when one of them has a ``null`` value (hotcoco reads it as
+    absent; coco.py's rules want a value) or a value that does not start within 2 bytes of its colon."""
+    arr = np.frombuffer(data, np.uint8)
+    width = max(len(k) for k in keys) + 2
+    colons = np.flatnonzero(arr == ord(":"))
+    colons = colons[(colons >= width) & (colons < len(arr) - 2)]
+    colons = colons[arr[colons - 1] == ord('"')]  # a colon right after a closing quote: after a key
+    first, second = arr[colons + 1], arr[colons + 2]
+    blank1 = (first == 32) | (first == 9) | (first == 10) | (first == 13)
+    blank2 = (second == 32) | (second == 9) | (second == 10) | (second == 13)
+    if (blank1 & blank2).any():
+        return None
+    nulls = colons[np.where(blank1, second, first) == ord("n")]  # values that start with n: null
+    counts = {}
+    for key in keys:
+        token = np.frombuffer(b'"' + key + b'"', np.uint8)
+        at = colons
+        for back, byte in enumerate(token[::-1], start=1):  # narrow down one byte at a time
+            at = at[arr[at - back] == byte]
+        counts[key] = len(at)
+        if len(nulls) and np.isin(nulls, at).any():
+            return None
+    return counts
+
+
+def _negative_size(data: bytes) -> bool:
+    """Whether a detection box's width or height starts with '-' (the reader made sure a box is 4
+    numbers; a '-' in an RLE string cannot be, its characters are 48..111)."""
+    start = data.find(b"-")
+    while start != -1:
+        if data[start - 1 : start] not in (b"e", b"E"):  # not an exponent's sign
+            open_ = data.rfind(b"[", 0, start)
+            key = data[max(open_ - 16, 0) : open_].rstrip()
+            if open_ > data.rfind(b"]", 0, start) and key.endswith(b'"bbox":'):
+                if data.count(b",", open_, start) >= 2:
+                    return True
+        start = data.find(b"-", start + 1)
+    return False
 
 
 def fast_file_eval(gt_path: str | Path, dt_path: str | Path, iou_type: str) -> FastEval | None:
@@ -101,10 +135,9 @@ def _clean(coco_gt: Any, coco_dt: Any, gt_bytes: bytes, dt_bytes: bytes, iou_typ
         dt_keys.append(b"segmentation")
     else:
         dt_keys.append(b"bbox")
-    if any(b"null" in data and _NULL_VALUE.search(data) for data in (gt_bytes, dt_bytes)):
+    gt_counts, dt_counts = _key_counts(gt_bytes, gt_keys), _key_counts(dt_bytes, dt_keys)
+    if gt_counts is None or dt_counts is None:
         return False
-    if any(_key_count(gt_bytes, k) != n_ann for k in gt_keys):
+    if any(n != n_ann for n in gt_counts.values()) or any(n != n_dt for n in dt_counts.values()):
         return False
-    if any(_key_count(dt_bytes, k) != n_dt for k in dt_keys):
-        return False
-    return not (iou_type == "bbox" and _NEGATIVE_SIZE.search(dt_bytes))
+    return not (iou_type == "bbox" and _negative_size(dt_bytes))
