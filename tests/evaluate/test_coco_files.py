@@ -203,3 +203,15 @@ def test_files_of_the_wrong_shape(tmp_path):
     dup["annotations"][1]["id"] = dup["annotations"][0]["id"]  # hotcoco warns: the located path decides
     g, d = write(tmp_path, dup, dt, "3")
     assert fast_file_eval(g, d, "bbox") is None
+
+
+@pytest.mark.parametrize("mutate,field", BAD_DETECTIONS)
+def test_bad_detection_dicts_are_located(mutate, field):
+    """The in-memory path checks whole columns first; a bad one still gets the record-by-record message."""
+    gt, dt = make_coco_pair(5, 4, 2, seed=8)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    mutate(dt[3])
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(gt, dt)
+    assert (info.value.record, info.value.field) == ("detection 3", field)
