@@ -171,7 +171,7 @@ def evaluate(t: str) -> nbformat.NotebookNode:
 
 def dashboard_annotate() -> nbformat.NotebookNode:
     return _nb([
-        "#md # Workbench\n\nPick a dataset: annotate it, look at its balance and augmentations, train and "
+        "#md **Workbench** · pick a dataset: annotate it, look at its balance and augmentations, train and "
         "watch the curves, then review what the model got wrong.",
         "PARAMS",
         "from workbench import Workspace\nfrom workbench.widgets import WorkbenchApp\nfrom workbench.widgets.app "

@@ -15,6 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..data.dataset import Dataset
+from ..text import escape_html
 from .static import StaticFallback
 
 __all__ = [
@@ -136,6 +137,7 @@ class Picker(StaticFallback, widgets.VBox):
 
     def __init__(self, options: list, build: Callable[[Any], Any], *, description: str, value: Any = None,
                  css_class: str = "wb-picker", empty: str = "nothing to show yet") -> None:
+        # ``empty`` is the caller's own markup (a constant in the dashboards), never data; options are text.
         self.build = build
         self.empty = empty
         values = [o[1] if isinstance(o, tuple) else o for o in options]
@@ -200,7 +202,7 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
         self.tabs.observe(self._on_tab, names="selected_index")
-        super().__init__([widgets.HTML(f"<h3>Workbench: {ds.name} ({ds.type})</h3>"), self.tabs])
+        super().__init__([widgets.HTML(f"<h3>Workbench: {escape_html(ds.name)} ({escape_html(ds.type)})</h3>"), self.tabs])
         self.add_class("wb-app")
 
     @property
@@ -283,10 +285,10 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             try:
                 summary = train_dataset(ws, self.ds.name, cfg, callbacks=[curves])
                 self.run_dir = summary["run_dir"]
-                self.train_status.value = f"run {summary['run_id']}: {summary['status']}"
+                self.train_status.value = escape_html(f"run {summary['run_id']}: {summary['status']}")
                 self.show_evaluation(self.run_dir)
             except Exception as e:  # shown to the person, not swallowed
-                self.train_status.value = f"<span style='color:#d62728'>training failed: {e}</span>"
+                self.train_status.value = f"<span style='color:#d62728'>training failed: {escape_html(e)}</span>"
 
         self.thread = threading.Thread(target=work, daemon=True)
         self.thread.start()
@@ -325,7 +327,8 @@ class ReviewView(StaticFallback, widgets.VBox):
                         if (rec.path / "mined.json").is_file() else None)
         test = rec.metrics.get("test", {})
         head = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if isinstance(v, float))
-        parts = [widgets.HTML(f"<b>{rec.run_id}</b> on {rec.dataset}: test {head}"), *self.views]
+        parts = [widgets.HTML(f"<b>{escape_html(rec.run_id)}</b> on {escape_html(rec.dataset)}: test "
+                              f"{escape_html(head)}"), *self.views]
         if self.gallery is not None:
             parts.append(self.gallery)
         parts.append(self.canvas)
