@@ -215,3 +215,17 @@ def test_bad_detection_dicts_are_located(mutate, field):
     with pytest.raises(ValidationError) as info:
         coco_metrics(gt, dt)
     assert (info.value.record, info.value.field) == ("detection 3", field)
+
+
+def test_a_harmless_null_keeps_the_fast_path(tmp_path):
+    gt, dt = make_coco_pair(6, 4, 2, seed=12)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    gt["info"] = {"url": None, "year": None}
+    gt["images"][0]["license"] = None
+    g, d = write(tmp_path, gt, dt)
+    assert fast_file_eval(g, d, "bbox") is not None
+    assert coco_metrics(g, d).stats == coco_metrics(gt, dt).stats
+    gt["annotations"][2]["area"] = None  # one of the keys the rules need: the located path
+    g, d = write(tmp_path, gt, dt, "2")
+    assert fast_file_eval(g, d, "bbox") is None

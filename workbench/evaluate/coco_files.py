@@ -25,6 +25,7 @@ Detection files hold only detections, so there only the last, contrived case rem
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -71,6 +72,14 @@ def _key_counts(data: bytes, keys: list[bytes]) -> dict[bytes, int] | None:
     return counts
 
 
+def _counts(data: bytes, keys: list[bytes]) -> dict[bytes, int] | None:
+    """``bytes.count`` of each ``"key":`` (one C pass each: faster than numpy here); the numpy pass over the
+    colons only where the file holds a ``null`` somewhere, to see whether it is one of these keys' values."""
+    if b"null" in data:
+        return _key_counts(data, keys)
+    return {key: data.count(b'"' + key + b'":') for key in keys}
+
+
 def _negative_size(data: bytes) -> bool:
     """Whether a detection box's width or height starts with '-' (the reader made sure a box is 4
     numbers; a '-' in an RLE string cannot be, its characters are 48..111)."""
@@ -87,30 +96,29 @@ def _negative_size(data: bytes) -> bool:
 
 
 def fast_file_eval(gt_path: str | Path, dt_path: str | Path, iou_type: str) -> FastEval | None:
-    """Evaluate with hotcoco reading the files itself, or ``None`` where any bulk check fails."""
+    """Evaluate with hotcoco reading the files itself, or ``None`` where any bulk check fails.
+
+    The scan of the raw bytes runs in a second thread while hotcoco reads and evaluates (both release
+    the GIL for their long loops); the evaluation only counts once the scan and the id checks pass."""
     try:
         import hotcoco  # noqa: PLC0415
     except ImportError:
         return None
-    try:
-        gt_bytes = Path(gt_path).read_bytes()
-        dt_bytes = Path(dt_path).read_bytes()
-    except OSError:
-        return None
-    if gt_bytes.lstrip()[:1] != b"{" or dt_bytes.lstrip()[:1] != b"[":
-        return None
+    scan: list[tuple[dict[bytes, int], dict[bytes, int]] | None] = [None]
+    worker = threading.Thread(target=lambda: scan.__setitem__(0, _scan(gt_path, dt_path, iou_type)))
+    worker.start()
     try:
         with quiet():
             coco_gt = hotcoco.COCO(str(gt_path))
             coco_dt = coco_gt.load_res(str(dt_path))
+            ev = hotcoco.COCOeval(coco_gt, coco_dt, iou_type)
+            raw = _finish(ev)
     except Exception:  # noqa: BLE001 - any refusal by the backend's reader: the located path says why
         return None
-    if coco_gt.load_warnings or coco_dt.load_warnings:  # duplicate ids, unknown image / category ids
+    finally:
+        worker.join()
+    if scan[0] is None or not _clean(coco_gt, coco_dt, *scan[0]):
         return None
-    if not _clean(coco_gt, coco_dt, gt_bytes, dt_bytes, iou_type):
-        return None
-    with quiet():
-        raw = _finish(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
 
     def gt_counts() -> dict[Any, int]:
         per_category = coco_gt.stats()["per_category"]
@@ -119,7 +127,33 @@ def fast_file_eval(gt_path: str | Path, dt_path: str | Path, iou_type: str) -> F
     return FastEval(raw, dict(coco_gt.cats), gt_counts)
 
 
-def _clean(coco_gt: Any, coco_dt: Any, gt_bytes: bytes, dt_bytes: bytes, iou_type: str) -> bool:
+def _scan(
+    gt_path: str | Path, dt_path: str | Path, iou_type: str
+) -> tuple[dict[bytes, int], dict[bytes, int]] | None:
+    """Key counts of both files (and whether no detection box has a negative size), or ``None``."""
+    try:
+        gt_bytes = Path(gt_path).read_bytes()
+        dt_bytes = Path(dt_path).read_bytes()
+    except OSError:
+        return None
+    if gt_bytes.lstrip()[:1] != b"{" or dt_bytes.lstrip()[:1] != b"[":
+        return None
+    gt_keys = [b"bbox", b"area"]
+    dt_keys = [b"score"]
+    if iou_type == "segm":
+        gt_keys.append(b"segmentation")
+        dt_keys.append(b"segmentation")
+    else:
+        dt_keys.append(b"bbox")
+    gt_counts, dt_counts = _counts(gt_bytes, gt_keys), _counts(dt_bytes, dt_keys)
+    if gt_counts is None or dt_counts is None or (iou_type == "bbox" and _negative_size(dt_bytes)):
+        return None
+    return gt_counts, dt_counts
+
+
+def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: dict[bytes, int]) -> bool:
+    if coco_gt.load_warnings or coco_dt.load_warnings:  # duplicate ids, unknown image / category ids
+        return False
     img_ids, cat_ids, ann_ids = coco_gt.get_img_ids(), coco_gt.get_cat_ids(), coco_gt.get_ann_ids()
     n_ann, n_dt = len(ann_ids), len(coco_dt.get_ann_ids())
     if not (img_ids and cat_ids and n_ann):  # a missing list reads as empty: let the located path look
@@ -128,16 +162,4 @@ def _clean(coco_gt: Any, coco_dt: Any, gt_bytes: bytes, dt_bytes: bytes, iou_typ
         return False
     if len(coco_gt.get_ann_ids(img_ids=img_ids, cat_ids=cat_ids)) != n_ann:  # unknown image / category
         return False
-    gt_keys = [b"bbox", b"area"]
-    dt_keys = [b"score"]
-    if iou_type == "segm":
-        gt_keys.append(b"segmentation")
-        dt_keys.append(b"segmentation")
-    else:
-        dt_keys.append(b"bbox")
-    gt_counts, dt_counts = _key_counts(gt_bytes, gt_keys), _key_counts(dt_bytes, dt_keys)
-    if gt_counts is None or dt_counts is None:
-        return False
-    if any(n != n_ann for n in gt_counts.values()) or any(n != n_dt for n in dt_counts.values()):
-        return False
-    return not (iou_type == "bbox" and _negative_size(dt_bytes))
+    return all(n == n_ann for n in gt_counts.values()) and all(n == n_dt for n in dt_counts.values())
