@@ -7,9 +7,11 @@ rejects most bad input (a wrong type, a NaN or null number, a box that is not 4 
 RLE). What it accepts and ``coco.py``'s rules do not (an unknown id, a missing ``id`` (read as 0; so an
 annotation id 0 also takes the slow path) / ``bbox`` / ``area`` / ``score`` / ``segmentation``, a
 negative box size in a detection, a non-list detection file) is caught here in bulk: the backend's load
-warnings, its id lists, and one numpy pass over the raw bytes of each file that counts the keys at the
-colons and looks at their values (null), plus a look at each '-' of a detection file (negative sizes). A
-missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
+warnings, its id lists, one ``bytes.count`` per key over the raw bytes of each file, a numpy look at the
+values after those keys' colons where a file holds a ``null`` at all, and a look at each '-' of a
+detection file (negative sizes). The byte scan runs in a thread beside hotcoco's reading and evaluation;
+the numbers count only once it has passed. A missing ``iscrowd`` reads as 0 in hotcoco, which is
+``coco.py``'s rule too.
 
 ``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly, and ``coco_metrics`` then
 takes the record-by-record path, which names the file, record and field of the first bad record (or, for
