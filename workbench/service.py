@@ -27,9 +27,9 @@ if TYPE_CHECKING:
     from .data.transfer import import_source as import_dataset
     from .evaluate import mine_run
     from .evaluate.predict import predict_examples
+    from .runs import RunRecord, compare_runs, load_run
     from .train.config import TrainConfig
     from .train.from_store import evaluate_run, find_run, resume_run, runs_of, train_dataset
-    from .train.runs import RunRecord, compare_runs, load_run
 
 __all__ = [
     "import_dataset",
@@ -65,9 +65,9 @@ _LAZY = {
     "evaluate_run": (".train.from_store", "evaluate_run"),
     "find_run": (".train.from_store", "find_run"),
     "runs_of": (".train.from_store", "runs_of"),
-    "load_run": (".train.runs", "load_run"),
-    "compare_runs": (".train.runs", "compare_runs"),
-    "RunRecord": (".train.runs", "RunRecord"),
+    "load_run": (".runs", "load_run"),
+    "compare_runs": (".runs", "compare_runs"),
+    "RunRecord": (".runs", "RunRecord"),
     "mine_run": (".evaluate", "mine_run"),
     "predict_examples": (".evaluate.predict", "predict_examples"),
 }
