@@ -53,7 +53,7 @@ DEFAULTS: dict[str, str] = {
     "classification": "small-cnn",
     "detection": "tiny-frcnn",
     "segmentation": "tiny-maskrcnn",
-    "anomaly": "conv-ae",
+    "anomaly": "patchcore",
 }
 
 
@@ -117,6 +117,15 @@ for _spec in (
         _lazy("detectors", "tiny_maskrcnn"),
         128,
         "Mask R-CNN over the tiny stride-8 backbone",
+        min_image_size=32,
+    ),
+    ModelSpec(
+        "patchcore",
+        "anomaly",
+        _lazy("patchcore", "patchcore"),
+        128,
+        "PatchCore-style memory of ResNet-18 patch features from good images; nearest-patch distance "
+        "map (random init unless weights= gives a torchvision resnet18 state_dict)",
         min_image_size=32,
     ),
     ModelSpec(
