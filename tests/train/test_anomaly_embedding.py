@@ -10,10 +10,13 @@ import pytest
 import torch
 
 from tests.train.sources import quick_config, sample_source
+from workbench.data.samples import make_sample
+from workbench.evaluate import auroc
 from workbench.train.anomaly_maps import map_from_row, overlay_map, truth_mask
 from workbench.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from workbench.train.models import build_model, default_model
 from workbench.train.patchcore import PatchCore, gaussian_blur, greedy_coreset, nearest_distances
+from workbench.train.predict import Predictor
 from workbench.train.trainer import Trainer
 
 
@@ -95,10 +98,10 @@ def test_scores_are_the_nearest_bank_distance_and_the_map_peaks_in_the_defect():
 def fitted(tmp_path_factory):
     """patchcore (the default) and the autoencoder on the same small shapes-anomaly sample and budget:
     one pass over the data each... and the autoencoder gets three."""
-    source = sample_source("shapes-anomaly", 80, 3, size=64)
+    source = sample_source("shapes-anomaly", 120, 0, anomalous_fraction=0.4)
     root = tmp_path_factory.mktemp("anomaly")
-    pc = Trainer(quick_config(image_size=64, epochs=3, augment="none"), source, root / "pc").fit()
-    ae = Trainer(quick_config(model="conv-ae", image_size=64, epochs=3), source, root / "ae").fit()
+    pc = Trainer(quick_config(image_size=128, epochs=3, augment="none"), source, root / "pc").fit()
+    ae = Trainer(quick_config(model="conv-ae", image_size=128, epochs=3), source, root / "ae").fit()
     return source, root, pc, ae
 
 
@@ -109,9 +112,17 @@ def test_default_anomaly_model_is_patchcore():
 def test_fit_beats_the_autoencoder_and_writes_maps(fitted):
     source, root, pc, ae = fitted
     assert pc["epochs_run"] == 1 and pc["status"] == "finished"  # one pass; epochs=3 was the ceiling
-    assert pc["test"]["auroc"] >= 0.9, pc["test"]
-    assert ae["test"]["auroc"] < 0.85, ae["test"]  # same data, three epochs
-    assert pc["test"]["pixel_auroc"] >= 0.9
+    assert pc["test"]["auroc"] >= 0.9 and pc["test"]["pixel_auroc"] >= 0.95, pc["test"]
+    # the test split is small (18 images): both runs also score 60 new images (half of them anomalous)
+    fresh = make_sample("shapes-anomaly", 60, 7, anomalous_fraction=0.5).items
+    truth = [int(it.annotations[0].label == "anomalous") for it in fresh]
+    got = {}
+    for name in ("pc", "ae"):
+        rows, _ = Predictor.from_run(root / name, device="cpu").predict([it.data for it in fresh])
+        got[name] = auroc(truth, [r["score"] for r in rows])
+        assert all(("map" in r) == (name == "pc") for r in rows)
+    # measured: patchcore 0.95, the autoencoder 0.83 (three epochs against one pass)
+    assert got["pc"] >= 0.9 > got["ae"], got
     rows = json.loads((root / "pc" / "predictions.json").read_text())
     test = {ex.id: ex for ex in source.split("test")}
     assert len(rows) == len(test) and all("map" in r for r in rows)
@@ -136,7 +147,7 @@ def test_checkpoint_weights_only_gives_identical_scores(fitted, tmp_path):
     source, root, *_ = fitted
     model, state = load_model(root / "pc", map_location="cpu")  # weights_only=True inside
     assert model.memory_bank.shape[0] > 0
-    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(3, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         want = model.eval()(x)[0]
     save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "model_config": model.workbench_config})
@@ -155,7 +166,7 @@ def test_weights_from_a_local_resnet18_state_dict(tmp_path):
     torch.manual_seed(123)
     ref = resnet18(weights=None)
     torch.save(ref.state_dict(), tmp_path / "r18.pt")
-    model = build_model("patchcore", 2, image_size=64, weights=tmp_path / "r18.pt")
+    model = build_model("patchcore", 2, image_size=64, weights=tmp_path / "r18.pt").eval()
     assert torch.equal(model.net.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
     assert torch.equal(model.net.bn1.running_var, ref.bn1.running_var)
     plain = build_model("patchcore", 2, image_size=64)
@@ -176,4 +187,4 @@ def test_onnx_export_matches_torch(fitted, tmp_path):
     _, root, *_ = fitted
     out = export_onnx(root / "pc", tmp_path / "m.onnx")
     assert out["outputs"] == ["scores", "error_map"]
-    assert out["check"]["error_map"]["shape"] == [2, 64, 64]
+    assert out["check"]["error_map"]["shape"] == [2, 128, 128]
