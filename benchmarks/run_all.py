@@ -43,6 +43,7 @@ BENCHES: dict[str, Bench] = {
     "metrics": Bench("bench_metrics.py", [], ["--images", "1000"]),
     "training": Bench("bench_training.py", [], ["--epochs", "2", "--repeats", "1"]),
     "canvas": Bench("bench_canvas.py", [], ["--repeat", "5"]),
+    "canvas-photo": Bench("bench_canvas_photo.py", [], ["--notches", "20", "--pages", "8"]),
     "store": Bench("bench_store.py", [], ["--images", "10000", "--edits", "100"]),
 }
 

@@ -146,7 +146,7 @@ def dashboards_command(port: int) -> list[str]:
     and would skew the timings), and no preheat for the review dashboard (it lists runs made later)."""
     from workbench.loop.serve import serve_command
 
-    cmd, _token = serve_command(port=port, preheat=True)
+    cmd = serve_command(port=port, preheat=True)
     cmd = [c for c in cmd if not c.startswith("--show_tracebacks")]
     return [
         *cmd,

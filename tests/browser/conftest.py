@@ -31,8 +31,9 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def dashboards(browser, workbench_home, tmp_path_factory) -> Server:
-    """Voilà serving the dashboards over ``workbench_home``; stopped (by PID) after the module."""
+def dashboards(browser, workbench_home, tmp_path_factory, request) -> Server:
+    """Voilà serving the dashboards over ``workbench_home``; stopped (by PID) after the module. A module's
+    ``DASHBOARD_ENV`` dict adds to the server's environment."""
     reason = missing("voila")
     if reason:
         pytest.skip(reason)
@@ -42,7 +43,7 @@ def dashboards(browser, workbench_home, tmp_path_factory) -> Server:
         dashboards_command(port),
         port=port,
         log=log,
-        env=server_env(WORKBENCH_HOME=str(workbench_home)),
+        env=server_env(WORKBENCH_HOME=str(workbench_home), **getattr(request.module, "DASHBOARD_ENV", {})),
         timeout_s=90,
     ) as server:
         yield server

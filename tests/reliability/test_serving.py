@@ -17,9 +17,10 @@ import pytest
 from workbench.cli import main
 from workbench.errors import ValidationError
 from workbench.loop import serve as serve_mod
+from workbench.loop import serve_app
 from workbench.loop.serve import serve_command
 
-TOKEN = "s3cret-token"
+TOKEN = "s3cret-token-of-24-chars"
 
 
 def free_port() -> int:
@@ -42,14 +43,15 @@ def _get(port: int, path: str) -> tuple[int | str, str]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """Voilà as ``workbench serve --allow-remote --token`` would start it, but bound to 127.0.0.1."""
+    """The server as ``workbench serve --allow-remote`` starts it (token in WORKBENCH_TOKEN), but bound to
+    127.0.0.1."""
     port = free_port()
-    cmd, token = serve_command(port=port, ip="0.0.0.0", allow_remote=True, token=TOKEN, preheat=False)
-    assert token == TOKEN and "--Voila.ip=0.0.0.0" in cmd
+    cmd = serve_command(port=port, ip="0.0.0.0", allow_remote=True)
+    assert "--Voila.ip=0.0.0.0" in cmd
     cmd = [a if a != "--Voila.ip=0.0.0.0" else "--Voila.ip=127.0.0.1" for a in cmd]  # never reachable here
     here = tmp_path_factory.mktemp("voila")
     log = here / "voila.log"
-    env = {**os.environ, "WORKBENCH_HOME": str(here / "ws")}  # as serve() passes it
+    env = {**os.environ, "WORKBENCH_HOME": str(here / "ws"), "WORKBENCH_TOKEN": TOKEN}  # as serve() passes it
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
     try:
@@ -113,8 +115,9 @@ def test_with_the_token_the_dashboards_are_listed(served):
 
 def test_the_cli_refuses_another_interface_without_the_flag(tmp_path, capsys, monkeypatch):
     started = []
-    monkeypatch.setattr(serve_mod.subprocess, "call", lambda *a, **k: started.append(a) or 0)
-    code = main(["--home", str(tmp_path), "serve", "--ip", "0.0.0.0", "--token", "given"])
+    monkeypatch.setattr(serve_app, "run", lambda *a, **k: started.append(a) or 0)
+    monkeypatch.setenv("WORKBENCH_TOKEN", TOKEN)
+    code = main(["--home", str(tmp_path), "serve", "--ip", "0.0.0.0"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and len(err.splitlines()) == 1 and "--allow-remote" in err and "Traceback" not in err
     assert started == []  # no server was started
@@ -122,37 +125,39 @@ def test_the_cli_refuses_another_interface_without_the_flag(tmp_path, capsys, mo
 
 @pytest.mark.parametrize("ip", ["localhost", "127.0.0.2", "::1"])
 def test_loopback_names_need_no_flag(ip):
-    cmd, token = serve_command(ip=ip)
-    assert token is None and f"--Voila.ip={ip}" in cmd
+    cmd = serve_command(ip=ip)
+    assert f"--Voila.ip={ip}" in cmd
 
 
 def test_the_dashboards_get_an_absolute_workspace_outside_the_package(tmp_path, monkeypatch):
     """Voilà runs each dashboard in the dashboards folder: a relative or default workspace would be made
     inside the package (and listed by the server); serve always passes an absolute one."""
     seen = {}
-    monkeypatch.setattr(serve_mod.subprocess, "call", lambda cmd, env: seen.update(env=env) or 0)
+    monkeypatch.setattr(serve_app, "run", lambda argv, **k: seen.update(k))
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
     for home_env, expected in ((None, tmp_path / "workbench-data"), ("rel/ws", tmp_path / "rel" / "ws")):
         if home_env is None:
             monkeypatch.delenv("WORKBENCH_HOME", raising=False)
         else:
             monkeypatch.setenv("WORKBENCH_HOME", home_env)
         serve_mod.serve()
-        assert seen["env"]["WORKBENCH_HOME"] == str(expected.resolve())
-        assert not Path(seen["env"]["WORKBENCH_HOME"]).is_relative_to(serve_mod.dashboards_dir())
+        assert seen["environ"]["WORKBENCH_HOME"] == str(expected.resolve())
+        assert not Path(seen["environ"]["WORKBENCH_HOME"]).is_relative_to(serve_mod.dashboards_dir())
 
 
-def test_remote_serve_passes_the_workspace_and_shows_the_token(tmp_path, monkeypatch, capsys):
+def test_remote_serve_generates_a_token_shown_once_and_passes_user_and_workspace(tmp_path, monkeypatch, capsys):
     seen = {}
-
-    def fake_call(cmd, env):
-        seen.update(cmd=cmd, env=env)
-        return 0
-
-    monkeypatch.setattr(serve_mod.subprocess, "call", fake_call)
-    assert serve_mod.serve(ip="0.0.0.0", allow_remote=True, home=tmp_path) == 0
-    token = next(a.split("=", 1)[1] for a in seen["cmd"] if a.startswith("--token="))
-    assert len(token) >= 24 and token in capsys.readouterr().out
-    assert seen["env"]["WORKBENCH_HOME"] == str(tmp_path.resolve())
+    monkeypatch.setattr(serve_app, "run", lambda argv, **k: seen.update(k, argv=argv))
+    monkeypatch.delenv("WORKBENCH_TOKEN", raising=False)
+    assert serve_mod.serve(ip="0.0.0.0", allow_remote=True, home=tmp_path, user="Grace Hopper") == 0
+    token = seen["token"]
+    assert len(token) >= 24 and seen["show_token"] is True
+    assert not any(token in a for a in seen["argv"])
+    assert "without TLS" in capsys.readouterr().err  # remote without --certfile: said, once
+    assert seen["environ"] == {"WORKBENCH_HOME": str(tmp_path.resolve()), "WORKBENCH_USER": "Grace Hopper"}
+    monkeypatch.setenv("WORKBENCH_TOKEN", TOKEN)  # a given token is used, and not shown
+    serve_mod.serve(ip="0.0.0.0", allow_remote=True, home=tmp_path)
+    assert seen["token"] == TOKEN and seen["show_token"] is False
     with pytest.raises(ValidationError):
-        serve_command(ip="0.0.0.0", token="given")  # a token alone does not open another interface
+        serve_command(ip="0.0.0.0")  # a token alone does not open another interface

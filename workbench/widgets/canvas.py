@@ -11,7 +11,11 @@ goes on the MultiCanvas), ``wb-toolbar``, ``wb-tool-<name>``, ``wb-class`` and `
 name lower-cased, anything but letters, digits, ``-`` and ``_`` turned into ``-``), ``wb-new-class``,
 ``wb-add-class``, ``wb-prev``, ``wb-next``, ``wb-skip``, ``wb-undo``, ``wb-redo``, ``wb-accept``,
 ``wb-reject``, ``wb-accept-all``, ``wb-delete``, ``wb-zoom-reset``, ``wb-progress``, ``wb-title``,
-``wb-message``.
+``wb-message``, ``wb-done``, ``wb-mark-new``, ``wb-next-new``, ``wb-goto``, ``wb-class-picker``,
+``wb-help``, ``wb-shortcuts`` (the shortcut sheet, from the same key table the handler uses).
+
+Keyboard focus: after any toolbar click the focus goes back to the canvas (``focus.py``), so keys keep
+working; the shortcut sheet (``?``) lists the real key map of this canvas.
 
 Displayed outside a live kernel (papermill, nbconvert), the output also carries an ``image/png`` of the
 example with its annotations (``render.py``), so the saved notebook shows a picture, never nothing.
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
+import sqlite3
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -30,52 +36,42 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
-from ..errors import WorkbenchError
+from ..errors import ValidationError, WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
+from .display import browser_image
+from .focus import FocusKeeper
+from .image_layer import ImageLayer
 from .masks import mask_rgba
 from .render import render_png
-from .scene import DASH, Scene, annotation_scene, image_rect, interaction_scene
+from .review import review_overlay
+from .scene import DASH, TAG_MODES, Scene, annotation_scene, interaction_scene, mask_alpha
 from .sink import AnnotationSink
+from .toolbar import CanvasToolbar, css_name
+from .viewport import ViewportProbe, fit_canvas_size
 
 __all__ = ["AnnotationCanvas", "css_name", "browser_image"]
 
-_TOOL_LABELS = {
-    "box": "Box",
-    "select": "Select",
-    "polygon": "Polygon",
-    "brush": "Brush",
-    "eraser": "Eraser",
-    "pan": "Pan",
-}
-_BROWSER_FORMATS = {"PNG": "png", "JPEG": "jpeg", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
+_STORE_ERRORS = (WorkbenchError, sqlite3.Error, OSError)  # a refused or failed save: said, never raised
 
 
-def css_name(name: str) -> str:
-    """A class name as it appears in CSS classes (``wb-class-<css_name>``)."""
-    return re.sub(r"[^a-z0-9_-]", "-", name.lower())
+CANVAS_SIZE_ENV = "WORKBENCH_CANVAS_SIZE"
 
 
-def browser_image(data: bytes) -> tuple[bytes, str]:
-    """Image bytes a browser shows as the store sees them: the original when it can, else a PNG.
-
-    Re-encoded: formats browsers do not draw (TIFF...) and JPEGs with an EXIF rotation (browsers would
-    rotate them; the stored width, height and coordinates are of the unrotated pixels).
-    """
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as im:
-        fmt = _BROWSER_FORMATS.get(im.format or "")
-        rotated = im.format in ("JPEG", "MPO") and im.getexif().get(0x0112, 1) != 1
-        if im.format == "MPO":
-            fmt = "jpeg"
-        if fmt is not None and not rotated:
-            return data, fmt
-        buf = io.BytesIO()
-        im.convert("RGBA" if im.mode in ("RGBA", "LA", "P") else "RGB").save(buf, format="PNG")
-        return buf.getvalue(), "png"
+def _size_from_env() -> tuple[int | None, int | None]:
+    """A fixed canvas size from ``WORKBENCH_CANVAS_SIZE`` (``WIDTHxHEIGHT`` in css px; for a kiosk
+    screen, or tests that pin the layout), or (None, None) when unset: fit the screen."""
+    raw = os.environ.get(CANVAS_SIZE_ENV, "").strip()
+    if not raw:
+        return None, None
+    m = re.fullmatch(r"(\d{2,5})\s*[xX]\s*(\d{2,5})", raw)
+    if m is None:
+        raise ValidationError(
+            f"must be WIDTHxHEIGHT in pixels (like 800x600), got {raw!r}", field=CANVAS_SIZE_ENV
+        )
+    return int(m.group(1)), int(m.group(2))
 
 
-class AnnotationCanvas(W.VBox):
+class AnnotationCanvas(CanvasToolbar, W.VBox):
     """Annotate the examples of a dataset (or of one directory / split) in place; every edit is saved."""
 
     def __init__(
@@ -85,13 +81,23 @@ class AnnotationCanvas(W.VBox):
         directory: str | None = None,
         split: str | None = None,
         user: str = "annotator",
-        width: int = 800,
-        height: int = 600,
+        width: int | None = None,
+        height: int | None = None,
         settings: CanvasSettings | None = None,
     ) -> None:
         from dataclasses import replace
 
-        settings = replace(settings or CanvasSettings(), canvas_width=int(width), canvas_height=int(height))
+        # no size given: the size in WORKBENCH_CANVAS_SIZE ("800x600") if set, else the browser reports the
+        # room there is and the canvas takes it (viewport.py)
+        if width is None and height is None:
+            width, height = _size_from_env()
+        self.fit_screen = width is None and height is None
+        settings = settings or CanvasSettings()
+        settings = replace(
+            settings,
+            canvas_width=int(width if width is not None else settings.canvas_width),
+            canvas_height=int(height if height is not None else settings.canvas_height),
+        )
         self.state = CanvasState(dataset_like, directory=directory, split=split, user=user, settings=settings)
         self.multicanvas = MultiCanvas(
             3,
@@ -112,137 +118,88 @@ class AnnotationCanvas(W.VBox):
         )
         for name, layer in self.layers.items():  # a new browser view starts blank: replay that layer
             layer.on_client_ready(partial(self._on_client_ready, name))
-        self._image_widget: W.Image | None = None
-        self._image_for: int | None = None
+        self.image_layer = ImageLayer(
+            self.layers["image"],
+            self.state,
+            on_ready=lambda: self.redraw({"image"}, refill=True),
+            on_new_image=self._forget_masks,
+        )
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
+        self.probe = ViewportProbe()  # the room on screen, and the wheel: page scroll unless focused / Ctrl
+        self.probe.observe(lambda _change: self._fit_to_room(), names="room")
+        self.focus = FocusKeeper(on_space_up=lambda: self.state.set_space_pan(False))
         self._build_toolbar()
-        super().__init__([self.toolbar, self.multicanvas, self.message])
+        super().__init__([self.probe, self.toolbar, self.shortcuts, self.multicanvas, self.message, self.focus])
         self.add_class("wb-annotation-canvas")
         self.redraw()
 
     # ------------------------------------------------------------------ toolbar
-    def _button(
-        self, description: str, css: str, action: Callable[[], object], tooltip: str = "", width: str = "auto"
-    ) -> W.Button:
-        b = W.Button(description=description, tooltip=tooltip or description, layout=W.Layout(width=width))
-        b.add_class(css)
-        b.on_click(lambda _b: self._act(action))
-        return b
-
-    def _build_toolbar(self) -> None:
+    def _build_view_controls(self) -> W.HBox:
+        """Fill opacity and class tags: how annotations look, never what they are."""
         s = self.state
-        self.tool_buttons = {
-            t: self._button(_TOOL_LABELS[t], f"wb-tool-{t}", partial(s.set_tool, t)) for t in s.tools
-        }
-        self.prev_button = self._button("◀ Prev", "wb-prev", s.previous, "previous example (p, ←)")
-        self.next_button = self._button("Next ▶", "wb-next", s.next, "confirm and next example (n, →)")
-        self.skip_button = self._button("Skip", "wb-skip", s.skip, "next example, unmarked (s)")
-        self.undo_button = self._button("Undo", "wb-undo", partial(s.do, "undo"), "undo (Ctrl+Z)")
-        self.redo_button = self._button("Redo", "wb-redo", partial(s.do, "redo"), "redo (Ctrl+Shift+Z)")
-        self.zoom_button = self._button("Fit", "wb-zoom-reset", s.reset_view, "reset zoom (0)")
-        self.accept_button = self._button(
-            "Accept", "wb-accept", partial(s.do, "accept"), "accept proposal (a)"
+        self.opacity_slider = W.FloatSlider(
+            value=s.fill_opacity,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            description="Fill",
+            readout_format=".2f",
+            continuous_update=True,
+            layout=W.Layout(width="190px"),
+            style={"description_width": "28px"},
         )
-        self.reject_button = self._button(
-            "Reject", "wb-reject", partial(s.do, "reject"), "reject proposal (r)"
+        self.opacity_slider.add_class("wb-fill-opacity")
+        self.opacity_slider.observe(
+            lambda ch: self._act(partial(s.set_fill_opacity, ch["new"])), names="value"
         )
-        self.accept_all_button = self._button("Accept all", "wb-accept-all", s.accept_all)
-        self.delete_button = self._button(
-            "Delete", "wb-delete", partial(s.do, "delete"), "delete selection (Del)"
+        self.tags_toggle = W.ToggleButtons(
+            options=[(m.capitalize(), m) for m in TAG_MODES],
+            value=s.tags,
+            tooltips=[
+                "tags shrink as you zoom out; none on boxes too small to carry one",
+                "every shape's class tag, full size",
+                "no class tags",
+            ],
+            style={"button_width": "56px"},
         )
-        self.progress_label = W.Label(layout=W.Layout(margin="0 0 0 12px"))
-        self.progress_label.add_class("wb-progress")
-        self.title = W.Label(layout=W.Layout(margin="0 0 0 12px"))
-        self.title.add_class("wb-title")
-        self.new_class = W.Text(placeholder="new class", layout=W.Layout(width="120px"))
-        self.new_class.add_class("wb-new-class")
-        self.add_class_button = self._button("Add class", "wb-add-class", self._add_class)
-        self.class_box = W.HBox()
-        self.message = W.Label()
-        self.message.add_class("wb-message")
-        nav = W.HBox(
-            [
-                *self.tool_buttons.values(),
-                self.zoom_button,
-                self.undo_button,
-                self.redo_button,
-                self.prev_button,
-                self.next_button,
-                self.skip_button,
-                self.progress_label,
-                self.title,
-            ]
-        )
-        edit = [self.class_box]
-        if s.type != "anomaly":
-            edit += [self.new_class, self.add_class_button]
-        edit += [self.delete_button, self.accept_button, self.reject_button]
-        if s.type in ("detection", "segmentation"):
-            edit.append(self.accept_all_button)
-        self.toolbar = W.VBox([nav, W.HBox(edit)])
-        self.toolbar.add_class("wb-toolbar")
-        self._build_class_buttons()
+        self.tags_toggle.add_class("wb-tags")
+        self.tags_toggle.observe(lambda ch: self._act(partial(s.set_tags, ch["new"])), names="value")
+        shown: list[W.Widget] = []
+        if s.type != "classification":  # class tags and fills belong to shapes
+            shown += [W.Label("Tags"), self.tags_toggle]
+        if s.type in ("segmentation", "anomaly"):  # boxes are outlines: a fill is for polygons and masks
+            shown.append(self.opacity_slider)
+        return W.HBox(shown)
 
-    def _build_class_buttons(self) -> None:
-        buttons = []
-        for i, c in enumerate(self.state.classes):
-            key = f" ({i + 1})" if i < 9 else ""
-            b = self._button(
-                c.name,
-                f"wb-class-{css_name(c.name)}",
-                partial(self.state.set_class, c.name),
-                f"{c.name}{key}",
-            )
-            b.add_class("wb-class")
-            b.style.button_color = c.color
-            r, g, bl = (int(c.color[k : k + 2], 16) for k in (1, 3, 5))
-            b.style.text_color = "black" if 0.299 * r + 0.587 * g + 0.114 * bl > 150 else "white"
-            buttons.append(b)
-        self.class_buttons = {c.name: b for c, b in zip(self.state.classes, buttons, strict=True)}
-        self._built_classes = list(self.state.classes)
-        self.class_box.children = buttons
-
-    def _add_class(self) -> None:
-        name = self.new_class.value.strip()
-        if not name:
-            self.state.say("type a class name first")
+    def _fit_to_room(self) -> None:
+        """Resize the canvas to what the browser reported (only when no size was given)."""
+        room = self.probe.reported()
+        if not self.fit_screen or room is None:
             return
-        self.state.add_class(name)
-        self.new_class.value = ""
+        w, h = fit_canvas_size(room)
+        self._act(partial(self.resize, w, h))
 
-    def _update_toolbar(self) -> None:
+    def resize(self, width: int, height: int) -> None:
+        """Give the canvas a new size in css px (= canvas px); every layer is drawn again."""
         s = self.state
-        if s.classes != self._built_classes:  # a class was added (here or elsewhere, seen on reload)
-            self._build_class_buttons()
-        for t, b in self.tool_buttons.items():
-            b.button_style = "info" if t == s.tool else ""
-        for name, b in self.class_buttons.items():
-            b.layout.border = "3px solid #222" if name == s.current_class else ""
-        self.undo_button.disabled = not s.can_undo
-        self.redo_button.disabled = not s.can_redo
-        has_props = bool(s.proposals())
-        self.accept_button.disabled = self.reject_button.disabled = not has_props
-        self.accept_all_button.disabled = not has_props
-        self.prev_button.disabled = not s.position
-        self.next_button.disabled = self.skip_button.disabled = s.position is None or s.position + 1 >= len(
-            s.ids
-        )
-        self.progress_label.value = s.progress_text
-        ex = s.example
-        self.title.value = (
-            f"{ex.file_name} — {s.position + 1} / {len(s.ids)}"  # type: ignore[operator]
-            if ex is not None
-            else "no examples"
-        )
-        self.message.value = s.message
+        s.resize(width, height)
+        mc = self.multicanvas
+        w, h = s.settings.canvas_width, s.settings.canvas_height
+        if (mc.width, mc.height) != (w, h):
+            mc.width, mc.height = w, h
+            mc.layout.width, mc.layout.height = f"{w}px", f"{h}px"
+        s.mark(*LAYERS)
 
     # ------------------------------------------------------------------ events
-    def _act(self, action: Callable[[], object]) -> None:
-        """Run a state action; a refused edit becomes a message, and the view is redrawn either way."""
+    def _act(self, action: Callable[[], object], clear: bool = False) -> None:
+        """Run a state action; a refused edit becomes a message, and the view is redrawn either way.
+        ``clear``: a button press is a new action, so the last message goes."""
+        if clear:
+            self.state._clear_message()
         try:
             action()
-        except WorkbenchError as e:
-            self.state.say(str(e))
+        except _STORE_ERRORS as e:
+            self.state.say(str(e) if isinstance(e, WorkbenchError) else f"not saved: {type(e).__name__}: {e}")
         finally:
             self.redraw()
 
@@ -253,48 +210,44 @@ class AnnotationCanvas(W.VBox):
         return run
 
     def _on_client_ready(self, layer: str) -> None:
-        self.redraw({layer} | ({"toolbar"} if layer == "interaction" else set()))
+        self.redraw({layer} | ({"toolbar"} if layer == "interaction" else set()), refill=layer == "image")
 
     # ------------------------------------------------------------------ drawing
-    def redraw(self, layers: set[str] | None = None) -> None:
-        """Redraw the layers the state marked as changed (or ``layers``), in one message."""
+    def redraw(self, layers: set[str] | None = None, *, refill: bool = False) -> None:
+        """Redraw the layers the state marked as changed (or ``layers``), in one message; ``refill``: send
+        the image to the buffer again (a browser view that just connected has an empty one).
+
+        A zoom that needs another pyramid level of the same image is two messages: the level shown now,
+        stretched to the new view, with the other layers (the browser paints it at once), then the new
+        level, built and sent while the first is on screen."""
         dirty = self.state.take_dirty() if layers is None else set(layers)
+        sharper: Callable[[], None] | None = None
         with hold_canvas():
             if "image" in dirty:
-                self._draw_image()
+                sharper = self.image_layer.draw(force=refill)
             if "annotations" in dirty:
-                self._draw_scene(self.layers["annotations"], annotation_scene(self.state))
+                self._draw_scene(self.layers["annotations"], review_overlay(self.state, annotation_scene(self.state)))
             if "interaction" in dirty:
                 self._draw_scene(self.layers["interaction"], interaction_scene(self.state))
+        if sharper is not None:
+            with hold_canvas():
+                sharper()
         if "toolbar" in dirty:
             self._update_toolbar()
+        for req in self.state.take_requests():
+            if req == "picker":
+                self.focus.focus(".wb-class-picker")
+            elif req == "goto":
+                self.focus.focus(".wb-goto")
+            elif req == "scroll":
+                self.focus.scroll_into_view()
+        if "image" in dirty:
+            self.image_layer.prefetch_next()
 
-    def _image(self) -> W.Image | None:
-        ex = self.state.example
-        if ex is None:
-            return None
-        if self._image_for != ex.id:
-            data, fmt = browser_image(self.state.image_bytes())
-            if self._image_widget is not None:
-                self._image_widget.close()
-            for _ann, w, _r in self._mask_cache.values():
-                w.close()
-            self._mask_cache.clear()
-            self._image_widget = W.Image(value=data, format=fmt)
-            self._image_for = ex.id
-        return self._image_widget
-
-    def _draw_image(self) -> None:
-        c = self.layers["image"]
-        c.clear()
-        img = self._image()
-        if img is None:
-            c.fill_style = "#444444"
-            c.font = "16px sans-serif"
-            c.fill_text("no examples to annotate", 20, 40)
-            return
-        c.image_smoothing_enabled = self.state.view.scale < 2.0  # zoomed in: show the pixels
-        c.draw_image(img, *image_rect(self.state))
+    def _forget_masks(self) -> None:
+        for _ann, w, _r in self._mask_cache.values():
+            w.close()
+        self._mask_cache.clear()
 
     def _mask_image(self, ann, color: str) -> tuple[W.Image, tuple[float, float, float, float]]:
         hit = self._mask_cache.get(ann.id)
@@ -302,7 +255,7 @@ class AnnotationCanvas(W.VBox):
             return hit[1], hit[2]
         from PIL import Image
 
-        rgba, (ox, oy) = mask_rgba(ann.mask, color)
+        rgba, (ox, oy) = mask_rgba(ann.mask, color, alpha=255)  # drawn at the fill opacity
         buf = io.BytesIO()
         Image.fromarray(rgba, "RGBA").save(buf, format="PNG")
         if hit is not None:
@@ -331,9 +284,12 @@ class AnnotationCanvas(W.VBox):
 
         v = self.state.view
         put("image_smoothing_enabled", False)
+        if scene.masks:
+            put("global_alpha", mask_alpha(self.state.fill_opacity))
         for m in scene.masks:
             widget, rect = self._mask_image(m.ann, m.color)
             c.draw_image(widget, *v.to_canvas_box(rect))
+        put("global_alpha", 1.0)
         for p in scene.polys:
             if p.style.fill_alpha > 0:
                 put("global_alpha", p.style.fill_alpha)
@@ -365,18 +321,27 @@ class AnnotationCanvas(W.VBox):
                 c.stroke_circles(ci.x, ci.y, ci.r)
         if not scene.texts:
             return
-        put("font", "12px sans-serif")
         put("text_baseline", "top")
         tags: dict[str, list] = {}  # tag backgrounds: one batched call per colour
         for t in scene.texts:
             if t.background is not None:
-                tags.setdefault(t.background, []).append((t.x, t.y, 7.0 * len(t.text) + 6.0, 16.0))
+                k = t.size / 12.0  # the box follows the font size (7 px per character at 12 px)
+                tags.setdefault(t.background, []).append(
+                    (t.x, t.y, k * (7.0 * len(t.text) + 6.0), t.size + 4.0)
+                )
         for color, rects in tags.items():
             put("fill_style", color)
             c.fill_rects(*(np.array(col) for col in zip(*rects, strict=True)))
-        for t in sorted(scene.texts, key=lambda t: t.color):
+        for t in sorted(scene.texts, key=lambda t: (t.size, t.color)):
+            put("font", f"{t.size:g}px sans-serif")
             put("fill_style", t.color)
-            c.fill_text(t.text, t.x + 3.0, t.y + 2.0)
+            c.fill_text(t.text, t.x + 3.0 * t.size / 12.0, t.y + 2.0)
+
+    def close(self) -> None:
+        """Close the widget, its off-screen buffer and images, and stop the prefetch thread."""
+        self.image_layer.close()
+        self._forget_masks()
+        super().close()
 
     # ------------------------------------------------------------------ static fallback
     def snapshot_png(self, max_size: int | None = None) -> bytes:

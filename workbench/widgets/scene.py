@@ -35,11 +35,41 @@ __all__ = [
     "interaction_scene",
     "DASH",
     "LABEL_TAGS_MAX",
+    "TAG_MODES",
+    "TAG_FONT_PX",
+    "tag_font",
+    "mask_alpha",
 ]
 
 DASH = (6.0, 4.0)  # proposals are drawn dashed
 LABEL_TAGS_MAX = 100  # class name tags are drawn next to shapes only up to this many shapes
 HANDLE_SIZE = 7.0  # px
+TAG_MODES = ("auto", "show", "hide")
+TAG_FONT_PX = 12.0  # a tag's font size, full size
+TAG_MIN_FONT_PX = 8.0  # auto: tags shrink down to this, then go
+MASK_STRENGTH = 110 / 255 / 0.15  # masks have no outline: drawn this much stronger than polygon fills
+
+
+def tag_font(mode: str, box_w: float, box_h: float) -> float | None:
+    """Font size (px) of the class tag of a box ``box_w`` x ``box_h`` canvas px on screen; None: no tag.
+
+    ``show``: always full size; ``hide``: never; ``auto``: a quarter of the box's smaller side on screen,
+    at most full size, so tags shrink as you zoom out and dense scenes stay visible; a box too small on
+    screen to carry an 8 px tag (under 2 x 8 px) gets none (zoom in to read it).
+    """
+    if mode == "hide":
+        return None
+    if mode == "show":
+        return TAG_FONT_PX
+    side = min(box_w, box_h)
+    if side < 2 * TAG_MIN_FONT_PX:
+        return None
+    return min(TAG_FONT_PX, max(TAG_MIN_FONT_PX, side / 4.0))
+
+
+def mask_alpha(fill_opacity: float) -> float:
+    """Opacity a mask is drawn at for a fill opacity (0.15, the default, keeps masks at 110 / 255)."""
+    return min(1.0, max(0.0, fill_opacity * MASK_STRENGTH))
 
 
 @dataclass(frozen=True)
@@ -90,6 +120,7 @@ class Text:
     y: float
     color: str
     background: str | None = None
+    size: float = TAG_FONT_PX  # font px
 
 
 @dataclass
@@ -136,8 +167,8 @@ def _text_color(background: str) -> str:
     return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#ffffff"
 
 
-def _tag(text: str, x: float, y: float, color: str) -> Text:
-    return Text(text, x, y, _text_color(color), background=color)
+def _tag(text: str, x: float, y: float, color: str, size: float = TAG_FONT_PX) -> Text:
+    return Text(text, x, y, _text_color(color), background=color, size=size)
 
 
 def _shape_style(state: CanvasState, a: Annotation, width: float = 2.0, fill: float = 0.0) -> Style:
@@ -150,11 +181,12 @@ def _add_shapes(
     anns: list[Annotation],
     *,
     width: float = 2.0,
-    fill: float = 0.15,
+    fill: float | None = None,
     cull: bool = True,
 ) -> None:
     """Boxes, polygons and masks of ``anns`` into ``scene``, batched by style."""
     v = state.view
+    fill = state.fill_opacity if fill is None else fill
     cw, ch = state.settings.canvas_width, state.settings.canvas_height
     boxes: dict[Style, list[tuple[float, float, float, float]]] = defaultdict(list)
     polys: dict[Style, list[np.ndarray]] = defaultdict(list)
@@ -189,14 +221,17 @@ def annotation_scene(state: CanvasState) -> Scene:
     anns = [a for a in state.annotations if a.id != hidden or hidden is None]
     shapes = [a for a in anns if a.bbox is not None]
     _add_shapes(state, scene, shapes)
-    if len(shapes) <= LABEL_TAGS_MAX:
+    if len(shapes) <= LABEL_TAGS_MAX and state.tags != "hide":
         for a in shapes:
             assert a.bbox is not None
-            x, y = state.view.to_canvas(a.bbox[0], a.bbox[1])
+            x, y, w, h = state.view.to_canvas_box(a.bbox)
+            size = tag_font(state.tags, w, h)
+            if size is None:
+                continue
             name = a.label + (
                 f" {a.score:.2f}?" if a.proposal and a.score is not None else "?" if a.proposal else ""
             )
-            scene.texts.append(_tag(name, x, max(y - 14.0, 0.0), state.class_color(a.label)))
+            scene.texts.append(_tag(name, x, max(y - size - 2.0, 0.0), state.class_color(a.label), size))
     # classification / anomaly: the example's class as a banner (proposals with their score, dashed tag)
     y = 4.0
     for a in anns:
@@ -222,15 +257,16 @@ def interaction_scene(state: CanvasState) -> Scene:
     inter = state.interaction
     cur = state.class_color(state.current_class) if state.current_class else "#ffffff"
     sel = state.selected
+    strong = min(1.0, state.fill_opacity + 0.1) if state.fill_opacity > 0 else 0.0  # selected, previewed
     if inter.preview is not None:
-        _add_shapes(state, scene, [inter.preview], width=3.0, fill=0.25, cull=False)
+        _add_shapes(state, scene, [inter.preview], width=3.0, fill=strong, cull=False)
     elif sel is not None and sel.bbox is not None:
         if sel.mask is not None:  # a mask's outline is its box
             scene.rects.append(
                 _one_rect(Style(state.class_color(sel.label), 1.0, True), v.to_canvas_box(sel.bbox))
             )
         else:
-            _add_shapes(state, scene, [sel], width=4.0, fill=0.25, cull=False)
+            _add_shapes(state, scene, [sel], width=4.0, fill=strong, cull=False)
         if sel.polygons is None and sel.mask is None:
             pts = np.array([v.to_canvas(*p) for p in handle_points(sel.bbox).values()])
             s = HANDLE_SIZE
@@ -276,6 +312,18 @@ def interaction_scene(state: CanvasState) -> Scene:
                 np.array([hx]),
                 np.array([hy]),
                 np.array([state.brush_radius * v.scale]),
+            )
+        )
+        # the brush size under the cursor, in image px (what the stroke will paint)
+        rad = float(state.brush_radius * v.scale)
+        scene.texts.append(
+            Text(
+                f"{state.brush_radius:.0f} px",
+                float(hx) + rad * 0.71 + 4.0,
+                float(hy) + rad * 0.71 + 2.0,
+                "#ffffff",
+                "#000000",
+                10.0,
             )
         )
     return scene
