@@ -29,7 +29,9 @@ def test_nearest_distances_equal_numpy():
         got = nearest_distances(torch.tensor(q), torch.tensor(bank), chunk=chunk).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     # a query equal to a bank row is at distance 0
-    assert float(nearest_distances(torch.tensor(bank[3:4]), torch.tensor(bank))[0]) == pytest.approx(0, abs=1e-6)
+    assert float(nearest_distances(torch.tensor(bank[3:4]), torch.tensor(bank))[0]) == pytest.approx(
+        0, abs=1e-6
+    )
     with pytest.raises(ValueError, match="empty"):
         nearest_distances(torch.tensor(q), torch.zeros(0, 5, dtype=torch.float64))
 

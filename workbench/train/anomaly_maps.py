@@ -33,7 +33,7 @@ __all__ = [
     "overlay_map",
 ]
 
-MAP_GRID = 64
+MAP_GRID = 32
 
 
 def resize_map(amap: np.ndarray, height: int, width: int) -> np.ndarray:

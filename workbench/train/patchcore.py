@@ -110,10 +110,20 @@ class PatchCore(nn.Module):
     does both in its single epoch).
     """
 
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+    memory_bank: torch.Tensor
+    feature_mean: torch.Tensor
+    feature_std: torch.Tensor
     single_pass = True  # the trainer runs one epoch: more passes would only add augmented views
 
     def __init__(
-        self, *, coreset_ratio: float = 0.1, max_bank: int = 16384, blur_sigma: float = 4.0, seed: int = 0,
+        self,
+        *,
+        coreset_ratio: float = 0.1,
+        max_bank: int = 16384,
+        blur_sigma: float = 4.0,
+        seed: int = 0,
         layers: str = "12",
         standardize: bool = False,
     ) -> None:
