@@ -138,8 +138,10 @@ def test_fit_beats_the_autoencoder_and_writes_maps(fitted):
         assert m.shape == (ex.height, ex.width)
         if ex.label == "anomalous" and r["label"] == "anomalous":
             found += 1
-            hits += bool(truth_mask(ex)[np.unravel_index(int(m.argmax()), m.shape)])
-    assert found and hits >= 0.8 * found  # the map's peak lies in the true defect
+            py, px = np.unravel_index(int(m.argmax()), m.shape)
+            ys, xs = np.nonzero(truth_mask(ex))
+            hits += bool(np.hypot(ys - py, xs - px).min() <= 4)  # one cell of the stored 32 x 32 map
+    assert found and hits == found  # the map's peak lies in (within 4 px of) the true defect
     img = np.zeros((64, 64, 3), np.uint8)
     over = overlay_map(img, m)
     assert over.shape == img.shape and over.max() > 0
