@@ -169,7 +169,7 @@ def _finite(v: Any) -> bool:
 def _noise(logs: Sequence[float]) -> float:
     """Robust noise level of a series: the median absolute second difference (blind to a steady trend),
     scaled to the sigma of Gaussian noise."""
-    steps = sorted(abs(c - 2 * b + a) for a, b, c in zip(logs, logs[1:], logs[2:]))
+    steps = sorted(abs(c - 2 * b + a) for a, b, c in zip(logs, logs[1:], logs[2:], strict=False))
     mid = len(steps) // 2
     median = steps[mid] if len(steps) % 2 else (steps[mid - 1] + steps[mid]) / 2
     return 1.4826 * median / math.sqrt(6)

@@ -205,18 +205,24 @@ def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("run")
+@click.option("--live", is_flag=True, help="Score against today's labels, not the snapshot RUN trained on.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def evaluate(ctx: click.Context, run: str, as_json: bool) -> None:
+def evaluate(ctx: click.Context, run: str, live: bool, as_json: bool) -> None:
     """Detailed test-split metrics of RUN (per class, confusion matrix / COCO stats), from its predictions
-    against the ground truth it was trained on."""
+    against the labels of the snapshot it was trained on (today's labels with --live)."""
     from ..cli import _ws
     from .from_store import evaluate_run
 
-    rec, metrics = evaluate_run(_ws(ctx), run)
+    rec, metrics = evaluate_run(_ws(ctx), run, live=live)
+    labels = metrics.pop("labels")
     if as_json:
-        click.echo(json.dumps({"run_id": rec.run_id, "test": metrics}, indent=2, default=str))
+        click.echo(json.dumps({"run_id": rec.run_id, "labels": labels, "test": metrics}, indent=2, default=str))
         return
+    if labels["source"] == "snapshot":
+        click.echo(f"labels: snapshot {labels['snapshot_id'][:12]} (what the run trained on)")
+    else:
+        click.echo("labels: LIVE (today's labels, not the run's snapshot)" if live else f"labels: live ({labels['note']})")
     click.echo(f"run {rec.run_id} on {rec.dataset}, test split:")
     for k, v in metrics.items():
         if isinstance(v, float):

@@ -58,13 +58,19 @@ def train_dataset(
     callbacks: Sequence[Any] = (),
     run_dir: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Train on dataset ``name`` (or a snapshot / directory of it); returns the run's summary."""
+    """Train on dataset ``name`` (or a snapshot / directory of it); returns the run's summary.
+
+    Without ``snapshot`` the dataset (or directory) is frozen into one first (same content, same id), so
+    the run records exactly which labels it learnt from and was tested on (``evaluate_run``, mining)."""
     from .runs import new_run_id
     from .trainer import train
 
     ds = ws.dataset(name)
-    source = source_from_dataset(ds, snapshot=snapshot, directory=directory)
     target = Path(run_dir) if run_dir is not None else ws.runs_dir / new_run_id(name)
+    with ws.transaction():  # a refused run (too few examples) leaves no snapshot behind
+        if snapshot is None:  # freeze what the run learns from, so its numbers can be checked later
+            snapshot = ds.snapshot(message=f"training data of run {target.name}", directory=directory).id
+        source = source_from_dataset(ds, snapshot=snapshot, directory=directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     return train(config, source, target, callbacks)
 
@@ -110,33 +116,81 @@ def resume_run(ws: Workspace, run: str | Path, callbacks: Sequence[Any] = ()) ->
     return resume(path, source, callbacks)
 
 
-def evaluate_run(ws: Workspace, run: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Detailed test metrics of a run, recomputed from its stored test predictions against the ground
-    truth it was trained on: per-class precision / recall / F1 and the confusion matrix, or COCO stats with
-    per-class AP (boxes, and masks for segmentation). Anomaly runs report their stored test metrics."""
-    from ..evaluate import classification_metrics, coco_metrics
-    from .runs import load_run
-    from .tasks import coco_ground_truth
+def _eval_classification(rows, test, names, rec):
+    from ..evaluate import classification_metrics
 
-    rec = load_run(find_run(ws, run))
-    info = rec.params.get("source", {})
-    source = source_from_dataset(ws.dataset(rec.dataset), snapshot=info.get("snapshot_id"),
-                                 directory=info.get("directory"), require_train=False)
-    names = [c["name"] for c in info.get("classes", [])] or source.class_names
-    rows = rec.predictions()
-    test = source.split("test")
-    if source.dataset_type == "classification":
-        by_id = {r["example_id"]: r["label"] for r in rows}
-        truth = [e.label for e in test if e.id in by_id]
-        report = classification_metrics(truth, [by_id[e.id] for e in test if e.id in by_id], names)
-        return rec, {**report.as_dict(), "top_confusions": report.top_confusions()}
-    if source.dataset_type in ("detection", "segmentation"):
+    by_id = {r["example_id"]: r["label"] for r in rows}
+    truth = [e.label for e in test if e.id in by_id]
+    report = classification_metrics(truth, [by_id[e.id] for e in test if e.id in by_id], names)
+    return {**report.as_dict(), "top_confusions": report.top_confusions()}
+
+
+def _eval_instances(masks: bool):
+    def run(rows, test, names, rec):
+        from ..evaluate import coco_metrics
+        from .tasks import coco_ground_truth
+
         out: dict[str, Any] = {}
-        kinds = [("bbox", "")] + ([("segm", "mask_")] if source.dataset_type == "segmentation" else [])
-        for iou_type, prefix in kinds:
+        for iou_type, prefix in [("bbox", "")] + ([("segm", "mask_")] if masks else []):
             gt = coco_ground_truth(test, names, masks=iou_type == "segm")
             res = coco_metrics(gt, rows, iou_type, per_class=True)
             out.update({prefix + k: v for k, v in res.stats.items()})
             out[prefix + "per_class"] = res.per_class
-        return rec, out
-    return rec, dict(rec.metrics.get("test", {}))
+        return out
+
+    return run
+
+
+def _eval_anomaly(rows, test, names, rec):
+    """AUROC and the counts at the run's own test threshold, from the stored scores."""
+    from ..data.records import ANOMALY_CLASSES
+    from ..evaluate import at_threshold, auroc
+
+    score = {r["example_id"]: float(r["score"]) for r in rows}
+    judged = [e for e in test if e.id in score and e.label in ANOMALY_CLASSES]
+    truth, scores = [e.label for e in judged], [score[e.id] for e in judged]
+    out: dict[str, Any] = {"auroc": auroc(truth, scores) if len(set(truth)) == 2 else None}
+    threshold = (rec.metrics.get("test") or {}).get("threshold")
+    if threshold is not None and judged:
+        out.update(at_threshold(truth, scores, threshold))
+    return out
+
+
+# How each dataset type scores a run's stored test predictions against ground truth.
+EVALUATORS: dict[str, Any] = {
+    "classification": _eval_classification,
+    "detection": _eval_instances(False),
+    "segmentation": _eval_instances(True),
+    "anomaly": _eval_anomaly,
+}
+
+
+def evaluate_run(ws: Workspace, run: str | Path, *, live: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Detailed test metrics of a run, recomputed from its stored test predictions: per-class precision /
+    recall / F1 and the confusion matrix, COCO stats with per-class AP (boxes, and masks for segmentation),
+    or anomaly AUROC and counts at the run's threshold.
+
+    The ground truth is the snapshot the run trained on (so the numbers match the run's own test metrics
+    whatever was annotated since); ``live=True`` scores against today's labels instead. ``metrics["labels"]``
+    says which was used: ``{"source": "snapshot" | "live", "snapshot_id", "directory", "note"?}`` (a run
+    without a snapshot, or whose snapshot is gone, is scored live, with a note saying so).
+    """
+    from .runs import load_run
+
+    rec = load_run(find_run(ws, run))
+    info = rec.params.get("source", {})
+    ds = ws.dataset(rec.dataset)
+    sid, directory = info.get("snapshot_id"), info.get("directory")
+    labels: dict[str, Any] = {"source": "snapshot", "snapshot_id": sid, "directory": directory}
+    if live or not sid:
+        labels.update(source="live", snapshot_id=None)
+        if not live:
+            labels["note"] = "the run records no snapshot: scored against today's labels"
+    elif sid not in {s.id for s in ds.snapshots()}:
+        labels.update(source="live", snapshot_id=None, note=f"snapshot {sid} of the run is gone: scored "
+                      "against today's labels")
+    source = source_from_dataset(ds, snapshot=labels["snapshot_id"], directory=directory, require_train=False)
+    names = [c["name"] for c in info.get("classes", [])] or source.class_names
+    metrics = EVALUATORS[source.dataset_type](rec.predictions(), source.split("test"), names, rec)
+    metrics["labels"] = labels
+    return rec, metrics
