@@ -233,11 +233,13 @@ def evaluate(ctx: click.Context, run: str, live: bool, as_json: bool) -> None:
 @click.argument("run")
 @click.option("--count", type=int, default=40, show_default=True, help="Examples to put into `review`.")
 @click.option("--directory", default="review", show_default=True)
+@click.option("--check-train/--no-check-train", default=True, show_default=True,
+              help="Also check the training split's labels (confident learning on the model's predictions).")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool) -> None:
+def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: bool, as_json: bool) -> None:
     """Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with
-    the model's predictions as proposals."""
+    the model's predictions as proposals (errors first, then the most uncertain, to fill COUNT)."""
     from ..cli import _ws
     from ..evaluate import mine_run
     from .from_store import find_run
@@ -245,7 +247,7 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool
 
     ws = _ws(ctx)
     rec = load_run(find_run(ws, run))
-    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory)
+    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory, check_train=check_train)
     if as_json:
         click.echo(json.dumps(res.to_dict(), indent=2, default=str))
         return
@@ -253,6 +255,11 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool
         f"{len(res.selected)} examples into '{directory}' ({res.added_to_directory} new), "
         f"{len(res.label_errors)} likely label errors; ranked list in {res.path}"
     )
+    click.echo("by reason: " + ", ".join(f"{k} {v}" for k, v in res.by_reason.items()))
+    if check_train and "train" in res.sources:
+        click.echo(f"training labels checked: {res.train_label_errors} doubted")
+    for note in res.notes:
+        click.echo(f"note: {note}")
     for m in res.selected[:10]:
         click.echo(f"  example {m.example_id}: {m.score:.3f} {', '.join(m.reasons)}")
 
