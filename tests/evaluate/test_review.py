@@ -185,7 +185,9 @@ def test_only_test_predictions_and_no_checkpoint(stores, tmp_path):
     result = mine_run(ds, run, count=40, write_proposals=False)
     assert result.sources == {"test": "predictions.json"} and "val" not in result.splits
     assert any("no val predictions" in n for n in result.notes)
-    assert len(result.selected) == sum(1 for m in result.ranked if m.reasons) < 40
+    # fewer than 40 judged: every one of them goes, and a note says so
+    assert len(result.selected) == len(result.ranked) == ds.count(split="test") < 40
+    assert any(f"only {len(result.ranked)} example(s) could be judged" in n for n in result.notes)
     assert all(not ex.proposals() for ex in ds.examples(directory="review"))
     assert result.to_dict()["selected"] == result.selected_ids
 

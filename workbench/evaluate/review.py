@@ -26,9 +26,11 @@ from ..errors import NotFoundError, ValidationError
 from .matching import Instance
 from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
 
-__all__ = ["MiningResult", "mine_run", "proposals_for", "MINED_FILE"]
+__all__ = ["MiningResult", "mine_run", "proposals_for", "MINED_FILE", "TRAIN_CHECKS"]
 
 MINED_FILE = "mined.json"
+# How mine_run checks training labels: not at all, from the run's model, from out-of-fold models.
+TRAIN_CHECKS = ("off", "model", "folds")
 
 
 @dataclass
@@ -246,6 +248,21 @@ def _predictions_for(
     return examples, rows, origin
 
 
+def _out_of_fold(dataset, record, source, ids, folds, device, notes):
+    """(train examples, out-of-fold rows, "out-of-fold") for the label check."""
+    from ..data.records import ClassDef
+    from ..train.source import usable_for_training
+    from .out_of_fold import out_of_fold_rows
+
+    dtype = dataset.type
+    train = [ex for ex in dataset.examples(ids=ids) if usable_for_training(ex, dtype)]
+    val_ids = _split_ids(dataset, source, "val", notes)
+    val = [ex for ex in dataset.examples(ids=val_ids) if usable_for_training(ex, dtype)]
+    classes = [ClassDef(c["name"], c.get("color") or "#808080") for c in source["classes"]]
+    rows = out_of_fold_rows(record, train, val, classes, dataset.load_bytes, folds=folds, device=device)
+    return train, rows, "out-of-fold"
+
+
 def _anomaly_threshold_of(rows_by_split, examples_by_split) -> float:
     judged_rows, truth = [], []
     for split, rows in rows_by_split.items():
@@ -313,7 +330,8 @@ def mine_run(
     iou: float = 0.5,
     settings: MiningSettings | None = None,
     device: str = "auto",
-    check_train: bool = True,
+    check_train: str = "model",
+    folds: int = 2,
 ) -> MiningResult:
     """Rank ``run``'s test / val examples, send the top ``count`` to ``directory``, propose its predictions.
 
@@ -321,9 +339,11 @@ def mine_run(
     answer, a doubted label) come first, in rank order; when they are fewer than ``count`` the most
     uncertain of the rest fill the count (reason ``most_uncertain``); ``result.by_reason`` counts the
     selection by headline reason and a note says when fewer than ``count`` could be judged at all.
-    With ``check_train`` the training split's labels are checked too (:mod:`.label_check`, from the run's
-    best checkpoint's predictions or ``predictions["train"]``): flagged ones rank with the errors and
-    appear in ``label_errors``. The directory and all proposals are written in one transaction. Returns a
+    ``check_train`` checks the training split's labels too (:mod:`.label_check`): ``"model"`` from the run's
+    best checkpoint's predictions (or ``predictions["train"]``; fast, but the model saw those labels),
+    ``"folds"`` from out-of-fold predictions (``folds`` models trained with the run's settings, each
+    without the examples it predicts; :mod:`.out_of_fold`), ``"off"`` not at all. Doubted labels rank with
+    the errors and appear in ``label_errors``. The directory and all proposals are written in one transaction. Returns a
     :class:`MiningResult`; ``mined.json`` in the run folder holds the same.
     """
     from ..train.runs import write_json
@@ -340,11 +360,17 @@ def mine_run(
     sources: dict[str, str] = {}
     examples_by_split: dict[str, list[Example]] = {}
     seen: set[int] = set()
-    all_splits = list(splits) + (["train"] if check_train and "train" not in splits else [])
+    if check_train not in TRAIN_CHECKS:
+        raise ValidationError(f"unknown check_train {check_train!r}; valid: {', '.join(TRAIN_CHECKS)}",
+                              field="check_train")
+    all_splits = list(splits) + (["train"] if check_train != "off" and "train" not in splits else [])
     for split in all_splits:
         ids = [i for i in _split_ids(dataset, source, split, notes) if i not in seen]
-        examples, rows, origin = _predictions_for(dataset, record, split, ids, predictions, predict_missing,
-                                                  device, test_metrics, notes, dtype)
+        if split == "train" and check_train == "folds" and "train" not in splits:
+            examples, rows, origin = _out_of_fold(dataset, record, source, ids, folds, device, notes)
+        else:
+            examples, rows, origin = _predictions_for(dataset, record, split, ids, predictions,
+                                                      predict_missing, device, test_metrics, notes, dtype)
         if rows is None or origin is None:
             continue
         examples = [ex for ex in examples if ex.id not in seen]

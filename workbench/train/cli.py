@@ -233,11 +233,12 @@ def evaluate(ctx: click.Context, run: str, live: bool, as_json: bool) -> None:
 @click.argument("run")
 @click.option("--count", type=int, default=40, show_default=True, help="Examples to put into `review`.")
 @click.option("--directory", default="review", show_default=True)
-@click.option("--check-train/--no-check-train", default=True, show_default=True,
-              help="Also check the training split's labels (confident learning on the model's predictions).")
+@click.option("--check-train", type=click.Choice(["model", "folds", "off"]), default="model", show_default=True,
+              help="Also check the training labels (confident learning): on the run's model's predictions, "
+              "on out-of-fold predictions (trains 2 more models), or not.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: bool, as_json: bool) -> None:
+def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: str, as_json: bool) -> None:
     """Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with
     the model's predictions as proposals (errors first, then the most uncertain, to fill COUNT)."""
     from ..cli import _ws
@@ -256,8 +257,8 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: 
         f"{len(res.label_errors)} likely label errors; ranked list in {res.path}"
     )
     click.echo("by reason: " + ", ".join(f"{k} {v}" for k, v in res.by_reason.items()))
-    if check_train and "train" in res.sources:
-        click.echo(f"training labels checked: {res.train_label_errors} doubted")
+    if "train" in res.sources:
+        click.echo(f"training labels checked ({res.sources['train']}): {res.train_label_errors} doubted")
     for note in res.notes:
         click.echo(f"note: {note}")
     for m in res.selected[:10]:
