@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from .errors import WorkbenchError
+from .text import echo, terminal_safe
 
 __all__ = ["main", "cli"]
 
@@ -36,16 +37,17 @@ def _ws(ctx: click.Context):
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    echo(json.dumps(data, indent=2, sort_keys=False, default=str))
 
 
 def _table(rows: list[dict], cols: list[str]) -> None:
     if not rows:
         return
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
-    click.echo("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in rows:
-        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in cols))
+    shown = [{c: terminal_safe(r.get(c, "")) for c in cols} for r in rows]  # stored text: no escapes act
+    widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in cols}
+    echo("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in shown:
+        echo("  ".join(r[c].ljust(widths[c]) for c in cols))
 
 
 # Commands that live with their layer: name -> (module, attribute, the first sentence of its help). The
@@ -154,7 +156,7 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
     elif not rows:
-        click.echo("no datasets yet: try `workbench sample demo digits`")
+        echo("no datasets yet: try `workbench sample demo digits`")
     else:
         _table(rows, ["name", "type", "examples", "annotations", "classes"])
 
@@ -168,7 +170,7 @@ def datasets(ctx: click.Context, as_json: bool) -> None:
 def create(ctx: click.Context, name: str, dtype: str, classes: str | None, description: str) -> None:
     """Create an empty dataset."""
     ds = _ws(ctx).create_dataset(name, dtype, classes=classes, description=description)
-    click.echo(f"created {dtype} dataset '{name}' with classes: {', '.join(c.name for c in ds.classes) or '-'}")
+    echo(f"created {dtype} dataset '{name}' with classes: {', '.join(c.name for c in ds.classes) or '-'}")
 
 
 @cli.command("import")
@@ -189,10 +191,15 @@ def create(ctx: click.Context, name: str, dtype: str, classes: str | None, descr
 @click.option("--voc-one-based", "one_based", is_flag=True,
               help="voc: boxes follow the old devkit's 1-based convention (subtract 1 from xmin/ymin).")
 @click.option("--author", default="import")
+@click.option("--split", type=click.Choice(["train", "val", "test"]),
+              help="Put every imported example in this split (default: the source's own split folders or "
+                   "lists, else drawn by hash with copies of one image kept together).")
+@click.option("--json", "as_json", is_flag=True, help="Print the import summary as JSON.")
 @click.pass_context
 def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | None, images_dir: Path | None,
             directory: str | None, every: int | None, count: int | None, clip_boxes: bool, skip_missing: bool,
-            allow_unlabeled: bool, skip_unsupported: bool, one_based: bool, author: str) -> None:
+            allow_unlabeled: bool, skip_unsupported: bool, one_based: bool, author: str, split: str | None,
+            as_json: bool) -> None:
     """Import SRC into dataset NAME (created when missing). All or nothing."""
     from .data.formats import get_reader
     from .data.transfer import import_source
@@ -210,8 +217,12 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
         flags = {"one_based": "voc-one-based"}
         raise click.UsageError(
             f"the {fmt} format takes no {', '.join('--' + flags.get(u, u.replace('_', '-')) for u in unsupported)}")
-    ds, ids = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, **options)
-    click.echo(f"imported {len(ids)} examples into '{name}' ({ds.type}); it now has {ds.count()}")
+    result = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, split=split,
+                           **options)
+    if as_json:
+        _echo_json(result.summary.to_dict())
+    else:
+        echo(str(result.summary))
 
 
 @cli.command()
@@ -249,14 +260,14 @@ def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None
     ds = _ws(ctx).dataset(name)
     result = export_with_report(ds, out, fmt, split=split, directory=directory, snapshot=snapshot,
                                 status=statuses, **{k: v for k, v in wanted.items() if v is not None})
-    click.echo(f"wrote {len(result.files)} files to {out} ({result.examples} examples with status "
+    echo(f"wrote {len(result.files)} files to {out} ({result.examples} examples with status "
                f"{' or '.join(result.statuses)})")
     if result.left_out:
         said = ", ".join(f"{n} {s}" for s, n in sorted(result.left_out.items()))
-        click.echo(f"left out {result.total_left_out} examples by status ({said}); --status "
+        echo(f"left out {result.total_left_out} examples by status ({said}); --status "
                    f"{','.join(sorted(set(result.statuses) | set(result.left_out)))} includes them")
     for what, n in sorted(result.not_written.items()):
-        click.echo(f"not written: {n} {what}")
+        echo(f"not written: {n} {what}")
 
 
 @cli.command()
@@ -270,7 +281,7 @@ def sample(ctx: click.Context, name: str, sample: str, count: int | None, seed: 
     from .data.transfer import add_sample
 
     ds, ids = add_sample(_ws(ctx), name, sample, count=count, seed=seed)
-    click.echo(f"added {len(ids)} {sample} examples to '{name}' ({ds.type}); it now has {ds.count()}")
+    echo(f"added {len(ids)} {sample} examples to '{name}' ({ds.type}); it now has {ds.count()}")
 
 
 @cli.command()
@@ -287,12 +298,12 @@ def stats(ctx: click.Context, name: str, directory: str | None, as_json: bool, n
     if as_json:
         _echo_json(st)
         return
-    click.echo(f"{name}: {st['examples']} examples, {st['annotations']} annotations "
+    echo(f"{name}: {st['examples']} examples, {st['annotations']} annotations "
                f"(train {st['splits']['train']} / val {st['splits']['val']} / test {st['splits']['test']})")
     rows = [{"class": c, **v} for c, v in st["classes"].items()]
     _table(rows, ["class", "train", "val", "test", "total"])
     for w in st["warnings"]:
-        click.echo(f"{w['severity']}: {w['message']}")
+        echo(f"{w['severity']}: {w['message']}")
 
 
 # ---------------------------------------------------------------------------------------------- snapshots
@@ -304,7 +315,7 @@ def stats(ctx: click.Context, name: str, directory: str | None, as_json: bool, n
 def snapshot(ctx: click.Context, name: str, message: str, directory: str | None) -> None:
     """Freeze dataset NAME (or a directory) into a content-hashed snapshot."""
     info = _ws(ctx).dataset(name).snapshot(message, directory=directory)
-    click.echo(f"snapshot {info.id}: {info.examples} examples, {info.annotations} annotations")
+    echo(f"snapshot {info.id}: {info.examples} examples, {info.annotations} annotations")
 
 
 @cli.command()
@@ -335,7 +346,7 @@ def diff(ctx: click.Context, name: str, a: str, b: str, as_json: bool) -> None:
     for key in ("added", "removed", "annotations_changed", "split_changed", "classes_added", "classes_removed"):
         vals = d[key]
         shown = ", ".join(map(str, vals[:20])) + (" ..." if len(vals) > 20 else "")
-        click.echo(f"{key.replace('_', ' ')}: {len(vals)}{'  ' + shown if vals else ''}")
+        echo(f"{key.replace('_', ' ')}: {len(vals)}{'  ' + shown if vals else ''}")
 
 
 # ---------------------------------------------------------------------------------------------- directories
@@ -369,7 +380,7 @@ def dir_list(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         _echo_json(rows)
     else:
-        _table(rows, ["name", "examples"]) if rows else click.echo("no directories")
+        _table(rows, ["name", "examples"]) if rows else echo("no directories")
 
 
 @dir_.command("mirror")
@@ -380,7 +391,7 @@ def dir_list(ctx: click.Context, name: str, as_json: bool) -> None:
 def dir_mirror(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
     """Mirror examples IDS into DIRECTORY (annotations shared)."""
     n = _ws(ctx).dataset(name).mirror(directory, _ids(ids))
-    click.echo(f"mirrored {n} examples into '{directory}'")
+    echo(f"mirrored {n} examples into '{directory}'")
 
 
 @dir_.command("copy")
@@ -391,7 +402,7 @@ def dir_mirror(ctx: click.Context, name: str, directory: str, ids: tuple[str, ..
 def dir_copy(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
     """Copy examples IDS into DIRECTORY without their annotations (same image bytes)."""
     new = _ws(ctx).dataset(name).copy_without_annotations(_ids(ids), directory)
-    click.echo(f"copied {len(new)} examples into '{directory}' as ids {new[0]}-{new[-1]}")
+    echo(f"copied {len(new)} examples into '{directory}' as ids {new[0]}-{new[-1]}")
 
 
 @dir_.command("remove")
@@ -402,7 +413,7 @@ def dir_copy(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]
 def dir_remove(ctx: click.Context, name: str, directory: str, ids: tuple[str, ...]) -> None:
     """Take examples IDS out of DIRECTORY (they stay in the dataset)."""
     _ws(ctx).dataset(name).remove_from_directory(directory, _ids(ids))
-    click.echo(f"removed {len(_ids(ids))} examples from '{directory}'")
+    echo(f"removed {len(_ids(ids))} examples from '{directory}'")
 
 
 @dir_.command("delete")
@@ -412,7 +423,7 @@ def dir_remove(ctx: click.Context, name: str, directory: str, ids: tuple[str, ..
 def dir_delete(ctx: click.Context, name: str, directory: str) -> None:
     """Delete DIRECTORY (its examples stay in the dataset)."""
     _ws(ctx).dataset(name).delete_directory(directory)
-    click.echo(f"deleted directory '{directory}'")
+    echo(f"deleted directory '{directory}'")
 
 
 @cli.command()
@@ -424,7 +435,7 @@ def gc(ctx: click.Context, grace: float) -> None:
     ws = _ws(ctx)
     problems = ws.check()
     res = ws.gc(grace_s=grace)
-    click.echo(f"integrity: {'ok' if not problems else '; '.join(problems)}; removed {res['files_removed']} "
+    echo(f"integrity: {'ok' if not problems else '; '.join(problems)}; removed {res['files_removed']} "
                f"orphan files, {res['rows_removed']} rows")
     if problems:
         raise SystemExit(1)
@@ -436,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="workbench", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        echo("aborted", err=True)
         return 130
     except click.ClickException as e:
         e.show()
@@ -447,10 +458,10 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = " ".join(str(e).split())
-        click.echo(f"error: {msg}", err=True)
+        echo(f"error: {msg}", err=True)
         return 2
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
+        echo("interrupted", err=True)
         return 130
     except SystemExit as e:
         return int(e.code or 0) if not isinstance(e.code, str) else 1
@@ -458,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         msg = " ".join(str(e).split()) or type(e).__name__
-        click.echo(f"error: {type(e).__name__}: {msg} (set WORKBENCH_DEBUG=1 for the traceback)", err=True)
+        echo(f"error: {type(e).__name__}: {msg} (set WORKBENCH_DEBUG=1 for the traceback)", err=True)
         return 1
     return 0
 

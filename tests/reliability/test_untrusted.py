@@ -49,16 +49,21 @@ def test_crafted_pickles_are_refused_as_weights_and_in_run_folders(tmp_path):
 
 @pytest.fixture
 def executed(monkeypatch):
-    """papermill.execute_notebook replaced by a recorder (the notebook is copied, not run)."""
+    """papermill.execute_notebook replaced by a recorder (the notebook is kept, not run). The loop writes the
+    parameters cell itself and hands papermill the parameterized notebook and no parameters."""
     import papermill
 
     calls = []
 
     def fake(input_path, output_path, parameters=None, cwd=None, **kwargs):
+        assert parameters is None  # papermill translates nothing
+        nb = nbformat.read(str(input_path), as_version=4)
         calls.append(
-            {"input": Path(input_path), "output": Path(output_path), "parameters": parameters, "cwd": cwd}
+            {"input": Path(nb.metadata["workbench"]["notebook"]), "output": Path(output_path),
+             "parameters": dict(nb.metadata["papermill"]["parameters"]), "cwd": cwd, "nb": nb}
         )
-        shutil.copy(input_path, output_path)
+        if Path(input_path) != Path(output_path):
+            shutil.copy(input_path, output_path)
 
     monkeypatch.setattr(papermill, "execute_notebook", fake)
     return calls
@@ -108,16 +113,29 @@ def test_the_notebook_folder_must_hold_the_steps(tmp_path, executed):
 
 
 HOSTILE_VALUES = {
-    "dataset": "x'; __import__('os').system('touch {marker}'); '",
+    "dataset": "x'; __import__('os').system('touch {marker}'); '\"\"\"\\",
+}
+REFUSED_VALUES = {  # not names of a sample / preset: refused before anything runs
     "sample": 'digits"\nimport os; os.system("touch {marker}")\n"',
     "augment_preset": "\\'; import os #",
 }
 
 
+@pytest.mark.parametrize("key", sorted(REFUSED_VALUES))
+def test_values_that_are_no_names_are_refused(tmp_path, executed, key):
+    import yaml
+
+    p = tmp_path / "params.yaml"
+    p.write_text(yaml.safe_dump({key: REFUSED_VALUES[key].format(marker=tmp_path / "pwned")}))
+    with pytest.raises(ValidationError, match="letters, digits") as info:
+        run_loop(tmp_path / "out", params_file=p, html=False)
+    assert info.value.file == str(p) and info.value.field == key
+    assert executed == []
+
+
 def test_parameter_values_reach_the_notebooks_as_inert_strings(tmp_path, executed):
-    """What papermill writes into the parameters cell for hostile values parses back to the same strings
+    """What the loop writes into the parameters cell for hostile values parses back to the same strings
     and nothing else (no call, no import)."""
-    import papermill
     import yaml
 
     marker = tmp_path / "pwned"
@@ -126,9 +144,7 @@ def test_parameter_values_reach_the_notebooks_as_inert_strings(tmp_path, execute
     p.write_text(yaml.safe_dump(values))
     run_loop(tmp_path / "out", params_file=p, html=False)
     for call in executed:
-        nb = papermill.parameterize.parameterize_notebook(
-            papermill.iorw.load_notebook_node(str(call["input"])), call["parameters"]
-        )  # what execute_notebook runs
+        nb = call["nb"]  # what execute_notebook runs
         injected = next(c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", []))
         tree = ast.parse(injected.source)
         assert all(isinstance(node, ast.Assign) for node in tree.body)

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError, WorkbenchError
 from . import aggregates
 from .blobs import sha256_bytes
-from .images import probe_image
+from .image_pool import check_items
+from .images import check_image
 from .records import (
     KINDS_FOR_TYPE,
     SPLITS,
@@ -28,7 +29,8 @@ from .records import (
     ImportBatch,
     default_color,
 )
-from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, assign_splits, split_key
+from .split_groups import Member, assign_grouped
+from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, split_key
 from .workspace import _check_name, now
 
 if TYPE_CHECKING:
@@ -57,18 +59,9 @@ def _json_of(text: str | None) -> dict[str, Any]:
     return dict(json.loads(text)) if text else {}
 
 
-def _phash(data: bytes) -> str | None:
-    """The perceptual hash cached per image for the near-duplicate check (None if it cannot be made)."""
-    from .duplicates import phash_hex
-
-    try:
-        return phash_hex(data)
-    except (OSError, ValueError, SyntaxError):
-        return None
-
-
 class Dataset:
     def __init__(self, workspace: Workspace, id: int, name: str) -> None:
+        self.split_notes: list[str] = []  # what the last import's split drawing had to give up, if anything
         self.workspace = workspace
         self.id = id
         self.name = name
@@ -107,7 +100,7 @@ class Dataset:
         rows = self.conn.execute(
             "SELECT name, color, origin FROM classes WHERE dataset_id=? ORDER BY position", (self.id,)
         ).fetchall()
-        return [ClassDef(r[0], r[1], origin=_json_of(r[2])) for r in rows]
+        return [ClassDef(r[0], r[1], origin=_json_of(r[2]), stored=True) for r in rows]
 
     @property
     def source_info(self) -> dict[str, Any]:
@@ -152,7 +145,7 @@ class Dataset:
             self._touch()
 
     def set_class_color(self, name: str, color: str) -> None:
-        c = ClassDef(name, color)
+        c = ClassDef(name, color, stored=True)  # an existing class: only the colour is new
         with self._tx():
             cur = self.conn.execute(
                 "UPDATE classes SET color=? WHERE dataset_id=? AND name=?", (c.color, self.id, name)
@@ -175,6 +168,7 @@ class Dataset:
             )
         allowed = KINDS_FOR_TYPE[dtype]
         known = {c.name for c in self.classes} | {c.name for c in batch.classes}
+        check_items(batch.items)  # one decode per image its reader did not check, in parallel
         prepared: list[tuple[Any, bytes, str, Any]] = []
         for idx, item in enumerate(batch.items):
             file = str(item.path) if item.path else (item.file_name or source_file)
@@ -184,7 +178,9 @@ class Dataset:
             except OSError as e:
                 raise ValidationError(f"cannot read image: {e.strerror or e}", file=file, record=record,
                                       field="file_name") from None
-            info = probe_image(data, file=file, record=record)
+            info = item.checked
+            if info is None or info.sha256 != sha256_bytes(data):  # the file changed since it was checked
+                info = item.checked = check_image(data, file=file, record=record)
             for ann in item.annotations:
                 try:
                     if ann.kind not in allowed:
@@ -196,7 +192,7 @@ class Dataset:
                     ann.check_inside(info.width, info.height)
                 except ValidationError as e:
                     raise e.located(file=file, record=record) from None
-            prepared.append((item, data, sha256_bytes(data), info))
+            prepared.append((item, data, info.sha256, info))
 
         written: list[str] = []
         nested = self.conn.in_transaction
@@ -261,18 +257,19 @@ class Dataset:
             keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
             cur_val = counts.get("val", 0) + explicit.count("val")
             cur_test = counts.get("test", 0) + explicit.count("test")
-            auto = assign_splits([keys[i] for i in auto_idx], current_val=cur_val, current_test=cur_test,
-                                 total_after=total_after, settings=settings)
-            splits = list(explicit)
-            for i, s in zip(auto_idx, auto, strict=True):
-                splits[i] = s
+            splits, broken = assign_grouped(  # copies of one source image (name, content, pHash) stay together
+                [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
+                self._split_members() if auto_idx else [], current_val=cur_val, current_test=cur_test,
+                total_after=total_after, settings=settings)
+            self.split_notes = [f"{broken} groups of copies of one image were too large to keep in one split "
+                                "and were split to fill val / test (stats lists them)"] if broken else []
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)
             known = self._known_blobs([d for _it, _data, d, _info in prepared])
             self.conn.executemany(
                 "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
-                [(d, len(data), info.width, info.height, info.format, None if d in known else _phash(data))
+                [(d, len(data), info.width, info.height, info.format, None if d in known else info.phash)
                  for _it, data, d, info in prepared])
             dir_id = self._directory_id(directory, create=True) if directory else None
             new_ids: list[int] = []
@@ -302,6 +299,12 @@ class Dataset:
             self._touch()
         self._warm_duplicates()
         return new_ids
+
+    def _split_members(self) -> list[Member]:
+        """Every example as the split grouping sees it (file name, image, pHash, split), by id."""
+        return [Member(*r) for r in self.conn.execute(
+            "SELECT e.file_name, e.blob, b.phash, e.split FROM examples e JOIN blobs b ON b.hash = e.blob "
+            "WHERE e.dataset_id=? ORDER BY e.id", (self.id,))]
 
     def _warm_duplicates(self) -> None:
         """Bring the kept duplicate search up to date now that examples came in (only the new images are
@@ -432,6 +435,11 @@ class Dataset:
         """(examples annotated or reviewed, examples) in the dataset or a directory."""
         total = self.count(directory=directory)
         return total - self.count(directory=directory, status="new"), total
+
+    def statuses(self, split: str | None = None, directory: str | None = None) -> dict[int, str]:
+        """``{example id: status}`` in one query (the canvas's progress and its jumps to a status)."""
+        sql, args = self._filter_sql(split, directory, None)
+        return {int(r[0]): r[1] for r in self.conn.execute(f"SELECT e.id, e.status {sql} ORDER BY e.id", args)}
 
     # ------------------------------------------------------------------ editing (one transaction each)
     def _example_row(self, example_id: int) -> sqlite3.Row:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ValidationError
+from .images import THUMB, thumbnail_source
 from .records import Example
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 HASH_BITS = 64
-_THUMB = 32  # thumbnail side the DCT runs on
+_THUMB = THUMB  # thumbnail side the DCT runs on
 _LOW = 8  # the 8x8 lowest frequencies make the 64 bits
 _BRUTE_FORCE_MAX = 256  # up to this many distinct hashes, compare all pairs (blockwise, vectorised)
 _MIN_BAND_BITS = 8  # shorter bands put too many unrelated hashes together; compare all pairs instead
@@ -56,10 +57,8 @@ _DCT = _dct_matrix(_THUMB)
 def _thumbnail(data: bytes) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(io.BytesIO(data)) as im:
-        if im.format == "JPEG":
-            im.draft("L", (2 * _THUMB, 2 * _THUMB))  # decode at a reduced scale: much faster
-        grey = im.convert("L").resize((_THUMB, _THUMB), Image.Resampling.BOX)
+    with Image.open(io.BytesIO(data)) as im:  # the same decode as images.check_image: the same hash
+        grey = thumbnail_source(im).resize((_THUMB, _THUMB), Image.Resampling.BOX)
         return np.asarray(grey, dtype=np.float64)
 
 

@@ -389,6 +389,7 @@ def build_report(
     missing: list[int],
     boxes: BoxStats | None,
     dups: NearDuplicates,
+    straddling: Sequence[Sequence[int]] = (),
 ) -> QualityReport:
     """Judge gathered numbers (from :func:`quality_report`'s pass over examples, or from the store's SQL
     counts) into a :class:`QualityReport`: every warning rule lives here."""
@@ -465,6 +466,17 @@ def build_report(
                 f"{_plural(len(dups.cross_split), 'group')} of duplicates span splits: val / test scores will be "
                 "too optimistic",
                 count=len(dups.cross_split),
+            )
+        )
+    if straddling:
+        warnings.append(
+            QualityWarning(
+                "copies_across_splits",
+                "error",
+                f"{_plural(len(straddling), 'group')} of copies of one image (same Roboflow source name, same image "
+                "or near duplicates) span train and val / test: val / test scores would measure memory; move each "
+                "group into one split",
+                count=len(straddling),
             )
         )
     rank = {s: i for i, s in enumerate(SEVERITIES)}

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from ..text import check_name
+from .images import ImageCheck
 from .import_report import ImportReport
 
 __all__ = [
@@ -136,19 +138,26 @@ def json_map(value: Any, *, field_name: str, max_bytes: int = MAX_ATTRIBUTES_BYT
 
 @dataclass(frozen=True)
 class ClassDef:
+    """A class: a name (at most 200 characters, no control characters or bidi controls, no , or =) and a
+    ``#rrggbb`` colour. ``stored=True`` (read back from the store) skips the name checks added after a
+    workspace may have been written, so an old workspace still opens."""
+
     name: str
     color: str
     # Where the class came from in its source (``{"id": 3, "supercategory": "animal"}`` for COCO); not part
     # of what makes two classes equal.
     origin: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    stored: InitVar[bool] = False
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, stored: bool) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValidationError("class name must be a non-empty string", field="name")
-        if self.name != self.name.strip() or any(ch in self.name for ch in "\n\r\t,="):
-            raise ValidationError(
-                f"class name {self.name!r} has surrounding spaces or one of , = tab newline", field="name"
-            )
+        if not stored:
+            if self.name != self.name.strip() or any(ch in self.name for ch in "\n\r\t,="):
+                raise ValidationError(
+                    f"class name {self.name!r} has surrounding spaces or one of , = tab newline", field="name"
+                )
+            check_name(self.name, what="class")
         object.__setattr__(self, "color", validate_color(self.color))
         object.__setattr__(self, "origin", json_map(self.origin, field_name="origin"))
 
@@ -470,6 +479,8 @@ class ImportItem:
     record: object | None = None
     status: str | None = None
     origin: dict[str, Any] = field(default_factory=dict)
+    # what one decode found (size, format, sha256, pHash), set when the batch is checked (image_pool)
+    checked: ImageCheck | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.path is None) == (self.data is None):

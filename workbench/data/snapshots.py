@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError
+from ..text import check_text
 from .records import Annotation, ClassDef, Example
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ def _digest(payload: dict[str, Any]) -> str:
 def take_snapshot(ds: Dataset, *, message: str = "", directory: str | None = None) -> SnapshotInfo:
     from .workspace import now
 
+    check_text(message, what="snapshot message", field="message")
     with ds._tx():  # read and write in one transaction: a consistent view
         examples = ds.examples(directory=directory)
         payload: dict[str, Any] = {
@@ -147,7 +149,7 @@ def load_snapshot(ds: Dataset, sid: str) -> Snapshot:
                 height=e["height"], split=e["split"], status=e["status"], source=e["source"],
                 annotations=tuple(Annotation.from_dict(a) for a in e["annotations"]), origin=e.get("origin", {}))
         for e in payload["examples"])
-    classes = tuple(ClassDef(c[0], c[1], origin=c[2] if len(c) > 2 else {}) for c in payload["classes"])
+    classes = tuple(ClassDef(c[0], c[1], origin=c[2] if len(c) > 2 else {}, stored=True) for c in payload["classes"])
     return Snapshot(info=info, type=payload["type"], classes=classes, examples=examples,
                     source_info=payload.get("source_info", {}))
 

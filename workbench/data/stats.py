@@ -15,6 +15,7 @@ from .duplicates import NearDuplicates
 from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
 from .records import SPLITS
+from .split_groups import held_and_train, join_straddling, source_stem
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -92,12 +93,32 @@ def _compute(ds: Dataset, directory: str | None, near_duplicates: bool, use_cach
                 SELECT 1 FROM agg_example_class c WHERE c.example_id = e.id AND c.{column} > 0)
                 ORDER BY e.id""", args)]
         boxes = None if label_types else _box_stats(ds, where, args, directory is None)
-        dups = _near_duplicates(ds, where, args, directory, near_duplicates, use_cache)
-    report = build_report(dtype, classes, counts, sum(splits.values()), missing, boxes, dups)
+        dups, straddling = _near_duplicates(ds, where, args, directory, near_duplicates, use_cache)
+    report = build_report(dtype, classes, counts, sum(splits.values()), missing, boxes, dups, straddling)
     out = report.to_dict()
     out.update(dataset=ds.name, directory=directory, examples=sum(splits.values()), annotations=n_ann,
-               splits=splits, _version=version)
+               splits=splits, copies_across_splits=straddling, _version=version)
     return out
+
+
+def _straddling_copies(ds: Dataset, where: str, args: list[Any], dups: NearDuplicates) -> list[list[int]]:
+    """Groups of copies of one source image (the same Roboflow ``.rf.`` stem, the same image, near
+    duplicates) with examples both in train and in val or test (:mod:`.split_groups`). Cached with the
+    duplicate search (the same things change it)."""
+    conn = ds.conn
+    split_of: dict[int, str] = dict(conn.execute(  # val and test: few; every other example is in train
+        f"SELECT e.id, e.split FROM examples e WHERE {where} AND e.split IN ('val', 'test')", args).fetchall())
+    by_stem: dict[str, list[int]] = {}
+    for eid, name in conn.execute(  # a partial index holds the Roboflow names (db.py)
+            f"SELECT e.id, e.file_name FROM examples e WHERE {where} AND instr(e.file_name, '.rf.') > 0",
+            args):
+        stem = source_stem(name)
+        if stem is not None:
+            by_stem.setdefault(stem, []).append(eid)
+    stems = [g for g in by_stem.values() if len(g) > 1]
+    if stems:
+        return join_straddling(stems + [list(g) for g in dups.cross_split], split_of)
+    return held_and_train(dups.cross_split, split_of)
 
 
 def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStats:
@@ -134,7 +155,7 @@ def warm_duplicates(ds: Dataset) -> None:
 
 
 def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | None,
-                     near: bool, use_cache: bool) -> NearDuplicates:
+                     near: bool, use_cache: bool) -> tuple[NearDuplicates, list[list[int]]]:
     """Duplicates depend only on which examples there are (images, splits): cached against the counter the
     store bumps when examples come, go, move split or directory, not on annotation edits. For the whole
     dataset the store also keeps the search's index: when examples were only added since, just the new
@@ -146,16 +167,21 @@ def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | 
     hit = conn.execute("SELECT payload FROM stats_cache WHERE dataset_id=? AND key=? AND version=?",
                        (ds.id, key, version)).fetchone()
     if hit is not None and use_cache:
-        return NearDuplicates.from_dict(json.loads(hit[0]))
+        payload = json.loads(hit[0])
+        dups = NearDuplicates.from_dict(payload)
+        if "copies_across_splits" in payload:
+            return dups, [list(g) for g in payload["copies_across_splits"]]
+        return dups, _straddling_copies(ds, where, args, dups)
     if directory is None:
         dups = _whole_dataset_duplicates(ds, near, use_cache)
     else:
         ids, blobs, splits, hashes = _example_rows(ds, where, args, "")
         dups = find_duplicates(ids, blobs, splits, ds.load_bytes if near else None, hashes=hashes if near else None)
+    straddling = _straddling_copies(ds, where, args, dups)
     if use_cache:
         conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
-                     (ds.id, key, version, json.dumps(dups.to_dict())))
-    return dups
+                     (ds.id, key, version, json.dumps({**dups.to_dict(), "copies_across_splits": straddling})))
+    return dups, straddling
 
 
 def _example_rows(ds: Dataset, where: str, args: list[Any], more: str) -> tuple[list, list, list, dict]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from .dataset import Dataset
+from .import_summary import ImportResult
 from .records import STATUSES, TASK_TYPES
 from .workspace import Workspace
 
@@ -47,19 +48,28 @@ def _dataset_for(ws: Workspace, name: str, batch_type: str | None, type: str | N
 
 
 def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None = None,
-                  directory: str | None = None, author: str = "import", **options: Any) -> tuple[Dataset, list[int]]:
+                  directory: str | None = None, author: str = "import", split: str | None = None,
+                  **options: Any) -> ImportResult:
     """Read ``src`` in format ``fmt`` and add it to dataset ``name`` (created when missing).
 
-    All or nothing: a bad record anywhere leaves the workspace as it was, including the dataset that
-    would have been created.
-    """
-    from .formats import get_reader
+    The source's own splits are kept (split sub-folders, COCO ``instances_<split>.json``, YOLO's
+    data.yaml lists: :mod:`.source_splits`); ``split`` puts every example in that split instead. The
+    rest are split by hash, copies of one source image together (:mod:`.split_groups`).
 
-    batch = get_reader(fmt).read(Path(src), **options)
+    All or nothing: a bad record anywhere leaves the workspace as it was, including the dataset that
+    would have been created. Returns ``(dataset, new example ids)``, with what the import did as
+    ``.summary`` (:class:`~workbench.data.import_summary.ImportSummary`).
+    """
+    from .import_summary import summarize
+    from .source_splits import read_source
+
+    batch = read_source(fmt, Path(src), split=split, **options)
     with ws.transaction():  # creating the dataset and filling it: one transaction
+        before = {c.name for c in ws.dataset(name).classes} if ws.has_dataset(name) else set()
         ds, _ = _dataset_for(ws, name, batch.type, type, f"{fmt} source {src}", classes=batch.classes)
         ids = ds.import_batch(batch, author=author, directory=directory, source_file=str(src))
-    return ds, ids
+        summary = summarize(ds, batch, ids, fmt=fmt, source=str(src), classes_before=before)
+    return ImportResult(ds, ids, summary)
 
 
 @dataclass(frozen=True)

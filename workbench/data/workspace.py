@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
+from ..text import check_name
 from . import db
 from .blobs import BlobStore
 from .records import ANOMALY_CLASSES, TASK_TYPES, ClassDef, default_color
@@ -36,12 +37,15 @@ def now() -> str:
 
 
 def _check_name(name: str, what: str) -> str:
+    """A dataset or directory name on creation: see :func:`workbench.text.check_name` (no control or bidi
+    characters, at most 200 characters), and no / or \\ either."""
     if not isinstance(name, str) or not name.strip() or name != name.strip():
-        raise ValidationError(f"{what} name must be non-empty without surrounding spaces, got {name!r}",
+        raise ValidationError(f"{what} name must be non-empty without surrounding spaces, got {name!r}"[:300],
                               field="name")
     if any(ch in name for ch in "/\\\0\n\r"):
-        raise ValidationError(f"{what} name {name!r} may not contain / \\ or control characters", field="name")
-    return name
+        raise ValidationError(f"{what} name {name[:200]!r} may not contain / \\ or control characters",
+                              field="name")
+    return check_name(name, what=what)
 
 
 def parse_classes(spec: str | list | tuple | None) -> list[ClassDef]:

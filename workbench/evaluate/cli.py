@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..text import echo
+
 __all__ = ["register"]
 
 
@@ -32,13 +34,13 @@ def coco(gt: Path, detections: Path, iou_type: str, per_class: bool, backend: st
         out: dict = dict(res.stats)
         if per_class:
             out["per_class"] = res.per_class
-        click.echo(json.dumps(out, indent=2))
+        echo(json.dumps(out, indent=2))
         return
     for k, v in res.stats.items():
-        click.echo(f"{k:6s} {v:.4f}")
+        echo(f"{k:6s} {v:.4f}")
     if per_class:
         for name, row in res.per_class.items():
-            click.echo(f"  {name}: AP {row.get('AP', -1):.4f}  AP50 {row.get('AP50', -1):.4f}")
+            echo(f"  {name}: AP {row.get('AP', -1):.4f}  AP50 {row.get('AP50', -1):.4f}")
 
 
 def register(cli: click.Group) -> None:

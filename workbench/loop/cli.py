@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..text import echo
+
 __all__ = ["register"]
 
 
@@ -26,21 +28,21 @@ def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: in
     out = out or Path("workbench-runs") / time.strftime("loop-%Y%m%d-%H%M%S")
     if len(params_files) > 1:
         results = run_sweep(list(params_files), out, quick=quick, jobs=jobs, notebooks=notebooks,
-                            on_done=lambda p, s, r: click.echo(f"{p}: {s}: {r}"))
+                            on_done=lambda p, s, r: echo(f"{p}: {s}: {r}"))
         failed = [r for r in results if r[1] != "ok"]
-        click.echo(f"sweep: {len(results) - len(failed)} ok, {len(failed)} failed; outputs in {out}")
+        echo(f"sweep: {len(results) - len(failed)} ok, {len(failed)} failed; outputs in {out}")
         if failed:
             raise SystemExit(1)
         return
 
     def say(step: str, what: str) -> None:
-        click.echo(f"[{time.strftime('%H:%M:%S')}] {step}: {'running' if what == 'start' else 'done'}", err=True)
+        echo(f"[{time.strftime('%H:%M:%S')}] {step}: {'running' if what == 'start' else 'done'}", err=True)
 
     res = run_loop(out, params_file=params_files[0] if params_files else None, quick=quick, on_step=say,
                    notebooks=notebooks)
     for k, v in res.metrics.get("summary", {}).items():
-        click.echo(f"{k}: {v}")
-    click.echo(f"report: {res.report}")
+        echo(f"{k}: {v}")
+    echo(f"report: {res.report}")
 
 
 @click.command()
@@ -52,8 +54,8 @@ def new(project: Path, dtype: str) -> None:
     from .templates import new_project
 
     files = new_project(project, dtype)
-    click.echo(f"created {project} ({dtype}): {', '.join(f.name for f in files)}")
-    click.echo(f"run it: cd {project} && workbench loop --notebooks . --params params.yaml")
+    echo(f"created {project} ({dtype}): {', '.join(f.name for f in files)}")
+    echo(f"run it: cd {project} && workbench loop --notebooks . --params params.yaml")
 
 
 @click.command()

@@ -1,14 +1,39 @@
-"""Loop parameters: defaults, the --quick overlay, YAML files, validated against the notebooks' own
-``parameters`` cells (papermill's inspection), so an unknown key is an error that lists the valid ones."""
+"""Loop parameters are data: one table types every parameter of every notebook, a params file is plain YAML
+(scalars, lists and maps of scalars: no tags), every value is checked against its type, and the notebooks'
+parameters cells are written from ``repr`` of the checked values, so no value can become code.
+
+Order of precedence: DEFAULTS, then the YAML file, then QUICK for the dataset type (when asked), then the
+caller's ``overrides``. Paths a file may name (``run``) resolve inside the loop's output folder or its
+workspace, or are refused.
+"""
 
 from __future__ import annotations
 
+import ast
+import keyword
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ValidationError
+from ..errors import UnsafePathError, ValidationError
+from ..text import check_text, name_problem
 
-__all__ = ["DEFAULTS", "QUICK", "load_params", "notebooks_dir", "STEPS"]
+__all__ = [
+    "DEFAULTS",
+    "QUICK",
+    "PARAMS",
+    "Param",
+    "STEPS",
+    "check_value",
+    "load_params",
+    "notebooks_dir",
+    "parameters_cell",
+    "read_params_file",
+    "resolve_run",
+]
 
 STEPS = ("01_annotate", "02_train", "03_evaluate")
 
@@ -36,6 +61,78 @@ QUICK: dict[str, dict[str, Any]] = {
     "anomaly": {"sample_count": 80, "epochs": 2, "batch_size": 16},
 }
 
+MAX_FILE_BYTES = 1 << 20
+MAX_PATH_CHARS = 1000
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+:-]{0,99}")
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+
+
+@dataclass(frozen=True)
+class Param:
+    """One notebook parameter: its Python type, a check of its value (the problem, or None) and whether a
+    params file may set it (``workspace`` and ``out_dir`` belong to the runner)."""
+
+    type: type
+    doc: str
+    check: Callable[[Any], str | None] | None = None
+    from_file: bool = True
+
+
+def _ints(lo: int, hi: int) -> Callable[[Any], str | None]:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}, got {v}"
+
+
+def _positive(v: float) -> str | None:
+    return None if math.isfinite(v) and 0 < v <= 1e3 else f"must be a finite number above 0, got {v}"
+
+
+def _name(empty_ok: bool = False) -> Callable[[Any], str | None]:
+    return lambda v: None if (empty_ok and v == "") else name_problem(v)
+
+
+def _token(empty_ok: bool = True) -> Callable[[Any], str | None]:
+    def check(v: str) -> str | None:
+        if (empty_ok and v == "") or _TOKEN.fullmatch(v):
+            return None
+        return f"must be a name of letters, digits and . _ + : - (at most 100), got {v[:120]!r}"
+    return check
+
+
+def _choice(*valid: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in valid else f"must be one of {', '.join(valid)}, got {v[:120]!r}"
+
+
+def _path(v: str) -> str | None:
+    try:
+        check_text(v, what="path", field="path", max_chars=MAX_PATH_CHARS)
+    except ValidationError as e:
+        return e.detail
+    return "holds a line break or tab" if any(c in v for c in "\n\t") else None
+
+
+# THE table: every parameter of every notebook (notebooks/, templates/*/, dashboards/) and its type. A test
+# holds every notebook's parameters cell to it.
+PARAMS: dict[str, Param] = {
+    "workspace": Param(str, "the workspace folder ('' = the default)", _path, from_file=False),
+    "out_dir": Param(str, "the loop's output folder", _path, from_file=False),
+    "dataset": Param(str, "dataset name", _name(empty_ok=True)),
+    "dataset_type": Param(str, "classification, detection, segmentation or anomaly",
+                          _choice("classification", "detection", "segmentation", "anomaly")),
+    "sample": Param(str, "built-in sample to start from", _token(empty_ok=False)),
+    "sample_count": Param(int, "examples taken from the sample (0 = all)", _ints(0, 10_000_000)),
+    "seed": Param(int, "random seed", _ints(0, 2**32 - 1)),
+    "model": Param(str, "model name ('' = the type's default)", _token()),
+    "epochs": Param(int, "training epochs", _ints(1, 100_000)),
+    "batch_size": Param(int, "batch size", _ints(1, 65_536)),
+    "lr": Param(float, "learning rate", _positive),
+    "image_size": Param(int, "input size (0 = the model's default)", _ints(0, 16_384)),
+    "augment_preset": Param(str, "augmentation preset ('' = the type's default)", _token()),
+    "snapshot": Param(str, "snapshot id to train on ('' = the annotate step's)", _token()),
+    "run": Param(str, "run folder or id inside the workspace ('' = the train step's)", _path),
+    "mine_count": Param(int, "examples mined for review", _ints(0, 100_000)),
+    "user": Param(str, "who annotates (dashboards)", _name()),
+}
+
 
 def notebooks_dir() -> Path:
     """The project's own notebooks (next to the package in a checkout / editable install)."""
@@ -46,33 +143,196 @@ def notebooks_dir() -> Path:
     raise ValidationError(f"the Workbench notebooks are not next to the package ({here.parent / 'notebooks'})")
 
 
-def load_params(path: str | Path | None = None, *, quick: bool = False,
-                overrides: dict[str, Any] | None = None, valid: set[str] | None = None) -> dict[str, Any]:
-    """DEFAULTS, then the YAML file, then QUICK for the dataset type (when asked), then ``overrides``."""
+def check_value(name: str, value: Any, *, file: str | None = None) -> Any:
+    """``value`` checked against the table (an int is taken for a float); a ValidationError naming the file
+    and the key otherwise."""
+    spec = PARAMS.get(name)
+    if spec is None:
+        raise ValidationError(f"no declared type; typed parameters: {', '.join(sorted(PARAMS))}", file=file,
+                              field=name)
+    if spec.type is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not spec.type:  # exact: True is no integer here, a date no string
+        hint = " (quote it to make it a string)" if spec.type is str and isinstance(value, (bool, int, float)) else ""
+        raise ValidationError(f"expected {_TYPE_NAMES[spec.type]}, got {_brief(value)}{hint}", file=file,
+                              field=name)
+    problem = spec.check(value) if spec.check is not None else None
+    if problem:
+        raise ValidationError(problem, file=file, field=name)
+    return value
+
+
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 80 else text[:77] + '...'}"
+
+
+# ------------------------------------------------------------------------------------------ the YAML file
+_PLAIN_SCALARS = {f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null")}
+_SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+
+
+def _plain_loader() -> type:
     import yaml
 
+    class PlainLoader(yaml.SafeLoader):
+        """SafeLoader without the implicit timestamp (a date stays the text it is)."""
+
+    PlainLoader.yaml_implicit_resolvers = {
+        ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return PlainLoader
+
+
+def _check_node(node: Any, file: str, key: str | None, depth: int) -> None:
+    """Scalars, and (as values) lists / maps of scalars; any other tag or any deeper nesting is refused."""
+    import yaml
+
+    where = f"line {node.start_mark.line + 1}"
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag not in _PLAIN_SCALARS:
+            raise ValidationError(f"{where}: the tag {node.tag} is not allowed (plain values only)", file=file,
+                                  field=key)
+        return
+    if depth >= 2:
+        raise ValidationError(f"{where}: nested too deep (values are scalars, lists or maps of scalars)",
+                              file=file, field=key)
+    if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ:
+        for item in node.value:
+            _check_node(item, file, key, depth + 1)
+        return
+    if isinstance(node, yaml.MappingNode) and node.tag == _MAP:
+        seen: set[str] = set()
+        for k, v in node.value:
+            _check_node(k, file, key, 2)
+            if not (isinstance(k, yaml.ScalarNode) and k.tag == "tag:yaml.org,2002:str"):
+                raise ValidationError(f"line {k.start_mark.line + 1}: keys must be names, got {k.value[:80]!r}",
+                                      file=file, field=key)
+            if k.value in seen:
+                raise ValidationError(f"line {k.start_mark.line + 1}: the key {k.value[:80]!r} is given twice",
+                                      file=file, field=key if depth else k.value)
+            seen.add(k.value)
+            _check_node(v, file, k.value if depth == 0 else key, depth + 1)
+        return
+    raise ValidationError(f"{where}: the tag {node.tag} is not allowed (plain values only)", file=file, field=key)
+
+
+def read_params_file(path: str | Path) -> dict[str, Any]:
+    """A params file as a dict of plain values: a YAML mapping whose values are scalars, or lists / maps of
+    scalars, with no tags (``!!omap``, ``!!pairs``, ``!!set``, ``!!binary``, ``!!python/...``, ``!foo``) and no
+    merge keys; dates stay text. Nothing is constructed before the whole document passed the check."""
+    import yaml
+
+    p = Path(path)
+    file = str(p)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ValidationError("parameter file not found", file=file) from None
+    except OSError as e:
+        raise ValidationError(f"cannot read the parameter file: {e.strerror or e}", file=file) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ValidationError(f"parameter file is {len(raw)} bytes; at most {MAX_FILE_BYTES}", file=file)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValidationError(f"not UTF-8 text (byte {e.start})", file=file) from None
+    loader = _plain_loader()
+    try:
+        node = yaml.compose(text, Loader=loader)
+        if node is None:
+            return {}
+        if not (isinstance(node, yaml.MappingNode) and node.tag == _MAP):
+            raise ValidationError("a parameter file must be a mapping of name: value", file=file)
+        _check_node(node, file, None, 0)
+        data = yaml.load(text, Loader=loader)  # noqa: S506 - SafeLoader subclass over a checked document
+    except yaml.YAMLError as e:
+        raise ValidationError(f"not valid YAML: {' '.join(str(e).split())}", file=file) from None
+    except ValidationError:
+        raise
+    except (ValueError, TypeError, OverflowError) as e:  # "!!int digits": the tag's constructor refused it
+        raise ValidationError(f"a value does not read as its tag: {' '.join(str(e).split())}", file=file) from None
+    if not isinstance(data, dict):
+        raise ValidationError("a parameter file must be a mapping of name: value", file=file)
+    return data
+
+
+def load_params(path: str | Path | None = None, *, quick: bool = False,
+                overrides: Mapping[str, Any] | None = None, valid: set[str] | None = None) -> dict[str, Any]:
+    """DEFAULTS, then the YAML file, then QUICK for the dataset type (when asked), then ``overrides``; every
+    value checked against :data:`PARAMS`. ``valid`` narrows the keys a file may set (the parameters the
+    notebooks declare)."""
     params = dict(DEFAULTS)
     if path is not None:
-        p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except FileNotFoundError:
-            raise ValidationError("parameter file not found", file=str(p)) from None
-        except yaml.YAMLError as e:
-            raise ValidationError(f"not valid YAML: {' '.join(str(e).split())}", file=str(p)) from None
-        if not isinstance(data, dict):
-            raise ValidationError("a parameter file must be a mapping of name: value", file=str(p))
-        allowed = valid if valid is not None else set(DEFAULTS)
+        file = str(path)
+        data = read_params_file(path)
+        allowed = {k for k, spec in PARAMS.items() if spec.from_file}
+        allowed &= valid if valid is not None else set(DEFAULTS) | {"snapshot", "run"}
         for k, v in data.items():
             if k not in allowed:
-                raise ValidationError(f"unknown parameter; valid: {', '.join(sorted(allowed))}", file=str(p),
+                raise ValidationError(f"unknown parameter; valid: {', '.join(sorted(allowed))}", file=file,
                                       field=str(k))
-            default = params.get(k)
-            if default is not None and not isinstance(v, type(default)) and not (
-                    isinstance(default, float) and isinstance(v, int)):
-                raise ValidationError(f"expected {type(default).__name__}, got {v!r}", file=str(p), field=str(k))
-        params.update(data)
+            params[k] = check_value(k, v, file=file)
     if quick:
         params.update(QUICK.get(str(params.get("dataset_type")), QUICK["classification"]))
-    params.update(overrides or {})
+    for k, v in (overrides or {}).items():
+        params[k] = check_value(k, v, file="overrides")
     return params
+
+
+# ------------------------------------------------------------------------------------------ into notebooks
+def parameters_cell(values: Mapping[str, Any]) -> str:
+    """The source of the injected parameters cell: one ``name = repr(value)`` line per checked value, and
+    proof (by parsing it back) that it assigns exactly these literals and does nothing else."""
+    lines = ["# Parameters (checked by workbench.loop.params, written with repr)"]
+    for name, value in values.items():
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValidationError("not a parameter name", field=name)
+        check_value(name, value)
+        lines.append(f"{name} = {value!r}")
+    source = "\n".join(lines) + "\n"
+    tree = ast.parse(source)
+    assigned = {}
+    for stmt in tree.body:
+        if not (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and isinstance(stmt.value, ast.Constant)):
+            raise ValidationError(f"the parameters cell would run code: {ast.dump(stmt)[:200]}")
+        assigned[stmt.targets[0].id] = stmt.value.value
+    if assigned != dict(values):
+        raise ValidationError("the parameters cell does not read back as the given values")
+    return source
+
+
+def inject_parameters(nb: Any, values: Mapping[str, Any]) -> Any:
+    """Put the parameters cell (tagged ``injected-parameters``, as papermill does) after the notebook's
+    ``parameters`` cell, replacing an earlier injected one; record the values in papermill's metadata."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source=parameters_cell(values))
+    cell.metadata["tags"] = ["injected-parameters"]
+    tags = [c.get("metadata", {}).get("tags", []) for c in nb.cells]
+    injected = [i for i, t in enumerate(tags) if "injected-parameters" in t]
+    if injected:
+        nb.cells[injected[0]] = cell
+    else:
+        at = next((i + 1 for i, t in enumerate(tags) if "parameters" in t), 0)
+        nb.cells.insert(at, cell)
+    nb.metadata.setdefault("papermill", {})["parameters"] = dict(values)
+    return nb
+
+
+def resolve_run(value: str, *, out: Path, workspace: Path, file: str | None = None) -> str:
+    """``run`` as an absolute folder inside ``out`` or ``workspace`` ('' stays ''): a run id or a relative
+    path is looked up in the workspace's runs folder, then in ``out``. Anything that lands elsewhere (an
+    absolute path outside, ``..``, a symlink out) is refused."""
+    if value == "":
+        return ""
+    roots = [out.resolve(), workspace.resolve()]
+    given = Path(value)
+    cands = [given] if given.is_absolute() else [workspace / "runs" / given, out / given]
+    target = next((c for c in cands if c.exists()), cands[0]).resolve()
+    if not any(target == r or target.is_relative_to(r) for r in roots):
+        raise UnsafePathError(f"{value[:200]!r} resolves to {target}, outside the loop's output folder {roots[0]} "
+                              f"and its workspace", file=file, field="run")
+    return str(target)

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..errors import WorkbenchError
 from ..fsutil import atomic_write_text
-from .params import STEPS, load_params, notebooks_dir
+from ..text import escape_html
+from .params import STEPS, inject_parameters, load_params, notebooks_dir, resolve_run
 
 __all__ = ["LoopResult", "StepFailed", "run_loop", "run_sweep", "notebook_parameters"]
 
@@ -45,9 +46,17 @@ class LoopResult:
 
 
 def notebook_parameters(path: Path) -> dict[str, Any]:
+    """The parameters a notebook's ``parameters`` cell declares (papermill reads the cell; nothing runs)."""
+    import nbformat
     import papermill
 
-    return dict(papermill.inspect_notebook(str(path)))
+    return dict(papermill.inspect_notebook(nbformat.read(str(path), as_version=4)))
+
+
+def _literal_path(path: Path) -> str:
+    """``path`` as papermill takes it: papermill formats output paths with the parameters
+    (``str.format``), so braces are doubled to mean themselves."""
+    return str(path).replace("{", "{{").replace("}", "}}")
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -71,6 +80,7 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
              steps: Sequence[str] = STEPS, on_step: Callable[[str, str], None] | None = None,
              html: bool = True) -> LoopResult:
     """Run the loop's notebooks in order into ``out``. Raises StepFailed when a step fails."""
+    import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -86,6 +96,9 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
     params = load_params(params_file, quick=quick, overrides=overrides, valid=valid)
     params.setdefault("workspace", str(out / "workspace"))
     params["out_dir"] = str(out)
+    if "run" in params:  # a run folder, inside the output folder or the workspace
+        params["run"] = resolve_run(params["run"], out=out, workspace=Path(params["workspace"]),
+                                    file=str(params_file) if params_file is not None else None)
     result = LoopResult(out=out, params=params)
     record = {"params": params, "versions": _versions(), "steps": result.steps, "status": "running"}
     _write_json(out / "loop.json", record)
@@ -96,9 +109,15 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
                 on_step(s, "start")
             t0 = time.perf_counter()
             step: dict[str, Any] = {"step": s, "notebook": str(out / f"{s}.ipynb"), "parameters": given}
+            # The parameters cell is written here, from repr of the checked values (params.parameters_cell),
+            # into the output notebook; papermill executes that notebook in place and parameterizes nothing.
+            target = out / f"{s}.ipynb"
+            nb = inject_parameters(nbformat.read(str(paths[s]), as_version=4), given)
+            nb.metadata["workbench"] = {"notebook": str(paths[s].resolve())}
+            nbformat.write(nb, str(target))
             try:
                 papermill.execute_notebook(
-                    str(paths[s]), str(out / f"{s}.ipynb"), parameters=given, kernel_name="python3",
+                    _literal_path(target), _literal_path(target), parameters=None, kernel_name="python3",
                     progress_bar=False, cwd=str(out), log_output=False)
             except PapermillExecutionError as e:
                 step.update(status="failed", seconds=round(time.perf_counter() - t0, 2), cell=e.exec_count,
@@ -143,7 +162,7 @@ def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
 
     merged = nbformat.v4.new_notebook()
     title = "Workbench loop report" + ("" if ok else " (a step failed)")
-    merged.cells.append(nbformat.v4.new_markdown_cell(f"# {title}\n\nOutput folder: `{out}`"))
+    merged.cells.append(nbformat.v4.new_markdown_cell(f"# {title}\n\nOutput folder: <code>{_md_text(out)}</code>"))
     for s in steps:
         p = out / f"{s}.ipynb"
         if not p.is_file():
@@ -159,6 +178,12 @@ def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(merged)
     (out / "report.html").write_text(_with_plotly(body), encoding="utf-8")
+
+
+def _md_text(value: object) -> str:
+    """Text for a markdown cell: HTML-escaped (nbconvert passes HTML in markdown through) and markdown's
+    punctuation backslash-escaped."""
+    return escape_html("".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|~" else ch for ch in str(value)))
 
 
 def _with_plotly(html: str) -> str:

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from ..text import echo
+
 __all__ = ["register"]
 
 
@@ -161,7 +163,7 @@ def train(
     if not is_main_process():  # the other processes of a torchrun job: rank 0 reports
         return
     if as_json:
-        click.echo(
+        echo(
             json.dumps(
                 {
                     "run_id": summary["run_id"],
@@ -176,8 +178,8 @@ def train(
     else:
         test = summary.get("test", {})
         shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, (int, float)))
-        click.echo(f"run {summary['run_id']} {summary['status']}: test {shown}")
-        click.echo(f"run folder: {summary['run_dir']}")
+        echo(f"run {summary['run_id']} {summary['status']}: test {shown}")
+        echo(f"run folder: {summary['run_dir']}")
 
 
 @click.command()
@@ -192,9 +194,9 @@ def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
     rows = compare_runs(runs_of(_ws(ctx), name))
     if as_json:
-        click.echo(json.dumps(rows, indent=2, default=str))
+        echo(json.dumps(rows, indent=2, default=str))
     elif not rows:
-        click.echo("no runs yet: `workbench train NAME`")
+        echo("no runs yet: `workbench train NAME`")
     else:
         cols: list[str] = [
             c for c in ("run_id", "state", "dataset", "model", "epochs", "best_epoch") if c in rows[0]
@@ -217,16 +219,16 @@ def evaluate(ctx: click.Context, run: str, live: bool, as_json: bool) -> None:
     rec, metrics = evaluate_run(_ws(ctx), run, live=live)
     labels = metrics.pop("labels")
     if as_json:
-        click.echo(json.dumps({"run_id": rec.run_id, "labels": labels, "test": metrics}, indent=2, default=str))
+        echo(json.dumps({"run_id": rec.run_id, "labels": labels, "test": metrics}, indent=2, default=str))
         return
     if labels["source"] == "snapshot":
-        click.echo(f"labels: snapshot {labels['snapshot_id'][:12]} (what the run trained on)")
+        echo(f"labels: snapshot {labels['snapshot_id'][:12]} (what the run trained on)")
     else:
-        click.echo("labels: LIVE (today's labels, not the run's snapshot)" if live else f"labels: live ({labels['note']})")
-    click.echo(f"run {rec.run_id} on {rec.dataset}, test split:")
+        echo("labels: LIVE (today's labels, not the run's snapshot)" if live else f"labels: live ({labels['note']})")
+    echo(f"run {rec.run_id} on {rec.dataset}, test split:")
     for k, v in metrics.items():
         if isinstance(v, float):
-            click.echo(f"  {k}: {v:.4f}")
+            echo(f"  {k}: {v:.4f}")
 
 
 @click.command()
@@ -250,19 +252,19 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: 
     rec = load_run(find_run(ws, run))
     res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory, check_train=check_train)
     if as_json:
-        click.echo(json.dumps(res.to_dict(), indent=2, default=str))
+        echo(json.dumps(res.to_dict(), indent=2, default=str))
         return
-    click.echo(
+    echo(
         f"{len(res.selected)} examples into '{directory}' ({res.added_to_directory} new), "
         f"{len(res.label_errors)} likely label errors; ranked list in {res.path}"
     )
-    click.echo("by reason: " + ", ".join(f"{k} {v}" for k, v in res.by_reason.items()))
+    echo("by reason: " + ", ".join(f"{k} {v}" for k, v in res.by_reason.items()))
     if "train" in res.sources:
-        click.echo(f"training labels checked ({res.sources['train']}): {res.train_label_errors} doubted")
+        echo(f"training labels checked ({res.sources['train']}): {res.train_label_errors} doubted")
     for note in res.notes:
-        click.echo(f"note: {note}")
+        echo(f"note: {note}")
     for m in res.selected[:10]:
-        click.echo(f"  example {m.example_id}: {m.score:.3f} {', '.join(m.reasons)}")
+        echo(f"  example {m.example_id}: {m.score:.3f} {', '.join(m.reasons)}")
 
 
 @click.command()
@@ -295,7 +297,7 @@ def predict(
             res = predict_folder(predictor, tmp, out, score_threshold=score_threshold)
     else:
         res = predict_video(predictor, src, out, every=every, score_threshold=score_threshold)
-    click.echo(f"predicted {res.get('count', '?')} images; COCO results in {res.get('predictions')}")
+    echo(f"predicted {res.get('count', '?')} images; COCO results in {res.get('predictions')}")
 
 
 @click.command("export-model")
@@ -310,7 +312,7 @@ def export_model(ctx: click.Context, run: str, out: Path) -> None:
 
     info = export_onnx(find_run(_ws(ctx), run), out)
     worst = max((v.get("max_abs_diff", 0.0) for v in info.get("check", {}).values()), default=0.0)
-    click.echo(
+    echo(
         f"wrote {out} ({info.get('dataset_type')}, {info.get('image_size')} px); largest difference "
         f"from the torch model: {worst:.2e}"
     )

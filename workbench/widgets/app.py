@@ -7,6 +7,7 @@ The views in this package take plain data and callables; these builders connect 
 from __future__ import annotations
 
 import base64
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..data.dataset import Dataset
+from ..text import escape_html
 from .static import StaticFallback
 
 __all__ = [
@@ -28,7 +30,13 @@ __all__ = [
     "WorkbenchApp",
     "Picker",
     "ReviewView",
+    "UserGate",
+    "annotator_name",
+    "USER_ENV",
 ]
+
+USER_ENV = "WORKBENCH_USER"  # set by ``workbench serve --user NAME`` for its kernels
+_MAX_NAME = 100
 
 
 def thumbnail_fn(ds: Dataset, size: int = 160) -> Callable[[int], Any]:
@@ -130,12 +138,73 @@ def error_gallery(ds: Dataset, mined: Any, *, on_open: Callable[[int], Any] | No
     return ErrorGallery(items, thumbnail_fn(ds), on_open=on_open)
 
 
+def annotator_name(user: str | None = "") -> str:
+    """The name edits are recorded under: ``user`` if given, else ``$WORKBENCH_USER``, else "" (ask)."""
+    name = (user or "").strip() or os.environ.get(USER_ENV, "").strip()
+    return name[:_MAX_NAME]
+
+
+class UserGate(StaticFallback, widgets.VBox):
+    """Who is annotating: ``build(name)`` at once when the name is known (the notebook parameter or
+    ``$WORKBENCH_USER``), else a name field first (every edit is stored under that name)."""
+
+    def __init__(self, user: str | None, build: Callable[[str], Any]) -> None:
+        self.build = build
+        self.user = annotator_name(user)
+        self.view: Any = None
+        self.name = widgets.Text(placeholder="your name", description="Annotator", continuous_update=False)
+        self.name.add_class("wb-user-name")
+        self.start = widgets.Button(description="Start", button_style="primary")
+        self.start.add_class("wb-user-start")
+        self.note = widgets.HTML()
+        self.note.add_class("wb-user-note")
+        self.start.on_click(lambda _b: self.submit(self.name.value))
+        self.name.observe(self._typed, names="value")
+        super().__init__()
+        self.add_class("wb-user-gate")
+        if self.user:
+            self._open()
+        else:
+            self.children = [widgets.HTML("<b>Who is annotating?</b> Your name goes with every edit."),
+                             widgets.HBox([self.name, self.start]), self.note]
+
+    def _typed(self, change: dict) -> None:
+        if change["new"]:
+            self.submit(change["new"])
+
+    def submit(self, name: str) -> None:
+        if self.view is not None:  # Enter in the field, then a click on Start: one app
+            return
+        name = (name or "").strip()
+        if not name:
+            self.note.value = "<span style='color:#d62728'>type your name first</span>"
+            return
+        if len(name) > _MAX_NAME:
+            self.note.value = f"<span style='color:#d62728'>a name has at most {_MAX_NAME} characters</span>"
+            return
+        self.user = name
+        self._open()
+
+    def _open(self) -> None:
+        self.view = self.build(self.user)
+        who = widgets.HTML(f"annotating as <b>{escape_html(self.user)}</b>")
+        who.add_class("wb-user")
+        self.children = [who, self.view]
+
+    def _static_bundle(self) -> dict[str, Any]:
+        view = self.view
+        if hasattr(view, "_static_bundle"):
+            return dict(view._static_bundle())
+        return {"text/plain": "annotator name needed"}
+
+
 class Picker(StaticFallback, widgets.VBox):
     """A dropdown and the view it picks (``build(value) -> widget``); in static output it leaves the picture
     of the view on show."""
 
     def __init__(self, options: list, build: Callable[[Any], Any], *, description: str, value: Any = None,
                  css_class: str = "wb-picker", empty: str = "nothing to show yet") -> None:
+        # ``empty`` is the caller's own markup (a constant in the dashboards), never data; options are text.
         self.build = build
         self.empty = empty
         values = [o[1] if isinstance(o, tuple) else o for o in options]
@@ -200,7 +269,7 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         for i, t in enumerate(self.TABS):
             self.tabs.set_title(i, t)
         self.tabs.observe(self._on_tab, names="selected_index")
-        super().__init__([widgets.HTML(f"<h3>Workbench: {ds.name} ({ds.type})</h3>"), self.tabs])
+        super().__init__([widgets.HTML(f"<h3>Workbench: {escape_html(ds.name)} ({escape_html(ds.type)})</h3>"), self.tabs])
         self.add_class("wb-app")
 
     @property
@@ -262,10 +331,11 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             self._grid.render()
 
     def open_example(self, example_id: int) -> None:
-        """Show ``example_id`` on the canvas (from the gallery's "open in canvas")."""
+        """Show ``example_id`` on the canvas (from the gallery's "open in canvas") and bring it into view."""
         self.canvas.state.goto(int(example_id))
-        self.canvas.redraw()
+        self.canvas.state.request("scroll")
         self.tabs.selected_index = 0
+        self.canvas.redraw()
 
     def start_training(self, wait: bool = False) -> None:
         """Train in a background thread (the curves update and the stop button works meanwhile)."""
@@ -283,10 +353,10 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             try:
                 summary = train_dataset(ws, self.ds.name, cfg, callbacks=[curves])
                 self.run_dir = summary["run_dir"]
-                self.train_status.value = f"run {summary['run_id']}: {summary['status']}"
+                self.train_status.value = escape_html(f"run {summary['run_id']}: {summary['status']}")
                 self.show_evaluation(self.run_dir)
             except Exception as e:  # shown to the person, not swallowed
-                self.train_status.value = f"<span style='color:#d62728'>training failed: {e}</span>"
+                self.train_status.value = f"<span style='color:#d62728'>training failed: {escape_html(e)}</span>"
 
         self.thread = threading.Thread(target=work, daemon=True)
         self.thread.start()
@@ -325,7 +395,8 @@ class ReviewView(StaticFallback, widgets.VBox):
                         if (rec.path / "mined.json").is_file() else None)
         test = rec.metrics.get("test", {})
         head = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if isinstance(v, float))
-        parts = [widgets.HTML(f"<b>{rec.run_id}</b> on {rec.dataset}: test {head}"), *self.views]
+        parts = [widgets.HTML(f"<b>{escape_html(rec.run_id)}</b> on {escape_html(rec.dataset)}: test "
+                              f"{escape_html(head)}"), *self.views]
         if self.gallery is not None:
             parts.append(self.gallery)
         parts.append(self.canvas)
@@ -333,7 +404,9 @@ class ReviewView(StaticFallback, widgets.VBox):
         self.add_class("wb-review")
 
     def open_example(self, example_id: int) -> None:
+        """Show ``example_id`` on the review canvas and scroll the canvas into view."""
         self.canvas.state.goto(int(example_id))
+        self.canvas.state.request("scroll")
         self.canvas.redraw()
 
     def _static_bundle(self) -> dict[str, Any]:

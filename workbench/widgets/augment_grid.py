@@ -12,7 +12,6 @@ the view: one composed PNG in an ``ipywidgets.Image`` (fast to update), plus cap
 
 from __future__ import annotations
 
-import html
 import io
 from collections.abc import Callable, Mapping, Sequence
 from types import SimpleNamespace
@@ -24,6 +23,7 @@ import numpy as np
 from ..augment.specs import ParamSpec, transform_spec
 from ..data.records import Annotation, ClassDef
 from ..errors import ValidationError, WorkbenchError
+from ..text import escape_html
 from .augment_state import (
     AugmentGridState,
     Draw,
@@ -188,7 +188,7 @@ class AugmentationGrid(StaticFallback, widgets.VBox):
         try:
             change()
         except ValidationError as exc:
-            self.status.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
+            self.status.value = f"<span style='color:#b00020'>{escape_html(str(exc))}</span>"
             self._sync_controls()
             return
         self.render()
@@ -224,7 +224,7 @@ class AugmentationGrid(StaticFallback, widgets.VBox):
         try:
             self.rows = self.state.draw_all()
         except WorkbenchError as exc:
-            self.status.value = f"<span style='color:#b00020'>{html.escape(str(exc))}</span>"
+            self.status.value = f"<span style='color:#b00020'>{escape_html(str(exc))}</span>"
             return
         self.renders += 1
         buf = io.BytesIO()
@@ -286,7 +286,7 @@ class AugmentationGrid(StaticFallback, widgets.VBox):
                 cls = "wb-aug-caption wb-flagged" if d.flagged else "wb-aug-caption"
                 items.append(
                     f"<li class='{cls}' data-seed='{d.seed}'>#{d.example_id} epoch {d.epoch} "
-                    f"(seed {d.seed}): {html.escape(d.caption)}</li>"
+                    f"(seed {d.seed}): {escape_html(d.caption)}</li>"
                 )
         return f"<ul style='font-size:11px;margin:0;padding-left:16px'>{''.join(items)}</ul>"
 

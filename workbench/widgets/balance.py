@@ -8,7 +8,6 @@ built here by pure functions (``warnings_html``, ``duplicates_html``).
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -16,6 +15,7 @@ import ipywidgets as widgets
 
 from ..data.records import ClassDef
 from ..errors import ValidationError
+from ..text import escape_html
 from .figures import balance_figure, box_size_figure
 from .static import StaticFallback, figure_bundle, figure_html, sync_figure_widget
 
@@ -53,10 +53,10 @@ def warnings_html(warnings: Sequence[Mapping[str, Any]]) -> str:
     for w in sorted(warnings, key=lambda w: rank.get(str(w.get("severity")), len(rank))):
         sev = str(w.get("severity", "info"))
         color, mark = SEVERITY_STYLE.get(sev, ("#333", "•"))
-        code = html.escape(str(w.get("code", "")))
+        code = escape_html(w.get("code", ""))
         items.append(
-            f"<li class='wb-warning wb-{html.escape(sev)}' data-code='{code}' style='color:{color}'>"
-            f"{mark} {html.escape(str(w.get('message', '')))}</li>"
+            f"<li class='wb-warning wb-{escape_html(sev)}' data-code='{code}' style='color:{color}'>"
+            f"{mark} {escape_html(w.get('message', ''))}</li>"
         )
     return f"<ul class='wb-warnings' style='margin:4px 0;padding-left:18px'>{''.join(items)}</ul>"
 
@@ -232,7 +232,7 @@ class DatasetOverview(StaticFallback, widgets.VBox):
         n, annotated = r.get("examples"), r.get("annotated")
         counts = f"{annotated} / {n} examples annotated" if n is not None else ""
         ready = "" if r.get("can_train", True) else " · <b style='color:#b00020'>not ready to train</b>"
-        self.header.value = f"<b>{html.escape(self.title)}</b> · {counts}{ready}"
+        self.header.value = f"<b>{escape_html(self.title)}</b> · {counts}{ready}"
         self.warnings.value = warnings_html(r.get("warnings") or [])
         self.duplicates.value = duplicates_html(r.get("near_duplicates"))
 

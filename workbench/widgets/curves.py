@@ -20,6 +20,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import ValidationError
+from ..text import escape_html, escape_plotly
 from ..train.callbacks import Callback
 from .figures import CurveSeries, curve_data, curve_names, curve_shapes, curves_figure
 from .static import StaticFallback, figure_bundle, resync_widget_state
@@ -368,7 +369,7 @@ class TrainingCurves(StaticFallback, widgets.VBox, Callback):
         self.stop_requested = False
         self.figure_widget = FigureWidget(curves_figure(self.state.series()))
         self.figure_widget.add_class("wb-curves-plot")
-        self.status = widgets.HTML(self.state.status_text())
+        self.status = widgets.HTML(escape_html(self.state.status_text()))
         self.status.add_class("wb-curves-status")
         self.stop_button = widgets.Button(
             description="Stop",
@@ -452,11 +453,11 @@ class TrainingCurves(StaticFallback, widgets.VBox, Callback):
                 if dst.name != name:
                     dst.name = name
             fw.layout.shapes = curve_shapes(series)
-            fw.layout.title.text = series.title
+            fw.layout.title.text = escape_plotly(series.title)
             fw.layout.yaxis2.title.text = series.metric_name or "metric"
         # a page that connects later (Voilà) must see the run so far, not the figure at construction
         resync_widget_state(fw)
-        self.status.value = self.state.status_text()
+        self.status.value = escape_html(self.state.status_text())
 
     @property
     def figure(self) -> Any:

@@ -7,7 +7,6 @@ have their own ``ErrorGallery`` there.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +15,7 @@ import ipywidgets as widgets
 
 from ..data.records import ClassDef
 from ..errors import ValidationError
+from ..text import escape_html
 from .figures import ap_bars_figure, confusion_figure, pr_curves_figure
 from .gallery import ThumbnailFn, ThumbnailGallery
 from .static import StaticFallback, figure_bundle
@@ -208,7 +208,7 @@ class ConfusionMatrixView(StaticFallback, widgets.VBox):
         """Show the examples of cell (true, pred): what a click on that cell does."""
         ids = self.state.select(true, pred)
         verdict = "correct" if true == pred else "confused"
-        self.selection.value = html.escape(f"true {true} → predicted {pred}: {len(ids)} examples ({verdict})")
+        self.selection.value = escape_html(f"true {true} → predicted {pred}: {len(ids)} examples ({verdict})")
         if self.gallery is not None:
             self.gallery.show(ids, title=f"{true} → {pred}")
         if self.on_select is not None:

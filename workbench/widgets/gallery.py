@@ -8,7 +8,6 @@ the page on screen.
 
 from __future__ import annotations
 
-import html
 import io
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import ImageError, NotFoundError, ValidationError
+from ..text import escape_html
 from .static import StaticFallback, compose_grid, png_bundle
 
 __all__ = [
@@ -248,7 +248,7 @@ class ThumbnailGallery(StaticFallback, widgets.VBox):
 
 
 def _escape(text: str) -> str:
-    return html.escape(text, quote=True)
+    return escape_html(text)
 
 
 def _item(x: GalleryItem | int | Mapping[str, Any]) -> GalleryItem:

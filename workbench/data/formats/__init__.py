@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
+from ..image_pool import check_items
 from ..records import ClassDef, Example, ImportBatch
 from . import (
     anomaly_folder,
@@ -32,6 +33,7 @@ from . import (
     voc,
     yolo,
 )
+from ._common import probe_log
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -58,8 +60,12 @@ class Reader:
     summary: str
 
     def read(self, src: Path | str, **options: Any) -> ImportBatch:
+        """The batch in ``src``, every image decoded and hashed once (in parallel for large batches)."""
         _check_options("reader", self.name, self.func, options)
-        return self.func(Path(src), **options)
+        with probe_log() as where:
+            batch = self.func(Path(src), **options)
+        check_items(batch.items, where=where)
+        return batch
 
     @property
     def options(self) -> tuple[str, ...]:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import stat
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ...errors import AlreadyExistsError, ImageError, ImportFormatError, ValidationError
-from ..images import IMAGE_SUFFIXES, MAX_BYTES, ImageInfo, probe_image
+from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
+from ..images import IMAGE_SUFFIXES, ImageInfo, probe_file, probe_image, read_image_file
 from ..records import SPLITS, Annotation, ClassDef, Example, default_color
 from .paths import safe_join
 
@@ -32,6 +33,7 @@ __all__ = [
     "make_annotation",
     "place",
     "probe_path",
+    "probe_log",
     "make_classes",
     "prepare_out",
     "check_type",
@@ -159,20 +161,36 @@ def place(ann: Annotation, info: ImageInfo, *, clip: bool, file: str, record: ob
     return ann
 
 
-def probe_path(path: Path, *, record: object, file: str | None = None) -> ImageInfo:
-    """Read and fully check the image at ``path`` (corrupt, truncated, non-image and bombs refused)."""
+def probe_path(path: Path, *, record: object, file: str | None = None, verify: bool = False) -> ImageInfo:
+    """Size and format of the image at ``path`` from its header (non-images, bad sizes and bombs refused).
+
+    The pixels are decoded (truncated and corrupt files refused) once per image, with its hashes, when
+    the reader's batch is checked (:func:`workbench.data.image_pool.check_items`, run by
+    ``Reader.read``); ``verify=True`` decodes here too, for files that are not import items (masks).
+    """
     name = file or str(path)
+    log = _PROBED.get()
+    if log is not None:
+        log.setdefault(str(path), (name, record))
+    if not verify:
+        return probe_file(path, file=name, record=record)  # the header only
+    data = read_image_file(path, file=name, record=record)
+    return probe_image(data, file=name, record=record, verify=True)
+
+
+_PROBED: ContextVar[dict[str, tuple[str, object]] | None] = ContextVar("workbench_probed", default=None)
+
+
+@contextmanager
+def probe_log() -> Iterator[dict[str, tuple[str, object]]]:
+    """Within the block, :func:`probe_path` notes the (file, record) it named each path by, so that an
+    error found when the image is decoded later names it the same way."""
+    log: dict[str, tuple[str, object]] = {}
+    token = _PROBED.set(log)
     try:
-        st = Path(path).stat()
-        if not stat.S_ISREG(st.st_mode):  # a FIFO would block the read forever, a device never end
-            raise ImportFormatError("is not a regular file (a pipe, device or socket?)", file=name, record=record)
-        if st.st_size > MAX_BYTES:  # refused before reading: a sparse 1 TB "image" costs nothing to make
-            raise ImageError(f"file is {st.st_size} bytes, over the {MAX_BYTES} byte limit", file=name,
-                             record=record)
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ImportFormatError(f"cannot read image ({e.strerror})", file=name, record=record) from None
-    return probe_image(data, file=name, record=record)
+        yield log
+    finally:
+        _PROBED.reset(token)
 
 
 def make_classes(

@@ -62,7 +62,7 @@ def _region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
     import numpy as np
     from PIL import Image
 
-    info = probe_path(mask_path, record=rec)
+    info = probe_path(mask_path, record=rec, verify=True)
     if (info.width, info.height) != size:
         raise ImportFormatError(
             f"mask is {info.width}x{info.height} but the image is {size[0]}x{size[1]}",

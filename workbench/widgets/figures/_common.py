@@ -8,8 +8,9 @@ from typing import Any
 
 from ...data.records import ClassDef, default_color
 from ...errors import ValidationError
+from ...text import escape_plotly
 
-__all__ = ["OVERFIT_COLOR", "BEST_COLOR", "class_colors", "rgba", "count", "finite_or_none"]
+__all__ = ["OVERFIT_COLOR", "BEST_COLOR", "class_colors", "category_ticks", "rgba", "count", "finite_or_none"]
 
 OVERFIT_COLOR = "#d62728"
 BEST_COLOR = "#2ca02c"
@@ -28,6 +29,12 @@ def class_colors(
         if name not in colors:
             colors[name] = default_color(len(colors))
     return colors
+
+
+def category_ticks(names: Sequence[str]) -> dict[str, Any]:
+    """Axis settings that show category names as the text they are: the data keeps the names (clicks and
+    selections read them), the tick labels are escaped (plotly reads markup in labels)."""
+    return {"tickmode": "array", "tickvals": list(names), "ticktext": [escape_plotly(n) for n in names]}
 
 
 def rgba(hex_color: str, alpha: float) -> str:

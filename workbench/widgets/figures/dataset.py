@@ -8,7 +8,8 @@ from typing import Any
 
 from ...data.records import ClassDef
 from ...errors import ValidationError
-from ._common import OVERFIT_COLOR, class_colors
+from ...text import escape_plotly
+from ._common import OVERFIT_COLOR, category_ticks, class_colors
 from ._common import count as _count
 
 __all__ = ["SPLIT_STYLE", "balance_figure", "box_size_flags", "box_size_figure"]
@@ -80,7 +81,8 @@ def balance_figure(
                 },
                 opacity=style["opacity"],
                 legendgroup=split,
-                hovertemplate=f"%{{x}} · {split}: %{{y}}<extra></extra>",
+                customdata=[escape_plotly(n) for n in names],  # names as text in the hover
+                hovertemplate=f"%{{customdata}} · {split}: %{{y}}<extra></extra>",
             )
         )
     fig.add_trace(
@@ -95,7 +97,8 @@ def balance_figure(
                 "color": [colors[n] for n in names],
                 "line": {"color": "#222", "width": 1},
             },
-            hovertemplate="%{x}: %{y} examples in all<extra></extra>",
+            customdata=[escape_plotly(n) for n in names],
+            hovertemplate="%{customdata}: %{y} examples in all<extra></extra>",
         )
     )
     for label, value in guidance.items():
@@ -124,7 +127,7 @@ def balance_figure(
     fig.update_layout(
         barmode=barmode,
         yaxis=yaxis,
-        xaxis={"title": "class", "type": "category"},
+        xaxis={"title": "class", "type": "category", **category_ticks(names)},
         title="Examples per class and split",
         legend={"orientation": "h", "y": -0.2},
         margin={"t": 50, "r": 20, "l": 60, "b": 40},

@@ -7,7 +7,8 @@ from typing import Any
 
 from ...data.records import ClassDef
 from ...errors import ValidationError
-from ._common import class_colors
+from ...text import escape_plotly
+from ._common import category_ticks, class_colors
 from ._common import finite_or_none as _finite_or_none
 
 __all__ = ["confusion_figure", "ap_bars_figure", "pr_curves_figure"]
@@ -49,18 +50,21 @@ def confusion_figure(
             colorscale="Blues",
             hoverongaps=False,
             name="confusion",
-            hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>",
+            customdata=[[[escape_plotly(t), escape_plotly(p)] for p in class_names] for t in class_names],
+            hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: %{text}<extra></extra>",
             colorbar={"title": "share of row" if normalize else "examples"},
         )
     )
     side = max(320, min(900, 60 * n + 160))
     fig.update_layout(
-        title=title,
+        title=escape_plotly(title),
         width=side + 80,
         height=side,
         template="plotly_white",
-        xaxis={"title": "predicted", "type": "category", "side": "bottom", "constrain": "domain"},
-        yaxis={"title": "true", "type": "category", "autorange": "reversed", "scaleanchor": "x"},
+        xaxis={"title": "predicted", "type": "category", "side": "bottom", "constrain": "domain",
+               **category_ticks(class_names)},
+        yaxis={"title": "true", "type": "category", "autorange": "reversed", "scaleanchor": "x",
+               **category_ticks(class_names)},
         margin={"t": 50, "r": 20, "l": 80, "b": 60},
     )
     return fig
@@ -88,13 +92,14 @@ def ap_bars_figure(
             marker={"color": [colors[n] for n in names]},
             text=[f"{v:.3f}" if v is not None else "n/a" for v in values],
             textposition="outside",
-            hovertemplate=f"%{{x}}: {metric_name} %{{y:.3f}}<extra></extra>",
+            customdata=[escape_plotly(n) for n in names],
+            hovertemplate=f"%{{customdata}}: {escape_plotly(metric_name)} %{{y:.3f}}<extra></extra>",
         )
     )
     fig.update_layout(
-        title=title or f"{metric_name} per class",
+        title=escape_plotly(title or f"{metric_name} per class"),
         yaxis={"title": metric_name, "range": [0, 1.08]},
-        xaxis={"type": "category"},
+        xaxis={"type": "category", **category_ticks(names)},
         template="plotly_white",
         showlegend=False,
         margin={"t": 50, "r": 20, "l": 60, "b": 40},
@@ -137,14 +142,14 @@ def pr_curves_figure(
             go.Scatter(
                 x=xs,
                 y=ys,
-                name=label,
+                name=escape_plotly(label),
                 mode="lines",
                 line={"color": colors[name], "width": 2},
-                hovertemplate=f"{name}: recall %{{x:.2f}}, precision %{{y:.3f}}<extra></extra>",
+                hovertemplate=f"{escape_plotly(name)}: recall %{{x:.2f}}, precision %{{y:.3f}}<extra></extra>",
             )
         )
     fig.update_layout(
-        title=title,
+        title=escape_plotly(title),
         xaxis={"title": "recall", "range": [0, 1.01]},
         yaxis={"title": "precision", "range": [0, 1.05]},
         template="plotly_white",

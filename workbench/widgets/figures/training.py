@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...text import escape_plotly
 from ._common import BEST_COLOR, OVERFIT_COLOR
 
 __all__ = ["CurveSeries", "CURVE_TRACES", "curves_figure", "curve_names", "curve_data", "curve_shapes"]
@@ -75,7 +76,7 @@ def curves_figure(series: CurveSeries) -> Any:
     fig.update_yaxes(title_text="learning rate", type="log", exponentformat="e", dtick=1, row=2, col=1)
     fig.update_yaxes(title_text="loss per step", row=3, col=1)
     fig.update_layout(
-        title=series.title,
+        title=escape_plotly(series.title),
         height=620,
         template="plotly_white",
         hovermode="x unified",

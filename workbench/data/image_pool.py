@@ -1,0 +1,163 @@
+"""Checking an import's images: one decode per image, spread over the machine's cores.
+
+Each image is read, hashed (sha256: its blob key) and decoded once (:func:`~workbench.data.images.check_image`:
+size, format, truncation and corruption, the perceptual hash the duplicate search keeps). Format readers
+only read image headers (the size they need to place annotations); ``Reader.read`` then checks the whole
+batch here, and ``Dataset.import_batch`` checks what nobody checked yet (items built in code), so an image
+is decoded once on the way into the store whichever way it comes.
+
+Large batches are checked by a pool of workers, one per core (``WORKBENCH_IMPORT_WORKERS`` overrides the
+number; 1 checks in this thread). Workers read the files themselves and hand back only the small
+:class:`~workbench.data.images.ImageCheck`; a bounded number of images is in flight at once, so memory does
+not grow with the size of the import. The first bad image in item order raises its typed error (naming the
+file and the record the reader gave it), whatever order the workers finish in.
+
+The workers are threads by default (``WORKBENCH_IMPORT_POOL=thread``): Pillow's decoders, its resampling and
+hashlib's sha256 release the GIL, so the work spreads over the cores without starting processes, and it
+works wherever an import is called from (a notebook kernel, a script without a ``__main__`` guard, a server
+with threads of its own). ``WORKBENCH_IMPORT_POOL=process`` uses a process pool instead (forkserver, the
+checking code loaded once): worth it only where the per-image Python work dominates; a script that
+imports from its top level then needs the ``if __name__ == "__main__":`` guard multiprocessing asks for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+
+from ..errors import ImageError, ImportFormatError, ValidationError
+from .images import ImageCheck, check_image, read_image_file
+from .records import ImportItem
+
+__all__ = ["check_items", "import_workers", "pool_kind", "MIN_IMAGES_PER_WORKER", "WORKERS_ENV", "POOL_ENV",
+           "POOL_KINDS"]
+
+WORKERS_ENV = "WORKBENCH_IMPORT_WORKERS"
+POOL_ENV = "WORKBENCH_IMPORT_POOL"
+POOL_KINDS = ("thread", "process")
+MIN_IMAGES_PER_WORKER = 8  # fewer images per worker: not worth handing out
+_IN_FLIGHT_PER_WORKER = 4  # images handed out ahead per worker: keeps them busy, bounds memory
+
+_Where = Mapping[str, tuple[str, object]]
+_Outcome = tuple[str, ImageCheck | str]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def import_workers(n_images: int, workers: int | None = None) -> int:
+    """How many processes check ``n_images`` images: ``workers`` when given, else ``WORKBENCH_IMPORT_WORKERS``,
+    else one per core, never more than one per ``MIN_IMAGES_PER_WORKER`` images."""
+    if workers is None:
+        env = os.environ.get(WORKERS_ENV, "").strip()
+        if env:
+            try:
+                workers = int(env)
+            except ValueError:
+                raise ValidationError(f"{WORKERS_ENV} must be a whole number, got {env!r}",
+                                      field=WORKERS_ENV) from None
+            if workers < 1:
+                raise ValidationError(f"{WORKERS_ENV} must be at least 1, got {workers}", field=WORKERS_ENV)
+        else:
+            workers = min(_cores(), max(1, n_images // MIN_IMAGES_PER_WORKER))
+    return max(1, min(workers, n_images))
+
+
+def pool_kind(kind: str | None = None) -> str:
+    """``thread`` or ``process``: ``kind`` when given, else ``WORKBENCH_IMPORT_POOL``, else ``thread``."""
+    kind = kind or os.environ.get(POOL_ENV, "").strip() or "thread"
+    if kind not in POOL_KINDS:
+        raise ValidationError(f"{POOL_ENV} must be one of {', '.join(POOL_KINDS)}, got {kind!r}", field=POOL_ENV)
+    return kind
+
+
+def _executor(kind: str, workers: int) -> Executor:
+    if kind == "thread":
+        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-image-check")
+    import multiprocessing  # only for a process pool (threads are the default)
+    from concurrent.futures import ProcessPoolExecutor
+
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload([__name__])  # workers fork from a server that loaded this module once
+        return ProcessPoolExecutor(max_workers=workers, mp_context=server)
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _check_one(path: str | None, data: bytes | None) -> _Outcome:
+    """Check one image (in a worker): ("ok", check), or the error's kind and detail (located by the caller)."""
+    try:
+        if data is None:
+            assert path is not None
+            data = read_image_file(path)
+        return "ok", check_image(data)
+    except ImageError as e:
+        return "image", e.detail
+    except ImportFormatError as e:
+        return "format", e.detail
+
+
+def _located(item: ImportItem, index: int, where: _Where) -> tuple[str | None, object]:
+    """The file and record an error about ``item`` names: those the reader probed the file under."""
+    if item.path is not None:
+        named = where.get(str(item.path))
+        if named is not None:
+            return named
+        return str(item.path), item.record if item.record is not None else index
+    return item.file_name or None, item.record if item.record is not None else index
+
+
+def _raise(outcome: _Outcome, item: ImportItem, index: int, where: _Where) -> ImageCheck:
+    kind, value = outcome
+    if kind == "ok":
+        assert isinstance(value, ImageCheck)
+        return value
+    file, record = _located(item, index, where)
+    error = ImageError if kind == "image" else ImportFormatError
+    raise error(str(value), file=file, record=record, field=None if kind == "image" else "file_name")
+
+
+def _job(item: ImportItem) -> tuple[str | None, bytes | None]:
+    if item.data is not None:
+        return None, item.data
+    return str(item.path), None
+
+
+def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, workers: int | None = None,
+                kind: str | None = None) -> None:
+    """Decode and hash every item not checked yet, once, and keep the result on it (``item.checked``).
+
+    ``where`` maps an image path to the (file, record) its reader named it by, for errors. Raises the
+    typed error of the first bad image in item order; items before it keep their checks.
+    """
+    where = where or {}
+    todo = [(i, it) for i, it in enumerate(items) if it.checked is None]
+    if not todo:
+        return
+    n = import_workers(len(todo), workers)
+    if n == 1:
+        for i, it in todo:
+            it.checked = _raise(_check_one(*_job(it)), it, i, where)
+        return
+    pending: deque[tuple[int, ImportItem, Future[_Outcome]]] = deque()
+    with _executor(pool_kind(kind), n) as pool:
+        try:
+            queue = iter(todo)
+            for i, it in queue:  # hand out a window, then one more as each result comes back in order
+                pending.append((i, it, pool.submit(_check_one, *_job(it))))
+                if len(pending) >= n * _IN_FLIGHT_PER_WORKER:
+                    j, jt, fut = pending.popleft()
+                    jt.checked = _raise(fut.result(), jt, j, where)
+            while pending:
+                j, jt, fut = pending.popleft()
+                jt.checked = _raise(fut.result(), jt, j, where)
+        except BaseException:
+            for _i, _it, fut in pending:
+                fut.cancel()
+            raise
