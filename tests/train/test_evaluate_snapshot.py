@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from workbench.cli import main
 from workbench.data import Workspace
 from workbench.evaluate import mine_run
@@ -61,4 +63,44 @@ def test_evaluate_uses_the_runs_snapshot_unless_live(tmp_path, capsys):
     _, metrics = evaluate_run(ws, rid)
     assert metrics["labels"]["source"] == "live" and "no snapshot" in metrics["labels"]["note"]
     assert metrics["accuracy"] == live["test"]["accuracy"]
+    ws.close()
+
+
+@pytest.mark.parametrize("dtype", ["detection", "segmentation", "anomaly"])
+def test_every_type_scores_the_snapshot_unless_live(tmp_path, dtype):
+    """Stored predictions of each type against the run's snapshot; moving a test label afterwards changes
+    only the --live numbers."""
+    from tests.evaluate.test_review import SAMPLES, fake_rows, make_run
+    from workbench.data.records import Annotation
+    from workbench.data.transfer import add_sample
+
+    ws = Workspace(tmp_path / "ws")
+    ds, _ = add_sample(ws, "s", SAMPLES[dtype], count=60)
+    names = [c.name for c in ds.classes]
+    test = ds.examples(split="test")
+    rows = [r for r in fake_rows(dtype, test, names) if dtype != "segmentation" or "segmentation" in r]
+    run_dir = make_run(ws.runs_dir, ds, test_rows=rows,
+                       metrics={"test": {"threshold": 0.5}} if dtype == "anomaly" else None)
+    params = json.loads((run_dir / "params.json").read_text())
+    params["source"]["snapshot_id"] = ds.snapshot(message="run").id
+    (run_dir / "params.json").write_text(json.dumps(params))
+    _, before = evaluate_run(ws, run_dir)
+    key = "auroc" if dtype == "anomaly" else "AP50"
+    # relabel: every test example's annotations replaced (anomaly: its class flipped; boxes: moved away)
+    for ex in test:
+        if dtype == "anomaly":
+            ds.set_label(ex.id, "good" if ex.label == "anomalous" else "anomalous")
+        else:
+            anns = [
+                Annotation("polygon", a.label, polygons=[[0.0, 0.0, 3.0, 0.0, 3.0, 3.0]])
+                if dtype == "segmentation"
+                else Annotation("box", a.label, bbox=(0.0, 0.0, 3.0, 3.0))
+                for a in ex.truth()
+            ]
+            ds.replace_annotations(ex.id, anns)
+    _, after = evaluate_run(ws, run_dir)
+    _, live = evaluate_run(ws, run_dir, live=True)
+    assert before["labels"]["source"] == after["labels"]["source"] == "snapshot"
+    assert live["labels"]["source"] == "live"
+    assert after[key] == before[key] and live[key] != before[key]
     ws.close()
