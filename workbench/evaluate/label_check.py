@@ -44,7 +44,7 @@ class LabelIssue:
     given_threshold: float
 
 
-def confident_thresholds(labels: Sequence[int], probs: np.ndarray) -> np.ndarray:
+def confident_thresholds(labels: Sequence[int] | np.ndarray, probs: np.ndarray) -> np.ndarray:
     """Per class: the mean probability of the class over the examples labelled with it."""
     labels_a = np.asarray(labels, dtype=int)
     out = np.full(probs.shape[1], _UNUSED)
@@ -92,10 +92,11 @@ def label_issues_of(
 
     index = {c: k for k, c in enumerate(class_names)}
     probs = {row_example_id(r, i): _probabilities(r, i, class_names) for i, r in enumerate(rows)}
-    judged = [ex for ex in examples if ex.id in probs and ex.label in index]
+    judged = [ex for ex in examples if ex.id in probs and ex.label is not None and ex.label in index]
     if not judged:
         return []
-    issues = find_label_issues([index[ex.label] for ex in judged], np.stack([probs[ex.id] for ex in judged]))
+    given = [index[str(ex.label)] for ex in judged]
+    issues = find_label_issues(given, np.stack([probs[ex.id] for ex in judged]))
     out = []
     for issue in issues:
         ex = judged[issue.index]
