@@ -141,6 +141,20 @@ def test_hostile_names_in_lab_run_no_script_and_show_as_text(lab, browser):
     wait_js(page, "() => document.querySelectorAll('.wb-overview .wb-balance-plot').length === 3")
     TIMINGS.record("lab xss: open, run all, Dataset tab", time.monotonic() - t0)
 
+    # the probe: a raw handler runs here, and the same API handler writes its file with this session
+    assert page.evaluate(PROBE_JS, api_payload(PROBE_FILE)), "the probe handler did not run"
+    wait_until(lambda: (root / PROBE_FILE).exists(), timeout_s=30, what="the probe's file in the Lab root")
+    time.sleep(0.5)  # a leaked name's request, fired before the probe's, has landed too
+    leaked, wrote = page.evaluate("() => window.__xss"), (root / LEAK_FILE).exists()
+    if leaked is not None or wrote:
+        screenshot(page, "xss-lab")
+    assert (leaked, wrote) == (None, False), (
+        f"a name's script ran in Lab (window.__xss = {leaked}; {LEAK_FILE} written through /api/contents: {wrote})")
+    assert dialogs == []
+    assert page.evaluate("() => document.querySelectorAll("
+                         "'.jp-OutputArea-output [onerror], .jp-OutputArea-output [onload]').length") == 0
+    assert {p.name for p in root.iterdir() if not p.name.startswith(".")} == {NOTEBOOK, PROBE_FILE}
+
     # the names, as text, in the widgets' outputs (not the cell sources, which also hold them)
     assert page.evaluate(OUTPUT_TEXT_JS, ".wb-app h3") == [f"Workbench: {H.DATASET} (classification)"]
     assert H.USER in " ".join(page.evaluate(OUTPUT_TEXT_JS, ".wb-user"))
@@ -152,20 +166,6 @@ def test_hostile_names_in_lab_run_no_script_and_show_as_text(lab, browser):
     assert all(c in shown for c in H.CLASSES), shown  # class names as tick labels, not markup
     buttons = " ".join(page.evaluate(OUTPUT_TEXT_JS, ".wb-app button"))
     assert all(c in buttons for c in H.CLASSES), buttons  # the canvas' class buttons
-
-    # the probe: a raw handler runs here, and the same API handler writes its file with this session
-    assert page.evaluate(PROBE_JS, api_payload(PROBE_FILE)), "the probe handler did not run"
-    wait_until(lambda: (root / PROBE_FILE).exists(), timeout_s=30, what="the probe's file in the Lab root")
-    time.sleep(0.5)  # a leaked name's request, fired before the probe's, has landed too
-    leaked = page.evaluate("() => window.__xss")
-    if leaked is not None or (root / LEAK_FILE).exists():
-        screenshot(page, "xss-lab")
-    assert leaked is None, f"a name's script ran in Lab (payload {leaked})"
-    assert not (root / LEAK_FILE).exists(), "a name's handler wrote into the Lab root through /api/contents"
-    assert dialogs == []
-    assert page.evaluate("() => document.querySelectorAll("
-                         "'.jp-OutputArea-output [onerror], .jp-OutputArea-output [onload]').length") == 0
-    assert {p.name for p in root.iterdir() if not p.name.startswith(".")} == {NOTEBOOK, PROBE_FILE}
     errors = page_errors(context)
     context.close()
     assert errors == [], f"uncaught errors in the page: {errors}"
