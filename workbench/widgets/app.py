@@ -240,7 +240,7 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
     TABS = ("Annotate", "Dataset", "Augment", "Train", "Evaluate")
 
     def __init__(self, ds: Dataset, *, user: str = "annotator", directory: str | None = None,
-                 train_config: Any = None) -> None:
+                 train_config: Any = None, train_in_kernel: bool = False) -> None:
         from .canvas import AnnotationCanvas
 
         self.ds = ds
@@ -260,6 +260,8 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.evaluation.add_class("wb-evaluation")
         self.run_dir: str | None = None
         self.thread: threading.Thread | None = None
+        self.train_in_kernel = train_in_kernel
+        self.process: Any = None  # the TrainingProcess of the last run started in a child
         self._build_lock = threading.RLock()  # the training thread and a tab click may both build the curves
         self.panes = {name: widgets.VBox([widgets.HTML(f"<i>opening {name.lower()}...</i>")])
                       for name in ("Dataset", "Augment")}
@@ -338,38 +340,69 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.canvas.redraw()
 
     def start_training(self, wait: bool = False) -> None:
-        """Train in a background thread (the curves update and the stop button works meanwhile)."""
+        """Train without blocking the page: in a child process (the default; see
+        :class:`~workbench.train.process.TrainingProcess`: this kernel never imports torch and outlives a
+        crash of training) or, with ``train_in_kernel=True``, in a thread of this kernel. The curves update and the stop button works meanwhile."""
         from ..train.config import TrainConfig
-        from ..train.from_store import train_dataset
 
         if self.thread is not None and self.thread.is_alive():
             return
         cfg = self.train_config or TrainConfig(epochs=5)
-        ws = self.ds.workspace
         curves = self.curves  # built here, on the caller's thread, not in the training thread
         self.train_status.value = "training..."
+        if self.train_in_kernel:
+            self.thread = threading.Thread(target=self._train_here, args=(cfg, curves), daemon=True)
+            self.thread.start()
+        else:
+            from ..train.process import TrainingProcess
+            from ..train.runs import new_run_id
 
-        def work() -> None:
-            try:
-                summary = train_dataset(ws, self.ds.name, cfg, callbacks=[curves])
-                self.run_dir = summary["run_dir"]
-                self.train_status.value = escape_html(f"run {summary['run_id']}: {summary['status']}")
-                self.show_evaluation(self.run_dir)
-            except Exception as e:  # shown to the person, not swallowed
-                self.train_status.value = f"<span style='color:#d62728'>training failed: {escape_html(e)}</span>"
-
-        self.thread = threading.Thread(target=work, daemon=True)
-        self.thread.start()
-        if wait:
+            ws = self.ds.workspace
+            self.process = TrainingProcess(ws.home, self.ds.name, cfg.to_dict(), ws.runs_dir / new_run_id(self.ds.name),
+                                           callbacks=[curves], on_end=self._trained)
+            curves.trainer = self.process  # the stop button asks the child to stop
+            self.process.start()
+            self.thread = self.process.thread
+        if wait and self.thread is not None:
             self.thread.join()
 
-    def show_evaluation(self, run_dir: str | Path, *, mine: bool = True) -> None:
-        from ..evaluate import mine_run
+    def _train_here(self, cfg: Any, curves: Any) -> None:
+        """Today's path: the trainer in a thread of this kernel (torch and the model live here)."""
+        from ..train.from_store import train_dataset
 
+        try:
+            summary = train_dataset(self.ds.workspace, self.ds.name, cfg, callbacks=[curves])
+            self.run_dir = summary["run_dir"]
+            self.train_status.value = escape_html(f"run {summary['run_id']}: {summary['status']}")
+            self.show_evaluation(self.run_dir)
+        except Exception as e:  # shown to the person, not swallowed
+            self.train_status.value = f"<span style='color:#d62728'>training failed: {escape_html(e)}</span>"
+
+    def _trained(self, outcome: Any) -> None:
+        """The child's run ended: its result (read from the run folder), or what went wrong."""
+        if not outcome.ok:
+            what = "training died" if outcome.state == "died" else "training failed"
+            self.train_status.value = f"<span style='color:#d62728'>{what}: {escape_html(outcome.error)}</span>"
+            return
+        try:
+            self.run_dir = str(outcome.run_dir)
+            self.train_status.value = escape_html(f"run {outcome.run_id}: {outcome.state}")
+            self.show_evaluation(self.run_dir, mine=False)  # the child mined: mined.json
+        except Exception as e:
+            self.train_status.value = (f"<span style='color:#d62728'>run {escape_html(outcome.run_id)} ended, "
+                                       f"but showing it failed: {escape_html(e)}</span>")
+
+    def show_evaluation(self, run_dir: str | Path, *, mine: bool = True) -> None:
+        """The run's evaluation views and its mined examples (mined now with ``mine``, else read from the
+        run's ``mined.json`` when it has one)."""
         children = list(evaluation_views(self.ds, run_dir, on_open=self.open_example))
         if mine:
+            from ..evaluate import mine_run
+
             result = mine_run(self.ds, run_dir, count=40)
             children.append(error_gallery(self.ds, result.to_dict(), on_open=self.open_example))
+        elif (Path(run_dir) / "mined.json").is_file():
+            children.append(error_gallery(self.ds, run_dir, on_open=self.open_example))
         self.evaluation.children = children
 
     def _static_bundle(self) -> dict[str, Any]:  # the canvas picture stands for the app in static output
