@@ -240,7 +240,8 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
     TABS = ("Annotate", "Dataset", "Augment", "Train", "Evaluate")
 
     def __init__(self, ds: Dataset, *, user: str = "annotator", directory: str | None = None,
-                 train_config: Any = None, train_in_kernel: bool = False) -> None:
+                 train_config: Any = None, train_in_kernel: bool = False,
+                 release_hidden: bool = True) -> None:
         from .canvas import AnnotationCanvas
 
         self.ds = ds
@@ -261,10 +262,11 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.run_dir: str | None = None
         self.thread: threading.Thread | None = None
         self.train_in_kernel = train_in_kernel
+        self.release_hidden = release_hidden  # close the Dataset / Augment views when their tab is left
         self.process: Any = None  # the TrainingProcess of the last run started in a child
         self._build_lock = threading.RLock()  # the training thread and a tab click may both build the curves
-        self.panes = {name: widgets.VBox([widgets.HTML(f"<i>opening {name.lower()}...</i>")])
-                      for name in ("Dataset", "Augment")}
+        self._opening = {name: widgets.HTML(f"<i>opening {name.lower()}...</i>") for name in ("Dataset", "Augment")}
+        self.panes = {name: widgets.VBox([self._opening[name]]) for name in ("Dataset", "Augment")}
         self.panes["Train"] = widgets.VBox([widgets.HBox([self.train_button, self.train_status])])
         self.tabs = widgets.Tab(children=[self.canvas, self.panes["Dataset"], self.panes["Augment"],
                                           self.panes["Train"], self.evaluation])
@@ -310,6 +312,9 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
 
     def _on_tab(self, change: dict) -> None:
         name = self.TABS[change["new"]] if change["new"] is not None else None
+        left = self.TABS[change["old"]] if change.get("old") is not None else None
+        if left != name and left in ("Dataset", "Augment") and self.release_hidden:
+            self.release(left)
         if name == "Dataset":
             if self._overview is None:
                 _ = self.overview  # built from the store now: no refresh needed
@@ -319,6 +324,25 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             self.refresh_grid()
         elif name == "Train":
             _ = self.curves
+
+    def release(self, tab: str) -> bool:
+        """Give back what the Dataset or Augment tab holds (its figure, images, the albumentations pipeline's
+        draws): the view is closed and built again, from the store, when its tab is opened next. An
+        augmentation preview with unsaved changes is kept (its edits would be lost). True if released."""
+        from .memory import close_tree, trim
+
+        with self._build_lock:
+            if tab == "Dataset" and self._overview is not None:
+                view, self._overview = self._overview, None
+            elif tab == "Augment" and self._grid is not None and not self._grid.state.dirty:
+                view, self._grid = self._grid, None
+            else:
+                return False
+            self.panes[tab].children = [self._opening[tab]]
+            close_tree(view)
+            del view
+        trim()
+        return True
 
     def refresh_grid(self) -> None:
         """Redraw the augmentation preview over the store's current annotations (keeping the pipeline being
