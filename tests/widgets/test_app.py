@@ -37,6 +37,27 @@ def test_building_the_app_loads_no_heavy_module(ds):
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+def test_the_augment_tab_loads_no_torch(ds):
+    """albumentations would import torch (~500 MB) for its tensor transforms: the preview does without, and
+    those transforms still import when asked for."""
+    code = (
+        "import json, sys\n"
+        "from workbench import Workspace\n"
+        "from workbench.widgets import WorkbenchApp\n"
+        f"app = WorkbenchApp(Workspace({str(ds.workspace.home)!r}).dataset('shapes'))\n"
+        "app.tabs.selected_index = 1\n"
+        "app.tabs.selected_index = 2\n"
+        "assert app.grid.state.examples\n"
+        "before = sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'albumentations', 'plotly'})\n"
+        "import albumentations as A\n"
+        "from albumentations.pytorch import ToTensorV2\n"
+        "print(json.dumps([before, A.ToTensorV2 is ToTensorV2, 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [["albumentations", "plotly"], True, True]
+
+
 def test_tabs_build_on_first_open(ds):
     from workbench.widgets import WorkbenchApp
     from workbench.widgets.augment_grid import AugmentationGrid
@@ -83,12 +104,9 @@ def test_lazy_views_show_edits_made_before_they_were_built(ds):
 
 
 def _open_widgets() -> set[int]:
-    import ipywidgets
+    from ipywidgets.widgets.widget import _instances  # ipywidgets' registry of open widgets
 
-    from ipywidgets.widgets.widget import _instances
-
-    registry = _instances
-    return {id(w) for w in registry.values()}
+    return {id(w) for w in _instances.values()}
 
 
 def test_leaving_a_heavy_tab_closes_its_view(ds):

@@ -168,7 +168,8 @@ class TrainingProcess:
                     msg = json.loads(line)
                 except ValueError:
                     continue  # not ours (nothing else writes to this pipe)
-                self._dispatch(msg)
+                if isinstance(msg, dict):
+                    self._dispatch(msg)
         rc = self.proc.wait()
         err.join()
         self.outcome = self._conclude(rc)
@@ -191,9 +192,9 @@ class TrainingProcess:
                     method(*args)
         elif event == "done":
             self._summary = data
-        elif event == "mined":
-            self._mined = int(data)
-        elif event == "error":
+        elif event == "mined" and isinstance(data, int):
+            self._mined = data
+        elif event == "error" and isinstance(data, dict):
             self._error = (str(data.get("type", "")), str(data.get("message", "")))
 
     def _conclude(self, rc: int) -> TrainingOutcome:
