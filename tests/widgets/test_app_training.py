@@ -116,3 +116,34 @@ def test_a_child_killed_with_sigkill_is_reported_and_the_app_trains_again(ws):
     assert app.process is not first and app.process.pid not in (first.pid, os.getpid())
     assert "finished" in app.train_status.value, app.train_status.value
     assert app.curves.state.epochs == [1.0]
+
+
+def test_the_child_stops_when_its_kernel_dies(ws):
+    """A kernel that exits without a word (culled, killed) leaves no orphan training: the child sees its
+    parent gone and ends the run as Stop would, into its folder."""
+    code = (
+        "import json, os, sys, time\n"
+        "from workbench import Workspace\n"
+        "from workbench.train.config import TrainConfig\n"
+        "from workbench.widgets import WorkbenchApp\n"
+        f"app = WorkbenchApp(Workspace({str(ws.home)!r}).dataset('digits'), "
+        f"train_config=TrainConfig(epochs=200, **{TINY!r}))\n"
+        "app.start_training()\n"
+        "while not app.curves.state.records and app.thread.is_alive():\n"
+        "    time.sleep(0.05)\n"
+        "print(json.dumps([app.process.pid, str(app.process.run_dir)]), flush=True)\n"
+        "os._exit(0)  # no atexit, no goodbye: as a SIGKILL-ed kernel\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    pid, run_dir = json.loads(out.stdout.strip().splitlines()[-1])
+    status_file = os.path.join(run_dir, "status.json")
+
+    def state() -> str:
+        with open(status_file) as f:
+            return json.load(f)["state"]
+
+    _wait_for(lambda: state() != "running", timeout=300)
+    assert state() == "stopped"
+    _wait_for(lambda: not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower(),
+              timeout=120)

@@ -8,7 +8,8 @@ overfitting, fit end) as one JSON line on a pipe; a thread in the parent hands t
 callbacks (the live curves), so they see what an in-process trainer would have told them.
 
 ``request_stop()`` sends SIGTERM, which the child turns into ``Trainer.request_stop()``: the run ends
-cleanly after the current step and is still scored and mined. A child that dies (``kill -9``, out of
+cleanly after the current step and is still scored and mined. The child stops the same way when the kernel
+that started it exits or dies (no page could stop it any more). A child that dies (``kill -9``, out of
 memory, a crash in native code) ends the pipe; the parent then reports ``state="died"`` with the signal or
 exit code and the tail of the child's stderr, and marks the run folder's ``status.json`` ``failed`` with
 that error when the child left it ``running`` (the trainer writes every file atomically, so the folder is
@@ -20,6 +21,7 @@ The parent side imports no torch, no numpy: only the standard library and the ru
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import json
 import os
@@ -139,6 +141,7 @@ class TrainingProcess:
             )
         finally:
             os.close(write_fd)  # the child holds the only write end: its exit ends the pipe
+        atexit.register(self._at_exit)
         events = os.fdopen(read_fd, "rb")
         self.thread = threading.Thread(target=self._watch, args=(events,), daemon=True,
                                        name=f"training-{self.run_dir.name}")
@@ -148,6 +151,10 @@ class TrainingProcess:
     def request_stop(self) -> None:
         """Ask the child to end the run after the current step (it is still scored and mined)."""
         self.stop_requested = True
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def _at_exit(self) -> None:  # the kernel is shutting down: its child stops too (cleanly)
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
 
@@ -171,6 +178,7 @@ class TrainingProcess:
                 if isinstance(msg, dict):
                     self._dispatch(msg)
         rc = self.proc.wait()
+        atexit.unregister(self._at_exit)
         err.join()
         self.outcome = self._conclude(rc)
         if self.on_end is not None:
@@ -237,8 +245,8 @@ class TrainingProcess:
 
 # ---------------------------------------------------------------------- the child
 class _PipeCallback:
-    """The child's side: every callback event as one JSON line; a closed pipe (the parent is gone) is
-    ignored, the run goes on into its folder."""
+    """The child's side: every callback event as one JSON line. When the parent is gone (the pipe closed,
+    or the child re-parented) the run ends as a stop does: cleanly, scored, into its folder."""
 
     trainer: Any = None
 
@@ -246,6 +254,7 @@ class _PipeCallback:
         self.stream = stream
         self.stop = stop
         self.broken = False
+        self.parent = os.getppid()
 
     def send(self, event: str, data: Any) -> None:
         if self.broken:
@@ -277,7 +286,8 @@ class _PipeCallback:
         self.send("fit_end", summary)
 
     def should_stop(self) -> bool:
-        return self.stop.is_set()
+        # SIGTERM (the Stop button), or the kernel that started this run is gone (no one can stop it then)
+        return self.stop.is_set() or self.broken or os.getppid() != self.parent
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -234,7 +234,9 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
 
     Only the Annotate tab is built up front: the overview (plotly), the augmentation preview (albumentations)
     and the training curves are built the first time their tab is opened (or their attribute is read), so a
-    dashboard shows its canvas without importing them.
+    dashboard shows its canvas without importing them. Leaving the Dataset or Augment tab closes its view
+    (``release``; ``release_hidden=False`` keeps them). Training runs in a child process (``train_in_kernel``
+    for a thread of this kernel instead).
     """
 
     TABS = ("Annotate", "Dataset", "Augment", "Train", "Evaluate")
@@ -366,7 +368,8 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
     def start_training(self, wait: bool = False) -> None:
         """Train without blocking the page: in a child process (the default; see
         :class:`~workbench.train.process.TrainingProcess`: this kernel never imports torch and outlives a
-        crash of training) or, with ``train_in_kernel=True``, in a thread of this kernel. The curves update and the stop button works meanwhile."""
+        crash of training) or, with ``train_in_kernel=True``, in a thread of this kernel. The curves update
+        and the stop button works meanwhile."""
         from ..train.config import TrainConfig
 
         if self.thread is not None and self.thread.is_alive():
@@ -391,7 +394,7 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             self.thread.join()
 
     def _train_here(self, cfg: Any, curves: Any) -> None:
-        """Today's path: the trainer in a thread of this kernel (torch and the model live here)."""
+        """``train_in_kernel``: the trainer in a thread of this kernel (torch and the model then live here)."""
         from ..train.from_store import train_dataset
 
         try:
