@@ -7,7 +7,8 @@ Two fresh ipykernel processes (started with jupyter_client, as Voilà starts the
 the same workspace (a digits sample of ``--count`` images):
 
 * reference -- the path before issue 17: training in a thread of the kernel (``train_in_kernel=True``),
-  every tab's view kept once built (``release_hidden=False``);
+  every tab's view kept once built (``release_hidden=False``), albumentations imported as it was then
+  (with torch, for its ``pytorch`` sub-package);
 * now -- the defaults: training in a child process, the Dataset / Augment views closed when their tab is
   left (widgets closed, ``gc``, glibc ``malloc_trim``).
 
@@ -64,6 +65,9 @@ STEP_CODE = {
     ),
 }
 
+# before issue 17 the Augment tab's plain `import albumentations` also imported torch (its pytorch sub-package)
+REFERENCE_BEFORE = {"Augment tab": "import albumentations\n"}
+
 
 def run_kernel(home: Path, epochs: int, reference: bool) -> list[dict]:
     """The steps in a fresh ipykernel; one dict per step (rss, peak, child_peak in MiB; heavy modules)."""
@@ -87,7 +91,9 @@ def run_kernel(home: Path, epochs: int, reference: bool) -> list[dict]:
                             release=not reference)
         kc.execute_interactive(code, timeout=300, output_hook=hook)
         for step in STEPS[1:]:
-            kc.execute_interactive(f"{STEP_CODE[step]}\n_report({step!r})", timeout=1800, output_hook=hook)
+            before = REFERENCE_BEFORE.get(step, "") if reference else ""
+            kc.execute_interactive(f"{before}{STEP_CODE[step]}\n_report({step!r})", timeout=1800,
+                                   output_hook=hook)
             if errors:
                 raise RuntimeError(errors[-1])
     finally:
