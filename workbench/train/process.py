@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -261,8 +261,17 @@ class _PipeCallback:
             return
         from .runs import jsonable
 
+        if hasattr(data, "to_json"):  # typed run records
+            data = data.to_json()
+        elif isinstance(data, Mapping):
+            data = dict(data)
         try:
-            self.stream.write(json.dumps({"event": event, "data": jsonable(data)}, allow_nan=False) + "\n")
+            line = json.dumps({"event": event, "data": jsonable(data)}, allow_nan=False) + "\n"
+        except (TypeError, ValueError) as e:  # an event the page cannot be told: said, the run goes on
+            print(f"workbench: {event} event not sent to the page ({e})", file=sys.stderr)
+            return
+        try:
+            self.stream.write(line)
             self.stream.flush()
         except (BrokenPipeError, OSError, ValueError):
             self.broken = True
