@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.task_types import TaskType
 from ..errors import ValidationError
 from .runs import write_json
 
@@ -51,12 +52,13 @@ class AnomalyScorer(nn.Module):
 
 def _spec(dataset_type: str) -> tuple[list[str], list[str], bool]:
     """(input names, output names, batched input)."""
-    return {
-        "classification": (["images"], ["logits"], True),
-        "anomaly": (["images"], ["scores", "error_map"], True),
-        "detection": (["image"], ["boxes", "labels", "scores"], False),
-        "segmentation": (["image"], ["boxes", "labels", "scores", "masks"], False),
-    }[dataset_type]
+    specs: dict[str, tuple[list[str], list[str], bool]] = {
+        TaskType.CLASSIFICATION: (["images"], ["logits"], True),
+        TaskType.ANOMALY: (["images"], ["scores", "error_map"], True),
+        TaskType.DETECTION: (["image"], ["boxes", "labels", "scores"], False),
+        TaskType.SEGMENTATION: (["image"], ["boxes", "labels", "scores", "masks"], False),
+    }
+    return specs[dataset_type]
 
 
 def _torch_outputs(module: nn.Module, x: torch.Tensor, batched: bool) -> list[np.ndarray]:
@@ -121,7 +123,7 @@ def export_onnx(
         Path(out) if out is not None else (run_path if run_path.is_dir() else run_path.parent) / "model.onnx"
     )
     inputs, outputs, batched = _spec(dataset_type)
-    module: nn.Module = AnomalyScorer(model, size).eval() if dataset_type == "anomaly" else model.eval()
+    module: nn.Module = AnomalyScorer(model, size).eval() if dataset_type == TaskType.ANOMALY else model.eval()
     if example is None:
         g = torch.Generator().manual_seed(0)
         example = torch.rand((2, 3, size, size) if batched else (3, size, size), generator=g)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.task_types import TaskType
 from ..errors import UnknownNameError, ValidationError
 
 __all__ = [
@@ -50,10 +51,10 @@ def _lazy(module: str, attr: str) -> Callable[[int, int], Any]:
 
 MODELS: dict[str, ModelSpec] = {}
 DEFAULTS: dict[str, str] = {
-    "classification": "small-cnn",
-    "detection": "tiny-frcnn",
-    "segmentation": "tiny-maskrcnn",
-    "anomaly": "conv-ae",
+    TaskType.CLASSIFICATION: "small-cnn",
+    TaskType.DETECTION: "tiny-frcnn",
+    TaskType.SEGMENTATION: "tiny-maskrcnn",
+    TaskType.ANOMALY: "conv-ae",
 }
 
 
