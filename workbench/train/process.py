@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .runs import RunPaths, read_json, write_json
+from ..runs.folder import RunPaths, read_json, write_json
 
 __all__ = ["TrainingProcess", "TrainingOutcome", "main"]
 
@@ -259,7 +259,7 @@ class _PipeCallback:
     def send(self, event: str, data: Any) -> None:
         if self.broken:
             return
-        from .runs import jsonable
+        from ..runs.folder import jsonable
 
         if hasattr(data, "to_json"):  # typed run records
             data = data.to_json()

@@ -381,8 +381,8 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             self.thread = threading.Thread(target=self._train_here, args=(cfg, curves), daemon=True)
             self.thread.start()
         else:
+            from ..runs.folder import new_run_id
             from ..train.process import TrainingProcess
-            from ..train.runs import new_run_id
 
             ws = self.ds.workspace
             self.process = TrainingProcess(ws.home, self.ds.name, cfg.to_dict(), ws.runs_dir / new_run_id(self.ds.name),
