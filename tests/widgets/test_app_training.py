@@ -42,15 +42,23 @@ def _wait_for(cond, timeout: float = 240.0) -> None:
         time.sleep(0.05)
 
 
-def test_training_from_the_app_runs_in_a_child_and_the_kernel_loads_no_torch(ws):
+@pytest.mark.parametrize(
+    ("name", "sample", "views"),
+    [("digits", "digits", ["ConfusionMatrixView", "ErrorGallery"]),
+     ("shapes", "shapes-detection", ["APView", "ErrorGallery"])],
+)
+def test_training_from_the_app_runs_in_a_child_and_the_kernel_loads_no_torch(ws, name, sample, views):
     """A fresh interpreter builds the app and trains through it: the trainer's pid is another, the curves'
-    state holds both epochs as the run folder has them, and torch never entered the app's process."""
+    state holds both epochs as the run folder has them, and torch never entered the app's process (nor
+    for the evaluation views shown after the run)."""
+    if name != "digits":
+        add_sample(ws, name, sample, count=30, seed=0)
     code = (
         "import json, os, sys\n"
         "from workbench import Workspace\n"
         "from workbench.train.config import TrainConfig\n"
         "from workbench.widgets import WorkbenchApp\n"
-        f"app = WorkbenchApp(Workspace({str(ws.home)!r}).dataset('digits'), "
+        f"app = WorkbenchApp(Workspace({str(ws.home)!r}).dataset({name!r}), "
         f"train_config=TrainConfig(epochs=2, **{TINY!r}))\n"
         "app.tabs.selected_index = 3\n"
         "app.start_training(wait=True)\n"
@@ -71,7 +79,7 @@ def test_training_from_the_app_runs_in_a_child_and_the_kernel_loads_no_torch(ws)
     assert got["epochs"] == [1.0, 2.0] == [float(h["epoch"]) for h in history]
     assert got["val_loss"] == pytest.approx([h["val_loss"] for h in history])
     assert got["steps"] == 4 and got["summary"]["status"] == "finished"
-    assert got["views"] == ["ConfusionMatrixView", "ErrorGallery"]  # mined by the child, shown here
+    assert got["views"] == views  # mined by the child, shown here
 
 
 def test_stop_button_stops_the_child(ws):
