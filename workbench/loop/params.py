@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import UnsafePathError, ValidationError
 from ..text import check_text, name_problem
+from .assets import asset_dir
 
 __all__ = [
     "DEFAULTS",
@@ -135,12 +136,8 @@ PARAMS: dict[str, Param] = {
 
 
 def notebooks_dir() -> Path:
-    """The project's own notebooks (next to the package in a checkout / editable install)."""
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "notebooks", here / "notebooks"):
-        if (cand / f"{STEPS[0]}.ipynb").is_file():
-            return cand
-    raise ValidationError(f"the Workbench notebooks are not next to the package ({here.parent / 'notebooks'})")
+    """The project's own notebooks (``workbench/notebooks`` inside the package)."""
+    return asset_dir("notebooks")
 
 
 def check_value(name: str, value: Any, *, file: str | None = None) -> Any:

@@ -138,7 +138,7 @@ def train(
 
     On several processes: `torchrun --nproc_per_node=N -m workbench train NAME ...` (DistributedDataParallel;
     rank 0 writes the run and prints)."""
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from .config import TrainConfig
     from .distributed import is_main_process
     from .from_store import resume_run, train_dataset
@@ -191,7 +191,8 @@ def train(
 @click.pass_context
 def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """List training runs (of dataset NAME), newest first, with their metrics."""
-    from ..cli import _table, _ws
+    from ..cliutil import table as _table
+    from ..cliutil import workspace as _ws
     from .from_store import runs_of
     from .runs import compare_runs
 
@@ -215,7 +216,7 @@ def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
 def evaluate(ctx: click.Context, run: str, as_json: bool) -> None:
     """Detailed test-split metrics of RUN (per class, confusion matrix / COCO stats), from its predictions
     against the ground truth it was trained on."""
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from .from_store import evaluate_run
 
     rec, metrics = evaluate_run(_ws(ctx), run)
@@ -237,7 +238,7 @@ def evaluate(ctx: click.Context, run: str, as_json: bool) -> None:
 def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool) -> None:
     """Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with
     the model's predictions as proposals."""
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from ..evaluate import mine_run
     from .from_store import find_run
     from .runs import load_run
@@ -270,7 +271,7 @@ def predict(
     """Run RUN's best model on an image, a folder or a video: COCO-format results + overlay images."""
     import tempfile
 
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from ..data.images import IMAGE_SUFFIXES
     from .from_store import find_run
     from .predict import Predictor, predict_folder, predict_video
@@ -295,7 +296,7 @@ def predict(
 @click.pass_context
 def export_model(ctx: click.Context, run: str, out: Path) -> None:
     """Export RUN's best model to ONNX (checked against the torch model with onnxruntime)."""
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from .export import export_onnx
     from .from_store import find_run
 

@@ -6,7 +6,8 @@ The graph takes float images in ``[0, 1]`` at the run's size (normalization is i
 type            input                          outputs
 ==============  =============================  ===============================================
 classification  ``images`` N x 3 x S x S       ``logits`` N x C
-anomaly         ``images`` N x 3 x S x S       ``scores`` N, ``error_map`` N x S x S
+anomaly         ``images`` N x 3 x S x S       ``scores`` N, ``error_map`` N x S x S (patchcore:
+                                               its anomaly map)
 detection       ``image`` 3 x S x S (one)      ``boxes`` K x 4 (xyxy, input pixels), ``labels``
                                                K (1-based), ``scores`` K
 segmentation    ``image`` 3 x S x S (one)      the detection outputs and ``masks`` K x 1 x S x S
@@ -46,6 +47,8 @@ class AnomalyScorer(nn.Module):
         self.k = max(1, int(round(image_size * image_size * float(getattr(model, "top_k_fraction", 0.02)))))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if hasattr(self.model, "observe"):  # a feature-memory model (patchcore) gives (scores, maps) itself
+            return self.model(x)
         err = ((self.model(x) - x) ** 2).mean(dim=1)
         return err.flatten(1).topk(self.k, dim=1).values.mean(dim=1), err
 

@@ -54,7 +54,7 @@ DEFAULTS: dict[str, str] = {
     TaskType.CLASSIFICATION: "small-cnn",
     TaskType.DETECTION: "tiny-frcnn",
     TaskType.SEGMENTATION: "tiny-maskrcnn",
-    TaskType.ANOMALY: "conv-ae",
+    TaskType.ANOMALY: "patchcore",
 }
 
 
@@ -118,6 +118,15 @@ for _spec in (
         _lazy("detectors", "tiny_maskrcnn"),
         128,
         "Mask R-CNN over the tiny stride-8 backbone",
+        min_image_size=32,
+    ),
+    ModelSpec(
+        "patchcore",
+        "anomaly",
+        _lazy("patchcore", "patchcore"),
+        128,
+        "PatchCore-style memory of ResNet-18 patch features from good images; nearest-patch distance "
+        "map (random init unless weights= gives a torchvision resnet18 state_dict)",
         min_image_size=32,
     ),
     ModelSpec(

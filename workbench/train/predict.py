@@ -148,6 +148,12 @@ def draw_overlay(
     from PIL import Image, ImageDraw
 
     img = np.asarray(image, dtype=np.uint8).copy()
+    if dataset_type == "anomaly" and rows and rows[0].get("map"):  # the anomaly map as a heat map
+        from .anomaly_maps import map_from_row, overlay_map
+
+        heat = map_from_row(rows[0], img.shape[0], img.shape[1])
+        if heat is not None:
+            img = overlay_map(img, heat)
     colors = {i + 1: _hex_rgb(c["color"]) for i, c in enumerate(classes)}
     names = {i + 1: c["name"] for i, c in enumerate(classes)}
     shown = [r for r in rows if "bbox" in r and r.get("score", 1.0) >= score_threshold]
@@ -180,6 +186,9 @@ def draw_overlay(
         draw.text((2, 0), caption, fill=color)
         if dataset_type == TaskType.ANOMALY and label == "anomalous":
             draw.rectangle([0, 0, pil.width - 1, pil.height - 1], outline=color, width=3)
+            if r.get("region"):  # where the map reaches the threshold
+                x, y, w, h = r["region"]["bbox"]
+                draw.rectangle([x, y, x + w - 1, y + h - 1], outline=color, width=2)
     return np.asarray(pil)
 
 

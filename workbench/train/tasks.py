@@ -79,6 +79,10 @@ class Task:
             n += size
         return total / n if n else None
 
+    def end_train_epoch(self, model: nn.Module) -> Any:
+        """Called after each training epoch's steps (a feature-memory model fits its memory here)."""
+        return None
+
     def predict(self, model: nn.Module, loader: Any, device: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
@@ -264,27 +268,46 @@ class AnomalyTask(Task):
 
     def loss(self, model, batch, device):
         x, _ = to_device(batch, device)
+        inner = getattr(model, "module", model)  # a DDP wrapper's model
+        if hasattr(inner, "observe"):  # a feature-memory model: collect, no gradient (a loss of 0)
+            inner.observe(x)
+            return torch.zeros((), device=x.device)
         return nn.functional.mse_loss(model(x), x)
+
+    def end_train_epoch(self, model):
+        """A feature-memory model builds its memory bank from what the epoch collected."""
+        inner = getattr(model, "module", model)
+        return inner.finalize() if hasattr(inner, "finalize") else None
 
     @torch.no_grad()
     def val_loss(self, model, loader, device):
+        """Reconstruction error of the good val images; for a feature-memory model their mean score."""
         model.eval()
         total, n = 0.0, 0
+        embedding = hasattr(model, "observe")
         for x, y in loader:
             good = x[y == 0].to(device)
             if len(good):
-                total += float(nn.functional.mse_loss(model(good), good)) * len(good)
+                value = model(good)[0].mean() if embedding else nn.functional.mse_loss(model(good), good)
+                total += float(value) * len(good)
                 n += len(good)
         return total / n if n else None
 
     @torch.no_grad()
     def predict(self, model, loader, device):
+        """One score per example; a feature-memory model adds its anomaly map at the input size."""
         from .autoencoder import anomaly_scores
 
         model.eval()
         out: list[dict[str, Any]] = []
         examples = loader.dataset.examples
+        embedding = hasattr(model, "observe")
         for x, _ in loader:
+            if embedding:
+                scores, maps = model(x.to(device))
+                for s, m in zip(scores.cpu().numpy(), maps.cpu().numpy(), strict=True):
+                    out.append({"example_id": examples[len(out)].id, "score": float(s), "map": m})
+                continue
             for s in anomaly_scores(model, x.to(device)).cpu().numpy():
                 out.append({"example_id": examples[len(out)].id, "score": float(s)})
         return out
@@ -305,20 +328,38 @@ class AnomalyTask(Task):
             out.update({k: at[k] for k in ("threshold", "f1", "precision", "recall", "accuracy")})
             if detailed:
                 out.update({k: at[k] for k in ("tp", "fp", "fn", "tn")})
+        if detailed and both and predictions and all("map" in p for p in predictions):
+            from ..evaluate import pixel_auroc
+            from .anomaly_maps import has_regions, resize_map, truth_mask
+
+            if has_regions(examples):
+                out["pixel_auroc"] = pixel_auroc(
+                    [truth_mask(ex) for ex in examples],
+                    [resize_map(p["map"], ex.height, ex.width) for ex, p in zip(examples, predictions, strict=True)],
+                )
         return out
 
     def results(self, predictions, examples, class_names, metrics):
+        """Rows with score and label; a map-producing model adds ``map`` and, above the threshold,
+        ``region`` (see :mod:`workbench.train.anomaly_maps`)."""
+        from .anomaly_maps import compact_map, map_region, resize_map
+
         thr = metrics.get("threshold")
-        return [
-            {
+        rows = []
+        for ex, p in zip(examples, predictions, strict=True):
+            row = {
                 "example_id": ex.id,
                 "file_name": ex.file_name,
                 "score": round(p["score"], 8),
                 "label": None if thr is None else ANOMALY_CLASSES[int(p["score"] >= thr)],
                 "truth": ex.label,
             }
-            for ex, p in zip(examples, predictions, strict=True)
-        ]
+            if "map" in p:
+                row["map"] = compact_map(p["map"])
+                if thr is not None and p["score"] >= thr:
+                    row["region"] = map_region(resize_map(p["map"], ex.height, ex.width), thr)
+            rows.append(row)
+        return rows
 
 
 TASKS: dict[str, Task] = {

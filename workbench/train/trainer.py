@@ -325,12 +325,15 @@ class Trainer:
             if self._should_stop():
                 state = "stopped"
                 break
+            if self.epoch >= 1 and getattr(self.model, "single_pass", False):  # fitted in one pass
+                break
             epoch = self.epoch + 1
             self.callbacks.on_epoch_start(epoch)
             train = self._train_epoch(epoch)
             if train is None:
                 state = "stopped"
                 break
+            self.task.end_train_epoch(self.model)
             self.epoch = epoch
             self._end_epoch(epoch, train)
         summary = self.dist.on_main(self._finish, state)  # every process returns rank 0's summary
@@ -359,11 +362,12 @@ class Trainer:
                     loss=value,
                     checkpoint=str(self.paths.last) if self.paths.last.exists() else None,
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            if loss.requires_grad:  # a feature-memory model (patchcore) collects, it takes no step
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
             done = time.perf_counter()
             total += value * n
             images += n

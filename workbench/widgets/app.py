@@ -152,6 +152,7 @@ class UserGate(StaticFallback, widgets.VBox):
         self.build = build
         self.user = annotator_name(user)
         self.view: Any = None
+        self._preview: Any = None
         self.name = widgets.Text(placeholder="your name", description="Annotator", continuous_update=False)
         self.name.add_class("wb-user-name")
         self.start = widgets.Button(description="Start", button_style="primary")
@@ -192,10 +193,17 @@ class UserGate(StaticFallback, widgets.VBox):
         self.children = [who, self.view]
 
     def _static_bundle(self) -> dict[str, Any]:
+        # Headless (papermill / nbconvert) nobody types a name: the saved output still shows the picture of
+        # what the page would open, from a view that is never displayed and so never edits anything.
         view = self.view
-        if hasattr(view, "_static_bundle"):
-            return dict(view._static_bundle())
-        return {"text/plain": "annotator name needed"}
+        if view is None:
+            if self._preview is None:
+                self._preview = self.build("preview (headless output)")
+            view = self._preview
+        bundle = dict(view._static_bundle()) if hasattr(view, "_static_bundle") else {}
+        if self.view is None:
+            bundle["text/plain"] = "annotator name needed (a picture of the dataset below)"
+        return bundle
 
 
 class Picker(StaticFallback, widgets.VBox):
