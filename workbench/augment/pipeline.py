@@ -79,9 +79,31 @@ def draw_seed(base_seed: int, epoch: int, example_id: int | str) -> int:
 
 
 def _albumentations() -> Any:
-    import albumentations  # noqa: PLC0415 - heavy (4-5 s), only when a pipeline is built
+    """albumentations, without the torch it would load for its ``pytorch`` sub-package (~500 MB and seconds
+    in a dashboard kernel that only previews augmentations) when torch is not loaded yet. Its tensor
+    transforms (``A.ToTensorV2``, ``A.ToTensor3D``, ``albumentations.pytorch``) still import on first use."""
+    import sys
 
+    if "albumentations" in sys.modules or "torch" in sys.modules:
+        import albumentations  # noqa: PLC0415 - heavy (4-5 s), only when a pipeline is built
+
+        return albumentations
+    sys.modules["albumentations.pytorch"] = None  # type: ignore[assignment]  # its `from .pytorch import *` is in suppress(ImportError)
+    try:
+        import albumentations  # noqa: PLC0415
+    finally:
+        if sys.modules.get("albumentations.pytorch", 0) is None:
+            del sys.modules["albumentations.pytorch"]
+    albumentations.__getattr__ = _late_tensor_transform  # type: ignore[attr-defined]  # PEP 562
     return albumentations
+
+
+def _late_tensor_transform(name: str) -> Any:
+    if name in ("ToTensorV2", "ToTensor3D", "pytorch"):
+        import albumentations.pytorch  # noqa: PLC0415 - imports torch
+
+        return albumentations.pytorch if name == "pytorch" else getattr(albumentations.pytorch, name)
+    raise AttributeError(f"module 'albumentations' has no attribute {name!r}")
 
 
 def _check_type(dataset_type: str) -> None:

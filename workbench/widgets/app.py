@@ -242,13 +242,16 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
 
     Only the Annotate tab is built up front: the overview (plotly), the augmentation preview (albumentations)
     and the training curves are built the first time their tab is opened (or their attribute is read), so a
-    dashboard shows its canvas without importing them.
+    dashboard shows its canvas without importing them. Leaving the Dataset or Augment tab closes its view
+    (``release``; ``release_hidden=False`` keeps them). Training runs in a child process (``train_in_kernel``
+    for a thread of this kernel instead).
     """
 
     TABS = ("Annotate", "Dataset", "Augment", "Train", "Evaluate")
 
     def __init__(self, ds: Dataset, *, user: str = "annotator", directory: str | None = None,
-                 train_config: Any = None) -> None:
+                 train_config: Any = None, train_in_kernel: bool = False,
+                 release_hidden: bool = True) -> None:
         from .canvas import AnnotationCanvas
 
         self.ds = ds
@@ -268,9 +271,12 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.evaluation.add_class("wb-evaluation")
         self.run_dir: str | None = None
         self.thread: threading.Thread | None = None
+        self.train_in_kernel = train_in_kernel
+        self.release_hidden = release_hidden  # close the Dataset / Augment views when their tab is left
+        self.process: Any = None  # the TrainingProcess of the last run started in a child
         self._build_lock = threading.RLock()  # the training thread and a tab click may both build the curves
-        self.panes = {name: widgets.VBox([widgets.HTML(f"<i>opening {name.lower()}...</i>")])
-                      for name in ("Dataset", "Augment")}
+        self._opening = {name: widgets.HTML(f"<i>opening {name.lower()}...</i>") for name in ("Dataset", "Augment")}
+        self.panes = {name: widgets.VBox([self._opening[name]]) for name in ("Dataset", "Augment")}
         self.panes["Train"] = widgets.VBox([widgets.HBox([self.train_button, self.train_status])])
         self.tabs = widgets.Tab(children=[self.canvas, self.panes["Dataset"], self.panes["Augment"],
                                           self.panes["Train"], self.evaluation])
@@ -316,6 +322,9 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
 
     def _on_tab(self, change: dict) -> None:
         name = self.TABS[change["new"]] if change["new"] is not None else None
+        left = self.TABS[change["old"]] if change.get("old") is not None else None
+        if left != name and left in ("Dataset", "Augment") and self.release_hidden:
+            self.release(left)
         if name == "Dataset":
             if self._overview is None:
                 _ = self.overview  # built from the store now: no refresh needed
@@ -325,6 +334,25 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             self.refresh_grid()
         elif name == "Train":
             _ = self.curves
+
+    def release(self, tab: str) -> bool:
+        """Give back what the Dataset or Augment tab holds (its figure, images, the albumentations pipeline's
+        draws): the view is closed and built again, from the store, when its tab is opened next. An
+        augmentation preview with unsaved changes is kept (its edits would be lost). True if released."""
+        from .memory import close_tree, trim
+
+        with self._build_lock:
+            if tab == "Dataset" and self._overview is not None:
+                view, self._overview = self._overview, None
+            elif tab == "Augment" and self._grid is not None and not self._grid.state.dirty:
+                view, self._grid = self._grid, None
+            else:
+                return False
+            self.panes[tab].children = [self._opening[tab]]
+            close_tree(view)
+            del view
+        trim()
+        return True
 
     def refresh_grid(self) -> None:
         """Redraw the augmentation preview over the store's current annotations (keeping the pipeline being
@@ -346,38 +374,70 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         self.canvas.redraw()
 
     def start_training(self, wait: bool = False) -> None:
-        """Train in a background thread (the curves update and the stop button works meanwhile)."""
+        """Train without blocking the page: in a child process (the default; see
+        :class:`~workbench.train.process.TrainingProcess`: this kernel never imports torch and outlives a
+        crash of training) or, with ``train_in_kernel=True``, in a thread of this kernel. The curves update
+        and the stop button works meanwhile."""
         from ..train.config import TrainConfig
-        from ..train.from_store import train_dataset
 
         if self.thread is not None and self.thread.is_alive():
             return
         cfg = self.train_config or TrainConfig(epochs=5)
-        ws = self.ds.workspace
         curves = self.curves  # built here, on the caller's thread, not in the training thread
         self.train_status.value = "training..."
+        if self.train_in_kernel:
+            self.thread = threading.Thread(target=self._train_here, args=(cfg, curves), daemon=True)
+            self.thread.start()
+        else:
+            from ..runs.folder import new_run_id
+            from ..train.process import TrainingProcess
 
-        def work() -> None:
-            try:
-                summary = train_dataset(ws, self.ds.name, cfg, callbacks=[curves])
-                self.run_dir = summary["run_dir"]
-                self.train_status.value = escape_html(f"run {summary['run_id']}: {summary['status']}")
-                self.show_evaluation(self.run_dir)
-            except Exception as e:  # shown to the person, not swallowed
-                self.train_status.value = f"<span style='color:#d62728'>training failed: {escape_html(e)}</span>"
-
-        self.thread = threading.Thread(target=work, daemon=True)
-        self.thread.start()
-        if wait:
+            ws = self.ds.workspace
+            self.process = TrainingProcess(ws.home, self.ds.name, cfg.to_dict(), ws.runs_dir / new_run_id(self.ds.name),
+                                           callbacks=[curves], on_end=self._trained)
+            curves.trainer = self.process  # the stop button asks the child to stop
+            self.process.start()
+            self.thread = self.process.thread
+        if wait and self.thread is not None:
             self.thread.join()
 
-    def show_evaluation(self, run_dir: str | Path, *, mine: bool = True) -> None:
-        from ..evaluate import mine_run
+    def _train_here(self, cfg: Any, curves: Any) -> None:
+        """``train_in_kernel``: the trainer in a thread of this kernel (torch and the model then live here)."""
+        from ..train.from_store import train_dataset
 
+        try:
+            summary = train_dataset(self.ds.workspace, self.ds.name, cfg, callbacks=[curves])
+            self.run_dir = summary["run_dir"]
+            self.train_status.value = escape_html(f"run {summary['run_id']}: {summary['status']}")
+            self.show_evaluation(self.run_dir)
+        except Exception as e:  # shown to the person, not swallowed
+            self.train_status.value = f"<span style='color:#d62728'>training failed: {escape_html(e)}</span>"
+
+    def _trained(self, outcome: Any) -> None:
+        """The child's run ended: its result (read from the run folder), or what went wrong."""
+        if not outcome.ok:
+            what = "training died" if outcome.state == "died" else "training failed"
+            self.train_status.value = f"<span style='color:#d62728'>{what}: {escape_html(outcome.error)}</span>"
+            return
+        try:
+            self.run_dir = str(outcome.run_dir)
+            self.train_status.value = escape_html(f"run {outcome.run_id}: {outcome.state}")
+            self.show_evaluation(self.run_dir, mine=False)  # the child mined: mined.json
+        except Exception as e:
+            self.train_status.value = (f"<span style='color:#d62728'>run {escape_html(outcome.run_id)} ended, "
+                                       f"but showing it failed: {escape_html(e)}</span>")
+
+    def show_evaluation(self, run_dir: str | Path, *, mine: bool = True) -> None:
+        """The run's evaluation views and its mined examples (mined now with ``mine``, else read from the
+        run's ``mined.json`` when it has one)."""
         children = list(evaluation_views(self.ds, run_dir, on_open=self.open_example))
         if mine:
+            from ..evaluate import mine_run
+
             result = mine_run(self.ds, run_dir, count=40)
             children.append(error_gallery(self.ds, result.to_dict(), on_open=self.open_example))
+        elif (Path(run_dir) / "mined.json").is_file():
+            children.append(error_gallery(self.ds, run_dir, on_open=self.open_example))
         self.evaluation.children = children
 
     def _static_bundle(self) -> dict[str, Any]:  # the canvas picture stands for the app in static output
