@@ -125,9 +125,11 @@ def train(t: str) -> nbformat.NotebookNode:
         "batch_size=batch_size, lr=lr, seed=seed, image_size=image_size or None,\n"
         "                     augment=augment_preset or ds.augment_config())\nconfig",
         "#md ## Live curves",
-        "from workbench.train.from_store import train_dataset\nfrom workbench.widgets import TrainingCurves\n\n"
+        "from workbench.train.from_store import train_dataset\nfrom workbench.train.progress import ProgressCallback\n"
+        "from workbench.widgets import TrainingCurves\n\n"
         "curves = TrainingCurves(title=f'{dataset}: {model or \"default model\"}')\ndisplay(curves)\n"
-        "summary = train_dataset(ws, dataset, config, snapshot=snapshot or None, callbacks=[curves])",
+        "# ProgressCallback: step progress on stderr (what `workbench loop` streams while this cell runs)\n"
+        "summary = train_dataset(ws, dataset, config, snapshot=snapshot or None, callbacks=[curves, ProgressCallback()])",
         "print(f\"run {summary['run_id']}: {summary['status']} after {summary['epochs_run']} epochs, best epoch "
         "{summary['best_epoch']}\")\nfor k, v in summary['test'].items():\n    if isinstance(v, float):\n"
         "        print(f'  test {k}: {v:.4f}')\nif out_dir:\n    Path(out_dir, 'train.json').write_text("

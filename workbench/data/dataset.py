@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError, WorkbenchError
+from ..progress import ProgressFn, Stage
 from . import aggregates
 from .blobs import sha256_bytes
 from .image_pool import check_items
@@ -156,8 +157,9 @@ class Dataset:
 
     # ------------------------------------------------------------------ import
     def import_batch(self, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
-                     source_file: str | None = None) -> list[int]:
-        """Add every item of ``batch`` or nothing. Returns the new example ids in item order."""
+                     source_file: str | None = None, progress: ProgressFn | None = None) -> list[int]:
+        """Add every item of ``batch`` or nothing. Returns the new example ids in item order. ``progress``
+        hears of each stage (:mod:`workbench.progress`)."""
         dtype = self.type
         if batch.type is not None and batch.type != dtype and not (
             dtype == "segmentation" and batch.type == "detection"
@@ -168,8 +170,9 @@ class Dataset:
             )
         allowed = KINDS_FOR_TYPE[dtype]
         known = {c.name for c in self.classes} | {c.name for c in batch.classes}
-        check_items(batch.items)  # one decode per image its reader did not check, in parallel
+        check_items(batch.items, progress=progress)  # one decode per image its reader did not check, in parallel
         prepared: list[tuple[Any, bytes, str, Any]] = []
+        reading = Stage(progress, "import", "reading images", len(batch.items), "images")
         for idx, item in enumerate(batch.items):
             file = str(item.path) if item.path else (item.file_name or source_file)
             record = item.record if item.record is not None else idx
@@ -193,14 +196,19 @@ class Dataset:
                 except ValidationError as e:
                     raise e.located(file=file, record=record) from None
             prepared.append((item, data, info.sha256, info))
+            reading.advance()
+        reading.close()
 
         written: list[str] = []
         nested = self.conn.in_transaction
         try:
+            storing = Stage(progress, "import", "storing images", len(prepared), "images")
             for _item, data, digest, _info in prepared:
                 _, new = self.workspace.blobs.put(data, digest, fsync=False)
                 if new:
                     written.append(digest)
+                storing.advance()
+            storing.close()
             if written:
                 self.workspace.blobs.sync()
             if batch.info and self.source_info and self.source_info != batch.info:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from ..progress import ProgressFn, Stage
 from .dataset import Dataset
 from .import_summary import ImportResult
 from .records import STATUSES, TASK_TYPES
@@ -49,7 +50,7 @@ def _dataset_for(ws: Workspace, name: str, batch_type: str | None, type: str | N
 
 def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None = None,
                   directory: str | None = None, author: str = "import", split: str | None = None,
-                  **options: Any) -> ImportResult:
+                  progress: ProgressFn | None = None, **options: Any) -> ImportResult:
     """Read ``src`` in format ``fmt`` and add it to dataset ``name`` (created when missing).
 
     The source's own splits are kept (split sub-folders, COCO ``instances_<split>.json``, YOLO's
@@ -63,11 +64,11 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
     from .import_summary import summarize
     from .source_splits import read_source
 
-    batch = read_source(fmt, Path(src), split=split, **options)
+    batch = read_source(fmt, Path(src), split=split, progress=progress, **options)
     with ws.transaction():  # creating the dataset and filling it: one transaction
         before = {c.name for c in ws.dataset(name).classes} if ws.has_dataset(name) else set()
         ds, _ = _dataset_for(ws, name, batch.type, type, f"{fmt} source {src}", classes=batch.classes)
-        ids = ds.import_batch(batch, author=author, directory=directory, source_file=str(src))
+        ids = ds.import_batch(batch, author=author, directory=directory, source_file=str(src), progress=progress)
         summary = summarize(ds, batch, ids, fmt=fmt, source=str(src), classes_before=before)
     return ImportResult(ds, ids, summary)
 
@@ -103,9 +104,11 @@ def parse_statuses(spec: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def export_with_report(ds: Dataset, out: str | Path, fmt: str, *, split: str | None = None,
                        directory: str | None = None, snapshot: str | None = None,
-                       status: str | Sequence[str] | None = None, **options: Any) -> ExportResult:
+                       status: str | Sequence[str] | None = None, progress: ProgressFn | None = None,
+                       **options: Any) -> ExportResult:
     """Write a dataset, one split, one directory or one snapshot in format ``fmt`` under ``out``: only the
-    examples whose status is in ``status`` (default: annotated and reviewed, not ``new``)."""
+    examples whose status is in ``status`` (default: annotated and reviewed, not ``new``). ``progress``
+    hears of each image written (:mod:`workbench.progress`)."""
     from .formats import get_writer
 
     writer = get_writer(fmt)
@@ -127,7 +130,18 @@ def export_with_report(ds: Dataset, out: str | Path, fmt: str, *, split: str | N
     examples = [e for e in examples if e.status in statuses]
     if "source_info" in inspect.signature(writer.func).parameters and "source_info" not in options:
         options["source_info"] = source_info
-    files = writer.write(Path(out), examples, classes, ds.type, ds.load_bytes, **options)
+    load_bytes = ds.load_bytes
+    if progress is not None:
+        stage = Stage(progress, "export", "writing images", len(examples), "images")
+
+        def load_bytes(digest: str) -> bytes:  # the writers read each image once: count as they go
+            data = ds.load_bytes(digest)
+            stage.advance()
+            return data
+
+    files = writer.write(Path(out), examples, classes, ds.type, load_bytes, **options)
+    if progress is not None:
+        stage.close()
     return ExportResult(files, len(examples), statuses, dict(left_out), _not_written(fmt, examples))
 
 

@@ -78,8 +78,11 @@ def _versions() -> dict[str, str]:
 def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: bool = False,
              overrides: dict[str, Any] | None = None, notebooks: str | Path | None = None,
              steps: Sequence[str] = STEPS, on_step: Callable[[str, str], None] | None = None,
-             html: bool = True) -> LoopResult:
-    """Run the loop's notebooks in order into ``out``. Raises StepFailed when a step fails."""
+             html: bool = True, on_output: Callable[[str, str], None] | None = None) -> LoopResult:
+    """Run the loop's notebooks in order into ``out``. Raises StepFailed when a step fails.
+
+    ``on_output(step, line)`` hears each line the running notebook writes (stdout and stderr, its
+    progress lines included) as it comes, not when the step ends."""
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -115,15 +118,19 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
             nb = inject_parameters(nbformat.read(str(paths[s]), as_version=4), given)
             nb.metadata["workbench"] = {"notebook": str(paths[s].resolve())}
             nbformat.write(nb, str(target))
+            lines = _LineStream(s, on_output) if on_output else None
             try:
                 papermill.execute_notebook(
                     _literal_path(target), _literal_path(target), parameters=None, kernel_name="python3",
-                    progress_bar=False, cwd=str(out), log_output=False)
+                    progress_bar=False, cwd=str(out), log_output=False, stdout_file=lines, stderr_file=lines)
             except PapermillExecutionError as e:
                 step.update(status="failed", seconds=round(time.perf_counter() - t0, 2), cell=e.exec_count,
                             error=f"{e.ename}: {e.evalue}")
                 result.steps.append(step)
                 raise StepFailed(s, e.exec_count, e.ename, e.evalue, out) from None
+            finally:
+                if lines is not None:
+                    lines.flush_rest()
             _drop_widget_state(out / f"{s}.ipynb")
             step.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
             result.steps.append(step)
@@ -143,6 +150,30 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
         if html:
             _html_report(out, [st["step"] for st in result.steps], ok=record["status"] == "ok")
     return result
+
+
+class _LineStream:
+    """What papermill writes a kernel's stream output to (``stdout_file`` / ``stderr_file``): whole lines go
+    to ``on_output(step, line)`` as they arrive. A carriage return (a progress bar redrawn) ends a line."""
+
+    def __init__(self, step: str, on_output: Callable[[str, str], None]) -> None:
+        self.step, self.on_output, self._rest = step, on_output, ""
+
+    def write(self, text: str) -> int:
+        parts = (self._rest + text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        self._rest = parts.pop()
+        for line in parts:
+            if line.strip():
+                self.on_output(self.step, line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def flush_rest(self) -> None:
+        if self._rest.strip():
+            self.on_output(self.step, self._rest)
+        self._rest = ""
 
 
 def _drop_widget_state(path: Path) -> None:
