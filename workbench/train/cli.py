@@ -47,6 +47,8 @@ class _ProgressBar:
     def on_epoch_start(self, epoch: int) -> None:
         self.step_in_epoch = 0
         self.epoch = epoch
+        if not self.quiet:
+            self.printer(Progress("train", f"epoch {epoch}/{self.epochs}", 0, self.steps_per_epoch, "steps"))
 
     def on_step(self, step: int, loss: float, data_time: float, step_time: float) -> None:
         self.step_in_epoch += 1
