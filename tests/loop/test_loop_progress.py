@@ -68,6 +68,41 @@ def test_cli_loop_shows_the_notebooks_lines_on_stderr(tmp_path, capsys):
     assert start < err.index("02_train | hello") < done
 
 
+# A step that displays a figure the way every Workbench plot widget leaves it in a headless run
+# (widgets.static.figure_bundle: plotly JSON + HTML whose script loads plotly.js from the CDN).
+FIGURE_BODY = (
+    "import plotly.graph_objects as go\n"
+    "from workbench.widgets.static import figure_bundle\n"
+    "fig = go.Figure(go.Scatter(x=[1, 2, 3, 4], y=[0.9, 0.5, 0.3, 0.2], name='loss'))\n"
+    "display(figure_bundle(fig), raw=True)\n"
+    "display(figure_bundle(go.Figure(go.Bar(x=['a', 'b'], y=[3, 5]))), raw=True)\n"
+)
+
+
+def figure_loop(tmp_path: Path) -> Path:
+    """A loop whose 02_train step shows two plotly figures; returns its output folder."""
+    nbs = _notebooks(tmp_path / "nbs", FIGURE_BODY)
+    run_loop(tmp_path / "out", notebooks=nbs)
+    return tmp_path / "out"
+
+
+def test_report_and_notebooks_load_no_remote_script(tmp_path):
+    import re
+
+    out = figure_loop(tmp_path)
+    html = (out / "report.html").read_text()
+    srcs = re.findall(r"<script\b[^>]*\bsrc=[\"']?([^\"' >]+)", html)
+    assert not [s for s in srcs if "//" in s], srcs  # no cdn.plot.ly, require.js or MathJax from a CDN
+    assert "cdn.plot.ly" not in "".join(re.findall(r"<script\b[^>]*>", html))
+    assert html.count("plotly.js v") == 1  # plotly.js embedded once, not once per figure or notebook
+    nb = json.loads((out / "02_train.ipynb").read_text())
+    htmls = ["".join(o["data"]["text/html"]) for c in nb["cells"] for o in c.get("outputs", [])
+             if "text/html" in o.get("data", {})]
+    assert len(htmls) == 2 and "plotly.js v" in htmls[0] and "plotly.js v" not in htmls[1]
+    outside = [re.sub(r"<script data-workbench-plotlyjs>.*?</script>", "", h, flags=re.S) for h in htmls]
+    assert [re.findall(r"<script\b[^>]*\bsrc=[^>]*>", h) for h in outside] == [[], []], outside
+
+
 def test_the_train_notebook_reports_progress():
     cells = json.loads((notebooks_dir() / "02_train.ipynb").read_text())["cells"]
     code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
