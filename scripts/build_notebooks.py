@@ -177,11 +177,13 @@ def dashboard_annotate() -> nbformat.NotebookNode:
         "watch the curves, then review what the model got wrong.",
         "PARAMS",
         "from workbench import Workspace\nfrom workbench.widgets import WorkbenchApp\nfrom workbench.widgets.app "
-        "import Picker\n\nws = Workspace(workspace or None)\n"
-        "Picker([d['name'] for d in ws.datasets()], lambda name: WorkbenchApp(ws.dataset(name), user=user),\n"
-        "       description='Dataset', value=dataset, css_class='wb-dataset-picker',\n"
-        "       empty='No datasets yet: run <code>workbench sample demo shapes-detection</code>')",
-    ], {"workspace": "", "dataset": "", "user": "annotator"})
+        "import Picker, UserGate\n\nws = Workspace(workspace or None)\n"
+        "# user: this parameter, else $WORKBENCH_USER (workbench serve --user), else a name field\n"
+        "UserGate(user, lambda who: Picker(\n"
+        "    [d['name'] for d in ws.datasets()], lambda name: WorkbenchApp(ws.dataset(name), user=who),\n"
+        "    description='Dataset', value=dataset, css_class='wb-dataset-picker',\n"
+        "    empty='No datasets yet: run <code>workbench sample demo shapes-detection</code>'))",
+    ], {"workspace": "", "dataset": "", "user": ""})
 
 
 def dashboard_review() -> nbformat.NotebookNode:
@@ -190,12 +192,14 @@ def dashboard_review() -> nbformat.NotebookNode:
         "\"open in canvas\" shows one on the annotation canvas to accept or correct the model's proposals.",
         "PARAMS",
         "from workbench import Workspace\nfrom workbench.train.from_store import runs_of\n"
-        "from workbench.widgets.app import Picker, ReviewView\n\nws = Workspace(workspace or None)\n"
+        "from workbench.widgets.app import Picker, ReviewView, UserGate\n\nws = Workspace(workspace or None)\n"
         "runs = [r for r in runs_of(ws) if r.metrics]\n"
-        "Picker([(f\"{r.run_id} ({r.dataset}, {r.state})\", str(r.path)) for r in runs],\n"
-        "       lambda path: ReviewView(ws, path, user=user), description='Run', css_class='wb-run-picker',\n"
-        "       empty='No finished runs yet: run <code>workbench train NAME</code>')",
-    ], {"workspace": "", "user": "reviewer"})
+        "# user: this parameter, else $WORKBENCH_USER (workbench serve --user), else a name field\n"
+        "UserGate(user, lambda who: Picker(\n"
+        "    [(f\"{r.run_id} ({r.dataset}, {r.state})\", str(r.path)) for r in runs],\n"
+        "    lambda path: ReviewView(ws, path, user=who), description='Run', css_class='wb-run-picker',\n"
+        "    empty='No finished runs yet: run <code>workbench train NAME</code>'))",
+    ], {"workspace": "", "user": ""})
 
 
 BUILDERS = {"00_quickstart": quickstart, "01_annotate": annotate, "02_train": train, "03_evaluate": evaluate}

@@ -37,7 +37,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 expect = pytest.importorskip("playwright.sync_api").expect
 
 CANVAS_W, CANVAS_H = 800, 600
-DASHBOARD_ENV = {"WORKBENCH_CANVAS_SIZE": "800x600"}  # pinned: test_canvas_viewport.py tests fitting
+DASHBOARD_ENV = {  # canvas size pinned: test_canvas_viewport.py tests fitting; the `workbench serve --user` name
+    "WORKBENCH_CANVAS_SIZE": "800x600",
+    "WORKBENCH_USER": "annotator",
+}
 DATASETS = {  # name -> (sample, count); the picker lists them by name: detect first
     "detect": ("shapes-detection", 12),
     "inspect": ("shapes-anomaly", 6),
@@ -225,21 +228,23 @@ def test_box_class_key_and_undo(page, store):
     assert bbox_close(box.bbox, want), (box.bbox, want)
     screenshot(page, "annotate-02-box-drawn")
 
-    page.keyboard.press("2")  # the new box is selected: the number key gives it the second class
-    wait_until(lambda: [x.label for x in truth(ds, eid)] == ["square"], what="the box to become a square")
-    page.keyboard.press("Escape")  # nothing selected: "3" picks the class of the next box
-    page.keyboard.press("3")
+    page.keyboard.press("2")  # the new box is not selected on purpose: "2" is the class of the NEXT box
     c, d = (520, 380), (600, 450)
     drag(page, c, d)
     wait_until(
-        lambda: sorted(x.label for x in truth(ds, eid)) == ["square", "triangle"], what="a triangle box"
+        lambda: sorted(x.label for x in truth(ds, eid)) == ["circle", "square"], what="a square box"
+    )
+    click(page, (360, 245))  # select the first box on purpose: now a class key relabels it
+    page.keyboard.press("3")
+    wait_until(
+        lambda: sorted(x.label for x in truth(ds, eid)) == ["square", "triangle"], what="circle -> triangle"
     )
     screenshot(page, "annotate-03-two-classes")
 
-    for want_labels in (["square"], ["circle"], []):  # undo: the triangle, the class change, the box
+    for want_labels in (["circle", "square"], ["circle"], []):  # undo: the relabel, the square, the box
         page.keyboard.press("Control+z")
         wait_until(
-            lambda w=want_labels: [x.label for x in truth(ds, eid)] == w, what=f"undo to {want_labels}"
+            lambda w=want_labels: sorted(x.label for x in truth(ds, eid)) == w, what=f"undo to {want_labels}"
         )
     expect(page.locator(".wb-undo")).to_be_disabled(timeout=WAIT_MS)  # nothing left to undo here
 
@@ -283,7 +288,7 @@ def test_zoom_then_draw_lands_in_image_pixels(page, store):
     screenshot(page, "annotate-05-zoomed-box")
     page.keyboard.press("Control+z")
     wait_until(lambda: truth(ds, eid) == [], what="undo of the zoomed box")
-    page.keyboard.press("0")  # back to the fitted view
+    page.keyboard.press("f")  # back to the fitted view
     page.wait_for_function(
         "() => { const d = document.querySelector('canvas.wb-canvas').getContext('2d')"
         ".getImageData(40, 300, 1, 1).data; return d[3] === 0; }",
@@ -312,7 +317,7 @@ def test_next_and_previous(page, store):
     )
     screenshot(page, "annotate-06-next")
     click(page, (60, 300))  # focus the canvas (outside the image: selects nothing)
-    page.keyboard.press("p")
+    page.keyboard.press("PageUp")  # previous ("p" is the polygon tool)
     page.wait_for_function(
         "n => document.querySelector('.wb-title').textContent.includes(n)",
         arg=first.file_name,

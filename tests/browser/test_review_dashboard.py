@@ -33,7 +33,10 @@ from workbench.data.transfer import add_sample
 from workbench.widgets.geometry import ViewTransform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-DASHBOARD_ENV = {"WORKBENCH_CANVAS_SIZE": "800x600"}  # the canvas size the checks below assume
+DASHBOARD_ENV = {  # the canvas size the checks below assume; the name `workbench serve --user` passes on
+    "WORKBENCH_CANVAS_SIZE": "800x600",
+    "WORKBENCH_USER": "reviewer",
+}
 expect = pytest.importorskip("playwright.sync_api").expect
 
 DATASET, COUNT, EPOCHS = "digits", 60, 5  # WorkbenchApp trains TrainConfig(epochs=5) with the type's model
@@ -276,6 +279,16 @@ def test_review_dashboard_shows_the_run(dashboards, context, training, store):
     target = mined[:24][-1]  # the last one on the first page
     page.locator(f".wb-review .wb-example-{target} .wb-open-in-canvas").click()
     _assert_canvas_shows(page, ".wb-review", ds, target)
+    first = page.locator(f".wb-review .wb-example-{mined[0]} .wb-open-in-canvas")
+    first.evaluate("e => e.scrollIntoView({block: 'end'})")  # the button at the window's bottom edge: the canvas,
+    # further down, is out of view until "open in canvas" brings it up
+    first.click()
+    _assert_canvas_shows(page, ".wb-review", ds, mined[0])
+    wait_js(  # "open in canvas" brought the canvas (below the gallery) into view, all of it
+        page,
+        "() => { const r = document.querySelector('.wb-review canvas.wb-canvas').getBoundingClientRect();"
+        " return r.top >= -1 && r.bottom <= innerHeight + 1; }",
+    )
     assert "review" in [d["name"] for d in ds.directories()]
     screenshot(page, "review-05-opened-in-canvas")
     page.close()

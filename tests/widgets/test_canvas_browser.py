@@ -130,7 +130,8 @@ def test_canvas_in_voila(voila_page):
         timeout=10_000,
     )
 
-    page.locator(".wb-class-dog").click()  # the selected box takes the class
+    canvas.click(position={"x": 200, "y": 150})  # select the box on purpose (the drawn one is not)
+    page.locator(".wb-class-dog").click()  # the deliberately selected box takes the class
     _wait_log(log, lambda d: d["1"][0]["label"] == "dog")
     canvas.click(position={"x": 700, "y": 550})  # focus (and clears the selection)
     page.keyboard.press("Control+z")

@@ -444,6 +444,11 @@ class Dataset:
         total = self.count(directory=directory)
         return total - self.count(directory=directory, status="new"), total
 
+    def statuses(self, split: str | None = None, directory: str | None = None) -> dict[int, str]:
+        """``{example id: status}`` in one query (the canvas's progress and its jumps to a status)."""
+        sql, args = self._filter_sql(split, directory, None)
+        return {int(r[0]): r[1] for r in self.conn.execute(f"SELECT e.id, e.status {sql} ORDER BY e.id", args)}
+
     # ------------------------------------------------------------------ editing (one transaction each)
     def _example_row(self, example_id: int) -> sqlite3.Row:
         row = self.conn.execute("SELECT * FROM examples WHERE id=? AND dataset_id=?",

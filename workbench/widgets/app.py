@@ -7,6 +7,7 @@ The views in this package take plain data and callables; these builders connect 
 from __future__ import annotations
 
 import base64
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,13 @@ __all__ = [
     "WorkbenchApp",
     "Picker",
     "ReviewView",
+    "UserGate",
+    "annotator_name",
+    "USER_ENV",
 ]
+
+USER_ENV = "WORKBENCH_USER"  # set by ``workbench serve --user NAME`` for its kernels
+_MAX_NAME = 100
 
 
 def thumbnail_fn(ds: Dataset, size: int = 160) -> Callable[[int], Any]:
@@ -129,6 +136,66 @@ def error_gallery(ds: Dataset, mined: Any, *, on_open: Callable[[int], Any] | No
         mined = json.loads((Path(mined) / "mined.json").read_text())
     items = mined.get("examples", []) if isinstance(mined, dict) else [m.to_dict() for m in mined.selected]
     return ErrorGallery(items, thumbnail_fn(ds), on_open=on_open)
+
+
+def annotator_name(user: str | None = "") -> str:
+    """The name edits are recorded under: ``user`` if given, else ``$WORKBENCH_USER``, else "" (ask)."""
+    name = (user or "").strip() or os.environ.get(USER_ENV, "").strip()
+    return name[:_MAX_NAME]
+
+
+class UserGate(StaticFallback, widgets.VBox):
+    """Who is annotating: ``build(name)`` at once when the name is known (the notebook parameter or
+    ``$WORKBENCH_USER``), else a name field first (every edit is stored under that name)."""
+
+    def __init__(self, user: str | None, build: Callable[[str], Any]) -> None:
+        self.build = build
+        self.user = annotator_name(user)
+        self.view: Any = None
+        self.name = widgets.Text(placeholder="your name", description="Annotator", continuous_update=False)
+        self.name.add_class("wb-user-name")
+        self.start = widgets.Button(description="Start", button_style="primary")
+        self.start.add_class("wb-user-start")
+        self.note = widgets.HTML()
+        self.note.add_class("wb-user-note")
+        self.start.on_click(lambda _b: self.submit(self.name.value))
+        self.name.observe(self._typed, names="value")
+        super().__init__()
+        self.add_class("wb-user-gate")
+        if self.user:
+            self._open()
+        else:
+            self.children = [widgets.HTML("<b>Who is annotating?</b> Your name goes with every edit."),
+                             widgets.HBox([self.name, self.start]), self.note]
+
+    def _typed(self, change: dict) -> None:
+        if change["new"]:
+            self.submit(change["new"])
+
+    def submit(self, name: str) -> None:
+        if self.view is not None:  # Enter in the field, then a click on Start: one app
+            return
+        name = (name or "").strip()
+        if not name:
+            self.note.value = "<span style='color:#d62728'>type your name first</span>"
+            return
+        if len(name) > _MAX_NAME:
+            self.note.value = f"<span style='color:#d62728'>a name has at most {_MAX_NAME} characters</span>"
+            return
+        self.user = name
+        self._open()
+
+    def _open(self) -> None:
+        self.view = self.build(self.user)
+        who = widgets.HTML(f"annotating as <b>{escape_html(self.user)}</b>")
+        who.add_class("wb-user")
+        self.children = [who, self.view]
+
+    def _static_bundle(self) -> dict[str, Any]:
+        view = self.view
+        if hasattr(view, "_static_bundle"):
+            return dict(view._static_bundle())
+        return {"text/plain": "annotator name needed"}
 
 
 class Picker(StaticFallback, widgets.VBox):
@@ -264,10 +331,11 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
             self._grid.render()
 
     def open_example(self, example_id: int) -> None:
-        """Show ``example_id`` on the canvas (from the gallery's "open in canvas")."""
+        """Show ``example_id`` on the canvas (from the gallery's "open in canvas") and bring it into view."""
         self.canvas.state.goto(int(example_id))
-        self.canvas.redraw()
+        self.canvas.state.request("scroll")
         self.tabs.selected_index = 0
+        self.canvas.redraw()
 
     def start_training(self, wait: bool = False) -> None:
         """Train in a background thread (the curves update and the stop button works meanwhile)."""
@@ -336,7 +404,9 @@ class ReviewView(StaticFallback, widgets.VBox):
         self.add_class("wb-review")
 
     def open_example(self, example_id: int) -> None:
+        """Show ``example_id`` on the review canvas and scroll the canvas into view."""
         self.canvas.state.goto(int(example_id))
+        self.canvas.state.request("scroll")
         self.canvas.redraw()
 
     def _static_bundle(self) -> dict[str, Any]:

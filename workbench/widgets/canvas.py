@@ -11,7 +11,11 @@ goes on the MultiCanvas), ``wb-toolbar``, ``wb-tool-<name>``, ``wb-class`` and `
 name lower-cased, anything but letters, digits, ``-`` and ``_`` turned into ``-``), ``wb-new-class``,
 ``wb-add-class``, ``wb-prev``, ``wb-next``, ``wb-skip``, ``wb-undo``, ``wb-redo``, ``wb-accept``,
 ``wb-reject``, ``wb-accept-all``, ``wb-delete``, ``wb-zoom-reset``, ``wb-progress``, ``wb-title``,
-``wb-message``.
+``wb-message``, ``wb-done``, ``wb-mark-new``, ``wb-next-new``, ``wb-goto``, ``wb-class-picker``,
+``wb-help``, ``wb-shortcuts`` (the shortcut sheet, from the same key table the handler uses).
+
+Keyboard focus: after any toolbar click the focus goes back to the canvas (``focus.py``), so keys keep
+working; the shortcut sheet (``?``) lists the real key map of this canvas.
 
 Displayed outside a live kernel (papermill, nbconvert), the output also carries an ``image/png`` of the
 example with its annotations (``render.py``), so the saved notebook shows a picture, never nothing.
@@ -23,6 +27,7 @@ import base64
 import io
 import os
 import re
+import sqlite3
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -34,28 +39,19 @@ from ipycanvas import Canvas, MultiCanvas, hold_canvas
 from ..errors import ValidationError, WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
 from .display import browser_image
+from .focus import FocusKeeper
 from .image_layer import ImageLayer
 from .masks import mask_rgba
 from .render import render_png
+from .review import review_overlay
 from .scene import DASH, TAG_MODES, Scene, annotation_scene, interaction_scene, mask_alpha
 from .sink import AnnotationSink
+from .toolbar import CanvasToolbar, css_name
 from .viewport import ViewportProbe, fit_canvas_size
 
 __all__ = ["AnnotationCanvas", "css_name", "browser_image"]
 
-_TOOL_LABELS = {
-    "box": "Box",
-    "select": "Select",
-    "polygon": "Polygon",
-    "brush": "Brush",
-    "eraser": "Eraser",
-    "pan": "Pan",
-}
-
-
-def css_name(name: str) -> str:
-    """A class name as it appears in CSS classes (``wb-class-<css_name>``)."""
-    return re.sub(r"[^a-z0-9_-]", "-", name.lower())
+_STORE_ERRORS = (WorkbenchError, sqlite3.Error, OSError)  # a refused or failed save: said, never raised
 
 
 CANVAS_SIZE_ENV = "WORKBENCH_CANVAS_SIZE"
@@ -75,7 +71,7 @@ def _size_from_env() -> tuple[int | None, int | None]:
     return int(m.group(1)), int(m.group(2))
 
 
-class AnnotationCanvas(W.VBox):
+class AnnotationCanvas(CanvasToolbar, W.VBox):
     """Annotate the examples of a dataset (or of one directory / split) in place; every edit is saved."""
 
     def __init__(
@@ -131,96 +127,13 @@ class AnnotationCanvas(W.VBox):
         self._mask_cache: dict[int, tuple[Any, W.Image, tuple[float, float, float, float]]] = {}
         self.probe = ViewportProbe()  # the room on screen, and the wheel: page scroll unless focused / Ctrl
         self.probe.observe(lambda _change: self._fit_to_room(), names="room")
+        self.focus = FocusKeeper(on_space_up=lambda: self.state.set_space_pan(False))
         self._build_toolbar()
-        super().__init__([self.probe, self.toolbar, self.multicanvas, self.message])
+        super().__init__([self.probe, self.toolbar, self.shortcuts, self.multicanvas, self.message, self.focus])
         self.add_class("wb-annotation-canvas")
         self.redraw()
 
     # ------------------------------------------------------------------ toolbar
-    def _button(
-        self, description: str, css: str, action: Callable[[], object], tooltip: str = "", width: str = "auto"
-    ) -> W.Button:
-        b = W.Button(description=description, tooltip=tooltip or description, layout=W.Layout(width=width))
-        b.add_class(css)
-        b.on_click(lambda _b: self._act(action))
-        return b
-
-    def _build_toolbar(self) -> None:
-        s = self.state
-        self.tool_buttons = {
-            t: self._button(_TOOL_LABELS[t], f"wb-tool-{t}", partial(s.set_tool, t)) for t in s.tools
-        }
-        self.prev_button = self._button("◀ Prev", "wb-prev", s.previous, "previous example (p, ←)")
-        self.next_button = self._button("Next ▶", "wb-next", s.next, "confirm and next example (n, →)")
-        self.skip_button = self._button("Skip", "wb-skip", s.skip, "next example, unmarked (s)")
-        self.undo_button = self._button("Undo", "wb-undo", partial(s.do, "undo"), "undo (Ctrl+Z)")
-        self.redo_button = self._button("Redo", "wb-redo", partial(s.do, "redo"), "redo (Ctrl+Shift+Z)")
-        self.zoom_button = self._button("Fit", "wb-zoom-reset", s.reset_view, "reset zoom (0)")
-        self.accept_button = self._button(
-            "Accept", "wb-accept", partial(s.do, "accept"), "accept proposal (a)"
-        )
-        self.reject_button = self._button(
-            "Reject", "wb-reject", partial(s.do, "reject"), "reject proposal (r)"
-        )
-        self.accept_all_button = self._button("Accept all", "wb-accept-all", s.accept_all)
-        self.delete_button = self._button(
-            "Delete", "wb-delete", partial(s.do, "delete"), "delete selection (Del)"
-        )
-        self.progress_label = W.Label(layout=W.Layout(margin="0 0 0 12px"))
-        self.progress_label.add_class("wb-progress")
-        self.title = W.Label(layout=W.Layout(margin="0 0 0 12px"))
-        self.title.add_class("wb-title")
-        self.new_class = W.Text(placeholder="new class", layout=W.Layout(width="120px"))
-        self.new_class.add_class("wb-new-class")
-        self.add_class_button = self._button("Add class", "wb-add-class", self._add_class)
-        self.class_box = W.HBox()
-        self.message = W.Label()
-        self.message.add_class("wb-message")
-        nav = W.HBox(
-            [
-                *self.tool_buttons.values(),
-                self.zoom_button,
-                self.undo_button,
-                self.redo_button,
-                self.prev_button,
-                self.next_button,
-                self.skip_button,
-                self.progress_label,
-                self.title,
-            ]
-        )
-        edit = [self.class_box]
-        if s.type != "anomaly":
-            edit += [self.new_class, self.add_class_button]
-        edit += [self.delete_button, self.accept_button, self.reject_button]
-        if s.type in ("detection", "segmentation"):
-            edit.append(self.accept_all_button)
-        edit.append(self._build_view_controls())
-        for row in (nav, edit_row := W.HBox(edit)):  # wrap on a narrow window rather than overflow
-            row.layout.flex_flow = "row wrap"
-        self.toolbar = W.VBox([nav, edit_row])
-        self.toolbar.add_class("wb-toolbar")
-        self._build_class_buttons()
-
-    def _build_class_buttons(self) -> None:
-        buttons = []
-        for i, c in enumerate(self.state.classes):
-            key = f" ({i + 1})" if i < 9 else ""
-            b = self._button(
-                c.name,
-                f"wb-class-{css_name(c.name)}",
-                partial(self.state.set_class, c.name),
-                f"{c.name}{key}",
-            )
-            b.add_class("wb-class")
-            b.style.button_color = c.color
-            r, g, bl = (int(c.color[k : k + 2], 16) for k in (1, 3, 5))
-            b.style.text_color = "black" if 0.299 * r + 0.587 * g + 0.114 * bl > 150 else "white"
-            buttons.append(b)
-        self.class_buttons = {c.name: b for c, b in zip(self.state.classes, buttons, strict=True)}
-        self._built_classes = list(self.state.classes)
-        self.class_box.children = buttons
-
     def _build_view_controls(self) -> W.HBox:
         """Fill opacity and class tags: how annotations look, never what they are."""
         s = self.state
@@ -277,47 +190,16 @@ class AnnotationCanvas(W.VBox):
             mc.layout.width, mc.layout.height = f"{w}px", f"{h}px"
         s.mark(*LAYERS)
 
-    def _add_class(self) -> None:
-        name = self.new_class.value.strip()
-        if not name:
-            self.state.say("type a class name first")
-            return
-        self.state.add_class(name)
-        self.new_class.value = ""
-
-    def _update_toolbar(self) -> None:
-        s = self.state
-        if s.classes != self._built_classes:  # a class was added (here or elsewhere, seen on reload)
-            self._build_class_buttons()
-        for t, b in self.tool_buttons.items():
-            b.button_style = "info" if t == s.tool else ""
-        for name, b in self.class_buttons.items():
-            b.layout.border = "3px solid #222" if name == s.current_class else ""
-        self.undo_button.disabled = not s.can_undo
-        self.redo_button.disabled = not s.can_redo
-        has_props = bool(s.proposals())
-        self.accept_button.disabled = self.reject_button.disabled = not has_props
-        self.accept_all_button.disabled = not has_props
-        self.prev_button.disabled = not s.position
-        self.next_button.disabled = self.skip_button.disabled = s.position is None or s.position + 1 >= len(
-            s.ids
-        )
-        self.progress_label.value = s.progress_text
-        ex = s.example
-        self.title.value = (
-            f"{ex.file_name} — {s.position + 1} / {len(s.ids)}"  # type: ignore[operator]
-            if ex is not None
-            else "no examples"
-        )
-        self.message.value = s.message
-
     # ------------------------------------------------------------------ events
-    def _act(self, action: Callable[[], object]) -> None:
-        """Run a state action; a refused edit becomes a message, and the view is redrawn either way."""
+    def _act(self, action: Callable[[], object], clear: bool = False) -> None:
+        """Run a state action; a refused edit becomes a message, and the view is redrawn either way.
+        ``clear``: a button press is a new action, so the last message goes."""
+        if clear:
+            self.state._clear_message()
         try:
             action()
-        except WorkbenchError as e:
-            self.state.say(str(e))
+        except _STORE_ERRORS as e:
+            self.state.say(str(e) if isinstance(e, WorkbenchError) else f"not saved: {type(e).__name__}: {e}")
         finally:
             self.redraw()
 
@@ -344,7 +226,7 @@ class AnnotationCanvas(W.VBox):
             if "image" in dirty:
                 sharper = self.image_layer.draw(force=refill)
             if "annotations" in dirty:
-                self._draw_scene(self.layers["annotations"], annotation_scene(self.state))
+                self._draw_scene(self.layers["annotations"], review_overlay(self.state, annotation_scene(self.state)))
             if "interaction" in dirty:
                 self._draw_scene(self.layers["interaction"], interaction_scene(self.state))
         if sharper is not None:
@@ -352,6 +234,13 @@ class AnnotationCanvas(W.VBox):
                 sharper()
         if "toolbar" in dirty:
             self._update_toolbar()
+        for req in self.state.take_requests():
+            if req == "picker":
+                self.focus.focus(".wb-class-picker")
+            elif req == "goto":
+                self.focus.focus(".wb-goto")
+            elif req == "scroll":
+                self.focus.scroll_into_view()
         if "image" in dirty:
             self.image_layer.prefetch_next()
 

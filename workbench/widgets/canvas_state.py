@@ -16,9 +16,9 @@ Rules this object keeps:
   there. An undo the store refuses (someone else deleted the annotation meanwhile) drops that command and
   reloads the example;
 * opening an example loads that example only (its record; its image bytes when the view asks);
-* ``next`` confirms the example before moving on (a detection / segmentation example with no boxes is a
-  valid "nothing here" answer and is marked ``annotated``; in the ``review`` directory it is marked
-  ``reviewed``); ``skip`` moves on without marking anything; ``previous`` and ``goto`` never write.
+* browsing never writes and keys mean what they show: see ``navigation.py`` (status is explicit: "done",
+  "back to new"), ``selection.py`` (deliberate selections, Tab, nudge / resize by key) and ``keys.py``
+  (the one key table the handler and the shortcut sheet share).
 """
 
 from __future__ import annotations
@@ -32,12 +32,16 @@ from ..data.records import TASK_TYPES, Annotation, ClassDef, Example
 from ..errors import NotFoundError, UnknownNameError, ValidationError
 from .edits import AnnotationEdits
 from .geometry import ShapeIndex, ViewTransform
+from .keys import KeyMap
+from .navigation import Navigation
+from .review import ReviewFlow
 from .scene import TAG_MODES
+from .selection import Selection
 from .sink import AnnotationSink
-from .tools import TOOLS, Interaction, Tool
+from .tools import TOOLS, Interaction, PanTool, Tool
 from .undo import History
 
-__all__ = ["LAYERS", "TOOLS_FOR_TYPE", "KEYMAP", "CanvasSettings", "CanvasState", "resolve_key"]
+__all__ = ["LAYERS", "TOOLS_FOR_TYPE", "CanvasSettings", "CanvasState"]
 
 LAYERS = ("image", "annotations", "interaction", "toolbar")
 
@@ -49,32 +53,6 @@ TOOLS_FOR_TYPE: dict[str, tuple[str, ...]] = {
     "anomaly": ("box", "polygon", "select", "pan"),
 }
 
-# Key (as the browser names it, with ctrl+ / ctrl+shift+ prefixes; Cmd counts as Ctrl) -> action.
-KEYMAP: dict[str, str] = {
-    "n": "next",
-    "ArrowRight": "next",
-    "p": "previous",
-    "ArrowLeft": "previous",
-    "s": "skip",
-    "Delete": "delete",
-    "Backspace": "delete",
-    "Escape": "cancel",
-    "Enter": "close",
-    "ctrl+z": "undo",
-    "ctrl+shift+z": "redo",
-    "ctrl+y": "redo",
-    "a": "accept",
-    "r": "reject",
-    "0": "reset_view",
-    "+": "zoom_in",
-    "=": "zoom_in",
-    "-": "zoom_out",
-    "[": "brush_smaller",
-    "]": "brush_larger",
-    **{str(i): f"class:{i}" for i in range(1, 10)},
-}
-
-_RANK = {"new": 0, "annotated": 1, "reviewed": 2}
 _SINK_METHODS = (
     "classes",
     "type",
@@ -86,15 +64,8 @@ _SINK_METHODS = (
     "delete_annotation",
     "set_status",
     "add_class",
-    "progress",
+    "statuses",
 )
-
-
-def resolve_key(key: str, shift: bool = False, ctrl: bool = False) -> str | None:
-    """The action bound to a key press, or None. Shift only matters together with Ctrl."""
-    k = key.lower() if len(key) == 1 else key
-    prefix = ("ctrl+" + ("shift+" if shift else "")) if ctrl else ""
-    return KEYMAP.get(prefix + k)
 
 
 @dataclass(frozen=True)
@@ -111,9 +82,12 @@ class CanvasSettings:
     wheel_zoom: float = 0.0015  # zoom factor per wheel delta unit: exp(-delta * wheel_zoom)
     undo_limit: int = 200
     histories_kept: int = 20
+    advance_on_class: bool = True  # classification: a class key labels the example and opens the next one
+    advance_on_done: bool = True  # "done" (Enter) opens the next example
+    merge_iou: float = 0.5  # a proposal over a same-class shape with this IoU is "already labelled"
 
 
-class CanvasState(AnnotationEdits):
+class CanvasState(Navigation, Selection, ReviewFlow, AnnotationEdits):
     """Everything the annotation canvas knows and does, minus the drawing."""
 
     def __init__(
@@ -151,19 +125,38 @@ class CanvasState(AnnotationEdits):
         self.example: Example | None = None
         self.annotations: list[Annotation] = []
         self.selected_id: int | None = None
+        self._deliberate = False  # the selection was made by the user (click / Tab), not by the canvas
+        self.keymap = KeyMap(self.class_names)
+        self.show_help = False  # the shortcut sheet is open
+        self.requests: list[str] = []  # what the view should do in the browser (focus the class picker...)
+        self.space_pan = False  # Space held: the pointer pans whatever the tool
+        self._pan = PanTool()
+        self._statuses: dict[int, str] | None = None
+        self._unsaved: dict[int, list[Annotation]] = {}  # example id -> new shapes the store did not take
+        self._advanced_from: int | None = None
         self.message = ""
         self.pointer: tuple[float, float] | None = None
         self.pressed = False
         self.position: int | None = None
         self._histories: OrderedDict[int, History] = OrderedDict()
         self._index: ShapeIndex | None = None
-        self._progress: tuple[int, int] | None = None
+        self._progress: tuple[int, int] | None = None  # kept for the edits mixin; progress is in navigation
         self._image_bytes: bytes | None = None
         self._dirty: set[str] = set(LAYERS)
         self._actions: dict[str, Callable[[], object]] = {
             "next": self.next,
             "previous": self.previous,
             "skip": self.skip,
+            "next_new": self.next_new,
+            "done": self.done,
+            "mark_new": self.mark_new,
+            "select_next": self.select_next,
+            "select_previous": self.select_previous,
+            "pan_hold": lambda: self.set_space_pan(True),
+            "help": self.toggle_help,
+            "class_picker": lambda: self.request("picker"),
+            "goto_field": lambda: self.request("goto"),
+            "retry_save": self.retry_save,
             "delete": self.delete_selected,
             "cancel": self.cancel,
             "close": lambda: None,
@@ -177,6 +170,12 @@ class CanvasState(AnnotationEdits):
             "zoom_out": lambda: self.zoom_at(*self._zoom_centre(), 0.8),
             "brush_smaller": lambda: self.set_brush_radius(self.brush_radius / 1.25),
             "brush_larger": lambda: self.set_brush_radius(self.brush_radius * 1.25),
+        }
+        self._prefixed: dict[str, Callable[[str], object]] = {
+            "class": self.class_key,
+            "tool": self.tool_key,
+            "nudge": lambda arg: self.nudge(*map(float, arg.split(":"))),
+            "grow": lambda arg: self.grow(*map(float, arg.split(":"))),
         }
         self.ids: list[int] = list(sink.example_ids(split=split, directory=directory))
         if self.ids:
@@ -225,17 +224,6 @@ class CanvasState(AnnotationEdits):
         return screen_px / self.view.scale
 
     @property
-    def progress(self) -> tuple[int, int]:
-        if self._progress is None:
-            self._progress = tuple(self.sink.progress(self.directory))  # type: ignore[assignment]
-        return self._progress  # type: ignore[return-value]
-
-    @property
-    def progress_text(self) -> str:
-        done, total = self.progress
-        return f"{done} / {total} annotated"
-
-    @property
     def can_undo(self) -> bool:
         return self.example is not None and self.history.can_undo
 
@@ -280,74 +268,12 @@ class CanvasState(AnnotationEdits):
         self.message = message
         self.mark("toolbar")
 
-    # ------------------------------------------------------------------ navigation
-    def open_index(self, position: int) -> None:
-        if not 0 <= position < len(self.ids):
-            raise NotFoundError(f"no example at position {position}: the canvas has {len(self.ids)}")
-        self._cancel_gesture()
-        ex = self.sink.example(self.ids[position])
-        self.position, self.example = position, ex
-        self.annotations = list(ex.annotations)
-        self.selected_id = None
-        self._index, self._image_bytes = None, None
-        self.view = ViewTransform.fit(
-            ex.width, ex.height, self.settings.canvas_width, self.settings.canvas_height
-        )
-        self.message = ""
-        _ = self.history  # a visit: this example's undo history becomes the most recent one kept
-        self.mark(*LAYERS)
-
-    def goto(self, example_id: int) -> None:
-        try:
-            self.open_index(self.ids.index(example_id))
-        except ValueError:
-            raise NotFoundError(
-                f"example {example_id} is not among the {len(self.ids)} on this canvas"
-            ) from None
-
-    def next(self) -> bool:
-        """Confirm this example and open the next one (False at the end)."""
-        if self.example is None:
-            return False
-        self._confirm()
-        return self._step(+1)
-
-    def skip(self) -> bool:
-        """Open the next example without marking this one."""
-        return self.example is not None and self._step(+1)
-
-    def previous(self) -> bool:
-        return self.example is not None and self._step(-1)
-
-    def _step(self, delta: int) -> bool:
-        assert self.position is not None
-        target = self.position + delta
-        if not 0 <= target < len(self.ids):
-            self.say("this is the last example" if delta > 0 else "this is the first example")
-            return False
-        self.open_index(target)
-        return True
-
-    def _confirm(self) -> None:
-        ex = self.example
-        assert ex is not None
-        target = "reviewed" if self.directory == "review" else "annotated"
-        if _RANK.get(ex.status, 0) >= _RANK[target]:
-            return
-        if (
-            target == "annotated"
-            and self.type in ("classification", "anomaly")
-            and self._truth_label() is None
-        ):
-            return  # nothing to confirm: the example has no class yet
-        self.sink.set_status(ex.id, target)
-        self.example = replace(ex, status=target)
-        self._progress = None
-        self.mark("toolbar")
-
+    # ------------------------------------------------------------------ reload
     def reload(self) -> None:
         """Read the classes and the current example again from the store (keeps the view and the history)."""
         self.classes = list(self.sink.classes)
+        self.keymap = KeyMap(self.class_names)
+        self._statuses = None
         self.mark("toolbar", "annotations")
         if self.example is None:
             return
@@ -432,7 +358,32 @@ class CanvasState(AnnotationEdits):
         self.mark("interaction", "toolbar")
 
     def _active(self) -> Tool:
-        return self._tools[self.tool]
+        return self._pan if self.space_pan else self._tools[self.tool]
+
+    def set_space_pan(self, held: bool) -> None:
+        """Space held (the view reports the release): the pointer pans, whatever the tool."""
+        if held != self.space_pan:
+            if not self.pressed:
+                self._pan.cancel(self)
+            self.space_pan = held
+
+    def toggle_help(self) -> None:
+        self.show_help = not self.show_help
+        self.mark("toolbar")
+
+    def request(self, what: str) -> None:
+        """Ask the view to do something only the browser can (focus the class picker, scroll into view)."""
+        self.requests.append(what)
+        self.mark("toolbar")
+
+    def take_requests(self) -> list[str]:
+        out, self.requests = self.requests, []
+        return out
+
+    def _clear_message(self) -> None:
+        if self.message:
+            self.message = ""
+            self.mark("toolbar")
 
     def _cancel_gesture(self) -> bool:
         cancelled = any([t.cancel(self) for t in self._tools.values()])  # every tool, no short cut
@@ -440,6 +391,7 @@ class CanvasState(AnnotationEdits):
         return cancelled
 
     def pointer_down(self, cx: float, cy: float) -> None:
+        self._clear_message()  # messages are about the last action: a new one clears them
         self.pointer, self.pressed = (cx, cy), True
         if self.example is not None:
             self._active().down(self, cx, cy)
@@ -466,7 +418,7 @@ class CanvasState(AnnotationEdits):
 
     def key_down(self, key: str, shift: bool = False, ctrl: bool = False, meta: bool = False) -> bool:
         """Handle a key press; False when the key means nothing here."""
-        action = resolve_key(key, shift, ctrl or meta)
+        action = self.keymap.resolve(key, shift, ctrl or meta, selected=self.deliberate)
         if action is None:
             return False
         self.do(action)
@@ -474,32 +426,45 @@ class CanvasState(AnnotationEdits):
 
     def do(self, action: str) -> None:
         """Run a named action (keys and toolbar buttons both come here)."""
+        self._clear_message()
         if self._active().key(self, action):
             return
-        if action.startswith("class:"):
-            n = int(action.split(":", 1)[1])
-            if 1 <= n <= len(self.classes):
-                self.set_class(self.classes[n - 1].name)
+        if action != "pan_hold":
+            self.space_pan = False  # any other key: Space is no longer held (the view reports releases)
+        prefix, sep, arg = action.partition(":")
+        if sep and prefix in self._prefixed:
+            self._prefixed[prefix](arg)
             return
         fn = self._actions.get(action)
         if fn is None:
-            raise UnknownNameError("canvas action", action, [*self._actions, "class:<n>"])
+            raise UnknownNameError("canvas action", action, [*self._actions, *(f"{p}:..." for p in self._prefixed)])
+        if action == "undo" and self._advanced_from is not None and not self.can_undo:
+            back, self._advanced_from = self._advanced_from, None
+            self.goto(back)  # undo right after an action moved on: go back and undo it there
         fn()
 
+    def class_key(self, name: str) -> None:
+        """A class key: the class of the next shape (and of a deliberately selected one); classification
+        labels the example and, with ``settings.advance_on_class``, opens the next one."""
+        before = self.example.id if self.example is not None else None
+        self.set_class(name)
+        if (
+            self.type == "classification"
+            and self.settings.advance_on_class
+            and before is not None
+            and self.next()
+        ):
+            self._advanced_from = before
+
+    def tool_key(self, name: str) -> None:
+        if name not in self.tools:
+            self.say(f"a {self.type} dataset has no {name} tool (tools: {', '.join(self.tools)})")
+            return
+        self.set_tool(name)
+
     def cancel(self) -> None:
-        """Escape: drop the gesture in progress, or else the selection."""
-        if not self._cancel_gesture():
+        """Escape: drop the gesture in progress, or else the selection (or close the shortcut sheet)."""
+        if self.show_help:
+            self.toggle_help()
+        elif not self._cancel_gesture():
             self.select(None)
-
-    def select(self, annotation_id: int | None) -> None:
-        if annotation_id is not None and self.annotation(annotation_id) is None:
-            raise NotFoundError(f"no annotation {annotation_id} on this example")
-        if annotation_id != self.selected_id:
-            self.selected_id = annotation_id
-            self.mark("interaction", "toolbar")
-        sel = self.selected
-        if sel is not None and self.type in ("detection", "segmentation") and sel.label in self.class_names:
-            self.current_class = sel.label
-
-    def click_select(self, x: float, y: float) -> None:
-        self.select(self.hit_annotation(x, y))

@@ -17,7 +17,18 @@ from ..data.records import Annotation, ClassDef, Example, polygon_area
 from ..errors import NotFoundError, UnknownNameError, ValidationError, WorkbenchError
 from .geometry import rect_polygon
 from .masks import apply_stroke, rle_encode, stroke_mask
-from .undo import AddCommand, AnnRef, Command, CompositeCommand, DeleteCommand, History, UpdateCommand
+from .review import SAVE_FAILURES
+from .undo import (
+    AddCommand,
+    AnnRef,
+    Command,
+    CompositeCommand,
+    DeleteCommand,
+    History,
+    StatusCommand,
+    UpdateCommand,
+    makes_truth,
+)
 
 if TYPE_CHECKING:
     from .canvas_state import CanvasSettings
@@ -61,24 +72,34 @@ class AnnotationEdits:
     proposals: Callable[[], list[Annotation]]
     mark: Callable[..., None]
     say: Callable[[str], None]
-    select: Callable[[int | None], None]
+    select: Callable[..., None]
+    _status_changed: Callable[[int, str], None]
+    _keep_unsaved: Callable[[object, BaseException], WorkbenchError]
+    duplicate_of: Callable[[Annotation], Annotation | None]
+    store_status: Callable[[int, str], None]
+    status_of: Callable[[int], str]
+    _deliberate: bool
     reload: Callable[[], None]
     _cancel_gesture: Callable[[], bool]
 
     # ------------------------------------------------------------------ edits (each one undoable command)
     def _execute(self, cmd: Command) -> None:
-        if self.example is None:
+        ex = self.example
+        if ex is None:
             raise NotFoundError("no example is open")
-        self.history.execute(cmd, self)
+        if ex.status == "new" and makes_truth(cmd):  # undoing it must give the example back its "new"
+            cmd = CompositeCommand([cmd, StatusCommand(ex.id, "new", "annotated")], label=cmd.label)
+        try:
+            self.history.execute(cmd, self)
+        except SAVE_FAILURES as e:  # locked database, full disk...: said, and the new shape stays on screen
+            self._edited()
+            raise self._keep_unsaved(cmd, e) from e
         self._edited()
 
     def _edited(self) -> None:
         self._index, self._progress = None, None
         if self.annotation(self.selected_id) is None:
             self.selected_id = None
-        ex = self.example
-        if ex is not None and ex.status == "new" and self.truth():
-            self.example = replace(ex, status="annotated")  # as the store does
         self.mark("annotations", "interaction", "toolbar")
 
     def _class_for_new(self) -> str:
@@ -89,7 +110,7 @@ class AnnotationEdits:
     def _add(self, ann: Annotation) -> None:
         ref = AnnRef()
         self._execute(AddCommand(ref, ann, self.user))
-        self.select(ref.id)
+        self.select(ref.id, deliberate=False)  # shown as current; class keys leave it alone
 
     def commit_edit(self, orig: Annotation, new: Annotation) -> None:
         """Replace ``orig`` by ``new``; editing a proposal accepts it (it becomes this user's)."""
@@ -141,7 +162,7 @@ class AnnotationEdits:
             self._delete(target)
         elif rle != target.mask:
             self.commit_edit(target, replace(target, mask=rle, bbox=None))
-            self.select(target.id)
+            self.select(target.id, deliberate=self._deliberate)
 
     def _anomaly_region(self, box=None, polygon=None) -> None:
         region = (
@@ -158,7 +179,7 @@ class AnnotationEdits:
             polys.append(polygon if polygon is not None else rect_polygon(box))
             new = replace(existing, label="anomalous", polygons=tuple(polys), bbox=None, mask=None)
         self.commit_edit(existing, new)
-        self.select(existing.id)
+        self.select(existing.id, deliberate=False)
 
     def _truth_label(self) -> Annotation | None:
         kind = {"classification": "label", "anomaly": "anomaly"}.get(self.type)
@@ -169,8 +190,9 @@ class AnnotationEdits:
         return max(props, key=lambda a: a.score or 0.0) if props else None
 
     def set_class(self, name: str) -> None:
-        """Number keys and class buttons: the example's class (classification / anomaly), or the class of
-        new shapes and of the selected shape (detection / segmentation)."""
+        """Class keys and class buttons: the example's class (classification / anomaly), or the class of
+        the NEXT shape and of a DELIBERATELY selected one (detection / segmentation): the shape just
+        drawn, selected by the canvas, keeps its class."""
         if name not in self.class_names:
             raise UnknownNameError("class", name, self.class_names)
         self.current_class = name
@@ -189,7 +211,7 @@ class AnnotationEdits:
             self.commit_edit(existing, new)
             return
         sel = self.selected
-        if sel is not None and (sel.label != name or sel.proposal):
+        if sel is not None and self._deliberate and (sel.label != name or sel.proposal):
             self.commit_edit(sel, replace(sel, label=name))
 
     def _delete(self, ann: Annotation) -> None:
@@ -202,8 +224,11 @@ class AnnotationEdits:
             self._truth_label() if self.type in ("classification", "anomaly") else None
         )
         if target is None:
+            self.say("nothing selected to delete")
             return False
         self._delete(target)
+        if target.id != self.selected_id and target.kind in ("label", "anomaly"):
+            self.say(f"deleted the example's class {target.label!r} (Ctrl+Z brings it back)")
         return True
 
     def _proposal_target(self) -> Annotation | None:
@@ -216,6 +241,11 @@ class AnnotationEdits:
         if prop is None:
             self.say("no proposal to accept")
             return False
+        dup = self.duplicate_of(prop)
+        if dup is not None:  # already labelled: merge (the person's shape stays), never a duplicate
+            self._delete(prop)
+            self.say(f"already labelled: the {prop.label} proposal was merged into the shape there")
+            return True
         truth = self._truth_label() if self.type in ("classification", "anomaly") else None
         if truth is not None and truth.label == prop.label:
             self._delete(prop)  # the example already says so
@@ -250,15 +280,20 @@ class AnnotationEdits:
         props = self.proposals()
         if props:
             h = self.history
+            dups = {p.id for p in props if self.duplicate_of(p) is not None}
             self._execute(
                 CompositeCommand(
                     [
-                        UpdateCommand(h.ref(p.id), p, replace(p, proposal=False, score=None), self.user)
+                        DeleteCommand(h.ref(p.id), p, self.user)
+                        if p.id in dups
+                        else UpdateCommand(h.ref(p.id), p, replace(p, proposal=False, score=None), self.user)
                         for p in props
                     ],
                     label="accept all",
                 )
             )
+            if dups:
+                self.say(f"accepted {len(props) - len(dups)}; {len(dups)} already labelled, merged")
         return len(props)
 
     def undo(self) -> None:
@@ -300,6 +335,7 @@ class AnnotationEdits:
                 a for a in self.annotations if not (a.kind == ann.kind and not a.proposal and a.bbox is None)
             ]
         self.annotations.append(saved)
+        self._truth_saved(ann)
         return saved
 
     def store_update(self, annotation_id: int, ann: Annotation, author: str) -> Annotation:
@@ -307,7 +343,13 @@ class AnnotationEdits:
             annotation_id, replace(ann, id=annotation_id, author=author), author
         )
         self.annotations = [saved if a.id == annotation_id else a for a in self.annotations]
+        self._truth_saved(ann)
         return saved
+
+    def _truth_saved(self, ann: Annotation) -> None:
+        ex = self.example
+        if ex is not None and ex.status == "new" and not ann.proposal:
+            self._status_changed(ex.id, "annotated")  # as the store does
 
     def store_delete(self, annotation_id: int) -> None:
         self.sink.delete_annotation(annotation_id)

@@ -59,6 +59,8 @@ class AnnotationSink(Protocol):
 
     def progress(self, directory: str | None = None) -> tuple[int, int]: ...
 
+    def statuses(self, split: str | None = None, directory: str | None = None) -> dict[int, str]: ...
+
 
 @dataclass
 class MemoryImage:
@@ -167,6 +169,9 @@ class MemorySink:
     def progress(self, directory: str | None = None) -> tuple[int, int]:
         ids = self.example_ids(directory=directory)
         return sum(self._examples[i].status != "new" for i in ids), len(ids)
+
+    def statuses(self, split: str | None = None, directory: str | None = None) -> dict[int, str]:
+        return {i: self._examples[i].status for i in self.example_ids(split=split, directory=directory)}
 
     # ------------------------------------------------------------------ writing
     def _check(self, ann: Annotation, example_id: int, width: int, height: int) -> None:

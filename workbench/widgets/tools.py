@@ -117,15 +117,20 @@ class _EditingTool(Tool):
                 h = hit_handle(sel.bbox, x, y, s.tolerance(s.settings.handle_tolerance_px))
                 if h is not None:
                     return _Drag("resize", (cx, cy), (cx, cy), sel, h)
-            if self._movable(sel) and s.hit_annotation(x, y) == sel.id:
-                return _Drag("move", (cx, cy), (cx, cy), sel)
+            bx, by, bw, bh = sel.bbox
+            inside = _has_box_geometry(sel) and bx <= x <= bx + bw and by <= y <= by + bh
+            if self._movable(sel) and (inside or s.hit_annotation(x, y) == sel.id):
+                return _Drag("move", (cx, cy), (cx, cy), sel)  # inside the selection: move, not a new box
         return None
 
     def _movable(self, ann: Annotation) -> bool:
         return _has_box_geometry(ann)
 
     def down(self, s: CanvasState, cx: float, cy: float) -> None:
-        self.drag = self._grab(s, cx, cy) or _Drag(self.empty_drag, (cx, cy), (cx, cy))
+        grabbed = self._grab(s, cx, cy)
+        if grabbed is not None and grabbed.orig is not None:
+            s.select(grabbed.orig.id)  # grabbing a shape to move / resize it is a deliberate selection
+        self.drag = grabbed or _Drag(self.empty_drag, (cx, cy), (cx, cy))
 
     def move(self, s: CanvasState, cx: float, cy: float, pressed: bool) -> None:
         d = self.drag
@@ -264,7 +269,7 @@ class PolygonTool(Tool):
         pts = s.interaction.polygon
         if not pts:
             return False
-        if action == "close":
+        if action in ("close", "done"):
             if len(pts) >= 3:
                 self._close(s)
             else:

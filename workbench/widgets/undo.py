@@ -25,6 +25,8 @@ __all__ = [
     "UpdateCommand",
     "DeleteCommand",
     "CompositeCommand",
+    "StatusCommand",
+    "makes_truth",
     "History",
 ]
 
@@ -51,6 +53,10 @@ class EditTarget(Protocol):
     def store_delete(self, annotation_id: int) -> None: ...
 
     def rebind(self, ref: AnnRef, new_id: int) -> None: ...
+
+    def store_status(self, example_id: int, status: str) -> None: ...
+
+    def status_of(self, example_id: int) -> str: ...
 
 
 class Command(Protocol):
@@ -140,6 +146,37 @@ class CompositeCommand:
     def undo(self, target: EditTarget) -> None:
         for c in reversed(self.commands):
             c.undo(target)
+
+
+@dataclass
+class StatusCommand:
+    """An example's status set by the labeller ("done", "back to new"), or the status a first truth shape
+    gave a ``new`` example (then its ``do`` finds the status already set and writes nothing, and its
+    ``undo`` puts ``new`` back, so undoing that shape leaves no "annotated" example with no shapes)."""
+
+    example_id: int
+    before: str
+    after: str
+    label: str = "status"
+
+    def do(self, target: EditTarget) -> None:
+        if target.status_of(self.example_id) != self.after:
+            target.store_status(self.example_id, self.after)
+
+    def undo(self, target: EditTarget) -> None:
+        if target.status_of(self.example_id) != self.before:
+            target.store_status(self.example_id, self.before)
+
+
+def makes_truth(cmd: object) -> bool:
+    """Does ``cmd`` save a truth (non-proposal) annotation? (The store then marks a new example annotated.)"""
+    if isinstance(cmd, AddCommand):
+        return not cmd.ann.proposal
+    if isinstance(cmd, UpdateCommand):
+        return not cmd.after.proposal
+    if isinstance(cmd, CompositeCommand):
+        return any(makes_truth(c) for c in cmd.commands)
+    return False
 
 
 @dataclass
