@@ -130,18 +130,15 @@ def export_with_report(ds: Dataset, out: str | Path, fmt: str, *, split: str | N
     examples = [e for e in examples if e.status in statuses]
     if "source_info" in inspect.signature(writer.func).parameters and "source_info" not in options:
         options["source_info"] = source_info
-    load_bytes = ds.load_bytes
-    if progress is not None:
-        stage = Stage(progress, "export", "writing images", len(examples), "images")
+    stage = Stage(progress, "export", "writing images", len(examples), "images")
 
-        def load_bytes(digest: str) -> bytes:  # the writers read each image once: count as they go
-            data = ds.load_bytes(digest)
-            stage.advance()
-            return data
+    def load_bytes(digest: str) -> bytes:  # the writers read each image once: count as they go
+        data = ds.load_bytes(digest)
+        stage.advance()
+        return data
 
     files = writer.write(Path(out), examples, classes, ds.type, load_bytes, **options)
-    if progress is not None:
-        stage.close()
+    stage.close()
     return ExportResult(files, len(examples), statuses, dict(left_out), _not_written(fmt, examples))
 
 
