@@ -108,6 +108,13 @@ def test_training_prints_steps_within_an_epoch_when_not_a_terminal(tmp_path, cap
     within = err.index(f"train: epoch 1/1  {total // 2}/{total} steps")
     assert within < err.index("epoch 1/1  train_loss")  # shown while the epoch ran, before its summary line
     assert re.search(r"^train: epoch 1/1  \d+/\d+ steps \(\d+%\)  [\d.]+ steps/s  ETA \d+:\d\d  loss \d", err, re.M)
+    # mining predicts the val split (no stored predictions) and shows it, batch by batch
+    run_id = json.loads(out)["run_id"]
+    assert main(["--home", home, "mine", run_id, "--count", "5", "--json"]) == 0
+    out, err = capsys.readouterr()
+    json.loads(out)
+    batches = re.findall(r"^predict: (\d+) examples  (\d+)/(\d+) batches", err, re.M)
+    assert batches and batches[0][1] == "0" and batches[-1][1] == batches[-1][2], err
 
 
 def test_training_callback_reports_each_step_as_progress():

@@ -23,6 +23,7 @@ from typing import Any
 from ..data.dataset import Dataset
 from ..data.records import SPLITS, Annotation, Example
 from ..errors import NotFoundError, ValidationError
+from ..progress import ProgressFn
 from .matching import Instance
 from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
 
@@ -203,8 +204,10 @@ def mine_run(
     iou: float = 0.5,
     settings: MiningSettings | None = None,
     device: str = "auto",
+    progress: ProgressFn | None = None,
 ) -> MiningResult:
     """Rank ``run``'s test / val examples, send the top ``count`` to ``directory``, propose its predictions.
+    ``progress`` hears of the predictions made for splits without stored ones (:mod:`workbench.progress`).
 
     ``run`` is a run folder or a ``RunRecord``. Only examples with at least one reason (an error or an
     unsure right answer) are selected, so fewer than ``count`` may go to review. The directory and all
@@ -245,7 +248,8 @@ def mine_run(
                 continue
             from .predict import predict_examples
 
-            rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics)
+            rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics,
+                                    progress=progress)
             sources[split] = "model"
         expected = (source.get("counts") or {}).get(split)
         if (

@@ -242,7 +242,7 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool
 
     ws = _ws(ctx)
     rec = load_run(find_run(ws, run))
-    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory)
+    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory, progress=ProgressPrinter())
     if as_json:
         echo(json.dumps(res.to_dict(), indent=2, default=str))
         return
