@@ -156,8 +156,9 @@ def evaluate(t: str) -> nbformat.NotebookNode:
         "from IPython.display import display\nfrom workbench.widgets.app import evaluation_views\n\n"
         "for view in evaluation_views(ds, rec.path):\n    display(view)",
         "#md ## Mine the errors into `review`",
-        "from workbench.evaluate import mine_run\nfrom workbench.widgets.app import error_gallery\n\n"
-        "mined = mine_run(ds, rec.path, count=mine_count)\nprint(f\"{len(mined.selected)} examples to review "
+        "from workbench.evaluate import mine_run\nfrom workbench.progress import ProgressPrinter\n"
+        "from workbench.widgets.app import error_gallery\n\n"
+        "mined = mine_run(ds, rec.path, count=mine_count, progress=ProgressPrinter())\nprint(f\"{len(mined.selected)} examples to review "
         "(directory 'review'); {len(mined.label_errors)} likely label errors\")\nerror_gallery(ds, mined.to_dict())",
         "#md ## Report",
         "test = rec.metrics.get('test', {})\nheadline = {k: test[k] for k in ('accuracy', 'macro_f1', 'mAP', "

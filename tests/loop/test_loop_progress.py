@@ -103,7 +103,10 @@ def test_report_and_notebooks_load_no_remote_script(tmp_path):
     assert [re.findall(r"<script\b[^>]*\bsrc=[^>]*>", h) for h in outside] == [[], []], outside
 
 
-def test_the_train_notebook_reports_progress():
-    cells = json.loads((notebooks_dir() / "02_train.ipynb").read_text())["cells"]
-    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
-    assert "ProgressCallback()" in code and "callbacks=[curves, ProgressCallback()]" in code
+def test_the_loop_notebooks_report_progress():
+    def code(name: str) -> str:
+        cells = json.loads((notebooks_dir() / name).read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+
+    assert "callbacks=[curves, ProgressCallback()]" in code("02_train.ipynb")
+    assert "progress=ProgressPrinter()" in code("03_evaluate.ipynb")
