@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
-from .coco_backends import get_backend, quiet
+from .coco_backends import RawEval, get_backend, quiet
+from .coco_files import fast_file_eval
 
 __all__ = ["STAT_KEYS", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
 
@@ -104,6 +106,10 @@ def load_ground_truth(gt: dict[str, Any] | str | Path) -> dict[str, Any]:
         if not isinstance(c, dict) or "id" not in c:
             raise ValidationError("category entry has no id", file=file, record=f"category {i}", field="id")
         cats[c["id"]] = c
+    bulk = _complete_annotations(gt["annotations"], images, cats)
+    if bulk is not None:  # the usual case: every check passed over whole columns
+        _check_boxes([a.get("bbox") for a in bulk], [f"annotation {a['id']}" for a in bulk], file)
+        return {**gt, "annotations": bulk}
     anns = []
     for i, a in enumerate(gt["annotations"]):
         if not isinstance(a, dict):
@@ -127,6 +133,55 @@ def load_ground_truth(gt: dict[str, Any] | str | Path) -> dict[str, Any]:
         anns.append(a)
     _check_boxes([a.get("bbox") for a in anns], [f"annotation {a['id']}" for a in anns], file)
     return {**gt, "annotations": anns}
+
+
+def _complete_annotations(
+    anns: list[Any], images: dict[Any, Any], cats: dict[Any, Any]
+) -> list[dict[str, Any]] | None:
+    """``anns`` itself when every one is a dict with ``id``, ``area``, ``iscrowd`` and known image and
+    category ids (checked over whole columns); ``None`` sends them through the per-record loop."""
+    try:
+        if not all(type(a) is dict and "id" in a and "area" in a and "iscrowd" in a for a in anns):
+            return None
+        if not set(a.get("image_id") for a in anns) <= images.keys():
+            return None
+        if not set(a.get("category_id") for a in anns) <= cats.keys():
+            return None
+    except TypeError:  # an unhashable id: the loop names it
+        return None
+    return list(anns)
+
+
+def _detection_array(dt: list[Any], gt: dict[str, Any]) -> np.ndarray | None:
+    """bbox detections as the ``[image_id, x, y, w, h, score, category_id]`` rows hotcoco's ``load_res``
+    takes, when every check passes over whole columns (int ids known to the ground truth, finite scores,
+    4 finite numbers per box, no negative size); ``None`` sends them through the per-record path."""
+    if not dt:
+        return None
+    try:
+        img = [d["image_id"] for d in dt]
+        cat = [d["category_id"] for d in dt]
+        score = [d["score"] for d in dt]
+        box = [d["bbox"] for d in dt]
+    except (KeyError, TypeError, IndexError):
+        return None
+    if not (set(map(type, img)) == {int} and set(map(type, cat)) == {int}):
+        return None
+    if not set(map(type, score)) <= {int, float}:  # a bool is refused, as per record
+        return None
+    if not (set(img) <= {i["id"] for i in gt["images"]} and set(cat) <= {c["id"] for c in gt["categories"]}):
+        return None
+    try:
+        boxes = np.array(box)
+    except (ValueError, TypeError):
+        return None
+    ids = np.array([img, cat], dtype=np.int64)
+    scores = np.array(score, dtype=float)
+    if boxes.dtype.kind not in "iuf" or boxes.shape != (len(dt), 4) or np.abs(ids).max() >= 2**53:
+        return None
+    if not (np.isfinite(boxes).all() and np.isfinite(scores).all() and (boxes[:, 2:] >= 0).all()):
+        return None
+    return np.column_stack([ids[0], boxes, scores, ids[1]]).astype(float)
 
 
 def _default_area(ann: dict[str, Any], img: dict[str, Any], file: str | None, rec: str) -> float:
@@ -250,6 +305,7 @@ def _normalize_detections(
     scores = [n["score"] for n in out]
     try:
         good = np.array(scores).dtype.kind in "iuf" and bool(np.isfinite(np.array(scores, dtype=float)).all())
+        good = good and not any(v is True or v is False for v in scores)  # numpy reads True as 1.0
     except (ValueError, TypeError):
         good = False
     if not good:
@@ -283,32 +339,49 @@ def coco_metrics(
     if iou_type not in IOU_TYPES:
         raise UnknownNameError("COCO iou_type", str(iou_type), IOU_TYPES)
     be = get_backend(backend)
+    if be.name == "hotcoco" and isinstance(gt, (str, Path)) and isinstance(dt, (str, Path)):
+        fast = fast_file_eval(gt, dt, iou_type)  # None: not plainly clean, the located path decides
+        if fast is not None:
+            return _result(iou_type, be.name, fast.raw, fast.categories, fast.gt_counts, per_class)
     gt_file = str(gt) if isinstance(gt, (str, Path)) else None
     dt_file = str(dt) if isinstance(dt, (str, Path)) else None
     gtn = load_ground_truth(gt)
     if iou_type == "segm":
         gtn = _with_segmentations(gtn, gt_file)
-    dtn = _normalize_detections(load_detections(dt), gtn, iou_type, dt_file)
+    dt_list = load_detections(dt)
+    arr = _detection_array(dt_list, gtn) if iou_type == "bbox" and be.name == "hotcoco" else None
+    dtn = arr if arr is not None else _normalize_detections(dt_list, gtn, iou_type, dt_file)
     with quiet():
         raw = be.run(gtn, dtn, iou_type)
-    stats = {k: float(v) for k, v in zip(STAT_KEYS, raw.stats, strict=True)}
     cats = {c["id"]: c for c in gtn["categories"]}
+    return _result(iou_type, be.name, raw, cats, lambda: _gt_counts(gtn), per_class)
+
+
+def _result(
+    iou_type: str,
+    backend: str,
+    raw: RawEval,
+    cats: dict[Any, dict[str, Any]],
+    gt_counts: Callable[[], dict[Any, int]],
+    per_class: bool,
+) -> CocoResult:
+    stats = {k: float(v) for k, v in zip(STAT_KEYS, raw.stats, strict=True)}
     names = _names([cats[i] for i in raw.cat_ids])
     categories = [{"id": i, "name": n} for i, n in zip(raw.cat_ids, names, strict=True)]
     curves = {"all": _curve(raw.precision, None)}
     classes: dict[str, dict[str, float]] = {}
     if per_class:
-        gt_counts = _gt_counts(gtn)
+        counts = gt_counts()
         for k, (cid, name) in enumerate(zip(raw.cat_ids, names, strict=True)):
             classes[name] = {
                 "AP": _mean_valid(raw.precision[:, :, k, 0, -1]),
                 "AP50": _mean_valid(raw.precision[0, :, k, 0, -1]),
                 "AP75": _mean_valid(raw.precision[5, :, k, 0, -1]),
-                "gt": gt_counts.get(cid, 0),
+                "gt": counts.get(cid, 0),
             }
             if (raw.precision[:, :, k, 0, -1] > -1).any():
                 curves[name] = _curve(raw.precision, k)
-    return CocoResult(iou_type, be.name, stats, classes, curves, categories, raw.precision)
+    return CocoResult(iou_type, backend, stats, classes, curves, categories, raw.precision)
 
 
 def _with_segmentations(gt: dict[str, Any], file: str | None) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Each backend takes a *normalized* ground-truth dict and detection list (see ``coco.py``: every annotation
 has ``area`` and ``iscrowd``, every detection has only ``image_id``, ``category_id``, ``score`` and either
-``bbox`` or a compressed-RLE ``segmentation``) and returns the evaluator's 12 stats, its
+``bbox`` or a compressed-RLE ``segmentation``; hotcoco may also get bbox detections as its ``load_res``
+array, rows ``[image_id, x, y, w, h, score, category_id]``) and returns the evaluator's 12 stats, its
 ``eval["precision"]`` array ``[T, R, K, A, M]`` and the category ids along K.
 
 Measured equal: over 24 seeded synthetic sets (bbox and segm; polygons, compressed and uncompressed RLE,
@@ -40,7 +41,7 @@ class RawEval(NamedTuple):
 class Backend:
     name: str
     module: str  # the import that must succeed
-    run: Callable[[dict[str, Any], list[dict[str, Any]], str], RawEval]
+    run: Callable[[dict[str, Any], Any, str], RawEval]  # (ground truth, detections, iou_type)
 
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -153,7 +154,7 @@ def _run_faster(gt: dict[str, Any], dt: list[dict[str, Any]], iou_type: str) -> 
     return _finish(COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=silent))
 
 
-def _run_hotcoco(gt: dict[str, Any], dt: list[dict[str, Any]], iou_type: str) -> RawEval:
+def _run_hotcoco(gt: dict[str, Any], dt: list[dict[str, Any]] | np.ndarray, iou_type: str) -> RawEval:
     import hotcoco  # noqa: PLC0415
 
     coco_gt = hotcoco.COCO(gt)

@@ -1,0 +1,90 @@
+"""The evaluation after each training epoch (``DetectionTask.evaluate``: dicts in memory, bbox detections
+handed to hotcoco as its ``load_res`` array) equals ``coco_metrics`` on the same ground truth and
+detections written as files, and pycocotools on those files."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+from workbench.data.records import Annotation, Example
+from workbench.evaluate import STAT_KEYS, coco_metrics
+from workbench.evaluate.coco import _detection_array
+from workbench.evaluate.synthetic import make_coco_pair
+
+pytest.importorskip("torch")
+pytest.importorskip("pycocotools")
+from workbench.train.tasks import _COCO_KEYS, coco_ground_truth, get_task  # noqa: E402
+
+
+def examples_and_predictions(seed: int):
+    gt, dt = make_coco_pair(30, 8, 3, seed=seed, crowd_fraction=0.1)
+    names = [c["name"] for c in gt["categories"]]
+    by_id = {c["id"]: c["name"] for c in gt["categories"]}
+    examples = []
+    for img in gt["images"]:
+        anns = tuple(
+            Annotation(
+                kind="box", label=by_id[a["category_id"]], bbox=tuple(a["bbox"]), iscrowd=bool(a["iscrowd"])
+            )
+            for a in gt["annotations"]
+            if a["image_id"] == img["id"] and a["bbox"][2] > 0 and a["bbox"][3] > 0
+        )
+        examples.append(
+            Example(
+                img["id"],
+                "d",
+                "0" * 64,
+                img["file_name"],
+                img["width"],
+                img["height"],
+                "val",
+                "done",
+                annotations=anns,
+            )
+        )
+    examples.append(Example(999, "d", "0" * 64, "empty.jpg", 100, 80, "val", "done"))  # no truth, no dets
+    preds = []
+    for ex in examples:
+        mine = [d for d in dt if d["image_id"] == ex.id and ex.id != examples[0].id]  # image 0: no dets
+        preds.append(
+            {
+                "example_id": ex.id,
+                "boxes": np.array([[max(v, 0.0) for v in d["bbox"]] for d in mine]).reshape(-1, 4),
+                "scores": np.array([d["score"] for d in mine]),
+                "labels": np.array([d["category_id"] - 1 for d in mine], dtype=np.int64),
+            }
+        )
+    return examples, preds, names
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_in_training_equals_the_file_path(tmp_path, seed):
+    examples, preds, names = examples_and_predictions(seed)
+    task = get_task("detection")
+    got = task.evaluate(preds, examples, names, detailed=True)
+    gt = coco_ground_truth(examples, names, masks=False)
+    dt = task.results(preds, examples, names, {})
+    assert sum(a["iscrowd"] for a in gt["annotations"]) > 0
+    assert _detection_array(dt, gt) is not None  # the in-memory path hands hotcoco columns
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(dt))
+    files = coco_metrics(tmp_path / "gt.json", tmp_path / "dt.json", per_class=True)
+    for k, v in files.stats.items():
+        assert got[_COCO_KEYS.get(k, k)] == (None if v < 0 else v), k
+    assert got["per_class"] == files.per_class
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO(str(tmp_path / "gt.json"))
+        ev = COCOeval(g, g.loadRes(str(tmp_path / "dt.json")), "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert np.abs(np.array([files.stats[k] for k in STAT_KEYS]) - ev.stats).max() < 1e-12
