@@ -91,7 +91,8 @@ def test_training_prints_steps_within_an_epoch_when_not_a_terminal(tmp_path, cap
     monkeypatch.setenv("WORKBENCH_PROGRESS_SECONDS", "0")
     home = str(tmp_path / "ws")
     assert main(["--home", home, "sample", "d", "digits", "--count", "120"]) == 0
-    capsys.readouterr()
+    out, err = capsys.readouterr()
+    assert "added 120 digits examples" in out and "import: storing images  120/120 images (100%)  done" in err
     # export reports the images it writes
     assert main(["--home", home, "export", "d", str(tmp_path / "exp"), "--format", "imagefolder"]) == 0
     out, err = capsys.readouterr()

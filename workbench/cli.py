@@ -284,8 +284,9 @@ def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None
 def sample(ctx: click.Context, name: str, sample: str, count: int | None, seed: int) -> None:
     """Add a built-in sample to dataset NAME (created when missing)."""
     from .data.transfer import add_sample
+    from .progress import ProgressPrinter
 
-    ds, ids = add_sample(_ws(ctx), name, sample, count=count, seed=seed)
+    ds, ids = add_sample(_ws(ctx), name, sample, count=count, seed=seed, progress=ProgressPrinter())
     echo(f"added {len(ids)} {sample} examples to '{name}' ({ds.type}); it now has {ds.count()}")
 
 

@@ -163,12 +163,13 @@ def export_dataset(ds: Dataset, out: str | Path, fmt: str, *, split: str | None 
 
 
 def add_sample(ws: Workspace, name: str, sample: str, *, count: int | None = None, seed: int = 0,
-               directory: str | None = None) -> tuple[Dataset, list[int]]:
-    """Add a built-in sample (``digits``, ``shapes-detection``...) to dataset ``name``, creating it."""
+               directory: str | None = None, progress: ProgressFn | None = None) -> tuple[Dataset, list[int]]:
+    """Add a built-in sample (``digits``, ``shapes-detection``...) to dataset ``name``, creating it;
+    ``progress`` hears of the import's stages."""
     from .samples import make_sample
 
     batch = make_sample(sample, count=count, seed=seed)
     with ws.transaction():
         ds, _ = _dataset_for(ws, name, batch.type, None, f"sample {sample}", classes=batch.classes)
-        ids = ds.import_batch(batch, author=f"sample:{sample}", directory=directory)
+        ids = ds.import_batch(batch, author=f"sample:{sample}", directory=directory, progress=progress)
     return ds, ids
