@@ -447,6 +447,54 @@ def gc(ctx: click.Context, grace: float) -> None:
         raise SystemExit(1)
 
 
+@cli.command()
+@click.argument("name")
+@click.option("--example", "example_id", type=int, help="Only this example's history.")
+@click.option("--annotation", "annotation_id", type=int, help="Only this annotation's history.")
+@click.option("--limit", type=click.IntRange(min=1), help="Only the last N entries.")
+@click.option("--restore", "restore_id", type=int,
+              help="Undo history entry ID as a new edit: a deleted shape comes back, an edit is reverted.")
+@click.option("--author", default="cli", show_default=True, help="Who --restore is recorded as.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def history(ctx: click.Context, name: str, example_id: int | None, annotation_id: int | None, limit: int | None,
+            restore_id: int | None, author: str, as_json: bool) -> None:
+    """Show the edit history of dataset NAME (who changed or deleted which annotation, when, before and after)."""
+    from .data import history as hist
+
+    ds = _ws(ctx).dataset(name)
+    if restore_id is not None:
+        ann = hist.restore(ds, restore_id, author)
+        click.echo(f"restored history entry {restore_id}: annotation {ann.id} ({_printable(ann.kind)} "
+                   f"'{_printable(ann.label)}')")
+        return
+    rows = hist.entries(ds, example_id=example_id, annotation_id=annotation_id, limit=limit)
+    if as_json:
+        _echo_json([r.to_dict() for r in rows])
+        return
+    if not rows:
+        click.echo("no history")
+        return
+
+    def shape(d: dict | None) -> str:
+        if d is None:
+            return "-"
+        box = "" if d.get("x") is None else " [" + ", ".join(f"{d[k]:g}" for k in "xywh") + "]"
+        return f"{d['kind']} '{d['label']}'{box}{' proposal' if d.get('proposal') else ''}"
+
+    _table([{"entry": r.id, "at": r.at, "who": _printable(r.who), "example": r.example_id,
+             "annotation": r.annotation_id, "action": r.action, "before": _printable(shape(r.before)),
+             "after": _printable(shape(r.after))} for r in rows],
+           ["entry", "at", "who", "example", "annotation", "action", "before", "after"])
+
+
+def _printable(text: str) -> str:
+    """``text`` with control and format characters (escape sequences, bidi overrides) shown escaped."""
+    import unicodedata
+
+    return "".join(ch if unicodedata.category(ch)[0] != "C" else ascii(ch)[1:-1] for ch in str(text))
+
+
 # ---------------------------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> int:
     debug = bool(os.environ.get("WORKBENCH_DEBUG"))

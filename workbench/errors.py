@@ -15,6 +15,8 @@ __all__ = [
     "UnsafePathError",
     "TooFewExamplesError",
     "ConflictError",
+    "EditConflictError",
+    "LimitError",
     "UnknownNameError",
 ]
 
@@ -104,6 +106,33 @@ class TooFewExamplesError(WorkbenchError):
 
 class ConflictError(WorkbenchError):
     """Two writers changed the same thing; the message says which and what to do."""
+
+
+class EditConflictError(ConflictError):
+    """An edit or delete was made from a stale view of an annotation: someone changed or deleted it since
+    the version the editor read. Nothing was written; reload the annotation and redo the edit on it."""
+
+    def __init__(self, annotation_id: int, *, expected: int | None, current: int | None, by: str = "",
+                 dataset: str = "") -> None:
+        self.annotation_id = annotation_id
+        self.expected = expected
+        self.current = current
+        self.by = by
+        where = f"dataset '{_bounded(dataset, MAX_PART_CHARS)}': " if dataset else ""
+        if current is None:
+            what = "was deleted"
+        elif expected is None:
+            who = f" by {_bounded(by, MAX_PART_CHARS)}" if by else ""
+            what = f"was added{who} (version {current})"
+        else:
+            who = f" by {_bounded(by, MAX_PART_CHARS)}" if by else ""
+            what = f"was changed{who} (now version {current}, you edited version {expected})"
+        super().__init__(f"{where}annotation {annotation_id} {what} since you loaded it; nothing was "
+                         "overwritten: reload it and redo your change if it still applies")
+
+
+class LimitError(ValidationError):
+    """A size limit would be passed (classes per dataset, shapes per image...); nothing was written."""
 
 
 class UnknownNameError(WorkbenchError, KeyError):

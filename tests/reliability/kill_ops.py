@@ -55,16 +55,17 @@ class LoggingSink:
         self._log.write(done)
         return out
 
-    def add_annotation(self, example_id: int, ann: Any, author: str = "") -> Any:
+    def add_annotation(self, example_id: int, ann: Any, author: str = "", **kw: Any) -> Any:
         rec = {"op": "add", "ex": example_id, "content": norm(ann.content())}
-        return self._call(rec, self._ds.add_annotation, example_id, ann, author)
+        return self._call(rec, lambda *a: self._ds.add_annotation(*a, **kw), example_id, ann, author)
 
-    def update_annotation(self, annotation_id: int, ann: Any, author: str = "") -> Any:
+    def update_annotation(self, annotation_id: int, ann: Any, author: str = "", **kw: Any) -> Any:
         rec = {"op": "update", "id": annotation_id, "content": norm(ann.content())}
-        return self._call(rec, self._ds.update_annotation, annotation_id, ann, author)
+        return self._call(rec, lambda *a: self._ds.update_annotation(*a, **kw), annotation_id, ann, author)
 
-    def delete_annotation(self, annotation_id: int) -> None:
-        self._call({"op": "delete", "id": annotation_id}, self._ds.delete_annotation, annotation_id)
+    def delete_annotation(self, annotation_id: int, **kw: Any) -> None:  # version=, author= (stale check)
+        self._call({"op": "delete", "id": annotation_id}, lambda i: self._ds.delete_annotation(i, **kw),
+                   annotation_id)
 
     def set_status(self, example_id: int, status: str) -> None:
         self._call(

@@ -1,9 +1,10 @@
 """Several processes on one workspace at once: four writers annotating their own and the same examples,
 one importing, one reading stats. No lost update (each writer's committed edits are all there, counted
-exactly), no "database is locked" reaching anyone, the box everybody edits ends as one writer's last edit
-(last writer wins, never a mix), readers never see half an import. And the two ways a clash can end:
-a ConflictError that says what to do when the lock outlasts the wait, a NotFoundError for an edit of a box
-another writer deleted."""
+exactly), no "database is locked" reaching anyone, the box everybody edits ends as one writer's last
+committed edit (never a mix; an edit made from a stale view is refused, never a silent overwrite, and every
+committed one is in the history), readers never see half an import. And the ways a clash can end: a
+ConflictError that says what to do when the lock outlasts the wait, an EditConflictError for an edit or an
+undo over another writer's later change or delete."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from tests.helpers import box_batch
 from tests.reliability.killing import ROOT
 from tests.reliability.workers import BATCH_SIZE, BATCHES, CLASSES, EDITS, contested_content
 from workbench.data import Annotation, Workspace, db
-from workbench.errors import ConflictError, NotFoundError
+from workbench.data.history import entries
+from workbench.errors import ConflictError, EditConflictError
 from workbench.widgets.canvas_state import CanvasState
 
 WRITERS = 4
@@ -114,8 +116,13 @@ def test_writers_importer_and_reader_at_once_lose_nothing(tmp_path):
             adds_here = WRITERS * sum(1 for s in range(EDITS) if s % 4 == 1 and (s // 4) % 2 == n)
             assert len(ds.example(ex).annotations) == meta["annotations"][ex] + adds_here
 
-        # the contested box: the whole of one writer's last edit, by that writer (last writer wins)
-        lasts = {i: results[f"writer{i}"]["updates"][-1] for i in range(WRITERS)}
+        # the contested box: the whole of one writer's last edit, by that writer (the last committed edit
+        # wins; an edit made from a stale view was refused, and every committed one is in the history)
+        committed = sum(len(results[f"writer{i}"]["updates"]) for i in range(WRITERS))
+        kept = [e for e in entries(ds, annotation_id=contested.id) if e.action == "update"]
+        assert len(kept) == committed and contested.version == 1 + committed
+        assert [e.who for e in kept].count("writer0") == len(results["writer0"]["updates"])
+        lasts = {i: results[f"writer{i}"]["updates"][-1] for i in range(WRITERS) if results[f"writer{i}"]["updates"]}
         winner = int(contested.author.removeprefix("writer"))
         label, box = contested_content(winner, lasts[winner]["seq"])
         assert (contested.label, tuple(contested.bbox)) == (label, box)
@@ -187,7 +194,7 @@ def test_a_short_lock_is_waited_out_not_reported(tmp_path):
     b.close()
 
 
-def test_same_box_edited_in_two_canvases_last_writer_wins(tmp_path):
+def test_same_box_edited_in_two_canvases_the_stale_edit_is_refused(tmp_path):
     a, b = Workspace(tmp_path / "w"), Workspace(tmp_path / "w")
     ds_a = a.create_dataset("d", "detection", classes="cat,dog")
     (eid,) = ds_a.import_batch(box_batch(1, classes=("cat",), size=(64, 48)))
@@ -197,17 +204,21 @@ def test_same_box_edited_in_two_canvases_last_writer_wins(tmp_path):
     from dataclasses import replace
 
     ca.commit_edit(orig, replace(orig, label="dog", bbox=(1.0, 1.0, 5.0, 5.0)))
-    cb.commit_edit(cb.truth()[0], replace(cb.truth()[0], bbox=(9.0, 9.0, 3.0, 3.0)))  # bob's view is stale
+    with pytest.raises(EditConflictError, match=f"annotation {orig.id} was changed by alice"):
+        cb.commit_edit(cb.truth()[0], replace(cb.truth()[0], bbox=(9.0, 9.0, 3.0, 3.0)))  # bob's view is stale
     (final,) = ds_a.example(eid).annotations
-    assert (final.label, final.bbox, final.author) == ("cat", (9.0, 9.0, 3.0, 3.0), "bob")  # bob's whole edit
-    ca.undo()  # alice's undo puts back what SHE replaced, over bob's edit: also last writer wins
+    assert (final.label, final.bbox, final.author) == ("dog", (1.0, 1.0, 5.0, 5.0), "alice")  # alice's edit kept
+    assert cb.truth()[0].label == "dog" and "alice" in cb.message  # bob's tab reloaded it and says why
+    cb.commit_edit(cb.truth()[0], replace(cb.truth()[0], bbox=(9.0, 9.0, 3.0, 3.0)))  # from the reloaded view
+    with pytest.raises(EditConflictError):
+        ca.undo()  # alice's undo would put back what she replaced, over bob's later edit: refused
     (final,) = ds_a.example(eid).annotations
-    assert (final.label, final.bbox) == (orig.label, orig.bbox)
+    assert (final.label, final.bbox, final.author) == ("dog", (9.0, 9.0, 3.0, 3.0), "bob")
     a.close()
     b.close()
 
 
-def test_editing_a_box_another_writer_deleted_is_a_clear_not_found(tmp_path):
+def test_editing_a_box_another_writer_deleted_is_a_clear_conflict(tmp_path):
     a, b = Workspace(tmp_path / "w"), Workspace(tmp_path / "w")
     ds_a = a.create_dataset("d", "detection", classes="cat")
     (eid,) = ds_a.import_batch(box_batch(1, classes=("cat",), size=(64, 48)))
@@ -217,9 +228,9 @@ def test_editing_a_box_another_writer_deleted_is_a_clear_not_found(tmp_path):
     ca.delete_selected()
     from dataclasses import replace
 
-    with pytest.raises(NotFoundError, match=f"has no annotation {target.id}") as info:
+    with pytest.raises(EditConflictError, match=f"annotation {target.id} was deleted") as info:
         cb.commit_edit(target, replace(target, bbox=(2.0, 2.0, 4.0, 4.0)))
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and cb.truth() == []  # bob's tab reloaded: the box is gone
     assert ds_a.example(eid).annotations == ()  # the delete stands, nothing half-written
     a.close()
     b.close()

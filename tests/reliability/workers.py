@@ -36,8 +36,10 @@ def _wait_for_go(home: Path, name: str) -> None:
 
 def writer(home: Path, out: Path, index: int) -> dict[str, Any]:
     """Annotate through the canvas: boxes on this writer's own examples and on the shared ones, deletes of
-    its own boxes, and edits of the one contested box every writer edits (last writer wins)."""
+    its own boxes, and edits of the one contested box every writer edits (an edit made from a view someone
+    else changed since is refused, never a silent overwrite: it is counted and the writer goes on)."""
     from workbench.data import Workspace
+    from workbench.errors import EditConflictError
     from workbench.widgets.canvas_state import CanvasState
 
     ws = Workspace(home)
@@ -47,6 +49,7 @@ def writer(home: Path, out: Path, index: int) -> dict[str, Any]:
     added: list[int] = []
     deleted: list[int] = []
     updates: list[dict[str, Any]] = []
+    refused: list[int] = []
     _wait_for_go(home, f"writer{index}")
     start = time.monotonic()
     for seq in range(EDITS):
@@ -73,13 +76,18 @@ def writer(home: Path, out: Path, index: int) -> dict[str, Any]:
             state.reload()
             cur = state.annotation(contested)
             label, box = contested_content(index, seq)
-            state.commit_edit(cur, replace(cur, label=label, bbox=box))
+            try:
+                state.commit_edit(cur, replace(cur, label=label, bbox=box))
+            except EditConflictError:  # another writer's edit came between the reload and this one
+                refused.append(seq)
+                continue
             updates.append({"seq": seq, "label": label, "bbox": list(box), "t": time.monotonic()})
     result = {
         "index": index,
         "added": added,
         "deleted": deleted,
         "updates": updates,
+        "refused": refused,
         "span": [start, time.monotonic()],
     }
     out.write_text(json.dumps(result))

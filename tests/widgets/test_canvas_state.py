@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from workbench.data.records import Annotation
-from workbench.errors import NotFoundError, UnknownNameError, ValidationError
+from workbench.errors import EditConflictError, NotFoundError, UnknownNameError, ValidationError
 from workbench.widgets.canvas_state import TOOLS_FOR_TYPE, CanvasSettings, CanvasState
 from workbench.widgets.keys import KeyMap
 from workbench.widgets.masks import rle_decode
@@ -285,7 +285,7 @@ def test_undo_refused_by_the_store_reloads_the_example(mk):
     drag(s, (100, 100), (200, 150))
     (a,) = sink.truth()
     sink.delete_annotation(a.id)  # someone else deleted it
-    with pytest.raises(NotFoundError):
+    with pytest.raises(EditConflictError):
         s.undo()
     assert s.annotations == [] and not s.can_undo and "reloaded" in s.message
 

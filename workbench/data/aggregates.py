@@ -29,7 +29,8 @@ from contextlib import contextmanager
 
 from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
 
-__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bulk_insert", "FINGERPRINT"]
+__all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bulk_insert", "count_range", "move_examples",
+           "FINGERPRINT"]
 
 _LABEL_KINDS = "('label', 'anomaly')"
 _OBJECT_KINDS = "('box', 'polygon', 'mask')"
@@ -141,6 +142,7 @@ CREATE TABLE IF NOT EXISTS agg_box_size (
     PRIMARY KEY (dataset_id, class_id, bin)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS agg_bulk (on_ INTEGER PRIMARY KEY);  -- a row while an import counts in bulk
+CREATE TABLE IF NOT EXISTS agg_move (on_ INTEGER PRIMARY KEY);  -- a row while move_examples moves in bulk
 CREATE TABLE IF NOT EXISTS agg_example_set (
     dataset_id INTEGER PRIMARY KEY,
     version INTEGER NOT NULL
@@ -171,6 +173,7 @@ CREATE TRIGGER IF NOT EXISTS agg_example_class_delete AFTER DELETE ON agg_exampl
 BEGIN {_class_split("-", "OLD")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_class_update AFTER UPDATE ON agg_example_class
+WHEN NOT EXISTS (SELECT 1 FROM agg_move)
 BEGIN {_class_split("-", "OLD")} {_class_split("+", "NEW")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_delete BEFORE DELETE ON examples
@@ -183,6 +186,7 @@ CREATE TRIGGER IF NOT EXISTS agg_example_insert AFTER INSERT ON examples
 BEGIN {_bump("NEW.dataset_id")}
 END;
 CREATE TRIGGER IF NOT EXISTS agg_example_split AFTER UPDATE OF split, blob, dataset_id ON examples
+WHEN NOT EXISTS (SELECT 1 FROM agg_move)
 BEGIN
     UPDATE agg_example_class SET split = NEW.split, dataset_id = NEW.dataset_id WHERE example_id = NEW.id;
     {_bump("OLD.dataset_id")}
@@ -263,3 +267,53 @@ def verify(conn: sqlite3.Connection) -> list[str]:
             problems.append(f"{table}: {len(kept - fresh)} rows kept that a recount does not give, "
                             f"{len(fresh - kept)} recounted rows missing")
     return problems
+
+
+def count_range(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
+    """Count the annotations with ids ``first_id..last_id``, inserted just now in this transaction while
+    ``agg_bulk`` held the per-row triggers off, set-based (a long import's short transactions: its
+    examples' annotations may span several of them, so existing rows are added to, not replaced)."""
+    only = "a.id BETWEEN ? AND ?"
+    args = (first_id, last_id)
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS agg_new_pairs (example_id INTEGER, class_id INTEGER, "
+                 "PRIMARY KEY (example_id, class_id)) WITHOUT ROWID")
+    conn.execute("DELETE FROM temp.agg_new_pairs")
+    conn.execute(f"""INSERT INTO temp.agg_new_pairs SELECT DISTINCT a.example_id, a.class_id FROM annotations a
+        WHERE a.proposal = 0 AND {only} AND NOT EXISTS (SELECT 1 FROM agg_example_class c
+            WHERE c.example_id = a.example_id AND c.class_id = a.class_id)""", args)
+    # existing (example, class) rows: the update trigger moves their class-split sums by the difference
+    conn.execute(f"""INSERT INTO agg_example_class {_recount('agg_example_class', only)}
+        ON CONFLICT (example_id, class_id) DO UPDATE SET n = n + excluded.n, labels = labels + excluded.labels,
+            objects = objects + excluded.objects, tiny = tiny + excluded.tiny, huge = huge + excluded.huge""", args)
+    conn.execute("""INSERT INTO agg_class_split (dataset_id, split, class_id, n, labels, images, label_images)
+        SELECT c.dataset_id, c.split, c.class_id, SUM(c.n), SUM(c.labels), COUNT(*), SUM(c.labels > 0)
+        FROM agg_example_class c JOIN temp.agg_new_pairs p ON p.example_id = c.example_id AND p.class_id = c.class_id
+        GROUP BY c.dataset_id, c.split, c.class_id
+        ON CONFLICT (dataset_id, split, class_id) DO UPDATE SET n = n + excluded.n,
+            labels = labels + excluded.labels, images = images + excluded.images,
+            label_images = label_images + excluded.label_images""")
+    conn.execute(f"""INSERT INTO agg_box_size {_recount('agg_box_size', only)}
+        ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""", args)
+    conn.execute("DELETE FROM temp.agg_new_pairs")
+
+
+def move_examples(conn: sqlite3.Connection, source: int, target: int) -> None:
+    """Move every example of dataset ``source`` (a pending import's shadow, which holds nothing else) into
+    dataset ``target``, with their counts, set-based: no per-example trigger work, so the one transaction
+    that makes a large import visible stays short. Only additions for ``target``: its removals counter
+    stands still (the kept duplicate index just extends). Run inside a transaction."""
+    conn.execute("INSERT INTO agg_move VALUES (1)")
+    conn.execute("UPDATE examples SET dataset_id=? WHERE dataset_id=?", (target, source))
+    conn.execute("UPDATE agg_example_class SET dataset_id=? WHERE dataset_id=?", (target, source))
+    conn.execute("""INSERT INTO agg_class_split (dataset_id, split, class_id, n, labels, images, label_images)
+        SELECT ?, split, class_id, n, labels, images, label_images FROM agg_class_split WHERE dataset_id=?
+        ON CONFLICT (dataset_id, split, class_id) DO UPDATE SET n = n + excluded.n,
+            labels = labels + excluded.labels, images = images + excluded.images,
+            label_images = label_images + excluded.label_images""", (target, source))
+    conn.execute("""INSERT INTO agg_box_size (dataset_id, class_id, bin, n)
+        SELECT ?, class_id, bin, n FROM agg_box_size WHERE dataset_id=?
+        ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""", (target, source))
+    for table in ("agg_class_split", "agg_box_size", "agg_example_set", "agg_example_removals"):
+        conn.execute(f"DELETE FROM {table} WHERE dataset_id=?", (source,))
+    conn.execute(_bump("?").strip(), (target,))
+    conn.execute("DELETE FROM agg_move")

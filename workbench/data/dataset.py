@@ -14,12 +14,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlreadyExistsError, NotFoundError, TooFewExamplesError, ValidationError, WorkbenchError
+from ..errors import (
+    AlreadyExistsError,
+    EditConflictError,
+    NotFoundError,
+    TooFewExamplesError,
+    ValidationError,
+    WorkbenchError,
+)
 from ..progress import ProgressFn, Stage
-from . import aggregates
+from . import aggregates, staged
 from .blobs import sha256_bytes
+from .history import acting
 from .image_pool import check_items
 from .images import check_image
+from .limits import check_classes, check_shapes
 from .records import (
     KINDS_FOR_TYPE,
     SPLITS,
@@ -123,8 +132,10 @@ class Dataset:
                 "SELECT COALESCE(MAX(position) + 1, 0) FROM classes WHERE dataset_id=?", (self.id,)
             ).fetchone()[0]
             c = ClassDef(name, color or default_color(pos))
-            if name in self._class_ids():
+            ids = self._class_ids()
+            if name in ids:
                 raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{name}'")
+            check_classes(self.name, len(ids) + 1)
             self.conn.execute(
                 "INSERT INTO classes (dataset_id, name, color, position) VALUES (?,?,?,?)",
                 (self.id, c.name, c.color, pos),
@@ -159,7 +170,40 @@ class Dataset:
     def import_batch(self, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
                      source_file: str | None = None, progress: ProgressFn | None = None) -> list[int]:
         """Add every item of ``batch`` or nothing. Returns the new example ids in item order. ``progress``
-        hears of each stage (:mod:`workbench.progress`)."""
+        hears of each stage (:mod:`workbench.progress`).
+
+        A large import (more than ``staged.CHUNK_ROWS`` rows) made outside a caller's transaction is written
+        in short transactions, invisible until one short final commit makes all of it visible (see
+        :mod:`.staged`): other writers never wait for more than one of them."""
+        prepared = self._prepare(batch, source_file, progress)
+        written: list[str] = []
+        nested = self.conn.in_transaction
+        try:
+            storing = Stage(progress, "import", "storing images", len(prepared), "images")
+            for _item, data, digest, _info in prepared:
+                _, new = self.workspace.blobs.put(data, digest, fsync=False)
+                if new:
+                    written.append(digest)
+                storing.advance()
+            storing.close()
+            if written:
+                self.workspace.blobs.sync()
+            if batch.info and self.source_info and self.source_info != batch.info:
+                batch.report.note(f"dataset '{self.name}' keeps the info / licenses of its first source")
+            if nested or not staged.worth_staging(prepared):
+                return self._insert_prepared(prepared, batch.classes, author, directory, batch.info)
+            splits, keys = self._plan_splits(prepared)
+            ids = staged.import_prepared(self, prepared, batch.classes, author, directory, splits, keys,
+                                         batch.info)
+        except BaseException:
+            self._drop_unreferenced(written, rolled_back_later=nested)
+            raise
+        self._warm_duplicates()
+        return ids
+
+    def _prepare(self, batch: ImportBatch, source_file: str | None,
+                 progress: ProgressFn | None = None) -> list[tuple[Any, bytes, str, Any]]:
+        """Validate every item of ``batch`` (limits first, then images and annotations) before any write."""
         dtype = self.type
         if batch.type is not None and batch.type != dtype and not (
             dtype == "segmentation" and batch.type == "detection"
@@ -170,6 +214,10 @@ class Dataset:
             )
         allowed = KINDS_FOR_TYPE[dtype]
         known = {c.name for c in self.classes} | {c.name for c in batch.classes}
+        check_classes(self.name, len(known), file=source_file or batch.source or None)
+        for idx, item in enumerate(batch.items):  # before any image is read
+            check_shapes(len(item.annotations), file=str(item.path) if item.path else (item.file_name or source_file),
+                         record=item.record if item.record is not None else idx)
         check_items(batch.items, progress=progress)  # one decode per image its reader did not check, in parallel
         prepared: list[tuple[Any, bytes, str, Any]] = []
         reading = Stage(progress, "import", "reading images", len(batch.items), "images")
@@ -198,25 +246,7 @@ class Dataset:
             prepared.append((item, data, info.sha256, info))
             reading.advance()
         reading.close()
-
-        written: list[str] = []
-        nested = self.conn.in_transaction
-        try:
-            storing = Stage(progress, "import", "storing images", len(prepared), "images")
-            for _item, data, digest, _info in prepared:
-                _, new = self.workspace.blobs.put(data, digest, fsync=False)
-                if new:
-                    written.append(digest)
-                storing.advance()
-            storing.close()
-            if written:
-                self.workspace.blobs.sync()
-            if batch.info and self.source_info and self.source_info != batch.info:
-                batch.report.note(f"dataset '{self.name}' keeps the info / licenses of its first source")
-            return self._insert_prepared(prepared, batch.classes, author, directory, batch.info)
-        except BaseException:
-            self._drop_unreferenced(written, rolled_back_later=nested)
-            raise
+        return prepared
 
     def _drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
         """Remove image files this import wrote, unless a committed row points at them.
@@ -257,20 +287,7 @@ class Dataset:
             if source_info:
                 self.conn.execute("UPDATE datasets SET source_info=? WHERE id=? AND source_info IS NULL",
                                   (_json_or_null(source_info), self.id))
-            counts = dict(self.conn.execute(
-                "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? GROUP BY split", (self.id,)).fetchall())
-            total_after = sum(counts.values()) + len(prepared)
-            explicit = [it.split for it, *_ in prepared]
-            auto_idx = [i for i, s in enumerate(explicit) if s is None]
-            keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
-            cur_val = counts.get("val", 0) + explicit.count("val")
-            cur_test = counts.get("test", 0) + explicit.count("test")
-            splits, broken = assign_grouped(  # copies of one source image (name, content, pHash) stay together
-                [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
-                self._split_members() if auto_idx else [], current_val=cur_val, current_test=cur_test,
-                total_after=total_after, settings=settings)
-            self.split_notes = [f"{broken} groups of copies of one image were too large to keep in one split "
-                                "and were split to fill val / test (stats lists them)"] if broken else []
+            splits, keys = self._plan_splits(prepared, settings)
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)
@@ -307,6 +324,37 @@ class Dataset:
             self._touch()
         self._warm_duplicates()
         return new_ids
+
+    def _keep_source(self, batch_classes: Sequence[ClassDef], source_info: dict[str, Any] | None) -> None:
+        """What the first source said of its classes and of itself (a staged import's final commit; run
+        inside a transaction, once the classes are this dataset's)."""
+        for c in batch_classes:
+            if c.origin:
+                self.conn.execute("UPDATE classes SET origin=? WHERE dataset_id=? AND name=? AND origin IS NULL",
+                                  (_json_or_null(c.origin), self.id, c.name))
+        if source_info:
+            self.conn.execute("UPDATE datasets SET source_info=? WHERE id=? AND source_info IS NULL",
+                              (_json_or_null(source_info), self.id))
+
+    def _plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
+        """The split and split key of each prepared item (explicit ones kept, the rest assigned; copies of one
+        source image kept together). Sets ``split_notes``."""
+        settings = settings or self.split_settings
+        counts = dict(self.conn.execute(
+            "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? GROUP BY split", (self.id,)).fetchall())
+        total_after = sum(counts.values()) + len(prepared)
+        explicit = [it.split for it, *_ in prepared]
+        auto_idx = [i for i, s in enumerate(explicit) if s is None]
+        keys = [split_key(settings.seed, prepared[i][2], prepared[i][0].file_name) for i in range(len(prepared))]
+        cur_val = counts.get("val", 0) + explicit.count("val")
+        cur_test = counts.get("test", 0) + explicit.count("test")
+        splits, broken = assign_grouped(  # copies of one source image (name, content, pHash) stay together
+            [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
+            self._split_members() if auto_idx else [], current_val=cur_val, current_test=cur_test,
+            total_after=total_after, settings=settings)
+        self.split_notes = [f"{broken} groups of copies of one image were too large to keep in one split "
+                            "and were split to fill val / test (stats lists them)"] if broken else []
+        return splits, keys
 
     def _split_members(self) -> list[Member]:
         """Every example as the split grouping sees it (file name, image, pHash, split), by id."""
@@ -433,8 +481,8 @@ class Dataset:
             kind=r["kind"], label=names[r["class_id"]], bbox=bbox,
             polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
             mask=g.get("mask"), score=r["score"], proposal=bool(r["proposal"]), author=r["author"],
-            created_at=r["created_at"], id=r["id"], stored=True, attributes=_json_of(r["attributes"]),
-            iscrowd=bool(r["iscrowd"]), source_id=r["source_id"])
+            created_at=r["created_at"], id=r["id"], version=r["version"], stored=True,
+            attributes=_json_of(r["attributes"]), iscrowd=bool(r["iscrowd"]), source_id=r["source_id"])
 
     def load_bytes(self, blob: str) -> bytes:
         return self.workspace.load_bytes(blob)
@@ -470,18 +518,35 @@ class Dataset:
         except ValidationError as e:
             raise e.located(record=ex["id"]) from None
 
+    def _shape_count(self, example_id: int) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM annotations WHERE example_id=?",
+                                     (example_id,)).fetchone()[0])
+
     def _mark_annotated(self, example_id: int, stamp: str) -> None:
         self.conn.execute(
             "UPDATE examples SET status=CASE status WHEN 'new' THEN 'annotated' ELSE status END, updated_at=? "
             "WHERE id=?", (stamp, example_id))
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str = "") -> Annotation:
+    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "",
+                       replace_label: bool = True) -> Annotation:
+        """Add ``ann`` by ``author``; ``actor``: who the history records as making the change (default: the
+        author; an undo that puts back someone else's shape passes the person undoing). A class label
+        replaces the example's label; ``replace_label=False`` (the editor saw no label) refuses with
+        :class:`~workbench.errors.EditConflictError` when someone labelled the example meanwhile."""
         stamp = now()
-        with self._tx():
+        with self._tx(), acting(self.conn, actor or author or ann.author):
             ex = self._example_row(example_id)
             ids = self._class_ids()
             self._check_annotation(ann, ex, ids)
+            check_shapes(self._shape_count(example_id) + 1, record=example_id)
             if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
+                if not replace_label:
+                    there = self.conn.execute(
+                        "SELECT id, version, author FROM annotations WHERE example_id=? AND kind=? AND proposal=0 "
+                        "AND x IS NULL", (example_id, ann.kind)).fetchone()
+                    if there is not None:
+                        raise EditConflictError(there["id"], expected=None, current=there["version"],
+                                                by=there["author"], dataset=self.name)
                 self.conn.execute(
                     "DELETE FROM annotations WHERE example_id=? AND kind=? AND proposal=0 AND x IS NULL",
                     (example_id, ann.kind))
@@ -493,43 +558,67 @@ class Dataset:
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
             self._touch()
-        return replace(ann, id=int(cur.lastrowid or 0), author=author or ann.author, created_at=stamp)
+        return replace(ann, id=int(cur.lastrowid or 0), author=author or ann.author, created_at=stamp, version=1)
 
     def set_label(self, example_id: int, label: str, author: str = "") -> Annotation:
         """Classification / anomaly: set the example's class (replacing the previous one)."""
         kind = "anomaly" if self.type == "anomaly" else "label"
         return self.add_annotation(example_id, Annotation(kind=kind, label=label), author)
 
-    def _ann_example(self, annotation_id: int) -> int:
-        row = self.conn.execute("SELECT example_id FROM annotations WHERE id=? AND dataset_id=?",
+    def _ann_example(self, annotation_id: int, version: int | None = None) -> int:
+        """The example of an annotation, refusing a stale ``version`` (the one its editor read; None: any)."""
+        row = self.conn.execute("SELECT example_id, version, author FROM annotations WHERE id=? AND dataset_id=?",
                                 (annotation_id, self.id)).fetchone()
         if row is None:
+            if version is not None and self.conn.execute(  # it existed: someone deleted it meanwhile
+                    "SELECT 1 FROM annotation_history WHERE annotation_id=? AND dataset_id=? AND action='delete'",
+                    (annotation_id, self.id)).fetchone():
+                who = self.conn.execute("SELECT who FROM annotation_history WHERE annotation_id=? "
+                                        "ORDER BY id DESC LIMIT 1", (annotation_id,)).fetchone()
+                raise EditConflictError(annotation_id, expected=version, current=None, by=who[0] if who else "",
+                                        dataset=self.name)
             raise NotFoundError(f"dataset '{self.name}' has no annotation {annotation_id}")
+        if version is not None and int(row["version"]) != int(version):
+            raise EditConflictError(annotation_id, expected=version, current=int(row["version"]),
+                                    by=row["author"], dataset=self.name)
         return int(row[0])
 
-    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "") -> Annotation:
-        """Replace an annotation's content (last writer wins; the author and time are updated)."""
+    def annotation_version(self, annotation_id: int) -> int | None:
+        """The stored version of an annotation (None when it does not exist)."""
+        row = self.conn.execute("SELECT version FROM annotations WHERE id=? AND dataset_id=?",
+                                (annotation_id, self.id)).fetchone()
+        return None if row is None else int(row[0])
+
+    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "", *,
+                          actor: str = "") -> Annotation:
+        """Replace an annotation's content (the author and time are updated, the version bumped).
+
+        ``ann.version`` is the version the editor read: when someone changed or deleted the annotation
+        since, nothing is written and :class:`~workbench.errors.EditConflictError` says so (``None``: no
+        check, last writer wins)."""
         stamp = now()
-        with self._tx():
-            example_id = self._ann_example(annotation_id)
+        with self._tx(), acting(self.conn, actor or author or ann.author):
+            example_id = self._ann_example(annotation_id, ann.version)
             ex = self._example_row(example_id)
             ids = self._class_ids()
             self._check_annotation(ann, ex, ids)
             row = self._ann_row(example_id, ann, ids, author or ann.author, stamp)
             self.conn.execute(
                 """UPDATE annotations SET class_id=?, kind=?, x=?, y=?, w=?, h=?, geometry=?, score=?, proposal=?,
-                   author=?, updated_at=?, attributes=?, iscrowd=?, source_id=? WHERE id=?""",
+                   author=?, updated_at=?, attributes=?, iscrowd=?, source_id=?, version=version + 1 WHERE id=?""",
                 (*row[2:12], stamp, *row[14:17], annotation_id))
-            created = self.conn.execute("SELECT created_at FROM annotations WHERE id=?",
-                                        (annotation_id,)).fetchone()[0]
+            created, version = self.conn.execute("SELECT created_at, version FROM annotations WHERE id=?",
+                                                 (annotation_id,)).fetchone()
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
             self._touch()
-        return replace(ann, id=annotation_id, author=author or ann.author, created_at=created)
+        return replace(ann, id=annotation_id, author=author or ann.author, created_at=created, version=version)
 
-    def delete_annotation(self, annotation_id: int) -> None:
-        with self._tx():
-            example_id = self._ann_example(annotation_id)
+    def delete_annotation(self, annotation_id: int, version: int | None = None, author: str = "") -> None:
+        """Delete an annotation (kept in the history). ``version``: the one the deleter read; a stale one is
+        refused with :class:`~workbench.errors.EditConflictError` (None: no check)."""
+        with self._tx(), acting(self.conn, author):
+            example_id = self._ann_example(annotation_id, version)
             self.conn.execute("DELETE FROM annotations WHERE id=?", (annotation_id,))
             self.conn.execute("UPDATE examples SET updated_at=? WHERE id=?", (now(), example_id))
             self._touch()
@@ -538,11 +627,14 @@ class Dataset:
                             *, proposals: bool = False) -> list[Annotation]:
         """Swap the example's annotations (or only its proposals) for ``anns`` in one transaction."""
         stamp = now()
-        with self._tx():
+        with self._tx(), acting(self.conn, author):
             ex = self._example_row(example_id)
             ids = self._class_ids()
             for a in anns:
                 self._check_annotation(a, ex, ids)
+            kept = self.conn.execute("SELECT COUNT(*) FROM annotations WHERE example_id=? AND proposal<>?",
+                                     (example_id, int(proposals))).fetchone()[0]
+            check_shapes(kept + len(anns), record=example_id)
             self.conn.execute("DELETE FROM annotations WHERE example_id=? AND proposal=?",
                               (example_id, int(proposals)))
             out = []
@@ -552,7 +644,8 @@ class Dataset:
                        score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
                        VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     self._ann_row(example_id, a, ids, author or a.author, stamp))
-                out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp))
+                out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp,
+                                   version=1))
             if anns and not proposals:
                 self._mark_annotated(example_id, stamp)
             self._touch()
@@ -566,8 +659,9 @@ class Dataset:
             self.conn.execute("UPDATE examples SET status=?, updated_at=? WHERE id=?", (status, now(), example_id))
             self._touch()
 
-    def delete_examples(self, example_ids: Sequence[int]) -> None:
-        with self._tx():
+    def delete_examples(self, example_ids: Sequence[int], author: str = "") -> None:
+        """Delete examples (their annotations are kept in the history, as deleted by ``author``)."""
+        with self._tx(), acting(self.conn, author):
             for e in example_ids:
                 self._example_row(e)
             self.conn.executemany("DELETE FROM examples WHERE id=?", [(e,) for e in example_ids])

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConflictError
-from . import aggregates
+from . import aggregates, history, staged
 
 __all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
 
-SCHEMA_VERSION = 3  # 2: maintained aggregates (aggregates.py); 3: what sources say (_KEPT_COLUMNS)
+SCHEMA_VERSION = 4  # 2: maintained aggregates (aggregates.py); 3: what sources say (_KEPT_COLUMNS);
+#                    4: annotation versions + history (history.py), pending imports (staged.py)
 BUSY_TIMEOUT_S = 10.0
 MAX_RETRY_S = 60.0
 
@@ -213,6 +214,7 @@ def connect(path: Path) -> sqlite3.Connection:
     )
     conn.row_factory = sqlite3.Row
     aggregates.register_functions(conn)
+    history.register_functions(conn)
     conn.checkpointer = _Checkpointer(Path(path))
 
     def setup() -> None:
@@ -236,6 +238,9 @@ def connect(path: Path) -> sqlite3.Connection:
                 conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
             _add_kept_columns(conn)
             _install_aggregates(conn)
+            history.install(conn, _statements)
+            for stmt in _statements(staged.SCHEMA):
+                conn.execute(stmt)
 
     retrying(setup)
     return conn
@@ -261,6 +266,14 @@ class _Checkpointer:
                 self.timer = threading.Timer(CHECKPOINT_DELAY_S, self.run)
                 self.timer.daemon = True
                 self.timer.start()
+
+    def cancel(self) -> None:
+        """The connection closes: no checkpoint after that (its folder may be going; the next opener reads
+        the log as usual)."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
 
     def run(self) -> None:
         with self.lock:

@@ -202,6 +202,7 @@ class Annotation:
     author: str = ""
     created_at: str = ""
     id: int | None = None
+    version: int | None = field(default=None, compare=False)  # the store's edit counter of this annotation when it was read (stale edits refused)
     stored: InitVar[bool] = False  # read back from the store: checks added after it was written are skipped
     attributes: dict[str, Any] = field(default_factory=dict, hash=False)
     iscrowd: bool = False

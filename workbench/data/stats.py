@@ -149,13 +149,35 @@ def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStat
 
 def warm_duplicates(ds: Dataset) -> None:
     """Search the whole dataset's duplicates now and keep the answer (imports call this once they commit,
-    so the first ``stats`` after an import reads it)."""
-    with ds._tx():
+    so the first ``stats`` after an import reads it). The search reads one consistent snapshot without the
+    write lock (it takes seconds on a large dataset: edits must not wait for it); what it found is kept in
+    one short write transaction."""
+    conn = ds.conn
+    if conn.in_transaction:  # inside a caller's transaction: part of it
         _near_duplicates(ds, "e.dataset_id=?", [ds.id], None, True, True)
+        return
+    found: list[tuple[str, tuple]] = []
+    conn.execute("BEGIN DEFERRED")  # a read: takes no lock
+    try:
+        _near_duplicates(ds, "e.dataset_id=?", [ds.id], None, True, True, found)
+    finally:
+        conn.execute("ROLLBACK")  # it wrote nothing
+    with ds._tx():
+        for sql, params in found:
+            conn.execute(sql, params)
+
+
+def _keep(conn: Any, found: list[tuple[str, tuple]] | None, sql: str, params: tuple) -> None:
+    """Write a cached answer now, or (``found``) collect it for a short write transaction later."""
+    if found is None:
+        conn.execute(sql, params)
+    else:
+        found.append((sql, params))
 
 
 def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | None,
-                     near: bool, use_cache: bool) -> tuple[NearDuplicates, list[list[int]]]:
+                     near: bool, use_cache: bool,
+                     found: list[tuple[str, tuple]] | None = None) -> tuple[NearDuplicates, list[list[int]]]:
     """Duplicates depend only on which examples there are (images, splits): cached against the counter the
     store bumps when examples come, go, move split or directory, not on annotation edits. For the whole
     dataset the store also keeps the search's index: when examples were only added since, just the new
@@ -173,14 +195,14 @@ def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | 
             return dups, [list(g) for g in payload["copies_across_splits"]]
         return dups, _straddling_copies(ds, where, args, dups)
     if directory is None:
-        dups = _whole_dataset_duplicates(ds, near, use_cache)
+        dups = _whole_dataset_duplicates(ds, near, use_cache, found)
     else:
         ids, blobs, splits, hashes = _example_rows(ds, where, args, "")
         dups = find_duplicates(ids, blobs, splits, ds.load_bytes if near else None, hashes=hashes if near else None)
     straddling = _straddling_copies(ds, where, args, dups)
     if use_cache:
-        conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
-                     (ds.id, key, version, json.dumps({**dups.to_dict(), "copies_across_splits": straddling})))
+        _keep(conn, found, "INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
+              (ds.id, key, version, json.dumps({**dups.to_dict(), "copies_across_splits": straddling})))
     return dups, straddling
 
 
@@ -197,7 +219,8 @@ def _example_rows(ds: Dataset, where: str, args: list[Any], more: str) -> tuple[
 INCREMENTAL_MAX_SHARE = 0.25  # more new examples than this share of the indexed ones: search from nothing
 
 
-def _whole_dataset_duplicates(ds: Dataset, near: bool, use_cache: bool) -> NearDuplicates:
+def _whole_dataset_duplicates(ds: Dataset, near: bool, use_cache: bool,
+                              found: list[tuple[str, tuple]] | None = None) -> NearDuplicates:
     conn = ds.conn
     row = conn.execute("SELECT version FROM agg_example_removals WHERE dataset_id=?", (ds.id,)).fetchone()
     removals = row[0] if row else 0
@@ -227,6 +250,6 @@ def _whole_dataset_duplicates(ds: Dataset, near: bool, use_cache: bool) -> NearD
         ids, blobs, splits, hashes = _example_rows(ds, "e.dataset_id=?", [ds.id], "")
         index = DuplicateIndex.build(ids, blobs, splits, load, hashes=hashes if near else None)
     if use_cache:
-        conn.execute("INSERT OR REPLACE INTO duplicate_index VALUES (?,?,?,?)",
-                     (ds.id, int(near), removals, index.to_bytes()))
+        _keep(conn, found, "INSERT OR REPLACE INTO duplicate_index VALUES (?,?,?,?)",
+              (ds.id, int(near), removals, index.to_bytes()))
     return index.result()

@@ -16,7 +16,9 @@ from ..errors import ValidationError
 from ..progress import ProgressFn, Stage
 from .dataset import Dataset
 from .import_summary import ImportResult
+from .limits import check_classes
 from .records import STATUSES, TASK_TYPES
+from .staged import import_new
 from .workspace import Workspace
 
 __all__ = ["import_source", "export_dataset", "export_with_report", "ExportResult", "add_sample",
@@ -58,18 +60,34 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
     rest are split by hash, copies of one source image together (:mod:`.split_groups`).
 
     All or nothing: a bad record anywhere leaves the workspace as it was, including the dataset that
-    would have been created. Returns ``(dataset, new example ids)``, with what the import did as
+    would have been created; a large import holds the write lock only in short transactions and becomes
+    visible at once (:mod:`.staged`). Returns ``(dataset, new example ids)``, with what the import did as
     ``.summary`` (:class:`~workbench.data.import_summary.ImportSummary`).
     """
     from .import_summary import summarize
     from .source_splits import read_source
 
     batch = read_source(fmt, Path(src), split=split, progress=progress, **options)
-    with ws.transaction():  # creating the dataset and filling it: one transaction
-        before = {c.name for c in ws.dataset(name).classes} if ws.has_dataset(name) else set()
-        ds, _ = _dataset_for(ws, name, batch.type, type, f"{fmt} source {src}", classes=batch.classes)
-        ids = ds.import_batch(batch, author=author, directory=directory, source_file=str(src), progress=progress)
-        summary = summarize(ds, batch, ids, fmt=fmt, source=str(src), classes_before=before)
+    what = f"{fmt} source {src}"
+    filled: list[Dataset] = []
+
+    def fill(ds: Dataset) -> list[int]:
+        filled.append(ds)
+        return ds.import_batch(batch, author=author, directory=directory, source_file=str(src), progress=progress)
+
+    if ws.has_dataset(name):
+        ds, _ = _dataset_for(ws, name, batch.type, type, what)
+        before = {c.name for c in ds.classes}
+        ids = fill(ds)
+    else:  # a new dataset stays hidden until it is filled (staged.import_new): a failure leaves nothing
+        before = set()
+        dtype = type or batch.type
+        if dtype is None:
+            _dataset_for(ws, name, batch.type, type, what)  # raises: says what type to pass
+        check_classes(name, len(batch.classes), file=str(src))
+        ds, ids = import_new(ws, name, str(dtype), batch.classes, fill)
+        ds.split_notes = filled[0].split_notes
+    summary = summarize(ds, batch, ids, fmt=fmt, source=str(src), classes_before=before)
     return ImportResult(ds, ids, summary)
 
 

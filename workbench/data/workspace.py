@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
 from ..text import check_name
-from . import db
+from . import db, history, staged
 from .blobs import BlobStore
+from .limits import check_classes
 from .records import ANOMALY_CLASSES, TASK_TYPES, ClassDef, default_color
 from .splits import SplitSettings
 
@@ -64,8 +65,10 @@ def parse_classes(spec: str | list | tuple | None) -> list[ClassDef]:
             out.append(ClassDef(name.strip(), color.strip()))
         else:
             out.append(ClassDef(str(item), default_color(i)))
-    names = [c.name for c in out]
-    dup = {n for n in names if names.count(n) > 1}
+    seen: set[str] = set()
+    dup: set[str] = set()
+    for c in out:  # linear: a source with 50,000 categories must be refused at once, not after minutes
+        (dup if c.name in seen else seen).add(c.name)
     if dup:
         raise ValidationError(f"class names repeat: {', '.join(sorted(dup))}", field="classes")
     return out
@@ -79,9 +82,14 @@ class Workspace:
         self.home.mkdir(parents=True, exist_ok=True)
         self.blobs = BlobStore(self.home / "blobs")
         self.conn: sqlite3.Connection = db.connect(self.home / DB_NAME)
+        if staged.pending(self.conn):  # an import a killed process left half written: remove it
+            staged.recover(self)
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
+        checkpointer = getattr(self.conn, "checkpointer", None)
+        if checkpointer is not None:  # a timer that fires after close would write beside a removed folder
+            checkpointer.cancel()
         self.conn.close()
 
     def __enter__(self) -> Workspace:
@@ -117,6 +125,7 @@ class Workspace:
             raise ValidationError(f"unknown dataset type {type!r}; valid: {', '.join(TASK_TYPES)}",
                                   field="type")
         class_defs = parse_classes(classes)
+        check_classes(name, len(class_defs))
         if type == "anomaly":
             given = {c.name: c for c in class_defs}
             extra = set(given) - set(ANOMALY_CLASSES)
@@ -148,7 +157,8 @@ class Workspace:
 
         row = self.conn.execute("SELECT id FROM datasets WHERE name=?", (name,)).fetchone()
         if row is None:
-            known = [r[0] for r in self.conn.execute("SELECT name FROM datasets ORDER BY name")]
+            known = [r[0] for r in self.conn.execute(
+                "SELECT name FROM datasets WHERE id NOT IN (SELECT shadow_id FROM pending_imports) ORDER BY name")]
             hint = f"; datasets here: {', '.join(known)}" if known else "; this workspace has none yet"
             raise NotFoundError(f"no dataset '{name}' in {self.home}{hint}")
         return Dataset(self, int(row[0]), name)
@@ -161,16 +171,16 @@ class Workspace:
         rows = self.conn.execute(
             """SELECT d.name, d.type, d.description,
                       (SELECT COUNT(*) FROM examples e WHERE e.dataset_id=d.id) AS examples,
-                      (SELECT COUNT(*) FROM annotations a WHERE a.dataset_id=d.id AND a.proposal=0) AS annotations,
+                      (SELECT COALESCE(SUM(n), 0) FROM agg_class_split a WHERE a.dataset_id=d.id) AS annotations,
                       (SELECT COUNT(*) FROM classes c WHERE c.dataset_id=d.id) AS classes
-               FROM datasets d ORDER BY d.name"""
+               FROM datasets d WHERE d.id NOT IN (SELECT shadow_id FROM pending_imports) ORDER BY d.name"""
         ).fetchall()
         return [dict(r) for r in rows]
 
     def delete_dataset(self, name: str) -> None:
         ds = self.dataset(name)
         with self.transaction():
-            self.conn.execute("DELETE FROM annotations WHERE dataset_id=?", (ds.id,))
+            history.forget_dataset(self.conn, ds.id)
             self.conn.execute("DELETE FROM datasets WHERE id=?", (ds.id,))
 
     # ------------------------------------------------------------------ images

@@ -5,6 +5,9 @@ annotations: new shapes from the tools, edits (which accept proposals), class ch
 accept / reject, undo / redo, and the store calls the commands replay (the ``EditTarget`` of ``undo.py``).
 Each edit is exactly one store call, except accepting a classification proposal over an existing label
 (delete the old label, then accept: two calls, one undo step, ordered so that undo replays cleanly).
+Every update and delete sends the version of the annotation this canvas shows (or last wrote): an edit
+made from a stale view is refused by the store (``EditConflictError``), the example is reloaded and the
+refusal is said in this canvas; nothing is overwritten.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..data.records import Annotation, ClassDef, Example, polygon_area
-from ..errors import NotFoundError, UnknownNameError, ValidationError, WorkbenchError
+from ..errors import EditConflictError, NotFoundError, UnknownNameError, ValidationError, WorkbenchError
 from .geometry import rect_polygon
 from .masks import apply_stroke, rle_encode, stroke_mask
 from .review import SAVE_FAILURES
@@ -91,6 +94,10 @@ class AnnotationEdits:
             cmd = CompositeCommand([cmd, StatusCommand(ex.id, "new", "annotated")], label=cmd.label)
         try:
             self.history.execute(cmd, self)
+        except EditConflictError as e:  # someone else changed it: show theirs, say so, write nothing
+            self.reload()
+            self.say(str(e))
+            raise
         except SAVE_FAILURES as e:  # locked database, full disk...: said, and the new shape stays on screen
             self._edited()
             raise self._keep_unsaved(cmd, e) from e
@@ -120,7 +127,7 @@ class AnnotationEdits:
             new = replace(new, proposal=False, score=None)
         if new.content() == orig.content():
             return
-        self._execute(UpdateCommand(self.history.ref(orig.id), orig, new, self.user))
+        self._execute(UpdateCommand(self.history.ref(orig.id, orig.version), orig, new, self.user))
 
     def commit_new_box(self, box: tuple[float, float, float, float]) -> None:
         if self.type == "anomaly":
@@ -216,7 +223,7 @@ class AnnotationEdits:
 
     def _delete(self, ann: Annotation) -> None:
         assert ann.id is not None
-        self._execute(DeleteCommand(self.history.ref(ann.id), ann, self.user))
+        self._execute(DeleteCommand(self.history.ref(ann.id, ann.version), ann, self.user))
 
     def delete_selected(self) -> bool:
         """Delete the selection (classification / anomaly: the example's class when nothing is selected)."""
@@ -255,8 +262,8 @@ class AnnotationEdits:
             self._execute(
                 CompositeCommand(
                     [
-                        DeleteCommand(h.ref(truth.id), truth, self.user),
-                        UpdateCommand(h.ref(prop.id), prop, accepted, self.user),
+                        DeleteCommand(h.ref(truth.id, truth.version), truth, self.user),
+                        UpdateCommand(h.ref(prop.id, prop.version), prop, accepted, self.user),
                     ],
                     label="accept",
                 )
@@ -284,9 +291,10 @@ class AnnotationEdits:
             self._execute(
                 CompositeCommand(
                     [
-                        DeleteCommand(h.ref(p.id), p, self.user)
+                        DeleteCommand(h.ref(p.id, p.version), p, self.user)
                         if p.id in dups
-                        else UpdateCommand(h.ref(p.id), p, replace(p, proposal=False, score=None), self.user)
+                        else UpdateCommand(h.ref(p.id, p.version), p, replace(p, proposal=False, score=None),
+                                           self.user)
                         for p in props
                     ],
                     label="accept all",
@@ -327,7 +335,11 @@ class AnnotationEdits:
     # ------------------------------------------------------------------ EditTarget: store calls
     def store_add(self, ann: Annotation, author: str) -> Annotation:
         assert self.example is not None
-        saved = self.sink.add_annotation(self.example.id, replace(ann, author=author), author)
+        label = ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None
+        seen = label and any(a.kind == ann.kind and not a.proposal and a.bbox is None for a in self.annotations)
+        saved = self.sink.add_annotation(  # a label over one this canvas never saw is refused, not overwritten
+            self.example.id, replace(ann, author=author), author, actor=self.user, replace_label=seen or not label
+        )
         if (
             ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None
         ):  # the store replaced it
@@ -340,7 +352,7 @@ class AnnotationEdits:
 
     def store_update(self, annotation_id: int, ann: Annotation, author: str) -> Annotation:
         saved = self.sink.update_annotation(
-            annotation_id, replace(ann, id=annotation_id, author=author), author
+            annotation_id, replace(ann, id=annotation_id, author=author), author, actor=self.user
         )
         self.annotations = [saved if a.id == annotation_id else a for a in self.annotations]
         self._truth_saved(ann)
@@ -352,7 +364,8 @@ class AnnotationEdits:
             self._status_changed(ex.id, "annotated")  # as the store does
 
     def store_delete(self, annotation_id: int) -> None:
-        self.sink.delete_annotation(annotation_id)
+        version = self.history.ref(annotation_id).version  # what this canvas last wrote or read
+        self.sink.delete_annotation(annotation_id, version=version, author=self.user)
         self.annotations = [a for a in self.annotations if a.id != annotation_id]
 
     def rebind(self, ref: AnnRef, new_id: int) -> None:

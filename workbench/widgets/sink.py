@@ -3,7 +3,9 @@
 :class:`AnnotationSink` is the exact subset of ``workbench.data.Dataset`` the canvas calls; every write is
 one committed transaction in the store, so the canvas saves each change as it happens. :class:`MemorySink`
 implements the same contract in memory (the same validation and the same side effects as the store:
-adding a truth label replaces the previous one, a truth annotation marks its example annotated). Tests and
+adding a truth label replaces the previous one, a truth annotation marks its example annotated; every
+annotation has a version bumped by each update, and an update (``ann.version``) or delete (``version``)
+from a stale version is refused with ``EditConflictError``). Tests and
 benchmarks use it; so can a notebook that annotates a handful of images without a workspace.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
+from ..data.limits import check_classes, check_shapes
 from ..data.records import (
     ANOMALY_CLASSES,
     KINDS_FOR_TYPE,
@@ -26,7 +29,7 @@ from ..data.records import (
     Example,
     default_color,
 )
-from ..errors import AlreadyExistsError, NotFoundError, ValidationError
+from ..errors import AlreadyExistsError, EditConflictError, NotFoundError, ValidationError
 
 __all__ = ["AnnotationSink", "MemorySink", "MemoryImage"]
 
@@ -47,11 +50,12 @@ class AnnotationSink(Protocol):
 
     def load_bytes(self, blob: str) -> bytes: ...
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str) -> Annotation: ...
+    def add_annotation(self, example_id: int, ann: Annotation, author: str, *, actor: str = "",
+                       replace_label: bool = True) -> Annotation: ...
 
-    def update_annotation(self, annotation_id: int, ann: Annotation, author: str) -> Annotation: ...
+    def update_annotation(self, annotation_id: int, ann: Annotation, author: str, *, actor: str = "") -> Annotation: ...
 
-    def delete_annotation(self, annotation_id: int) -> None: ...
+    def delete_annotation(self, annotation_id: int, version: int | None = None, author: str = "") -> None: ...
 
     def set_status(self, example_id: int, status: str) -> None: ...
 
@@ -110,6 +114,7 @@ class MemorySink:
         self._examples: dict[int, Example] = {}
         self._blobs: dict[str, bytes] = {}
         self._dirs: dict[str, list[int]] = {}
+        self._deleted_by: dict[int, str] = {}  # annotation id -> who deleted it (stale edits name them)
         for n, im in enumerate(images, start=1):
             if im.split not in SPLITS:
                 raise ValidationError(f"unknown split {im.split!r}", record=n, field="split")
@@ -118,7 +123,7 @@ class MemorySink:
             anns = []
             for a in im.annotations:
                 self._check(a, n, im.width, im.height)
-                anns.append(replace(a, id=next(self._ids), created_at=a.created_at or _now()))
+                anns.append(replace(a, id=next(self._ids), created_at=a.created_at or _now(), version=1))
             status = im.status or ("annotated" if any(not a.proposal for a in anns) else "new")
             self._examples[n] = Example(
                 id=n,
@@ -189,38 +194,56 @@ class MemorySink:
         except ValidationError as e:
             raise e.located(record=example_id) from None
 
-    def _find(self, annotation_id: int) -> tuple[Example, int]:
+    def _find(self, annotation_id: int, version: int | None = None) -> tuple[Example, int]:
         for ex in self._examples.values():
             for k, a in enumerate(ex.annotations):
                 if a.id == annotation_id:
+                    if version is not None and a.version != version:
+                        raise EditConflictError(annotation_id, expected=version, current=a.version, by=a.author,
+                                                dataset=self.name)
                     return ex, k
+        if version is not None and annotation_id in self._deleted_by:
+            raise EditConflictError(annotation_id, expected=version, current=None,
+                                    by=self._deleted_by[annotation_id], dataset=self.name)
         raise NotFoundError(f"dataset '{self.name}' has no annotation {annotation_id}")
 
     def _marked(self, ex: Example, ann: Annotation) -> str:
         return "annotated" if ex.status == "new" and not ann.proposal else ex.status
 
-    def add_annotation(self, example_id: int, ann: Annotation, author: str = "") -> Annotation:
+    def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "",
+                       replace_label: bool = True) -> Annotation:
         ex = self.example(example_id)
         self._check(ann, example_id, ex.width, ex.height)
+        check_shapes(len(ex.annotations) + 1, record=example_id)
         anns = list(ex.annotations)
         if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
+            there = next((a for a in anns if a.kind == ann.kind and not a.proposal and a.bbox is None), None)
+            if there is not None and not replace_label and there.id is not None:
+                raise EditConflictError(there.id, expected=None, current=there.version, by=there.author,
+                                        dataset=self.name)
+            for a in anns:
+                if a.kind == ann.kind and not a.proposal and a.bbox is None and a.id is not None:
+                    self._deleted_by[a.id] = actor or author or ann.author
             anns = [a for a in anns if not (a.kind == ann.kind and not a.proposal and a.bbox is None)]
-        saved = replace(ann, id=next(self._ids), author=author or ann.author, created_at=_now())
+        saved = replace(ann, id=next(self._ids), author=author or ann.author, created_at=_now(), version=1)
         anns.append(saved)
         self._examples[example_id] = replace(ex, annotations=tuple(anns), status=self._marked(ex, ann))
         return saved
 
-    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "") -> Annotation:
-        ex, k = self._find(annotation_id)
+    def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "", *,
+                          actor: str = "") -> Annotation:
+        ex, k = self._find(annotation_id, ann.version)
         self._check(ann, ex.id, ex.width, ex.height)
         anns = list(ex.annotations)
-        saved = replace(ann, id=annotation_id, author=author or ann.author, created_at=anns[k].created_at)
+        saved = replace(ann, id=annotation_id, author=author or ann.author, created_at=anns[k].created_at,
+                        version=(anns[k].version or 1) + 1)
         anns[k] = saved
         self._examples[ex.id] = replace(ex, annotations=tuple(anns), status=self._marked(ex, ann))
         return saved
 
-    def delete_annotation(self, annotation_id: int) -> None:
-        ex, k = self._find(annotation_id)
+    def delete_annotation(self, annotation_id: int, version: int | None = None, author: str = "") -> None:
+        ex, k = self._find(annotation_id, version)
+        self._deleted_by[annotation_id] = author
         anns = list(ex.annotations)
         del anns[k]
         self._examples[ex.id] = replace(ex, annotations=tuple(anns))
@@ -239,5 +262,6 @@ class MemorySink:
         if any(c.name == name for c in self._classes):
             raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{name}'")
         c = ClassDef(name, color or default_color(len(self._classes)))
+        check_classes(self.name, len(self._classes) + 1)
         self._classes.append(c)
         return c

@@ -5,6 +5,12 @@ undoing an add deletes the stored annotation, undoing a delete adds it again. Th
 NEW id, so commands never hold raw ids: they hold an :class:`AnnRef`, a handle whose ``id`` is re-bound
 whenever the annotation is stored again, and every command about the same annotation shares the handle.
 
+Versions: the handle also carries the store ``version`` this canvas last wrote or read for the annotation;
+every replayed update / delete sends it, so the store refuses an undo or redo when someone else changed the
+annotation since (``EditConflictError``). When a fresh edit starts from a version this canvas did not write
+(it reloaded someone else's change), the handle's ``epoch`` moves on and the older commands on it can no
+longer be replayed: undo never overwrites someone else's later edit.
+
 A :class:`History` belongs to one example (the canvas keeps the histories of recently visited examples,
 see ``canvas_state.py``). Its stacks are bounded; a new edit clears the redo stack.
 """
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from ..data.records import Annotation
+from ..errors import ConflictError
 
 __all__ = [
     "AnnRef",
@@ -34,13 +41,24 @@ __all__ = [
 class AnnRef:
     """A stable handle on one annotation whose store id may change (delete + re-add)."""
 
-    __slots__ = ("id",)
+    __slots__ = ("id", "version", "epoch")
 
-    def __init__(self, id: int | None = None) -> None:
+    def __init__(self, id: int | None = None, version: int | None = None) -> None:
         self.id = id
+        self.version = version  # the store version this canvas last wrote or read (None: unknown / deleted)
+        self.epoch = 0  # moves on when someone else's change is taken over (older commands are then stale)
+
+    def seen(self, version: int | None) -> AnnRef:
+        """A new edit starts from ``version`` (what the canvas shows): if that is not the version this canvas
+        last wrote, someone else changed the annotation in between and older commands on it go stale."""
+        if version is not None and self.version is not None and version != self.version:
+            self.epoch += 1
+        if version is not None:
+            self.version = version
+        return self
 
     def __repr__(self) -> str:
-        return f"AnnRef({self.id})"
+        return f"AnnRef({self.id}, v{self.version})"
 
 
 class EditTarget(Protocol):
@@ -69,7 +87,19 @@ class Command(Protocol):
 
 def _content(ann: Annotation) -> Annotation:
     """The annotation without its store identity (what to send when adding it again)."""
-    return replace(ann, id=None, created_at="")
+    return replace(ann, id=None, created_at="", version=None)
+
+
+def _current(cmd: UpdateCommand | AddCommand | DeleteCommand) -> None:
+    """Refuse to replay ``cmd`` when someone else's change to its annotation came after it."""
+    if cmd.epoch != cmd.ref.epoch:
+        raise ConflictError(
+            f"annotation {cmd.ref.id} was changed by someone else after this {cmd.label}: replaying it would "
+            "overwrite their change, so it was not replayed")
+
+
+def _stored(ref: AnnRef, saved: Annotation) -> None:
+    ref.version = saved.version
 
 
 def _require(ref: AnnRef) -> int:
@@ -84,14 +114,22 @@ class AddCommand:
     ann: Annotation
     author: str
     label: str = "add"
+    epoch: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.epoch = self.ref.epoch
 
     def do(self, target: EditTarget) -> None:
+        _current(self)
         saved = target.store_add(_content(self.ann), self.author)
         assert saved.id is not None
         target.rebind(self.ref, saved.id)
+        _stored(self.ref, saved)
 
     def undo(self, target: EditTarget) -> None:
-        target.store_delete(_require(self.ref))
+        _current(self)
+        target.store_delete(_require(self.ref))  # the target sends ref.version: refused if changed since
+        self.ref.version = None
 
 
 @dataclass
@@ -101,12 +139,20 @@ class UpdateCommand:
     after: Annotation
     author: str
     label: str = "edit"
+    epoch: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.epoch = self.ref.epoch
 
     def do(self, target: EditTarget) -> None:
-        target.store_update(_require(self.ref), _content(self.after), self.author)
+        _current(self)
+        ann = replace(_content(self.after), version=self.ref.version)
+        _stored(self.ref, target.store_update(_require(self.ref), ann, self.author))
 
     def undo(self, target: EditTarget) -> None:
-        target.store_update(_require(self.ref), _content(self.before), self.before.author or self.author)
+        _current(self)
+        ann = replace(_content(self.before), version=self.ref.version)
+        _stored(self.ref, target.store_update(_require(self.ref), ann, self.before.author or self.author))
 
 
 @dataclass
@@ -115,14 +161,22 @@ class DeleteCommand:
     before: Annotation
     author: str
     label: str = "delete"
+    epoch: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.epoch = self.ref.epoch
 
     def do(self, target: EditTarget) -> None:
-        target.store_delete(_require(self.ref))
+        _current(self)
+        target.store_delete(_require(self.ref))  # the target sends ref.version: refused if changed since
+        self.ref.version = None
 
     def undo(self, target: EditTarget) -> None:
+        _current(self)
         saved = target.store_add(_content(self.before), self.before.author or self.author)
         assert saved.id is not None
         target.rebind(self.ref, saved.id)
+        _stored(self.ref, saved)
 
 
 @dataclass
@@ -188,14 +242,15 @@ class History:
     _redo: list = field(default_factory=list)
     _refs: dict[int, AnnRef] = field(default_factory=dict)
 
-    def ref(self, annotation_id: int | None) -> AnnRef:
-        """The shared handle of a stored annotation (a fresh unbound one for ``None``)."""
+    def ref(self, annotation_id: int | None, version: int | None = None) -> AnnRef:
+        """The shared handle of a stored annotation (a fresh unbound one for ``None``); ``version``: the
+        one the canvas shows now, for a new edit (see :meth:`AnnRef.seen`)."""
         if annotation_id is None:
             return AnnRef()
         r = self._refs.get(annotation_id)
         if r is None:
-            r = self._refs[annotation_id] = AnnRef(annotation_id)
-        return r
+            r = self._refs[annotation_id] = AnnRef(annotation_id, version)
+        return r.seen(version)
 
     def rebind(self, ref: AnnRef, new_id: int) -> None:
         if ref.id is not None and self._refs.get(ref.id) is ref:
