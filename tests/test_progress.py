@@ -119,6 +119,7 @@ def test_training_prints_steps_within_an_epoch_when_not_a_terminal(tmp_path, cap
 
 
 def test_training_callback_reports_each_step_as_progress():
+    from workbench.runs.records import EpochRecord
     from workbench.train.progress import ProgressCallback
 
     events: list[Progress] = []
@@ -127,8 +128,8 @@ def test_training_callback_reports_each_step_as_progress():
     cb.on_epoch_start(1)
     for i in range(3):
         cb.on_step(i + 1, 1.0 / (i + 1), 0.0, 0.1)
-    cb.on_epoch_end({"epoch": 1, "train_loss": 0.5, "val_loss": 0.7, "monitor": "accuracy", "accuracy": 0.9,
-                     "best": True})
+    cb.on_epoch_end(EpochRecord(epoch=1, train_loss=0.5, val_loss=0.7, monitor="accuracy",
+                                metrics={"accuracy": 0.9}, best=True))
     assert [(e.stage, e.done, e.total, e.final) for e in events] == [
         ("epoch 1/2", 0, 3, False), ("epoch 1/2", 1, 3, False), ("epoch 1/2", 2, 3, False),
         ("epoch 1/2", 3, 3, False), ("epoch 1/2", 3, 3, True)]

@@ -315,12 +315,11 @@ def test_a_crowd_region_is_no_training_target():
 
 
 def test_crowd_regions_are_evaluated_as_coco_crowd_like_pycocotools():
-    pytest.importorskip("torch")
+    from workbench.data.formats.coco_convert import ground_truth
     from workbench.evaluate.coco import coco_metrics
-    from workbench.train.tasks import coco_ground_truth
 
     ex, names = _crowd_example()
-    gt = coco_ground_truth([ex], names, masks=False)
+    gt = ground_truth([ex], names)
     assert [a["iscrowd"] for a in gt["annotations"]] == [0, 1, 0]
     dt = [{"image_id": 1, "category_id": 1, "bbox": [4, 4, 20, 20], "score": 0.9},
           {"image_id": 1, "category_id": 1, "bbox": [32, 32, 20, 20], "score": 0.95},  # inside the crowd

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from workbench.runs.records import EpochRecord, RunSummary
 from workbench.train.callbacks import (
     Callback,
     CallbackList,
@@ -75,9 +76,9 @@ def test_callback_list_fans_out_in_order_and_ors_should_stop():
     cbs.on_epoch_start(1)
     assert not cbs.should_stop()
     cbs.on_step(1, 0.5, 0.01, 0.1)
-    cbs.on_epoch_end({"epoch": 1})
+    cbs.on_epoch_end(EpochRecord(1))
     cbs.on_overfit(1, 3)
-    cbs.on_fit_end({"status": "finished"})
+    cbs.on_fit_end(RunSummary("r", "finished"))
     assert cbs.should_stop()
     assert a.names() == b.names() == ["fit_start", "epoch_start", "step", "epoch_end", "overfit", "fit_end"]
 
@@ -87,7 +88,7 @@ def test_logging_callback_writes_lines(caplog):
     with caplog.at_level(logging.INFO, logger="workbench.train"):
         cb.on_fit_start({"model": "small-cnn", "counts": {"train": 3}, "device": "cpu"})
         cb.on_epoch_end(
-            {
+            EpochRecord.from_json({
                 "epoch": 1,
                 "train_loss": 0.5,
                 "val_loss": 0.6,
@@ -95,9 +96,9 @@ def test_logging_callback_writes_lines(caplog):
                 "monitor": "accuracy",
                 "accuracy": 0.9,
                 "images": 10,
-            }
+            })
         )
         cb.on_overfit(2, 4)
-        cb.on_fit_end({"status": "finished", "best_epoch": 1})
+        cb.on_fit_end(RunSummary("r", "finished", best_epoch=1))
     text = caplog.text
     assert "small-cnn" in text and "accuracy=0.9" in text and "images" not in text and "epochs 2-4" in text

@@ -36,6 +36,11 @@ def test_every_model_builds_and_runs(name):
     with torch.no_grad():
         if spec.dataset_type == "classification":
             assert model(x).shape == (2, 3)
+        elif spec.dataset_type == "anomaly" and hasattr(model, "observe"):  # patch-feature memory
+            model.observe(x)
+            model.finalize()
+            scores, maps = model(x)
+            assert scores.shape == (2,) and maps.shape == (2, size, size)
         elif spec.dataset_type == "anomaly":
             assert model(x).shape == x.shape
         else:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..data.records import TASK_TYPES
+from ..data.task_types import TYPE_INFO, TaskType
 from ..errors import UnknownNameError, ValidationError
 from .captions import caption as _caption
 from .captions import summarize
@@ -59,7 +60,7 @@ __all__ = [
     "DEFAULT_CLIP_THRESHOLD",
 ]
 
-BOX_TYPES = ("detection", "segmentation")
+BOX_TYPES = tuple(t.value for t, info in TYPE_INFO.items() if info.regions)
 DEFAULT_CLIP_THRESHOLD = 0.5
 _SEED_MODULUS = 2**32
 
@@ -231,7 +232,7 @@ class Augmenter:
         self.for_training = for_training
         self.clip_threshold = clip_threshold
         # the corners of every box travel as keypoints: clipping counts, and segmentation's visibility rule
-        self.corners = dataset_type in BOX_TYPES and (track_clipping or dataset_type == "segmentation")
+        self.corners = dataset_type in BOX_TYPES and (track_clipping or dataset_type == TaskType.SEGMENTATION)
         self.compose = self._build()
         # config index of each Compose transform, the final resize being None
         self._indices: list[int | None] = (
@@ -263,7 +264,7 @@ class Augmenter:
         img = _check_image(image)
         h, w = img.shape[:2]
         mask_list = _check_masks(masks, h, w)
-        instance_masks = self.dataset_type == "segmentation" and mask_list is not None
+        instance_masks = self.dataset_type == TaskType.SEGMENTATION and mask_list is not None
         if instance_masks:
             assert mask_list is not None
             box_arr = _check_boxes(boxes, len(mask_list)) if boxes is not None else _mask_boxes(mask_list)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data.records import TASK_TYPES
+from ..data.task_types import TaskType
 from ..errors import AlreadyExistsError, UnknownNameError, ValidationError
 from .config import validate
 
@@ -77,11 +78,11 @@ def preset_names(dataset_type: str | None = None) -> list[str]:
     return [n for n, p in PRESETS.items() if dataset_type is None or dataset_type in p.dataset_types]
 
 
-_DEFAULTS = {
-    "classification": "classification-default",
-    "detection": "detection-default",
-    "segmentation": "segmentation-default",
-    "anomaly": "anomaly-default",
+_DEFAULTS: dict[str, str] = {
+    TaskType.CLASSIFICATION: "classification-default",
+    TaskType.DETECTION: "detection-default",
+    TaskType.SEGMENTATION: "segmentation-default",
+    TaskType.ANOMALY: "anomaly-default",
 }
 
 

@@ -18,6 +18,7 @@ from ..errors import ValidationError
 from ..text import check_name
 from .images import ImageCheck
 from .import_report import ImportReport
+from .task_types import TYPE_INFO, TaskType
 
 __all__ = [
     "TASK_TYPES",
@@ -38,19 +39,14 @@ __all__ = [
     "validate_color",
 ]
 
-TASK_TYPES = ("classification", "detection", "segmentation", "anomaly")
+TASK_TYPES = tuple(t.value for t in TaskType)
 ANNOTATION_KINDS = ("label", "box", "polygon", "mask", "anomaly")
 SPLITS = ("train", "val", "test")
 STATUSES = ("new", "annotated", "reviewed")
 ANOMALY_CLASSES = ("good", "anomalous")
 
 # Which annotation kinds each dataset type accepts.
-KINDS_FOR_TYPE: dict[str, tuple[str, ...]] = {
-    "classification": ("label",),
-    "detection": ("box",),
-    "segmentation": ("polygon", "mask", "box"),
-    "anomaly": ("anomaly",),
-}
+KINDS_FOR_TYPE: dict[str, tuple[str, ...]] = {t.value: info.kinds for t, info in TYPE_INFO.items()}
 
 # Tableau-like palette: distinct, readable on photos and on white.
 DEFAULT_PALETTE = (

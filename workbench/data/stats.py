@@ -16,13 +16,14 @@ from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
 from .records import SPLITS
 from .split_groups import held_and_train, join_straddling, source_stem
+from .task_types import TYPE_INFO
 
 if TYPE_CHECKING:
     from .dataset import Dataset
 
 __all__ = ["dataset_stats", "warm_duplicates"]
 
-_LABEL_TYPES = ("classification", "anomaly")
+_LABEL_TYPES = tuple(t.value for t, info in TYPE_INFO.items() if info.image_level)
 
 
 def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates: bool = True,

@@ -29,10 +29,20 @@ from ..errors import UnknownNameError, ValidationError
 from .coco_backends import RawEval, get_backend, quiet
 from .coco_files import fast_file_eval
 
-__all__ = ["STAT_KEYS", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
+__all__ = ["STAT_KEYS", "RUN_STAT_NAMES", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
 
 STAT_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 IOU_TYPES = ("bbox", "segm")
+# The names a run's metrics (metrics.json, history, ``workbench evaluate``) give the 12 stats; the
+# pycocotools names (``STAT_KEYS``) stay those of ``CocoResult.stats`` and ``workbench metrics coco``.
+RUN_STAT_NAMES = dict(
+    zip(
+        STAT_KEYS,
+        ("mAP", "mAP50", "mAP75", "mAP_small", "mAP_medium", "mAP_large",
+         "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large"),
+        strict=True,
+    )
+)
 RECALL_POINTS = [round(x, 2) for x in np.linspace(0.0, 1.0, 101)]
 
 
@@ -54,6 +64,11 @@ class CocoResult:
     pr_curves: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     categories: list[dict[str, Any]] = field(default_factory=list)
     precision: np.ndarray = field(default_factory=lambda: np.zeros((10, 101, 0, 4, 3)), repr=False)
+
+    def run_stats(self, prefix: str = "") -> dict[str, float | None]:
+        """The 12 stats under a run's names (``RUN_STAT_NAMES``, after ``prefix``: ``"mask_"`` for segm),
+        with pycocotools' -1 ("undefined") as None."""
+        return {prefix + RUN_STAT_NAMES[k]: (None if v < 0 else v) for k, v in self.stats.items()}
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (without the raw precision array)."""

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..data.records import ANOMALY_CLASSES, Example
+from ..data.task_types import TaskType
 from ..errors import UnknownNameError, ValidationError
 from .mined import REASONS, MinedExample, MiningSettings, ordered_reasons, row_example_id, row_number
 from .mining_instances import predicted_instances, rank_detection, rank_segmentation
@@ -182,10 +183,10 @@ def _rank_anomaly(examples, rows, class_names, *, iou, settings, threshold):
 
 
 RANKERS: dict[str, Callable[..., list[MinedExample]]] = {
-    "classification": _rank_classification,
-    "detection": rank_detection,
-    "segmentation": rank_segmentation,
-    "anomaly": _rank_anomaly,
+    TaskType.CLASSIFICATION: _rank_classification,
+    TaskType.DETECTION: rank_detection,
+    TaskType.SEGMENTATION: rank_segmentation,
+    TaskType.ANOMALY: _rank_anomaly,
 }
 
 

@@ -35,10 +35,10 @@ def predict_examples(
     metrics. ``progress`` hears of each batch predicted (:mod:`workbench.progress`).
     """
     from ..augment import Augmenter
+    from ..runs import RunRecord, load_run
     from ..train.checkpoint import load_model
     from ..train.config import resolve_device
     from ..train.data import VisionDataset, make_loader
-    from ..train.runs import RunRecord, load_run
     from ..train.tasks import get_task
 
     record = run if isinstance(run, RunRecord) else load_run(Path(run))

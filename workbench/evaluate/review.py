@@ -22,8 +22,11 @@ from typing import Any
 
 from ..data.dataset import Dataset
 from ..data.records import SPLITS, Annotation, Example
+from ..data.task_types import TaskType, type_info
 from ..errors import NotFoundError, ValidationError
 from ..progress import ProgressFn
+from ..runs.folder import RunRecord, load_run, write_json
+from ..runs.records import RunParams, prediction_example_id
 from .matching import Instance
 from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
 
@@ -112,11 +115,11 @@ def _instance_proposals(masks: bool):
 
 
 # How each dataset type turns a mined example's predictions into proposal annotations.
-PROPOSERS = {
-    "classification": _label_proposal("label"),
-    "anomaly": _label_proposal("anomaly"),
-    "detection": _instance_proposals(False),
-    "segmentation": _instance_proposals(True),
+PROPOSERS: dict[str, Any] = {
+    TaskType.CLASSIFICATION: _label_proposal("label"),
+    TaskType.ANOMALY: _label_proposal("anomaly"),
+    TaskType.DETECTION: _instance_proposals(False),
+    TaskType.SEGMENTATION: _instance_proposals(True),
 }
 
 
@@ -138,20 +141,17 @@ def proposals_for(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _record(run: Any):
-    from ..train.runs import RunRecord, load_run
-
+def _record(run: RunRecord | str | Path) -> RunRecord:
     return run if isinstance(run, RunRecord) else load_run(Path(run))
 
 
 def _row_id(row: Mapping[str, Any]) -> int | None:
-    v = row.get("example_id", row.get("image_id")) if isinstance(row, Mapping) else None
-    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+    return prediction_example_id(row)
 
 
-def _split_ids(dataset: Dataset, source: Mapping[str, Any], split: str, notes: list[str]) -> list[int]:
+def _split_ids(dataset: Dataset, params: RunParams, split: str, notes: list[str]) -> list[int]:
     """Ids of the examples of ``split`` the run was trained with (its snapshot, directory or the dataset)."""
-    sid, directory = source.get("snapshot_id"), source.get("directory")
+    sid, directory = params.snapshot_id, params.directory
     if sid:
         try:
             return sorted(e.id for e in dataset.load_snapshot(sid).examples if e.split == split)
@@ -164,30 +164,30 @@ def _split_ids(dataset: Dataset, source: Mapping[str, Any], split: str, notes: l
         return dataset.example_ids(split=split)
 
 
-def _check(dataset: Dataset, record: Any, count: int, splits: Sequence[str]) -> dict[str, Any]:
-    source = record.params.get("source", {})
+def _check(dataset: Dataset, record: RunRecord, count: int, splits: Sequence[str]) -> RunParams:
+    params = record.run_params or RunParams.from_json(record.params, run_id=record.run_id)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValidationError(f"count must be a positive integer, got {count!r}", field="count")
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ValidationError(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}", field="splits")
     params_file = str(record.path / "params.json")
-    if source.get("dataset") and source["dataset"] != dataset.name:
+    if params.dataset and params.dataset != dataset.name:
         raise ValidationError(
-            f"run {record.run_id} was trained on dataset '{source['dataset']}', not '{dataset.name}'",
+            f"run {record.run_id} was trained on dataset '{params.dataset}', not '{dataset.name}'",
             file=params_file,
             field="source.dataset",
         )
-    if source.get("dataset_type", dataset.type) != dataset.type:
+    if (params.dataset_type or dataset.type) != dataset.type:
         raise ValidationError(
-            f"run {record.run_id} is a {source['dataset_type']} run; dataset '{dataset.name}' "
+            f"run {record.run_id} is a {params.dataset_type} run; dataset '{dataset.name}' "
             f"is {dataset.type}",
             file=params_file,
             field="source.dataset_type",
         )
-    if not source.get("classes"):
+    if not params.class_names:
         raise ValidationError("run record names no classes", file=params_file, field="source.classes")
-    return source
+    return params
 
 
 # ---------------------------------------------------------------------------------------------- mine_run
@@ -214,23 +214,23 @@ def mine_run(
     proposals are written in one transaction. Returns a :class:`MiningResult`; ``mined.json`` in the run
     folder holds the same.
     """
-    from ..train.runs import write_json
     from ..train.source import usable_for_training
 
     record = _record(run)
-    source = _check(dataset, record, count, splits)
+    params = _check(dataset, record, count, splits)
     settings = settings or MiningSettings()
     dtype = dataset.type
-    class_names = [c["name"] for c in source["classes"]]
-    test_metrics = dict(record.metrics.get("test") or {})
-    threshold = test_metrics.get("threshold", (record.metrics.get("val") or {}).get("threshold"))
+    class_names = params.class_names
+    summary = record.summary
+    test_metrics: dict[str, Any] = dict(summary.test) if summary else {}
+    threshold = test_metrics.get("threshold", summary.val.get("threshold") if summary else None)
     notes: list[str] = []
     rows_by_split: dict[str, Sequence[Mapping[str, Any]]] = {}
     sources: dict[str, str] = {}
     examples_by_split: dict[str, list[Example]] = {}
     seen: set[int] = set()
     for split in splits:
-        ids = _split_ids(dataset, source, split, notes)
+        ids = _split_ids(dataset, params, split, notes)
         rows: Sequence[Mapping[str, Any]]
         if predictions is not None and split in predictions:
             rows, sources[split] = list(predictions[split]), "given"
@@ -251,9 +251,10 @@ def mine_run(
             rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics,
                                     progress=progress)
             sources[split] = "model"
-        expected = (source.get("counts") or {}).get(split)
+        counts = params.source.get("counts")
+        expected = counts.get(split) if isinstance(counts, dict) else None
         if (
-            dtype in ("detection", "segmentation")
+            type_info(dtype).regions
             and isinstance(expected, int)
             and len(examples) > expected
             and sources[split] != "model"
@@ -265,7 +266,7 @@ def mine_run(
         rows_by_split[split], examples_by_split[split] = rows, examples
         seen.update(ex.id for ex in examples)
 
-    if dtype == "anomaly" and threshold is None and rows_by_split:
+    if dtype == TaskType.ANOMALY and threshold is None and rows_by_split:
         judged_rows, truth = [], []
         for split, rows in rows_by_split.items():
             labels = {ex.id: ex.label for ex in examples_by_split[split] if ex.label is not None}

@@ -130,7 +130,7 @@ PARAMS: dict[str, Param] = {
     "snapshot": Param(str, "snapshot id to train on ('' = the annotate step's)", _token()),
     "run": Param(str, "run folder or id inside the workspace ('' = the train step's)", _path),
     "mine_count": Param(int, "examples mined for review", _ints(0, 100_000)),
-    "user": Param(str, "who annotates (dashboards)", _name()),
+    "user": Param(str, "who annotates (dashboards; empty: $WORKBENCH_USER, else a name field)", _name(empty_ok=True)),
 }
 
 

@@ -6,9 +6,9 @@ itself never prints. Events arrive in this order::
     on_fit_start(info)
       on_epoch_start(epoch)
         on_step(step, loss, data_time, step_time)   # every optimizer step
-      on_epoch_end(record)
+      on_epoch_end(record)                          # an EpochRecord (runs.records)
       on_overfit(start_epoch, end_epoch)           # when a new overfitting stretch is found
-    on_fit_end(summary)
+    on_fit_end(summary)                             # a RunSummary (runs.records)
 
 Any callback's ``should_stop()`` returning True (or ``Trainer.request_stop()``) ends the run cleanly
 after the current step.
@@ -21,6 +21,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from ..runs.records import EpochRecord, RunSummary
 
 __all__ = [
     "Callback",
@@ -43,11 +45,11 @@ class Callback:
 
     def on_step(self, step: int, loss: float, data_time: float, step_time: float) -> None: ...
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None: ...
+    def on_epoch_end(self, record: EpochRecord) -> None: ...
 
     def on_overfit(self, start_epoch: int, end_epoch: int) -> None: ...
 
-    def on_fit_end(self, summary: dict[str, Any]) -> None: ...
+    def on_fit_end(self, summary: RunSummary) -> None: ...
 
     def should_stop(self) -> bool:
         return False
@@ -75,7 +77,7 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_step(step, loss, data_time, step_time)
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> None:
         for cb in self.callbacks:
             cb.on_epoch_end(record)
 
@@ -83,7 +85,7 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_overfit(start_epoch, end_epoch)
 
-    def on_fit_end(self, summary: dict[str, Any]) -> None:
+    def on_fit_end(self, summary: RunSummary) -> None:
         for cb in self.callbacks:
             cb.on_fit_end(summary)
 
@@ -111,13 +113,13 @@ class RecordingCallback(Callback):
             ("step", {"step": step, "loss": loss, "data_time": data_time, "step_time": step_time})
         )
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> None:
         self.events.append(("epoch_end", record))
 
     def on_overfit(self, start_epoch: int, end_epoch: int) -> None:
         self.events.append(("overfit", (start_epoch, end_epoch)))
 
-    def on_fit_end(self, summary: dict[str, Any]) -> None:
+    def on_fit_end(self, summary: RunSummary) -> None:
         self.events.append(("fit_end", summary))
 
     def should_stop(self) -> bool:
@@ -143,7 +145,7 @@ class LoggingCallback(Callback):
             info.get("device"),
         )
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> None:
         parts = [
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
             for k, v in record.items()
@@ -156,7 +158,7 @@ class LoggingCallback(Callback):
             "overfitting: val loss rising while train loss falls, epochs %d-%d", start_epoch, end_epoch
         )
 
-    def on_fit_end(self, summary: dict[str, Any]) -> None:
+    def on_fit_end(self, summary: RunSummary) -> None:
         self.logger.log(
             self.level, "finished (%s); best epoch %s", summary.get("status"), summary.get("best_epoch")
         )

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..progress import Progress, ProgressPrinter
 from ..text import echo
+
+if TYPE_CHECKING:
+    from ..runs.records import EpochRecord, RunSummary
 
 __all__ = ["register"]
 
@@ -58,19 +61,19 @@ class _ProgressBar:
         self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
                               self.steps_per_epoch, "steps", f"loss {loss:.4f}"))
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
+    def on_epoch_end(self, record: EpochRecord) -> None:
         if self.quiet:
             return
         self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
                               self.steps_per_epoch, "steps", final=True))
-        parts = [f"epoch {record.get('epoch')}/{self.epochs}"]
-        for k in ("train_loss", "val_loss"):
-            if isinstance(record.get(k), (int, float)):
-                parts.append(f"{k} {record[k]:.4f}")
-        mon = record.get("monitor")
-        if mon and mon not in ("train_loss", "val_loss") and isinstance(record.get(mon), (int, float)):
-            parts.append(f"{mon} {record[mon]:.4f}")
-        if record.get("best"):
+        parts = [f"epoch {record.epoch}/{self.epochs}"]
+        for k, v in (("train_loss", record.train_loss), ("val_loss", record.val_loss)):
+            if v is not None:
+                parts.append(f"{k} {v:.4f}")
+        mon, value = record.metric_name, record.metric()
+        if mon and mon not in ("train_loss", "val_loss") and value is not None:
+            parts.append(f"{mon} {value:.4f}")
+        if record.best:
             parts.append("(best)")
         click.echo("  ".join(parts), err=True)
 
@@ -80,7 +83,7 @@ class _ProgressBar:
                 f"overfitting: val loss rising while train loss falls since epoch {start_epoch}", err=True
             )
 
-    def on_fit_end(self, summary: dict[str, Any]) -> None:
+    def on_fit_end(self, summary: RunSummary) -> None:
         pass
 
     def should_stop(self) -> bool:

@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.images import decode_rgb
 from ..data.records import ANOMALY_CLASSES, Example
+from ..data.task_types import TaskType
 from ..errors import ImageError, ValidationError
 from .masks import mask_bbox, polygons_to_mask, resize_mask, rle_to_mask
 
@@ -155,7 +156,7 @@ class VisionDataset(Dataset):
             try:
                 out = self.augmenter(
                     img,
-                    boxes if self.dataset_type == "detection" else None,
+                    boxes if self.dataset_type == TaskType.DETECTION else None,
                     None if classes is None else classes.tolist(),
                     None if masks is None else list(masks),
                     seed=sample_seed(self.seed, epoch, ex.id),
@@ -249,18 +250,18 @@ def _no_instances(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str, A
     return {**_no_boxes(ds, ex, h, w), "masks": np.zeros((0, h, w), np.uint8)}
 
 
-_NO_TRUTH = {
-    "classification": _no_label,
-    "anomaly": _no_label,
-    "detection": _no_boxes,
-    "segmentation": _no_instances,
+_NO_TRUTH: dict[str, Callable[..., dict[str, Any]]] = {
+    TaskType.CLASSIFICATION: _no_label,
+    TaskType.ANOMALY: _no_label,
+    TaskType.DETECTION: _no_boxes,
+    TaskType.SEGMENTATION: _no_instances,
 }
 
-_TRUTH = {
-    "classification": _truth_label,
-    "anomaly": _truth_anomaly,
-    "detection": _truth_boxes,
-    "segmentation": _truth_instances,
+_TRUTH: dict[str, Callable[..., Any]] = {
+    TaskType.CLASSIFICATION: _truth_label,
+    TaskType.ANOMALY: _truth_anomaly,
+    TaskType.DETECTION: _truth_boxes,
+    TaskType.SEGMENTATION: _truth_instances,
 }
 
 
@@ -314,11 +315,11 @@ def _target_boxes(ds, ex, img, truth, boxes, classes, masks):
     }
 
 
-_TARGETS = {
-    "classification": _target_label,
-    "anomaly": _target_label,
-    "detection": _target_boxes,
-    "segmentation": _target_boxes,
+_TARGETS: dict[str, Callable[..., Any]] = {
+    TaskType.CLASSIFICATION: _target_label,
+    TaskType.ANOMALY: _target_label,
+    TaskType.DETECTION: _target_boxes,
+    TaskType.SEGMENTATION: _target_boxes,
 }
 
 
@@ -392,10 +393,10 @@ def _collate_lists(batch: list[tuple[torch.Tensor, dict]]) -> tuple[list[torch.T
 
 
 _COLLATE: dict[str, Callable[[list], Any]] = {
-    "classification": _collate_stack,
-    "anomaly": _collate_stack,
-    "detection": _collate_lists,
-    "segmentation": _collate_lists,
+    TaskType.CLASSIFICATION: _collate_stack,
+    TaskType.ANOMALY: _collate_stack,
+    TaskType.DETECTION: _collate_lists,
+    TaskType.SEGMENTATION: _collate_lists,
 }
 
 

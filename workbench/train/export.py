@@ -6,7 +6,8 @@ The graph takes float images in ``[0, 1]`` at the run's size (normalization is i
 type            input                          outputs
 ==============  =============================  ===============================================
 classification  ``images`` N x 3 x S x S       ``logits`` N x C
-anomaly         ``images`` N x 3 x S x S       ``scores`` N, ``error_map`` N x S x S
+anomaly         ``images`` N x 3 x S x S       ``scores`` N, ``error_map`` N x S x S (patchcore:
+                                               its anomaly map)
 detection       ``image`` 3 x S x S (one)      ``boxes`` K x 4 (xyxy, input pixels), ``labels``
                                                K (1-based), ``scores`` K
 segmentation    ``image`` 3 x S x S (one)      the detection outputs and ``masks`` K x 1 x S x S
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.task_types import TaskType
 from ..errors import ValidationError
 from .runs import write_json
 
@@ -45,18 +47,21 @@ class AnomalyScorer(nn.Module):
         self.k = max(1, int(round(image_size * image_size * float(getattr(model, "top_k_fraction", 0.02)))))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if hasattr(self.model, "observe"):  # a feature-memory model (patchcore) gives (scores, maps) itself
+            return self.model(x)
         err = ((self.model(x) - x) ** 2).mean(dim=1)
         return err.flatten(1).topk(self.k, dim=1).values.mean(dim=1), err
 
 
 def _spec(dataset_type: str) -> tuple[list[str], list[str], bool]:
     """(input names, output names, batched input)."""
-    return {
-        "classification": (["images"], ["logits"], True),
-        "anomaly": (["images"], ["scores", "error_map"], True),
-        "detection": (["image"], ["boxes", "labels", "scores"], False),
-        "segmentation": (["image"], ["boxes", "labels", "scores", "masks"], False),
-    }[dataset_type]
+    specs: dict[str, tuple[list[str], list[str], bool]] = {
+        TaskType.CLASSIFICATION: (["images"], ["logits"], True),
+        TaskType.ANOMALY: (["images"], ["scores", "error_map"], True),
+        TaskType.DETECTION: (["image"], ["boxes", "labels", "scores"], False),
+        TaskType.SEGMENTATION: (["image"], ["boxes", "labels", "scores", "masks"], False),
+    }
+    return specs[dataset_type]
 
 
 def _torch_outputs(module: nn.Module, x: torch.Tensor, batched: bool) -> list[np.ndarray]:
@@ -121,7 +126,7 @@ def export_onnx(
         Path(out) if out is not None else (run_path if run_path.is_dir() else run_path.parent) / "model.onnx"
     )
     inputs, outputs, batched = _spec(dataset_type)
-    module: nn.Module = AnomalyScorer(model, size).eval() if dataset_type == "anomaly" else model.eval()
+    module: nn.Module = AnomalyScorer(model, size).eval() if dataset_type == TaskType.ANOMALY else model.eval()
     if example is None:
         g = torch.Generator().manual_seed(0)
         example = torch.rand((2, 3, size, size) if batched else (3, size, size), generator=g)

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..data.dataset import Dataset
 from ..data.splits import MIN_TRAIN_EXAMPLES
+from ..data.task_types import TaskType, type_info
 from ..data.workspace import Workspace
 from ..errors import NotFoundError, TooFewExamplesError
 from .source import TrainSource
@@ -114,29 +115,31 @@ def evaluate_run(ws: Workspace, run: str | Path) -> tuple[Any, dict[str, Any]]:
     """Detailed test metrics of a run, recomputed from its stored test predictions against the ground
     truth it was trained on: per-class precision / recall / F1 and the confusion matrix, or COCO stats with
     per-class AP (boxes, and masks for segmentation). Anomaly runs report their stored test metrics."""
+    from ..data.formats.coco_convert import ground_truth
     from ..evaluate import classification_metrics, coco_metrics
     from .runs import load_run
-    from .tasks import coco_ground_truth
 
     rec = load_run(find_run(ws, run))
-    info = rec.params.get("source", {})
-    source = source_from_dataset(ws.dataset(rec.dataset), snapshot=info.get("snapshot_id"),
-                                 directory=info.get("directory"), require_train=False)
-    names = [c["name"] for c in info.get("classes", [])] or source.class_names
+    params = rec.run_params
+    assert params is not None  # load_run reads them
+    source = source_from_dataset(ws.dataset(params.dataset), snapshot=params.snapshot_id,
+                                 directory=params.directory, require_train=False)
+    names = params.class_names or source.class_names
     rows = rec.predictions()
     test = source.split("test")
-    if source.dataset_type == "classification":
+    info = type_info(source.dataset_type)
+    if source.dataset_type == TaskType.CLASSIFICATION:
         by_id = {r["example_id"]: r["label"] for r in rows}
         truth = [e.label for e in test if e.id in by_id]
         report = classification_metrics(truth, [by_id[e.id] for e in test if e.id in by_id], names)
         return rec, {**report.as_dict(), "top_confusions": report.top_confusions()}
-    if source.dataset_type in ("detection", "segmentation"):
+    if info.regions:
         out: dict[str, Any] = {}
-        kinds = [("bbox", "")] + ([("segm", "mask_")] if source.dataset_type == "segmentation" else [])
+        kinds = [("bbox", "")] + ([("segm", "mask_")] if info.masks else [])
         for iou_type, prefix in kinds:
-            gt = coco_ground_truth(test, names, masks=iou_type == "segm")
+            gt = ground_truth(test, names, segmentation=iou_type == "segm")
             res = coco_metrics(gt, rows, iou_type, per_class=True)
-            out.update({prefix + k: v for k, v in res.stats.items()})
+            out.update(res.run_stats(prefix))
             out[prefix + "per_class"] = res.per_class
         return rec, out
-    return rec, dict(rec.metrics.get("test", {}))
+    return rec, dict(rec.summary.test if rec.summary else {})

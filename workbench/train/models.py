@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..data.task_types import TaskType
 from ..errors import UnknownNameError, ValidationError
 
 __all__ = [
@@ -50,10 +51,10 @@ def _lazy(module: str, attr: str) -> Callable[[int, int], Any]:
 
 MODELS: dict[str, ModelSpec] = {}
 DEFAULTS: dict[str, str] = {
-    "classification": "small-cnn",
-    "detection": "tiny-frcnn",
-    "segmentation": "tiny-maskrcnn",
-    "anomaly": "conv-ae",
+    TaskType.CLASSIFICATION: "small-cnn",
+    TaskType.DETECTION: "tiny-frcnn",
+    TaskType.SEGMENTATION: "tiny-maskrcnn",
+    TaskType.ANOMALY: "patchcore",
 }
 
 
@@ -117,6 +118,15 @@ for _spec in (
         _lazy("detectors", "tiny_maskrcnn"),
         128,
         "Mask R-CNN over the tiny stride-8 backbone",
+        min_image_size=32,
+    ),
+    ModelSpec(
+        "patchcore",
+        "anomaly",
+        _lazy("patchcore", "patchcore"),
+        128,
+        "PatchCore-style memory of ResNet-18 patch features from good images; nearest-patch distance "
+        "map (random init unless weights= gives a torchvision resnet18 state_dict)",
         min_image_size=32,
     ),
     ModelSpec(

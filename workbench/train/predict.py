@@ -21,7 +21,9 @@ import numpy as np
 
 from ..data.images import IMAGE_SUFFIXES, probe_image
 from ..data.records import Example
+from ..data.task_types import TaskType, type_info
 from ..errors import ValidationError
+from ..runs.records import prediction_example_id, prediction_id_key
 from .runs import write_json
 
 __all__ = ["Predictor", "predict_folder", "predict_video", "draw_overlay", "VIDEO_SUFFIXES"]
@@ -146,10 +148,16 @@ def draw_overlay(
     from PIL import Image, ImageDraw
 
     img = np.asarray(image, dtype=np.uint8).copy()
+    if dataset_type == "anomaly" and rows and rows[0].get("map"):  # the anomaly map as a heat map
+        from .anomaly_maps import map_from_row, overlay_map
+
+        heat = map_from_row(rows[0], img.shape[0], img.shape[1])
+        if heat is not None:
+            img = overlay_map(img, heat)
     colors = {i + 1: _hex_rgb(c["color"]) for i, c in enumerate(classes)}
     names = {i + 1: c["name"] for i, c in enumerate(classes)}
     shown = [r for r in rows if "bbox" in r and r.get("score", 1.0) >= score_threshold]
-    if dataset_type == "segmentation":
+    if type_info(dataset_type).masks:
         from pycocotools import mask as mask_utils
 
         for r in shown:
@@ -164,20 +172,23 @@ def draw_overlay(
         color = colors.get(r["category_id"], (255, 255, 255))
         draw.rectangle([x, y, x + w, y + h], outline=color, width=2)
         draw.text((x + 2, max(0, y - 11)), f"{names.get(r['category_id'], '?')} {r['score']:.2f}", fill=color)
-    if dataset_type in ("classification", "anomaly") and rows:
+    if type_info(dataset_type).image_level and rows:
         r = rows[0]
         label = r.get("label")
         caption = (
             f"{label} {r['probabilities'][label]:.2f}"
-            if dataset_type == "classification"
+            if dataset_type == TaskType.CLASSIFICATION
             else f"{label or 'score'} {r['score']:.4g}"
         )
         index = next((i + 1 for i, c in enumerate(classes) if c["name"] == label), None)
         color = colors.get(index, (255, 255, 255)) if index else (255, 255, 255)
         draw.rectangle([0, 0, pil.width, 12], fill=(0, 0, 0))
         draw.text((2, 0), caption, fill=color)
-        if dataset_type == "anomaly" and label == "anomalous":
+        if dataset_type == TaskType.ANOMALY and label == "anomalous":
             draw.rectangle([0, 0, pil.width - 1, pil.height - 1], outline=color, width=3)
+            if r.get("region"):  # where the map reaches the threshold
+                x, y, w, h = r["region"]["bbox"]
+                draw.rectangle([x, y, x + w - 1, y + h - 1], outline=color, width=2)
     return np.asarray(pil)
 
 
@@ -207,7 +218,8 @@ def _write_outputs(
 def _by_image(rows: Iterable[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
     out: dict[int, list[dict[str, Any]]] = {}
     for r in rows:
-        out.setdefault(int(r.get("image_id", r.get("example_id", -1))), []).append(r)
+        rid = prediction_example_id(r)
+        out.setdefault(-1 if rid is None else rid, []).append(r)
     return out
 
 
@@ -295,7 +307,7 @@ def predict_video(
         # ids are consecutive only when every == 1: renumber to the real frame indices
         remap = {ex.id: fid for ex, fid in zip(examples, ids, strict=True)}
         for r in rows:
-            key = "image_id" if "image_id" in r else "example_id"
+            key = prediction_id_key(r)
             r[key] = remap[r[key]]
         examples = [
             Example(fid, "", "", ex.file_name, ex.width, ex.height, "test", "new")

@@ -7,16 +7,15 @@ line per epoch with its losses and monitored metric. Give ``progress`` to send t
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..progress import Progress, ProgressFn, ProgressPrinter
 from .callbacks import Callback
 
+if TYPE_CHECKING:
+    from ..runs.records import EpochRecord
+
 __all__ = ["ProgressCallback"]
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 class ProgressCallback(Callback):
@@ -46,12 +45,12 @@ class ProgressCallback(Callback):
         self.last_loss = loss
         self.progress(Progress("train", self._stage(), self.step, self.steps, "steps", f"loss {loss:.4f}"))
 
-    def on_epoch_end(self, record: dict[str, Any]) -> None:
-        keys = ["train_loss", "val_loss"]
-        monitor = record.get("monitor")
-        if monitor and monitor not in keys:
-            keys.append(monitor)
-        detail = "  ".join(f"{k} {_fmt(record[k])}" for k in keys if record.get(k) is not None)
-        if record.get("best"):
-            detail += "  (best)"
-        self.progress(Progress("train", self._stage(), self.step, self.steps, "steps", detail, final=True))
+    def on_epoch_end(self, record: EpochRecord) -> None:
+        parts = [f"{k} {v:.4f}" for k, v in (("train_loss", record.train_loss), ("val_loss", record.val_loss))
+                 if v is not None]
+        name, value = record.metric_name, record.metric()
+        if name and name not in ("train_loss", "val_loss") and value is not None:
+            parts.append(f"{name} {value:.4f}")
+        if record.best:
+            parts.append("(best)")
+        self.progress(Progress("train", self._stage(), self.step, self.steps, "steps", "  ".join(parts), final=True))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.records import ANOMALY_CLASSES, SPLITS, TASK_TYPES, ClassDef, Example, ImportBatch, default_color
+from ..data.task_types import TaskType, type_info
 from ..errors import ValidationError
 
 __all__ = ["TrainSource", "usable_for_training", "source_from_batch"]
@@ -27,7 +28,7 @@ def usable_for_training(example: Example, dataset_type: str) -> bool:
     valid negative). Model proposals never count as ground truth.
     """
     truth = example.truth()
-    if dataset_type in ("classification", "anomaly"):
+    if type_info(dataset_type).image_level:
         return example.label is not None
     return bool(truth) or example.status != "new"
 
@@ -57,7 +58,7 @@ class TrainSource:
             )
         object.__setattr__(self, "examples", tuple(self.examples))
         classes = tuple(self.classes)
-        if self.dataset_type == "anomaly":
+        if self.dataset_type == TaskType.ANOMALY:
             # The two anomaly classes are fixed; keep the caller's colours when given.
             given = {c.name: c for c in classes}
             unknown = sorted(set(given) - set(ANOMALY_CLASSES))

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.formats.coco_convert import detection_json, ground_truth
 from ..data.records import ANOMALY_CLASSES, Example
-from ..errors import UnknownNameError
+from ..data.task_types import TaskType, task_type
 from .masks import mask_to_coco_rle
 
-__all__ = ["Task", "TASKS", "get_task", "frozen_batchnorm", "coco_ground_truth", "to_device"]
+__all__ = ["Task", "TASKS", "get_task", "frozen_batchnorm", "to_device"]
 
 
 def to_device(batch: Any, device: str) -> Any:
@@ -49,7 +50,7 @@ def frozen_batchnorm(model: nn.Module) -> Iterator[None]:
 class Task:
     """Base: classification-like behaviour (stacked batches, cross-entropy)."""
 
-    dataset_type = ""
+    dataset_type: str = ""
     monitor = "val_loss"
     mode = "max"
 
@@ -78,6 +79,10 @@ class Task:
             n += size
         return total / n if n else None
 
+    def end_train_epoch(self, model: nn.Module) -> Any:
+        """Called after each training epoch's steps (a feature-memory model fits its memory here)."""
+        return None
+
     def predict(self, model: nn.Module, loader: Any, device: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
@@ -105,7 +110,7 @@ class Task:
 
 # ---------------------------------------------------------------------------------------------- classification
 class ClassificationTask(Task):
-    dataset_type = "classification"
+    dataset_type = TaskType.CLASSIFICATION
     monitor = "accuracy"
 
     def loss(self, model, batch, device):
@@ -115,7 +120,7 @@ class ClassificationTask(Task):
     @torch.no_grad()
     def predict(self, model, loader, device):
         model.eval()
-        out = []
+        out: list[dict[str, Any]] = []
         examples = loader.dataset.examples
         for x, _ in loader:
             probs = torch.softmax(model(x.to(device)), dim=1).cpu().numpy()
@@ -152,46 +157,8 @@ class ClassificationTask(Task):
 
 
 # ---------------------------------------------------------------------------------------------- detection
-def coco_ground_truth(
-    examples: Sequence[Example], class_names: Sequence[str], *, masks: bool
-) -> dict[str, Any]:
-    """A COCO ground-truth dict (category id = class index + 1) from examples' ground truth; crowd regions
-    go in with ``iscrowd`` 1, so the evaluator matches them as COCO crowd regions (never a miss)."""
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
-    index = {n: i + 1 for i, n in enumerate(class_names)}
-    for ex in examples:
-        images.append({"id": ex.id, "width": ex.width, "height": ex.height, "file_name": ex.file_name})
-        for ann in ex.truth():
-            if ann.bbox is None or ann.label not in index:
-                continue
-            x, y, w, h = ann.bbox
-            entry: dict[str, Any] = {
-                "id": len(annotations) + 1,
-                "image_id": ex.id,
-                "category_id": index[ann.label],
-                "bbox": [x, y, w, h],
-                "area": float(w * h),
-                "iscrowd": int(ann.iscrowd),
-            }
-            if masks:
-                if ann.polygons is not None:
-                    entry["segmentation"] = [list(p) for p in ann.polygons]
-                elif ann.mask is not None:
-                    entry["segmentation"] = {
-                        "size": list(ann.mask["size"]),
-                        "counts": list(ann.mask["counts"]),
-                    }
-                else:
-                    entry["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
-                entry["area"] = float(ann.area)
-            annotations.append(entry)
-    categories = [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]
-    return {"images": images, "annotations": annotations, "categories": categories}
-
-
 class DetectionTask(Task):
-    dataset_type = "detection"
+    dataset_type = TaskType.DETECTION
     monitor = "mAP"
     masks = False
 
@@ -213,7 +180,7 @@ class DetectionTask(Task):
     @torch.no_grad()
     def predict(self, model, loader, device):
         model.eval()
-        out = []
+        out: list[dict[str, Any]] = []
         examples = loader.dataset.examples
         size = loader.dataset.image_size
         for images, _ in loader:
@@ -250,50 +217,35 @@ class DetectionTask(Task):
         return [mask_to_coco_rle(x) for x in full.numpy().astype(np.uint8)]
 
     def results(self, predictions, examples, class_names, metrics):
-        rows = []
-        for p in predictions:
-            for k in range(len(p["scores"])):
-                row = {
-                    "image_id": int(p["example_id"]),
-                    "category_id": int(p["labels"][k]) + 1,
-                    "bbox": [round(float(v), 3) for v in p["boxes"][k]],
-                    "score": round(float(p["scores"][k]), 6),
-                }
-                if self.masks:
-                    row["segmentation"] = p["masks"][k]
-                rows.append(row)
-        return rows
+        return [
+            detection_json(
+                p["example_id"],
+                p["labels"][k],
+                p["boxes"][k],
+                p["scores"][k],
+                p["masks"][k] if self.masks else None,
+            )
+            for p in predictions
+            for k in range(len(p["scores"]))
+        ]
 
     def evaluate(self, predictions, examples, class_names, reference=None, detailed=False):
         from ..evaluate import coco_metrics
 
-        gt = coco_ground_truth(examples, class_names, masks=self.masks)
+        gt = ground_truth(examples, class_names, segmentation=self.masks)
         dt = self.results(predictions, examples, class_names, {})
         out: dict[str, Any] = {}
         for iou_type, prefix in (("bbox", ""), ("segm", "mask_"))[: 2 if self.masks else 1]:
             result = coco_metrics(gt, dt, iou_type, per_class=detailed)
-            out.update(
-                {prefix + _COCO_KEYS.get(k, k): (None if v < 0 else v) for k, v in result.stats.items()}
-            )
+            out.update(result.run_stats(prefix))
             if detailed:
                 out[prefix + "per_class"] = result.per_class
         out["detections"] = len(dt)
         return out
 
 
-# evaluate.coco_metrics' stat names -> ours (-1, "undefined", becomes None)
-_COCO_KEYS = {
-    "AP": "mAP",
-    "AP50": "mAP50",
-    "AP75": "mAP75",
-    "APs": "mAP_small",
-    "APm": "mAP_medium",
-    "APl": "mAP_large",
-}
-
-
 class SegmentationTask(DetectionTask):
-    dataset_type = "segmentation"
+    dataset_type = TaskType.SEGMENTATION
     monitor = "mask_mAP"
     masks = True
 
@@ -302,7 +254,7 @@ class SegmentationTask(DetectionTask):
 class AnomalyTask(Task):
     """Train on good images only; val loss is the reconstruction error of good val images."""
 
-    dataset_type = "anomaly"
+    dataset_type = TaskType.ANOMALY
     monitor = "auroc"
 
     def train_examples(self, examples):
@@ -316,27 +268,46 @@ class AnomalyTask(Task):
 
     def loss(self, model, batch, device):
         x, _ = to_device(batch, device)
+        inner = getattr(model, "module", model)  # a DDP wrapper's model
+        if hasattr(inner, "observe"):  # a feature-memory model: collect, no gradient (a loss of 0)
+            inner.observe(x)
+            return torch.zeros((), device=x.device)
         return nn.functional.mse_loss(model(x), x)
+
+    def end_train_epoch(self, model):
+        """A feature-memory model builds its memory bank from what the epoch collected."""
+        inner = getattr(model, "module", model)
+        return inner.finalize() if hasattr(inner, "finalize") else None
 
     @torch.no_grad()
     def val_loss(self, model, loader, device):
+        """Reconstruction error of the good val images; for a feature-memory model their mean score."""
         model.eval()
         total, n = 0.0, 0
+        embedding = hasattr(model, "observe")
         for x, y in loader:
             good = x[y == 0].to(device)
             if len(good):
-                total += float(nn.functional.mse_loss(model(good), good)) * len(good)
+                value = model(good)[0].mean() if embedding else nn.functional.mse_loss(model(good), good)
+                total += float(value) * len(good)
                 n += len(good)
         return total / n if n else None
 
     @torch.no_grad()
     def predict(self, model, loader, device):
+        """One score per example; a feature-memory model adds its anomaly map at the input size."""
         from .autoencoder import anomaly_scores
 
         model.eval()
-        out = []
+        out: list[dict[str, Any]] = []
         examples = loader.dataset.examples
+        embedding = hasattr(model, "observe")
         for x, _ in loader:
+            if embedding:
+                scores, maps = model(x.to(device))
+                for s, m in zip(scores.cpu().numpy(), maps.cpu().numpy(), strict=True):
+                    out.append({"example_id": examples[len(out)].id, "score": float(s), "map": m})
+                continue
             for s in anomaly_scores(model, x.to(device)).cpu().numpy():
                 out.append({"example_id": examples[len(out)].id, "score": float(s)})
         return out
@@ -357,20 +328,38 @@ class AnomalyTask(Task):
             out.update({k: at[k] for k in ("threshold", "f1", "precision", "recall", "accuracy")})
             if detailed:
                 out.update({k: at[k] for k in ("tp", "fp", "fn", "tn")})
+        if detailed and both and predictions and all("map" in p for p in predictions):
+            from ..evaluate import pixel_auroc
+            from .anomaly_maps import has_regions, resize_map, truth_mask
+
+            if has_regions(examples):
+                out["pixel_auroc"] = pixel_auroc(
+                    [truth_mask(ex) for ex in examples],
+                    [resize_map(p["map"], ex.height, ex.width) for ex, p in zip(examples, predictions, strict=True)],
+                )
         return out
 
     def results(self, predictions, examples, class_names, metrics):
+        """Rows with score and label; a map-producing model adds ``map`` and, above the threshold,
+        ``region`` (see :mod:`workbench.train.anomaly_maps`)."""
+        from .anomaly_maps import compact_map, map_region, resize_map
+
         thr = metrics.get("threshold")
-        return [
-            {
+        rows = []
+        for ex, p in zip(examples, predictions, strict=True):
+            row = {
                 "example_id": ex.id,
                 "file_name": ex.file_name,
                 "score": round(p["score"], 8),
                 "label": None if thr is None else ANOMALY_CLASSES[int(p["score"] >= thr)],
                 "truth": ex.label,
             }
-            for ex, p in zip(examples, predictions, strict=True)
-        ]
+            if "map" in p:
+                row["map"] = compact_map(p["map"])
+                if thr is not None and p["score"] >= thr:
+                    row["region"] = map_region(resize_map(p["map"], ex.height, ex.width), thr)
+            rows.append(row)
+        return rows
 
 
 TASKS: dict[str, Task] = {
@@ -379,7 +368,4 @@ TASKS: dict[str, Task] = {
 
 
 def get_task(dataset_type: str) -> Task:
-    try:
-        return TASKS[dataset_type]
-    except KeyError:
-        raise UnknownNameError("dataset type", dataset_type, list(TASKS)) from None
+    return TASKS[task_type(dataset_type)]

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..errors import AlreadyExistsError, ValidationError
+from ..runs.records import EpochRecord, RunParams, RunSummary
 from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig, build_optimizer, build_schedule, resolve_device
@@ -30,7 +31,7 @@ from .data import VisionDataset, make_loader, set_loader_epoch
 from .distributed import Distributed
 from .errors import NonFiniteLossError, TrainingStateError
 from .models import build_model, default_model, model_spec
-from .runs import RunPaths, collect_versions, read_json, write_json, write_jsonl
+from .runs import RunPaths, collect_versions, jsonable, read_json, write_json, write_jsonl
 from .setup import deterministic_mode, resolve_augment, seed_everything
 from .source import TrainSource
 from .tasks import get_task
@@ -152,17 +153,15 @@ class Trainer:
         self.early = EarlyStopping(self.mode, self.config.patience, self.config.min_delta)
 
     def _write_params(self) -> None:
-        write_json(
-            self.paths.params,
-            {
-                "run_id": self.paths.run_id,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "config": self.config.to_dict(),
-                "resolved": self._resolved(),
-                "model_config": self.model.workbench_config,
-                "source": self.source.describe(),
-            },
+        params = RunParams(
+            run_id=self.paths.run_id,
+            created_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            config=jsonable(self.config.to_dict()),
+            resolved=jsonable(self._resolved()),
+            model_config=jsonable(self.model.workbench_config),
+            source=jsonable(self.source.describe()),
         )
+        write_json(self.paths.params, params.to_json())
         write_json(self.paths.versions, collect_versions())
 
     def _start_folder(self) -> None:
@@ -326,16 +325,19 @@ class Trainer:
             if self._should_stop():
                 state = "stopped"
                 break
+            if self.epoch >= 1 and getattr(self.model, "single_pass", False):  # fitted in one pass
+                break
             epoch = self.epoch + 1
             self.callbacks.on_epoch_start(epoch)
             train = self._train_epoch(epoch)
             if train is None:
                 state = "stopped"
                 break
+            self.task.end_train_epoch(self.model)
             self.epoch = epoch
             self._end_epoch(epoch, train)
         summary = self.dist.on_main(self._finish, state)  # every process returns rank 0's summary
-        self.callbacks.on_fit_end(summary)
+        self.callbacks.on_fit_end(RunSummary.from_json(summary))
         return summary
 
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
@@ -360,11 +362,12 @@ class Trainer:
                     loss=value,
                     checkpoint=str(self.paths.last) if self.paths.last.exists() else None,
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.optimizer.step()
+            if loss.requires_grad:  # a feature-memory model (patchcore) collects, it takes no step
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
             done = time.perf_counter()
             total += value * n
             images += n
@@ -441,15 +444,17 @@ class Trainer:
         self.history.append(record)
         new_ranges = self._overfit_update()
         record["overfitting"] = any(a <= epoch <= b for a, b in self.overfit_ranges)
+        typed = EpochRecord.from_json(record)  # checked; the history keeps its JSON form
+        self.history[-1] = typed.to_json()
         rngs = self.dist.all_gather(capture_rng())  # every process's, for last.pt
         if self.dist.is_main:
-            self._write_epoch(record, improved, rngs)
+            self._write_epoch(typed, improved, rngs)
         for start, end in new_ranges:
             self.callbacks.on_overfit(start, end)
 
-    def _write_epoch(self, record: dict[str, Any], improved: bool, rngs: list[dict[str, Any]]) -> None:
+    def _write_epoch(self, record: EpochRecord, improved: bool, rngs: list[dict[str, Any]]) -> None:
         """Checkpoints, history and status after an epoch; then the callbacks hear of it."""
-        epoch = record["epoch"]
+        epoch = record.epoch
         if improved:
             save_checkpoint(
                 self.paths.best,
@@ -459,7 +464,7 @@ class Trainer:
                     "config": self.config.to_dict(),
                     "model_config": self.model.workbench_config,
                     "resolved": self._resolved(),
-                    "record": record,
+                    "record": record.to_json(),
                 },
             )
         save_checkpoint(self.paths.last, self._state(rngs))
@@ -507,21 +512,21 @@ class Trainer:
             for k, v in (best_record or {}).items()
             if k not in ("best", "monitor", "mode", "overfitting") and not k.endswith("_time")
         }
-        summary = {
-            "run_id": self.paths.run_id,
-            "run_dir": str(self.paths.root),
-            "status": state,
-            "epochs_run": self.epoch,
-            "best_epoch": self.early.best_epoch,
-            "monitor": self.monitor,
-            "best_value": self.early.best_value,
-            "test": test_metrics,
-            "val": val_metrics,
-            "overfit_ranges": [list(r) for r in self.overfit_ranges],
-        }
-        write_json(self.paths.metrics, summary)
+        summary = RunSummary(
+            run_id=self.paths.run_id,
+            run_dir=str(self.paths.root),
+            status=state,
+            epochs_run=self.epoch,
+            best_epoch=self.early.best_epoch,
+            monitor=self.monitor,
+            best_value=self.early.best_value,
+            test=test_metrics,
+            val=val_metrics,
+            overfit_ranges=list(self.overfit_ranges),
+        )
+        write_json(self.paths.metrics, summary.to_json())
         self._set_status(state)
-        return summary
+        return summary.to_json()
 
 
 def train(

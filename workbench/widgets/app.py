@@ -86,7 +86,7 @@ def training_curves(title: str = "Training"):
 
 
 def _run_record(run: str | Path | Any):
-    from ..train.runs import RunRecord, load_run
+    from ..runs import RunRecord, load_run
 
     return run if isinstance(run, RunRecord) else load_run(run)
 
@@ -96,7 +96,7 @@ def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[i
     AP bars and PR curves (detection / segmentation)."""
     rec = _run_record(run)
     rows = rec.predictions()
-    names = [c["name"] for c in rec.params.get("source", {}).get("classes", [])] or [c.name for c in ds.classes]
+    names = (rec.run_params.class_names if rec.run_params else []) or [c.name for c in ds.classes]
     thumbs = thumbnail_fn(ds)
     if ds.type in ("classification", "anomaly"):
         from .evaluation import ConfusionMatrixView, ConfusionState
@@ -105,13 +105,13 @@ def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[i
                    if r.get("truth") is not None and r.get("label") is not None]
         state = ConfusionState.from_predictions(triples, names)
         return [ConfusionMatrixView(state, thumbs, on_open=on_open)]
+    from ..data.formats.coco_convert import ground_truth
     from ..evaluate import coco_metrics
-    from ..train.tasks import coco_ground_truth
     from .evaluation import APView
 
     examples = rec_examples(ds, rec)
     views = []
-    gt = coco_ground_truth(examples, names, masks=False)
+    gt = ground_truth(examples, names)
     views.append(APView(coco_metrics(gt, [r for r in rows if "bbox" in r], "bbox", per_class=True),
                         ds.classes, metric_name="AP50"))
     return views
@@ -121,9 +121,9 @@ def rec_examples(ds: Dataset, rec: Any) -> list:
     """The test examples a run was evaluated on (from its snapshot when it has one)."""
     from ..train.from_store import source_from_dataset
 
-    src = rec.params.get("source", {})
-    return source_from_dataset(ds, snapshot=src.get("snapshot_id"), directory=src.get("directory"),
-                               require_train=False).split("test")
+    params = rec.run_params
+    return source_from_dataset(ds, snapshot=params.snapshot_id if params else None,
+                               directory=params.directory if params else None, require_train=False).split("test")
 
 
 def error_gallery(ds: Dataset, mined: Any, *, on_open: Callable[[int], Any] | None = None):
@@ -152,6 +152,7 @@ class UserGate(StaticFallback, widgets.VBox):
         self.build = build
         self.user = annotator_name(user)
         self.view: Any = None
+        self._preview: Any = None
         self.name = widgets.Text(placeholder="your name", description="Annotator", continuous_update=False)
         self.name.add_class("wb-user-name")
         self.start = widgets.Button(description="Start", button_style="primary")
@@ -192,10 +193,17 @@ class UserGate(StaticFallback, widgets.VBox):
         self.children = [who, self.view]
 
     def _static_bundle(self) -> dict[str, Any]:
+        # Headless (papermill / nbconvert) nobody types a name: the saved output still shows the picture of
+        # what the page would open, from a view that is never displayed and so never edits anything.
         view = self.view
-        if hasattr(view, "_static_bundle"):
-            return dict(view._static_bundle())
-        return {"text/plain": "annotator name needed"}
+        if view is None:
+            if self._preview is None:
+                self._preview = self.build("preview (headless output)")
+            view = self._preview
+        bundle = dict(view._static_bundle()) if hasattr(view, "_static_bundle") else {}
+        if self.view is None:
+            bundle["text/plain"] = "annotator name needed (a picture of the dataset below)"
+        return bundle
 
 
 class Picker(StaticFallback, widgets.VBox):
@@ -383,7 +391,7 @@ class ReviewView(StaticFallback, widgets.VBox):
     directory; "open in canvas" shows that example there."""
 
     def __init__(self, ws: Any, run_dir: str | Path, *, user: str = "reviewer") -> None:
-        from ..train.runs import load_run
+        from ..runs import load_run
         from .canvas import AnnotationCanvas
 
         self.record = rec = load_run(run_dir)
@@ -393,7 +401,7 @@ class ReviewView(StaticFallback, widgets.VBox):
         self.views = evaluation_views(ds, rec.path, on_open=self.open_example)
         self.gallery = (error_gallery(ds, rec.path, on_open=self.open_example)
                         if (rec.path / "mined.json").is_file() else None)
-        test = rec.metrics.get("test", {})
+        test = rec.summary.test if rec.summary else {}
         head = ", ".join(f"{k} {v:.3f}" for k, v in test.items() if isinstance(v, float))
         parts = [widgets.HTML(f"<b>{escape_html(rec.run_id)}</b> on {escape_html(rec.dataset)}: test "
                               f"{escape_html(head)}"), *self.views]

@@ -20,6 +20,8 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import ValidationError
+from ..runs.folder import RunRecord
+from ..runs.records import TIMING_KEYS, EpochRecord
 from ..text import escape_html, escape_plotly
 from ..train.callbacks import Callback
 from .figures import CurveSeries, curve_data, curve_names, curve_shapes, curves_figure
@@ -51,6 +53,8 @@ _NOT_METRICS = frozenset(
         "is_best",
         "stopped",
         "images_per_s",
+        "overfitting",
+        *TIMING_KEYS,  # a row without ``monitor`` never makes a timing (``images``) its headline metric
     }
 )
 
@@ -61,7 +65,11 @@ def metric_of(record: Mapping[str, Any], name: str | None = None) -> tuple[str, 
     Looks for ``record[name]``; then the key the record's ``monitor`` names (the trainer's records:
     ``{"monitor": "accuracy", "accuracy": 0.91, ...}``); then ``{"metric": name, "value": v}``; then a
     ``metrics`` mapping; then the first other numeric key. Returns ``("", None)`` when the record has none.
+    An :class:`EpochRecord` (what the trainer sends) answers from its fields: no guessing.
     """
+    if isinstance(record, EpochRecord):
+        key = name or record.metric_name
+        return (key or "", record.metric(key) if key else None)
     metrics = record.get("metrics")
     if not name and isinstance(record.get("monitor"), str):
         name = record["monitor"]
@@ -185,10 +193,10 @@ class CurvesState:
     def add_epoch(self, record: Mapping[str, Any]) -> bool:
         if "epoch" not in record:
             raise ValidationError("epoch record has no 'epoch'", record=len(self.records), field="epoch")
-        rec = dict(record)
+        rec = dict(record.to_json()) if isinstance(record, EpochRecord) else dict(record)
         _num(rec["epoch"], "epoch")
         if self.metric is None:
-            name, _ = metric_of(rec)
+            name, _ = metric_of(record)
             self.metric = name or None
             if rec.get("mode") in ("max", "min"):
                 self.higher_is_better = rec["mode"] == "max"
@@ -489,3 +497,18 @@ class TrainingCurves(StaticFallback, widgets.VBox, Callback):
             state.add_overfit(start, end)
         state.finish(summary)
         return cls(state=state)
+
+    @classmethod
+    def from_run(cls, run: RunRecord, *, title: str | None = None) -> TrainingCurves:
+        """Curves of a run folder's records (:func:`workbench.runs.load_run`): its epochs, overfit
+        stretches, best epoch and the metric it monitored."""
+        params, summary = run.run_params, run.summary
+        mode = params.resolved.get("mode") if params else None
+        return cls.from_history(
+            run.epochs,
+            overfit=summary.overfit_ranges if summary else (),
+            summary=summary,
+            metric=(params.monitor if params else None) or (summary.monitor if summary else None),
+            higher_is_better=mode != "min",
+            title=title or run.run_id,
+        )

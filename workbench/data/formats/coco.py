@@ -62,7 +62,8 @@ from ._common import (
     probe_path,
     write_file,
 )
-from ._rle import canonical_counts, decode_counts_string, encode_counts_string
+from ._rle import canonical_counts, decode_counts_string
+from .coco_convert import annotation_json
 from .paths import safe_join
 
 __all__ = ["read", "write", "ANNOTATIONS_FILE"]
@@ -394,21 +395,8 @@ def _image_roots(src: Path) -> list[Path]:
 
 
 def _ann_json(a: Annotation, ann_id: int, image_id: Any, category_id: Any) -> dict[str, Any]:
-    assert a.bbox is not None
     top, inner = kept.annotation_fields(a.attributes)
-    d: dict[str, Any] = {
-        **top,
-        "id": ann_id,
-        "image_id": image_id,
-        "category_id": category_id,
-        "bbox": [float(v) for v in a.bbox],
-        "area": float(a.area),
-        "iscrowd": int(a.iscrowd),
-    }
-    if a.polygons is not None:
-        d["segmentation"] = [list(p) for p in a.polygons]
-    elif a.mask is not None:
-        d["segmentation"] = {"size": list(a.mask["size"]), "counts": encode_counts_string(a.mask["counts"])}
+    d: dict[str, Any] = {**top, **annotation_json(a, ann_id=ann_id, image_id=image_id, category_id=category_id)}
     if inner:
         d["attributes"] = inner
     return d
