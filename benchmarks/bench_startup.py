@@ -9,7 +9,7 @@ what the data layer is built on (``json, sqlite3, numpy``); for ``workbench --he
 the ``--help`` of a one-command click app. Also checks that neither loads a heavy module (torch, plotly,
 ipywidgets, OpenCV, albumentations...): there must be none.
 
-Voilà: ``dashboards/annotate.ipynb`` over a workspace holding a 12-image shapes-detection sample, and a
+Voilà: ``workbench/dashboards/annotate.ipynb`` over a workspace holding a 12-image shapes-detection sample, and a
 reference notebook that shows one ``ipywidgets.Button``, served from one folder by Voilà with ``workbench
 serve``'s options and opened in headless Chromium (Playwright with Debian's chromium; the page reaches only
 127.0.0.1). Measured: page open -> first widget visible (the dataset picker / the button) and, for the
@@ -116,7 +116,7 @@ def _voila_folder(root: Path) -> tuple[Path, Path]:
 
     served = root / "served"
     served.mkdir()
-    shutil.copy(REPO / "dashboards" / "annotate.ipynb", served / "annotate.ipynb")
+    shutil.copy(REPO / "workbench" / "dashboards" / "annotate.ipynb", served / "annotate.ipynb")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(REFERENCE_NB)])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, served / "reference.ipynb")

@@ -38,7 +38,7 @@ def _registries() -> dict[str, object]:
     except ImportError:  # pragma: no cover - widgets extra not installed
         pass
     try:
-        from workbench.train import data, export, models, tasks
+        from workbench.train import data, export, from_store, models, tasks
     except ImportError:  # pragma: no cover - train extra not installed
         return out
     out.update(
@@ -51,6 +51,7 @@ def _registries() -> dict[str, object]:
             "train.data._TARGETS": data._TARGETS,
             "train.data._COLLATE": data._COLLATE,
             "train.export._spec": {t for t in ALL if export._spec(t)},
+            "train.from_store.EVALUATORS": from_store.EVALUATORS,
         }
     )
     return out

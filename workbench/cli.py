@@ -14,8 +14,10 @@ from typing import Any
 
 import click
 
-from .errors import WorkbenchError
-from .text import echo, terminal_safe
+from .cliutil import table as _table
+from .cliutil import workspace as _ws
+from .errors import WorkbenchError, missing_extra
+from .text import echo
 
 __all__ = ["main", "cli"]
 
@@ -26,28 +28,8 @@ SAMPLES = ["digits", "mnist", "shapes-classification", "shapes-detection", "shap
 TYPES = ["classification", "detection", "segmentation", "anomaly"]
 
 
-def _ws(ctx: click.Context):
-    from .data import Workspace
-
-    obj = ctx.find_root().obj
-    if obj.get("ws") is None:
-        obj["ws"] = Workspace(obj.get("home"))
-        ctx.find_root().call_on_close(obj["ws"].close)
-    return obj["ws"]
-
-
 def _echo_json(data: Any) -> None:
     echo(json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
-def _table(rows: list[dict], cols: list[str]) -> None:
-    if not rows:
-        return
-    shown = [{c: terminal_safe(r.get(c, "")) for c in cols} for r in rows]  # stored text: no escapes act
-    widths = {c: max(len(c), *(len(r[c]) for r in shown)) for c in cols}
-    echo("  ".join(c.ljust(widths[c]) for c in cols))
-    for r in shown:
-        echo("  ".join(r[c].ljust(widths[c]) for c in cols))
 
 
 # Commands that live with their layer: name -> (module, attribute, the first sentence of its help). The
@@ -522,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # never a traceback on the command line
         if debug:
             raise
+        missing = missing_extra(e) if isinstance(e, ModuleNotFoundError) else None
+        if missing is not None:  # an optional library: say which extra installs it
+            echo(f"error: {missing}", err=True)
+            return 2
         msg = " ".join(str(e).split()) or type(e).__name__
         echo(f"error: {type(e).__name__}: {msg} (set WORKBENCH_DEBUG=1 for the traceback)", err=True)
         return 1

@@ -18,6 +18,9 @@ __all__ = [
     "EditConflictError",
     "LimitError",
     "UnknownNameError",
+    "MissingExtraError",
+    "EXTRAS",
+    "missing_extra",
 ]
 
 
@@ -146,3 +149,27 @@ class UnknownNameError(WorkbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+# The optional libraries and the extra (pyproject.toml) that installs each.
+EXTRAS = {
+    **dict.fromkeys(("torch", "torchvision", "albumentations", "onnx", "onnxruntime", "mlxtend"), "train"),
+    **dict.fromkeys(("ipywidgets", "ipycanvas", "plotly", "anywidget", "ipykernel", "IPython"), "widgets"),
+    **dict.fromkeys(("papermill", "nbconvert", "nbformat", "voila", "jupyterlab", "jupyter_server"), "notebooks"),
+}
+
+
+class MissingExtraError(WorkbenchError, ImportError):
+    """An optional library is not installed; says which extra installs it."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        self.module = module
+        self.extra = extra
+        super().__init__(f"{module} is not installed: pip install 'workbench[{extra}]'")
+
+
+def missing_extra(exc: ModuleNotFoundError) -> MissingExtraError | None:
+    """The :class:`MissingExtraError` for ``exc`` when the missing module belongs to an extra, else None."""
+    top = (exc.name or "").split(".")[0]
+    extra = EXTRAS.get(top)
+    return MissingExtraError(top, extra) if extra else None

@@ -69,7 +69,7 @@ def lab(tmp_path_factory, browser):
     base = tmp_path_factory.mktemp("lab")
     root = base / "notebooks"
     root.mkdir()
-    shutil.copy(REPO / "notebooks" / NOTEBOOK, root / NOTEBOOK)
+    shutil.copy(REPO / "workbench" / "notebooks" / NOTEBOOK, root / NOTEBOOK)
     home = base / "home"
     port = free_port()
     with serve(

@@ -185,7 +185,9 @@ def test_only_test_predictions_and_no_checkpoint(stores, tmp_path):
     result = mine_run(ds, run, count=40, write_proposals=False)
     assert result.sources == {"test": "predictions.json"} and "val" not in result.splits
     assert any("no val predictions" in n for n in result.notes)
-    assert len(result.selected) == sum(1 for m in result.ranked if m.reasons) < 40
+    # fewer than 40 judged: every one of them goes, and a note says so
+    assert len(result.selected) == len(result.ranked) == ds.count(split="test") < 40
+    assert any(f"only {len(result.ranked)} example(s) could be judged" in n for n in result.notes)
     assert all(not ex.proposals() for ex in ds.examples(directory="review"))
     assert result.to_dict()["selected"] == result.selected_ids
 
@@ -238,10 +240,13 @@ def test_val_predictions_come_from_the_checkpoint(stores, tmp_path):
     summary = train_dataset(stores, ds.name, cfg, run_dir=tmp_path / "run")
     record = load_run(summary["run_dir"])
     result = mine_run(ds, record, count=5, device="cpu")
-    assert result.sources == {"test": "predictions.json", "val": "model"}
-    assert result.splits == {"test": ds.count(split="test"), "val": ds.count(split="val")}
+    assert result.sources == {"test": "predictions.json", "val": "model", "train": "model"}
+    assert result.splits == {s: ds.count(split=s) for s in ("test", "val", "train")}
     assert len(result.selected) == 5 and ds.count(directory="review") == 5
-    assert {ex.split for ex in ds.examples(ids=[m.example_id for m in result.ranked])} == {"test", "val"}
+    ranked_splits = {ex.split for ex in ds.examples(ids=[m.example_id for m in result.ranked])}
+    assert {"test", "val"} <= ranked_splits <= {"test", "val", "train"}
+    train_ranked = [m for m in result.ranked if m.split == "train"]  # training examples: doubted labels only
+    assert len(train_ranked) == result.train_label_errors and all(m.likely_label_error for m in train_ranked)
     rows = predict_examples(record, ds.examples(split="test"), ds.load_bytes, device="cpu")
     assert json.loads(json.dumps(rows)) == record.predictions()
 
@@ -298,6 +303,7 @@ def test_nothing_to_mine_writes_nothing_to_the_store(stores, tmp_path):
     run = make_run(tmp_path / "runs", ds)  # no predictions.json, no checkpoint
     version = ds.version
     result = mine_run(ds, run)
-    assert result.selected == [] and result.sources == {} and len(result.notes) == 2
+    assert result.selected == [] and result.sources == {} and len(result.notes) == 4
+    assert "training labels were not checked" in result.notes[2] and "only 0 example" in result.notes[3]
     assert ds.version == version and ds.directories() == []
     assert json.loads((run / MINED_FILE).read_text())["selected"] == []

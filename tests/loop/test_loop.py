@@ -10,7 +10,7 @@ import yaml
 
 from workbench.cli import main
 from workbench.errors import ValidationError
-from workbench.loop import load_params, run_loop
+from workbench.loop import QUICK, load_params, run_loop
 from workbench.loop.runner import StepFailed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +81,10 @@ def test_params_validation(tmp_path):
     with pytest.raises(ValidationError, match="mapping"):
         load_params(p)
     p.write_text("dataset_type: detection\nepochs: 9\n")
-    assert load_params(p, quick=True)["epochs"] == 2  # quick caps whatever the file says
+    quick = load_params(p, quick=True)
+    assert quick["epochs"] == 9  # --quick never overrides a value the params file sets
+    assert quick["batch_size"] == QUICK["detection"]["batch_size"]  # ... and sets what the file leaves
+    assert quick["sample_count"] == QUICK["detection"]["sample_count"]
     assert load_params(p)["epochs"] == 9
 
 

@@ -11,8 +11,8 @@ import papermill
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = (sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "templates").glob("*/*.ipynb"))
-             + sorted((ROOT / "dashboards").glob("*.ipynb")))
+NOTEBOOKS = (sorted((ROOT / "workbench" / "notebooks").glob("*.ipynb")) + sorted((ROOT / "workbench" / "templates").glob("*/*.ipynb"))
+             + sorted((ROOT / "workbench" / "dashboards").glob("*.ipynb")))
 
 EXPECTED = {
     "00_quickstart": {"workspace", "dataset", "sample", "sample_count", "seed"},

@@ -22,8 +22,8 @@ from workbench.loop.params import PARAMS, STEPS, check_value, load_params, param
 from workbench.loop.runner import run_loop
 
 ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = (sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "templates").glob("*/*.ipynb"))
-             + sorted((ROOT / "dashboards").glob("*.ipynb")))
+NOTEBOOKS = (sorted((ROOT / "workbench" / "notebooks").glob("*.ipynb")) + sorted((ROOT / "workbench" / "templates").glob("*/*.ipynb"))
+             + sorted((ROOT / "workbench" / "dashboards").glob("*.ipynb")))
 
 # The payload of the exploit: inside papermill's "..." it closes the string, calls os.system, reopens.
 PAYLOAD = '" + str(__import__("os").system("touch {marker}")) + "'

@@ -18,7 +18,9 @@ from workbench.evaluate.synthetic import make_coco_pair
 
 pytest.importorskip("torch")
 pytest.importorskip("pycocotools")
-from workbench.train.tasks import _COCO_KEYS, coco_ground_truth, get_task  # noqa: E402
+from workbench.data.formats.coco_convert import ground_truth  # noqa: E402
+from workbench.evaluate.coco import RUN_STAT_NAMES  # noqa: E402
+from workbench.train.tasks import get_task  # noqa: E402
 
 
 def examples_and_predictions(seed: int):
@@ -67,7 +69,7 @@ def test_in_training_equals_the_file_path(tmp_path, seed):
     examples, preds, names = examples_and_predictions(seed)
     task = get_task("detection")
     got = task.evaluate(preds, examples, names, detailed=True)
-    gt = coco_ground_truth(examples, names, masks=False)
+    gt = ground_truth(examples, names)
     dt = task.results(preds, examples, names, {})
     assert sum(a["iscrowd"] for a in gt["annotations"]) > 0
     assert _detection_array(dt, gt) is not None  # the in-memory path hands hotcoco columns
@@ -75,7 +77,7 @@ def test_in_training_equals_the_file_path(tmp_path, seed):
     (tmp_path / "dt.json").write_text(json.dumps(dt))
     files = coco_metrics(tmp_path / "gt.json", tmp_path / "dt.json", per_class=True)
     for k, v in files.stats.items():
-        assert got[_COCO_KEYS.get(k, k)] == (None if v < 0 else v), k
+        assert got[RUN_STAT_NAMES[k]] == (None if v < 0 else v), k
     assert got["per_class"] == files.per_class
 
     from pycocotools.coco import COCO

@@ -240,13 +240,14 @@ def test_early_stopping_keeps_the_best_epoch(tmp_path):
 def test_overfitting_is_flagged_once_per_stretch(tmp_path):
     rec = RecordingCallback()
     trainer = Trainer(_digits_config(overfit_patience=2), sample_source("digits", 300), tmp_path / "r", [rec])
-    losses = [(1.0, 1.0), (0.8, 0.9), (0.6, 1.0), (0.5, 1.1), (0.4, 1.2), (0.3, 1.0)]
+    losses = [(1.0, 1.0), (0.8, 0.5), (0.6, 0.4), (0.5, 0.4), (0.4, 1.0), (0.3, 2.0), (0.2, 3.0), (0.15, 4.0),
+              (0.1, 5.0), (0.08, 0.2)]
     events = []
     for epoch, (t, v) in enumerate(losses, 1):
         trainer.history.append({"epoch": epoch, "train_loss": t, "val_loss": v})
         events.append(trainer._overfit_update())
-    assert events == [[], [], [], [(3, 4)], [], []]
-    assert trainer.overfit_ranges == [(3, 5)]
+    assert events == [[]] * 7 + [[(7, 8)], [], []]
+    assert trainer.overfit_ranges == [(7, 9)]
 
 
 def test_refusals(tmp_path):

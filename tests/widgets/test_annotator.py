@@ -72,7 +72,7 @@ def test_dashboard_notebooks_default_to_asking():
     import json
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2] / "dashboards"
+    root = Path(__file__).resolve().parents[2] / "workbench" / "dashboards"
     for nb in ("annotate.ipynb", "review.ipynb"):
         cells = json.loads((root / nb).read_text())["cells"]
         params = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))

@@ -26,6 +26,7 @@ REASONS = (
     "false_positive",
     "poor_localization",
     "low_confidence",
+    "most_uncertain",  # no error of its own: fills the count after the examples with a reason
 )
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.dataset import Dataset
-from ..data.records import SPLITS, Annotation, Example
+from ..data.records import SPLITS, Annotation, ClassDef, Example
 from ..data.task_types import TaskType, type_info
 from ..errors import NotFoundError, ValidationError
 from ..progress import ProgressFn
@@ -30,9 +30,11 @@ from ..runs.records import RunParams, prediction_example_id
 from .matching import Instance
 from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
 
-__all__ = ["MiningResult", "mine_run", "proposals_for", "MINED_FILE"]
+__all__ = ["MiningResult", "mine_run", "proposals_for", "MINED_FILE", "TRAIN_CHECKS"]
 
 MINED_FILE = "mined.json"
+# How mine_run checks training labels: not at all, from the run's model, from out-of-fold models.
+TRAIN_CHECKS = ("off", "model", "folds")
 
 
 @dataclass
@@ -52,6 +54,9 @@ class MiningResult:
     sources: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     path: Path | None = None
+    by_reason: dict[str, int] = field(default_factory=dict)
+    filled: int = 0
+    train_label_errors: int = 0
 
     @property
     def selected_ids(self) -> list[int]:
@@ -72,6 +77,9 @@ class MiningResult:
             "splits": dict(self.splits),
             "sources": dict(self.sources),
             "notes": list(self.notes),
+            "by_reason": dict(self.by_reason),
+            "filled": self.filled,
+            "train_label_errors": self.train_label_errors,
             "path": None if self.path is None else str(self.path),
         }
 
@@ -145,10 +153,6 @@ def _record(run: RunRecord | str | Path) -> RunRecord:
     return run if isinstance(run, RunRecord) else load_run(Path(run))
 
 
-def _row_id(row: Mapping[str, Any]) -> int | None:
-    return prediction_example_id(row)
-
-
 def _split_ids(dataset: Dataset, params: RunParams, split: str, notes: list[str]) -> list[int]:
     """Ids of the examples of ``split`` the run was trained with (its snapshot, directory or the dataset)."""
     sid, directory = params.snapshot_id, params.directory
@@ -191,6 +195,126 @@ def _check(dataset: Dataset, record: RunRecord, count: int, splits: Sequence[str
 
 
 # ---------------------------------------------------------------------------------------------- mine_run
+def _uncertainty(m: MinedExample) -> float:
+    """How unsure the model was about an example it got right (fills the count): the ranking score for
+    classification / anomaly (1 - margin, 1 - confidence); detection / segmentation: 1 - the mean IoU of
+    its matched boxes (1 for an image with nothing matched)."""
+    if "mean_iou" in m.details or "ground_truth" in m.details:
+        iou = m.details.get("mean_iou")
+        return 1.0 - float(iou) if iou is not None else 1.0
+    return m.score
+
+
+def _select(ranked: Sequence[MinedExample], count: int) -> tuple[list[MinedExample], int]:
+    """The top ``count``: examples with a reason (ranked), then the most uncertain of the rest, marked
+    ``most_uncertain``. Returns the selection and how many came from the filler."""
+    selected = [m for m in ranked if m.reasons][:count]
+    rest = sorted((m for m in ranked if not m.reasons), key=lambda m: (-round(_uncertainty(m), 9), m.example_id))
+    filler = rest[: count - len(selected)]
+    for m in filler:
+        m.reasons = ["most_uncertain"]
+        m.details["uncertainty"] = round(_uncertainty(m), 6)
+    return selected + filler, len(filler)
+
+
+def _predictions_for(
+    dataset, record, split, ids, predictions, predict_missing, device, test_metrics, notes, dtype, progress=None
+):
+    """(examples, rows, where the rows came from) of one split; rows None when there are none to judge."""
+    from ..train.source import usable_for_training
+
+    rows: Sequence[Mapping[str, Any]] = []
+    origin = None
+    if predictions is not None and split in predictions:
+        rows, origin = list(predictions[split]), "given"
+    elif split == "test" and record.has_predictions:
+        rows, origin = list(record.predictions()), "predictions.json"
+    row_ids = {i for i in (prediction_example_id(r) for r in rows) if i is not None}
+    wanted = sorted(set(ids) | (row_ids if split != "train" else set()))
+    examples = [ex for ex in dataset.examples(ids=wanted) if usable_for_training(ex, dtype)]
+    if origin is None:
+        if not (predict_missing and record.checkpoints):
+            why = "stored, and no checkpoint to make them" if predict_missing else "stored"
+            what = "training labels were not checked" if split == "train" else f"{split} was not mined"
+            notes.append(f"no {split} predictions {why}; {what}")
+            return examples, None, None
+        from .predict import predict_examples
+
+        rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics,
+                                progress=progress)
+        origin = "model"
+    return examples, rows, origin
+
+
+def _out_of_fold(dataset, record, params, ids, folds, device, notes):
+    """(train examples, out-of-fold rows, "out-of-fold") for the label check."""
+    from ..train.source import usable_for_training
+    from .out_of_fold import out_of_fold_rows
+
+    dtype = dataset.type
+    train = [ex for ex in dataset.examples(ids=ids) if usable_for_training(ex, dtype)]
+    val_ids = _split_ids(dataset, params, "val", notes)
+    val = [ex for ex in dataset.examples(ids=val_ids) if usable_for_training(ex, dtype)]
+    colors = {c.name: c.color for c in dataset.classes}
+    classes = [ClassDef(name, colors.get(name) or "#808080") for name in params.class_names]
+    rows = out_of_fold_rows(record, train, val, classes, dataset.load_bytes, folds=folds, device=device)
+    return train, rows, "out-of-fold"
+
+
+def _anomaly_threshold_of(rows_by_split, examples_by_split) -> float:
+    judged_rows, truth = [], []
+    for split, rows in rows_by_split.items():
+        labels = {ex.id: ex.label for ex in examples_by_split[split] if ex.label is not None}
+        for r in rows:
+            rid = prediction_example_id(r)
+            if rid is not None and rid in labels:
+                judged_rows.append(r)
+                truth.append(labels[rid])
+    return anomaly_threshold(judged_rows, truth)
+
+
+def _train_label_errors(examples, rows, dtype, class_names, *, iou, threshold, settings) -> list[MinedExample]:
+    """Training examples whose label the model doubts: confident learning for classification, else the
+    examples of the type's ranking flagged ``likely_label_error`` (only that reason kept)."""
+    if dtype == TaskType.CLASSIFICATION:
+        from .label_check import label_issues_of
+
+        return label_issues_of(examples, rows, class_names)
+    ranked = rank_examples(examples, rows, dtype, class_names, iou=iou, threshold=threshold, settings=settings)
+    flagged = [m for m in ranked if m.likely_label_error]
+    for m in flagged:
+        m.reasons = ["likely_label_error"]
+        m.score = 1.0 + m.label_error_score
+    return flagged
+
+
+def _write_review(dataset, record, directory, selected, by_id, rows_by_split, write_proposals, settings,
+                  class_names) -> tuple[int, int, int]:
+    """Mirror ``selected`` into ``directory`` and replace their proposals, in one transaction; returns
+    (proposals written, examples added to the directory, proposals of unknown classes dropped)."""
+    author = f"run:{record.run_id}"
+    known = {c.name for c in dataset.classes}
+    rows_of: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
+    for split, rows in rows_by_split.items():
+        for r in rows:
+            rid = prediction_example_id(r)
+            if rid is not None:
+                rows_of.setdefault((split, rid), []).append(r)
+    written = added = dropped = 0
+    with dataset.workspace.transaction():
+        added = dataset.mirror(directory, [m.example_id for m in selected]) if selected else 0
+        if write_proposals:
+            for m in selected:
+                split, ex = by_id[m.example_id]
+                anns = proposals_for(m, rows_of.get((split, ex.id), []), ex, dataset.type, class_names,
+                                     author=author, min_score=settings.min_score)
+                keep = [a for a in anns if a.label in known]
+                dropped += len(anns) - len(keep)
+                dataset.replace_annotations(m.example_id, keep, author=author, proposals=True)
+                written += len(keep)
+    return written, added, dropped
+
+
 def mine_run(
     dataset: Dataset,
     run: Any,
@@ -204,18 +328,24 @@ def mine_run(
     iou: float = 0.5,
     settings: MiningSettings | None = None,
     device: str = "auto",
+    check_train: str = "model",
+    folds: int = 2,
     progress: ProgressFn | None = None,
 ) -> MiningResult:
     """Rank ``run``'s test / val examples, send the top ``count`` to ``directory``, propose its predictions.
+
+    ``run`` is a run folder or a ``RunRecord``. The examples with a reason (an error, an unsure right
+    answer, a doubted label) come first, in rank order; when they are fewer than ``count`` the most
+    uncertain of the rest fill the count (reason ``most_uncertain``); ``result.by_reason`` counts the
+    selection by headline reason and a note says when fewer than ``count`` could be judged at all.
     ``progress`` hears of the predictions made for splits without stored ones (:mod:`workbench.progress`).
-
-    ``run`` is a run folder or a ``RunRecord``. Only examples with at least one reason (an error or an
-    unsure right answer) are selected, so fewer than ``count`` may go to review. The directory and all
-    proposals are written in one transaction. Returns a :class:`MiningResult`; ``mined.json`` in the run
-    folder holds the same.
+    ``check_train`` checks the training split's labels too (:mod:`.label_check`): ``"model"`` from the run's
+    best checkpoint's predictions (or ``predictions["train"]``; fast, but the model saw those labels),
+    ``"folds"`` from out-of-fold predictions (``folds`` models trained with the run's settings, each
+    without the examples it predicts; :mod:`.out_of_fold`), ``"off"`` not at all. Doubted labels rank with
+    the errors and appear in ``label_errors``. The directory and all proposals are written in one transaction. Returns a
+    :class:`MiningResult`; ``mined.json`` in the run folder holds the same.
     """
-    from ..train.source import usable_for_training
-
     record = _record(run)
     params = _check(dataset, record, count, splits)
     settings = settings or MiningSettings()
@@ -229,106 +359,66 @@ def mine_run(
     sources: dict[str, str] = {}
     examples_by_split: dict[str, list[Example]] = {}
     seen: set[int] = set()
-    for split in splits:
-        ids = _split_ids(dataset, params, split, notes)
-        rows: Sequence[Mapping[str, Any]]
-        if predictions is not None and split in predictions:
-            rows, sources[split] = list(predictions[split]), "given"
-        elif split == "test" and record.has_predictions:
-            rows, sources[split] = list(record.predictions()), "predictions.json"
+    if check_train not in TRAIN_CHECKS:
+        raise ValidationError(f"unknown check_train {check_train!r}; valid: {', '.join(TRAIN_CHECKS)}",
+                              field="check_train")
+    all_splits = list(splits) + (["train"] if check_train != "off" and "train" not in splits else [])
+    for split in all_splits:
+        ids = [i for i in _split_ids(dataset, params, split, notes) if i not in seen]
+        if split == "train" and check_train == "folds" and "train" not in splits:
+            examples, rows, origin = _out_of_fold(dataset, record, params, ids, folds, device, notes)
         else:
-            rows = []
-        row_ids = {i for i in (_row_id(r) for r in rows) if i is not None}
-        wanted = sorted((set(ids) | row_ids) - seen)
-        examples = [ex for ex in dataset.examples(ids=wanted) if usable_for_training(ex, dtype)]
-        if split not in sources:
-            if not (predict_missing and record.checkpoints):
-                why = "stored, and no checkpoint to make them" if predict_missing else "stored"
-                notes.append(f"no {split} predictions {why}; {split} was not mined")
-                continue
-            from .predict import predict_examples
-
-            rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics,
-                                    progress=progress)
-            sources[split] = "model"
+            examples, rows, origin = _predictions_for(dataset, record, split, ids, predictions,
+                                                      predict_missing, device, test_metrics, notes, dtype,
+                                                      progress)
+        if rows is None or origin is None:
+            continue
+        examples = [ex for ex in examples if ex.id not in seen]
         counts = params.source.get("counts")
         expected = counts.get(split) if isinstance(counts, dict) else None
-        if (
-            type_info(dtype).regions
-            and isinstance(expected, int)
-            and len(examples) > expected
-            and sources[split] != "model"
-        ):
+        if type_info(dtype).regions and isinstance(expected, int) and len(examples) > expected \
+                and origin != "model":
             notes.append(
                 f"{len(examples) - expected} {split} example(s) came after the run; with no stored "
                 "predictions they count as having no detections"
             )
-        rows_by_split[split], examples_by_split[split] = rows, examples
+        rows_by_split[split], examples_by_split[split], sources[split] = rows, examples, origin
         seen.update(ex.id for ex in examples)
 
     if dtype == TaskType.ANOMALY and threshold is None and rows_by_split:
-        judged_rows, truth = [], []
-        for split, rows in rows_by_split.items():
-            labels = {ex.id: ex.label for ex in examples_by_split[split] if ex.label is not None}
-            for r in rows:
-                rid = _row_id(r)
-                if rid is not None and rid in labels:
-                    judged_rows.append(r)
-                    truth.append(labels[rid])
-        threshold = anomaly_threshold(judged_rows, truth)
+        threshold = _anomaly_threshold_of(rows_by_split, examples_by_split)
 
     ranked: list[MinedExample] = []
+    train_errors: list[MinedExample] = []
     for split, rows in rows_by_split.items():
         try:
-            ranked += rank_examples(
-                examples_by_split[split],
-                rows,
-                dtype,
-                class_names,
-                iou=iou,
-                threshold=threshold,
-                settings=settings,
-            )
+            if split == "train" and split not in splits:
+                train_errors = _train_label_errors(examples_by_split[split], rows, dtype, class_names, iou=iou,
+                                                   threshold=threshold, settings=settings)
+            else:
+                ranked += rank_examples(examples_by_split[split], rows, dtype, class_names, iou=iou,
+                                        threshold=threshold, settings=settings)
         except ValidationError as e:
             where = str(record.path / "predictions.json") if sources[split] == "predictions.json" else None
             raise e.located(file=where or f"{split} predictions of run {record.run_id}") from None
+    ranked += train_errors
     ranked.sort(key=lambda m: (-round(m.score, 9), m.example_id))
-    selected = [m for m in ranked if m.reasons][:count]
+    selected, filled = _select(ranked, count)
+    if len(selected) < count:
+        notes.append(f"only {len(selected)} example(s) could be judged; all of them were selected")
     label_errors = [m for m in ranked if m.likely_label_error]
     label_errors.sort(key=lambda m: (-round(m.label_error_score, 9), m.example_id))
 
-    author = f"run:{record.run_id}"
-    known = {c.name for c in dataset.classes}
     by_id = {ex.id: (split, ex) for split, exs in examples_by_split.items() for ex in exs}
-    rows_of: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
-    for split, rows in rows_by_split.items():
-        for r in rows:
-            rid = _row_id(r)
-            if rid is not None:
-                rows_of.setdefault((split, rid), []).append(r)
-    written = added = dropped = 0
-    with dataset.workspace.transaction():
-        added = dataset.mirror(directory, [m.example_id for m in selected]) if selected else 0
-        if write_proposals:
-            for m in selected:
-                split, ex = by_id[m.example_id]
-                anns = proposals_for(
-                    m,
-                    rows_of.get((split, ex.id), []),
-                    ex,
-                    dtype,
-                    class_names,
-                    author=author,
-                    min_score=settings.min_score,
-                )
-                keep = [a for a in anns if a.label in known]
-                dropped += len(anns) - len(keep)
-                dataset.replace_annotations(m.example_id, keep, author=author, proposals=True)
-                written += len(keep)
+    written, added, dropped = _write_review(dataset, record, directory, selected, by_id, rows_by_split,
+                                            write_proposals, settings, class_names)
     if dropped:
         notes.append(f"{dropped} proposal(s) of classes the dataset no longer has were left out")
 
     path = record.path / MINED_FILE
+    by_reason: dict[str, int] = {}
+    for m in selected:
+        by_reason[m.reason] = by_reason.get(m.reason, 0) + 1
     result = MiningResult(
         run_id=record.run_id,
         dataset=dataset.name,
@@ -343,6 +433,9 @@ def mine_run(
         sources=sources,
         notes=notes,
         path=path,
+        by_reason=by_reason,
+        filled=filled,
+        train_label_errors=len(train_errors),
     )
     write_json(
         path,

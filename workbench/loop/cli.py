@@ -17,7 +17,7 @@ __all__ = ["register"]
               help="YAML parameter file; give several for a sweep (each in OUT/<file stem>).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Output folder (default: workbench-runs/loop-<time>).")
-@click.option("--quick", is_flag=True, help="A small, fast configuration (tests, first contact).")
+@click.option("--quick", is_flag=True, help="A small, fast configuration (tests, first contact); values a params file sets are kept.")
 @click.option("--jobs", type=int, default=1, show_default=True, help="Sweeps: parameter files run at once.")
 @click.option("--notebooks", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Run the notebooks in this folder (a project made by `workbench new`) instead of Workbench's.")

@@ -2,8 +2,9 @@
 (scalars, lists and maps of scalars: no tags), every value is checked against its type, and the notebooks'
 parameters cells are written from ``repr`` of the checked values, so no value can become code.
 
-Order of precedence: DEFAULTS, then the YAML file, then QUICK for the dataset type (when asked), then the
-caller's ``overrides``. Paths a file may name (``run``) resolve inside the loop's output folder or its
+Order of precedence: DEFAULTS, then QUICK for the dataset type (when asked; the file's ``dataset_type``
+picks it), then the YAML file (``--quick`` never overrides a value the file sets), then the caller's
+``overrides``. Paths a file may name (``run``) resolve inside the loop's output folder or its
 workspace, or are refused.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..errors import UnsafePathError, ValidationError
 from ..text import check_text, name_problem
+from .assets import asset_dir
 
 __all__ = [
     "DEFAULTS",
@@ -135,12 +137,8 @@ PARAMS: dict[str, Param] = {
 
 
 def notebooks_dir() -> Path:
-    """The project's own notebooks (next to the package in a checkout / editable install)."""
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "notebooks", here / "notebooks"):
-        if (cand / f"{STEPS[0]}.ipynb").is_file():
-            return cand
-    raise ValidationError(f"the Workbench notebooks are not next to the package ({here.parent / 'notebooks'})")
+    """The project's own notebooks (``workbench/notebooks`` inside the package)."""
+    return asset_dir("notebooks")
 
 
 def check_value(name: str, value: Any, *, file: str | None = None) -> Any:
@@ -260,13 +258,15 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
 
 def load_params(path: str | Path | None = None, *, quick: bool = False,
                 overrides: Mapping[str, Any] | None = None, valid: set[str] | None = None) -> dict[str, Any]:
-    """DEFAULTS, then the YAML file, then QUICK for the dataset type (when asked), then ``overrides``; every
+    """DEFAULTS, then QUICK for the dataset type (when asked), then the YAML file, then ``overrides``; every
     value checked against :data:`PARAMS`. ``valid`` narrows the keys a file may set (the parameters the
     notebooks declare)."""
     params = dict(DEFAULTS)
+    from_file: set[str] = set()
     if path is not None:
         file = str(path)
         data = read_params_file(path)
+        from_file = {str(k) for k in data}
         allowed = {k for k, spec in PARAMS.items() if spec.from_file}
         allowed &= valid if valid is not None else set(DEFAULTS) | {"snapshot", "run"}
         for k, v in data.items():
@@ -274,8 +274,9 @@ def load_params(path: str | Path | None = None, *, quick: bool = False,
                 raise ValidationError(f"unknown parameter; valid: {', '.join(sorted(allowed))}", file=file,
                                       field=str(k))
             params[k] = check_value(k, v, file=file)
-    if quick:
-        params.update(QUICK.get(str(params.get("dataset_type")), QUICK["classification"]))
+    if quick:  # never over a value the file sets: the file is what the user wrote
+        quick_values = QUICK.get(str(params.get("dataset_type")), QUICK["classification"])
+        params.update({k: v for k, v in quick_values.items() if k not in from_file})
     for k, v in (overrides or {}).items():
         params[k] = check_value(k, v, file="overrides")
     return params

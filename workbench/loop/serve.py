@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ValidationError
+from .assets import asset_dir
 from .serve_guard import HostAllowlist, is_loopback, read_token
 
 __all__ = ["MAX_USER_CHARS", "check_user", "dashboards_dir", "serve", "serve_command"]
@@ -27,11 +28,8 @@ MAX_USER_CHARS = 64
 
 
 def dashboards_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "dashboards", here / "dashboards"):
-        if (cand / "annotate.ipynb").is_file():
-            return cand
-    raise ValidationError(f"the Workbench dashboards are not next to the package ({here.parent / 'dashboards'})")
+    """The dashboards Voilà serves (``workbench/dashboards`` inside the package)."""
+    return asset_dir("dashboards")
 
 
 def check_user(name: str) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from ..errors import AlreadyExistsError, ValidationError
+from .assets import asset_dir
 from .params import STEPS
 
 __all__ = ["templates_dir", "new_project"]
@@ -31,11 +32,8 @@ point `sample` at your own data by importing it first (`workbench import {name} 
 
 
 def templates_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for cand in (here.parent / "templates", here / "templates"):
-        if cand.is_dir():
-            return cand
-    raise ValidationError(f"the Workbench templates are not next to the package ({here.parent / 'templates'})")
+    """The per-type project templates (``workbench/templates/<type>`` inside the package)."""
+    return asset_dir("templates")
 
 
 def new_project(project: str | Path, dataset_type: str) -> list[Path]:

@@ -168,6 +168,15 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
+def _noise(logs: Sequence[float]) -> float:
+    """Robust noise level of a series: the median absolute second difference (blind to a steady trend),
+    scaled to the sigma of Gaussian noise."""
+    steps = sorted(abs(c - 2 * b + a) for a, b, c in zip(logs, logs[1:], logs[2:], strict=False))
+    mid = len(steps) // 2
+    median = steps[mid] if len(steps) % 2 else (steps[mid - 1] + steps[mid]) / 2
+    return 1.4826 * median / math.sqrt(6)
+
+
 def find_overfit_ranges(
     train_losses: Sequence[float | None],
     val_losses: Sequence[float | None],
@@ -175,27 +184,53 @@ def find_overfit_ranges(
     patience: int,
     min_delta: float = 0.0,
     first_epoch: int = 1,
+    margin: float = 0.1,
+    noise_k: float = 5.0,
+    smoothing: float = 0.5,
+    min_epochs: int = 5,
+    max_ratio: float = 3.0,
 ) -> list[tuple[int, int]]:
-    """Stretches of epochs where the val loss rose while the train loss fell, each for ``patience``+ epochs.
+    """Stretches of epochs where the smoothed val loss stayed above its best while the train loss improved.
 
-    Epoch ``e`` (numbered from ``first_epoch``) is *diverging* when, against epoch ``e - 1``, the val loss
-    went up by more than ``min_delta`` and the train loss went down by more than ``min_delta``. A run of
-    at least ``patience`` diverging epochs in a row is reported as ``(start_epoch, end_epoch)``, both
-    inclusive. Missing or non-finite losses break a run.
+    Both losses are smoothed with an exponential moving average (weight ``smoothing`` on the newest epoch;
+    the val loss in log space, so a rise is relative). Epoch ``e`` (numbered from ``first_epoch``) is
+    *overfitting* when its smoothed val loss is above the best smoothed val loss so far by more than
+    ``gap = max(log(1 + margin), min(noise_k * noise, log(max_ratio)))`` (``noise``: the val loss's own
+    epoch-to-epoch noise, a robust sigma of its log second differences, so a noisy plateau does not fire;
+    ``max_ratio``: a val loss at three times its best is a rise whatever the noise) and the smoothed train loss is below its
+    value at that best epoch by more than ``min_delta``. Nothing is flagged before ``min_epochs`` usable
+    epochs. A run of at least ``patience`` overfitting epochs in a row is reported as
+    ``(start_epoch, end_epoch)``, both inclusive. Missing, non-finite or non-positive losses break a run
+    (the averages skip them).
     """
     if patience < 1:
         raise ValueError("patience must be at least 1")
     if len(train_losses) != len(val_losses):
         raise ValueError("train_losses and val_losses must have the same length")
+    if not 0.0 < smoothing <= 1.0:
+        raise ValueError("smoothing must be within (0, 1]")
     ranges: list[tuple[int, int]] = []
     start: int | None = None
-    for i in range(1, len(train_losses) + 1):
-        diverging = False
-        if i < len(train_losses):
-            t0, t1, v0, v1 = train_losses[i - 1], train_losses[i], val_losses[i - 1], val_losses[i]
-            if all(_finite(x) for x in (t0, t1, v0, v1)):
-                diverging = v1 > v0 + min_delta and t1 < t0 - min_delta  # type: ignore[operator]
-        if diverging:
+    logs: list[float] = []
+    s_train = s_val = best_val = train_at_best = 0.0
+    for i in range(len(train_losses) + 1):
+        flagged = False
+        t, v = (train_losses[i], val_losses[i]) if i < len(train_losses) else (None, None)
+        if _finite(t) and _finite(v) and v > 0:  # type: ignore[operator]
+            lv = math.log(v)  # type: ignore[arg-type]
+            if not logs:
+                s_train, s_val = float(t), lv  # type: ignore[arg-type]
+                best_val, train_at_best = s_val, s_train
+            else:
+                s_train = smoothing * float(t) + (1 - smoothing) * s_train  # type: ignore[arg-type]
+                s_val = smoothing * lv + (1 - smoothing) * s_val
+            logs.append(lv)
+            if s_val < best_val:
+                best_val, train_at_best = s_val, s_train
+            elif len(logs) >= min_epochs:
+                gap = max(math.log1p(margin), min(noise_k * _noise(logs), math.log(max_ratio)))
+                flagged = s_val > best_val + gap and s_train < train_at_best - min_delta
+        if flagged:
             if start is None:
                 start = i
         else:
@@ -209,7 +244,8 @@ def find_overfit_ranges(
 class EarlyStopping:
     """Tracks the monitored metric; ``update`` says whether this epoch is the new best.
 
-    ``mode`` is ``max`` or ``min``; an epoch improves when it beats the best by more than ``min_delta``.
+    ``mode`` is ``max`` or ``min``; an epoch improves when it beats the best by more than ``min_delta``,
+    or when it ties the best exactly (accuracy often does) with a lower ``val_loss`` (given to ``update``).
     ``should_stop`` turns True after ``patience`` epochs without improvement (never when patience is None).
     """
 
@@ -219,12 +255,13 @@ class EarlyStopping:
     best_value: float | None = None
     best_epoch: int | None = None
     bad_epochs: int = 0
+    best_val_loss: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be max or min, got {self.mode!r}")
 
-    def update(self, epoch: int, value: float | None) -> bool:
+    def update(self, epoch: int, value: float | None, val_loss: float | None = None) -> bool:
         if value is None or not math.isfinite(value):
             self.bad_epochs += 1
             return False
@@ -233,8 +270,15 @@ class EarlyStopping:
             if self.mode == "max"
             else value < self.best_value - self.min_delta
         )
-        if better:
+        tie_won = (
+            not better
+            and value == self.best_value
+            and _finite(val_loss)
+            and (self.best_val_loss is None or val_loss < self.best_val_loss)  # type: ignore[operator]
+        )
+        if better or tie_won:
             self.best_value, self.best_epoch, self.bad_epochs = float(value), int(epoch), 0
+            self.best_val_loss = float(val_loss) if _finite(val_loss) else None  # type: ignore[arg-type]
             return True
         self.bad_epochs += 1
         return False
@@ -251,6 +295,7 @@ class EarlyStopping:
             "best_value": self.best_value,
             "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs,
+            "best_val_loss": self.best_val_loss,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

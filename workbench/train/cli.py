@@ -139,7 +139,7 @@ def train(
 
     On several processes: `torchrun --nproc_per_node=N -m workbench train NAME ...` (DistributedDataParallel;
     rank 0 writes the run and prints)."""
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from .config import TrainConfig
     from .distributed import is_main_process
     from .from_store import resume_run, train_dataset
@@ -192,7 +192,8 @@ def train(
 @click.pass_context
 def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
     """List training runs (of dataset NAME), newest first, with their metrics."""
-    from ..cli import _table, _ws
+    from ..cliutil import table as _table
+    from ..cliutil import workspace as _ws
     from .from_store import runs_of
     from .runs import compare_runs
 
@@ -211,18 +212,24 @@ def runs(ctx: click.Context, name: str | None, as_json: bool) -> None:
 
 @click.command()
 @click.argument("run")
+@click.option("--live", is_flag=True, help="Score against today's labels, not the snapshot RUN trained on.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def evaluate(ctx: click.Context, run: str, as_json: bool) -> None:
+def evaluate(ctx: click.Context, run: str, live: bool, as_json: bool) -> None:
     """Detailed test-split metrics of RUN (per class, confusion matrix / COCO stats), from its predictions
-    against the ground truth it was trained on."""
-    from ..cli import _ws
+    against the labels of the snapshot it was trained on (today's labels with --live)."""
+    from ..cliutil import workspace as _ws
     from .from_store import evaluate_run
 
-    rec, metrics = evaluate_run(_ws(ctx), run)
+    rec, metrics = evaluate_run(_ws(ctx), run, live=live)
+    labels = metrics.pop("labels")
     if as_json:
-        echo(json.dumps({"run_id": rec.run_id, "test": metrics}, indent=2, default=str))
+        echo(json.dumps({"run_id": rec.run_id, "labels": labels, "test": metrics}, indent=2, default=str))
         return
+    if labels["source"] == "snapshot":
+        echo(f"labels: snapshot {labels['snapshot_id'][:12]} (what the run trained on)")
+    else:
+        echo("labels: LIVE (today's labels, not the run's snapshot)" if live else f"labels: live ({labels['note']})")
     echo(f"run {rec.run_id} on {rec.dataset}, test split:")
     for k, v in metrics.items():
         if isinstance(v, float):
@@ -233,19 +240,23 @@ def evaluate(ctx: click.Context, run: str, as_json: bool) -> None:
 @click.argument("run")
 @click.option("--count", type=int, default=40, show_default=True, help="Examples to put into `review`.")
 @click.option("--directory", default="review", show_default=True)
+@click.option("--check-train", type=click.Choice(["model", "folds", "off"]), default="model", show_default=True,
+              help="Also check the training labels (confident learning): on the run's model's predictions, "
+              "on out-of-fold predictions (trains 2 more models), or not.")
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
-def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool) -> None:
+def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: str, as_json: bool) -> None:
     """Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with
-    the model's predictions as proposals."""
-    from ..cli import _ws
+    the model's predictions as proposals (errors first, then the most uncertain, to fill COUNT)."""
+    from ..cliutil import workspace as _ws
     from ..evaluate import mine_run
     from .from_store import find_run
     from .runs import load_run
 
     ws = _ws(ctx)
     rec = load_run(find_run(ws, run))
-    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory, progress=ProgressPrinter())
+    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory, check_train=check_train,
+                   progress=ProgressPrinter())
     if as_json:
         echo(json.dumps(res.to_dict(), indent=2, default=str))
         return
@@ -253,6 +264,11 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, as_json: bool
         f"{len(res.selected)} examples into '{directory}' ({res.added_to_directory} new), "
         f"{len(res.label_errors)} likely label errors; ranked list in {res.path}"
     )
+    echo("by reason: " + ", ".join(f"{k} {v}" for k, v in res.by_reason.items()))
+    if "train" in res.sources:
+        echo(f"training labels checked ({res.sources['train']}): {res.train_label_errors} doubted")
+    for note in res.notes:
+        echo(f"note: {note}")
     for m in res.selected[:10]:
         echo(f"  example {m.example_id}: {m.score:.3f} {', '.join(m.reasons)}")
 
@@ -271,7 +287,7 @@ def predict(
     """Run RUN's best model on an image, a folder or a video: COCO-format results + overlay images."""
     import tempfile
 
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from ..data.images import IMAGE_SUFFIXES
     from .from_store import find_run
     from .predict import Predictor, predict_folder, predict_video
@@ -296,7 +312,7 @@ def predict(
 @click.pass_context
 def export_model(ctx: click.Context, run: str, out: Path) -> None:
     """Export RUN's best model to ONNX (checked against the torch model with onnxruntime)."""
-    from ..cli import _ws
+    from ..cliutil import workspace as _ws
     from .export import export_onnx
     from .from_store import find_run
 

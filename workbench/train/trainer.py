@@ -423,7 +423,7 @@ class Trainer:
                     self.scheduler.step(value)
             else:
                 self.scheduler.step()
-        improved = self.early.update(epoch, value)
+        improved = self.early.update(epoch, value, val_loss)  # ties in the metric: the lower val loss
         record["best"] = improved
         record.update(
             {

@@ -6,8 +6,9 @@ the state objects (``CanvasState``) need numpy and Pillow only.
 
 from __future__ import annotations
 
-from importlib import import_module
 from typing import Any
+
+from ..service import lazy_attribute
 
 __all__ = [
     "WorkbenchApp",
@@ -31,6 +32,13 @@ __all__ = [
     "MemorySink",
     "render_example",
     "render_png",
+    "overview",
+    "augmentation_grid",
+    "evaluation_views",
+    "error_gallery",
+    "Picker",
+    "ReviewView",
+    "UserGate",
 ]
 
 _LAZY = {
@@ -55,6 +63,13 @@ _LAZY = {
     "CanvasState": ".canvas_state",
     "render_example": ".render",
     "render_png": ".render",
+    "overview": ".app",
+    "augmentation_grid": ".app",
+    "evaluation_views": ".app",
+    "error_gallery": ".app",
+    "Picker": ".app",
+    "ReviewView": ".app",
+    "UserGate": ".app",
 }
 
 
@@ -62,7 +77,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(module, __name__), name)
+    value = lazy_attribute(__name__, module, name)  # a missing ipywidgets says: pip install 'workbench[widgets]'
     globals()[name] = value
     return value
 

@@ -1,0 +1,136 @@
+"""Layers point down only: an import (module-level or inside a function) from a lower layer to a higher one,
+or between the independent top-level packages, fails here unless tests/layers_allowlist.txt lists it with a
+reason. The allowlist can only shrink: an entry that no longer happens fails too (delete it).
+
+    cli | loop | widgets  ->  service  ->  train  ->  evaluate  ->  augment  ->  runs  ->  data  ->  text, fsutil  ->  errors
+
+(``|``: side by side, none imports another.) Imports under ``if TYPE_CHECKING:`` count as well: a type is a
+dependency too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PKG = ROOT / "workbench"
+ALLOWLIST = Path(__file__).with_name("layers_allowlist.txt")
+
+# Lowest first; names on one line share a layer.
+LAYERS = [
+    ["errors"],
+    ["text", "fsutil"],
+    ["data", "cliutil"],  # cliutil: the CLI modules' shared workspace and table (imports data lazily)
+    ["runs"],
+    ["augment"],
+    ["evaluate"],
+    ["train"],
+    ["service"],
+    ["cli", "loop", "widgets"],
+    ["__init__", "__main__"],  # the package root: re-exports, `python -m workbench`
+]
+INDEPENDENT = {"cli", "loop", "widgets"}  # side by side: none imports another
+RANK = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PKG.rglob("*.py")) if "_source" not in p.parts}
+
+
+def is_package(mod: str, known: dict[str, Path]) -> bool:
+    return known.get(mod, Path()).name == "__init__.py" or mod == "workbench"
+
+
+def imports_of(mod: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Every workbench module ``mod`` imports, wherever the import statement is."""
+    out: set[str] = set()
+    base = mod.split(".") if is_package(mod, known) else mod.split(".")[:-1]
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] == "workbench")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                target = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] != "workbench":
+                continue
+            for a in node.names:  # `from . import serve_app` names a module
+                sub = f"{target}.{a.name}"
+                out.add(sub if sub in known else target)
+    out.discard(mod)
+    return out
+
+
+def layer(mod: str) -> str:
+    parts = mod.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def violations() -> dict[str, str]:
+    """``importer -> imported`` for every upward or sideways import, with what is wrong with it."""
+    known = modules()
+    found = {}
+    for mod, path in known.items():
+        for target in imports_of(mod, path, known):
+            a, b = layer(mod), layer(target)
+            if a == b:
+                continue
+            if a not in RANK or b not in RANK:
+                raise AssertionError(f"{mod} or {target} is in no layer: add its package to LAYERS")
+            if RANK[b] > RANK[a]:
+                found[f"{mod} -> {target}"] = f"upward: {a} is below {b}"
+            elif RANK[a] == RANK[b] and {a, b} <= INDEPENDENT:
+                found[f"{mod} -> {target}"] = f"sideways: {a} and {b} are independent"
+    return found
+
+
+def read_allowlist() -> dict[str, str]:
+    entries = {}
+    for n, line in enumerate(ALLOWLIST.read_text().splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        edge, sep, reason = line.partition("#")
+        assert sep and reason.strip(), f"{ALLOWLIST.name}:{n}: an entry needs a reason after '#'"
+        entries[" ".join(edge.split())] = reason.strip()
+    return entries
+
+
+def test_every_module_is_in_a_layer():
+    assert {layer(m) for m in modules()} <= set(RANK)
+
+
+def test_imports_point_down():
+    new = sorted(set(violations()) - set(read_allowlist()))
+    assert not new, "imports against the layers (fix them; see docs/architecture.md):\n" + "\n".join(
+        f"  {e}  ({violations()[e]})" for e in new)
+
+
+def test_allowlist_only_shrinks():
+    stale = sorted(set(read_allowlist()) - set(violations()))
+    assert not stale, "no longer happen, delete from tests/layers_allowlist.txt:\n" + "\n".join(stale)
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("from ..train.models import build_model", {"workbench.train.models"}),
+    ("def f():\n    from ..service import lazy_attribute", {"workbench.service"}),
+    ("import workbench.widgets.app as a", {"workbench.widgets.app"}),
+    ("from . import predict", {"workbench.evaluate.predict"}),
+])
+def test_the_checker_sees_imports(tmp_path, source, expected):
+    """Relative, absolute and function-local imports all resolve to the module they name."""
+    known = modules()
+    f = tmp_path / "m.py"
+    f.write_text(source)
+    got = imports_of("workbench.evaluate.mining", f, known)
+    assert got == expected

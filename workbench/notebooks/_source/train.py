@@ -1,0 +1,67 @@
+"""Source of notebooks/02_train.ipynb and templates/<type>/02_train.ipynb:
+cells in the percent format (``# %%``), written to .ipynb by scripts/build_notebooks.py;
+edit this file, not the notebook. The template variants take the parameters of their type."""
+
+# ruff: noqa: E402, B018 (a notebook: imports in their cells, a last expression is shown)
+
+
+# %% [markdown]
+# # 2. Train
+#
+# Trains on the snapshot from step 1 (or the one named) with live curves; the run folder keeps parameters, history, checkpoints and test predictions.
+
+# %% tags=["parameters"]
+# Parameters (papermill overrides these; empty strings mean 'the default')
+workspace = ''
+out_dir = ''
+dataset = 'classification'
+snapshot = ''
+model = 'small-cnn'
+epochs = 12
+batch_size = 64
+lr = 0.002
+seed = 0
+image_size = 0
+augment_preset = ''
+
+# %%
+import json
+from pathlib import Path
+
+from workbench import Workspace
+
+ws = Workspace(workspace or None)
+ds = ws.dataset(dataset)
+if not snapshot and out_dir and Path(out_dir, 'annotate.json').is_file():
+    snapshot = json.loads(Path(out_dir, 'annotate.json').read_text())['snapshot']
+print(f'training on {dataset}' + (f' snapshot {snapshot}' if snapshot else ' (live dataset)'))
+
+# %%
+from workbench.service import TrainConfig
+
+config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size or None,
+                     augment=augment_preset or ds.augment_config())
+config
+
+# %% [markdown]
+# ## Live curves
+
+# %%
+from IPython.display import display
+
+from workbench.service import train_dataset
+from workbench.train.progress import ProgressCallback
+from workbench.widgets import TrainingCurves
+
+curves = TrainingCurves(title=f'{dataset}: {model or "default model"}')
+display(curves)
+# ProgressCallback: step progress on stderr (what `workbench loop` streams while this cell runs)
+summary = train_dataset(ws, dataset, config, snapshot=snapshot or None, callbacks=[curves, ProgressCallback()])
+
+# %%
+print(f"run {summary['run_id']}: {summary['status']} after {summary['epochs_run']} epochs, best epoch {summary['best_epoch']}")
+for k, v in summary['test'].items():
+    if isinstance(v, float):
+        print(f'  test {k}: {v:.4f}')
+if out_dir:
+    Path(out_dir, 'train.json').write_text(json.dumps({'run_id': summary['run_id'], 'run_dir': summary['run_dir']}, indent=2))
