@@ -53,8 +53,7 @@ for view in evaluation_views(ds, rec.path):
 # ## Mine the errors into `review`
 
 # %%
-from workbench.progress import ProgressPrinter
-from workbench.service import mine_run
+from workbench.service import ProgressPrinter, mine_run
 from workbench.widgets import error_gallery
 
 mined = mine_run(ds, rec.path, count=mine_count, progress=ProgressPrinter())

@@ -49,8 +49,7 @@ config
 # %%
 from IPython.display import display
 
-from workbench.service import train_dataset
-from workbench.train.progress import ProgressCallback
+from workbench.service import ProgressCallback, train_dataset
 from workbench.widgets import TrainingCurves
 
 curves = TrainingCurves(title=f'{dataset}: {model or "default model"}')
