@@ -199,8 +199,10 @@ def import_(ctx: click.Context, name: str, src: Path, fmt: str, dtype: str | Non
         flags = {"one_based": "voc-one-based"}
         raise click.UsageError(
             f"the {fmt} format takes no {', '.join('--' + flags.get(u, u.replace('_', '-')) for u in unsupported)}")
+    from .progress import ProgressPrinter
+
     result = import_source(_ws(ctx), name, src, fmt, type=dtype, directory=directory, author=author, split=split,
-                           **options)
+                           progress=ProgressPrinter(), **options)
     if as_json:
         _echo_json(result.summary.to_dict())
     else:
@@ -239,9 +241,12 @@ def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None
         statuses = parse_statuses(status)
     except WorkbenchError as e:
         raise click.BadParameter(getattr(e, "detail", str(e)), param_hint="'--status'") from None
+    from .progress import ProgressPrinter
+
     ds = _ws(ctx).dataset(name)
     result = export_with_report(ds, out, fmt, split=split, directory=directory, snapshot=snapshot,
-                                status=statuses, **{k: v for k, v in wanted.items() if v is not None})
+                                status=statuses, progress=ProgressPrinter(),
+                                **{k: v for k, v in wanted.items() if v is not None})
     echo(f"wrote {len(result.files)} files to {out} ({result.examples} examples with status "
                f"{' or '.join(result.statuses)})")
     if result.left_out:
@@ -261,8 +266,9 @@ def export(ctx: click.Context, name: str, out: Path, fmt: str, split: str | None
 def sample(ctx: click.Context, name: str, sample: str, count: int | None, seed: int) -> None:
     """Add a built-in sample to dataset NAME (created when missing)."""
     from .data.transfer import add_sample
+    from .progress import ProgressPrinter
 
-    ds, ids = add_sample(_ws(ctx), name, sample, count=count, seed=seed)
+    ds, ids = add_sample(_ws(ctx), name, sample, count=count, seed=seed, progress=ProgressPrinter())
     echo(f"added {len(ids)} {sample} examples to '{name}' ({ds.type}); it now has {ds.count()}")
 
 

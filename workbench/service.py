@@ -27,9 +27,11 @@ if TYPE_CHECKING:
     from .data.transfer import import_source as import_dataset
     from .evaluate import mine_run
     from .evaluate.predict import predict_examples
+    from .progress import ProgressPrinter
     from .runs import RunRecord, compare_runs, load_run
     from .train.config import TrainConfig
     from .train.from_store import evaluate_run, find_run, resume_run, runs_of, train_dataset
+    from .train.progress import ProgressCallback
 
 __all__ = [
     "import_dataset",
@@ -49,6 +51,8 @@ __all__ = [
     "RunRecord",
     "mine_run",
     "predict_examples",
+    "ProgressPrinter",
+    "ProgressCallback",
 ]
 
 # public name -> (module, name there)
@@ -70,6 +74,8 @@ _LAZY = {
     "RunRecord": (".runs", "RunRecord"),
     "mine_run": (".evaluate", "mine_run"),
     "predict_examples": (".evaluate.predict", "predict_examples"),
+    "ProgressPrinter": (".progress", "ProgressPrinter"),
+    "ProgressCallback": (".train.progress", "ProgressCallback"),
 }
 
 

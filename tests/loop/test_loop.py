@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_quick_loop_twice_same_metrics(tmp_path, capsys):
     assert main(["loop", "--quick", "--out", str(tmp_path / "a")]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # the training step's progress streamed while it ran (workbench.progress lines from the kernel)
+    running, done = err.index("02_train: running"), err.index("02_train: done")
+    assert running < err.index("  02_train | train: epoch 1/") < done, err
     assert f"report: {tmp_path / 'a' / 'report.html'}" in out
     for name in ("01_annotate.ipynb", "02_train.ipynb", "03_evaluate.ipynb", "loop.json", "metrics.json",
                  "report.html"):

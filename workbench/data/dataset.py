@@ -22,6 +22,7 @@ from ..errors import (
     ValidationError,
     WorkbenchError,
 )
+from ..progress import ProgressFn, Stage
 from . import aggregates, staged
 from .blobs import sha256_bytes
 from .history import acting
@@ -167,20 +168,24 @@ class Dataset:
 
     # ------------------------------------------------------------------ import
     def import_batch(self, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
-                     source_file: str | None = None) -> list[int]:
-        """Add every item of ``batch`` or nothing. Returns the new example ids in item order.
+                     source_file: str | None = None, progress: ProgressFn | None = None) -> list[int]:
+        """Add every item of ``batch`` or nothing. Returns the new example ids in item order. ``progress``
+        hears of each stage (:mod:`workbench.progress`).
 
         A large import (more than ``staged.CHUNK_ROWS`` rows) made outside a caller's transaction is written
         in short transactions, invisible until one short final commit makes all of it visible (see
         :mod:`.staged`): other writers never wait for more than one of them."""
-        prepared = self._prepare(batch, source_file)
+        prepared = self._prepare(batch, source_file, progress)
         written: list[str] = []
         nested = self.conn.in_transaction
         try:
+            storing = Stage(progress, "import", "storing images", len(prepared), "images")
             for _item, data, digest, _info in prepared:
                 _, new = self.workspace.blobs.put(data, digest, fsync=False)
                 if new:
                     written.append(digest)
+                storing.advance()
+            storing.close()
             if written:
                 self.workspace.blobs.sync()
             if batch.info and self.source_info and self.source_info != batch.info:
@@ -196,7 +201,8 @@ class Dataset:
         self._warm_duplicates()
         return ids
 
-    def _prepare(self, batch: ImportBatch, source_file: str | None) -> list[tuple[Any, bytes, str, Any]]:
+    def _prepare(self, batch: ImportBatch, source_file: str | None,
+                 progress: ProgressFn | None = None) -> list[tuple[Any, bytes, str, Any]]:
         """Validate every item of ``batch`` (limits first, then images and annotations) before any write."""
         dtype = self.type
         if batch.type is not None and batch.type != dtype and not (
@@ -212,8 +218,9 @@ class Dataset:
         for idx, item in enumerate(batch.items):  # before any image is read
             check_shapes(len(item.annotations), file=str(item.path) if item.path else (item.file_name or source_file),
                          record=item.record if item.record is not None else idx)
-        check_items(batch.items)  # one decode per image its reader did not check, in parallel
+        check_items(batch.items, progress=progress)  # one decode per image its reader did not check, in parallel
         prepared: list[tuple[Any, bytes, str, Any]] = []
+        reading = Stage(progress, "import", "reading images", len(batch.items), "images")
         for idx, item in enumerate(batch.items):
             file = str(item.path) if item.path else (item.file_name or source_file)
             record = item.record if item.record is not None else idx
@@ -237,6 +244,8 @@ class Dataset:
                 except ValidationError as e:
                     raise e.located(file=file, record=record) from None
             prepared.append((item, data, info.sha256, info))
+            reading.advance()
+        reading.close()
         return prepared
 
     def _drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from ..errors import ImageError, ImportFormatError, ValidationError
+from ..progress import ProgressFn, Stage
 from .images import ImageCheck, check_image, read_image_file
 from .records import ImportItem
 
@@ -130,7 +131,7 @@ def _job(item: ImportItem) -> tuple[str | None, bytes | None]:
 
 
 def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, workers: int | None = None,
-                kind: str | None = None) -> None:
+                kind: str | None = None, progress: ProgressFn | None = None) -> None:
     """Decode and hash every item not checked yet, once, and keep the result on it (``item.checked``).
 
     ``where`` maps an image path to the (file, record) its reader named it by, for errors. Raises the
@@ -141,9 +142,12 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
     if not todo:
         return
     n = import_workers(len(todo), workers)
+    stage = Stage(progress, "import", "checking images", len(todo), "images")
     if n == 1:
         for i, it in todo:
             it.checked = _raise(_check_one(*_job(it)), it, i, where)
+            stage.advance()
+        stage.close()
         return
     pending: deque[tuple[int, ImportItem, Future[_Outcome]]] = deque()
     with _executor(pool_kind(kind), n) as pool:
@@ -154,9 +158,12 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
                 if len(pending) >= n * _IN_FLIGHT_PER_WORKER:
                     j, jt, fut = pending.popleft()
                     jt.checked = _raise(fut.result(), jt, j, where)
+                    stage.advance()
             while pending:
                 j, jt, fut = pending.popleft()
                 jt.checked = _raise(fut.result(), jt, j, where)
+                stage.advance()
+            stage.close()
         except BaseException:
             for _i, _it, fut in pending:
                 fut.cancel()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImportFormatError, ValidationError
+from ..progress import ProgressFn
 from .records import SPLITS, ClassDef, ImportBatch
 
 __all__ = ["read_source", "split_parts", "SPLIT_FOLDERS", "SPLIT_LAYOUTS"]
@@ -97,9 +98,10 @@ def _merge_type(a: str | None, b: str | None, file: str) -> str | None:
     raise ImportFormatError(f"the parts hold different kinds of data ({a} and {b})", file=file)
 
 
-def read_source(fmt: str, src: Path | str, *, split: str | None = None, **options: Any) -> ImportBatch:
+def read_source(fmt: str, src: Path | str, *, split: str | None = None, progress: ProgressFn | None = None,
+                **options: Any) -> ImportBatch:
     """Read ``src`` in format ``fmt``, keeping the splits its author made (see the module doc); with
-    ``split``, every item goes to that split instead."""
+    ``split``, every item goes to that split instead. ``progress`` hears of the image checks."""
     from .formats import get_reader
 
     if split is not None and split not in SPLITS:
@@ -108,12 +110,12 @@ def read_source(fmt: str, src: Path | str, *, split: str | None = None, **option
     reader = get_reader(fmt)
     parts = split_parts(fmt, src)
     if not parts:
-        batch = reader.read(src, **options)
+        batch = reader.read(src, progress=progress, **options)
     else:
         batch = ImportBatch(items=[], source=f"{fmt}:{src}")
         classes: dict[str, ClassDef] = {}
         for part_split, path, extra in parts:
-            part = reader.read(path, **{**extra, **options})
+            part = reader.read(path, progress=progress, **{**extra, **options})
             for item in part.items:
                 item.split = part_split
             batch.items.extend(part.items)

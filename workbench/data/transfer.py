@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
+from ..progress import ProgressFn, Stage
 from .dataset import Dataset
 from .import_summary import ImportResult
 from .limits import check_classes
@@ -51,7 +52,7 @@ def _dataset_for(ws: Workspace, name: str, batch_type: str | None, type: str | N
 
 def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None = None,
                   directory: str | None = None, author: str = "import", split: str | None = None,
-                  **options: Any) -> ImportResult:
+                  progress: ProgressFn | None = None, **options: Any) -> ImportResult:
     """Read ``src`` in format ``fmt`` and add it to dataset ``name`` (created when missing).
 
     The source's own splits are kept (split sub-folders, COCO ``instances_<split>.json``, YOLO's
@@ -66,13 +67,13 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
     from .import_summary import summarize
     from .source_splits import read_source
 
-    batch = read_source(fmt, Path(src), split=split, **options)
+    batch = read_source(fmt, Path(src), split=split, progress=progress, **options)
     what = f"{fmt} source {src}"
     filled: list[Dataset] = []
 
     def fill(ds: Dataset) -> list[int]:
         filled.append(ds)
-        return ds.import_batch(batch, author=author, directory=directory, source_file=str(src))
+        return ds.import_batch(batch, author=author, directory=directory, source_file=str(src), progress=progress)
 
     if ws.has_dataset(name):
         ds, _ = _dataset_for(ws, name, batch.type, type, what)
@@ -121,9 +122,11 @@ def parse_statuses(spec: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def export_with_report(ds: Dataset, out: str | Path, fmt: str, *, split: str | None = None,
                        directory: str | None = None, snapshot: str | None = None,
-                       status: str | Sequence[str] | None = None, **options: Any) -> ExportResult:
+                       status: str | Sequence[str] | None = None, progress: ProgressFn | None = None,
+                       **options: Any) -> ExportResult:
     """Write a dataset, one split, one directory or one snapshot in format ``fmt`` under ``out``: only the
-    examples whose status is in ``status`` (default: annotated and reviewed, not ``new``)."""
+    examples whose status is in ``status`` (default: annotated and reviewed, not ``new``). ``progress``
+    hears of each image written (:mod:`workbench.progress`)."""
     from .formats import get_writer
 
     writer = get_writer(fmt)
@@ -145,7 +148,15 @@ def export_with_report(ds: Dataset, out: str | Path, fmt: str, *, split: str | N
     examples = [e for e in examples if e.status in statuses]
     if "source_info" in inspect.signature(writer.func).parameters and "source_info" not in options:
         options["source_info"] = source_info
-    files = writer.write(Path(out), examples, classes, ds.type, ds.load_bytes, **options)
+    stage = Stage(progress, "export", "writing images", len(examples), "images")
+
+    def load_bytes(digest: str) -> bytes:  # the writers read each image once: count as they go
+        data = ds.load_bytes(digest)
+        stage.advance()
+        return data
+
+    files = writer.write(Path(out), examples, classes, ds.type, load_bytes, **options)
+    stage.close()
     return ExportResult(files, len(examples), statuses, dict(left_out), _not_written(fmt, examples))
 
 
@@ -170,12 +181,13 @@ def export_dataset(ds: Dataset, out: str | Path, fmt: str, *, split: str | None 
 
 
 def add_sample(ws: Workspace, name: str, sample: str, *, count: int | None = None, seed: int = 0,
-               directory: str | None = None) -> tuple[Dataset, list[int]]:
-    """Add a built-in sample (``digits``, ``shapes-detection``...) to dataset ``name``, creating it."""
+               directory: str | None = None, progress: ProgressFn | None = None) -> tuple[Dataset, list[int]]:
+    """Add a built-in sample (``digits``, ``shapes-detection``...) to dataset ``name``, creating it;
+    ``progress`` hears of the import's stages."""
     from .samples import make_sample
 
     batch = make_sample(sample, count=count, seed=seed)
     with ws.transaction():
         ds, _ = _dataset_for(ws, name, batch.type, None, f"sample {sample}", classes=batch.classes)
-        ids = ds.import_batch(batch, author=f"sample:{sample}", directory=directory)
+        ids = ds.import_batch(batch, author=f"sample:{sample}", directory=directory, progress=progress)
     return ds, ids

@@ -8,12 +8,13 @@ Loads torch on call, not on import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..data.records import Example
 from ..errors import ValidationError
+from ..progress import ProgressFn, Stage
 
 __all__ = ["predict_examples"]
 
@@ -26,11 +27,12 @@ def predict_examples(
     device: str = "auto",
     batch_size: int | None = None,
     metrics: dict[str, Any] | None = None,
+    progress: ProgressFn | None = None,
 ) -> list[dict[str, Any]]:
     """Prediction rows of ``run``'s best (else last) checkpoint for ``examples`` (a run folder or RunRecord).
 
     ``metrics`` feeds the dataset type's result rows (the anomaly threshold); default: the run's test
-    metrics.
+    metrics. ``progress`` hears of each batch predicted (:mod:`workbench.progress`).
     """
     from ..augment import Augmenter
     from ..runs import RunRecord, load_run
@@ -69,6 +71,23 @@ def predict_examples(
     size = batch_size or int(params.get("config", {}).get("batch_size", 16))
     loader = make_loader(data, batch_size=size, shuffle=False)
     loader.sampler.set_epoch(0)  # type: ignore[attr-defined]  # an EpochSampler
-    preds = task.predict(model, loader, dev)
+    stage = Stage(progress, "predict", f"{len(examples)} examples", len(loader), "batches")
+    preds = task.predict(model, _Counted(loader, stage), dev)
+    stage.close()
     used = metrics if metrics is not None else dict(record.metrics.get("test") or {})
     return task.results(preds, list(examples), class_names, used)
+
+
+class _Counted:
+    """``loader`` as the tasks read it (iteration, ``.dataset``), advancing ``stage`` after each batch."""
+
+    def __init__(self, loader: Any, stage: Stage) -> None:
+        self.loader, self.stage, self.dataset = loader, stage, loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[Any]:
+        for batch in self.loader:
+            yield batch
+            self.stage.advance()

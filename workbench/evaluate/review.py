@@ -24,6 +24,7 @@ from ..data.dataset import Dataset
 from ..data.records import SPLITS, Annotation, ClassDef, Example
 from ..data.task_types import TaskType, type_info
 from ..errors import NotFoundError, ValidationError
+from ..progress import ProgressFn
 from ..runs.folder import RunRecord, load_run, write_json
 from ..runs.records import RunParams, prediction_example_id
 from .matching import Instance
@@ -217,7 +218,7 @@ def _select(ranked: Sequence[MinedExample], count: int) -> tuple[list[MinedExamp
 
 
 def _predictions_for(
-    dataset, record, split, ids, predictions, predict_missing, device, test_metrics, notes, dtype
+    dataset, record, split, ids, predictions, predict_missing, device, test_metrics, notes, dtype, progress=None
 ):
     """(examples, rows, where the rows came from) of one split; rows None when there are none to judge."""
     from ..train.source import usable_for_training
@@ -239,7 +240,8 @@ def _predictions_for(
             return examples, None, None
         from .predict import predict_examples
 
-        rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics)
+        rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics,
+                                progress=progress)
         origin = "model"
     return examples, rows, origin
 
@@ -328,6 +330,7 @@ def mine_run(
     device: str = "auto",
     check_train: str = "model",
     folds: int = 2,
+    progress: ProgressFn | None = None,
 ) -> MiningResult:
     """Rank ``run``'s test / val examples, send the top ``count`` to ``directory``, propose its predictions.
 
@@ -335,6 +338,7 @@ def mine_run(
     answer, a doubted label) come first, in rank order; when they are fewer than ``count`` the most
     uncertain of the rest fill the count (reason ``most_uncertain``); ``result.by_reason`` counts the
     selection by headline reason and a note says when fewer than ``count`` could be judged at all.
+    ``progress`` hears of the predictions made for splits without stored ones (:mod:`workbench.progress`).
     ``check_train`` checks the training split's labels too (:mod:`.label_check`): ``"model"`` from the run's
     best checkpoint's predictions (or ``predictions["train"]``; fast, but the model saw those labels),
     ``"folds"`` from out-of-fold predictions (``folds`` models trained with the run's settings, each
@@ -365,7 +369,8 @@ def mine_run(
             examples, rows, origin = _out_of_fold(dataset, record, params, ids, folds, device, notes)
         else:
             examples, rows, origin = _predictions_for(dataset, record, split, ids, predictions,
-                                                      predict_missing, device, test_metrics, notes, dtype)
+                                                      predict_missing, device, test_metrics, notes, dtype,
+                                                      progress)
         if rows is None or origin is None:
             continue
         examples = [ex for ex in examples if ex.id not in seen]

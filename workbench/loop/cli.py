@@ -38,8 +38,11 @@ def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: in
     def say(step: str, what: str) -> None:
         echo(f"[{time.strftime('%H:%M:%S')}] {step}: {'running' if what == 'start' else 'done'}", err=True)
 
+    def show(step: str, line: str) -> None:  # the running notebook's own lines, its progress included
+        echo(f"  {step} | {line}", err=True)
+
     res = run_loop(out, params_file=params_files[0] if params_files else None, quick=quick, on_step=say,
-                   notebooks=notebooks)
+                   notebooks=notebooks, on_output=show)
     for k, v in res.metrics.get("summary", {}).items():
         echo(f"{k}: {v}")
     echo(f"report: {res.report}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -78,8 +79,11 @@ def _versions() -> dict[str, str]:
 def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: bool = False,
              overrides: dict[str, Any] | None = None, notebooks: str | Path | None = None,
              steps: Sequence[str] = STEPS, on_step: Callable[[str, str], None] | None = None,
-             html: bool = True) -> LoopResult:
-    """Run the loop's notebooks in order into ``out``. Raises StepFailed when a step fails."""
+             html: bool = True, on_output: Callable[[str, str], None] | None = None) -> LoopResult:
+    """Run the loop's notebooks in order into ``out``. Raises StepFailed when a step fails.
+
+    ``on_output(step, line)`` hears each line the running notebook writes (stdout and stderr, its
+    progress lines included) as it comes, not when the step ends."""
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -115,16 +119,21 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
             nb = inject_parameters(nbformat.read(str(paths[s]), as_version=4), given)
             nb.metadata["workbench"] = {"notebook": str(paths[s].resolve())}
             nbformat.write(nb, str(target))
+            lines = _LineStream(s, on_output) if on_output else None
             try:
                 papermill.execute_notebook(
                     _literal_path(target), _literal_path(target), parameters=None, kernel_name="python3",
-                    progress_bar=False, cwd=str(out), log_output=False)
+                    progress_bar=False, cwd=str(out), log_output=False, stdout_file=lines, stderr_file=lines)
             except PapermillExecutionError as e:
                 step.update(status="failed", seconds=round(time.perf_counter() - t0, 2), cell=e.exec_count,
                             error=f"{e.ename}: {e.evalue}")
                 result.steps.append(step)
                 raise StepFailed(s, e.exec_count, e.ename, e.evalue, out) from None
+            finally:
+                if lines is not None:
+                    lines.flush_rest()
             _drop_widget_state(out / f"{s}.ipynb")
+            _plotly_offline(out / f"{s}.ipynb")
             step.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
             result.steps.append(step)
             _write_json(out / "loop.json", record)
@@ -143,6 +152,30 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
         if html:
             _html_report(out, [st["step"] for st in result.steps], ok=record["status"] == "ok")
     return result
+
+
+class _LineStream:
+    """What papermill writes a kernel's stream output to (``stdout_file`` / ``stderr_file``): whole lines go
+    to ``on_output(step, line)`` as they arrive. A carriage return (a progress bar redrawn) ends a line."""
+
+    def __init__(self, step: str, on_output: Callable[[str, str], None]) -> None:
+        self.step, self.on_output, self._rest = step, on_output, ""
+
+    def write(self, text: str) -> int:
+        parts = (self._rest + text).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        self._rest = parts.pop()
+        for line in parts:
+            if line.strip():
+                self.on_output(self.step, line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def flush_rest(self) -> None:
+        if self._rest.strip():
+            self.on_output(self.step, self._rest)
+        self._rest = ""
 
 
 def _drop_widget_state(path: Path) -> None:
@@ -177,13 +210,57 @@ def _html_report(out: Path, steps: list[str], *, ok: bool) -> None:
         merged.metadata.setdefault("language_info", nb.metadata.get("language_info", {}))
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(merged)
-    (out / "report.html").write_text(_with_plotly(body), encoding="utf-8")
+    (out / "report.html").write_text(_with_plotly(_no_remote_scripts(body)), encoding="utf-8")
 
 
 def _md_text(value: object) -> str:
     """Text for a markdown cell: HTML-escaped (nbconvert passes HTML in markdown through) and markdown's
     punctuation backslash-escaped."""
     return escape_html("".join("\\" + ch if ch in "\\`*_{}[]()#+-.!|~" else ch for ch in str(value)))
+
+
+# A script loaded from another host (plotly.js from cdn.plot.ly in each figure's HTML; require.js and MathJax
+# in nbconvert's page): offline it never loads, so nothing may depend on one.
+_REMOTE_SCRIPT = re.compile(r"<script\b[^>]*\bsrc=[\"']?(?:https?:)?//[^>]*>\s*</script>", re.IGNORECASE)
+# The one plotly.js an executed notebook carries inline (see _plotly_offline); it contains no "</script>".
+_INLINE_PLOTLYJS = re.compile(r"<script data-workbench-plotlyjs(?:=\"\")?>.*?</script>", re.DOTALL)
+
+
+def _plotlyjs_script() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return "<script data-workbench-plotlyjs>" + get_plotlyjs().replace("</script>", "<\\/script>") + "</script>"
+
+
+def _no_remote_scripts(html: str) -> str:
+    """``html`` without remote script tags and without the notebooks' inline plotly.js (the report embeds
+    its own once, in its head)."""
+    return _INLINE_PLOTLYJS.sub("", _REMOTE_SCRIPT.sub("", html))
+
+
+def _plotly_offline(path: Path) -> None:
+    """Make an executed notebook's figures draw offline: the first HTML output that loads plotly.js from a
+    CDN gets plotly.js inline instead (once per notebook, ~5 MB), the others lose their remote tag (they
+    find ``Plotly`` defined by the first, earlier on the page)."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    changed = inlined = False
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            html = output.get("data", {}).get("text/html")
+            if html is None:
+                continue
+            text = "".join(html) if isinstance(html, list) else str(html)
+            first = _REMOTE_SCRIPT.search(text)
+            if first is None:
+                continue
+            head = "" if inlined else _plotlyjs_script()
+            inlined = True
+            output["data"]["text/html"] = text[:first.start()] + head + _REMOTE_SCRIPT.sub("", text[first.end():])
+            changed = True
+    if changed:
+        nbformat.write(nb, str(path))
 
 
 def _with_plotly(html: str) -> str:

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..progress import Progress, ProgressPrinter
 from ..text import echo
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ class _ProgressBar:
         self.quiet = quiet
         self.steps_per_epoch: int | None = None
         self.step_in_epoch = 0
+        self.epoch = 0
+        self.printer = ProgressPrinter()
 
     # the Callback protocol (duck-typed; see workbench.train.callbacks.Callback)
     def on_fit_start(self, info: dict[str, Any]) -> None:
@@ -47,24 +49,23 @@ class _ProgressBar:
 
     def on_epoch_start(self, epoch: int) -> None:
         self.step_in_epoch = 0
+        self.epoch = epoch
+        if not self.quiet:
+            self.printer(Progress("train", f"epoch {epoch}/{self.epochs}", 0, self.steps_per_epoch, "steps"))
 
     def on_step(self, step: int, loss: float, data_time: float, step_time: float) -> None:
         self.step_in_epoch += 1
-        if self.quiet or not sys.stderr.isatty():
+        if self.quiet:
             return
-        total = self.steps_per_epoch or 0
-        done = int(20 * self.step_in_epoch / total) if total else 0
-        click.echo(
-            f"\r  [{'#' * done}{'.' * (20 - done)}] step {self.step_in_epoch}/{total or '?'} loss {loss:.4f}",
-            err=True,
-            nl=False,
-        )
+        # a bar on a terminal, a line every few seconds in a log (workbench.progress)
+        self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
+                              self.steps_per_epoch, "steps", f"loss {loss:.4f}"))
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         if self.quiet:
             return
-        if sys.stderr.isatty():
-            click.echo("\r" + " " * 70 + "\r", err=True, nl=False)
+        self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
+                              self.steps_per_epoch, "steps", final=True))
         parts = [f"epoch {record.epoch}/{self.epochs}"]
         for k, v in (("train_loss", record.train_loss), ("val_loss", record.val_loss)):
             if v is not None:
@@ -254,7 +255,8 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: 
 
     ws = _ws(ctx)
     rec = load_run(find_run(ws, run))
-    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory, check_train=check_train)
+    res = mine_run(ws.dataset(rec.dataset), rec, count=count, directory=directory, check_train=check_train,
+                   progress=ProgressPrinter())
     if as_json:
         echo(json.dumps(res.to_dict(), indent=2, default=str))
         return

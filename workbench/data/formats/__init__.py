@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import UnknownNameError, ValidationError
+from ...progress import ProgressFn
 from ..image_pool import check_items
 from ..records import ClassDef, Example, ImportBatch
 from . import (
@@ -59,12 +60,13 @@ class Reader:
     types: tuple[str, ...]
     summary: str
 
-    def read(self, src: Path | str, **options: Any) -> ImportBatch:
-        """The batch in ``src``, every image decoded and hashed once (in parallel for large batches)."""
+    def read(self, src: Path | str, *, progress: ProgressFn | None = None, **options: Any) -> ImportBatch:
+        """The batch in ``src``, every image decoded and hashed once (in parallel for large batches);
+        ``progress`` hears of the checking (:mod:`workbench.progress`)."""
         _check_options("reader", self.name, self.func, options)
         with probe_log() as where:
             batch = self.func(Path(src), **options)
-        check_items(batch.items, where=where)
+        check_items(batch.items, where=where, progress=progress)
         return batch
 
     @property

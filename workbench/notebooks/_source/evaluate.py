@@ -53,10 +53,10 @@ for view in evaluation_views(ds, rec.path):
 # ## Mine the errors into `review`
 
 # %%
-from workbench.service import mine_run
+from workbench.service import ProgressPrinter, mine_run
 from workbench.widgets import error_gallery
 
-mined = mine_run(ds, rec.path, count=mine_count)
+mined = mine_run(ds, rec.path, count=mine_count, progress=ProgressPrinter())
 print(f"{len(mined.selected)} examples to review (directory 'review'); {len(mined.label_errors)} likely label errors")
 error_gallery(ds, mined.to_dict())
 

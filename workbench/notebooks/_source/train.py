@@ -49,12 +49,13 @@ config
 # %%
 from IPython.display import display
 
-from workbench.service import train_dataset
+from workbench.service import ProgressCallback, train_dataset
 from workbench.widgets import TrainingCurves
 
 curves = TrainingCurves(title=f'{dataset}: {model or "default model"}')
 display(curves)
-summary = train_dataset(ws, dataset, config, snapshot=snapshot or None, callbacks=[curves])
+# ProgressCallback: step progress on stderr (what `workbench loop` streams while this cell runs)
+summary = train_dataset(ws, dataset, config, snapshot=snapshot or None, callbacks=[curves, ProgressCallback()])
 
 # %%
 print(f"run {summary['run_id']}: {summary['status']} after {summary['epochs_run']} epochs, best epoch {summary['best_epoch']}")

@@ -1,0 +1,137 @@
+"""Progress: the typed events, the renderer (bar on a terminal, periodic lines in a log), and the CLI
+commands that show them on stderr -- import, export, training steps within an epoch."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pytest
+
+from workbench.cli import main
+from workbench.progress import Progress, ProgressPrinter, Stage
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _feed(printer: ProgressPrinter, n: int = 50) -> None:
+    stage = Stage(printer, "import", "checking images", n, "images")
+    for _ in range(n):
+        stage.advance()
+    stage.close()
+
+
+def test_log_lines_are_throttled_but_start_and_end_always_show():
+    out = io.StringIO()
+    _feed(ProgressPrinter(out, interval=3600))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("import: checking images  0/50 images (0%)")
+    assert lines[1].startswith("import: checking images  50/50 images (100%)  done in ")
+    assert "\r" not in out.getvalue() and "\033" not in out.getvalue()  # a log gets plain lines
+
+
+def test_log_lines_every_interval():
+    out = io.StringIO()
+    _feed(ProgressPrinter(out, interval=0), n=5)
+    counts = [int(m.group(1)) for m in re.finditer(r"images  (\d+)/5 images", out.getvalue())]
+    assert counts == [0, 1, 2, 3, 4, 5, 5]
+
+
+def test_terminal_gets_one_redrawn_bar_per_stage():
+    out = _Tty()
+    printer = ProgressPrinter(out)
+    _feed(printer)
+    printer(Progress("export", "writing images", 1, 4, "images"))
+    printer.line("a whole line")
+    text = out.getvalue()
+    assert text.count("\n") == 3  # the finished import bar, the export bar ended by the line, the line
+    first = text.split("\n")[0]
+    assert first.startswith("\rimport: checking images  [") and "50/50 images (100%)  done in" in first
+    assert "[######......" in text  # 1/4 of a 24-wide bar
+
+
+def test_progress_rejects_negative_counts():
+    with pytest.raises(ValueError):
+        Progress("import", "x", -1, 3)
+
+
+def _images(folder, n):
+    from PIL import Image
+
+    folder.mkdir()
+    for i in range(n):
+        Image.new("RGB", (24, 20), (i * 7 % 256, 40, 90)).save(folder / f"img{i:03d}.png")
+
+
+def test_import_not_on_a_terminal_prints_periodic_progress_and_a_summary(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PROGRESS_SECONDS", "0")
+    _images(tmp_path / "imgs", 30)
+    assert main(["--home", str(tmp_path / "ws"), "import", "d", str(tmp_path / "imgs"), "--format", "images",
+                 "--type", "classification"]) == 0
+    out, err = capsys.readouterr()
+    assert "imported 30 examples into 'd'" in out and "import:" not in out  # the summary on stdout
+    checked = [int(m.group(1)) for m in re.finditer(r"^import: checking images  (\d+)/30 images", err, re.M)]
+    assert checked[0] == 0 and checked[-1] == 30 and checked == sorted(checked) and len(checked) > 10
+    assert re.search(r"^import: storing images  30/30 images \(100%\)  done in [\d.]+ s$", err, re.M), err
+    # --json: stdout is the JSON and nothing else; progress still goes to stderr
+    _images(tmp_path / "more", 5)
+    assert main(["--home", str(tmp_path / "ws"), "import", "d", str(tmp_path / "more"), "--format", "images",
+                 "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert isinstance(json.loads(out), dict)
+    assert "import: checking images  5/5" in err
+
+
+def test_training_prints_steps_within_an_epoch_when_not_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_PROGRESS_SECONDS", "0")
+    home = str(tmp_path / "ws")
+    assert main(["--home", home, "sample", "d", "digits", "--count", "120"]) == 0
+    out, err = capsys.readouterr()
+    assert "added 120 digits examples" in out and "import: storing images  120/120 images (100%)  done" in err
+    # export reports the images it writes
+    assert main(["--home", home, "export", "d", str(tmp_path / "exp"), "--format", "imagefolder"]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote" in out and "export:" not in out
+    written = [int(n) for n in re.findall(r"^export: writing images  (\d+)/120 images", err, re.M)]
+    assert written == list(range(121)) + [120], err
+    assert main(["--home", home, "train", "d", "--epochs", "1", "--batch-size", "16", "--augment", "no-flip",
+                 "--json"]) == 0
+    out, err = capsys.readouterr()
+    json.loads(out)  # stdout: the JSON only
+    steps = [(int(a), int(b)) for a, b in re.findall(r"^train: epoch 1/1  (\d+)/(\d+) steps", err, re.M)]
+    total = steps[-1][1]
+    assert total >= 5 and [s for s, _ in steps[:total + 1]] == list(range(total + 1)), err
+    within = err.index(f"train: epoch 1/1  {total // 2}/{total} steps")
+    assert within < err.index("epoch 1/1  train_loss")  # shown while the epoch ran, before its summary line
+    assert re.search(r"^train: epoch 1/1  \d+/\d+ steps \(\d+%\)  [\d.]+ steps/s  ETA \d+:\d\d  loss \d", err, re.M)
+    # mining predicts the val split (no stored predictions) and shows it, batch by batch
+    run_id = json.loads(out)["run_id"]
+    assert main(["--home", home, "mine", run_id, "--count", "5", "--json"]) == 0
+    out, err = capsys.readouterr()
+    json.loads(out)
+    batches = re.findall(r"^predict: (\d+) examples  (\d+)/(\d+) batches", err, re.M)
+    assert batches and batches[0][1] == "0" and batches[-1][1] == batches[-1][2], err
+
+
+def test_training_callback_reports_each_step_as_progress():
+    from workbench.runs.records import EpochRecord
+    from workbench.train.progress import ProgressCallback
+
+    events: list[Progress] = []
+    cb = ProgressCallback(events.append)
+    cb.on_fit_start({"epochs": 2, "steps_per_epoch": 3})
+    cb.on_epoch_start(1)
+    for i in range(3):
+        cb.on_step(i + 1, 1.0 / (i + 1), 0.0, 0.1)
+    cb.on_epoch_end(EpochRecord(epoch=1, train_loss=0.5, val_loss=0.7, monitor="accuracy",
+                                metrics={"accuracy": 0.9}, best=True))
+    assert [(e.stage, e.done, e.total, e.final) for e in events] == [
+        ("epoch 1/2", 0, 3, False), ("epoch 1/2", 1, 3, False), ("epoch 1/2", 2, 3, False),
+        ("epoch 1/2", 3, 3, False), ("epoch 1/2", 3, 3, True)]
+    assert events[2].detail == "loss 0.5000"
+    assert events[-1].detail == "train_loss 0.5000  val_loss 0.7000  accuracy 0.9000  (best)"
