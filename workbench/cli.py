@@ -51,13 +51,13 @@ _LAYER_COMMANDS: dict[str, tuple[str, str, str]] = {
         "workbench.train.cli",
         "evaluate",
         "Detailed test-split metrics of RUN (per class, confusion matrix / COCO stats), from its predictions "
-        "against the ground truth it was trained on.",
+        "against the labels of the snapshot it was trained on (today's labels with --live).",
     ),
     "mine": (
         "workbench.train.cli",
         "mine",
         "Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with "
-        "the model's predictions as proposals.",
+        "the model's predictions as proposals (errors first, then the most uncertain, to fill COUNT).",
     ),
     "predict": (
         "workbench.train.cli",
