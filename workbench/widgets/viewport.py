@@ -17,9 +17,11 @@ into the canvas size (kept here, without a browser, so tests pin the rules):
 The wheel: ipycanvas' script calls ``preventDefault`` on every wheel event over its canvas (and turns it
 into a zoom), so a page with a canvas cannot be scrolled with the mouse wheel over the canvas. The probe
 puts a capturing wheel listener on the window: over this widget's canvas, a wheel with neither Ctrl nor
-Cmd held while the canvas does not have the keyboard focus is stopped there (``stopPropagation``, no
-``preventDefault``): it never reaches ipycanvas, and the browser scrolls the page. With Ctrl/Cmd held,
-or once the canvas has focus (a click on it gives it), ipycanvas gets the wheel and the canvas zooms.
+Cmd held, unless the user gave the canvas the focus with a click on it, is stopped there
+(``stopPropagation``, no ``preventDefault``): it never reaches ipycanvas, and the browser scrolls the page.
+With Ctrl/Cmd held, or once the user clicked the canvas (until a press elsewhere), ipycanvas gets the wheel
+and the canvas zooms. Focus given by script (a Voilà dashboard focuses its canvas so the keyboard works at
+once; the focus keeper gives it back after a toolbar click) leaves the wheel to the page.
 A press on the canvas focuses it without scrolling (``focus({preventScroll: true})``): the browser
 would otherwise scroll a canvas that is partly off screen into view, under the pointer, mid-drag.
 """
@@ -100,10 +102,13 @@ function render({ model, el }) {
   const ro = new ResizeObserver(later);
   ro.observe(el);
   window.addEventListener("resize", later);
+  // Focus the user gave with the pointer: a dashboard focuses its canvas by script (so the keyboard works
+  // at once) and after every toolbar click, which must not turn the wheel into a zoom.
+  let pointerFocus = false;
   const wheel = (e) => {
     const c = canvas();
     if (!c || e.target !== c || !model.get("wheel_needs_focus")) return;
-    if (e.ctrlKey || e.metaKey || document.activeElement === c) return;  // ipycanvas zooms
+    if (e.ctrlKey || e.metaKey || (pointerFocus && document.activeElement === c)) return;  // ipycanvas zooms
     e.stopPropagation();  // never reaches ipycanvas (which would preventDefault): the page scrolls
   };
   window.addEventListener("wheel", wheel, { capture: true, passive: true });
@@ -112,15 +117,19 @@ function render({ model, el }) {
   // without scrolling.
   const press = (e) => {
     const c = canvas();
-    if (c && e.target === c && document.activeElement !== c) c.focus({ preventScroll: true });
+    pointerFocus = !!c && e.target === c;  // a press anywhere else: the wheel scrolls the page again
+    if (pointerFocus && document.activeElement !== c) c.focus({ preventScroll: true });
   };
   window.addEventListener("mousedown", press, { capture: true });
+  const leave = (e) => { if (e.target === canvas()) pointerFocus = false; };  // focus gone: given back by script is not by the user
+  window.addEventListener("focusout", leave, { capture: true });
   later();
   return () => {
     ro.disconnect();
     window.removeEventListener("resize", later);
     window.removeEventListener("wheel", wheel, { capture: true });
     window.removeEventListener("mousedown", press, { capture: true });
+    window.removeEventListener("focusout", leave, { capture: true });
     if (frame) cancelAnimationFrame(frame);
   };
 }
