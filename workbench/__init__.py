@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .data import Annotation, ClassDef, Dataset, Example, Workspace
     from .errors import WorkbenchError
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Annotation", "ClassDef", "Dataset", "Example", "Workspace", "WorkbenchError", "__version__"]
 

@@ -11,7 +11,8 @@ from workbench.data.formats._rle import encode_counts_string, rasterize, rle_fro
 from workbench.data.records import SPLITS
 from workbench.data.transfer import add_sample
 from workbench.errors import ValidationError
-from workbench.evaluate.review import MINED_FILE, mine_run
+from workbench.evaluate.review import MINED_FILE
+from workbench.service import mine_run
 from workbench.train.runs import write_json
 
 RUN_ID = "20260101-000000-abc123"
@@ -221,7 +222,7 @@ def test_val_predictions_come_from_the_checkpoint(stores, tmp_path):
     """A real (tiny) run: val has no stored predictions, so the model predicts it; run on test, the same
     path reproduces the run's predictions.json exactly."""
     pytest.importorskip("torch")
-    from workbench.evaluate.predict import predict_examples
+    from workbench.service import predict_examples
     from workbench.train.config import TrainConfig
     from workbench.train.from_store import train_dataset
     from workbench.train.runs import load_run

@@ -249,8 +249,8 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: 
     """Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with
     the model's predictions as proposals (errors first, then the most uncertain, to fill COUNT)."""
     from ..cliutil import workspace as _ws
-    from ..evaluate import mine_run
     from .from_store import find_run
+    from .mining import mine_run
     from .runs import load_run
 
     ws = _ws(ctx)

@@ -432,7 +432,7 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         run's ``mined.json`` when it has one)."""
         children = list(evaluation_views(self.ds, run_dir, on_open=self.open_example))
         if mine:
-            from ..evaluate import mine_run
+            from ..service import mine_run
 
             result = mine_run(self.ds, run_dir, count=40)
             children.append(error_gallery(self.ds, result.to_dict(), on_open=self.open_example))

@@ -36,10 +36,10 @@ def predict_examples(
     """
     from ..augment import Augmenter
     from ..runs import RunRecord, load_run
-    from ..train.checkpoint import load_model
-    from ..train.config import resolve_device
-    from ..train.data import VisionDataset, make_loader
-    from ..train.tasks import get_task
+    from .checkpoint import load_model
+    from .config import resolve_device
+    from .data import VisionDataset, make_loader
+    from .tasks import get_task
 
     record = run if isinstance(run, RunRecord) else load_run(Path(run))
     if not examples:
