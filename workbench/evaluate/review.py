@@ -16,7 +16,7 @@ as :func:`workbench.service.mine_run`) gathers them and calls :func:`review_run`
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,13 @@ class MiningResult:
 
 
 # ---------------------------------------------------------------------------------------------- proposals
-def _label_proposal(kind: str):
-    def make(mined, rows, ex, class_names, min_score, author):
+# (mined example, its prediction rows, the example, class names, min score, author) -> proposal annotations
+Proposer = Callable[[MinedExample, Sequence[Mapping[str, Any]], Example, list[str], float, str], list[Annotation]]
+
+
+def _label_proposal(kind: str) -> Proposer:
+    def make(mined: MinedExample, rows: Sequence[Mapping[str, Any]], ex: Example, class_names: list[str],
+             min_score: float, author: str) -> list[Annotation]:
         predicted = mined.details.get("predicted")
         if predicted is None:
             return []
@@ -124,8 +129,9 @@ def _instance_annotation(inst: Instance, ex: Example, masks: bool, author: str) 
         return None
 
 
-def _instance_proposals(masks: bool):
-    def make(mined, rows, ex, class_names, min_score, author):
+def _instance_proposals(masks: bool) -> Proposer:
+    def make(mined: MinedExample, rows: Sequence[Mapping[str, Any]], ex: Example, class_names: list[str],
+             min_score: float, author: str) -> list[Annotation]:
         found = predicted_instances(rows, class_names).get(ex.id, [])
         anns = [_instance_annotation(i, ex, masks, author) for i in found if i.score >= min_score]
         return [a for a in anns if a is not None]
@@ -134,7 +140,7 @@ def _instance_proposals(masks: bool):
 
 
 # How each dataset type turns a mined example's predictions into proposal annotations.
-PROPOSERS: dict[str, Any] = {
+PROPOSERS: dict[str, Proposer] = {
     TaskType.CLASSIFICATION: _label_proposal("label"),
     TaskType.ANOMALY: _label_proposal("anomaly"),
     TaskType.DETECTION: _instance_proposals(False),
