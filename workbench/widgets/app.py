@@ -16,6 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..data.dataset import Dataset
+from ..data.task_types import type_info
 from ..text import escape_html
 from .static import StaticFallback
 
@@ -98,7 +99,7 @@ def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[i
     rows = rec.predictions()
     names = (rec.run_params.class_names if rec.run_params else []) or [c.name for c in ds.classes]
     thumbs = thumbnail_fn(ds)
-    if ds.type in ("classification", "anomaly"):
+    if type_info(ds.type).image_level:
         from .evaluation import ConfusionMatrixView, ConfusionState
 
         triples = [(r["example_id"], r.get("truth"), r.get("label")) for r in rows
