@@ -45,6 +45,10 @@ class ProgressCallback(Callback):
         self.last_loss = loss
         self.progress(Progress("train", self._stage(), self.step, self.steps, "steps", f"loss {loss:.4f}"))
 
+    def on_progress(self, event: Progress) -> None:
+        """Validation and test scoring (the trainer's own records), passed on as they are."""
+        self.progress(event)
+
     def on_epoch_end(self, record: EpochRecord) -> None:
         parts = [f"{k} {v:.4f}" for k, v in (("train_loss", record.train_loss), ("val_loss", record.val_loss))
                  if v is not None]
