@@ -159,8 +159,13 @@ def check_state_dict(
                         for k in sorted(bad_shape)[:SHOWN_KEYS]
                     )
                 )
+            other = unexpected - bad_unexpected
+            if other:
+                parts.append(f"other keys of the file with no place in the model ({len(other)}): {_shown(other)}")
             if not fits:
                 parts.insert(0, f"no tensor in the file matches the model (the file has {_shown(state)})")
+            if prefix:
+                parts.append(f"keys read as the inner network's ({prefix.rstrip('.')}) names")
             raise ValidationError(
                 f"the weights do not fit model {model_name} ({spec.description or 'its backbone'}): "
                 + "; ".join(parts),
