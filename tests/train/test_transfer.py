@@ -329,3 +329,30 @@ def test_loop_parameters_type_and_contain_the_transfer_settings(tmp_path):
     for outside in ("/etc/passwd", "../w.pt"):
         with pytest.raises(UnsafePathError):
             resolve_weights(outside, out=out, workspace=ws, file="p.yaml")
+
+
+def test_the_loop_trains_from_weights_with_a_frozen_backbone(pretrained, tmp_path):
+    """A params file names the weights (inside the loop's workspace), the freeze and the scale; the train
+    notebook passes them on, and the run records them."""
+    import shutil
+
+    from workbench.loop.runner import run_loop
+
+    out = tmp_path / "out"
+    (out / "workspace").mkdir(parents=True)
+    shutil.copy(pretrained, out / "workspace" / "digits-cnn.pt")
+    params = tmp_path / "params.yaml"
+    params.write_text("sample_count: 150\nepochs: 2\nbatch_size: 32\nimage_size: 16\naugment_preset: ''\n"
+                      "weights: digits-cnn.pt\nfreeze_backbone: 1\nbackbone_lr_scale: 0.5\n")
+    res = run_loop(out, params_file=params, steps=("01_annotate", "02_train"), html=False)
+    assert res.params["weights"] == str((out / "workspace" / "digits-cnn.pt").resolve())
+    (run_dir,) = [p.parent for p in (out / "workspace" / "runs").glob("*/params.json")]
+    run = load_run(run_dir)
+    config = run.params["config"]
+    assert (config["weights"], config["freeze_backbone"], config["backbone_lr_scale"]) == (
+        res.params["weights"], 1, 0.5)
+    assert run.params["resolved"]["transfer"]["weights"]["loaded"] == len(torch.load(pretrained, weights_only=True))
+    assert [h["transfer"]["backbone_frozen"] for h in run.history] == [True, False]
+    (params.parent / "outside.yaml").write_text(f"weights: {pretrained}\n")
+    with pytest.raises(UnsafePathError, match="outside the loop's output folder"):
+        run_loop(tmp_path / "out2", params_file=params.parent / "outside.yaml", html=False)
