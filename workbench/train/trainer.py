@@ -32,6 +32,7 @@ from .data import VisionDataset, make_loader, set_loader_epoch
 from .distributed import Distributed
 from .errors import NonFiniteLossError, TrainingStateError
 from .models import build_model, default_model, model_spec
+from .progress import CountedLoader
 from .runs import RunPaths, collect_versions, jsonable, read_json, write_json, write_jsonl
 from .setup import deterministic_mode, resolve_augment, seed_everything
 from .source import TrainSource
@@ -415,8 +416,8 @@ class Trainer:
         set_loader_epoch(loader, 0)
         stage = Stage(self.callbacks.on_progress, "validate", f"epoch {epoch}/{self.config.epochs}",
                       2 * len(loader), "batches")  # the val-loss pass, then the prediction pass
-        val_loss = self.task.val_loss(self.model, _Counted(loader, stage, "loss"), self.device)
-        preds = self.task.predict(self.model, _Counted(loader, stage, "predictions"), self.device)
+        val_loss = self.task.val_loss(self.model, CountedLoader(loader, stage, "loss"), self.device)
+        preds = self.task.predict(self.model, CountedLoader(loader, stage, "predictions"), self.device)
         stage.close(f"{len(val_examples)} images")
         return val_loss, self.task.evaluate(preds, val_examples, self.source.class_names)
 
@@ -523,7 +524,7 @@ class Trainer:
             loader = self.eval_loaders["test"]
             which = f"epoch {best_record['epoch']} weights" if best_record else "last weights"
             stage = Stage(self.callbacks.on_progress, "test", f"scoring {which}", len(loader), "batches")
-            preds = self.task.predict(self.model, _Counted(loader, stage), self.device)
+            preds = self.task.predict(self.model, CountedLoader(loader, stage), self.device)
             stage.close(f"{len(test_examples)} images")
             test_metrics = self.task.evaluate(
                 preds, test_examples, self.source.class_names, reference=best_record, detailed=True
@@ -552,23 +553,6 @@ class Trainer:
         write_json(self.paths.metrics, summary.to_json())
         self._set_status(state)
         return summary.to_json()
-
-
-class _Counted:
-    """A loader that reports each batch it hands out to ``stage`` (the tasks iterate it and read
-    ``dataset``, as they do a DataLoader)."""
-
-    def __init__(self, loader: Any, stage: Stage, detail: str = "") -> None:
-        self.loader, self.stage, self.detail = loader, stage, detail
-        self.dataset = loader.dataset
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Any:
-        for batch in self.loader:
-            yield batch
-            self.stage.advance(1, self.detail)
 
 
 def train(
