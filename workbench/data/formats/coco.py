@@ -51,6 +51,7 @@ from ._common import (
     as_number,
     as_str,
     check_exportable,
+    check_now,
     check_type,
     class_index,
     field_of,
@@ -59,12 +60,11 @@ from ._common import (
     make_classes,
     place,
     prepare_out,
-    probe_path,
     write_file,
 )
 from ._rle import canonical_counts, decode_counts_string
 from .coco_convert import annotation_json
-from .paths import safe_join
+from .paths import ImageFinder
 
 __all__ = ["read", "write", "ANNOTATIONS_FILE"]
 
@@ -195,14 +195,6 @@ def _segmentation(seg: Any, image_size: tuple[int, int], *, file: str, rec: str)
     )
 
 
-def _find_image(roots: list[Path], rel: str, *, file: str, rec: str) -> Path | None:
-    for root in roots:
-        p = safe_join(root, rel, file=file, record=rec, field="file_name")
-        if p.is_file():
-            return p
-    return None
-
-
 def read(
     src: Path,
     *,
@@ -233,6 +225,8 @@ def read(
     infos: dict[int | str, ImageInfo] = {}
     sizes: dict[int | str, tuple[int, int]] = {}
     seen_files: dict[str, int | str] = {}
+    where: dict[str, tuple[str, object]] = {}
+    finder = ImageFinder(roots)
     for i, im in enumerate(images):
         rec = f"image {im.get('id', '#' + str(i))}" if isinstance(im, dict) else f"image #{i}"
         iid = as_id(field_of(im, "id", file=file, record=rec), file=file, record=rec, field="id")
@@ -261,7 +255,7 @@ def read(
                 f"unknown split {split!r}; valid: {', '.join(SPLITS)}", file=file, record=rec, field="split"
             )
         sizes[iid] = (h, w)
-        path = _find_image(roots, rel, file=file, rec=rec)
+        path = finder.find(rel, file=file, record=rec)
         if path is None:
             if skip_missing:
                 items[iid] = None
@@ -273,15 +267,7 @@ def read(
                 record=rec,
                 field="file_name",
             )
-        info = probe_path(path, record=rec)
-        if (info.width, info.height) != (w, h):
-            raise ImportFormatError(
-                f"declares {w}x{h} but the image file is {info.width}x{info.height}",
-                file=file,
-                record=rec,
-                field="width" if info.width != w else "height",
-            )
-        infos[iid] = info
+        where[str(path)] = (str(path), rec)  # image errors name the image file, as probing it did
         items[iid] = ImportItem(
             file_name=Path(rel.replace("\\", "/")).name,
             path=path,
@@ -290,6 +276,21 @@ def read(
             record=iid,
             origin=kept.image_origin(im, iid, rel),
         )
+    check_now([it for it in items.values() if it is not None], where)  # one decode per image, on all cores
+    for iid, item in items.items():
+        if item is None:
+            continue
+        info = item.checked
+        assert info is not None
+        h, w = sizes[iid]
+        if (info.width, info.height) != (w, h):
+            raise ImportFormatError(
+                f"declares {w}x{h} but the image file is {info.width}x{info.height}",
+                file=file,
+                record=where[str(item.path)][1],
+                field="width" if info.width != w else "height",
+            )
+        infos[iid] = info
 
     seen_ann: set[int | str] = set()
     has_segmentation = False
