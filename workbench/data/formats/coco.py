@@ -26,6 +26,7 @@ truth annotations (not model proposals) go out.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,48 @@ def _segmentation(seg: Any, image_size: tuple[int, int], *, file: str, rec: str)
     )
 
 
+_PLAIN_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd"})
+_NUMBER = (int, float)
+
+
+def _plain_box(a: Any, seen: set[int | str], items: dict[int | str, ImportItem | None], cat_names: dict[int | str, str],
+               infos: dict[int | str, ImageInfo], crowd: str) -> Annotation | None:
+    """The box of a plain COCO annotation (integer ids, a finite ``[x, y, w, h]`` inside its image, no
+    segmentation, no other fields), checked here in a few comparisons; None for anything else, which
+    ``read`` then checks field by field (and refuses with the error naming file / record / field)."""
+    if type(a) is not dict or not a.keys() <= _PLAIN_KEYS:
+        return None
+    aid, image_id, cat = a.get("id"), a.get("image_id"), a.get("category_id")
+    if type(aid) is not int or type(image_id) is not int or type(cat) is not int or aid in seen:
+        return None
+    item = items.get(image_id)
+    label = cat_names.get(cat)
+    iscrowd = a.get("iscrowd", 0)
+    seg = a.get("segmentation")
+    bbox = a.get("bbox")
+    area = a.get("area", 0.0)
+    if (item is None or label is None or type(iscrowd) is not int or iscrowd not in (0, 1)
+            or (iscrowd and crowd == "skip") or not (seg is None or seg == [] or seg == {})
+            or type(bbox) is not list or len(bbox) != 4 or (area is not None and type(area) not in _NUMBER)):
+        return None
+    if type(bbox[0]) not in _NUMBER or type(bbox[1]) not in _NUMBER or type(bbox[2]) not in _NUMBER or type(
+            bbox[3]) not in _NUMBER:
+        return None
+    try:
+        x, y, w, h = float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])
+        if area is not None and not math.isfinite(float(area)):
+            return None
+    except OverflowError:
+        return None
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        return None
+    info = infos[image_id]
+    tol = 0.5  # Annotation.check_inside's tolerance
+    if x < -tol or y < -tol or x + w > info.width + tol or y + h > info.height + tol:
+        return None
+    return Annotation.checked_box(label, (x, y, w, h), iscrowd=bool(iscrowd), source_id=aid)
+
+
 def read(
     src: Path,
     *,
@@ -297,6 +340,14 @@ def read(
     n_crowd = 0
     names_seen: set[str] = set()
     for j, a in enumerate(annotations):
+        annotations[j] = None  # the parsed record goes as its annotation is made: memory holds one of the two
+        box = None if clip_boxes else _plain_box(a, seen_ann, items, cat_names, infos, crowd)
+        if box is not None:  # checked inline: the same annotation the checked way below makes
+            seen_ann.add(box.source_id)  # type: ignore[arg-type]
+            if box.iscrowd:
+                n_crowd += 1
+            items[a["image_id"]].annotations.append(box)  # type: ignore[union-attr]
+            continue
         rec = f"annotation {a.get('id', '#' + str(j))}" if isinstance(a, dict) else f"annotation #{j}"
         aid = as_id(field_of(a, "id", file=file, record=rec), file=file, record=rec, field="id")
         if aid in seen_ann:
