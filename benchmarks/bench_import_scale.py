@@ -36,9 +36,9 @@ from benchmarks.rows import Row, table, write_rows  # noqa: E402
 _RSS = """
 def _rss_mb():
     import resource, sys
-    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale / 1024
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale / 1024
+    scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10  # ru_maxrss: bytes on macOS, KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale
     return own, kids
 """
 

@@ -6,15 +6,18 @@ held every image's bytes in memory at once and ran on one core. Here, the same c
 
 * the items' annotations are checked against the sizes the one decode found (``item.checked``: the reader
   decoded every image once, :mod:`.image_pool`), without reading any file again;
-* the images are then stored by a pool of threads (file reads, sha256 and writes release the GIL), each file
-  read once more and its sha256 compared with the one checked: a file changed since it was checked is
-  checked again (its annotations too), as :meth:`Dataset.import_batch` does. No image's bytes are kept:
-  the prepared items carry ``None`` where ``import_batch`` kept the bytes (:mod:`.staged` re-reads a file
-  only if a concurrent failed import removed its blob);
-* the rows are written by :mod:`.staged` (short transactions, visible at once, removed on failure).
+* the splits are planned from the checks (sha256 and pHash), then the images are stored by a pool of
+  threads (file reads, sha256 and writes release the GIL) *while* :mod:`.staged` writes the rows in short
+  transactions: each transaction waits only for its own items' images, and the pauses between
+  transactions overlap the storing. Each file is read once more and its sha256 compared with the one
+  checked: a file changed since it was checked is refused (the plan was made from the check; nothing is
+  kept, import again). No image's bytes are kept: the prepared items carry ``None`` where
+  ``import_batch`` kept the bytes (:mod:`.staged` re-reads a file only if a concurrent failed import
+  removed its blob);
+* the rows become visible at once, in one short final commit, after every image was flushed to disk.
 
-All or nothing as before: every check runs before the first row is written, a failure removes the image
-files this import wrote, and errors name the file, record and field as ``import_batch``'s do. Imports
+All or nothing as before: every check of the records and images runs before the first row is written, a
+failure (a storing error included) removes the rows and the image files this import wrote, and errors name the file, record and field as ``import_batch``'s do. Imports
 inside a caller's transaction, and small ones, go through :meth:`Dataset.import_batch` unchanged.
 """
 
@@ -57,16 +60,17 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
                                progress=progress)
     known = {c.name for c in ds.classes} | {c.name for c in batch.classes}
     prepared = _checked(ds, batch, known, source_file, progress)
-    written: list[str] = []
+    if batch.info and ds.source_info and ds.source_info != batch.info:
+        batch.report.note(f"dataset '{ds.name}' keeps the info / licenses of its first source")
+    rows: list[tuple[Any, ...]] = list(prepared)
+    splits, keys = ds._plan_splits(rows)  # from the checks: the images need not be stored yet
+    storer = _Storer(ds, prepared, source_file, progress)
     try:
-        _store(ds, prepared, known, source_file, written, progress)
-        if batch.info and ds.source_info and ds.source_info != batch.info:
-            batch.report.note(f"dataset '{ds.name}' keeps the info / licenses of its first source")
-        rows: list[tuple[Any, ...]] = list(prepared)
-        splits, keys = ds._plan_splits(rows)
-        ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info)
+        ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info,
+                                     ready=storer.ready)
     except BaseException:
-        ds._drop_unreferenced(written, rolled_back_later=False)
+        storer.stop()
+        ds._drop_unreferenced(storer.written, rolled_back_later=False)
         raise
     ds._warm_duplicates()
     return ids
@@ -141,36 +145,60 @@ def _store_chunk(ds: Dataset, chunk: Sequence[tuple[int, Prepared]], source_file
     return out
 
 
-def _store(ds: Dataset, prepared: list[Prepared], known: set[str], source_file: str | None, written: list[str],
-           progress: ProgressFn | None) -> None:
-    """Store every image (threads, in item order for errors); re-check what changed; note what was written."""
-    stage = Stage(progress, "import", "storing images", len(prepared), "images")
-    indexed = list(enumerate(prepared))
-    chunks = [indexed[k:k + _STORE_CHUNK] for k in range(0, len(indexed), _STORE_CHUNK)]
-    workers = import_workers(len(prepared))
-    dtype = ds.type
-    allowed = KINDS_FOR_TYPE[dtype]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-store") as pool:
-        results = pool.map(lambda c: _store_chunk(ds, c, source_file), chunks)
-        try:
-            for result in results:
-                for r in result:
-                    if isinstance(r, BaseException):
-                        raise r
-                    idx, fresh, new = r
-                    item = prepared[idx][0]
-                    if new:
-                        written.append(fresh.sha256 if fresh else prepared[idx][2])
-                    if fresh is not None:
-                        item.checked = fresh
-                        _check_annotations(item, idx, fresh, allowed, known, dtype, source_file)
-                        prepared[idx] = (item, None, fresh.sha256, fresh)
-                stage.advance(len(result))
-        except BaseException:
-            for result in results:  # the jobs still running finish: note the files they wrote, to remove
-                written.extend(prepared[r[0]][2] if r[1] is None else r[1].sha256
-                               for r in result if not isinstance(r, BaseException) and r[2])
-            raise
-    stage.close()
-    if written:
-        ds.workspace.blobs.sync()
+class _Storer:
+    """Stores the images in worker threads while the rows are written (:func:`staged.import_prepared` calls
+    :meth:`ready` before each transaction): the writer's pauses between transactions overlap the storing."""
+
+    def __init__(self, ds: Dataset, prepared: list[Prepared], source_file: str | None,
+                 progress: ProgressFn | None) -> None:
+        self.prepared = prepared
+        self.source_file = source_file
+        self.ds = ds
+        self.written: list[str] = []
+        self.stage = Stage(progress, "import", "storing images", len(prepared), "images")
+        indexed = list(enumerate(prepared))
+        self.pool = ThreadPoolExecutor(max_workers=import_workers(len(prepared)), thread_name_prefix="workbench-store")
+        self.jobs = [(k, min(k + _STORE_CHUNK, len(indexed)),
+                      self.pool.submit(_store_chunk, ds, indexed[k:k + _STORE_CHUNK], source_file))
+                     for k in range(0, len(indexed), _STORE_CHUNK)]
+        self.taken = 0  # jobs whose results were taken
+        self.synced = False
+
+    def _take(self, result: list[tuple[int, ImageCheck | None, bool] | BaseException]) -> None:
+        for r in result:  # written files first: they are removed if anything fails
+            if not isinstance(r, BaseException) and r[2]:
+                self.written.append(r[1].sha256 if r[1] is not None else self.prepared[r[0]][2])
+        for r in result:
+            if isinstance(r, BaseException):
+                raise r
+            idx, fresh, _new = r
+            if fresh is not None:  # the split plan and the rows were made from the check: refuse, change nothing
+                item = self.prepared[idx][0]
+                file, record = _where(item, idx, self.source_file)
+                raise ValidationError("the image file changed after it was checked (during the import); import "
+                                      "again", file=file, record=record, field="file_name")
+        self.stage.advance(len(result))
+
+    def ready(self, end: int) -> None:
+        """Return once items ``[0, end)`` are stored (the last call also flushes them to disk); raises the
+        first storing error in item order."""
+        while self.taken < len(self.jobs) and self.jobs[self.taken][0] < end:
+            result = self.jobs[self.taken][2].result()
+            self.taken += 1
+            self._take(result)
+        if end >= len(self.prepared) and not self.synced:
+            self.pool.shutdown(wait=True)
+            self.stage.close()
+            if self.written:
+                self.ds.workspace.blobs.sync()
+            self.synced = True
+
+    def stop(self) -> None:
+        """After a failure: cancel what has not started, wait for the rest, note every file written."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for _start, _end, fut in self.jobs[self.taken:]:
+            if fut.done() and not fut.cancelled():
+                for r in fut.result():
+                    if not isinstance(r, BaseException) and r[2]:
+                        self.written.append(r[1].sha256 if r[1] is not None else self.prepared[r[0]][2])
+        self.taken = len(self.jobs)

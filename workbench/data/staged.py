@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,19 +156,22 @@ def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef]
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]], batch_classes: Sequence[ClassDef],
-                    author: str, directory: str | None, splits: list[str], keys: list[float],
-                    source_info: dict[str, Any] | None = None) -> list[int]:
+def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str, Any]],
+                    batch_classes: Sequence[ClassDef], author: str, directory: str | None, splits: list[str],
+                    keys: list[float], source_info: dict[str, Any] | None = None,
+                    ready: Callable[[int], None] | None = None) -> list[int]:
     """Write validated items (``Dataset._prepare``) in short transactions and make them visible at once.
 
     ``ds`` is either a visible dataset (the rows go under a new shadow and are moved into ``ds`` at the
-    end) or the shadow of :func:`import_new` (written under it; :func:`import_new` makes it visible)."""
+    end) or the shadow of :func:`import_new` (written under it; :func:`import_new` makes it visible).
+    ``ready(end)``, when given, is called before the rows of items ``[.., end)`` are written (it returns
+    once their images are stored: :mod:`.bulk_import`); it is called with ``len(prepared)`` before the end."""
     ws = ds.workspace
     row = ws.conn.execute("SELECT * FROM pending_imports WHERE shadow_id=?", (ds.id,)).fetchone()
     known = ds._known_blobs([p[2] for p in prepared])
     if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
-            ids = _write(ds, ds.id, prepared, author, splits, keys, known)
+            ids = _write(ds, ds.id, prepared, author, splits, keys, known, ready)
             with _short_tx(ws) as conn:
                 ds._keep_source(batch_classes, source_info)
                 if directory:
@@ -187,7 +190,7 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
             raise ValidationError(f"anomaly datasets have no class '{new_classes[0].name}'", field="classes")
         shadow = _begin(ws, ds.type, ds.split_settings, new_classes, ds.id, ds.name, owner)
         try:
-            ids = _write(ds, shadow, prepared, author, splits, keys, known)
+            ids = _write(ds, shadow, prepared, author, splits, keys, known, ready)
             _finish_into(ds, shadow, ids, directory, batch_classes, source_info)
         except BaseException:
             _discard(ws, shadow)
@@ -222,7 +225,7 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
     return Dataset(ws, shadow, name), ids
 
 
-def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes, str, Any]], known: set[str]) -> None:
+def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes | None, str, Any]], known: set[str]) -> None:
     """The image rows a failed import added, unless an example committed since refers to them."""
     new = sorted({p[2] for p in prepared} - known)
     step = min(CHUNK_ROWS, DELETE_ROWS)
@@ -232,7 +235,8 @@ def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes, str, Any
                              [(d, d) for d in new[i:i + step]])
 
 
-def _chunks(prepared: Sequence[tuple[Any, bytes | None, str, Any]], first: int) -> Iterator[tuple[int, int]]:
+def _chunks(prepared: Sequence[tuple[Any, bytes | None, str, Any]], first: int
+            ) -> Generator[tuple[int, int], float | None, None]:
     """Split the items into runs of about the row count :func:`_next_size` asks for (an example and all its
     annotations in one run): yields (start, end) item indexes; ``send`` the last hold time back."""
     start, rows = 0, first
@@ -248,7 +252,8 @@ def _chunks(prepared: Sequence[tuple[Any, bytes | None, str, Any]], first: int) 
 
 
 def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None, str, Any]], author: str,
-           splits: list[str], keys: list[float], known: set[str]) -> list[int]:
+           splits: list[str], keys: list[float], known: set[str],
+           ready: Callable[[int], None] | None = None) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
     transaction's rows are built before it opens, and inserted with one ``executemany`` per table.
@@ -277,6 +282,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
         except StopIteration:
             break
         part = range(start, end)
+        if ready is not None:
+            ready(end)
         blob_rows = []
         example_rows = []
         for i in part:
@@ -320,6 +327,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                 aggregates.count_range(conn, first, last)
             conn.execute("DELETE FROM agg_bulk")
         took = held[-1]
+    if ready is not None:
+        ready(len(prepared))
     return new_ids
 
 

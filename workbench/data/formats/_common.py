@@ -15,8 +15,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
-from ..images import IMAGE_SUFFIXES, ImageInfo, probe_file, probe_image, read_image_file
 from ...progress import ProgressFn
+from ..images import IMAGE_SUFFIXES, ImageInfo, probe_file, probe_image, read_image_file
 from ..records import SPLITS, Annotation, ClassDef, Example, ImportItem, default_color
 from .paths import safe_join
 
