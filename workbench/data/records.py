@@ -306,9 +306,11 @@ class Annotation:
         valid ``source_id``): equal to ``Annotation("box", label, bbox=bbox, ...)`` without checking again
         (a reader making 1,000,000 of them checks them in bulk)."""
         ann = object.__new__(cls)
-        ann.__dict__.update(kind="box", label=label, bbox=bbox, polygons=None, mask=None, score=None, proposal=False,
-                            author="", created_at="", id=None, version=None, attributes={}, iscrowd=iscrowd,
-                            source_id=source_id)
+        put = object.__setattr__  # field by field, in their order: the instance keeps the class's shared keys
+        for name, value in (("kind", "box"), ("label", label), ("bbox", bbox), ("polygons", None), ("mask", None),
+                            ("score", None), ("proposal", False), ("author", ""), ("created_at", ""), ("id", None),
+                            ("version", None), ("attributes", {}), ("iscrowd", iscrowd), ("source_id", source_id)):
+            put(ann, name, value)
         return ann
 
     def check_inside(self, width: int, height: int, *, tolerance: float = 0.5) -> None:
