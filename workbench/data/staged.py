@@ -310,8 +310,9 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                 """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
                    source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
                 example_rows)
-            ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE id > ? AND dataset_id=? ORDER BY id",
-                                              (before, shadow))]
+            # every example past ``before`` is one of these (this transaction holds the write lock): a rowid
+            # range, not a dataset filter (which would scan the shadow's earlier rows every time)
+            ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE id > ? ORDER BY id", (before,))]
             if len(ids) != len(example_rows):  # cannot happen while this transaction holds the write lock
                 raise RuntimeError(f"inserted {len(example_rows)} examples, found {len(ids)}")
             new_ids.extend(ids)
