@@ -79,6 +79,12 @@ def test_a_large_import_stores_the_same_rows_as_one_transaction(tmp_path, monkey
     assert got[0] == want[0]  # examples: names, images, sizes, splits, statuses, origins
     assert got[1] == want[1] and len(got[1]) == 1080  # every annotation, field by field
     assert got[2] == want[2]  # image rows: hash, size, format, pHash
+    coco = pytest.importorskip("pycocotools.coco").COCO(str(src))  # an independent reader of the same file
+    names = {c["id"]: c["name"] for c in coco.loadCats(coco.getCatIds())}
+    theirs = sorted((coco.imgs[a["image_id"]]["file_name"], names[a["category_id"]], tuple(a["bbox"]),
+                     a.get("iscrowd", 0), str(a["id"])) for a in coco.anns.values())
+    ours = sorted((r[0], r[1], (r[3], r[4], r[5], r[6]), r[8], str(r[9])) for r in got[1])
+    assert ours == theirs
 
 
 def test_a_box_checked_in_bulk_is_the_annotation_the_checked_way_makes():

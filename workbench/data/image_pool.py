@@ -9,7 +9,8 @@ is decoded once on the way into the store whichever way it comes.
 Large batches are checked by a pool of workers, one per core (``WORKBENCH_IMPORT_WORKERS`` overrides the
 number; 1 checks in this thread). Workers read the files themselves and hand back only the small
 :class:`~workbench.data.images.ImageCheck`; a bounded number of images is in flight at once, so memory does
-not grow with the size of the import. The first bad image in item order raises its typed error (naming the
+not grow with the size of the import. Images go out in runs of up to :data:`MAX_CHUNK` and each run's
+perceptual hashes are made in one call (per image, that call cost more than decoding a small image). The first bad image in item order raises its typed error (naming the
 file and the record the reader gave it), whatever order the workers finish in.
 
 The workers are threads by default (``WORKBENCH_IMPORT_POOL=thread``): Pillow's decoders, its resampling and
