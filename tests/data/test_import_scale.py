@@ -139,8 +139,11 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"before_kib": before, "peak_kib": peak, "examples": len(result.ids)}))
 """
 
-# The growth per box (with its share of the image) that keeps 1,000,000 boxes under 2 GB with room to spare
-# (the annotation JSON parsed, each box as a record, the rows in flight).
+# Peak growth allowed: a fixed part (worker threads' malloc arenas, SQLite's page cache, the pool's images in
+# flight: it varied 55-83 MB at 40,000 boxes with the machine's load) and a part per box (with its share of
+# the image: the annotation JSON parsed, each box as a record, the rows in flight). At 1,000,000 boxes this
+# allows 1.5 GB, under the 2 GB goal; measured there: 936 MB peak (the whole process).
+FIXED_KIB = 48 * 1024
 KIB_PER_BOX = 1.5
 
 
@@ -159,4 +162,4 @@ def test_a_large_import_peaks_within_a_memory_budget_per_box(tmp_path):
     assert out["examples"] == n_images
     grew_kib = out["peak_kib"] - out["before_kib"]
     print(f"peak grew {grew_kib / (n_images * per_image):.2f} KiB per box", out)
-    assert grew_kib < KIB_PER_BOX * n_images * per_image, out
+    assert grew_kib < FIXED_KIB + KIB_PER_BOX * n_images * per_image, out
