@@ -55,7 +55,7 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
                  source_file: str | None = None, progress: ProgressFn | None = None) -> list[int]:
     """:meth:`Dataset.import_batch` for ``ds``: the same result, rows and errors; large batches outside a
     caller's transaction take the path of the module doc."""
-    if ds.conn.in_transaction or not is_large(batch):
+    if ds.conn.in_transaction or not is_large(batch):  # the one-transaction path (never back here)
         return ds.import_batch(batch, author=author, directory=directory, source_file=source_file,
                                progress=progress)
     known = {c.name for c in ds.classes} | {c.name for c in batch.classes}
