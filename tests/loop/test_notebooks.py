@@ -18,7 +18,7 @@ EXPECTED = {
     "00_quickstart": {"workspace", "dataset", "sample", "sample_count", "seed"},
     "01_annotate": {"workspace", "out_dir", "dataset", "dataset_type", "sample", "sample_count", "seed",
                     "augment_preset"},
-    "02_train": {"workspace", "out_dir", "dataset", "snapshot", "model", "epochs", "batch_size", "lr", "seed",
+    "02_train": {"workspace", "out_dir", "dataset", "snapshot", "model", "epochs", "batch_size", "lr", "schedule", "seed",
                  "image_size", "augment_preset"},
     "03_evaluate": {"workspace", "out_dir", "dataset", "run", "mine_count"},
     "annotate": {"workspace", "dataset", "user"},

@@ -11,6 +11,7 @@ import click
 
 from ..progress import Progress, ProgressPrinter
 from ..text import echo
+from .config import SCHEDULES
 
 if TYPE_CHECKING:
     from ..runs.records import EpochRecord, RunSummary
@@ -95,17 +96,17 @@ class _ProgressBar:
 @click.option("--snapshot", help="Train on this snapshot (id or prefix).")
 @click.option("--directory", help="Train on this directory of the dataset.")
 @click.option("--model", help="Model name (default: the dataset type's default).")
-@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--epochs", type=int, help="Epochs (default: the defaults table's, by dataset type and size).")
 @click.option(
     "--batch-size",
     type=int,
-    default=32,
-    show_default=True,
-    help="Images per step and process; under torchrun a step sees batch-size x processes.",
+    help="Images per step and process; under torchrun a step sees batch-size x processes (default: the table's).",
 )
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=float, help="Learning rate (default: the table's).")
+@click.option("--schedule", type=click.Choice(sorted(SCHEDULES)),
+              help="Learning-rate schedule; onecycle and warmup-cosine step per batch (default: the table's).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--image-size", type=int, help="Input size in pixels (default: the model's).")
+@click.option("--image-size", type=int, help="Input size in pixels (default: the table's, else the model's).")
 @click.option("--augment", help="Augmentation preset name (default: the dataset's pipeline or type preset).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option(
@@ -123,9 +124,10 @@ def train(
     snapshot: str | None,
     directory: str | None,
     model: str | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    schedule: str | None,
     seed: int,
     image_size: int | None,
     augment: str | None,
@@ -145,23 +147,26 @@ def train(
     from .from_store import resume_run, train_dataset
 
     ws = _ws(ctx)
-    bar = _ProgressBar(epochs, quiet=False, batch_size=batch_size)
+    bar = _ProgressBar(epochs or 0, quiet=False, batch_size=batch_size or 0)
     if resume_id:
         summary = resume_run(ws, resume_id, [bar])
     else:
         ds = ws.dataset(name)
         cfg_augment: Any = augment if augment else ds.augment_config()
+        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule,
+                 "image_size": image_size}
+        chosen, why = _table_defaults(ds, snapshot, directory, given)
+        echo(why["note"], err=True)
+        bar.batch_size = int(chosen["batch_size"])
         config = TrainConfig(
             model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
+            **chosen,
             seed=seed,
-            image_size=image_size,
             augment=cfg_augment,
             device=device,
             weights=str(weights) if weights else None,
             patience=patience,
+            extra={"defaults": why},
         )
         summary = train_dataset(ws, name, config, snapshot=snapshot, directory=directory, callbacks=[bar])
     if not is_main_process():  # the other processes of a torchrun job: rank 0 reports
@@ -184,6 +189,22 @@ def train(
         shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, (int, float)))
         echo(f"run {summary['run_id']} {summary['status']}: test {shown}")
         echo(f"run folder: {summary['run_dir']}")
+
+
+def _table_defaults(ds: Any, snapshot: str | None, directory: str | None,
+                   given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings not given on the command line from the defaults table (by the dataset's type and the
+    size of its training split), and what was chosen and why (kept in the run's params: the table's row,
+    the flags given, the line printed)."""
+    from .defaults import choose_defaults
+    from .from_store import source_from_dataset
+
+    n_train = source_from_dataset(ds, snapshot=snapshot, directory=directory, require_train=False).counts()["train"]
+    row = choose_defaults(ds.type, n_train)
+    chosen = {k: (v if given.get(k) is None else given[k]) for k, v in row.settings().items()}
+    flags = [f"--{k.replace('_', '-')} {given[k]}" for k in row.settings() if given.get(k) is not None]
+    note = row.describe() + (f" (given: {', '.join(flags)})" if flags else "")
+    return chosen, {"table": row.to_dict(), "given": flags, "note": note}
 
 
 @click.command()

@@ -20,6 +20,7 @@ model = 'small-cnn'
 epochs = 12
 batch_size = 64
 lr = 0.002
+schedule = 'onecycle'
 seed = 0
 image_size = 0
 augment_preset = ''
@@ -39,7 +40,8 @@ print(f'training on {dataset}' + (f' snapshot {snapshot}' if snapshot else ' (li
 # %%
 from workbench.service import TrainConfig
 
-config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size or None,
+config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
+                     image_size=image_size or None,
                      augment=augment_preset or ds.augment_config())
 config
 
