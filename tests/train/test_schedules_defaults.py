@@ -102,8 +102,8 @@ def test_size_buckets_and_table_rows():
         for row in rows.values():
             TrainConfig(**{k: v for k, v in row.settings().items()})  # every row is a valid config
     det = choose_defaults("detection", 160)
-    assert (det.bucket, det.batch_size, det.dataset_type, det.train_examples) == ("small", 8, "detection", 160)
-    assert "batch 8" in det.describe() and "160 training examples" in det.describe() and det.why in det.describe()
+    assert (det.bucket, det.batch_size, det.dataset_type, det.train_examples) == ("small", 4, "detection", 160)
+    assert "batch 4" in det.describe() and "160 training examples" in det.describe() and det.why in det.describe()
     assert choose_defaults("classification", 20_000).epochs < choose_defaults("classification", 100).epochs
     with pytest.raises(UnknownNameError, match="detection"):
         choose_defaults("keypoints", 10)

@@ -61,10 +61,10 @@ DEFAULTS: dict[str, Any] = {
 # steps (small batches) and a one-cycle schedule that ends low in a fixed number of epochs.
 QUICK: dict[str, dict[str, Any]] = {
     "classification": {"sample_count": 500, "epochs": 5, "batch_size": 32, "schedule": "onecycle"},
-    "detection": {"sample": "shapes-detection", "model": "", "sample_count": 200, "epochs": 8, "batch_size": 8,
-                  "lr": 0.002, "schedule": "onecycle", "image_size": 96, "augment_preset": ""},
-    "segmentation": {"sample": "shapes-segmentation", "model": "", "sample_count": 150, "epochs": 8,
-                     "batch_size": 8, "lr": 0.002, "schedule": "onecycle", "image_size": 96, "augment_preset": ""},
+    "detection": {"sample": "shapes-detection", "model": "", "sample_count": 240, "epochs": 6, "batch_size": 4,
+                  "lr": 0.001, "schedule": "onecycle", "image_size": 96, "augment_preset": ""},
+    "segmentation": {"sample": "shapes-segmentation", "model": "", "sample_count": 150, "epochs": 6,
+                     "batch_size": 4, "lr": 0.001, "schedule": "onecycle", "image_size": 96, "augment_preset": ""},
     "anomaly": {"sample": "shapes-anomaly", "model": "", "sample_count": 80, "epochs": 2, "batch_size": 16,
                 "lr": 0.001, "schedule": "cosine", "augment_preset": ""},
 }
