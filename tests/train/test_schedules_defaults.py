@@ -94,7 +94,7 @@ def test_trainer_steps_a_per_batch_schedule_after_every_batch(schedule, tmp_path
 
 
 def test_size_buckets_and_table_rows():
-    assert [size_bucket(n) for n in (10, 149, 150, 999, 1000, 9999, 10_000, 10**7)] == [
+    assert [size_bucket(n) for n in (10, 99, 100, 299, 300, 2999, 3000, 10**7)] == [
         "tiny", "tiny", "small", "small", "medium", "medium", "large", "large"]
     names = [b for b, _ in SIZE_BUCKETS]
     for dtype, rows in DEFAULTS_TABLE.items():
