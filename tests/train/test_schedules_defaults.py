@@ -147,3 +147,24 @@ def test_cli_train_schedule_flag(tmp_path, capsys):
     assert "given: --batch-size 16, --lr 0.004, --schedule warmup-cosine, --epochs 1" in err
     cfg = _params(home)["config"]
     assert (cfg["schedule"], cfg["lr"], cfg["batch_size"]) == ("warmup-cosine", 0.004, 16)
+
+
+def test_loop_params_take_a_checked_schedule(tmp_path):
+    from workbench.errors import ValidationError
+    from workbench.loop.params import QUICK, load_params
+
+    p = tmp_path / "p.yaml"
+    p.write_text("dataset_type: detection\nschedule: warmup-cosine\n")
+    params = load_params(p, quick=True)
+    assert params["schedule"] == "warmup-cosine"  # the file's value, not --quick's
+    # --quick fills the rest for the file's type: its sample and the type's default model
+    assert (params["sample"], params["model"]) == ("shapes-detection", "")
+    assert params["batch_size"] == QUICK["detection"]["batch_size"]
+    for bad in ("bogus", "1", "ONECYCLE"):
+        p.write_text(f"schedule: '{bad}'\n")
+        with pytest.raises(ValidationError, match="onecycle") as exc:
+            load_params(p)
+        assert exc.value.field == "schedule"
+    p.write_text("schedule: 3\n")
+    with pytest.raises(ValidationError, match="expected a string"):
+        load_params(p)
