@@ -74,7 +74,8 @@ _DET_WHY = ("R-CNN detectors from scratch need many small steps (batch 32 stalle
             "0.96; at equal epochs batch 4 beat batch 8)")
 _SEG_WHY = "Mask R-CNN from scratch: as detection, small batches and many steps"
 _CLS_WHY = "small CNNs learn fast; one-cycle reaches full accuracy in a fixed number of epochs"
-_ANO_WHY = "PatchCore fits its memory in one pass (epochs only matter for the autoencoder)"
+_ANO_WHY = ("PatchCore fits its memory in one pass (epochs and schedule only matter for the autoencoder; plateau, "
+            "as PatchCore takes no optimizer step that a per-epoch schedule could follow)")
 
 DEFAULTS_TABLE: dict[str, dict[str, Defaults]] = {
     TaskType.CLASSIFICATION: {
@@ -96,10 +97,10 @@ DEFAULTS_TABLE: dict[str, dict[str, Defaults]] = {
         "large": Defaults(16, 1e-3, "warmup-cosine", 6, None, _SEG_WHY + "; large data: batch 16, fewer epochs"),
     },
     TaskType.ANOMALY: {
-        "tiny": Defaults(16, 1e-3, "cosine", 10, None, _ANO_WHY),
-        "small": Defaults(16, 1e-3, "cosine", 10, None, _ANO_WHY),
-        "medium": Defaults(32, 1e-3, "cosine", 8, None, _ANO_WHY),
-        "large": Defaults(64, 1e-3, "cosine", 5, None, _ANO_WHY),
+        "tiny": Defaults(16, 1e-3, "plateau", 10, None, _ANO_WHY),
+        "small": Defaults(16, 1e-3, "plateau", 10, None, _ANO_WHY),
+        "medium": Defaults(32, 1e-3, "plateau", 8, None, _ANO_WHY),
+        "large": Defaults(64, 1e-3, "plateau", 5, None, _ANO_WHY),
     },
 }
 
