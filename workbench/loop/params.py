@@ -66,7 +66,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "segmentation": {"sample": "shapes-segmentation", "model": "", "sample_count": 150, "epochs": 6,
                      "batch_size": 4, "lr": 0.001, "schedule": "onecycle", "image_size": 96, "augment_preset": ""},
     "anomaly": {"sample": "shapes-anomaly", "model": "", "sample_count": 80, "epochs": 2, "batch_size": 16,
-                "lr": 0.001, "schedule": "cosine", "augment_preset": ""},
+                "lr": 0.001, "schedule": "plateau", "augment_preset": ""},
 }
 
 MAX_FILE_BYTES = 1 << 20
