@@ -33,6 +33,7 @@ class _ProgressBar:
         self.epoch = 0
         self.train_closed = True  # the current epoch's step bar has ended
         self.printer = ProgressPrinter()
+        self.note = ""  # said when training starts (the defaults chosen); an error before it stays one line
 
     # the Callback protocol (duck-typed; see workbench.train.callbacks.Callback)
     def on_fit_start(self, info: dict[str, Any]) -> None:
@@ -41,6 +42,8 @@ class _ProgressBar:
             -(-n // self.batch_size) if self.batch_size and n else None
         )
         self.epochs = int(info.get("epochs") or self.epochs)
+        if self.note and not self.quiet:
+            click.echo(self.note, err=True)
         if not self.quiet:
             procs = int(info.get("processes") or 1)
             click.echo(
@@ -244,7 +247,7 @@ def train(
         given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule,
                  "image_size": image_size}
         chosen, why = _table_defaults(ds, snapshot, directory, given)
-        echo(why["note"], err=True)
+        bar.note = why["note"]
         bar.batch_size = int(chosen["batch_size"])
         with _flag_names():
             config = TrainConfig(
