@@ -168,3 +168,39 @@ def test_loop_params_take_a_checked_schedule(tmp_path):
     p.write_text("schedule: 3\n")
     with pytest.raises(ValidationError, match="expected a string"):
         load_params(p)
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAfterEpoch(Callback):
+    def __init__(self, n):
+        self.n = n
+
+    def on_epoch_end(self, record):
+        if record["epoch"] == self.n:
+            raise _Crash
+
+
+_TIMES = ("data_time", "step_time", "train_time", "val_time", "epoch_time", "images_per_s", "data_share")
+
+
+def test_resumed_one_cycle_run_continues_the_schedule(tmp_path):
+    """A killed one-cycle run resumes mid-schedule (the scheduler's step count is in last.pt): same rates,
+    same numbers as the uninterrupted run."""
+    from workbench.train.runs import load_run
+    from workbench.train.trainer import resume
+
+    src = sample_source("digits", 300)
+    cfg = quick_config(model="small-cnn", image_size=16, epochs=3, batch_size=32, lr=0.01, schedule="onecycle")
+    whole = Trainer(cfg, src, tmp_path / "whole").fit()
+    with pytest.raises(_Crash):
+        Trainer(cfg, src, tmp_path / "r", [_CrashAfterEpoch(1)]).fit()
+    resumed = resume(tmp_path / "r", src)
+    assert resumed["test"] == whole["test"]
+
+    def numbers(path):
+        return [{k: v for k, v in h.items() if k not in _TIMES} for h in load_run(path).history]
+
+    assert numbers(tmp_path / "r") == numbers(tmp_path / "whole")
