@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
-from . import aggregates
+from . import aggregates, store
 from .records import STATUSES, ClassDef
 
 if TYPE_CHECKING:
@@ -156,14 +156,14 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
     end) or the shadow of :func:`import_new` (written under it; :func:`import_new` makes it visible)."""
     ws = ds.workspace
     row = ws.conn.execute("SELECT * FROM pending_imports WHERE shadow_id=?", (ds.id,)).fetchone()
-    known = ds._known_blobs([p[2] for p in prepared])
+    known = store.known_blobs(ws.conn, [p[2] for p in prepared])
     if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
             ids = _write(ds, ds.id, prepared, author, splits, keys, known)
             with _short_tx(ws) as conn:
-                ds._keep_source(batch_classes, source_info)
+                store.keep_source(conn, ds.id, batch_classes, source_info)
                 if directory:
-                    d = ds._directory_id(directory, create=True)
+                    d = ds.directory_id(directory, create=True)
                     conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in ids])
             return ids
         except BaseException:  # import_new removes the rows; the image rows this import added go too
@@ -226,7 +226,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
            splits: list[str], keys: list[float], known: set[str]) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go."""
-    from .dataset import _json_or_null
+    from .store import json_or_null
     from .workspace import now
 
     ws = ds.workspace
@@ -270,11 +270,11 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
                         """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
                            source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
                         (shadow, digest, item.file_name, info.width, info.height, splits[i], keys[i], status,
-                         item.source, stamp, stamp, _json_or_null(item.origin)))
+                         item.source, stamp, stamp, json_or_null(item.origin)))
                     ex_id = int(cur.lastrowid or 0)
                     new_ids.append(ex_id)
                 else:
-                    ann_rows.append(ds._ann_row(ex_id, v, class_ids, v.author or author, v.created_at or stamp))
+                    ann_rows.append(store.annotation_row(ds.id, ex_id, v, class_ids, v.author or author, v.created_at or stamp))
             if ann_rows:  # ids are handed out in order inside this transaction: the range is exactly these
                 first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
                 conn.executemany(
@@ -310,11 +310,11 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
                 pos += 1
         aggregates.move_examples(conn, shadow, ds.id)  # O(examples), set-based
         _drop_shadow(conn, shadow)
-        ds._keep_source(batch_classes, source_info)
+        store.keep_source(conn, ds.id, batch_classes, source_info)
         if directory:
-            d = ds._directory_id(directory, create=True)
+            d = ds.directory_id(directory, create=True)
             conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in new_ids])
-        ds._touch()
+        store.touch(conn, ds.id)
 
 
 def _drop_shadow(conn: sqlite3.Connection, shadow: int) -> None:

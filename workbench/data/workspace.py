@@ -24,7 +24,7 @@ from .splits import SplitSettings
 if TYPE_CHECKING:
     from .dataset import Dataset
 
-__all__ = ["Workspace", "default_home", "now"]
+__all__ = ["Workspace", "default_home", "now", "check_new_name"]
 
 DB_NAME = "workbench.db"
 
@@ -37,7 +37,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _check_name(name: str, what: str) -> str:
+def check_new_name(name: str, what: str) -> str:
     """A dataset or directory name on creation: see :func:`workbench.text.check_name` (no control or bidi
     characters, at most 200 characters), and no / or \\ either."""
     if not isinstance(name, str) or not name.strip() or name != name.strip():
@@ -120,7 +120,7 @@ class Workspace:
     ) -> Dataset:
         from .dataset import Dataset
 
-        _check_name(name, "dataset")
+        check_new_name(name, "dataset")
         if type not in TASK_TYPES:
             raise ValidationError(f"unknown dataset type {type!r}; valid: {', '.join(TASK_TYPES)}",
                                   field="type")
