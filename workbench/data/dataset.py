@@ -167,13 +167,13 @@ class Dataset:
                 batch.report.note(f"dataset '{self.name}' keeps the info / licenses of its first source")
             if nested or not staged.worth_staging(prepared):
                 return self._insert_prepared(prepared, batch.classes, author, directory, batch.info)
-            splits, keys = self._plan_splits(prepared)
+            splits, keys = self.plan_splits(prepared)
             ids = staged.import_prepared(self, prepared, batch.classes, author, directory, splits, keys,
                                          batch.info)
         except BaseException:
-            self._drop_unreferenced(written, rolled_back_later=nested)
+            self.drop_unreferenced(written, rolled_back_later=nested)
             raise
-        self._warm_duplicates()
+        self.warm_duplicates()
         return ids
 
     def _prepare(self, batch: ImportBatch, source_file: str | None,
@@ -223,8 +223,9 @@ class Dataset:
         reading.close()
         return prepared
 
-    def _drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
-        """Remove image files this import wrote, unless a committed row points at them.
+    def drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
+        """Remove image files an import wrote, unless a committed row points at them (a failed import's
+        clean-up: :meth:`import_batch` and the bulk import call it).
 
         Inside an enclosing transaction the rows this import inserted will be rolled back, so every file
         it wrote goes. Other writers re-check their files inside their own transaction (see
@@ -258,7 +259,7 @@ class Dataset:
                     self.conn.execute(store.KEEP_CLASS_ORIGIN_BY_ID, (json_or_null(c.origin), ids[c.name]))
             if source_info:
                 self.conn.execute(store.KEEP_SOURCE_INFO, (json_or_null(source_info), self.id))
-            splits, keys = self._plan_splits(prepared, settings)
+            splits, keys = self.plan_splits(prepared, settings)
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)
@@ -287,10 +288,10 @@ class Dataset:
             if dir_id is not None:
                 self.conn.executemany(store.INSERT_MEMBER, [(dir_id, e) for e in new_ids])
             self._touch()
-        self._warm_duplicates()
+        self.warm_duplicates()
         return new_ids
 
-    def _plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
+    def plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
         """The split and split key of each prepared item (explicit ones kept, the rest assigned; copies of one
         source image kept together). Sets ``split_notes``."""
         settings = settings or self.split_settings
@@ -313,7 +314,7 @@ class Dataset:
         """Every example as the split grouping sees it (file name, image, pHash, split), by id."""
         return [Member(*r) for r in self.conn.execute(store.SPLIT_MEMBERS, (self.id,))]
 
-    def _warm_duplicates(self) -> None:
+    def warm_duplicates(self) -> None:
         """Bring the kept duplicate search up to date now that examples came in (only the new images are
         compared; a large import searches them all), so the next ``stats`` reads it instead. Best effort,
         after the import committed: if an image cannot be hashed, ``stats`` says so when asked."""

@@ -114,9 +114,9 @@ def check_image(data: bytes, *, file: str | None = None, record: object | None =
         fmt = im.format
         grey = thumbnail_source(im)  # the decode
         thumb = np.asarray(grey.resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.float64)
-    from .duplicates import _hash_thumbnails
+    from .duplicates import hash_thumbnails
 
-    value = int(_hash_thumbnails(thumb[None])[0])
+    value = int(hash_thumbnails(thumb[None])[0])
     return ImageCheck(int(w), int(h), fmt, digest, len(data), f"{value:016x}")
 
 

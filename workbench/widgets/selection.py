@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from ..data.records import Annotation
 from ..errors import NotFoundError
 from .geometry import clamp_box
-from .tools import _moved
+from .tools import moved_by
 
 if TYPE_CHECKING:
     from .canvas_state import CanvasSettings
@@ -97,7 +97,7 @@ class Selection:
         sel = self.selected
         if sel is None:
             return
-        moved = _moved(sel, dx, dy, *self.image_size)
+        moved = moved_by(sel, dx, dy, *self.image_size)
         if moved is None:
             self.say("this shape cannot move by key")
             return

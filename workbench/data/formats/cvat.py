@@ -48,7 +48,7 @@ from ._common import (
 from ._fit import fit, report
 from ._rle import rle_from_array, rle_to_array
 from .paths import is_hidden, safe_join
-from .voc import _parse_xml
+from .voc import parse_xml
 
 __all__ = ["read", "write", "SUBSETS"]
 
@@ -274,7 +274,7 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
     else:
         img_root = (path.parent / "images") if (path.parent / "images").is_dir() else path.parent
         img_root = img_root.resolve()
-    root = _parse_xml(path)
+    root = parse_xml(path)
     if root.tag != "annotations":
         raise ImportFormatError(f"root element is <{root.tag}>, expected <annotations>", file=file)
     if root.find("track") is not None:

@@ -165,11 +165,11 @@ def _config_labels(config: Path) -> tuple[list[str], list[str | None]]:
     """Label / Choice values and background colours of a labelling config, in order (empty without one)."""
     if not config.is_file():
         return [], []
-    from .voc import _parse_xml
+    from .voc import parse_xml
 
     names: list[str] = []
     colors: list[str | None] = []
-    for el in _parse_xml(config).iter():
+    for el in parse_xml(config).iter():
         if el.tag in ("Label", "Choice") and el.get("value") and el.get("value") not in names:
             names.append(el.get("value"))
             colors.append(el.get("background") if str(el.get("background", "")).startswith("#") else None)

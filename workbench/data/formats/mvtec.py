@@ -64,9 +64,9 @@ def is_mvtec(root: Path) -> bool:
 
 
 def _region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
-    from .anomaly_folder import _region as region
+    from .anomaly_folder import mask_region
 
-    return region(mask_path, size, rec=rec)
+    return mask_region(mask_path, size, rec=rec)
 
 
 def _category(folder: Path, root: Path, name: str | None, missing: Counter[str]) -> list[ImportItem]:
@@ -156,7 +156,7 @@ def write(
 ) -> list[Path]:
     """Write an MVTec AD tree into ``out``; see the module doc. Returns the files written."""
     from ...errors import ValidationError
-    from .anomaly_folder import _mask_png
+    from .anomaly_folder import mask_png
     from .imagefolder import single_label
 
     check_type("mvtec", dataset_type, ("anomaly",))
@@ -188,7 +188,7 @@ def write(
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: where[ex.id]):
         written.append(path)
         ann, gt = anns[ex.id]
-        png = _mask_png(ann, ex) if ann.label == "anomalous" else None
+        png = mask_png(ann, ex) if ann.label == "anomalous" else None
         if png is not None:
             written.append(write_file(out, f"{gt}/{Path(name).stem}_mask.png", png))
     return written

@@ -60,12 +60,12 @@ from .voc_fields import (
     text,
 )
 
-__all__ = ["read", "write", "LABELS_FILE", "LABELMAP_FILE"]
+__all__ = ["read", "write", "LABELS_FILE", "LABELMAP_FILE", "parse_xml"]
 
 LABELS_FILE = "labels.txt"
 
 
-def _parse_xml(path: Path) -> Any:
+def parse_xml(path: Path) -> Any:
     import defusedxml
     import defusedxml.ElementTree as DET
 
@@ -181,7 +181,7 @@ def read(
     for xml_path in xmls:
         file, rec = str(xml_path), xml_path.stem
         safe_join(root, f"Annotations/{xml_path.name}", file=file, record=rec)  # no symlink out
-        doc = _parse_xml(xml_path)
+        doc = parse_xml(xml_path)
         if doc.tag != "annotation":
             raise ImportFormatError(
                 f"root element is <{doc.tag}>, expected <annotation>", file=file, record=rec
