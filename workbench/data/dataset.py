@@ -42,6 +42,7 @@ from .records import (
 from .split_groups import Member, assign_grouped
 from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, split_key
 from .store import json_of, json_or_null
+from .task_types import type_info
 from .workspace import check_new_name, now
 
 if TYPE_CHECKING:
@@ -107,8 +108,10 @@ class Dataset:
 
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str, color: str | None = None) -> ClassDef:
-        if self.type == "anomaly":
-            raise ValidationError("anomaly datasets have the fixed classes good and anomalous", field="classes")
+        dtype = self.type
+        if type_info(dtype).fixed_classes:
+            raise ValidationError(f"{dtype} datasets have the fixed classes {' and '.join(type_info(dtype).fixed_names)}",
+                                  field="classes")
         with self._tx():
             pos = self.conn.execute(store.NEXT_CLASS_POSITION, (self.id,)).fetchone()[0]
             c = ClassDef(name, color or default_color(pos))
@@ -128,8 +131,9 @@ class Dataset:
                 raise NotFoundError(f"dataset '{self.name}' has no class '{old}'")
             if new in ids:
                 raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{new}'")
-            if self.type == "anomaly":
-                raise ValidationError("anomaly classes good and anomalous cannot be renamed", field="classes")
+            fixed = type_info(self.type).fixed_names
+            if fixed:
+                raise ValidationError(f"{self.type} classes {' and '.join(fixed)} cannot be renamed", field="classes")
             self.conn.execute(store.RENAME_CLASS, (new, ids[old]))
             self._touch()
 
@@ -180,9 +184,7 @@ class Dataset:
                  progress: ProgressFn | None = None) -> list[tuple[Any, bytes, str, Any]]:
         """Validate every item of ``batch`` (limits first, then images and annotations) before any write."""
         dtype = self.type
-        if batch.type is not None and batch.type != dtype and not (
-            dtype == "segmentation" and batch.type == "detection"
-        ):
+        if batch.type is not None and batch.type not in type_info(dtype).takes:
             raise ValidationError(
                 f"the source holds {batch.type} data but dataset '{self.name}' is {dtype}",
                 file=source_file or batch.source or None, field="type",
@@ -250,8 +252,8 @@ class Dataset:
             pos = len(ids)
             for c in batch_classes:
                 if c.name not in ids:
-                    if self.type == "anomaly":
-                        raise ValidationError(f"anomaly datasets have no class '{c.name}'", field="classes")
+                    if type_info(self.type).fixed_classes:
+                        raise ValidationError(f"{self.type} datasets have no class '{c.name}'", field="classes")
                     cur = self.conn.execute(store.INSERT_CLASS, (self.id, c.name, c.color, pos))
                     ids[c.name] = int(cur.lastrowid or 0)
                     pos += 1
@@ -462,7 +464,7 @@ class Dataset:
 
     def set_label(self, example_id: int, label: str, author: str = "") -> Annotation:
         """Classification / anomaly: set the example's class (replacing the previous one)."""
-        kind = "anomaly" if self.type == "anomaly" else "label"
+        kind = type_info(self.type).label_kind or "label"  # another type refuses it by kind
         return self.add_annotation(example_id, Annotation(kind=kind, label=label), author)
 
     def _ann_example(self, annotation_id: int, version: int | None = None) -> int:

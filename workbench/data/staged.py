@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
 from . import aggregates, store
 from .records import STATUSES, ClassDef
+from .task_types import type_info
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -174,8 +175,8 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
     with _owner_lock(ws, owner, wait=True), _removed_after(ws, owner):
         have = {c.name for c in ds.classes}
         new_classes = [c for c in batch_classes if c.name not in have]
-        if new_classes and ds.type == "anomaly":
-            raise ValidationError(f"anomaly datasets have no class '{new_classes[0].name}'", field="classes")
+        if new_classes and type_info(ds.type).fixed_classes:
+            raise ValidationError(f"{ds.type} datasets have no class '{new_classes[0].name}'", field="classes")
         shadow = _begin(ws, ds.type, ds.split_settings, new_classes, ds.id, ds.name, owner)
         try:
             ids = _write(ds, shadow, prepared, author, splits, keys, known)

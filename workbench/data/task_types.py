@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from ..errors import UnknownNameError
 
-__all__ = ["TaskType", "TypeInfo", "TYPE_INFO", "task_type", "type_info"]
+__all__ = ["TaskType", "TypeInfo", "TYPE_INFO", "REGION_TYPES", "task_type", "type_info", "region_type"]
 
 
 class TaskType(StrEnum):
@@ -32,20 +32,38 @@ class TypeInfo:
     ``kinds``: the annotation kinds it accepts. ``image_level``: the ground truth is one label per image
     (classification, anomaly), predicted per image. ``regions``: the ground truth is boxes / instances
     with a class, evaluated with COCO. ``masks``: regions carry masks (COCO ``segm`` as well as ``bbox``).
+    ``label_kind``: the annotation kind of an image-level label (None: the type has none).
+    ``fixed_classes``: ``(name, colour)`` of classes the type always has and no other (empty: any classes).
+    ``takes``: the types of source data a dataset of this type imports (its own, and data it holds more of:
+    a segmentation dataset takes boxes too).
     """
 
     kinds: tuple[str, ...]
     image_level: bool
     regions: bool
     masks: bool
+    label_kind: str | None = None
+    fixed_classes: tuple[tuple[str, str], ...] = ()
+    takes: tuple[str, ...] = ()
+
+    @property
+    def fixed_names(self) -> tuple[str, ...]:
+        """The names of :attr:`fixed_classes`."""
+        return tuple(name for name, _color in self.fixed_classes)
 
 
 TYPE_INFO: dict[TaskType, TypeInfo] = {
-    TaskType.CLASSIFICATION: TypeInfo(("label",), image_level=True, regions=False, masks=False),
-    TaskType.DETECTION: TypeInfo(("box",), image_level=False, regions=True, masks=False),
-    TaskType.SEGMENTATION: TypeInfo(("polygon", "mask", "box"), image_level=False, regions=True, masks=True),
-    TaskType.ANOMALY: TypeInfo(("anomaly",), image_level=True, regions=False, masks=False),
+    TaskType.CLASSIFICATION: TypeInfo(("label",), image_level=True, regions=False, masks=False, label_kind="label",
+                                      takes=(TaskType.CLASSIFICATION,)),
+    TaskType.DETECTION: TypeInfo(("box",), image_level=False, regions=True, masks=False,
+                                 takes=(TaskType.DETECTION,)),
+    TaskType.SEGMENTATION: TypeInfo(("polygon", "mask", "box"), image_level=False, regions=True, masks=True,
+                                    takes=(TaskType.SEGMENTATION, TaskType.DETECTION)),
+    TaskType.ANOMALY: TypeInfo(("anomaly",), image_level=True, regions=False, masks=False, label_kind="anomaly",
+                               fixed_classes=(("good", "#2ca02c"), ("anomalous", "#d62728")),
+                               takes=(TaskType.ANOMALY,)),
 }
+REGION_TYPES: tuple[TaskType, ...] = tuple(t for t, info in TYPE_INFO.items() if info.regions)  # boxes / instances
 
 
 def task_type(value: str) -> TaskType:
@@ -59,3 +77,9 @@ def task_type(value: str) -> TaskType:
 def type_info(value: str) -> TypeInfo:
     """The :class:`TypeInfo` of dataset type ``value`` (a :class:`TaskType` or its string)."""
     return TYPE_INFO[task_type(value)]
+
+
+def region_type(*, masks: bool) -> TaskType:
+    """The type of region data with (segmentation) or without masks (detection): what a reader that finds
+    polygons or only boxes reports."""
+    return next(t for t, info in TYPE_INFO.items() if info.regions and info.masks == masks)

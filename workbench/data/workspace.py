@@ -18,8 +18,9 @@ from ..text import check_name
 from . import db, history, staged
 from .blobs import BlobStore
 from .limits import check_classes
-from .records import ANOMALY_CLASSES, TASK_TYPES, ClassDef, default_color
+from .records import TASK_TYPES, ClassDef, default_color
 from .splits import SplitSettings
+from .task_types import type_info
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -126,16 +127,17 @@ class Workspace:
                                   field="type")
         class_defs = parse_classes(classes)
         check_classes(name, len(class_defs))
-        if type == "anomaly":
+        fixed = type_info(type).fixed_classes
+        if fixed:
             given = {c.name: c for c in class_defs}
-            extra = set(given) - set(ANOMALY_CLASSES)
+            extra = set(given) - {n for n, _c in fixed}
             if extra:
                 raise ValidationError(
-                    f"anomaly datasets have the classes good and anomalous only, not {', '.join(sorted(extra))}",
+                    f"{type} datasets have the classes {' and '.join(type_info(type).fixed_names)} only, not "
+                    f"{', '.join(sorted(extra))}",
                     field="classes",
                 )
-            class_defs = [given.get(n, ClassDef(n, c)) for n, c in zip(ANOMALY_CLASSES, ("#2ca02c", "#d62728"),
-                                                                         strict=True)]
+            class_defs = [given.get(n, ClassDef(n, c)) for n, c in fixed]
         settings = (splits or SplitSettings()).to_dict()
         with self.transaction():
             if self.conn.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ...errors import ImportFormatError, ValidationError
 from ..records import ANOMALY_CLASSES, SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import TaskType
 from . import mvtec
 from ._common import (
     check_type,
@@ -134,7 +135,7 @@ def read(src: Path) -> ImportBatch:
                     field="mask",
                 )
     classes = make_classes(list(ANOMALY_CLASSES))
-    return ImportBatch(items=items, classes=classes, type="anomaly", source=f"anomaly-folder:{root}")
+    return ImportBatch(items=items, classes=classes, type=TaskType.ANOMALY, source=f"anomaly-folder:{root}")
 
 
 def mask_png(ann: Annotation, ex: Example) -> bytes | None:
@@ -170,7 +171,7 @@ def write(
     skip_unlabeled: bool = False,
 ) -> list[Path]:
     """Write an anomaly folder into ``out``; returns the files written."""
-    check_type("anomaly-folder", dataset_type, ("anomaly",))
+    check_type("anomaly-folder", dataset_type, (TaskType.ANOMALY,))
     keep: list[tuple[Example, Annotation]] = []
     for ex in examples:
         label = single_label(ex, "anomaly")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ...errors import ImportFormatError
 from ..records import ANOMALY_CLASSES, SPLITS, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import TaskType
 from ._common import (
     check_type,
     export_images,
@@ -134,7 +135,7 @@ def read(src: Path) -> ImportBatch:
         items = [it for d in _dirs(root) for it in _category(d, root, d.name, missing)]
     if not items:
         raise ImportFormatError("no images found in the MVTec AD folders", file=str(root))
-    batch = ImportBatch(items=items, classes=make_classes(list(ANOMALY_CLASSES)), type="anomaly",
+    batch = ImportBatch(items=items, classes=make_classes(list(ANOMALY_CLASSES)), type=TaskType.ANOMALY,
                         source=f"anomaly-folder:{root}")
     for reason, n in missing.items():
         batch.report.note(f"{n} {reason}")
@@ -159,7 +160,7 @@ def write(
     from .anomaly_folder import mask_png
     from .imagefolder import single_label
 
-    check_type("mvtec", dataset_type, ("anomaly",))
+    check_type("mvtec", dataset_type, (TaskType.ANOMALY,))
     where: dict[int, str] = {}
     anns = {}
     cats = [next((a.attributes.get("category") for a in ex.truth()), None) for ex in examples]
