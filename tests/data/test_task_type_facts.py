@@ -29,10 +29,11 @@ def test_facts():
     assert {t: i.label_kind for t, i in TYPE_INFO.items()} == {
         TaskType.CLASSIFICATION: "label", TaskType.DETECTION: None, TaskType.SEGMENTATION: None,
         TaskType.ANOMALY: "anomaly"}
-    assert {t: i.takes for t, i in TYPE_INFO.items() if i.takes != (t,)} == {
-        TaskType.SEGMENTATION: (TaskType.SEGMENTATION, TaskType.DETECTION)}
+    assert {t: i.also_takes for t, i in TYPE_INFO.items() if i.also_takes} == {
+        TaskType.SEGMENTATION: (TaskType.DETECTION,)}
     assert [t for t, i in TYPE_INFO.items() if i.fixed_classes] == [TaskType.ANOMALY]
-    assert type_info("anomaly").fixed_names == ANOMALY_CLASSES == ("good", "anomalous")
+    assert type_info("anomaly").fixed_classes == ANOMALY_CLASSES == ("good", "anomalous")
+    assert len(type_info("anomaly").fixed_colors) == 2
     for t, info in TYPE_INFO.items():
         assert (info.label_kind is not None) == info.image_level, t
         assert info.label_kind is None or info.label_kind in info.kinds, t

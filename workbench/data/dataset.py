@@ -110,7 +110,7 @@ class Dataset:
     def add_class(self, name: str, color: str | None = None) -> ClassDef:
         dtype = self.type
         if type_info(dtype).fixed_classes:
-            raise ValidationError(f"{dtype} datasets have the fixed classes {' and '.join(type_info(dtype).fixed_names)}",
+            raise ValidationError(f"{dtype} datasets have the fixed classes {' and '.join(type_info(dtype).fixed_classes)}",
                                   field="classes")
         with self._tx():
             pos = self.conn.execute(store.NEXT_CLASS_POSITION, (self.id,)).fetchone()[0]
@@ -131,7 +131,7 @@ class Dataset:
                 raise NotFoundError(f"dataset '{self.name}' has no class '{old}'")
             if new in ids:
                 raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{new}'")
-            fixed = type_info(self.type).fixed_names
+            fixed = type_info(self.type).fixed_classes
             if fixed:
                 raise ValidationError(f"{self.type} classes {' and '.join(fixed)} cannot be renamed", field="classes")
             self.conn.execute(store.RENAME_CLASS, (new, ids[old]))
@@ -184,7 +184,7 @@ class Dataset:
                  progress: ProgressFn | None = None) -> list[tuple[Any, bytes, str, Any]]:
         """Validate every item of ``batch`` (limits first, then images and annotations) before any write."""
         dtype = self.type
-        if batch.type is not None and batch.type not in type_info(dtype).takes:
+        if batch.type is not None and batch.type != dtype and batch.type not in type_info(dtype).also_takes:
             raise ValidationError(
                 f"the source holds {batch.type} data but dataset '{self.name}' is {dtype}",
                 file=source_file or batch.source or None, field="type",

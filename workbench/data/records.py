@@ -43,7 +43,7 @@ TASK_TYPES = tuple(t.value for t in TaskType)
 ANNOTATION_KINDS = ("label", "box", "polygon", "mask", "anomaly")
 SPLITS = ("train", "val", "test")
 STATUSES = ("new", "annotated", "reviewed")
-ANOMALY_CLASSES = TYPE_INFO[TaskType.ANOMALY].fixed_names  # ("good", "anomalous")
+ANOMALY_CLASSES = TYPE_INFO[TaskType.ANOMALY].fixed_classes  # ("good", "anomalous")
 
 # Which annotation kinds each dataset type accepts.
 KINDS_FOR_TYPE: dict[str, tuple[str, ...]] = {t.value: info.kinds for t, info in TYPE_INFO.items()}

@@ -95,7 +95,7 @@ def _merge_type(a: str | None, b: str | None, file: str) -> str | None:
     if a is None or b is None or a == b:
         return a or b
     for wide, narrow in ((a, b), (b, a)):  # a segmentation dataset takes boxes too
-        if wide in TASK_TYPES and narrow in type_info(wide).takes:
+        if wide in TASK_TYPES and narrow in type_info(wide).also_takes:
             return wide
     raise ImportFormatError(f"the parts hold different kinds of data ({a} and {b})", file=file)
 

@@ -32,36 +32,32 @@ class TypeInfo:
     ``kinds``: the annotation kinds it accepts. ``image_level``: the ground truth is one label per image
     (classification, anomaly), predicted per image. ``regions``: the ground truth is boxes / instances
     with a class, evaluated with COCO. ``masks``: regions carry masks (COCO ``segm`` as well as ``bbox``).
-    ``label_kind``: the annotation kind of an image-level label (None: the type has none).
-    ``fixed_classes``: ``(name, colour)`` of classes the type always has and no other (empty: any classes).
-    ``takes``: the types of source data a dataset of this type imports (its own, and data it holds more of:
-    a segmentation dataset takes boxes too).
+    ``fixed_classes``: the classes every dataset of the type has, which no one adds to (anomaly: good,
+    anomalous), with their ``fixed_colors``. ``also_takes``: the other types of source data a dataset of
+    this type imports (a segmentation dataset takes boxes too).
     """
 
     kinds: tuple[str, ...]
     image_level: bool
     regions: bool
     masks: bool
-    label_kind: str | None = None
-    fixed_classes: tuple[tuple[str, str], ...] = ()
-    takes: tuple[str, ...] = ()
+    fixed_classes: tuple[str, ...] = ()
+    fixed_colors: tuple[str, ...] = ()
+    also_takes: tuple[str, ...] = ()
 
     @property
-    def fixed_names(self) -> tuple[str, ...]:
-        """The names of :attr:`fixed_classes`."""
-        return tuple(name for name, _color in self.fixed_classes)
+    def label_kind(self) -> str | None:
+        """The annotation kind of an image-level label (``label``, ``anomaly``); None for region types."""
+        return self.kinds[0] if self.image_level else None
 
 
 TYPE_INFO: dict[TaskType, TypeInfo] = {
-    TaskType.CLASSIFICATION: TypeInfo(("label",), image_level=True, regions=False, masks=False, label_kind="label",
-                                      takes=(TaskType.CLASSIFICATION,)),
-    TaskType.DETECTION: TypeInfo(("box",), image_level=False, regions=True, masks=False,
-                                 takes=(TaskType.DETECTION,)),
+    TaskType.CLASSIFICATION: TypeInfo(("label",), image_level=True, regions=False, masks=False),
+    TaskType.DETECTION: TypeInfo(("box",), image_level=False, regions=True, masks=False),
     TaskType.SEGMENTATION: TypeInfo(("polygon", "mask", "box"), image_level=False, regions=True, masks=True,
-                                    takes=(TaskType.SEGMENTATION, TaskType.DETECTION)),
-    TaskType.ANOMALY: TypeInfo(("anomaly",), image_level=True, regions=False, masks=False, label_kind="anomaly",
-                               fixed_classes=(("good", "#2ca02c"), ("anomalous", "#d62728")),
-                               takes=(TaskType.ANOMALY,)),
+                                    also_takes=(TaskType.DETECTION,)),
+    TaskType.ANOMALY: TypeInfo(("anomaly",), image_level=True, regions=False, masks=False,
+                               fixed_classes=("good", "anomalous"), fixed_colors=("#2ca02c", "#d62728")),
 }
 REGION_TYPES: tuple[TaskType, ...] = tuple(t for t, info in TYPE_INFO.items() if info.regions)  # boxes / instances
 

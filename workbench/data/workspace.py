@@ -127,17 +127,18 @@ class Workspace:
                                   field="type")
         class_defs = parse_classes(classes)
         check_classes(name, len(class_defs))
-        fixed = type_info(type).fixed_classes
-        if fixed:
+        info = type_info(type)
+        if info.fixed_classes:
             given = {c.name: c for c in class_defs}
-            extra = set(given) - {n for n, _c in fixed}
+            extra = set(given) - set(info.fixed_classes)
             if extra:
                 raise ValidationError(
-                    f"{type} datasets have the classes {' and '.join(type_info(type).fixed_names)} only, not "
+                    f"{type} datasets have the classes {' and '.join(info.fixed_classes)} only, not "
                     f"{', '.join(sorted(extra))}",
                     field="classes",
                 )
-            class_defs = [given.get(n, ClassDef(n, c)) for n, c in fixed]
+            class_defs = [given.get(n, ClassDef(n, c))
+                          for n, c in zip(info.fixed_classes, info.fixed_colors, strict=True)]
         settings = (splits or SplitSettings()).to_dict()
         with self.transaction():
             if self.conn.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
