@@ -109,9 +109,9 @@ class Dataset:
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str, color: str | None = None) -> ClassDef:
         dtype = self.type
-        if type_info(dtype).fixed_classes:
-            raise ValidationError(f"{dtype} datasets have the fixed classes {' and '.join(type_info(dtype).fixed_classes)}",
-                                  field="classes")
+        fixed = type_info(dtype).fixed_classes
+        if fixed:
+            raise ValidationError(f"{dtype} datasets have the fixed classes {' and '.join(fixed)}", field="classes")
         with self._tx():
             pos = self.conn.execute(store.NEXT_CLASS_POSITION, (self.id,)).fetchone()[0]
             c = ClassDef(name, color or default_color(pos))
