@@ -177,7 +177,7 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
                 store.keep_source(conn, ds.id, batch_classes, source_info)
                 if directory:
                     d = ds.directory_id(directory, create=True)
-                    conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in ids])
+                    conn.executemany(store.INSERT_MEMBER, [(d, e) for e in ids])
             return ids
         except BaseException:  # import_new removes the rows; the image rows this import added go too
             _discard(ws, ds.id)
@@ -303,14 +303,9 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                 if not ws.blobs.exists(digest):  # a concurrent failed import may have removed a shared file
                     ws.blobs.put(data if data is not None else _bytes_of(item, digest), digest)
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
-            conn.executemany(
-                "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
-                blob_rows)
+            conn.executemany(store.INSERT_BLOB, blob_rows)
             before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
-            conn.executemany(
-                """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                   source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
-                example_rows)
+            conn.executemany(store.INSERT_EXAMPLE, example_rows)
             # every example past ``before`` is one of these (this transaction holds the write lock): a rowid
             # range, not a dataset filter (which would scan the shadow's earlier rows every time)
             ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE id > ? ORDER BY id", (before,))]
@@ -320,11 +315,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
             ann_rows = [(ex_id, *row[1:]) for ex_id, rows in zip(ids, ann_parts, strict=True) for row in rows]
             if ann_rows:  # ids are handed out in order inside this transaction: the range is exactly these
                 first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
-                conn.executemany(
-                    """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                    ann_rows)
+                conn.executemany(store.INSERT_ANNOTATION, ann_rows)
                 last = conn.execute("SELECT MAX(id) FROM annotations").fetchone()[0]
                 aggregates.count_range(conn, first, last)
             conn.execute("DELETE FROM agg_bulk")
@@ -352,9 +343,8 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
     with _short_tx(ws) as conn:
         if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
             raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
-        have = {r[0]: r[1] for r in conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (ds.id,))}
-        pos = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM classes WHERE dataset_id=?",
-                           (ds.id,)).fetchone()[0]
+        have = store.class_ids(conn, ds.id)
+        pos = conn.execute(store.NEXT_CLASS_POSITION, (ds.id,)).fetchone()[0]
         for cid, name in conn.execute("SELECT id, name FROM classes WHERE dataset_id=? ORDER BY position",
                                       (shadow,)).fetchall():
             if name in have:  # someone added the same class meanwhile: the import's boxes take theirs
@@ -370,7 +360,7 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
         store.keep_source(conn, ds.id, batch_classes, source_info)
         if directory:
             d = ds.directory_id(directory, create=True)
-            conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in new_ids])
+            conn.executemany(store.INSERT_MEMBER, [(d, e) for e in new_ids])
         store.touch(conn, ds.id)
 
 
