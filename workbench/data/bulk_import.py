@@ -35,6 +35,7 @@ from .image_pool import check_items, import_workers
 from .images import ImageCheck, check_image
 from .limits import MAX_SHAPES_PER_EXAMPLE, check_classes, check_shapes
 from .records import KINDS_FOR_TYPE, ImportBatch, ImportItem
+from .task_types import type_info
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -63,16 +64,16 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
     if batch.info and ds.source_info and ds.source_info != batch.info:
         batch.report.note(f"dataset '{ds.name}' keeps the info / licenses of its first source")
     rows: list[tuple[Any, ...]] = list(prepared)
-    splits, keys = ds._plan_splits(rows)  # from the checks: the images need not be stored yet
+    splits, keys = ds.plan_splits(rows)  # from the checks: the images need not be stored yet
     storer = _Storer(ds, prepared, source_file, progress)
     try:
         ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info,
                                      ready=storer.ready)
     except BaseException:
         storer.stop()
-        ds._drop_unreferenced(storer.written, rolled_back_later=False)
+        ds.drop_unreferenced(storer.written, rolled_back_later=False)
         raise
-    ds._warm_duplicates()
+    ds.warm_duplicates()
     return ids
 
 
@@ -85,7 +86,7 @@ def _checked(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str 
              progress: ProgressFn | None) -> list[Prepared]:
     """``Dataset._prepare``'s checks, in its order (limits, images, annotations), against the decoded sizes."""
     dtype = ds.type
-    if batch.type is not None and batch.type != dtype and not (dtype == "segmentation" and batch.type == "detection"):
+    if batch.type is not None and batch.type != dtype and batch.type not in type_info(dtype).also_takes:
         raise ValidationError(f"the source holds {batch.type} data but dataset '{ds.name}' is {dtype}",
                               file=source_file or batch.source or None, field="type")
     check_classes(ds.name, len(known), file=source_file or batch.source or None)

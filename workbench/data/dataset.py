@@ -23,7 +23,7 @@ from ..errors import (
     WorkbenchError,
 )
 from ..progress import ProgressFn, Stage
-from . import aggregates, bulk_import, staged
+from . import aggregates, bulk_import, staged, store
 from .blobs import sha256_bytes
 from .history import acting
 from .image_pool import check_items
@@ -41,7 +41,9 @@ from .records import (
 )
 from .split_groups import Member, assign_grouped
 from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, split_key
-from .workspace import _check_name, now
+from .store import json_of, json_or_null
+from .task_types import type_info
+from .workspace import check_new_name, now
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -49,24 +51,6 @@ if TYPE_CHECKING:
 _log = logging.getLogger(__name__)
 
 __all__ = ["Dataset"]
-
-
-def _geometry(ann: Annotation) -> str | None:
-    g: dict[str, Any] = {}
-    if ann.polygons is not None:
-        g["polygons"] = [list(p) for p in ann.polygons]
-    if ann.mask is not None:
-        g["mask"] = ann.mask
-    return json.dumps(g, separators=(",", ":")) if g else None
-
-
-def _json_or_null(d: dict[str, Any]) -> str | None:
-    """A kept JSON map as stored: NULL when empty (rows of older workspaces read the same)."""
-    return json.dumps(d, separators=(",", ":"), ensure_ascii=False, sort_keys=True) if d else None
-
-
-def _json_of(text: str | None) -> dict[str, Any]:
-    return dict(json.loads(text)) if text else {}
 
 
 class Dataset:
@@ -87,7 +71,7 @@ class Dataset:
         return self.workspace.transaction()
 
     def _row(self) -> sqlite3.Row:
-        row = self.conn.execute("SELECT * FROM datasets WHERE id=?", (self.id,)).fetchone()
+        row = self.conn.execute(store.DATASET_ROW, (self.id,)).fetchone()
         if row is None:
             raise NotFoundError(f"dataset '{self.name}' was deleted")
         return row
@@ -107,39 +91,35 @@ class Dataset:
 
     @property
     def classes(self) -> list[ClassDef]:
-        rows = self.conn.execute(
-            "SELECT name, color, origin FROM classes WHERE dataset_id=? ORDER BY position", (self.id,)
-        ).fetchall()
-        return [ClassDef(r[0], r[1], origin=_json_of(r[2]), stored=True) for r in rows]
+        rows = self.conn.execute(store.CLASSES, (self.id,)).fetchall()
+        return [ClassDef(r[0], r[1], origin=json_of(r[2]), stored=True) for r in rows]
 
     @property
     def source_info(self) -> dict[str, Any]:
         """What the imported source said about the dataset as a whole (COCO ``info`` / ``licenses``)."""
-        return _json_of(self._row()["source_info"])
+        return json_of(self._row()["source_info"])
 
     def _class_ids(self) -> dict[str, int]:
-        return {r[0]: r[1] for r in self.conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (self.id,))}
+        return store.class_ids(self.conn, self.id)
 
-    def _class_names(self) -> dict[int, str]:
-        return {r[1]: r[0] for r in self.conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (self.id,))}
+    def class_names(self) -> dict[int, str]:
+        """``{class id: class name}`` (the store's ids, as in its aggregate tables)."""
+        return store.class_names(self.conn, self.id)
 
     # ------------------------------------------------------------------ classes
     def add_class(self, name: str, color: str | None = None) -> ClassDef:
-        if self.type == "anomaly":
-            raise ValidationError("anomaly datasets have the fixed classes good and anomalous", field="classes")
+        dtype = self.type
+        fixed = type_info(dtype).fixed_classes
+        if fixed:
+            raise ValidationError(f"{dtype} datasets have the fixed classes {' and '.join(fixed)}", field="classes")
         with self._tx():
-            pos = self.conn.execute(
-                "SELECT COALESCE(MAX(position) + 1, 0) FROM classes WHERE dataset_id=?", (self.id,)
-            ).fetchone()[0]
+            pos = self.conn.execute(store.NEXT_CLASS_POSITION, (self.id,)).fetchone()[0]
             c = ClassDef(name, color or default_color(pos))
             ids = self._class_ids()
             if name in ids:
                 raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{name}'")
             check_classes(self.name, len(ids) + 1)
-            self.conn.execute(
-                "INSERT INTO classes (dataset_id, name, color, position) VALUES (?,?,?,?)",
-                (self.id, c.name, c.color, pos),
-            )
+            self.conn.execute(store.INSERT_CLASS, (self.id, c.name, c.color, pos))
             self._touch()
         return c
 
@@ -151,17 +131,16 @@ class Dataset:
                 raise NotFoundError(f"dataset '{self.name}' has no class '{old}'")
             if new in ids:
                 raise AlreadyExistsError(f"dataset '{self.name}' already has a class '{new}'")
-            if self.type == "anomaly":
-                raise ValidationError("anomaly classes good and anomalous cannot be renamed", field="classes")
-            self.conn.execute("UPDATE classes SET name=? WHERE id=?", (new, ids[old]))
+            fixed = type_info(self.type).fixed_classes
+            if fixed:
+                raise ValidationError(f"{self.type} classes {' and '.join(fixed)} cannot be renamed", field="classes")
+            self.conn.execute(store.RENAME_CLASS, (new, ids[old]))
             self._touch()
 
     def set_class_color(self, name: str, color: str) -> None:
         c = ClassDef(name, color, stored=True)  # an existing class: only the colour is new
         with self._tx():
-            cur = self.conn.execute(
-                "UPDATE classes SET color=? WHERE dataset_id=? AND name=?", (c.color, self.id, name)
-            )
+            cur = self.conn.execute(store.SET_CLASS_COLOR, (c.color, self.id, name))
             if cur.rowcount == 0:
                 raise NotFoundError(f"dataset '{self.name}' has no class '{name}'")
             self._touch()
@@ -196,22 +175,20 @@ class Dataset:
                 batch.report.note(f"dataset '{self.name}' keeps the info / licenses of its first source")
             if nested or not staged.worth_staging(prepared):
                 return self._insert_prepared(prepared, batch.classes, author, directory, batch.info)
-            splits, keys = self._plan_splits(prepared)
+            splits, keys = self.plan_splits(prepared)
             ids = staged.import_prepared(self, prepared, batch.classes, author, directory, splits, keys,
                                          batch.info)
         except BaseException:
-            self._drop_unreferenced(written, rolled_back_later=nested)
+            self.drop_unreferenced(written, rolled_back_later=nested)
             raise
-        self._warm_duplicates()
+        self.warm_duplicates()
         return ids
 
     def _prepare(self, batch: ImportBatch, source_file: str | None,
                  progress: ProgressFn | None = None) -> list[tuple[Any, bytes, str, Any]]:
         """Validate every item of ``batch`` (limits first, then images and annotations) before any write."""
         dtype = self.type
-        if batch.type is not None and batch.type != dtype and not (
-            dtype == "segmentation" and batch.type == "detection"
-        ):
+        if batch.type is not None and batch.type != dtype and batch.type not in type_info(dtype).also_takes:
             raise ValidationError(
                 f"the source holds {batch.type} data but dataset '{self.name}' is {dtype}",
                 file=source_file or batch.source or None, field="type",
@@ -252,8 +229,9 @@ class Dataset:
         reading.close()
         return prepared
 
-    def _drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
-        """Remove image files this import wrote, unless a committed row points at them.
+    def drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
+        """Remove image files an import wrote, unless a committed row points at them (a failed import's
+        clean-up: :meth:`import_batch` and the bulk import call it).
 
         Inside an enclosing transaction the rows this import inserted will be rolled back, so every file
         it wrote goes. Other writers re-check their files inside their own transaction (see
@@ -263,7 +241,7 @@ class Dataset:
             used = None
             if not rolled_back_later:
                 try:
-                    used = self.conn.execute("SELECT 1 FROM blobs WHERE hash=?", (d,)).fetchone()
+                    used = self.conn.execute(store.BLOB_REFERENCED, (d,)).fetchone()
                 except sqlite3.Error:
                     used = None
             if not used:
@@ -278,29 +256,25 @@ class Dataset:
             pos = len(ids)
             for c in batch_classes:
                 if c.name not in ids:
-                    if self.type == "anomaly":
-                        raise ValidationError(f"anomaly datasets have no class '{c.name}'", field="classes")
-                    cur = self.conn.execute(
-                        "INSERT INTO classes (dataset_id, name, color, position) VALUES (?,?,?,?)",
-                        (self.id, c.name, c.color, pos))
+                    if type_info(self.type).fixed_classes:
+                        raise ValidationError(f"{self.type} datasets have no class '{c.name}'", field="classes")
+                    cur = self.conn.execute(store.INSERT_CLASS, (self.id, c.name, c.color, pos))
                     ids[c.name] = int(cur.lastrowid or 0)
                     pos += 1
                 if c.origin:  # the first source to name a class gives its origin
-                    self.conn.execute("UPDATE classes SET origin=? WHERE id=? AND origin IS NULL",
-                                      (_json_or_null(c.origin), ids[c.name]))
+                    self.conn.execute(store.KEEP_CLASS_ORIGIN_BY_ID, (json_or_null(c.origin), ids[c.name]))
             if source_info:
-                self.conn.execute("UPDATE datasets SET source_info=? WHERE id=? AND source_info IS NULL",
-                                  (_json_or_null(source_info), self.id))
-            splits, keys = self._plan_splits(prepared, settings)
+                self.conn.execute(store.KEEP_SOURCE_INFO, (json_or_null(source_info), self.id))
+            splits, keys = self.plan_splits(prepared, settings)
             for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
                 if not self.workspace.blobs.exists(d):
                     self.workspace.blobs.put(data, d)
-            known = self._known_blobs([d for _it, _data, d, _info in prepared])
+            known = store.known_blobs(self.conn, [d for _it, _data, d, _info in prepared])
             self.conn.executemany(
-                "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
+                store.INSERT_BLOB,
                 [(d, len(data), info.width, info.height, info.format, None if d in known else info.phash)
                  for _it, data, d, info in prepared])
-            dir_id = self._directory_id(directory, create=True) if directory else None
+            dir_id = self.directory_id(directory, create=True) if directory else None
             new_ids: list[int] = []
             ann_rows = []
             for i, (item, _data, digest, info) in enumerate(prepared):
@@ -308,44 +282,26 @@ class Dataset:
                 if status not in STATUSES:
                     raise ValidationError(f"unknown status {status!r}", record=item.record, field="status")
                 cur = self.conn.execute(
-                    """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                       source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    store.INSERT_EXAMPLE,
                     (self.id, digest, item.file_name, info.width, info.height, splits[i], keys[i], status,
-                     item.source, stamp, stamp, _json_or_null(item.origin)))
+                     item.source, stamp, stamp, json_or_null(item.origin)))
                 ex_id = int(cur.lastrowid or 0)
                 new_ids.append(ex_id)
                 for ann in item.annotations:
                     ann_rows.append(self._ann_row(ex_id, ann, ids, ann.author or author, ann.created_at or stamp))
             with aggregates.bulk_insert(self.conn, min(new_ids, default=0)):  # counted once, set-based
-                self.conn.executemany(
-                    """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                    ann_rows)
+                self.conn.executemany(store.INSERT_ANNOTATION, ann_rows)
             if dir_id is not None:
-                self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
-                                      [(dir_id, e) for e in new_ids])
+                self.conn.executemany(store.INSERT_MEMBER, [(dir_id, e) for e in new_ids])
             self._touch()
-        self._warm_duplicates()
+        self.warm_duplicates()
         return new_ids
 
-    def _keep_source(self, batch_classes: Sequence[ClassDef], source_info: dict[str, Any] | None) -> None:
-        """What the first source said of its classes and of itself (a staged import's final commit; run
-        inside a transaction, once the classes are this dataset's)."""
-        for c in batch_classes:
-            if c.origin:
-                self.conn.execute("UPDATE classes SET origin=? WHERE dataset_id=? AND name=? AND origin IS NULL",
-                                  (_json_or_null(c.origin), self.id, c.name))
-        if source_info:
-            self.conn.execute("UPDATE datasets SET source_info=? WHERE id=? AND source_info IS NULL",
-                              (_json_or_null(source_info), self.id))
-
-    def _plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
+    def plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
         """The split and split key of each prepared item (explicit ones kept, the rest assigned; copies of one
         source image kept together). Sets ``split_notes``."""
         settings = settings or self.split_settings
-        counts = dict(self.conn.execute(
-            "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? GROUP BY split", (self.id,)).fetchall())
+        counts = dict(self.conn.execute(store.SPLIT_COUNTS, (self.id,)).fetchall())
         total_after = sum(counts.values()) + len(prepared)
         explicit = [it.split for it, *_ in prepared]
         auto_idx = [i for i, s in enumerate(explicit) if s is None]
@@ -362,11 +318,9 @@ class Dataset:
 
     def _split_members(self) -> list[Member]:
         """Every example as the split grouping sees it (file name, image, pHash, split), by id."""
-        return [Member(*r) for r in self.conn.execute(
-            "SELECT e.file_name, e.blob, b.phash, e.split FROM examples e JOIN blobs b ON b.hash = e.blob "
-            "WHERE e.dataset_id=? ORDER BY e.id", (self.id,))]
+        return [Member(*r) for r in self.conn.execute(store.SPLIT_MEMBERS, (self.id,))]
 
-    def _warm_duplicates(self) -> None:
+    def warm_duplicates(self) -> None:
         """Bring the kept duplicate search up to date now that examples came in (only the new images are
         compared; a large import searches them all), so the next ``stats`` reads it instead. Best effort,
         after the import committed: if an image cannot be hashed, ``stats`` says so when asked."""
@@ -377,23 +331,12 @@ class Dataset:
         except WorkbenchError as e:
             _log.info("duplicate search after the import of dataset %r left for stats: %s", self.name, e)
 
-    def _known_blobs(self, digests: list[str]) -> set[str]:
-        out: set[str] = set()
-        for i in range(0, len(digests), 900):
-            part = digests[i:i + 900]
-            q = ",".join("?" * len(part))
-            out.update(r[0] for r in self.conn.execute(f"SELECT hash FROM blobs WHERE hash IN ({q})", part))
-        return out
-
-    def _ann_row(self, example_id: int, ann: Annotation, class_ids: dict[str, int], author: str, stamp: str):
-        b = ann.bbox
-        return (example_id, self.id, class_ids[ann.label], ann.kind,
-                b[0] if b else None, b[1] if b else None, b[2] if b else None, b[3] if b else None,
-                _geometry(ann), ann.score, int(ann.proposal), author, stamp, stamp,
-                _json_or_null(ann.attributes), int(ann.iscrowd), ann.source_id)
+    def _ann_row(self, example_id: int, ann: Annotation, class_ids: dict[str, int], author: str,
+                 stamp: str) -> tuple:
+        return store.annotation_row(self.id, example_id, ann, class_ids, author, stamp)
 
     def _touch(self) -> None:
-        self.conn.execute("UPDATE datasets SET version = version + 1 WHERE id=?", (self.id,))
+        store.touch(self.conn, self.id)
 
     @property
     def version(self) -> int:
@@ -402,29 +345,19 @@ class Dataset:
 
     # ------------------------------------------------------------------ reading
     def _filter_sql(self, split: str | None, directory: str | None, status: str | None) -> tuple[str, list]:
-        sql = "FROM examples e WHERE e.dataset_id=?"
-        args: list[Any] = [self.id]
-        if split is not None:
-            if split not in SPLITS:
-                raise ValidationError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}", field="split")
-            sql += " AND e.split=?"
-            args.append(split)
-        if status is not None:
-            sql += " AND e.status=?"
-            args.append(status)
-        if directory is not None:
-            sql += " AND e.id IN (SELECT example_id FROM directory_members WHERE directory_id=?)"
-            args.append(self._directory_id(directory))
-        return sql, args
+        if split is not None and split not in SPLITS:
+            raise ValidationError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}", field="split")
+        return store.example_filter(self.id, split, status,
+                                    self.directory_id(directory) if directory is not None else None)
 
     def example_ids(self, split: str | None = None, directory: str | None = None,
                     status: str | None = None) -> list[int]:
         sql, args = self._filter_sql(split, directory, status)
-        return [r[0] for r in self.conn.execute(f"SELECT e.id {sql} ORDER BY e.id", args)]
+        return [r[0] for r in self.conn.execute(store.EXAMPLE_IDS.format(where=sql), args)]
 
     def count(self, split: str | None = None, directory: str | None = None, status: str | None = None) -> int:
         sql, args = self._filter_sql(split, directory, status)
-        return int(self.conn.execute(f"SELECT COUNT(*) {sql}", args).fetchone()[0])
+        return int(self.conn.execute(store.EXAMPLE_COUNT.format(where=sql), args).fetchone()[0])
 
     def example(self, example_id: int) -> Example:
         found = self.examples(ids=[example_id])
@@ -437,56 +370,36 @@ class Dataset:
         """Examples with their annotations (in id order, or in the order of ``ids``)."""
         if ids is None:
             sql, args = self._filter_sql(split, directory, status)
-            rows = self.conn.execute(f"SELECT e.* {sql} ORDER BY e.id", args).fetchall()
+            rows = self.conn.execute(store.EXAMPLE_ROWS.format(where=sql), args).fetchall()
         else:
-            rows = []
-            for chunk in range(0, len(ids), 900):
-                part = list(ids[chunk:chunk + 900])
-                q = ",".join("?" * len(part))
-                rows += self.conn.execute(
-                    f"SELECT e.* FROM examples e WHERE e.dataset_id=? AND e.id IN ({q})", [self.id, *part]
-                ).fetchall()
+            rows = list(store.in_chunks(self.conn, store.EXAMPLES_BY_ID, ids, before=[self.id]))
             order = {i: n for n, i in enumerate(ids)}
             rows.sort(key=lambda r: order[r["id"]])
         anns = self._annotations_for([r["id"] for r in rows])
         return [
             Example(id=r["id"], dataset=self.name, blob=r["blob"], file_name=r["file_name"], width=r["width"],
                     height=r["height"], split=r["split"], status=r["status"], source=r["source"],
-                    annotations=tuple(anns.get(r["id"], ())), origin=_json_of(r["origin"]))
+                    annotations=tuple(anns.get(r["id"], ())), origin=json_of(r["origin"]))
             for r in rows
         ]
 
     def _annotations_for(self, example_ids: list[int]) -> dict[int, list[Annotation]]:
-        names = self._class_names()
+        names = self.class_names()
         out: dict[int, list[Annotation]] = {}
         if not example_ids:
             return out
-        if len(example_ids) > 900:
+        if len(example_ids) > store.MAX_VARIABLES:
             lo, hi = min(example_ids), max(example_ids)
-            cur = self.conn.execute(
-                "SELECT * FROM annotations WHERE dataset_id=? AND example_id BETWEEN ? AND ? ORDER BY id",
-                (self.id, lo, hi))
+            cur: Iterable[sqlite3.Row] = self.conn.execute(store.ANNOTATIONS_IN_RANGE, (self.id, lo, hi))
             wanted: set[int] | None = set(example_ids)
         else:
-            q = ",".join("?" * len(example_ids))
-            cur = self.conn.execute(f"SELECT * FROM annotations WHERE example_id IN ({q}) ORDER BY id", example_ids)
+            cur = store.in_chunks(self.conn, store.ANNOTATIONS_OF_EXAMPLES, example_ids)  # one chunk
             wanted = None
         for r in cur:
             if wanted is not None and r["example_id"] not in wanted:
                 continue
-            out.setdefault(r["example_id"], []).append(self._ann_from_row(r, names))
+            out.setdefault(r["example_id"], []).append(store.annotation_from_row(r, names))
         return out
-
-    @staticmethod
-    def _ann_from_row(r: sqlite3.Row, names: dict[int, str]) -> Annotation:
-        g = json.loads(r["geometry"]) if r["geometry"] else {}
-        bbox = (r["x"], r["y"], r["w"], r["h"]) if r["x"] is not None else None
-        return Annotation(
-            kind=r["kind"], label=names[r["class_id"]], bbox=bbox,
-            polygons=tuple(tuple(p) for p in g["polygons"]) if "polygons" in g else None,
-            mask=g.get("mask"), score=r["score"], proposal=bool(r["proposal"]), author=r["author"],
-            created_at=r["created_at"], id=r["id"], version=r["version"], stored=True,
-            attributes=_json_of(r["attributes"]), iscrowd=bool(r["iscrowd"]), source_id=r["source_id"])
 
     def load_bytes(self, blob: str) -> bytes:
         return self.workspace.load_bytes(blob)
@@ -499,12 +412,11 @@ class Dataset:
     def statuses(self, split: str | None = None, directory: str | None = None) -> dict[int, str]:
         """``{example id: status}`` in one query (the canvas's progress and its jumps to a status)."""
         sql, args = self._filter_sql(split, directory, None)
-        return {int(r[0]): r[1] for r in self.conn.execute(f"SELECT e.id, e.status {sql} ORDER BY e.id", args)}
+        return {int(r[0]): r[1] for r in self.conn.execute(store.EXAMPLE_STATUSES.format(where=sql), args)}
 
     # ------------------------------------------------------------------ editing (one transaction each)
     def _example_row(self, example_id: int) -> sqlite3.Row:
-        row = self.conn.execute("SELECT * FROM examples WHERE id=? AND dataset_id=?",
-                                (example_id, self.id)).fetchone()
+        row = self.conn.execute(store.EXAMPLE_ROW, (example_id, self.id)).fetchone()
         if row is None:
             raise NotFoundError(f"dataset '{self.name}' has no example {example_id}")
         return row
@@ -523,13 +435,10 @@ class Dataset:
             raise e.located(record=ex["id"]) from None
 
     def _shape_count(self, example_id: int) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM annotations WHERE example_id=?",
-                                     (example_id,)).fetchone()[0])
+        return int(self.conn.execute(store.SHAPE_COUNT, (example_id,)).fetchone()[0])
 
     def _mark_annotated(self, example_id: int, stamp: str) -> None:
-        self.conn.execute(
-            "UPDATE examples SET status=CASE status WHEN 'new' THEN 'annotated' ELSE status END, updated_at=? "
-            "WHERE id=?", (stamp, example_id))
+        self.conn.execute(store.MARK_ANNOTATED, (stamp, example_id))
 
     def add_annotation(self, example_id: int, ann: Annotation, author: str = "", *, actor: str = "",
                        replace_label: bool = True) -> Annotation:
@@ -545,20 +454,13 @@ class Dataset:
             check_shapes(self._shape_count(example_id) + 1, record=example_id)
             if ann.kind in ("label", "anomaly") and not ann.proposal and ann.bbox is None:
                 if not replace_label:
-                    there = self.conn.execute(
-                        "SELECT id, version, author FROM annotations WHERE example_id=? AND kind=? AND proposal=0 "
-                        "AND x IS NULL", (example_id, ann.kind)).fetchone()
+                    there = self.conn.execute(store.IMAGE_LABEL, (example_id, ann.kind)).fetchone()
                     if there is not None:
                         raise EditConflictError(there["id"], expected=None, current=there["version"],
                                                 by=there["author"], dataset=self.name)
-                self.conn.execute(
-                    "DELETE FROM annotations WHERE example_id=? AND kind=? AND proposal=0 AND x IS NULL",
-                    (example_id, ann.kind))
-            cur = self.conn.execute(
-                """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry, score,
-                   proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
-                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                self._ann_row(example_id, ann, ids, author or ann.author, stamp))
+                self.conn.execute(store.DELETE_IMAGE_LABEL, (example_id, ann.kind))
+            cur = self.conn.execute(store.INSERT_ANNOTATION,
+                                    self._ann_row(example_id, ann, ids, author or ann.author, stamp))
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
             self._touch()
@@ -566,19 +468,16 @@ class Dataset:
 
     def set_label(self, example_id: int, label: str, author: str = "") -> Annotation:
         """Classification / anomaly: set the example's class (replacing the previous one)."""
-        kind = "anomaly" if self.type == "anomaly" else "label"
+        kind = type_info(self.type).label_kind or "label"  # another type refuses it by kind
         return self.add_annotation(example_id, Annotation(kind=kind, label=label), author)
 
     def _ann_example(self, annotation_id: int, version: int | None = None) -> int:
         """The example of an annotation, refusing a stale ``version`` (the one its editor read; None: any)."""
-        row = self.conn.execute("SELECT example_id, version, author FROM annotations WHERE id=? AND dataset_id=?",
-                                (annotation_id, self.id)).fetchone()
+        row = self.conn.execute(store.ANNOTATION_EXAMPLE, (annotation_id, self.id)).fetchone()
         if row is None:
             if version is not None and self.conn.execute(  # it existed: someone deleted it meanwhile
-                    "SELECT 1 FROM annotation_history WHERE annotation_id=? AND dataset_id=? AND action='delete'",
-                    (annotation_id, self.id)).fetchone():
-                who = self.conn.execute("SELECT who FROM annotation_history WHERE annotation_id=? "
-                                        "ORDER BY id DESC LIMIT 1", (annotation_id,)).fetchone()
+                    store.ANNOTATION_DELETED, (annotation_id, self.id)).fetchone():
+                who = self.conn.execute(store.LAST_EDITOR, (annotation_id,)).fetchone()
                 raise EditConflictError(annotation_id, expected=version, current=None, by=who[0] if who else "",
                                         dataset=self.name)
             raise NotFoundError(f"dataset '{self.name}' has no annotation {annotation_id}")
@@ -589,8 +488,7 @@ class Dataset:
 
     def annotation_version(self, annotation_id: int) -> int | None:
         """The stored version of an annotation (None when it does not exist)."""
-        row = self.conn.execute("SELECT version FROM annotations WHERE id=? AND dataset_id=?",
-                                (annotation_id, self.id)).fetchone()
+        row = self.conn.execute(store.ANNOTATION_VERSION, (annotation_id, self.id)).fetchone()
         return None if row is None else int(row[0])
 
     def update_annotation(self, annotation_id: int, ann: Annotation, author: str = "", *,
@@ -607,12 +505,8 @@ class Dataset:
             ids = self._class_ids()
             self._check_annotation(ann, ex, ids)
             row = self._ann_row(example_id, ann, ids, author or ann.author, stamp)
-            self.conn.execute(
-                """UPDATE annotations SET class_id=?, kind=?, x=?, y=?, w=?, h=?, geometry=?, score=?, proposal=?,
-                   author=?, updated_at=?, attributes=?, iscrowd=?, source_id=?, version=version + 1 WHERE id=?""",
-                (*row[2:12], stamp, *row[14:17], annotation_id))
-            created, version = self.conn.execute("SELECT created_at, version FROM annotations WHERE id=?",
-                                                 (annotation_id,)).fetchone()
+            self.conn.execute(store.UPDATE_ANNOTATION, (*row[2:12], stamp, *row[14:17], annotation_id))
+            created, version = self.conn.execute(store.ANNOTATION_CREATED_VERSION, (annotation_id,)).fetchone()
             if not ann.proposal:
                 self._mark_annotated(example_id, stamp)
             self._touch()
@@ -623,8 +517,8 @@ class Dataset:
         refused with :class:`~workbench.errors.EditConflictError` (None: no check)."""
         with self._tx(), acting(self.conn, author):
             example_id = self._ann_example(annotation_id, version)
-            self.conn.execute("DELETE FROM annotations WHERE id=?", (annotation_id,))
-            self.conn.execute("UPDATE examples SET updated_at=? WHERE id=?", (now(), example_id))
+            self.conn.execute(store.DELETE_ANNOTATION, (annotation_id,))
+            self.conn.execute(store.TOUCH_EXAMPLE, (now(), example_id))
             self._touch()
 
     def replace_annotations(self, example_id: int, anns: Sequence[Annotation], author: str = "",
@@ -636,18 +530,13 @@ class Dataset:
             ids = self._class_ids()
             for a in anns:
                 self._check_annotation(a, ex, ids)
-            kept = self.conn.execute("SELECT COUNT(*) FROM annotations WHERE example_id=? AND proposal<>?",
-                                     (example_id, int(proposals))).fetchone()[0]
+            kept = self.conn.execute(store.COUNT_OTHER_ANNOTATIONS, (example_id, int(proposals))).fetchone()[0]
             check_shapes(kept + len(anns), record=example_id)
-            self.conn.execute("DELETE FROM annotations WHERE example_id=? AND proposal=?",
-                              (example_id, int(proposals)))
+            self.conn.execute(store.DELETE_ANNOTATIONS_OF, (example_id, int(proposals)))
             out = []
             for a in anns:
-                cur = self.conn.execute(
-                    """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                    self._ann_row(example_id, a, ids, author or a.author, stamp))
+                cur = self.conn.execute(store.INSERT_ANNOTATION,
+                                        self._ann_row(example_id, a, ids, author or a.author, stamp))
                 out.append(replace(a, id=int(cur.lastrowid or 0), author=author or a.author, created_at=stamp,
                                    version=1))
             if anns and not proposals:
@@ -660,7 +549,7 @@ class Dataset:
             raise ValidationError(f"unknown status {status!r}; valid: {', '.join(STATUSES)}", field="status")
         with self._tx():
             self._example_row(example_id)
-            self.conn.execute("UPDATE examples SET status=?, updated_at=? WHERE id=?", (status, now(), example_id))
+            self.conn.execute(store.SET_STATUS, (status, now(), example_id))
             self._touch()
 
     def delete_examples(self, example_ids: Sequence[int], author: str = "") -> None:
@@ -668,7 +557,7 @@ class Dataset:
         with self._tx(), acting(self.conn, author):
             for e in example_ids:
                 self._example_row(e)
-            self.conn.executemany("DELETE FROM examples WHERE id=?", [(e,) for e in example_ids])
+            self.conn.executemany(store.DELETE_EXAMPLE, [(e,) for e in example_ids])
             self._touch()
 
     # ------------------------------------------------------------------ training sets
@@ -689,37 +578,32 @@ class Dataset:
 
     def set_augment_config(self, config: dict) -> None:
         with self._tx():
-            self.conn.execute("UPDATE datasets SET augment=? WHERE id=?", (json.dumps(config), self.id))
+            self.conn.execute(store.SET_AUGMENT, (json.dumps(config), self.id))
             self._touch()
 
     # ------------------------------------------------------------------ directories
-    def _directory_id(self, name: str, *, create: bool = False) -> int:
-        row = self.conn.execute("SELECT id FROM directories WHERE dataset_id=? AND name=?",
-                                (self.id, name)).fetchone()
+    def directory_id(self, name: str, *, create: bool = False) -> int:
+        """The store's id of directory ``name`` (``create``: made when missing, inside the caller's
+        transaction); a missing one is a :class:`~workbench.errors.NotFoundError` listing the directories."""
+        row = self.conn.execute(store.DIRECTORY_ID, (self.id, name)).fetchone()
         if row is not None:
             return int(row[0])
         if not create:
-            known = [r[0] for r in self.conn.execute(
-                "SELECT name FROM directories WHERE dataset_id=? ORDER BY name", (self.id,))]
+            known = [r[0] for r in self.conn.execute(store.DIRECTORY_NAMES, (self.id,))]
             raise NotFoundError(f"dataset '{self.name}' has no directory '{name}'"
                                 + (f"; directories: {', '.join(known)}" if known else ""))
-        _check_name(name, "directory")
-        cur = self.conn.execute("INSERT INTO directories (dataset_id, name, created_at) VALUES (?,?,?)",
-                                (self.id, name, now()))
+        check_new_name(name, "directory")
+        cur = self.conn.execute(store.INSERT_DIRECTORY, (self.id, name, now()))
         return int(cur.lastrowid or 0)
 
     def create_directory(self, name: str) -> None:
         with self._tx():
-            if self.conn.execute("SELECT 1 FROM directories WHERE dataset_id=? AND name=?",
-                                 (self.id, name)).fetchone():
+            if self.conn.execute(store.DIRECTORY_ID, (self.id, name)).fetchone():
                 raise AlreadyExistsError(f"dataset '{self.name}' already has a directory '{name}'")
-            self._directory_id(name, create=True)
+            self.directory_id(name, create=True)
 
     def directories(self) -> list[dict]:
-        rows = self.conn.execute(
-            """SELECT d.name, COUNT(m.example_id) AS examples FROM directories d
-               LEFT JOIN directory_members m ON m.directory_id = d.id WHERE d.dataset_id=?
-               GROUP BY d.id ORDER BY d.name""", (self.id,)).fetchall()
+        rows = self.conn.execute(store.DIRECTORIES, (self.id,)).fetchall()
         return [dict(r) for r in rows]
 
     def mirror(self, directory: str, example_ids: Sequence[int]) -> int:
@@ -727,12 +611,10 @@ class Dataset:
         with self._tx():
             for e in example_ids:
                 self._example_row(e)
-            d = self._directory_id(directory, create=True)
-            count = "SELECT COUNT(*) FROM directory_members WHERE directory_id=?"
-            before = self.conn.execute(count, (d,)).fetchone()[0]
-            self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
-                                  [(d, e) for e in example_ids])
-            added = self.conn.execute(count, (d,)).fetchone()[0] - before  # triggers count in total_changes
+            d = self.directory_id(directory, create=True)
+            before = self.conn.execute(store.MEMBER_COUNT, (d,)).fetchone()[0]
+            self.conn.executemany(store.INSERT_MEMBER, [(d, e) for e in example_ids])
+            added = self.conn.execute(store.MEMBER_COUNT, (d,)).fetchone()[0] - before  # triggers count in total_changes
             self._touch()
         return added
 
@@ -741,32 +623,29 @@ class Dataset:
         stamp = now()
         with self._tx():
             rows = [self._example_row(e) for e in example_ids]
-            d = self._directory_id(directory, create=True) if directory else None
+            d = self.directory_id(directory, create=True) if directory else None
             new_ids = []
             for r in rows:
                 cur = self.conn.execute(
-                    """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                       source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,'new',?,?,?,?)""",
+                    store.INSERT_EXAMPLE,
                     (self.id, r["blob"], r["file_name"], r["width"], r["height"], r["split"], r["split_key"],
-                     f"copy:{r['id']}", stamp, stamp, r["origin"]))
+                     "new", f"copy:{r['id']}", stamp, stamp, r["origin"]))
                 new_ids.append(int(cur.lastrowid or 0))
             if d is not None:
-                self.conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)",
-                                      [(d, e) for e in new_ids])
+                self.conn.executemany(store.INSERT_MEMBER, [(d, e) for e in new_ids])
             self._touch()
         return new_ids
 
     def remove_from_directory(self, directory: str, example_ids: Sequence[int]) -> None:
         """Take examples out of a directory; the examples themselves stay in the dataset."""
         with self._tx():
-            d = self._directory_id(directory)
-            self.conn.executemany("DELETE FROM directory_members WHERE directory_id=? AND example_id=?",
-                                  [(d, e) for e in example_ids])
+            d = self.directory_id(directory)
+            self.conn.executemany(store.DELETE_MEMBER, [(d, e) for e in example_ids])
             self._touch()
 
     def delete_directory(self, directory: str) -> None:
         with self._tx():
-            self.conn.execute("DELETE FROM directories WHERE id=?", (self._directory_id(directory),))
+            self.conn.execute(store.DELETE_DIRECTORY, (self.directory_id(directory),))
             self._touch()
 
     # ------------------------------------------------------------------ snapshots

@@ -22,16 +22,16 @@ import numpy as np
 
 from ..errors import ImageError, ValidationError
 from .duplicates import (  # duplicates imports this module only inside duplicates_of: no cycle
-    _THUMB,
     HASH_BITS,
     DuplicatePair,
     NearDuplicates,
-    _components,
-    _hash_thumbnails,
-    _popcount,
-    _thumbnail,
     close_pairs,
+    components,
+    hash_thumbnails,
+    popcount,
+    thumbnail,
 )
+from .images import THUMB
 
 __all__ = ["DuplicateIndex"]
 
@@ -61,14 +61,14 @@ def _hash_blobs(keys: Sequence[str], firsts: Sequence[int], hashes: Mapping[str,
         else:
             todo.append(k)
     if load_bytes is not None and todo:
-        thumbs = np.empty((len(todo), _THUMB, _THUMB))
+        thumbs = np.empty((len(todo), THUMB, THUMB))
         for t, k in enumerate(todo):
             try:
-                thumbs[t] = _thumbnail(load_bytes(keys[k]))
+                thumbs[t] = thumbnail(load_bytes(keys[k]))
             except (OSError, SyntaxError, ValueError) as e:
                 raise ImageError(f"cannot read the image to hash it ({e})", file=names.get(firsts[k]),
                                  record=firsts[k]) from None
-        for k, value in zip(todo, _hash_thumbnails(thumbs).tolist(), strict=True):
+        for k, value in zip(todo, hash_thumbnails(thumbs).tolist(), strict=True):
             out[k] = int(value)
     return out
 
@@ -171,7 +171,7 @@ class DuplicateIndex:
         rows = max(1, _BLOCK_CELLS // max(len(values), 1))
         for s in range(0, len(new), rows):
             block = new[s : s + rows]
-            d = _popcount(block[:, None] ^ values[None, :])
+            d = popcount(block[:, None] ^ values[None, :])
             jj, ii = np.nonzero(d <= self.max_distance)
             jj = jj + s + first_new
             keep = ii < jj
@@ -228,7 +228,7 @@ class DuplicateIndex:
             sa, sb = self.split_of[np.searchsorted(self.ids, [ea, eb])].tolist()
             result.pairs.append(DuplicatePair(ea, eb, int(d), sa != sb))
 
-        labels = np.asarray(_components(n_blobs, a_all.astype(_I64), b_all.astype(_I64)))
+        labels = np.asarray(components(n_blobs, a_all.astype(_I64), b_all.astype(_I64)))
         ex_label = labels[self.blob_of] if n_blobs else np.empty(0, _I64)
         order = np.lexsort((self.ids, ex_label))
         lab_sorted = ex_label[order]

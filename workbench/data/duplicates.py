@@ -33,10 +33,13 @@ __all__ = [
     "NearDuplicates",
     "near_duplicates",
     "duplicates_of",
+    "thumbnail",
+    "hash_thumbnails",
+    "popcount",
+    "components",
 ]
 
 HASH_BITS = 64
-_THUMB = THUMB  # thumbnail side the DCT runs on
 _LOW = 8  # the 8x8 lowest frequencies make the 64 bits
 _BRUTE_FORCE_MAX = 256  # up to this many distinct hashes, compare all pairs (blockwise, vectorised)
 _MIN_BAND_BITS = 8  # shorter bands put too many unrelated hashes together; compare all pairs instead
@@ -51,18 +54,18 @@ def _dct_matrix(n: int) -> np.ndarray:
     return m
 
 
-_DCT = _dct_matrix(_THUMB)
+_DCT = _dct_matrix(THUMB)
 
 
-def _thumbnail(data: bytes) -> np.ndarray:
+def thumbnail(data: bytes) -> np.ndarray:
     from PIL import Image
 
     with Image.open(io.BytesIO(data)) as im:  # the same decode as images.check_image: the same hash
-        grey = thumbnail_source(im).resize((_THUMB, _THUMB), Image.Resampling.BOX)
+        grey = thumbnail_source(im).resize((THUMB, THUMB), Image.Resampling.BOX)
         return np.asarray(grey, dtype=np.float64)
 
 
-def _hash_thumbnails(thumbs: np.ndarray) -> np.ndarray:
+def hash_thumbnails(thumbs: np.ndarray) -> np.ndarray:
     """pHashes (uint64) of a stack of ``(n, 32, 32)`` grey thumbnails."""
     coeffs = np.einsum("ij,njk,lk->nil", _DCT, thumbs, _DCT, optimize=True)[:, :_LOW, :_LOW]
     low = coeffs.reshape(len(thumbs), _LOW * _LOW)
@@ -73,7 +76,7 @@ def _hash_thumbnails(thumbs: np.ndarray) -> np.ndarray:
 
 def phash(data: bytes) -> int:
     """The 64-bit DCT perceptual hash of an encoded image (any format Pillow reads)."""
-    return int(_hash_thumbnails(_thumbnail(data)[None])[0])
+    return int(hash_thumbnails(thumbnail(data)[None])[0])
 
 
 def phash_hex(data: bytes) -> str:
@@ -81,7 +84,7 @@ def phash_hex(data: bytes) -> str:
     return f"{phash(data):016x}"
 
 
-def _popcount(x: np.ndarray) -> np.ndarray:
+def popcount(x: np.ndarray) -> np.ndarray:
     if hasattr(np, "bitwise_count"):
         return np.bitwise_count(x).astype(np.int64)
     table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
@@ -109,7 +112,7 @@ def _brute_pairs(h: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarr
     out_i, out_j = [], []
     for s in range(0, n, rows):
         block = h[s : s + rows]
-        d = _popcount(block[:, None] ^ h[None, :])
+        d = popcount(block[:, None] ^ h[None, :])
         ii, jj = np.nonzero(d <= max_distance)
         ii = ii + s
         keep = jj > ii
@@ -131,7 +134,7 @@ def _band_pairs(h: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarra
             if same.size == 0:
                 break
             a, b = order[same], order[same + k]
-            close = _popcount(h[a] ^ h[b]) <= max_distance  # check now: most candidates are not close
+            close = popcount(h[a] ^ h[b]) <= max_distance  # check now: most candidates are not close
             a, b = a[close], b[close]
             cand.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
             k += 1
@@ -165,7 +168,7 @@ def close_pairs(
         i, j = _brute_pairs(h, max_distance)
     else:
         i, j = _band_pairs(h, max_distance)
-    d = _popcount(h[i] ^ h[j])
+    d = popcount(h[i] ^ h[j])
     order = np.lexsort((j, i, d))
     return i[order].astype(np.int64), j[order].astype(np.int64), d[order].astype(np.int64)
 
@@ -261,7 +264,7 @@ def duplicates_of(
     return index.result(max_pairs)
 
 
-def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Connected component label of each of ``n`` nodes joined by the edges ``a[k] - b[k]``."""
     if n == 0 or a.size == 0:
         return np.arange(n)

@@ -103,7 +103,7 @@ def _check_chunk(jobs: Sequence[tuple[str | None, bytes | None]]) -> list[_Outco
     the run made in one call (per image, the call costs more than a small image's decode)."""
     import numpy as np
 
-    from .duplicates import _hash_thumbnails
+    from .duplicates import hash_thumbnails
 
     out: list[_Outcome] = []
     done: list[tuple[int, tuple[int, int, str, str, int]]] = []
@@ -124,7 +124,7 @@ def _check_chunk(jobs: Sequence[tuple[str | None, bytes | None]]) -> list[_Outco
         thumbs.append(thumb)
         out.append(("format", "not checked"))  # replaced below
     if thumbs:
-        hashes = _hash_thumbnails(np.stack(thumbs))
+        hashes = hash_thumbnails(np.stack(thumbs))
         for (k, (w, h, fmt, digest, nbytes)), value in zip(done, hashes, strict=True):
             out[k] = ("ok", ImageCheck(w, h, fmt, digest, nbytes, f"{int(value):016x}"))
     return out

@@ -105,10 +105,10 @@ def check_image(data: bytes, *, file: str | None = None, record: object | None =
     compressed stream is still read and entropy-decoded, so truncation and corrupt data are caught as a
     full-scale decode catches them, in a fraction of the time.
     """
-    from .duplicates import _hash_thumbnails
+    from .duplicates import hash_thumbnails
 
     w, h, fmt, digest, thumb = decode_for_check(data, file=file, record=record)
-    value = int(_hash_thumbnails(thumb[None])[0])
+    value = int(hash_thumbnails(thumb[None])[0])
     return ImageCheck(w, h, fmt, digest, len(data), f"{value:016x}")
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from .import_report import ImportReport
 from .records import SPLITS, ImportBatch
+from .store import SPLIT_COUNTS_OF, in_chunks
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -89,12 +90,8 @@ def summarize(ds: Dataset, batch: ImportBatch, ids: list[int], *, fmt: str, sour
     """The summary of ``batch`` having been imported into ``ds`` as examples ``ids``."""
     kinds = Counter(a.kind for it in batch.items for a in it.annotations)
     splits = dict.fromkeys(SPLITS, 0)
-    for k in range(0, len(ids), 900):
-        part = ids[k : k + 900]
-        for split, n in ds.conn.execute(
-                f"SELECT split, COUNT(*) FROM examples WHERE id IN ({','.join('?' * len(part))}) GROUP BY split",
-                part):
-            splits[split] = splits.get(split, 0) + n
+    for split, n in in_chunks(ds.conn, SPLIT_COUNTS_OF, ids):
+        splits[split] = splits.get(split, 0) + n
     given = sum(1 for it in batch.items if it.split is not None)
     names = [c.name for c in ds.classes]
     report = batch.report.to_dict()

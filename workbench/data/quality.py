@@ -30,6 +30,7 @@ from .box_sizes import (
 )
 from .duplicates import NearDuplicates, near_duplicates
 from .records import SPLITS, ClassDef, Example
+from .task_types import TaskType
 
 __all__ = [
     "GUIDANCE",
@@ -78,11 +79,11 @@ class _Policy:
 
 
 _POLICIES: dict[str, _Policy] = {
-    "classification": _Policy("examples"),
-    "detection": _Policy("boxes", empty_is_answer=True, boxes=True),
-    "segmentation": _Policy("objects", empty_is_answer=True, boxes=True),
+    TaskType.CLASSIFICATION: _Policy("examples"),
+    TaskType.DETECTION: _Policy("boxes", empty_is_answer=True, boxes=True),
+    TaskType.SEGMENTATION: _Policy("objects", empty_is_answer=True, boxes=True),
     # trained on good images only; anomalous ones are what val and test measure
-    "anomaly": _Policy("examples", trained=("good",), dominance=False, must_evaluate=("anomalous",)),
+    TaskType.ANOMALY: _Policy("examples", trained=("good",), dominance=False, must_evaluate=("anomalous",)),
 }
 
 
@@ -196,7 +197,7 @@ class Balance:
 
 def imbalance(
     counts: Mapping[str, Mapping[str, int]],
-    dataset_type: str = "classification",
+    dataset_type: str = TaskType.CLASSIFICATION.value,
     *,
     annotated_examples: int | None = None,
 ) -> Balance:

@@ -43,7 +43,7 @@ TASK_TYPES = tuple(t.value for t in TaskType)
 ANNOTATION_KINDS = ("label", "box", "polygon", "mask", "anomaly")
 SPLITS = ("train", "val", "test")
 STATUSES = ("new", "annotated", "reviewed")
-ANOMALY_CLASSES = ("good", "anomalous")
+ANOMALY_CLASSES = TYPE_INFO[TaskType.ANOMALY].fixed_classes  # ("good", "anomalous")
 
 # Which annotation kinds each dataset type accepts.
 KINDS_FOR_TYPE: dict[str, tuple[str, ...]] = {t.value: info.kinds for t, info in TYPE_INFO.items()}
@@ -529,4 +529,6 @@ class ImportBatch:
     report: ImportReport = field(default_factory=ImportReport)
 
     def __post_init__(self) -> None:
+        if self.type is not None:  # a TaskType as its plain string: records pickle and load anywhere
+            self.type = str(self.type)
         self.info = json_map(self.info, field_name="info", max_bytes=16 << 20)

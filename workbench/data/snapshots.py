@@ -96,7 +96,7 @@ def take_snapshot(ds: Dataset, *, message: str = "", directory: str | None = Non
     from .workspace import now
 
     check_text(message, what="snapshot message", field="message")
-    with ds._tx():  # read and write in one transaction: a consistent view
+    with ds.workspace.transaction():  # read and write in one transaction: a consistent view
         examples = ds.examples(directory=directory)
         payload: dict[str, Any] = {
             "dataset": ds.name, "type": ds.type, "directory": directory,

@@ -22,7 +22,8 @@ from typing import Any
 
 from ..errors import ImportFormatError, ValidationError
 from ..progress import ProgressFn
-from .records import SPLITS, ClassDef, ImportBatch
+from .records import SPLITS, TASK_TYPES, ClassDef, ImportBatch
+from .task_types import type_info
 
 __all__ = ["read_source", "split_parts", "SPLIT_FOLDERS", "SPLIT_LAYOUTS"]
 
@@ -93,8 +94,9 @@ def split_parts(fmt: str, src: Path) -> list[tuple[str | None, Path, dict[str, A
 def _merge_type(a: str | None, b: str | None, file: str) -> str | None:
     if a is None or b is None or a == b:
         return a or b
-    if {a, b} == {"detection", "segmentation"}:
-        return "segmentation"  # a segmentation dataset takes boxes too
+    for wide, narrow in ((a, b), (b, a)):  # a segmentation dataset takes boxes too
+        if wide in TASK_TYPES and narrow in type_info(wide).also_takes:
+            return wide
     raise ImportFormatError(f"the parts hold different kinds of data ({a} and {b})", file=file)
 
 

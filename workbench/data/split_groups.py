@@ -27,7 +27,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from .duplicates import _popcount, close_pairs
+from .duplicates import close_pairs, popcount
 from .splits import SplitSettings, split_targets
 
 __all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_grouped", "straddling_groups",
@@ -100,7 +100,7 @@ def copy_groups(members: Sequence[Member], *, first_new: int = 0, max_distance: 
             block = max(1, _BLOCK_CELLS // len(values))
             for s in range(0, len(rows), block):
                 r = rows[s : s + block]
-                bi, aj = np.nonzero(_popcount(values[r][:, None] ^ values[None, :]) <= max_distance)
+                bi, aj = np.nonzero(popcount(values[r][:, None] ^ values[None, :]) <= max_distance)
                 for a, b in zip(reps[r[bi]].tolist(), reps[aj].tolist(), strict=True):
                     if a != b:
                         _union(parent, a, b)

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
-from . import aggregates
+from . import aggregates, store
 from .records import STATUSES, ClassDef
+from .task_types import type_info
 
 if TYPE_CHECKING:
     from .dataset import Dataset
@@ -168,15 +169,15 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
     once their images are stored: :mod:`.bulk_import`); it is called with ``len(prepared)`` before the end."""
     ws = ds.workspace
     row = ws.conn.execute("SELECT * FROM pending_imports WHERE shadow_id=?", (ds.id,)).fetchone()
-    known = ds._known_blobs([p[2] for p in prepared])
+    known = store.known_blobs(ws.conn, [p[2] for p in prepared])
     if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
             ids = _write(ds, ds.id, prepared, author, splits, keys, known, ready)
             with _short_tx(ws) as conn:
-                ds._keep_source(batch_classes, source_info)
+                store.keep_source(conn, ds.id, batch_classes, source_info)
                 if directory:
-                    d = ds._directory_id(directory, create=True)
-                    conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in ids])
+                    d = ds.directory_id(directory, create=True)
+                    conn.executemany(store.INSERT_MEMBER, [(d, e) for e in ids])
             return ids
         except BaseException:  # import_new removes the rows; the image rows this import added go too
             _discard(ws, ds.id)
@@ -186,8 +187,8 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
     with _owner_lock(ws, owner, wait=True), _removed_after(ws, owner):
         have = {c.name for c in ds.classes}
         new_classes = [c for c in batch_classes if c.name not in have]
-        if new_classes and ds.type == "anomaly":
-            raise ValidationError(f"anomaly datasets have no class '{new_classes[0].name}'", field="classes")
+        if new_classes and type_info(ds.type).fixed_classes:
+            raise ValidationError(f"{ds.type} datasets have no class '{new_classes[0].name}'", field="classes")
         shadow = _begin(ws, ds.type, ds.split_settings, new_classes, ds.id, ds.name, owner)
         try:
             ids = _write(ds, shadow, prepared, author, splits, keys, known, ready)
@@ -258,7 +259,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
     transaction's rows are built before it opens, and inserted with one ``executemany`` per table.
     ``prepared`` items may carry ``None`` for the bytes (:mod:`.bulk_import`: stored already, not kept)."""
-    from .dataset import _json_or_null
+    from .store import json_or_null
     from .workspace import now
 
     ws = ds.workspace
@@ -291,8 +292,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
             blob_rows.append((digest, info.nbytes if data is None else len(data), info.width, info.height,
                               info.format, None if digest in known else info.phash))
             example_rows.append((shadow, digest, item.file_name, info.width, info.height, splits[i], keys[i],
-                                 statuses[i], item.source, stamp, stamp, _json_or_null(item.origin)))
-        ann_parts = [[ds._ann_row(0, a, class_ids, a.author or author, a.created_at or stamp)
+                                 statuses[i], item.source, stamp, stamp, json_or_null(item.origin)))
+        ann_parts = [[store.annotation_row(ds.id, 0, a, class_ids, a.author or author, a.created_at or stamp)
                       for a in prepared[i][0].annotations] for i in part]
         with _short_tx(ws, held):
             if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
@@ -302,14 +303,9 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                 if not ws.blobs.exists(digest):  # a concurrent failed import may have removed a shared file
                     ws.blobs.put(data if data is not None else _bytes_of(item, digest), digest)
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
-            conn.executemany(
-                "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
-                blob_rows)
+            conn.executemany(store.INSERT_BLOB, blob_rows)
             before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
-            conn.executemany(
-                """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                   source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
-                example_rows)
+            conn.executemany(store.INSERT_EXAMPLE, example_rows)
             # every example past ``before`` is one of these (this transaction holds the write lock): a rowid
             # range, not a dataset filter (which would scan the shadow's earlier rows every time)
             ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE id > ? ORDER BY id", (before,))]
@@ -319,11 +315,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
             ann_rows = [(ex_id, *row[1:]) for ex_id, rows in zip(ids, ann_parts, strict=True) for row in rows]
             if ann_rows:  # ids are handed out in order inside this transaction: the range is exactly these
                 first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
-                conn.executemany(
-                    """INSERT INTO annotations (example_id, dataset_id, class_id, kind, x, y, w, h, geometry,
-                       score, proposal, author, created_at, updated_at, attributes, iscrowd, source_id)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                    ann_rows)
+                conn.executemany(store.INSERT_ANNOTATION, ann_rows)
                 last = conn.execute("SELECT MAX(id) FROM annotations").fetchone()[0]
                 aggregates.count_range(conn, first, last)
             conn.execute("DELETE FROM agg_bulk")
@@ -351,9 +343,8 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
     with _short_tx(ws) as conn:
         if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
             raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
-        have = {r[0]: r[1] for r in conn.execute("SELECT name, id FROM classes WHERE dataset_id=?", (ds.id,))}
-        pos = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM classes WHERE dataset_id=?",
-                           (ds.id,)).fetchone()[0]
+        have = store.class_ids(conn, ds.id)
+        pos = conn.execute(store.NEXT_CLASS_POSITION, (ds.id,)).fetchone()[0]
         for cid, name in conn.execute("SELECT id, name FROM classes WHERE dataset_id=? ORDER BY position",
                                       (shadow,)).fetchall():
             if name in have:  # someone added the same class meanwhile: the import's boxes take theirs
@@ -366,11 +357,11 @@ def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | 
                 pos += 1
         aggregates.move_examples(conn, shadow, ds.id)  # O(examples), set-based
         _drop_shadow(conn, shadow)
-        ds._keep_source(batch_classes, source_info)
+        store.keep_source(conn, ds.id, batch_classes, source_info)
         if directory:
-            d = ds._directory_id(directory, create=True)
-            conn.executemany("INSERT OR IGNORE INTO directory_members VALUES (?,?)", [(d, e) for e in new_ids])
-        ds._touch()
+            d = ds.directory_id(directory, create=True)
+            conn.executemany(store.INSERT_MEMBER, [(d, e) for e in new_ids])
+        store.touch(conn, ds.id)
 
 
 def _drop_shadow(conn: sqlite3.Connection, shadow: int) -> None:

@@ -16,6 +16,7 @@ from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
 from .records import SPLITS
 from .split_groups import held_and_train, join_straddling, source_stem
+from .store import in_chunks
 from .task_types import TYPE_INFO
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates:
             return json.loads(row[0])
     out = _compute(ds, directory, near_duplicates, use_cache)
     if use_cache:
-        with ds._tx():
+        with ds.workspace.transaction():
             ds.conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
                             (ds.id, key, out.pop("_version"), json.dumps(out)))
     out.pop("_version", None)
@@ -57,17 +58,17 @@ def _compute(ds: Dataset, directory: str | None, near_duplicates: bool, use_cach
     conn = ds.conn
     dtype = ds.type
     label_types = dtype in _LABEL_TYPES
-    with ds._tx():  # one consistent read
+    with ds.workspace.transaction():  # one consistent read
         version = ds.version
         where, args = "e.dataset_id=?", [ds.id]
         if directory is not None:
             where += " AND e.id IN (SELECT example_id FROM directory_members WHERE directory_id=?)"
-            args.append(ds._directory_id(directory))
+            args.append(ds.directory_id(directory))
         splits = dict.fromkeys(SPLITS, 0)
         splits.update(dict(conn.execute(f"SELECT split, COUNT(*) FROM examples e WHERE {where} GROUP BY split",
                                         args).fetchall()))
         classes = ds.classes
-        names = ds._class_names()
+        names = ds.class_names()
         counts: dict[str, dict[str, int]] = {
             c.name: {"train": 0, "val": 0, "test": 0, "total": 0, "images": 0} for c in classes}
         # the store keeps these counts up to date (aggregates.py); a directory sums its examples' rows
@@ -135,7 +136,7 @@ def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStat
             args).fetchall(), dtype=np.float64).reshape(-1, 6)
         return box_stats_from_arrays(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5], order)
     hist = {name: np.zeros(SIZE_BINS + 1, dtype=np.int64) for name in order}
-    names = ds._class_names()
+    names = ds.class_names()
     for cid, b, n in conn.execute("SELECT class_id, bin, n FROM agg_box_size WHERE dataset_id=?", (ds.id,)):
         hist[names[cid]][b] = n
     flagged = {}
@@ -163,7 +164,7 @@ def warm_duplicates(ds: Dataset) -> None:
         _near_duplicates(ds, "e.dataset_id=?", [ds.id], None, True, True, found)
     finally:
         conn.execute("ROLLBACK")  # it wrote nothing
-    with ds._tx():
+    with ds.workspace.transaction():
         for sql, params in found:
             conn.execute(sql, params)
 
@@ -239,11 +240,9 @@ def _whole_dataset_duplicates(ds: Dataset, near: bool, use_cache: bool,
             elif ids:
                 known: dict[str, int] = {}
                 wanted = sorted(set(blobs))
-                for k in range(0, len(wanted), 500):  # which of their images examples here already show
-                    part = wanted[k : k + 500]
-                    known.update(conn.execute(
-                        f"SELECT blob, MIN(id) FROM examples WHERE dataset_id=? AND id <= ? AND blob IN "
-                        f"({','.join('?' * len(part))}) GROUP BY blob", [ds.id, last, *part]).fetchall())
+                known.update((r[0], r[1]) for r in in_chunks(  # which of their images examples here already show
+                    conn, "SELECT blob, MIN(id) FROM examples WHERE dataset_id=? AND id <= ? AND blob IN ({q}) "
+                    "GROUP BY blob", wanted, before=[ds.id, last], size=500))
                 index = index.extend(ids, blobs, splits, known, load, hashes=hashes if near else None)
             else:
                 return index.result()  # only directory membership changed

@@ -15,7 +15,7 @@ from enum import StrEnum
 
 from ..errors import UnknownNameError
 
-__all__ = ["TaskType", "TypeInfo", "TYPE_INFO", "task_type", "type_info"]
+__all__ = ["TaskType", "TypeInfo", "TYPE_INFO", "REGION_TYPES", "task_type", "type_info", "region_type"]
 
 
 class TaskType(StrEnum):
@@ -33,7 +33,9 @@ class TypeInfo:
     (classification, anomaly), predicted per image. ``regions``: the ground truth is boxes / instances
     with a class, evaluated with COCO. ``masks``: regions carry masks (COCO ``segm`` as well as ``bbox``).
     ``fixed_classes``: the classes every dataset of the type has, which no one adds to (anomaly: good,
-    anomalous). ``region_labels``: the image-level label may carry a region (where the anomaly is).
+    anomalous), with their ``fixed_colors``. ``region_labels``: the image-level label may carry a region
+    (where the anomaly is). ``also_takes``: the other types of source data a dataset of this type imports (a
+    segmentation dataset takes boxes too).
     """
 
     kinds: tuple[str, ...]
@@ -41,7 +43,9 @@ class TypeInfo:
     regions: bool
     masks: bool
     fixed_classes: tuple[str, ...] = ()
+    fixed_colors: tuple[str, ...] = ()
     region_labels: bool = False
+    also_takes: tuple[str, ...] = ()
 
     @property
     def label_kind(self) -> str | None:
@@ -57,10 +61,13 @@ class TypeInfo:
 TYPE_INFO: dict[TaskType, TypeInfo] = {
     TaskType.CLASSIFICATION: TypeInfo(("label",), image_level=True, regions=False, masks=False),
     TaskType.DETECTION: TypeInfo(("box",), image_level=False, regions=True, masks=False),
-    TaskType.SEGMENTATION: TypeInfo(("polygon", "mask", "box"), image_level=False, regions=True, masks=True),
+    TaskType.SEGMENTATION: TypeInfo(("polygon", "mask", "box"), image_level=False, regions=True, masks=True,
+                                    also_takes=(TaskType.DETECTION,)),
     TaskType.ANOMALY: TypeInfo(("anomaly",), image_level=True, regions=False, masks=False,
-                               fixed_classes=("good", "anomalous"), region_labels=True),
+                               fixed_classes=("good", "anomalous"), fixed_colors=("#2ca02c", "#d62728"),
+                               region_labels=True),
 }
+REGION_TYPES: tuple[TaskType, ...] = tuple(t for t, info in TYPE_INFO.items() if info.regions)  # boxes / instances
 
 
 def task_type(value: str) -> TaskType:
@@ -74,3 +81,9 @@ def task_type(value: str) -> TaskType:
 def type_info(value: str) -> TypeInfo:
     """The :class:`TypeInfo` of dataset type ``value`` (a :class:`TaskType` or its string)."""
     return TYPE_INFO[task_type(value)]
+
+
+def region_type(*, masks: bool) -> TaskType:
+    """The type of region data with (segmentation) or without masks (detection): what a reader that finds
+    polygons or only boxes reports."""
+    return next(t for t, info in TYPE_INFO.items() if info.regions and info.masks == masks)

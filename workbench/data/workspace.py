@@ -18,13 +18,14 @@ from ..text import check_name
 from . import db, history, staged
 from .blobs import BlobStore
 from .limits import check_classes
-from .records import ANOMALY_CLASSES, TASK_TYPES, ClassDef, default_color
+from .records import TASK_TYPES, ClassDef, default_color
 from .splits import SplitSettings
+from .task_types import type_info
 
 if TYPE_CHECKING:
     from .dataset import Dataset
 
-__all__ = ["Workspace", "default_home", "now"]
+__all__ = ["Workspace", "default_home", "now", "check_new_name"]
 
 DB_NAME = "workbench.db"
 
@@ -37,7 +38,7 @@ def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _check_name(name: str, what: str) -> str:
+def check_new_name(name: str, what: str) -> str:
     """A dataset or directory name on creation: see :func:`workbench.text.check_name` (no control or bidi
     characters, at most 200 characters), and no / or \\ either."""
     if not isinstance(name, str) or not name.strip() or name != name.strip():
@@ -120,22 +121,24 @@ class Workspace:
     ) -> Dataset:
         from .dataset import Dataset
 
-        _check_name(name, "dataset")
+        check_new_name(name, "dataset")
         if type not in TASK_TYPES:
             raise ValidationError(f"unknown dataset type {type!r}; valid: {', '.join(TASK_TYPES)}",
                                   field="type")
         class_defs = parse_classes(classes)
         check_classes(name, len(class_defs))
-        if type == "anomaly":
+        info = type_info(type)
+        if info.fixed_classes:
             given = {c.name: c for c in class_defs}
-            extra = set(given) - set(ANOMALY_CLASSES)
+            extra = set(given) - set(info.fixed_classes)
             if extra:
                 raise ValidationError(
-                    f"anomaly datasets have the classes good and anomalous only, not {', '.join(sorted(extra))}",
+                    f"{type} datasets have the classes {' and '.join(info.fixed_classes)} only, not "
+                    f"{', '.join(sorted(extra))}",
                     field="classes",
                 )
-            class_defs = [given.get(n, ClassDef(n, c)) for n, c in zip(ANOMALY_CLASSES, ("#2ca02c", "#d62728"),
-                                                                         strict=True)]
+            class_defs = [given.get(n, ClassDef(n, c))
+                          for n, c in zip(info.fixed_classes, info.fixed_colors, strict=True)]
         settings = (splits or SplitSettings()).to_dict()
         with self.transaction():
             if self.conn.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():

@@ -28,7 +28,8 @@ import numpy as np
 
 from ..errors import UnknownNameError
 
-__all__ = ["RawEval", "Backend", "BACKENDS", "PREFERENCE", "register_backend", "get_backend", "quiet"]
+__all__ = ["RawEval", "Backend", "BACKENDS", "PREFERENCE", "register_backend", "get_backend", "quiet",
+           "run_cocoeval"]
 
 
 class RawEval(NamedTuple):
@@ -112,7 +113,7 @@ def _copy_gt(gt: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _finish(ev: Any) -> RawEval:
+def run_cocoeval(ev: Any) -> RawEval:
     ev.evaluate()
     ev.accumulate()
     ev.summarize()
@@ -140,7 +141,7 @@ def _run_pycocotools(gt: dict[str, Any], dt: list[dict[str, Any]], iou_type: str
             "annotations": [],
         }
         coco_dt.createIndex()
-    return _finish(COCOeval(coco_gt, coco_dt, iou_type))
+    return run_cocoeval(COCOeval(coco_gt, coco_dt, iou_type))
 
 
 def _run_faster(gt: dict[str, Any], dt: list[dict[str, Any]], iou_type: str) -> RawEval:
@@ -151,7 +152,7 @@ def _run_faster(gt: dict[str, Any], dt: list[dict[str, Any]], iou_type: str) -> 
 
     coco_gt = COCO(_copy_gt(gt), print_function=silent)
     coco_dt = coco_gt.loadRes([dict(d) for d in dt])
-    return _finish(COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=silent))
+    return run_cocoeval(COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=silent))
 
 
 def _run_hotcoco(gt: dict[str, Any], dt: list[dict[str, Any]] | np.ndarray, iou_type: str) -> RawEval:
@@ -159,7 +160,7 @@ def _run_hotcoco(gt: dict[str, Any], dt: list[dict[str, Any]] | np.ndarray, iou_
 
     coco_gt = hotcoco.COCO(gt)
     coco_dt = coco_gt.load_res(dt)
-    return _finish(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
+    return run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
 
 
 register_backend(Backend("pycocotools", "pycocotools", _run_pycocotools))

@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .coco_backends import RawEval, _finish, quiet
+from .coco_backends import RawEval, quiet, run_cocoeval
 
 __all__ = ["FastEval", "fast_file_eval"]
 
@@ -114,7 +114,7 @@ def fast_file_eval(gt_path: str | Path, dt_path: str | Path, iou_type: str) -> F
             coco_gt = hotcoco.COCO(str(gt_path))
             coco_dt = coco_gt.load_res(str(dt_path))
             ev = hotcoco.COCOeval(coco_gt, coco_dt, iou_type)
-            raw = _finish(ev)
+            raw = run_cocoeval(ev)
     except Exception:  # noqa: BLE001 - any refusal by the backend's reader: the located path says why
         return None
     finally:

@@ -88,10 +88,10 @@ def label_issues_of(
     mined examples: reason ``likely_label_error``, ``label_error_score = 1 - p(given label)``, score
     ``1 + label_error_score`` (an error), details with the given / likely class and the numbers."""
     from .mined import row_example_id
-    from .mining import _probabilities
+    from .mining import class_probabilities
 
     index = {c: k for k, c in enumerate(class_names)}
-    probs = {row_example_id(r, i): _probabilities(r, i, class_names) for i, r in enumerate(rows)}
+    probs = {row_example_id(r, i): class_probabilities(r, i, class_names) for i, r in enumerate(rows)}
     judged = [ex for ex in examples if ex.id in probs and ex.label is not None and ex.label in index]
     if not judged:
         return []

@@ -50,6 +50,7 @@ from .mined import REASONS, MinedExample, MiningSettings, ordered_reasons, row_e
 from .mining_instances import predicted_instances, rank_detection, rank_segmentation
 
 __all__ = [
+    "class_probabilities",
     "REASONS",
     "MiningSettings",
     "MinedExample",
@@ -61,7 +62,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------- classification
-def _probabilities(row: Mapping[str, Any], i: int, class_names: Sequence[str]) -> np.ndarray:
+def class_probabilities(row: Mapping[str, Any], i: int, class_names: Sequence[str]) -> np.ndarray:
     probs = row.get("probabilities")
     if isinstance(probs, Mapping):
         missing = [c for c in class_names if c not in probs]
@@ -95,7 +96,7 @@ def _rank_classification(
     threshold: float | None,
 ) -> list[MinedExample]:
     index = {c: k for k, c in enumerate(class_names)}
-    probs = {row_example_id(r, i): _probabilities(r, i, class_names) for i, r in enumerate(rows)}
+    probs = {row_example_id(r, i): class_probabilities(r, i, class_names) for i, r in enumerate(rows)}
     out = []
     for ex in examples:
         p, truth = probs.get(ex.id), ex.label

@@ -107,7 +107,7 @@ class VisionDataset(Dataset):
         self.examples = list(examples)
         self.dataset_type = dataset_type
         self.class_names = list(class_names)
-        self._index = {n: i for i, n in enumerate(self.class_names)}
+        self.class_index = {n: i for i, n in enumerate(self.class_names)}
         self.load_bytes = load_bytes
         self.image_size = int(image_size)
         self.augmenter = augmenter
@@ -174,11 +174,11 @@ class VisionDataset(Dataset):
 # ---------------------------------------------------------------------------------------------- truth
 def _class_index(ds: VisionDataset, ex: Example) -> int:
     label = ex.label
-    if label is None or label not in ds._index:
+    if label is None or label not in ds.class_index:
         raise ValidationError(
             f"example has no class among {ds.class_names}", file=ex.file_name, record=ex.id, field="label"
         )
-    return ds._index[label]
+    return ds.class_index[label]
 
 
 def _truth_label(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str, Any]:
@@ -204,7 +204,7 @@ def _truth_boxes(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str, An
         x1, y1 = min(float(w), x + bw), min(float(h), y + bh)
         if x1 - x0 > 0 and y1 - y0 > 0:
             boxes.append([x0, y0, x1 - x0, y1 - y0])
-            classes.append(ds._index[ann.label] + 1)
+            classes.append(ds.class_index[ann.label] + 1)
     return {
         "boxes": np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
         "classes": np.asarray(classes, np.int64),
@@ -226,7 +226,7 @@ def _truth_instances(ds: VisionDataset, ex: Example, h: int, w: int) -> dict[str
             continue
         if m.any():
             masks.append(m)
-            classes.append(ds._index[ann.label] + 1)
+            classes.append(ds.class_index[ann.label] + 1)
     arr = np.asarray(masks, dtype=np.uint8).reshape(-1, h, w)
     boxes = [mask_bbox(m) for m in arr]
     return {

@@ -201,7 +201,7 @@ class UserGate(StaticFallback, widgets.VBox):
             if self._preview is None:
                 self._preview = self.build("preview (headless output)")
             view = self._preview
-        bundle = dict(view._static_bundle()) if hasattr(view, "_static_bundle") else {}
+        bundle = dict(view.static_bundle()) if isinstance(view, StaticFallback) else {}
         if self.view is None:
             bundle["text/plain"] = "annotator name needed (a picture of the dataset below)"
         return bundle
@@ -232,8 +232,8 @@ class Picker(StaticFallback, widgets.VBox):
 
     def _static_bundle(self) -> dict[str, Any]:
         view = self.view
-        if hasattr(view, "_static_bundle"):
-            return dict(view._static_bundle())
+        if isinstance(view, StaticFallback):
+            return view.static_bundle()
         return {"text/plain": self.empty}
 
 
@@ -481,8 +481,8 @@ class ReviewView(StaticFallback, widgets.VBox):
     def _static_bundle(self) -> dict[str, Any]:
         bundle: dict[str, Any] = {}
         for v in self.views:  # the first view's plot, and the gallery's picture
-            bundle.update(v._static_bundle())
+            bundle.update(v.static_bundle())
             break
         if self.gallery is not None:
-            bundle.update({k: v for k, v in self.gallery._static_bundle().items() if k == "image/png"})
+            bundle.update({k: v for k, v in self.gallery.static_bundle().items() if k == "image/png"})
         return bundle

@@ -107,7 +107,7 @@ class AnnotationCanvas(CanvasToolbar, W.VBox):
             layout=W.Layout(width=f"{settings.canvas_width}px", height=f"{settings.canvas_height}px"),
         )
         self.multicanvas.add_class("wb-canvas")
-        self.layers: dict[str, Canvas] = dict(zip(LAYERS[:3], self.multicanvas._canvases, strict=True))
+        self.layers: dict[str, Canvas] = dict(zip(LAYERS[:3], (self.multicanvas[i] for i in range(3)), strict=True))
         mc = self.multicanvas
         mc.on_mouse_down(self._guard(self.state.pointer_down))
         mc.on_mouse_move(self._guard(self.state.pointer_move))
@@ -196,7 +196,7 @@ class AnnotationCanvas(CanvasToolbar, W.VBox):
         """Run a state action; a refused edit becomes a message, and the view is redrawn either way.
         ``clear``: a button press is a new action, so the last message goes."""
         if clear:
-            self.state._clear_message()
+            self.state.clear_message()
         try:
             action()
         except _STORE_ERRORS as e:

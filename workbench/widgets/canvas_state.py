@@ -381,7 +381,7 @@ class CanvasState(Navigation, Selection, ReviewFlow, AnnotationEdits):
         out, self.requests = self.requests, []
         return out
 
-    def _clear_message(self) -> None:
+    def clear_message(self) -> None:
         if self.message:
             self.message = ""
             self.mark("toolbar")
@@ -392,7 +392,7 @@ class CanvasState(Navigation, Selection, ReviewFlow, AnnotationEdits):
         return cancelled
 
     def pointer_down(self, cx: float, cy: float) -> None:
-        self._clear_message()  # messages are about the last action: a new one clears them
+        self.clear_message()  # messages are about the last action: a new one clears them
         self.pointer, self.pressed = (cx, cy), True
         if self.example is not None:
             self._active().down(self, cx, cy)
@@ -427,7 +427,7 @@ class CanvasState(Navigation, Selection, ReviewFlow, AnnotationEdits):
 
     def do(self, action: str) -> None:
         """Run a named action (keys and toolbar buttons both come here)."""
-        self._clear_message()
+        self.clear_message()
         if self._active().key(self, action):
             return
         if action != "pan_hold":

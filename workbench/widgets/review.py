@@ -123,17 +123,17 @@ def _new_shapes(cmd: object) -> list[Annotation]:
 
 def review_overlay(state: CanvasState, scene: Scene) -> Scene:
     """Add to the annotations layer: "already labelled" tags on proposals, unsaved shapes dashed in red."""
-    from .scene import Style, _one_rect, _tag
+    from .scene import Style, one_rect, text_tag
 
     v = state.view
     for p in state.already_labelled():
         assert p.bbox is not None
         x, y = v.to_canvas(p.bbox[0], p.bbox[1] + p.bbox[3])
-        scene.texts.append(_tag("already labelled", x, y + 2.0, state.class_color(p.label)))
+        scene.texts.append(text_tag("already labelled", x, y + 2.0, state.class_color(p.label)))
     for a in state.unsaved:
         if a.bbox is None:
             continue
-        scene.rects.append(_one_rect(Style(UNSAVED_COLOR, 2.0, True), v.to_canvas_box(a.bbox)))
+        scene.rects.append(one_rect(Style(UNSAVED_COLOR, 2.0, True), v.to_canvas_box(a.bbox)))
         x, y = v.to_canvas(a.bbox[0], a.bbox[1])
-        scene.texts.append(_tag(f"{a.label} (unsaved)", x, max(y - 14.0, 0.0), UNSAVED_COLOR))
+        scene.texts.append(text_tag(f"{a.label} (unsaved)", x, max(y - 14.0, 0.0), UNSAVED_COLOR))
     return scene

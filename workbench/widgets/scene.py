@@ -32,6 +32,8 @@ __all__ = [
     "Scene",
     "image_rect",
     "annotation_scene",
+    "one_rect",
+    "text_tag",
     "interaction_scene",
     "DASH",
     "LABEL_TAGS_MAX",
@@ -157,7 +159,7 @@ def image_rect(state: CanvasState) -> tuple[float, float, float, float]:
     return state.view.to_canvas_box((0.0, 0.0, float(w), float(h)))
 
 
-def _one_rect(style: Style, box: tuple[float, float, float, float]) -> Rects:
+def one_rect(style: Style, box: tuple[float, float, float, float]) -> Rects:
     x, y, w, h = box
     return Rects(style, np.array([x]), np.array([y]), np.array([w]), np.array([h]))
 
@@ -167,7 +169,7 @@ def _text_color(background: str) -> str:
     return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 150 else "#ffffff"
 
 
-def _tag(text: str, x: float, y: float, color: str, size: float = TAG_FONT_PX) -> Text:
+def text_tag(text: str, x: float, y: float, color: str, size: float = TAG_FONT_PX) -> Text:
     return Text(text, x, y, _text_color(color), background=color, size=size)
 
 
@@ -231,7 +233,7 @@ def annotation_scene(state: CanvasState) -> Scene:
             name = a.label + (
                 f" {a.score:.2f}?" if a.proposal and a.score is not None else "?" if a.proposal else ""
             )
-            scene.texts.append(_tag(name, x, max(y - size - 2.0, 0.0), state.class_color(a.label), size))
+            scene.texts.append(text_tag(name, x, max(y - size - 2.0, 0.0), state.class_color(a.label), size))
     # classification / anomaly: the example's class as a banner (proposals with their score, dashed tag)
     y = 4.0
     for a in anns:
@@ -243,7 +245,7 @@ def annotation_scene(state: CanvasState) -> Scene:
                 if a.score is not None
                 else f"{a.label}?"
             )
-            scene.texts.append(_tag(text, 4.0, y, state.class_color(a.label)))
+            scene.texts.append(text_tag(text, 4.0, y, state.class_color(a.label)))
             y += 20.0
     return scene
 
@@ -263,7 +265,7 @@ def interaction_scene(state: CanvasState) -> Scene:
     elif sel is not None and sel.bbox is not None:
         if sel.mask is not None:  # a mask's outline is its box
             scene.rects.append(
-                _one_rect(Style(state.class_color(sel.label), 1.0, True), v.to_canvas_box(sel.bbox))
+                one_rect(Style(state.class_color(sel.label), 1.0, True), v.to_canvas_box(sel.bbox))
             )
         else:
             _add_shapes(state, scene, [sel], width=4.0, fill=strong, cull=False)
@@ -290,7 +292,7 @@ def interaction_scene(state: CanvasState) -> Scene:
                 )
             )
     if inter.rubber is not None:
-        scene.rects.append(_one_rect(Style(cur, 2.0, True), v.to_canvas_box(inter.rubber)))
+        scene.rects.append(one_rect(Style(cur, 2.0, True), v.to_canvas_box(inter.rubber)))
     if inter.polygon:
         pts = np.array([v.to_canvas(*p) for p in inter.polygon])
         line = pts if inter.hover is None else np.vstack([pts, [inter.hover]])

@@ -17,7 +17,7 @@ from ..data.records import Annotation
 from ..data.task_types import type_info
 from ..errors import NotFoundError
 from .geometry import clamp_box
-from .tools import _moved
+from .tools import moved_by
 
 if TYPE_CHECKING:
     from .canvas_state import CanvasSettings
@@ -98,7 +98,7 @@ class Selection:
         sel = self.selected
         if sel is None:
             return
-        moved = _moved(sel, dx, dy, *self.image_size)
+        moved = moved_by(sel, dx, dy, *self.image_size)
         if moved is None:
             self.say("this shape cannot move by key")
             return

@@ -139,6 +139,10 @@ class StaticFallback:
     def _static_bundle(self) -> Mapping[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def static_bundle(self) -> dict[str, Any]:
+        """The static picture of this view (mimetype -> data), as its mimebundle carries it."""
+        return dict(self._static_bundle())
+
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         bundle = dict(super()._repr_mimebundle_(**kwargs) or {})  # type: ignore[misc]
         bundle.update(self._static_bundle())

@@ -28,7 +28,7 @@ from .masks import rle_translate
 if TYPE_CHECKING:
     from .canvas_state import CanvasState
 
-__all__ = ["Interaction", "Tool", "BoxTool", "SelectTool", "PolygonTool", "BrushTool", "PanTool", "TOOLS"]
+__all__ = ["Interaction", "Tool", "BoxTool", "SelectTool", "PolygonTool", "BrushTool", "PanTool", "TOOLS", "moved_by"]
 
 Point = tuple[float, float]
 
@@ -57,7 +57,7 @@ def _has_box_geometry(a: Annotation) -> bool:
     return a.bbox is not None and a.polygons is None and a.mask is None
 
 
-def _moved(ann: Annotation, dx: float, dy: float, width: int, height: int) -> Annotation | None:
+def moved_by(ann: Annotation, dx: float, dy: float, width: int, height: int) -> Annotation | None:
     """``ann`` translated by ``(dx, dy)`` image px, kept inside the image; None if nothing is left."""
     if ann.polygons is not None:
         return replace(ann, polygons=translate_polygons(ann.polygons, dx, dy, width, height), bbox=None)
@@ -169,7 +169,7 @@ class _EditingTool(Tool):
                 return None
             return replace(d.orig, bbox=box)
         sx, sy = s.view.to_image(*d.start)
-        return _moved(d.orig, x - sx, y - sy, w, h)
+        return moved_by(d.orig, x - sx, y - sy, w, h)
 
     def up(self, s: CanvasState, cx: float, cy: float) -> None:
         if self.drag is None:

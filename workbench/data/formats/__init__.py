@@ -21,6 +21,7 @@ from ...errors import UnknownNameError, ValidationError
 from ...progress import ProgressFn
 from ..image_pool import check_items
 from ..records import ClassDef, Example, ImportBatch
+from ..task_types import REGION_TYPES, TaskType
 from . import (
     anomaly_folder,
     coco,
@@ -105,28 +106,28 @@ class Writer:
 READERS: dict[str, Reader] = {
     r.name: r
     for r in (
-        Reader("coco", coco.read, ("detection", "segmentation"), "COCO annotation JSON + image folder"),
+        Reader("coco", coco.read, REGION_TYPES, "COCO annotation JSON + image folder"),
         Reader(
             "yolo",
             yolo.read,
-            ("detection", "segmentation"),
+            REGION_TYPES,
             "Ultralytics YOLO data.yaml or images/ + labels/",
         ),
-        Reader("voc", voc.read, ("detection",), "Pascal VOC Annotations/*.xml + JPEGImages/"),
+        Reader("voc", voc.read, (TaskType.DETECTION,), "Pascal VOC Annotations/*.xml + JPEGImages/"),
         Reader(
             "imagefolder",
             imagefolder.read,
-            ("classification",),
+            (TaskType.CLASSIFICATION,),
             "root/<class>/<image> (optionally per split)",
         ),
         Reader(
-            "anomaly-folder", anomaly_folder.read, ("anomaly",), "root/good, root/anomalous, optional masks/"
+            "anomaly-folder", anomaly_folder.read, (TaskType.ANOMALY,), "root/good, root/anomalous, optional masks/"
         ),
-        Reader("labelme", labelme.read, ("detection", "segmentation"), "LabelMe: one JSON per image"),
-        Reader("label-studio", label_studio.read, ("detection", "segmentation", "classification"),
+        Reader("labelme", labelme.read, REGION_TYPES, "LabelMe: one JSON per image"),
+        Reader("label-studio", label_studio.read, (*REGION_TYPES, TaskType.CLASSIFICATION),
                "Label Studio JSON export + local images"),
-        Reader("cvat", cvat.read, ("detection", "segmentation"), "CVAT for images 1.1 XML + images/"),
-        Reader("mvtec", mvtec.read, ("anomaly",), "MVTec AD: train/good, test/<defect>, ground_truth/ masks"),
+        Reader("cvat", cvat.read, REGION_TYPES, "CVAT for images 1.1 XML + images/"),
+        Reader("mvtec", mvtec.read, (TaskType.ANOMALY,), "MVTec AD: train/good, test/<defect>, ground_truth/ masks"),
         Reader("images", image_files.read, (), "an image file or a folder of images, no annotations"),
         Reader("video", video.read, (), "frames sampled from a video file"),
     )
@@ -135,21 +136,21 @@ READERS: dict[str, Reader] = {
 WRITERS: dict[str, Writer] = {
     w.name: w
     for w in (
-        Writer("coco", coco.write, ("detection", "segmentation"), "OUT/annotations.json + OUT/images/"),
+        Writer("coco", coco.write, REGION_TYPES, "OUT/annotations.json + OUT/images/"),
         Writer(
             "yolo",
             yolo.write,
-            ("detection", "segmentation"),
+            REGION_TYPES,
             "OUT/data.yaml + images/<split> + labels/<split>",
         ),
-        Writer("voc", voc.write, ("detection",), "OUT/Annotations, JPEGImages, ImageSets/Main"),
-        Writer("labelme", labelme.write, ("detection", "segmentation"), "OUT/<split>/<image> + <stem>.json"),
-        Writer("cvat", cvat.write, ("detection", "segmentation"), "OUT/annotations.xml + OUT/images/<Subset>/"),
-        Writer("mvtec", mvtec.write, ("anomaly",), "OUT/train|test/good|<defect> + ground_truth/<defect>/"),
-        Writer("label-studio", label_studio.write, ("detection", "segmentation", "classification"),
+        Writer("voc", voc.write, (TaskType.DETECTION,), "OUT/Annotations, JPEGImages, ImageSets/Main"),
+        Writer("labelme", labelme.write, REGION_TYPES, "OUT/<split>/<image> + <stem>.json"),
+        Writer("cvat", cvat.write, REGION_TYPES, "OUT/annotations.xml + OUT/images/<Subset>/"),
+        Writer("mvtec", mvtec.write, (TaskType.ANOMALY,), "OUT/train|test/good|<defect> + ground_truth/<defect>/"),
+        Writer("label-studio", label_studio.write, (*REGION_TYPES, TaskType.CLASSIFICATION),
                "OUT/tasks.json + OUT/images/ + OUT/label_config.xml"),
-        Writer("imagefolder", imagefolder.write, ("classification",), "OUT/<split>/<class>/<image>"),
-        Writer("anomaly-folder", anomaly_folder.write, ("anomaly",), "OUT/<split>/good|anomalous (+ masks/)"),
+        Writer("imagefolder", imagefolder.write, (TaskType.CLASSIFICATION,), "OUT/<split>/<class>/<image>"),
+        Writer("anomaly-folder", anomaly_folder.write, (TaskType.ANOMALY,), "OUT/<split>/good|anomalous (+ masks/)"),
     )
 }
 

@@ -21,6 +21,7 @@ from ..records import SPLITS, Annotation, ClassDef, Example, ImportItem, default
 from .paths import safe_join
 
 __all__ = [
+    "clean_name",
     "MAX_JSON_BYTES",
     "MAX_TEXT_BYTES",
     "read_text",
@@ -298,7 +299,7 @@ _SUFFIX_FOR = {
 _SUFFIXES_OF = {"JPEG": (".jpg", ".jpeg"), "MPO": (".jpg", ".jpeg"), "TIFF": (".tif", ".tiff")}
 
 
-def _clean_name(file_name: str, fmt: str, ex_id: int) -> str:
+def clean_name(file_name: str, fmt: str, ex_id: int) -> str:
     name = PurePosixPath(str(file_name).replace("\\", "/")).name
     name = "".join(ch if ch.isprintable() else "_" for ch in name).strip().lstrip(".")
     if not name:
@@ -332,7 +333,7 @@ def export_images(
                 "image bytes do not match the example's blob hash", record=f"example {ex.id}", field="blob"
             )
         info = probe_image(data, file=ex.file_name, record=f"example {ex.id}", verify=False)
-        name = _clean_name(ex.file_name, info.format, ex.id)
+        name = clean_name(ex.file_name, info.format, ex.id)
         p = PurePosixPath(name)
         n = 1
         while p.stem.lower() in used:

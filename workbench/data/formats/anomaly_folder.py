@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ...errors import ImportFormatError, ValidationError
 from ..records import ANOMALY_CLASSES, SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import TaskType
 from . import mvtec
 from ._common import (
     check_type,
@@ -36,7 +37,7 @@ from ._rle import rasterize, rle_from_array, rle_to_array
 from .imagefolder import single_label, walk_class_tree
 from .paths import list_images, relative_name
 
-__all__ = ["read", "write", "MASKS"]
+__all__ = ["read", "write", "MASKS", "mask_region", "mask_png"]
 
 MASKS = "masks"
 
@@ -58,7 +59,7 @@ def _masks(folders: list[Path], root: Path) -> dict[Path, dict[str, Path]]:
     return found
 
 
-def _region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
+def mask_region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
     import numpy as np
     from PIL import Image
 
@@ -112,7 +113,7 @@ def read(src: Path) -> ImportBatch:
                     field="mask",
                 )
             claimed[mask_path] = rel
-            region = _region(mask_path, (info.width, info.height), rec=rel)
+            region = mask_region(mask_path, (info.width, info.height), rec=rel)
         ann = make_annotation(file=str(path), record=rel, kind="anomaly", label=label, mask=region)
         items.append(
             ImportItem(
@@ -134,10 +135,10 @@ def read(src: Path) -> ImportBatch:
                     field="mask",
                 )
     classes = make_classes(list(ANOMALY_CLASSES))
-    return ImportBatch(items=items, classes=classes, type="anomaly", source=f"anomaly-folder:{root}")
+    return ImportBatch(items=items, classes=classes, type=TaskType.ANOMALY, source=f"anomaly-folder:{root}")
 
 
-def _mask_png(ann: Annotation, ex: Example) -> bytes | None:
+def mask_png(ann: Annotation, ex: Example) -> bytes | None:
     import numpy as np
     from PIL import Image
 
@@ -170,7 +171,7 @@ def write(
     skip_unlabeled: bool = False,
 ) -> list[Path]:
     """Write an anomaly folder into ``out``; returns the files written."""
-    check_type("anomaly-folder", dataset_type, ("anomaly",))
+    check_type("anomaly-folder", dataset_type, (TaskType.ANOMALY,))
     keep: list[tuple[Example, Annotation]] = []
     for ex in examples:
         label = single_label(ex, "anomaly")
@@ -200,7 +201,7 @@ def write(
         lambda ex: f"{ex.split}/{ann_of[ex.id].label}" if splits else ann_of[ex.id].label,
     ):
         written.append(path)
-        png = _mask_png(ann_of[ex.id], ex)
+        png = mask_png(ann_of[ex.id], ex)
         if png is not None:
             folder = f"{ex.split}/{MASKS}" if splits else MASKS
             written.append(write_file(out, f"{folder}/{Path(name).stem}.png", png))

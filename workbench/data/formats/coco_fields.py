@@ -27,7 +27,7 @@ from ...errors import ImportFormatError, ValidationError
 from ..images import probe_image
 from ..import_report import ImportReport
 from ..records import ClassDef, Example
-from ._common import _clean_name, write_file
+from ._common import clean_name, write_file
 
 __all__ = [
     "annotation_attributes",
@@ -206,11 +206,11 @@ def export_images_keeping_names(
         folder = folder_of(ex)
         want = wanted[ex.id]
         key = f"{folder}/{want}".lower()
-        if want and counts[key] == 1 and _clean_name(PurePosixPath(want).name, info.format, ex.id) == \
+        if want and counts[key] == 1 and clean_name(PurePosixPath(want).name, info.format, ex.id) == \
                 PurePosixPath(want).name:
             name = want
         else:
-            base = _clean_name(ex.file_name, info.format, ex.id)
+            base = clean_name(ex.file_name, info.format, ex.id)
             p = PurePosixPath(base)
             name, n = base, 1
             while f"{folder}/{name}".lower() in used:

@@ -33,6 +33,7 @@ from typing import Any
 
 from ...errors import ImportFormatError
 from ..records import KINDS_FOR_TYPE, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import REGION_TYPES, region_type
 from ._common import (
     check_exportable,
     check_type,
@@ -48,7 +49,7 @@ from ._common import (
 from ._fit import fit, report
 from ._rle import rle_from_array, rle_to_array
 from .paths import is_hidden, safe_join
-from .voc import _parse_xml
+from .voc import parse_xml
 
 __all__ = ["read", "write", "SUBSETS"]
 
@@ -274,7 +275,7 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
     else:
         img_root = (path.parent / "images") if (path.parent / "images").is_dir() else path.parent
         img_root = img_root.resolve()
-    root = _parse_xml(path)
+    root = parse_xml(path)
     if root.tag != "annotations":
         raise ImportFormatError(f"root element is <{root.tag}>, expected <annotations>", file=file)
     if root.find("track") is not None:
@@ -343,7 +344,7 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
     classes = [replace(c, origin={"attributes": types[c.name]}) if types[c.name] else c
                for c in make_classes(names, colors, file=file, record_of=lambda i: f"label {i}")]
     batch = ImportBatch(items=items, classes=classes,
-                        type="segmentation" if has_polygon else "detection", source=f"cvat:{path}")
+                        type=region_type(masks=has_polygon), source=f"cvat:{path}")
     report(batch, skipped, clipped)
     batch.report.keep("CVAT occluded / z_order / attributes", kept)
     return batch
@@ -411,7 +412,7 @@ def write(
     overwrite: bool = False,
 ) -> list[Path]:
     """Write ``out/annotations.xml`` (CVAT for images 1.1) and the images; returns the files written."""
-    check_type("cvat", dataset_type, ("detection", "segmentation"))
+    check_type("cvat", dataset_type, REGION_TYPES)
     class_index(classes, examples)
     check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
     out = prepare_out(out, overwrite=overwrite)

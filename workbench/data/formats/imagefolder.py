@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ...errors import ImportFormatError, UnsafePathError, ValidationError
 from ..records import SPLITS, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import TaskType
 from ._common import check_type, export_images, make_annotation, make_classes, prepare_out, probe_path
 from .paths import is_hidden, list_images, relative_name
 
@@ -101,7 +102,7 @@ def read(src: Path) -> ImportBatch:
                 record=rel,
             )
         )
-    return ImportBatch(items=items, classes=classes, type="classification", source=f"imagefolder:{root}")
+    return ImportBatch(items=items, classes=classes, type=TaskType.CLASSIFICATION, source=f"imagefolder:{root}")
 
 
 def single_label(ex: Example, kind: str) -> str | None:
@@ -144,7 +145,7 @@ def write(
     skip_unlabeled: bool = False,
 ) -> list[Path]:
     """Write an ImageFolder tree into ``out``; returns the files written."""
-    check_type("imagefolder", dataset_type, ("classification",))
+    check_type("imagefolder", dataset_type, (TaskType.CLASSIFICATION,))
     check_folder_names(classes)
     names = {c.name for c in classes}
     keep = []

@@ -39,6 +39,8 @@ from xml.sax.saxutils import quoteattr
 
 from ...errors import ImportFormatError
 from ..records import KINDS_FOR_TYPE, SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import REGION_TYPES as REGION_TASKS
+from ..task_types import TaskType, region_type, type_info
 from ._common import (
     as_number,
     as_str,
@@ -165,11 +167,11 @@ def _config_labels(config: Path) -> tuple[list[str], list[str | None]]:
     """Label / Choice values and background colours of a labelling config, in order (empty without one)."""
     if not config.is_file():
         return [], []
-    from .voc import _parse_xml
+    from .voc import parse_xml
 
     names: list[str] = []
     colors: list[str | None] = []
-    for el in _parse_xml(config).iter():
+    for el in parse_xml(config).iter():
         if el.tag in ("Label", "Choice") and el.get("value") and el.get("value") not in names:
             names.append(el.get("value"))
             colors.append(el.get("background") if str(el.get("background", "")).startswith("#") else None)
@@ -280,8 +282,8 @@ def read(src: Path, *, images_dir: Path | None = None, clip_boxes: bool = False,
     if regions and choices:
         raise ImportFormatError("the export mixes regions and choices; import them as two datasets", file=file,
                                 field="type")
-    dtype = "classification" if choices else (
-        "segmentation" if any(a.kind == "polygon" for it in items for a in it.annotations) else "detection")
+    dtype = TaskType.CLASSIFICATION if choices else region_type(
+        masks=any(a.kind == "polygon" for it in items for a in it.annotations))
     batch = ImportBatch(items=items, classes=make_classes(names, colors, file=file), type=dtype,
                         source=f"label-studio:{path}")
     notes = [f"{rotated_boxes} rotated rectangles imported as polygons"] if rotated_boxes else []
@@ -313,7 +315,7 @@ def _results(a: Annotation, W: int, H: int, n: int) -> list[dict[str, Any]]:
 
 
 def _config(classes: Sequence[ClassDef], dataset_type: str) -> str:
-    kinds = ["choices"] if dataset_type == "classification" else ["rectanglelabels", "polygonlabels"]
+    kinds = ["choices"] if type_info(dataset_type).image_level else ["rectanglelabels", "polygonlabels"]
     lines = ["<View>", '  <Image name="image" value="$image"/>']
     for kind in kinds:
         tag, name = _CONTROL[kind]
@@ -334,7 +336,7 @@ def write(
     overwrite: bool = False,
 ) -> list[Path]:
     """Write a Label Studio JSON export into ``out``; returns the files written (tasks.json first)."""
-    check_type("label-studio", dataset_type, ("detection", "segmentation", "classification"))
+    check_type("label-studio", dataset_type, (*REGION_TASKS, TaskType.CLASSIFICATION))
     class_index(classes, examples)
     check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
     out = prepare_out(out, overwrite=overwrite)

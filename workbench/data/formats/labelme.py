@@ -36,6 +36,7 @@ from typing import Any
 from ...errors import ImportFormatError
 from ..images import probe_image
 from ..records import KINDS_FOR_TYPE, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import REGION_TYPES, region_type
 from ._common import (
     as_number,
     as_str,
@@ -259,7 +260,7 @@ def read(src: Path, *, clip_boxes: bool = False, skip_unsupported: bool = False,
             file_name=file_name, path=img_path, data=data, annotations=anns, split=_split_of(rel),
             source=f"labelme:{rel}", record=rel, status="annotated", origin=origin))
     classes = make_classes(names, file=str(src))
-    batch = ImportBatch(items=items, classes=classes, type="segmentation" if has_region else "detection",
+    batch = ImportBatch(items=items, classes=classes, type=region_type(masks=has_region),
                         source=f"labelme:{src}")
     report(batch, skipped, clipped)
     batch.report.keep("labelme group_id / description / shape flags", kept)
@@ -320,7 +321,7 @@ def write(
     overwrite: bool = False,
 ) -> list[Path]:
     """Write LabelMe JSON files beside the images into ``out/<split>/``; returns the files written."""
-    check_type("labelme", dataset_type, ("detection", "segmentation"))
+    check_type("labelme", dataset_type, REGION_TYPES)
     class_index(classes, examples)
     check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
     out = prepare_out(out, overwrite=overwrite)

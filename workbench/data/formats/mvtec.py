@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ...errors import ImportFormatError
 from ..records import ANOMALY_CLASSES, SPLITS, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import TaskType
 from ._common import (
     check_type,
     export_images,
@@ -64,9 +65,9 @@ def is_mvtec(root: Path) -> bool:
 
 
 def _region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
-    from .anomaly_folder import _region as region
+    from .anomaly_folder import mask_region
 
-    return region(mask_path, size, rec=rec)
+    return mask_region(mask_path, size, rec=rec)
 
 
 def _category(folder: Path, root: Path, name: str | None, missing: Counter[str]) -> list[ImportItem]:
@@ -134,7 +135,7 @@ def read(src: Path) -> ImportBatch:
         items = [it for d in _dirs(root) for it in _category(d, root, d.name, missing)]
     if not items:
         raise ImportFormatError("no images found in the MVTec AD folders", file=str(root))
-    batch = ImportBatch(items=items, classes=make_classes(list(ANOMALY_CLASSES)), type="anomaly",
+    batch = ImportBatch(items=items, classes=make_classes(list(ANOMALY_CLASSES)), type=TaskType.ANOMALY,
                         source=f"anomaly-folder:{root}")
     for reason, n in missing.items():
         batch.report.note(f"{n} {reason}")
@@ -156,10 +157,10 @@ def write(
 ) -> list[Path]:
     """Write an MVTec AD tree into ``out``; see the module doc. Returns the files written."""
     from ...errors import ValidationError
-    from .anomaly_folder import _mask_png
+    from .anomaly_folder import mask_png
     from .imagefolder import single_label
 
-    check_type("mvtec", dataset_type, ("anomaly",))
+    check_type("mvtec", dataset_type, (TaskType.ANOMALY,))
     where: dict[int, str] = {}
     anns = {}
     cats = [next((a.attributes.get("category") for a in ex.truth()), None) for ex in examples]
@@ -188,7 +189,7 @@ def write(
     for ex, name, path in export_images(out, examples, load_bytes, lambda ex: where[ex.id]):
         written.append(path)
         ann, gt = anns[ex.id]
-        png = _mask_png(ann, ex) if ann.label == "anomalous" else None
+        png = mask_png(ann, ex) if ann.label == "anomalous" else None
         if png is not None:
             written.append(write_file(out, f"{gt}/{Path(name).stem}_mask.png", png))
     return written

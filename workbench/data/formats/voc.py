@@ -34,6 +34,7 @@ from ...errors import ImportFormatError, ValidationError
 from ..images import IMAGE_SUFFIXES
 from ..import_report import ImportReport
 from ..records import SPLITS, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import TaskType
 from ._common import (
     MAX_TEXT_BYTES,
     check_exportable,
@@ -60,12 +61,12 @@ from .voc_fields import (
     text,
 )
 
-__all__ = ["read", "write", "LABELS_FILE", "LABELMAP_FILE"]
+__all__ = ["read", "write", "LABELS_FILE", "LABELMAP_FILE", "parse_xml"]
 
 LABELS_FILE = "labels.txt"
 
 
-def _parse_xml(path: Path) -> Any:
+def parse_xml(path: Path) -> Any:
     import defusedxml
     import defusedxml.ElementTree as DET
 
@@ -181,7 +182,7 @@ def read(
     for xml_path in xmls:
         file, rec = str(xml_path), xml_path.stem
         safe_join(root, f"Annotations/{xml_path.name}", file=file, record=rec)  # no symlink out
-        doc = _parse_xml(xml_path)
+        doc = parse_xml(xml_path)
         if doc.tag != "annotation":
             raise ImportFormatError(
                 f"root element is <{doc.tag}>, expected <annotation>", file=file, record=rec
@@ -294,7 +295,7 @@ def read(
     classes = make_classes(names, colors, file=str(labels_path) if listed is not None else str(ann_dir))
     if one_based:
         report.note("boxes read as 1-based inclusive pixel indices (--voc-one-based)")
-    return ImportBatch(items=items, classes=classes, type="detection", source=f"voc:{root}", report=report)
+    return ImportBatch(items=items, classes=classes, type=TaskType.DETECTION, source=f"voc:{root}", report=report)
 
 
 def _xml(ex: Example, name: str, one_based: bool) -> str:
@@ -330,7 +331,7 @@ def write(
 ) -> list[Path]:
     """Write a Pascal VOC dataset into ``out``; returns the files written. ``one_based``: the old devkit's
     1-based inclusive box coordinates."""
-    check_type("voc", dataset_type, ("detection",))
+    check_type("voc", dataset_type, (TaskType.DETECTION,))
     class_index(classes, examples)
     check_exportable(examples, ("box",), "VOC (boxes only)")
     for c in classes:

@@ -35,6 +35,7 @@ from typing import Any
 
 from ...errors import ImportFormatError, UnsafePathError
 from ..records import KINDS_FOR_TYPE, SPLITS, Annotation, ClassDef, Example, ImportBatch, ImportItem
+from ..task_types import REGION_TYPES, region_type
 from ._common import (
     as_str,
     check_exportable,
@@ -429,7 +430,7 @@ def read(src: Path, *, clip_boxes: bool = False, skip_missing: bool = False,
                 origin={"file_name": rel},
             )
         )
-    dataset_type = "segmentation" if has_polygon else "detection"
+    dataset_type = region_type(masks=has_polygon)
     batch = ImportBatch(items=items, classes=classes, type=dataset_type, source=f"yolo:{src}")
     notes = [f"{len(unlabeled)} images without a label file imported as status 'new' (--allow-unlabeled)"] \
         if unlabeled else []
@@ -463,7 +464,7 @@ def write(
     """Write a YOLO dataset into ``out``; returns the files written (data.yaml first)."""
     import yaml
 
-    check_type("yolo", dataset_type, ("detection", "segmentation"))
+    check_type("yolo", dataset_type, REGION_TYPES)
     index = class_index(classes, examples)
     check_exportable(examples, KINDS_FOR_TYPE[dataset_type], f"a {dataset_type} dataset")
     out = prepare_out(out, overwrite=overwrite)
