@@ -4,7 +4,7 @@ with ``ast``, and it fails on
 * ``obj._name`` (read, written or deleted) on anything but ``self`` / ``cls`` / ``super()``, and
   ``getattr(obj, "_name")`` and friends on the same terms;
 * ``from module import _name``: a private name of another module;
-* an import of a private module (``_rle.py``: a path part starting with ``_``) from outside the package that
+* an import of a private module (``_fit.py``: a path part starting with ``_``) from outside the package that
   holds it.
 
 Dunder names (``__version__``, ``__wrapped__``...) are public. ``tests/private_allowlist.txt`` lists today's
@@ -70,7 +70,7 @@ def findings(mod: str, path: Path, known: dict[str, Path]) -> set[str]:
                 continue
             for a in node.names:
                 sub = f"{target}.{a.name}"
-                if sub in known:  # `from . import _rle` names a module
+                if sub in known:  # `from . import _fit` names a module
                     if _private_module(mod, sub):
                         out.add(f"{mod}: import {sub}")
                 elif private(a.name):
@@ -116,9 +116,9 @@ def test_the_data_layer_has_no_exception():
     ("getattr(ds, '_row')()", {"M: getattr(ds, '_row')"}),
     ("from ..data.dataset import _json_or_null", {"M: from workbench.data.dataset import _json_or_null"}),
     ("from .mining import _probabilities", {"M: from workbench.evaluate.mining import _probabilities"}),
-    ("from ..data.formats._rle import rasterize", {"M: from workbench.data.formats._rle import ..."}),
-    ("import workbench.data.formats._rle", {"M: import workbench.data.formats._rle"}),
-    ("from ..data.formats import _rle", {"M: import workbench.data.formats._rle"}),
+    ("from ..data.formats._fit import fit_box", {"M: from workbench.data.formats._fit import ..."}),
+    ("import workbench.data.formats._fit", {"M: import workbench.data.formats._fit"}),
+    ("from ..data.formats import _fit", {"M: import workbench.data.formats._fit"}),
     ("from torch.nn.modules.batchnorm import _BatchNorm", {"M: from torch.nn.modules.batchnorm import _BatchNorm"}),
     # allowed: the object's own members, dunders, public names
     ("self._x = cls._y + super()._z()", set()),
@@ -133,11 +133,11 @@ def test_the_checker_sees_private_access(tmp_path, source, expected):
 
 
 def test_a_private_module_is_private_to_its_package(tmp_path):
-    """``formats/_rle.py`` may be imported by the modules of ``data.formats``, not from anywhere else."""
+    """``formats/_fit.py`` may be imported by the modules of ``data.formats``, not from anywhere else."""
     inside, outside = tmp_path / "inside.py", tmp_path / "outside.py"
-    inside.write_text("from ._rle import rasterize\nfrom . import _common")
-    outside.write_text("from .formats._rle import rasterize\nfrom .formats import _common")
+    inside.write_text("from ._fit import fit_box\nfrom . import _common")
+    outside.write_text("from .formats._fit import fit_box\nfrom .formats import _common")
     assert findings("workbench.data.formats.coco", inside, modules()) == set()
     assert findings("workbench.data.stats", outside, modules()) == {
-        "workbench.data.stats: from workbench.data.formats._rle import ...",
+        "workbench.data.stats: from workbench.data.formats._fit import ...",
         "workbench.data.stats: import workbench.data.formats._common"}

@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from workbench.data.formats import READERS, WRITERS, get_reader, get_writer
-from workbench.data.formats._rle import (
+from workbench.data.formats.paths import list_images, safe_join
+from workbench.data.formats.rle import (
     canonical_counts,
     decode_counts_string,
     encode_counts_string,
@@ -28,7 +29,6 @@ from workbench.data.formats._rle import (
     rle_from_array,
     rle_to_array,
 )
-from workbench.data.formats.paths import list_images, safe_join
 from workbench.data.images import probe_image
 from workbench.data.records import Annotation, ClassDef, Example, ImportBatch, ImportItem, default_color
 from workbench.errors import AlreadyExistsError, UnknownNameError, UnsafePathError, ValidationError

@@ -197,7 +197,7 @@ def test_mask_elements(tmp_path: Path) -> None:
     write_task(tmp_path, IMG.format('<mask label="car" occluded="0" rle="1, 2, 3, 4, 2" left="10" top="5" '
                                     'width="4" height="3" z_order="0"/>'))
     (ann,) = get_reader("cvat").read(tmp_path).items[0].annotations
-    from workbench.data.formats._rle import rle_to_array
+    from workbench.data.formats.rle import rle_to_array
 
     arr = rle_to_array(ann.mask)
     patch = [[0, 1, 1, 0], [0, 0, 1, 1], [1, 1, 0, 0]]

@@ -16,7 +16,7 @@ import pytest
 
 from workbench.data import Workspace
 from workbench.data.formats import get_reader, get_writer
-from workbench.data.formats._rle import canonical_counts
+from workbench.data.formats.rle import canonical_counts
 from workbench.data.records import Annotation, ClassDef, Example, ImportItem
 from workbench.data.transfer import export_with_report, import_source
 

@@ -13,7 +13,7 @@ from PIL import Image
 from tests.data.test_formats import image_bytes
 from workbench.data import Workspace
 from workbench.data.formats import get_reader
-from workbench.data.formats._rle import rle_to_array
+from workbench.data.formats.rle import rle_to_array
 from workbench.data.transfer import import_source
 from workbench.errors import ImportFormatError, ValidationError
 

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from workbench.data.formats._rle import encode_counts_string, rasterize, rle_from_array
+from workbench.data.formats.rle import encode_counts_string, rasterize, rle_from_array
 from workbench.data.records import Annotation, Example
 from workbench.errors import UnknownNameError, ValidationError
 from workbench.evaluate.matching import Instance, box_iou, match_image

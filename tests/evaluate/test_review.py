@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from workbench.data.formats._rle import encode_counts_string, rasterize, rle_from_array
+from workbench.data.formats.rle import encode_counts_string, rasterize, rle_from_array
 from workbench.data.records import SPLITS
 from workbench.data.transfer import add_sample
 from workbench.errors import ValidationError

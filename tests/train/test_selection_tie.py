@@ -16,7 +16,7 @@ def test_a_tie_in_accuracy_goes_to_the_lower_val_loss(tmp_path):
                       threads=1, seed=0, max_steps_per_epoch=1)
     trainer = Trainer(cfg, sample_source("digits", 60), tmp_path / "r")
 
-    def scripted():
+    def scripted(epoch: int | None = None):
         loss, acc = next(script)
         return loss, {"accuracy": acc}
 

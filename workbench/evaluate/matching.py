@@ -87,7 +87,7 @@ def _mask_crop(inst: Instance, height: int, width: int) -> tuple[np.ndarray, int
     Polygons and boxes are rasterized inside their bounding box only (the pixel-centre rule does not
     change under whole-pixel shifts), so a small object in a large image costs a small array.
     """
-    from ..data.formats._rle import rasterize, rle_to_array
+    from ..data.formats.rle import rasterize, rle_to_array
 
     if inst.rle is not None:
         size = [int(v) for v in inst.rle["size"]]

@@ -20,7 +20,7 @@ __all__ = ["predicted_instances", "rank_detection", "rank_segmentation"]
 
 def _segmentation(seg: Any, i: int) -> dict[str, Any]:
     """A prediction's ``segmentation`` as {"rle": ...} or {"polygons": ...}."""
-    from ..data.formats._rle import decode_counts_string
+    from ..data.formats.rle import decode_counts_string
 
     if isinstance(seg, Mapping) and "size" in seg and "counts" in seg:
         counts = seg["counts"]

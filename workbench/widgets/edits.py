@@ -176,7 +176,7 @@ class AnnotationEdits:
         region = (
             {"bbox": box, "polygons": None} if box is not None else {"bbox": None, "polygons": (polygon,)}
         )
-        existing = self._truth_label() or self._best_proposal()
+        existing = self.truth_label() or self._best_proposal()
         if existing is None:
             self._add(Annotation("anomaly", "anomalous", **region))
             return
@@ -189,7 +189,7 @@ class AnnotationEdits:
         self.commit_edit(existing, new)
         self.select(existing.id, deliberate=False)
 
-    def _truth_label(self) -> Annotation | None:
+    def truth_label(self) -> Annotation | None:
         kind = {"classification": "label", "anomaly": "anomaly"}.get(self.type)
         return next((a for a in self.annotations if a.kind == kind and not a.proposal), None)
 
@@ -209,7 +209,7 @@ class AnnotationEdits:
             return
         kind = type_info(self.type).label_kind
         if kind is not None:
-            existing = self._truth_label() or self._best_proposal()
+            existing = self.truth_label() or self._best_proposal()
             if existing is None:
                 self._add(Annotation(kind, name))
                 return
@@ -229,7 +229,7 @@ class AnnotationEdits:
     def delete_selected(self) -> bool:
         """Delete the selection (classification / anomaly: the example's class when nothing is selected)."""
         target = self.selected or (
-            self._truth_label() if type_info(self.type).image_level else None
+            self.truth_label() if type_info(self.type).image_level else None
         )
         if target is None:
             self.say("nothing selected to delete")
@@ -254,7 +254,7 @@ class AnnotationEdits:
             self._delete(prop)
             self.say(f"already labelled: the {prop.label} proposal was merged into the shape there")
             return True
-        truth = self._truth_label() if type_info(self.type).image_level else None
+        truth = self.truth_label() if type_info(self.type).image_level else None
         if truth is not None and truth.label == prop.label:
             self._delete(prop)  # the example already says so
         elif truth is not None:  # replace the label by the proposal: old label out first (undo replays back)

@@ -63,7 +63,7 @@ class Navigation:
     say: Callable[[str], None]
     _cancel_gesture: Callable[[], bool]
     _execute: Callable[..., None]
-    _truth_label: Callable[[], Annotation | None]
+    truth_label: Callable[[], Annotation | None]
 
     # ------------------------------------------------------------------ opening
     def open_index(self, position: int) -> None:
@@ -152,7 +152,7 @@ class Navigation:
         ex = self.example
         if ex is None:
             return False
-        if type_info(self.type).image_level and self._truth_label() is None:
+        if type_info(self.type).image_level and self.truth_label() is None:
             self.say("pick a class first: an example is done once it has its class")
             return False
         target = self._done_status()

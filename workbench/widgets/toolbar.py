@@ -197,7 +197,7 @@ class CanvasToolbar:
             b.button_style = "info" if t == s.tool else ""
         shown = s.current_class
         if type_info(s.type).image_level:  # the example's own class, not the last one used
-            label = s._truth_label()
+            label = s.truth_label()
             shown = label.label if label is not None else None
         for name, b in self.class_buttons.items():
             b.layout.border = "3px solid #222" if name == shown else ""

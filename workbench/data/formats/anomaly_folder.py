@@ -33,9 +33,9 @@ from ._common import (
     probe_path,
     write_file,
 )
-from ._rle import rasterize, rle_from_array, rle_to_array
 from .imagefolder import single_label, walk_class_tree
 from .paths import list_images, relative_name
+from .rle import rasterize, rle_from_array, rle_to_array
 
 __all__ = ["read", "write", "MASKS", "mask_region", "mask_png"]
 

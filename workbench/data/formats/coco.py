@@ -63,9 +63,9 @@ from ._common import (
     prepare_out,
     write_file,
 )
-from ._rle import canonical_counts, decode_counts_string
 from .coco_convert import annotation_json
 from .paths import ImageFinder
+from .rle import canonical_counts, decode_counts_string
 
 __all__ = ["read", "write", "ANNOTATIONS_FILE"]
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..records import Annotation, Example
-from ._rle import encode_counts_string
+from .rle import encode_counts_string
 
 __all__ = ["annotation_json", "ground_truth", "detection_json"]
 

@@ -47,8 +47,8 @@ from ._common import (
     write_file,
 )
 from ._fit import fit, report
-from ._rle import rle_from_array, rle_to_array
 from .paths import is_hidden, safe_join
+from .rle import rle_from_array, rle_to_array
 from .voc import parse_xml
 
 __all__ = ["read", "write", "SUBSETS"]

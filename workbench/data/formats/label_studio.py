@@ -56,8 +56,8 @@ from ._common import (
     write_file,
 )
 from ._fit import fit, report
-from ._rle import mask_to_polygons
 from .paths import is_hidden, safe_join
+from .rle import mask_to_polygons
 
 __all__ = ["read", "write", "image_candidates", "TASKS"]
 

@@ -52,8 +52,8 @@ from ._common import (
     write_file,
 )
 from ._fit import fit, report, resolve_inside
-from ._rle import rle_from_array, rle_to_array
 from .paths import is_hidden, relative_name
+from .rle import rle_from_array, rle_to_array
 
 __all__ = ["read", "write", "SPLIT_FOLDERS"]
 

@@ -51,8 +51,8 @@ from ._common import (
     write_file,
 )
 from ._fit import fit, report
-from ._rle import mask_to_polygons
 from .paths import is_hidden, list_images, relative_name, safe_join
+from .rle import mask_to_polygons
 
 __all__ = ["read", "write", "DATA_YAML"]
 
