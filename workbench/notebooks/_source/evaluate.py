@@ -57,7 +57,10 @@ from workbench.service import ProgressPrinter, mine_run
 from workbench.widgets import error_gallery
 
 mined = mine_run(ds, rec.path, count=mine_count, progress=ProgressPrinter())
-print(f"{len(mined.selected)} examples to review (directory 'review'); {len(mined.label_errors)} likely label errors")
+print(f"{len(mined.selected)} of {mine_count} asked examples to review (directory 'review'); "
+      f"{len(mined.label_errors)} likely label errors; by reason: {mined.by_reason}")
+for note in mined.notes:  # e.g. fewer examples could be judged than were asked for
+    print(f"note: {note}")
 error_gallery(ds, mined.to_dict())
 
 # %% [markdown]
