@@ -29,6 +29,7 @@ __all__ = [
     "JSONValue",
     "JSONObject",
     "TIMING_KEYS",
+    "TRAIN_TIMING_KEYS",
     "RUN_STATES",
     "LEGACY_METRIC_NAMES",
     "RunParams",
@@ -57,6 +58,8 @@ TIMING_KEYS = (
     "val_time",
     "epoch_time",
 )
+# The timing keys the training phase of an epoch measures (the rest are added after validation).
+TRAIN_TIMING_KEYS = tuple(k for k in TIMING_KEYS if k not in ("val_time", "epoch_time"))
 # Stat names other versions wrote -> the current ones (evaluate.coco.RUN_STAT_NAMES).
 LEGACY_METRIC_NAMES = {
     "AP": "mAP",

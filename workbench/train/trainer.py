@@ -24,7 +24,7 @@ import torch
 
 from ..errors import AlreadyExistsError, ValidationError
 from ..progress import Stage
-from ..runs.records import EpochRecord, RunParams, RunSummary
+from ..runs.records import TRAIN_TIMING_KEYS, EpochRecord, RunParams, RunSummary
 from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from .config import TrainConfig, build_optimizer, build_schedule, resolve_device, steps_per_batch
@@ -457,20 +457,7 @@ class Trainer:
                 self.scheduler.step()
         improved = self.early.update(epoch, value, val_loss)  # ties in the metric: the lower val loss
         record["best"] = improved
-        record.update(
-            {
-                k: train[k]
-                for k in (
-                    "images",
-                    "steps",
-                    "data_time",
-                    "step_time",
-                    "train_time",
-                    "images_per_s",
-                    "data_share",
-                )
-            }
-        )
+        record.update({k: train[k] for k in TRAIN_TIMING_KEYS})
         record["val_time"] = time.perf_counter() - t0
         record["epoch_time"] = train["train_time"] + record["val_time"]
         self.history.append(record)
