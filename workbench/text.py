@@ -19,6 +19,7 @@ __all__ = [
     "BIDI_CONTROLS",
     "MAX_NAME_CHARS",
     "MAX_TEXT_CHARS",
+    "check_author",
     "check_name",
     "check_text",
     "echo",
@@ -79,6 +80,21 @@ def check_name(value: object, *, what: str, field: str = "name", max_chars: int 
     if problem is not None:
         raise ValidationError(f"{what} name {problem}", field=field)
     return value  # type: ignore[return-value]
+
+
+def check_author(value: object, *, field: str = "author") -> str:
+    """An author (a person's name, ``import``, ``run:<id>``): empty for "not said", else a name as
+    :func:`check_name` wants it once surrounding spaces are set aside (imported files may pad names), so no
+    control or bidi character and at most 200 characters; a ValidationError naming ``field`` otherwise."""
+    if not isinstance(value, str):
+        raise ValidationError(f"author must be a string, got {type(value).__name__}", field=field)
+    if value and value.strip():
+        problem = name_problem(value.strip())
+        if problem is not None:
+            raise ValidationError(f"author name {problem}", field=field)
+    elif value:
+        raise ValidationError(f"author name {value!r} is only spaces", field=field)
+    return value
 
 
 def check_text(value: object, *, what: str, field: str, max_chars: int = MAX_TEXT_CHARS) -> str:

@@ -127,15 +127,24 @@ def test_an_image_changed_while_a_large_import_stores_it_is_refused_and_nothing_
 
 
 CHILD = """
-import json, resource, sys
+import json, sys
 from workbench.data import Workspace
 from workbench.data.transfer import import_source
 ws = Workspace(sys.argv[1])
 import_source(ws, "warm", sys.argv[4], "coco", images_dir=sys.argv[5])  # every library the import loads, loaded
-with open("/proc/self/statm") as fh:  # resident now (the high-water mark may be the warm-up's)
-    before = int(fh.read().split()[1]) * resource.getpagesize() // 1024
+def vm(key):
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith(key + ":"))
+# The import's own peak: VmHWM of this process's memory, reset to the resident size now (not ru_maxrss: Linux
+# keeps it across fork and exec, so it starts at the pytest process's size that started this child)
+try:
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+except OSError:  # not allowed here: VmHWM then also holds the warm-up's peak (this process's only)
+    pass
+before = vm("VmRSS")
 result = import_source(ws, "d", sys.argv[2], "coco", images_dir=sys.argv[3])
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = vm("VmHWM")
 print(json.dumps({"before_kib": before, "peak_kib": peak, "examples": len(result.ids)}))
 """
 

@@ -23,6 +23,7 @@ from ..errors import (
     WorkbenchError,
 )
 from ..progress import ProgressFn, Stage
+from ..text import check_author
 from . import aggregates, bulk_import, staged, store
 from .blobs import sha256_bytes
 from .history import acting
@@ -155,6 +156,7 @@ class Dataset:
         in short transactions, invisible until one short final commit makes all of it visible (see
         :mod:`.staged`): other writers never wait for more than one of them; its images are stored while
         the rows are written, their bytes not kept (:mod:`.bulk_import`)."""
+        check_author(author)
         if not self.conn.in_transaction and bulk_import.is_large(batch):
             return bulk_import.import_batch(self, batch, author=author, directory=directory,
                                             source_file=source_file, progress=progress)
@@ -446,6 +448,7 @@ class Dataset:
         author; an undo that puts back someone else's shape passes the person undoing). A class label
         replaces the example's label; ``replace_label=False`` (the editor saw no label) refuses with
         :class:`~workbench.errors.EditConflictError` when someone labelled the example meanwhile."""
+        check_author(author)
         stamp = now()
         with self._tx(), acting(self.conn, actor or author or ann.author):
             ex = self._example_row(example_id)
@@ -498,6 +501,7 @@ class Dataset:
         ``ann.version`` is the version the editor read: when someone changed or deleted the annotation
         since, nothing is written and :class:`~workbench.errors.EditConflictError` says so (``None``: no
         check, last writer wins)."""
+        check_author(author)
         stamp = now()
         with self._tx(), acting(self.conn, actor or author or ann.author):
             example_id = self._ann_example(annotation_id, ann.version)

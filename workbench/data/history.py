@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotFoundError, ValidationError
+from ..text import check_author
 from .records import Annotation
 
 if TYPE_CHECKING:
@@ -107,7 +108,9 @@ def register_functions(conn: sqlite3.Connection) -> None:
 
 @contextmanager
 def acting(conn: sqlite3.Connection, who: str) -> Iterator[None]:
-    """Writes on ``conn`` inside the block are recorded in the history as made by ``who``."""
+    """Writes on ``conn`` inside the block are recorded in the history as made by ``who`` (checked:
+    :func:`workbench.text.check_author`)."""
+    check_author(who)
     prev = getattr(conn, "actor", "")
     conn.actor = who  # type: ignore[attr-defined]
     try:

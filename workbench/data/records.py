@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ValidationError
-from ..text import check_name
+from ..text import check_author, check_name
 from .images import ImageCheck
 from .import_report import ImportReport
 from .task_types import TYPE_INFO, TaskType
@@ -251,6 +251,8 @@ class Annotation:
             if not 0.0 <= s <= 1.0:
                 raise ValidationError(f"score must be within [0, 1], got {s}", field="score")
             object.__setattr__(self, "score", s)
+        if self.author and not stored:  # a stored author was checked when it was written
+            check_author(self.author)
         object.__setattr__(self, "attributes", json_map(self.attributes, field_name="attributes"))
         if not isinstance(self.iscrowd, bool):
             raise ValidationError(f"iscrowd must be True or False, got {self.iscrowd!r}", field="iscrowd")

@@ -42,10 +42,14 @@ from .transfer import TransferPlan
 __all__ = ["Trainer", "resume", "train"]
 
 _log = logging.getLogger(__name__)
+# How a Trainer begins in its folder: a new run (the folder holds none), resuming from checkpoints/last.pt, or
+# restarting a run killed before its first epoch ended (what it left is cleared). resume() picks the last two.
+START_MODES = ("new", "resume", "restart")
 
 
 class Trainer:
-    """One training run into ``run_dir`` (created; it must not hold a run already, see :func:`resume`)."""
+    """One training run into ``run_dir`` (created; it must not hold a run already unless ``start`` is
+    ``resume`` or ``restart``: see :func:`resume` and :data:`START_MODES`)."""
 
     def __init__(
         self,
@@ -54,12 +58,14 @@ class Trainer:
         run_dir: str | Path,
         callbacks: Sequence[Callback] = (),
         *,
-        _resuming: bool = False,
+        start: str = "new",
     ) -> None:
         self.config = config.validate()
         self.source = source
         self.paths = RunPaths(Path(run_dir))
-        if not _resuming and self.paths.params.exists():
+        if start not in START_MODES:
+            raise ValidationError(f"start must be one of {', '.join(START_MODES)}, got {start!r}", field="start")
+        if start == "new" and self.paths.params.exists():
             raise AlreadyExistsError(f"{self.paths.root} already holds a run; resume it or pick a new folder")
         self.task = get_task(source.dataset_type)
         self.model_name = config.model or default_model(source.dataset_type)
@@ -74,8 +80,8 @@ class Trainer:
         self.callbacks = CallbackList(callbacks)
         self.callbacks.bind(self)
         self._stop = threading.Event()
-        self._resuming = _resuming
-        self._restart = False  # resume() of a run that never finished an epoch: start over in its folder
+        self._resuming = start == "resume"
+        self._restart = start == "restart"  # resume() of a run that never finished an epoch: start over there
         self.history: list[dict[str, Any]] = []
         self.overfit_ranges: list[tuple[int, int]] = []
         self.epoch = 0
@@ -574,7 +580,6 @@ def resume(run_dir: str | Path, source: TrainSource, callbacks: Sequence[Callbac
     if params.get("source", {}).get("fingerprint") != source.fingerprint():
         raise TrainingStateError(f"{paths.root}: the source's data differs from the data the run started on")
     config = TrainConfig.from_dict(params["config"])
-    trainer = Trainer(config, source, paths.root, callbacks, _resuming=True)
-    if not paths.last.exists():  # killed before the first epoch ended: start over in the same folder
-        trainer._resuming, trainer._restart = False, True
-    return trainer.fit()
+    # killed before the first epoch ended (no last checkpoint): start over in the same folder
+    start = "resume" if paths.last.exists() else "restart"
+    return Trainer(config, source, paths.root, callbacks, start=start).fit()
