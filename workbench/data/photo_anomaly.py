@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import zlib
+
 import numpy as np
 
 from ..errors import ValidationError
@@ -70,9 +71,7 @@ def _crop(rng: np.random.Generator, photo: np.ndarray, size: int) -> np.ndarray:
 
 def _blob(rng: np.random.Generator, cx: float, cy: float, r0: float, n: int = 32) -> np.ndarray:
     t = np.arange(n) * (2 * math.pi / n)
-    radius = r0 * (
-        1.0 + 0.25 * np.sin(t + rng.uniform(0, 6.3)) + 0.12 * np.sin(2 * t + rng.uniform(0, 6.3))
-    )
+    radius = r0 * (1.0 + 0.25 * np.sin(t + rng.uniform(0, 6.3)) + 0.12 * np.sin(2 * t + rng.uniform(0, 6.3)))
     return np.stack([cx + radius * np.cos(t), cy + radius * np.sin(t)], axis=1)
 
 
@@ -176,7 +175,12 @@ def make_photo_anomaly(
                 kind="anomaly",
                 label="anomalous",
                 polygons=(tuple(float(v) for v in np.round(poly, 2).ravel()),),
-                bbox=(float(xs.min()), float(ys.min()), float(xs.max() - xs.min()), float(ys.max() - ys.min())),
+                bbox=(
+                    float(xs.min()),
+                    float(ys.min()),
+                    float(xs.max() - xs.min()),
+                    float(ys.max() - ys.min()),
+                ),
                 author=f"sample:{name}",
                 attributes={"defect": kind},
             )
