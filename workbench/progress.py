@@ -105,6 +105,7 @@ class ProgressPrinter:
         self.interval = progress_seconds() if interval is None else interval
         self.width = width
         self._key: tuple[str, str] | None = None
+        self._starts: dict[tuple[str, str], float] = {}  # open stages' start times (one may pause another)
         self._started = 0.0
         self._last = 0.0
         self._drawn = False  # a bar is on the current terminal line
@@ -123,9 +124,13 @@ class ProgressPrinter:
     def __call__(self, event: Progress) -> None:
         now = time.monotonic()
         key = (event.task, event.stage)
-        if key != self._key:
+        if key != self._key:  # a stage another interrupted (training, then its validation) keeps its start
             self._end_line()
-            self._key, self._started, self._last = key, now, float("-inf")
+            if len(self._starts) > 64:
+                self._starts.clear()
+            self._key, self._started, self._last = key, self._starts.setdefault(key, now), float("-inf")
+        if event.final:
+            self._starts.pop(key, None)
         if self.tty:
             if event.final or now - self._last >= 0.1:
                 self._last = now

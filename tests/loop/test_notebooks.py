@@ -19,7 +19,7 @@ EXPECTED = {
     "01_annotate": {"workspace", "out_dir", "dataset", "dataset_type", "sample", "sample_count", "seed",
                     "augment_preset"},
     "02_train": {"workspace", "out_dir", "dataset", "snapshot", "model", "epochs", "batch_size", "lr", "seed",
-                 "image_size", "augment_preset"},
+                 "image_size", "augment_preset", "weights", "freeze_backbone", "backbone_lr_scale"},
     "03_evaluate": {"workspace", "out_dir", "dataset", "run", "mine_count"},
     "annotate": {"workspace", "dataset", "user"},
     "review": {"workspace", "user"},

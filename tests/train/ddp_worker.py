@@ -27,6 +27,7 @@ from typing import Any
 from torch import nn
 
 from workbench.train.models import ModelSpec, register_model
+from workbench.train.transfer import BackboneSpec, register_backbone
 
 STOP_OPTION = "--stop-after-steps"
 LOG_OPTION = "--writes-log"
@@ -42,6 +43,7 @@ def mlp(num_classes: int, image_size: int) -> nn.Module:
 
 
 MLP = ModelSpec("mlp-test", "classification", mlp, 16, "test-only MLP: no BatchNorm, no dropout")
+MLP_BACKBONE = BackboneSpec(("1.",), description="the first linear layer")  # the head: "3."
 
 
 def commands(argv: list[str]) -> list[list[str]]:
@@ -134,4 +136,5 @@ def run(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     register_model(MLP)
+    register_backbone(MLP.name, MLP_BACKBONE)
     sys.exit(run(sys.argv[1:]))

@@ -35,6 +35,7 @@ __all__ = [
     "parameters_cell",
     "read_params_file",
     "resolve_run",
+    "resolve_weights",
 ]
 
 STEPS = ("01_annotate", "02_train", "03_evaluate")
@@ -132,6 +133,10 @@ PARAMS: dict[str, Param] = {
     "snapshot": Param(str, "snapshot id to train on ('' = the annotate step's)", _token()),
     "run": Param(str, "run folder or id inside the workspace ('' = the train step's)", _path),
     "mine_count": Param(int, "examples mined for review", _ints(0, 100_000)),
+    "weights": Param(str, "local state_dict file to start from, inside the workspace or output folder ('' = none)",
+                     _path),
+    "freeze_backbone": Param(int, "epochs the backbone stays frozen (0 = never)", _ints(0, 100_000)),
+    "backbone_lr_scale": Param(float, "the backbone's learning rate as a multiple of lr", _positive),
     "user": Param(str, "who annotates (dashboards; empty: $WORKBENCH_USER, else a name field)", _name(empty_ok=True)),
 }
 
@@ -336,4 +341,19 @@ def resolve_run(value: str, *, out: Path, workspace: Path, file: str | None = No
     if not any(target == r or target.is_relative_to(r) for r in roots):
         raise UnsafePathError(f"{value[:200]!r} resolves to {target}, outside the loop's output folder {roots[0]} "
                               f"and its workspace", file=file, field="run")
+    return str(target)
+
+
+def resolve_weights(value: str, *, out: Path, workspace: Path, file: str | None = None) -> str:
+    """``weights`` as an absolute file inside ``out`` or ``workspace`` ('' stays ''): a relative path is
+    looked up in the workspace, then in ``out``; anything that lands elsewhere is refused, as for ``run``."""
+    if value == "":
+        return ""
+    roots = [out.resolve(), workspace.resolve()]
+    given = Path(value)
+    cands = [given] if given.is_absolute() else [workspace / given, out / given]
+    target = next((c for c in cands if c.exists()), cands[0]).resolve()
+    if not any(target.is_relative_to(r) for r in roots):
+        raise UnsafePathError(f"{value[:200]!r} resolves to {target}, outside the loop's output folder {roots[0]} "
+                              f"and its workspace", file=file, field="weights")
     return str(target)

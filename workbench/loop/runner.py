@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import WorkbenchError
 from ..fsutil import atomic_write_text
 from ..text import escape_html
-from .params import STEPS, inject_parameters, load_params, notebooks_dir, resolve_run
+from .params import STEPS, inject_parameters, load_params, notebooks_dir, resolve_run, resolve_weights
 
 __all__ = ["LoopResult", "StepFailed", "run_loop", "run_sweep", "notebook_parameters"]
 
@@ -103,6 +103,9 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
     if "run" in params:  # a run folder, inside the output folder or the workspace
         params["run"] = resolve_run(params["run"], out=out, workspace=Path(params["workspace"]),
                                     file=str(params_file) if params_file is not None else None)
+    if params.get("weights"):  # a local weights file, inside the output folder or the workspace
+        params["weights"] = resolve_weights(params["weights"], out=out, workspace=Path(params["workspace"]),
+                                            file=str(params_file) if params_file is not None else None)
     result = LoopResult(out=out, params=params)
     record = {"params": params, "versions": _versions(), "steps": result.steps, "status": "running"}
     _write_json(out / "loop.json", record)

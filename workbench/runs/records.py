@@ -199,6 +199,12 @@ class RunParams:
                 task_type(str(self.source["dataset_type"]))
             except UnknownNameError as e:
                 raise where.error(str(e), "source.dataset_type") from None
+        freeze = _as_int(self.config.get("freeze_backbone", 0), "config.freeze_backbone", where)
+        if freeze is None or freeze < 0:
+            raise where.error(f"must be a whole number >= 0, got {freeze!r}", "config.freeze_backbone")
+        scale = _as_number(self.config.get("backbone_lr_scale", 1.0), "config.backbone_lr_scale", where)
+        if scale is None or scale <= 0:
+            raise where.error(f"must be a number > 0, got {scale!r}", "config.backbone_lr_scale")
 
     @classmethod
     def from_json(cls, data: object, *, file: str | None = None, run_id: str = "") -> RunParams:
@@ -257,6 +263,22 @@ class RunParams:
     @property
     def monitor(self) -> str | None:
         v = self.resolved.get("monitor")
+        return v if isinstance(v, str) else None
+
+    @property
+    def freeze_backbone(self) -> int:
+        """Epochs the backbone stayed frozen (0 for runs that froze nothing, and runs of older versions)."""
+        return int(self.config.get("freeze_backbone", 0) or 0)  # type: ignore[arg-type]  # checked above
+
+    @property
+    def backbone_lr_scale(self) -> float:
+        """The backbone's learning rate as a multiple of ``lr`` (1.0 unless set)."""
+        return float(self.config.get("backbone_lr_scale", 1.0) or 1.0)  # type: ignore[arg-type]
+
+    @property
+    def weights(self) -> str | None:
+        """The local weights file the run started from, if any."""
+        v = self.config.get("weights")
         return v if isinstance(v, str) else None
 
 

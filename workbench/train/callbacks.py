@@ -6,9 +6,14 @@ itself never prints. Events arrive in this order::
     on_fit_start(info)
       on_epoch_start(epoch)
         on_step(step, loss, data_time, step_time)   # every optimizer step
+        on_progress(Progress("validate", "epoch E/N", done, total, "batches"))  # val loss + predictions
       on_epoch_end(record)                          # an EpochRecord (runs.records)
       on_overfit(start_epoch, end_epoch)           # when a new overfitting stretch is found
+    on_progress(Progress("test", "scoring ... weights", done, total, "batches"))  # the test split
     on_fit_end(summary)                             # a RunSummary (runs.records)
+
+``on_progress`` gets :class:`workbench.progress.Progress` records, the last of a stage with ``final``;
+a callback without the method (duck-typed) is left out of them.
 
 Any callback's ``should_stop()`` returning True (or ``Trainer.request_stop()``) ends the run cleanly
 after the current step.
@@ -22,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..progress import Progress
 from ..runs.records import EpochRecord, RunSummary
 
 __all__ = [
@@ -44,6 +50,8 @@ class Callback:
     def on_epoch_start(self, epoch: int) -> None: ...
 
     def on_step(self, step: int, loss: float, data_time: float, step_time: float) -> None: ...
+
+    def on_progress(self, event: Progress) -> None: ...
 
     def on_epoch_end(self, record: EpochRecord) -> None: ...
 
@@ -76,6 +84,12 @@ class CallbackList(Callback):
     def on_step(self, step: int, loss: float, data_time: float, step_time: float) -> None:
         for cb in self.callbacks:
             cb.on_step(step, loss, data_time, step_time)
+
+    def on_progress(self, event: Progress) -> None:
+        for cb in self.callbacks:
+            hear = getattr(cb, "on_progress", None)
+            if hear is not None:
+                hear(event)
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         for cb in self.callbacks:
@@ -112,6 +126,9 @@ class RecordingCallback(Callback):
         self.events.append(
             ("step", {"step": step, "loss": loss, "data_time": data_time, "step_time": step_time})
         )
+
+    def on_progress(self, event: Progress) -> None:
+        self.events.append(("progress", event))
 
     def on_epoch_end(self, record: EpochRecord) -> None:
         self.events.append(("epoch_end", record))

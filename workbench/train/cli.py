@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..progress import Progress, ProgressPrinter
-from ..text import echo
+from ..text import echo, terminal_safe
 
 if TYPE_CHECKING:
     from ..runs.records import EpochRecord, RunSummary
@@ -28,6 +30,7 @@ class _ProgressBar:
         self.steps_per_epoch: int | None = None
         self.step_in_epoch = 0
         self.epoch = 0
+        self.train_closed = True  # the current epoch's step bar has ended
         self.printer = ProgressPrinter()
 
     # the Callback protocol (duck-typed; see workbench.train.callbacks.Callback)
@@ -46,10 +49,13 @@ class _ProgressBar:
                 + ")",
                 err=True,
             )
+            for line in transfer_lines(info.get("transfer") or {}):
+                click.echo(line, err=True)
 
     def on_epoch_start(self, epoch: int) -> None:
         self.step_in_epoch = 0
         self.epoch = epoch
+        self.train_closed = False
         if not self.quiet:
             self.printer(Progress("train", f"epoch {epoch}/{self.epochs}", 0, self.steps_per_epoch, "steps"))
 
@@ -61,11 +67,23 @@ class _ProgressBar:
         self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
                               self.steps_per_epoch, "steps", f"loss {loss:.4f}"))
 
+    def on_progress(self, event: Progress) -> None:
+        """Validation and test scoring, drawn like the training steps (the epoch's step bar ends first)."""
+        if self.quiet:
+            return
+        if not self.train_closed and self.epoch:
+            self.train_closed = True
+            self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
+                                  self.steps_per_epoch, "steps", final=True))
+        self.printer(event)
+
     def on_epoch_end(self, record: EpochRecord) -> None:
         if self.quiet:
             return
-        self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
-                              self.steps_per_epoch, "steps", final=True))
+        if not self.train_closed:
+            self.train_closed = True
+            self.printer(Progress("train", f"epoch {self.epoch}/{self.epochs}", self.step_in_epoch,
+                                  self.steps_per_epoch, "steps", final=True))
         parts = [f"epoch {record.epoch}/{self.epochs}"]
         for k, v in (("train_loss", record.train_loss), ("val_loss", record.val_loss)):
             if v is not None:
@@ -73,6 +91,9 @@ class _ProgressBar:
         mon, value = record.metric_name, record.metric()
         if mon and mon not in ("train_loss", "val_loss") and value is not None:
             parts.append(f"{mon} {value:.4f}")
+        transfer = record.extra.get("transfer")
+        if isinstance(transfer, dict) and transfer.get("backbone_frozen"):
+            parts.append("[backbone frozen]")
         if record.best:
             parts.append("(best)")
         click.echo("  ".join(parts), err=True)
@@ -88,6 +109,57 @@ class _ProgressBar:
 
     def should_stop(self) -> bool:
         return False
+
+
+# TrainConfig fields -> the flags of `workbench train` that set them (errors name what the user typed)
+_FLAGS = {"model": "--model", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
+          "image_size": "--image-size", "augment": "--augment", "device": "--device", "weights": "--weights",
+          "freeze_backbone": "--freeze-backbone", "backbone_lr_scale": "--backbone-lr-scale",
+          "patience": "--patience"}
+
+
+@contextlib.contextmanager
+def _flag_names() -> Iterator[None]:
+    """A ValidationError about a training setting names its CLI flag instead of the config field."""
+    from ..errors import ValidationError
+
+    try:
+        yield
+    except ValidationError as e:
+        flag = _FLAGS.get(str(e.field))
+        if flag is None or (e.file is not None and e.field != "weights"):
+            raise
+        raise ValidationError(e.detail, file=e.file, record=e.record, field=flag) from None
+
+
+def _recorded_transfer(run_dir: str) -> Any:
+    """``resolved.transfer`` of the run's ``params.json`` (weights loaded, backbone frozen / scaled)."""
+    from .runs import read_json
+
+    params = read_json(Path(run_dir) / "params.json", {}) or {}
+    return (params.get("resolved") or {}).get("transfer")
+
+
+def transfer_lines(transfer: dict[str, Any]) -> list[str]:
+    """What a run does with loaded weights and its backbone, in words (from ``resolved.transfer``)."""
+    lines = []
+    weights = transfer.get("weights")
+    if isinstance(weights, dict):
+        new = weights.get("head_new") or []
+        lines.append(
+            f"weights: {terminal_safe(weights.get('file'))}: {weights.get('loaded')} tensors loaded"
+            + (f", {len(new)} head tensors left new ({terminal_safe(', '.join(new[:4]))}"
+               + (", ..." if len(new) > 4 else "") + ")" if new else "")
+        )
+    backbone = transfer.get("backbone")
+    freeze, scale = int(transfer.get("freeze_backbone") or 0), float(transfer.get("backbone_lr_scale") or 1.0)
+    if isinstance(backbone, dict) and (freeze or scale != 1.0):
+        what = f"backbone: {backbone.get('description') or 'registered'} ({backbone.get('parameters')} tensors)"
+        if freeze:
+            what += f"; frozen for epochs 1-{freeze} (BatchNorm statistics kept), then trained"
+        what += f" at lr x {scale:g}" if scale != 1.0 else " at the full lr"
+        lines.append(what)
+    return lines
 
 
 @click.command()
@@ -113,6 +185,20 @@ class _ProgressBar:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Start from these local weights (a state_dict file); nothing is downloaded.",
 )
+@click.option(
+    "--freeze-backbone",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Keep the model's backbone frozen (BatchNorm in eval) for the first N epochs, then train it.",
+)
+@click.option(
+    "--backbone-lr-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="The backbone learns at lr x this (differential learning rates; the head keeps lr).",
+)
 @click.option("--patience", type=int, default=10, show_default=True, help="Early-stopping patience (epochs).")
 @click.option("--resume", "resume_id", help="Continue this killed or stopped run instead.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
@@ -131,6 +217,8 @@ def train(
     augment: str | None,
     device: str,
     weights: Path | None,
+    freeze_backbone: int,
+    backbone_lr_scale: float,
     patience: int,
     resume_id: str | None,
     as_json: bool,
@@ -151,19 +239,23 @@ def train(
     else:
         ds = ws.dataset(name)
         cfg_augment: Any = augment if augment else ds.augment_config()
-        config = TrainConfig(
-            model=model,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            image_size=image_size,
-            augment=cfg_augment,
-            device=device,
-            weights=str(weights) if weights else None,
-            patience=patience,
-        )
-        summary = train_dataset(ws, name, config, snapshot=snapshot, directory=directory, callbacks=[bar])
+        with _flag_names():
+            config = TrainConfig(
+                model=model,
+                epochs=epochs,
+                batch_size=batch_size,
+                lr=lr,
+                seed=seed,
+                image_size=image_size,
+                augment=cfg_augment,
+                device=device,
+                weights=str(weights) if weights else None,
+                freeze_backbone=freeze_backbone,
+                backbone_lr_scale=backbone_lr_scale,
+                patience=patience,
+            )
+        with _flag_names():
+            summary = train_dataset(ws, name, config, snapshot=snapshot, directory=directory, callbacks=[bar])
     if not is_main_process():  # the other processes of a torchrun job: rank 0 reports
         return
     if as_json:
@@ -175,6 +267,7 @@ def train(
                     "status": summary["status"],
                     "metrics": {"test": summary.get("test", {}), "val": summary.get("val", {})},
                     "best_epoch": summary.get("best_epoch"),
+                    "transfer": _recorded_transfer(summary["run_dir"]),
                 },
                 default=str,
             )

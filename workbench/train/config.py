@@ -63,6 +63,8 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     grad_clip: float | None = None
     weights: str | None = None
+    freeze_backbone: int = 0  # epochs with the backbone frozen (workbench.train.transfer)
+    backbone_lr_scale: float = 1.0  # the backbone's learning rate is lr x this
     deterministic: bool = True
     threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -102,11 +104,13 @@ class TrainConfig:
         positive_int("num_workers", minimum=0)
         positive_int("max_steps_per_epoch", allow_none=True)
         positive_int("threads", allow_none=True)
+        positive_int("freeze_backbone", minimum=0)
         number("lr", 0.0, strict=True)
         number("weight_decay", 0.0)
         number("momentum", 0.0)
         number("min_delta", 0.0)
         number("grad_clip", 0.0, allow_none=True, strict=True)
+        number("backbone_lr_scale", 0.0, strict=True)
         if self.optimizer not in OPTIMIZERS:
             raise UnknownNameError("optimizer", str(self.optimizer), list(OPTIMIZERS))
         if self.schedule not in SCHEDULES:
@@ -170,6 +174,9 @@ def build_optimizer(params: Any, cfg: TrainConfig) -> Any:
         builder = OPTIMIZERS[cfg.optimizer]
     except KeyError:
         raise UnknownNameError("optimizer", cfg.optimizer, list(OPTIMIZERS)) from None
+    params = list(params)
+    if params and isinstance(params[0], dict):  # parameter groups (transfer.TransferPlan.param_groups)
+        return builder(params, cfg)
     return builder([p for p in params if p.requires_grad], cfg)
 
 

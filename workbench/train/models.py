@@ -207,13 +207,19 @@ def rebuild_model(config: dict[str, Any]) -> Any:
 def load_weights(model: Any, path: str | Path) -> dict[str, list[str]]:
     """Load a local ``state_dict`` into ``model`` (or into its inner torchvision ``net``).
 
-    Tensors whose shape does not fit (a classifier head for another number of classes) are skipped.
-    Returns ``{"loaded": [...], "skipped": [...]}``. Raises ``ValidationError`` naming the file when
-    nothing matches or the file is not a plain state dict.
+    The file's keys are checked against the model (:func:`workbench.train.transfer.check_state_dict`): a
+    model with a registered backbone must find all of it in the file; a tensor of the file without a
+    place in that backbone, or of another shape there, is an error naming the file and the keys. Head
+    tensors whose shape does not fit (a classifier for another number of classes) are skipped.
+    Returns ``{"loaded": [...], "skipped": [...], "head_new": [...]}`` (``head_new``: the model's tensors
+    left at their fresh values). Raises ``ValidationError`` naming the file when the weights do not fit
+    or the file is not a plain state dict.
     """
     import pickle
 
     import torch
+
+    from .transfer import check_state_dict
 
     p = Path(path)
     if not p.is_file():
@@ -226,16 +232,16 @@ def load_weights(model: Any, path: str | Path) -> dict[str, list[str]]:
         state = state["model"]  # a workbench checkpoint
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValidationError("file does not hold a state_dict of tensors", file=str(p), field="weights")
-    candidates = [model] + ([model.net] if hasattr(model, "net") else [])
-    best, best_hits = model, -1
-    for target in candidates:
+    candidates = [(model, "")] + ([(model.net, "net.")] if hasattr(model, "net") else [])
+    best, prefix, best_hits = model, "", -1
+    for target, pre in candidates:
         own = target.state_dict()
         hits = sum(1 for k, v in state.items() if k in own and own[k].shape == v.shape)
         if hits > best_hits:
-            best, best_hits = target, hits
+            best, prefix, best_hits = target, pre, hits
     own = best.state_dict()
-    fitting = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not fitting:
-        raise ValidationError("no tensor in the file matches the model", file=str(p), field="weights")
-    best.load_state_dict(fitting, strict=False)
-    return {"loaded": sorted(fitting), "skipped": sorted(set(state) - set(fitting))}
+    name = getattr(model, "workbench_config", {}).get("name")
+    report = check_state_dict(state, own, file=p, model_name=name, prefix=prefix)
+    best.load_state_dict({k: state[k] for k in report.loaded}, strict=False)
+    model.workbench_weights = report
+    return report.to_dict()

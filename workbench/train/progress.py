@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..progress import Progress, ProgressFn, ProgressPrinter
+from ..progress import Progress, ProgressFn, ProgressPrinter, Stage
 from .callbacks import Callback
 
 if TYPE_CHECKING:
     from ..runs.records import EpochRecord
 
-__all__ = ["ProgressCallback"]
+__all__ = ["ProgressCallback", "CountedLoader"]
 
 
 class ProgressCallback(Callback):
@@ -45,6 +45,10 @@ class ProgressCallback(Callback):
         self.last_loss = loss
         self.progress(Progress("train", self._stage(), self.step, self.steps, "steps", f"loss {loss:.4f}"))
 
+    def on_progress(self, event: Progress) -> None:
+        """Validation and test scoring (the trainer's own records), passed on as they are."""
+        self.progress(event)
+
     def on_epoch_end(self, record: EpochRecord) -> None:
         parts = [f"{k} {v:.4f}" for k, v in (("train_loss", record.train_loss), ("val_loss", record.val_loss))
                  if v is not None]
@@ -54,3 +58,20 @@ class ProgressCallback(Callback):
         if record.best:
             parts.append("(best)")
         self.progress(Progress("train", self._stage(), self.step, self.steps, "steps", "  ".join(parts), final=True))
+
+
+class CountedLoader:
+    """A loader that reports each batch it hands out to ``stage`` (the tasks iterate it and read
+    ``dataset``, as they do a DataLoader)."""
+
+    def __init__(self, loader: Any, stage: Stage, detail: str = "") -> None:
+        self.loader, self.stage, self.detail = loader, stage, detail
+        self.dataset = loader.dataset
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Any:
+        for batch in self.loader:
+            yield batch
+            self.stage.advance(1, self.detail)

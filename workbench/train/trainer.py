@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ..errors import AlreadyExistsError, ValidationError
+from ..progress import Stage
 from ..runs.records import EpochRecord, RunParams, RunSummary
 from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
@@ -31,10 +32,12 @@ from .data import VisionDataset, make_loader, set_loader_epoch
 from .distributed import Distributed
 from .errors import NonFiniteLossError, TrainingStateError
 from .models import build_model, default_model, model_spec
+from .progress import CountedLoader
 from .runs import RunPaths, collect_versions, jsonable, read_json, write_json, write_jsonl
 from .setup import deterministic_mode, resolve_augment, seed_everything
 from .source import TrainSource
 from .tasks import get_task
+from .transfer import TransferPlan
 
 __all__ = ["Trainer", "resume", "train"]
 
@@ -148,7 +151,12 @@ class Trainer:
             image_size=self.image_size,
             weights=None if self._resuming else self.config.weights,
         ).to(self.device)
-        self.optimizer = build_optimizer(self.model.parameters(), self.config)
+        report = getattr(self.model, "workbench_weights", None)  # what build_model loaded, if anything
+        self.weights_info: dict[str, Any] | None = report.summary() if report is not None else None
+        self.transfer = TransferPlan.for_model(
+            self.model, self.model_name, self.config.freeze_backbone, self.config.backbone_lr_scale
+        )
+        self.optimizer = build_optimizer(self.transfer.param_groups(self.model, self.config.lr), self.config)
         self.scheduler = build_schedule(self.optimizer, self.config, self.mode)
         self.early = EarlyStopping(self.mode, self.config.patience, self.config.min_delta)
 
@@ -190,6 +198,7 @@ class Trainer:
             "monitor": self.monitor,
             "mode": self.mode,
             "distributed": self.dist.describe(self.config.batch_size),
+            "transfer": {**self.transfer.describe(), "weights": self.weights_info},
         }
 
     def _set_status(self, state: str, **extra: Any) -> None:
@@ -255,6 +264,7 @@ class Trainer:
         self.history = list(state["history"])
         self.early.load_state_dict(state["best"])
         self.overfit_ranges = [tuple(r) for r in state.get("overfit_ranges", [])]  # type: ignore[misc]
+        self.weights_info = (state.get("resolved") or {}).get("transfer", {}).get("weights")  # the first start's
         per_process = state.get("rng_per_process")  # a multi-process run's: this rank's, same world size
         if isinstance(per_process, list) and len(per_process) == self.dist.world_size:
             restore_rng(per_process[self.dist.rank])
@@ -281,6 +291,7 @@ class Trainer:
                 self._restore()
             else:
                 self._start_folder()
+            self.transfer.set_frozen(self.model, self.transfer.frozen_at(self.epoch + 1))  # DDP wraps what trains
             self._net = self.dist.wrap(self.model)
             self._set_status("running")
             try:
@@ -315,6 +326,7 @@ class Trainer:
                 "resumed": self._resuming,
                 "processes": self.dist.world_size,
                 "steps_per_epoch": len(self.train_loader),
+                "transfer": {**self.transfer.describe(), "weights": self.weights_info},
             }
         )
         state = "finished"
@@ -343,7 +355,10 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict[str, Any] | None:
         cfg = self.config
         set_loader_epoch(self.train_loader, epoch)
+        if self.transfer.set_frozen(self.model, self.transfer.frozen_at(epoch)) and self.dist.enabled:
+            self._net = self.dist.wrap(self.model)  # DDP syncs the parameters that train when it wraps
         self._net.train()
+        self.transfer.batchnorm_eval(self.model)  # a frozen backbone keeps its BatchNorm statistics
         total = 0.0
         images = steps = 0
         data_time = step_time = 0.0
@@ -393,20 +408,23 @@ class Trainer:
             "data_share": data_time / (data_time + step_time) if data_time + step_time > 0 else None,
         }
 
-    def _validate(self) -> tuple[float | None, dict[str, Any]]:
+    def _validate(self, epoch: int) -> tuple[float | None, dict[str, Any]]:
         val_examples = self.splits["val"]
         if not val_examples:
             return None, {}
         loader = self.eval_loaders["val"]
         set_loader_epoch(loader, 0)
-        val_loss = self.task.val_loss(self.model, loader, self.device)
-        preds = self.task.predict(self.model, loader, self.device)
+        stage = Stage(self.callbacks.on_progress, "validate", f"epoch {epoch}/{self.config.epochs}",
+                      2 * len(loader), "batches")  # the val-loss pass, then the prediction pass
+        val_loss = self.task.val_loss(self.model, CountedLoader(loader, stage, "loss"), self.device)
+        preds = self.task.predict(self.model, CountedLoader(loader, stage, "predictions"), self.device)
+        stage.close(f"{len(val_examples)} images")
         return val_loss, self.task.evaluate(preds, val_examples, self.source.class_names)
 
     def _end_epoch(self, epoch: int, train: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         lr = float(self.optimizer.param_groups[0]["lr"])
-        val_loss, metrics = self.dist.on_main(self._validate)
+        val_loss, metrics = self.dist.on_main(self._validate, epoch)
         record: dict[str, Any] = {
             "epoch": epoch,
             "train_loss": train["train_loss"],
@@ -416,6 +434,11 @@ class Trainer:
             "monitor": self.monitor,
             "mode": self.mode,
         }
+        if self.transfer.active:  # kept in the row's extra (an object), never taken for a metric
+            record["transfer"] = {
+                "backbone_frozen": self.transfer.frozen_at(epoch),
+                "backbone_lr": float(self.optimizer.param_groups[1]["lr"]),
+            }
         value = record.get(self.monitor)
         if self.scheduler is not None:
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -499,7 +522,10 @@ class Trainer:
         test_metrics: dict[str, Any] = {}
         if test_examples:
             loader = self.eval_loaders["test"]
-            preds = self.task.predict(self.model, loader, self.device)
+            which = f"epoch {best_record['epoch']} weights" if best_record else "last weights"
+            stage = Stage(self.callbacks.on_progress, "test", f"scoring {which}", len(loader), "batches")
+            preds = self.task.predict(self.model, CountedLoader(loader, stage), self.device)
+            stage.close(f"{len(test_examples)} images")
             test_metrics = self.task.evaluate(
                 preds, test_examples, self.source.class_names, reference=best_record, detailed=True
             )

@@ -23,6 +23,9 @@ lr = 0.002
 seed = 0
 image_size = 0
 augment_preset = ''
+weights = ''
+freeze_backbone = 0
+backbone_lr_scale = 1.0
 
 # %%
 import json
@@ -40,7 +43,8 @@ print(f'training on {dataset}' + (f' snapshot {snapshot}' if snapshot else ' (li
 from workbench.service import TrainConfig
 
 config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size or None,
-                     augment=augment_preset or ds.augment_config())
+                     augment=augment_preset or ds.augment_config(),
+                     weights=weights or None, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale)
 config
 
 # %% [markdown]
