@@ -255,16 +255,17 @@ def test_checkpoint_weights_only_gives_identical_scores(fitted, tmp_path):
     assert torch.equal(got, want)
 
 
-def test_weights_from_a_local_resnet18_state_dict(tmp_path):
+@pytest.mark.parametrize("name", ["patchcore-cal", "patchcore"])
+def test_weights_from_a_local_resnet18_state_dict(tmp_path, name):
     from torchvision.models import resnet18
 
     torch.manual_seed(123)
     ref = resnet18(weights=None)
     torch.save(ref.state_dict(), tmp_path / "r18.pt")
-    model = build_model("patchcore", 2, image_size=64, weights=tmp_path / "r18.pt").eval()
+    model = build_model(name, 2, image_size=64, weights=tmp_path / "r18.pt").eval()
     assert torch.equal(model.net.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
     assert torch.equal(model.net.bn1.running_var, ref.bn1.running_var)
-    plain = build_model("patchcore", 2, image_size=64)
+    plain = build_model(name, 2, image_size=64)
     assert not torch.equal(plain.net.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():  # the features are the file's network's
