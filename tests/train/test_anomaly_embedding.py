@@ -149,7 +149,9 @@ def test_ring_calibration_equals_a_recomputation():
 def test_calibration_without_enough_good_images_is_said():
     model = PatchCore(calibrate=True).eval()
     model.observe(_texture(np.random.default_rng(0), 4))
-    assert model.finalize()["held_out"] == 0  # under 5 good images: the rings stay uncalibrated
+    with pytest.warns(UserWarning, match="4 good image"):
+        info = model.finalize()
+    assert info["held_out"] == 0  # under 5 good images: the rings stay uncalibrated
     assert torch.equal(model.ring_std, torch.ones(RINGS))
 
 

@@ -35,6 +35,7 @@ from the state dict when it is loaded.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -265,6 +266,11 @@ class PatchCore(nn.Module):
             bank = self._coreset((rows - mean) / std, self.seed)
             if self.calibrate:
                 info["held_out"] = 0
+                warnings.warn(
+                    f"patchcore-cal: {n} good image(s) observed, under the 5 needed to hold one out; "
+                    "the border rings stay uncalibrated (plain nearest-patch distances)",
+                    stacklevel=2,
+                )
         dev = self.memory_bank.device
         self.feature_mean = mean.to(dev)
         self.feature_std = std.to(dev)
