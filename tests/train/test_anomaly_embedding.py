@@ -200,7 +200,8 @@ def fitted(tmp_path_factory):
 
 def test_default_anomaly_model_is_the_calibrated_patchcore():
     assert default_model("anomaly") == "patchcore-cal"
-    assert build_model("patchcore-cal", 2, image_size=64).calibrate
+    cal = build_model("patchcore-cal", 2, image_size=64)
+    assert cal.calibrate and cal.coreset_ratio == 0.25
     assert not build_model("patchcore", 2, image_size=64).calibrate  # today's model stays selectable
 
 

@@ -135,7 +135,7 @@ for _spec in (
         _lazy("patchcore", "patchcore_calibrated"),
         128,
         "patchcore whose patch distances are z-scored per ring of distance to the image border, learnt "
-        "from held-out good images (the default: fewer false alarms at the borders of unseen crops)",
+        "from held-out good images, 25% coreset (the default: fewer false alarms at the borders of unseen crops)",
         min_image_size=32,
     ),
     ModelSpec(
