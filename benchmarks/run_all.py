@@ -46,6 +46,7 @@ BENCHES: dict[str, Bench] = {
     "canvas-photo": Bench("bench_canvas_photo.py", [], ["--notches", "20", "--pages", "8"]),
     "store": Bench("bench_store.py", [], ["--images", "10000", "--edits", "100"]),
     "import_lock": Bench("bench_import_lock.py", [], ["--images", "500", "--boxes-per-image", "100"]),
+    "import_scale": Bench("bench_import_scale.py", [], ["--images", "2000"]),
     "kernel": Bench("bench_kernel.py", [], ["--epochs", "2"]),
 }
 

@@ -23,7 +23,7 @@ from ..errors import (
     WorkbenchError,
 )
 from ..progress import ProgressFn, Stage
-from . import aggregates, staged
+from . import aggregates, bulk_import, staged
 from .blobs import sha256_bytes
 from .history import acting
 from .image_pool import check_items
@@ -174,7 +174,11 @@ class Dataset:
 
         A large import (more than ``staged.CHUNK_ROWS`` rows) made outside a caller's transaction is written
         in short transactions, invisible until one short final commit makes all of it visible (see
-        :mod:`.staged`): other writers never wait for more than one of them."""
+        :mod:`.staged`): other writers never wait for more than one of them; its images are stored while
+        the rows are written, their bytes not kept (:mod:`.bulk_import`)."""
+        if not self.conn.in_transaction and bulk_import.is_large(batch):
+            return bulk_import.import_batch(self, batch, author=author, directory=directory,
+                                            source_file=source_file, progress=progress)
         prepared = self._prepare(batch, source_file, progress)
         written: list[str] = []
         nested = self.conn.in_transaction

@@ -9,7 +9,8 @@ is decoded once on the way into the store whichever way it comes.
 Large batches are checked by a pool of workers, one per core (``WORKBENCH_IMPORT_WORKERS`` overrides the
 number; 1 checks in this thread). Workers read the files themselves and hand back only the small
 :class:`~workbench.data.images.ImageCheck`; a bounded number of images is in flight at once, so memory does
-not grow with the size of the import. The first bad image in item order raises its typed error (naming the
+not grow with the size of the import. Images go out in runs of up to :data:`MAX_CHUNK` and each run's
+perceptual hashes are made in one call (per image, that call cost more than decoding a small image). The first bad image in item order raises its typed error (naming the
 file and the record the reader gave it), whatever order the workers finish in.
 
 The workers are threads by default (``WORKBENCH_IMPORT_POOL=thread``): Pillow's decoders, its resampling and
@@ -29,7 +30,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from ..errors import ImageError, ImportFormatError, ValidationError
 from ..progress import ProgressFn, Stage
-from .images import ImageCheck, check_image, read_image_file
+from .images import ImageCheck, decode_for_check, read_image_file
 from .records import ImportItem
 
 __all__ = ["check_items", "import_workers", "pool_kind", "MIN_IMAGES_PER_WORKER", "WORKERS_ENV", "POOL_ENV",
@@ -39,7 +40,8 @@ WORKERS_ENV = "WORKBENCH_IMPORT_WORKERS"
 POOL_ENV = "WORKBENCH_IMPORT_POOL"
 POOL_KINDS = ("thread", "process")
 MIN_IMAGES_PER_WORKER = 8  # fewer images per worker: not worth handing out
-_IN_FLIGHT_PER_WORKER = 4  # images handed out ahead per worker: keeps them busy, bounds memory
+_IN_FLIGHT_PER_WORKER = 4  # jobs handed out ahead per worker: keeps them busy, bounds memory
+MAX_CHUNK = 64  # images per job, at most
 
 _Where = Mapping[str, tuple[str, object]]
 _Outcome = tuple[str, ImageCheck | str]
@@ -93,15 +95,45 @@ def _executor(kind: str, workers: int) -> Executor:
 
 def _check_one(path: str | None, data: bytes | None) -> _Outcome:
     """Check one image (in a worker): ("ok", check), or the error's kind and detail (located by the caller)."""
-    try:
-        if data is None:
-            assert path is not None
-            data = read_image_file(path)
-        return "ok", check_image(data)
-    except ImageError as e:
-        return "image", e.detail
-    except ImportFormatError as e:
-        return "format", e.detail
+    return _check_chunk([(path, data)])[0]
+
+
+def _check_chunk(jobs: Sequence[tuple[str | None, bytes | None]]) -> list[_Outcome]:
+    """Check a run of images (in a worker): each read, hashed and decoded once, and the perceptual hashes of
+    the run made in one call (per image, the call costs more than a small image's decode)."""
+    import numpy as np
+
+    from .duplicates import _hash_thumbnails
+
+    out: list[_Outcome] = []
+    done: list[tuple[int, tuple[int, int, str, str, int]]] = []
+    thumbs = []
+    for path, data in jobs:
+        try:
+            if data is None:
+                assert path is not None
+                data = read_image_file(path)
+            w, h, fmt, digest, thumb = decode_for_check(data)
+        except ImageError as e:
+            out.append(("image", e.detail))
+            continue
+        except ImportFormatError as e:
+            out.append(("format", e.detail))
+            continue
+        done.append((len(out), (w, h, fmt, digest, len(data))))
+        thumbs.append(thumb)
+        out.append(("format", "not checked"))  # replaced below
+    if thumbs:
+        hashes = _hash_thumbnails(np.stack(thumbs))
+        for (k, (w, h, fmt, digest, nbytes)), value in zip(done, hashes, strict=True):
+            out[k] = ("ok", ImageCheck(w, h, fmt, digest, nbytes, f"{int(value):016x}"))
+    return out
+
+
+def _chunk_size(n_images: int, workers: int) -> int:
+    """Images per job: enough that a job's overhead (and its one hash call) is shared, few enough that every
+    worker gets many jobs and the window of images in flight stays small."""
+    return max(1, min(MAX_CHUNK, n_images // (workers * 16)))
 
 
 def _located(item: ImportItem, index: int, where: _Where) -> tuple[str | None, object]:
@@ -142,29 +174,33 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
     if not todo:
         return
     n = import_workers(len(todo), workers)
+    size = _chunk_size(len(todo), n)
+    chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
     stage = Stage(progress, "import", "checking images", len(todo), "images")
+
+    def take(chunk: list[tuple[int, ImportItem]], outcomes: list[_Outcome]) -> None:
+        for (j, jt), outcome in zip(chunk, outcomes, strict=True):
+            jt.checked = _raise(outcome, jt, j, where)
+        stage.advance(len(chunk))
+
     if n == 1:
-        for i, it in todo:
-            it.checked = _raise(_check_one(*_job(it)), it, i, where)
-            stage.advance()
+        for chunk in chunks:
+            take(chunk, _check_chunk([_job(it) for _i, it in chunk]))
         stage.close()
         return
-    pending: deque[tuple[int, ImportItem, Future[_Outcome]]] = deque()
+    pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[_Outcome]]]] = deque()
     with _executor(pool_kind(kind), n) as pool:
         try:
-            queue = iter(todo)
-            for i, it in queue:  # hand out a window, then one more as each result comes back in order
-                pending.append((i, it, pool.submit(_check_one, *_job(it))))
+            for chunk in chunks:  # hand out a window, then one more as each result comes back in order
+                pending.append((chunk, pool.submit(_check_chunk, [_job(it) for _i, it in chunk])))
                 if len(pending) >= n * _IN_FLIGHT_PER_WORKER:
-                    j, jt, fut = pending.popleft()
-                    jt.checked = _raise(fut.result(), jt, j, where)
-                    stage.advance()
+                    done, fut = pending.popleft()
+                    take(done, fut.result())
             while pending:
-                j, jt, fut = pending.popleft()
-                jt.checked = _raise(fut.result(), jt, j, where)
-                stage.advance()
+                done, fut = pending.popleft()
+                take(done, fut.result())
             stage.close()
         except BaseException:
-            for _i, _it, fut in pending:
+            for _chunk, fut in pending:
                 fut.cancel()
             raise

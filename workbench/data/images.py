@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from ..errors import ImageError, ImportFormatError
 
-__all__ = ["ImageInfo", "ImageCheck", "probe_image", "probe_file", "check_image", "read_image_file", "decode_rgb",
+__all__ = ["ImageInfo", "ImageCheck", "probe_image", "probe_file", "check_image", "decode_for_check", "read_image_file", "decode_rgb",
            "MAX_PIXELS", "MAX_BYTES", "IMAGE_SUFFIXES", "THUMB"]
 
 MAX_PIXELS = 64_000_000  # ~8000 x 8000; larger declared sizes are refused as bombs
@@ -105,6 +105,18 @@ def check_image(data: bytes, *, file: str | None = None, record: object | None =
     compressed stream is still read and entropy-decoded, so truncation and corrupt data are caught as a
     full-scale decode catches them, in a fraction of the time.
     """
+    from .duplicates import _hash_thumbnails
+
+    w, h, fmt, digest, thumb = decode_for_check(data, file=file, record=record)
+    value = int(_hash_thumbnails(thumb[None])[0])
+    return ImageCheck(w, h, fmt, digest, len(data), f"{value:016x}")
+
+
+def decode_for_check(data: bytes, *, file: str | None = None, record: object | None = None
+                     ) -> tuple[int, int, str, str, Any]:
+    """The one decode :func:`check_image` makes: (width, height, format, sha256, the 32x32 grey thumbnail its
+    perceptual hash is made from). Checking many images, hash the thumbnails together (one call for the
+    stack instead of one per image: ``image_pool``)."""
     import numpy as np
     from PIL import Image
 
@@ -114,10 +126,7 @@ def check_image(data: bytes, *, file: str | None = None, record: object | None =
         fmt = im.format
         grey = thumbnail_source(im)  # the decode
         thumb = np.asarray(grey.resize((THUMB, THUMB), Image.Resampling.BOX), dtype=np.float64)
-    from .duplicates import _hash_thumbnails
-
-    value = int(_hash_thumbnails(thumb[None])[0])
-    return ImageCheck(int(w), int(h), fmt, digest, len(data), f"{value:016x}")
+    return int(w), int(h), str(fmt), digest, thumb
 
 
 def thumbnail_source(im: Any) -> Any:

@@ -2,8 +2,8 @@
 
 SQLite has one writer at a time: an import of 200,000 boxes in one transaction held the write lock for
 seconds, and every edit in every other tab waited that long. A large import is written instead in short
-transactions (sized to hold the lock about :data:`TARGET_HOLD_S`, at most :data:`CHUNK_ROWS` rows each, a
-pause between them so a waiting writer gets the lock)
+transactions (sized to hold the lock about :data:`TARGET_HOLD_S`, at most :data:`CHUNK_ROWS` rows each, their
+rows built before each one opens, a pause between them so a waiting writer gets the lock)
 under a hidden *shadow* dataset, recorded in ``pending_imports``:
 
 * rows of a pending import are invisible: its examples belong to the shadow dataset, which every read of
@@ -16,7 +16,7 @@ under a hidden *shadow* dataset, recorded in ``pending_imports``:
   ``pending_imports`` row whose lock file nobody holds, and the next :class:`~workbench.data.Workspace`
   opened on the folder removes it (:func:`recover`).
 
-Imports under :data:`CHUNK_ROWS` rows, and imports made inside a caller's transaction, keep the one
+Imports of at most :data:`STAGE_ROWS` rows, and imports made inside a caller's transaction, keep the one
 transaction they always had.
 """
 
@@ -26,7 +26,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +42,10 @@ if TYPE_CHECKING:
 __all__ = ["CHUNK_ROWS", "PAUSE_S", "SCHEMA", "worth_staging", "import_prepared", "import_new", "recover",
            "pending"]
 
-CHUNK_ROWS = 1_000  # rows (examples + annotations) per write transaction, at most
+CHUNK_ROWS = 20_000  # rows (examples + annotations) per write transaction, at most (the hold time decides)
+STAGE_ROWS = 1_000  # imports of more rows than this (or than CHUNK_ROWS) are staged
+FIRST_ROWS = 500  # the first transaction's rows (then sized by the time it held the lock)
+DELETE_ROWS = 1_000  # rows removed per transaction when a failed import is removed
 TARGET_HOLD_S = 0.02  # the lock time each transaction aims at: fewer rows when the machine is slow
 MIN_ROWS = 20
 PAUSE_S = 0.025  # between two of them: longer than SQLite's busy-wait steps, so a waiting writer gets in
@@ -59,11 +62,12 @@ CREATE TABLE IF NOT EXISTS pending_imports (
 """
 
 _HIDDEN = "pending-import-"
+_READY_AT: dict[int, float] = {}  # id(workspace) -> when its next short transaction may open
 
 
 def worth_staging(prepared: Sequence[tuple[Any, ...]]) -> bool:
     """Whether an import is too large for one short transaction."""
-    return len(prepared) + sum(len(p[0].annotations) for p in prepared) > CHUNK_ROWS
+    return len(prepared) + sum(len(p[0].annotations) for p in prepared) > min(CHUNK_ROWS, STAGE_ROWS)
 
 
 def pending(conn: sqlite3.Connection) -> list[sqlite3.Row]:
@@ -113,7 +117,11 @@ def _removed_after(ws: Workspace, owner: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- transactions
 @contextmanager
 def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, timed (``held``, :data:`ON_CHUNK`), then a pause that lets others in."""
+    """One short write transaction, timed (``held``, :data:`ON_CHUNK`), opened at least :data:`PAUSE_S` after
+    the last one ended, which lets others in (the work done between two of them counts towards the pause)."""
+    wait = _READY_AT.pop(id(ws), 0.0) - time.perf_counter()
+    if wait > 0:
+        time.sleep(wait)
     with ws.transaction() as conn:
         start = time.perf_counter()  # the write lock is held from here (BEGIN IMMEDIATE) to the commit
         yield conn
@@ -122,15 +130,16 @@ def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite
         held.append(took)
     if ON_CHUNK is not None:
         ON_CHUNK(took)
-    time.sleep(PAUSE_S)
+    _READY_AT[id(ws)] = time.perf_counter() + PAUSE_S
 
 
 def _next_size(rows: int, took: float) -> int:
-    """The next transaction's row count: shrink when the last one held the lock too long, grow back slowly."""
+    """The next transaction's row count: shrink when the last one held the lock too long, grow towards the
+    target when it held it briefly (at most doubling)."""
     if took > TARGET_HOLD_S:
         rows = int(rows * max(0.25, TARGET_HOLD_S / took * 0.8))
-    elif took < TARGET_HOLD_S / 2:
-        rows = int(rows * 1.25) + 1
+    elif took < TARGET_HOLD_S * 0.7:
+        rows = int(rows * min(2.0, TARGET_HOLD_S * 0.85 / max(took, 1e-4))) + 1
     return min(CHUNK_ROWS, max(MIN_ROWS, rows))
 
 
@@ -147,19 +156,22 @@ def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef]
 
 
 # ---------------------------------------------------------------------------------------------- writing
-def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]], batch_classes: Sequence[ClassDef],
-                    author: str, directory: str | None, splits: list[str], keys: list[float],
-                    source_info: dict[str, Any] | None = None) -> list[int]:
+def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str, Any]],
+                    batch_classes: Sequence[ClassDef], author: str, directory: str | None, splits: list[str],
+                    keys: list[float], source_info: dict[str, Any] | None = None,
+                    ready: Callable[[int], None] | None = None) -> list[int]:
     """Write validated items (``Dataset._prepare``) in short transactions and make them visible at once.
 
     ``ds`` is either a visible dataset (the rows go under a new shadow and are moved into ``ds`` at the
-    end) or the shadow of :func:`import_new` (written under it; :func:`import_new` makes it visible)."""
+    end) or the shadow of :func:`import_new` (written under it; :func:`import_new` makes it visible).
+    ``ready(end)``, when given, is called before the rows of items ``[.., end)`` are written (it returns
+    once their images are stored: :mod:`.bulk_import`); it is called with ``len(prepared)`` before the end."""
     ws = ds.workspace
     row = ws.conn.execute("SELECT * FROM pending_imports WHERE shadow_id=?", (ds.id,)).fetchone()
     known = ds._known_blobs([p[2] for p in prepared])
     if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
-            ids = _write(ds, ds.id, prepared, author, splits, keys, known)
+            ids = _write(ds, ds.id, prepared, author, splits, keys, known, ready)
             with _short_tx(ws) as conn:
                 ds._keep_source(batch_classes, source_info)
                 if directory:
@@ -178,7 +190,7 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes, str, Any]]
             raise ValidationError(f"anomaly datasets have no class '{new_classes[0].name}'", field="classes")
         shadow = _begin(ws, ds.type, ds.split_settings, new_classes, ds.id, ds.name, owner)
         try:
-            ids = _write(ds, shadow, prepared, author, splits, keys, known)
+            ids = _write(ds, shadow, prepared, author, splits, keys, known, ready)
             _finish_into(ds, shadow, ids, directory, batch_classes, source_info)
         except BaseException:
             _discard(ws, shadow)
@@ -213,19 +225,39 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
     return Dataset(ws, shadow, name), ids
 
 
-def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes, str, Any]], known: set[str]) -> None:
+def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes | None, str, Any]], known: set[str]) -> None:
     """The image rows a failed import added, unless an example committed since refers to them."""
     new = sorted({p[2] for p in prepared} - known)
-    for i in range(0, len(new), CHUNK_ROWS):
+    step = min(CHUNK_ROWS, DELETE_ROWS)
+    for i in range(0, len(new), step):
         with _short_tx(ws) as conn:
             conn.executemany("DELETE FROM blobs WHERE hash=? AND NOT EXISTS (SELECT 1 FROM examples WHERE blob=?)",
-                             [(d, d) for d in new[i:i + CHUNK_ROWS]])
+                             [(d, d) for d in new[i:i + step]])
 
 
-def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, Any]], author: str,
-           splits: list[str], keys: list[float], known: set[str]) -> list[int]:
+def _chunks(prepared: Sequence[tuple[Any, bytes | None, str, Any]], first: int
+            ) -> Generator[tuple[int, int], float | None, None]:
+    """Split the items into runs of about the row count :func:`_next_size` asks for (an example and all its
+    annotations in one run): yields (start, end) item indexes; ``send`` the last hold time back."""
+    start, rows = 0, first
+    while start < len(prepared):
+        end, n = start, 0
+        while end < len(prepared) and (n == 0 or n + 1 + len(prepared[end][0].annotations) <= rows):
+            n += 1 + len(prepared[end][0].annotations)
+            end += 1
+        took = yield start, end
+        if took is not None:
+            rows = _next_size(rows, took)
+        start = end
+
+
+def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None, str, Any]], author: str,
+           splits: list[str], keys: list[float], known: set[str],
+           ready: Callable[[int], None] | None = None) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
-    :func:`_next_size`); the maintained aggregates count them under the shadow as they go."""
+    :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
+    transaction's rows are built before it opens, and inserted with one ``executemany`` per table.
+    ``prepared`` items may carry ``None`` for the bytes (:mod:`.bulk_import`: stored already, not kept)."""
     from .dataset import _json_or_null
     from .workspace import now
 
@@ -234,47 +266,57 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
     stamp = now()
     class_ids = {r[0]: r[1] for r in conn.execute(
         "SELECT name, id FROM classes WHERE dataset_id IN (?, ?)", (ds.id, shadow))}
-    phashes: dict[str, str | None] = {d: None if d in known else info.phash for _it, _data, d, info in prepared}
-    new_ids: list[int] = []
-    todo: list[tuple[str, Any]] = []  # ("example", index) / ("annotation", row without example id)
-    for i, (item, _data, _digest, _info) in enumerate(prepared):
+    statuses = []
+    for item, *_rest in prepared:
         status = item.status or ("annotated" if item.annotations else "new")
         if status not in STATUSES:
             raise ValidationError(f"unknown status {status!r}", record=item.record, field="status")
-        todo.append(("example", (i, status)))
-        todo.extend(("annotation", ann) for ann in item.annotations)
-    pos = 0
-    ex_id = 0
-    rows = CHUNK_ROWS // 2
+        statuses.append(status)
+    new_ids: list[int] = []
     held: list[float] = []
-    while pos < len(todo):
-        if held:
-            rows = _next_size(rows, held[-1])
-        part = todo[pos:pos + rows]
-        pos += len(part)
+    runs = _chunks(prepared, max(1, min(CHUNK_ROWS, FIRST_ROWS)))
+    took: float | None = None
+    while True:
+        try:
+            start, end = runs.send(took) if took is not None else next(runs)
+        except StopIteration:
+            break
+        part = range(start, end)
+        if ready is not None:
+            ready(end)
+        blob_rows = []
+        example_rows = []
+        for i in part:
+            item, data, digest, info = prepared[i]
+            blob_rows.append((digest, info.nbytes if data is None else len(data), info.width, info.height,
+                              info.format, None if digest in known else info.phash))
+            example_rows.append((shadow, digest, item.file_name, info.width, info.height, splits[i], keys[i],
+                                 statuses[i], item.source, stamp, stamp, _json_or_null(item.origin)))
+        ann_parts = [[ds._ann_row(0, a, class_ids, a.author or author, a.created_at or stamp)
+                      for a in prepared[i][0].annotations] for i in part]
         with _short_tx(ws, held):
             if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
                 raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
+            for i in part:
+                item, data, digest, _info = prepared[i]
+                if not ws.blobs.exists(digest):  # a concurrent failed import may have removed a shared file
+                    ws.blobs.put(data if data is not None else _bytes_of(item, digest), digest)
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
-            ann_rows = []
-            for what, v in part:
-                if what == "example":
-                    i, status = v
-                    item, data, digest, info = prepared[i]
-                    if not ws.blobs.exists(digest):  # a concurrent failed import may have removed a shared file
-                        ws.blobs.put(data, digest)
-                    conn.execute(
-                        "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
-                        (digest, len(data), info.width, info.height, info.format, phashes.get(digest)))
-                    cur = conn.execute(
-                        """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
-                           source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
-                        (shadow, digest, item.file_name, info.width, info.height, splits[i], keys[i], status,
-                         item.source, stamp, stamp, _json_or_null(item.origin)))
-                    ex_id = int(cur.lastrowid or 0)
-                    new_ids.append(ex_id)
-                else:
-                    ann_rows.append(ds._ann_row(ex_id, v, class_ids, v.author or author, v.created_at or stamp))
+            conn.executemany(
+                "INSERT OR IGNORE INTO blobs (hash, size, width, height, format, phash) VALUES (?,?,?,?,?,?)",
+                blob_rows)
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
+            conn.executemany(
+                """INSERT INTO examples (dataset_id, blob, file_name, width, height, split, split_key, status,
+                   source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)""",
+                example_rows)
+            # every example past ``before`` is one of these (this transaction holds the write lock): a rowid
+            # range, not a dataset filter (which would scan the shadow's earlier rows every time)
+            ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE id > ? ORDER BY id", (before,))]
+            if len(ids) != len(example_rows):  # cannot happen while this transaction holds the write lock
+                raise RuntimeError(f"inserted {len(example_rows)} examples, found {len(ids)}")
+            new_ids.extend(ids)
+            ann_rows = [(ex_id, *row[1:]) for ex_id, rows in zip(ids, ann_parts, strict=True) for row in rows]
             if ann_rows:  # ids are handed out in order inside this transaction: the range is exactly these
                 first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
                 conn.executemany(
@@ -285,7 +327,21 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes, str, A
                 last = conn.execute("SELECT MAX(id) FROM annotations").fetchone()[0]
                 aggregates.count_range(conn, first, last)
             conn.execute("DELETE FROM agg_bulk")
+        took = held[-1]
+    if ready is not None:
+        ready(len(prepared))
     return new_ids
+
+
+def _bytes_of(item: Any, digest: str) -> bytes:
+    """An item's image bytes read again (its blob went meanwhile), refused if the file changed since."""
+    from .blobs import sha256_bytes
+
+    data = item.read_bytes()
+    if sha256_bytes(data) != digest:
+        raise ValidationError("image file changed during the import; import again", file=str(item.path),
+                              record=item.record, field="file_name")
+    return bytes(data)
 
 
 def _finish_into(ds: Dataset, shadow: int, new_ids: list[int], directory: str | None,
@@ -328,15 +384,16 @@ def _drop_shadow(conn: sqlite3.Connection, shadow: int) -> None:
 def _discard(ws: Workspace, shadow: int) -> None:
     """Remove a pending import's rows, in short transactions (they stay invisible meanwhile)."""
     conn = ws.conn
+    step = min(CHUNK_ROWS, DELETE_ROWS)
     while True:
         with _short_tx(ws):
             conn.execute("INSERT OR IGNORE INTO hist_off VALUES (1)")
             n = conn.execute(
                 """DELETE FROM annotations WHERE id IN (SELECT a.id FROM annotations a JOIN examples e
-                   ON e.id = a.example_id WHERE e.dataset_id=? LIMIT ?)""", (shadow, CHUNK_ROWS)).rowcount
-            if n < CHUNK_ROWS:
+                   ON e.id = a.example_id WHERE e.dataset_id=? LIMIT ?)""", (shadow, step)).rowcount
+            if n < step:
                 conn.execute("DELETE FROM examples WHERE id IN (SELECT id FROM examples WHERE dataset_id=? LIMIT ?)",
-                             (shadow, CHUNK_ROWS))
+                             (shadow, step))
             conn.execute("DELETE FROM hist_off")
             left = conn.execute("SELECT 1 FROM examples WHERE dataset_id=? LIMIT 1", (shadow,)).fetchone()
             if left is None:

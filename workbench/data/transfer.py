@@ -14,6 +14,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ..progress import ProgressFn, Stage
+from . import bulk_import
 from .dataset import Dataset
 from .import_summary import ImportResult
 from .limits import check_classes
@@ -73,7 +74,8 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
 
     def fill(ds: Dataset) -> list[int]:
         filled.append(ds)
-        return ds.import_batch(batch, author=author, directory=directory, source_file=str(src), progress=progress)
+        return bulk_import.import_batch(ds, batch, author=author, directory=directory, source_file=str(src),
+                                        progress=progress)
 
     if ws.has_dataset(name):
         ds, _ = _dataset_for(ws, name, batch.type, type, what)

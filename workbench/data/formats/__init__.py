@@ -34,7 +34,7 @@ from . import (
     voc,
     yolo,
 )
-from ._common import probe_log
+from ._common import check_progress, probe_log
 
 __all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
 
@@ -64,7 +64,7 @@ class Reader:
         """The batch in ``src``, every image decoded and hashed once (in parallel for large batches);
         ``progress`` hears of the checking (:mod:`workbench.progress`)."""
         _check_options("reader", self.name, self.func, options)
-        with probe_log() as where:
+        with probe_log() as where, check_progress(progress):
             batch = self.func(Path(src), **options)
         check_items(batch.items, where=where, progress=progress)
         return batch

@@ -15,8 +15,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
+from ...progress import ProgressFn
 from ..images import IMAGE_SUFFIXES, ImageInfo, probe_file, probe_image, read_image_file
-from ..records import SPLITS, Annotation, ClassDef, Example, default_color
+from ..records import SPLITS, Annotation, ClassDef, Example, ImportItem, default_color
 from .paths import safe_join
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "place",
     "probe_path",
     "probe_log",
+    "check_progress",
+    "check_now",
     "make_classes",
     "prepare_out",
     "check_type",
@@ -179,6 +182,26 @@ def probe_path(path: Path, *, record: object, file: str | None = None, verify: b
 
 
 _PROBED: ContextVar[dict[str, tuple[str, object]] | None] = ContextVar("workbench_probed", default=None)
+_PROGRESS: ContextVar[ProgressFn | None] = ContextVar("workbench_check_progress", default=None)
+
+
+@contextmanager
+def check_progress(progress: ProgressFn | None) -> Iterator[None]:
+    """Within the block, :func:`check_now` reports to ``progress`` (``Reader.read`` sets it)."""
+    token = _PROGRESS.set(progress)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def check_now(items: Sequence[ImportItem], where: dict[str, tuple[str, object]]) -> None:
+    """Decode and hash ``items`` now (once each, in parallel: ``image_pool.check_items``), for a reader that
+    needs the decoded sizes itself instead of probing each header first; ``where`` names each path's file /
+    record for errors."""
+    from ..image_pool import check_items
+
+    check_items(items, where=where, progress=_PROGRESS.get())
 
 
 @contextmanager

@@ -26,6 +26,7 @@ truth annotations (not model proposals) go out.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from ._common import (
     as_number,
     as_str,
     check_exportable,
+    check_now,
     check_type,
     class_index,
     field_of,
@@ -59,12 +61,11 @@ from ._common import (
     make_classes,
     place,
     prepare_out,
-    probe_path,
     write_file,
 )
 from ._rle import canonical_counts, decode_counts_string
 from .coco_convert import annotation_json
-from .paths import safe_join
+from .paths import ImageFinder
 
 __all__ = ["read", "write", "ANNOTATIONS_FILE"]
 
@@ -195,12 +196,46 @@ def _segmentation(seg: Any, image_size: tuple[int, int], *, file: str, rec: str)
     )
 
 
-def _find_image(roots: list[Path], rel: str, *, file: str, rec: str) -> Path | None:
-    for root in roots:
-        p = safe_join(root, rel, file=file, record=rec, field="file_name")
-        if p.is_file():
-            return p
-    return None
+_PLAIN_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "area", "bbox", "iscrowd"})
+_NUMBER = (int, float)
+
+
+def _plain_box(a: Any, seen: set[int | str], items: dict[int | str, ImportItem | None], cat_names: dict[int | str, str],
+               infos: dict[int | str, ImageInfo], crowd: str) -> Annotation | None:
+    """The box of a plain COCO annotation (integer ids, a finite ``[x, y, w, h]`` inside its image, no
+    segmentation, no other fields), checked here in a few comparisons; None for anything else, which
+    ``read`` then checks field by field (and refuses with the error naming file / record / field)."""
+    if type(a) is not dict or not a.keys() <= _PLAIN_KEYS:
+        return None
+    aid, image_id, cat = a.get("id"), a.get("image_id"), a.get("category_id")
+    if type(aid) is not int or type(image_id) is not int or type(cat) is not int or aid in seen:
+        return None
+    item = items.get(image_id)
+    label = cat_names.get(cat)
+    iscrowd = a.get("iscrowd", 0)
+    seg = a.get("segmentation")
+    bbox = a.get("bbox")
+    area = a.get("area", 0.0)
+    if (item is None or label is None or type(iscrowd) is not int or iscrowd not in (0, 1)
+            or (iscrowd and crowd == "skip") or not (seg is None or seg == [] or seg == {})
+            or type(bbox) is not list or len(bbox) != 4 or (area is not None and type(area) not in _NUMBER)):
+        return None
+    if type(bbox[0]) not in _NUMBER or type(bbox[1]) not in _NUMBER or type(bbox[2]) not in _NUMBER or type(
+            bbox[3]) not in _NUMBER:
+        return None
+    try:
+        x, y, w, h = float(bbox[0]), float(bbox[1]), float(bbox[2]), float(bbox[3])
+        if area is not None and not math.isfinite(float(area)):
+            return None
+    except OverflowError:
+        return None
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
+        return None
+    info = infos[image_id]
+    tol = 0.5  # Annotation.check_inside's tolerance
+    if x < -tol or y < -tol or x + w > info.width + tol or y + h > info.height + tol:
+        return None
+    return Annotation.checked_box(label, (x, y, w, h), iscrowd=bool(iscrowd), source_id=aid)
 
 
 def read(
@@ -233,6 +268,8 @@ def read(
     infos: dict[int | str, ImageInfo] = {}
     sizes: dict[int | str, tuple[int, int]] = {}
     seen_files: dict[str, int | str] = {}
+    where: dict[str, tuple[str, object]] = {}
+    finder = ImageFinder(roots)
     for i, im in enumerate(images):
         rec = f"image {im.get('id', '#' + str(i))}" if isinstance(im, dict) else f"image #{i}"
         iid = as_id(field_of(im, "id", file=file, record=rec), file=file, record=rec, field="id")
@@ -261,7 +298,7 @@ def read(
                 f"unknown split {split!r}; valid: {', '.join(SPLITS)}", file=file, record=rec, field="split"
             )
         sizes[iid] = (h, w)
-        path = _find_image(roots, rel, file=file, rec=rec)
+        path = finder.find(rel, file=file, record=rec)
         if path is None:
             if skip_missing:
                 items[iid] = None
@@ -273,15 +310,7 @@ def read(
                 record=rec,
                 field="file_name",
             )
-        info = probe_path(path, record=rec)
-        if (info.width, info.height) != (w, h):
-            raise ImportFormatError(
-                f"declares {w}x{h} but the image file is {info.width}x{info.height}",
-                file=file,
-                record=rec,
-                field="width" if info.width != w else "height",
-            )
-        infos[iid] = info
+        where[str(path)] = (str(path), rec)  # image errors name the image file, as probing it did
         items[iid] = ImportItem(
             file_name=Path(rel.replace("\\", "/")).name,
             path=path,
@@ -290,12 +319,35 @@ def read(
             record=iid,
             origin=kept.image_origin(im, iid, rel),
         )
+    check_now([it for it in items.values() if it is not None], where)  # one decode per image, on all cores
+    for iid, item in items.items():
+        if item is None:
+            continue
+        info = item.checked
+        assert info is not None
+        h, w = sizes[iid]
+        if (info.width, info.height) != (w, h):
+            raise ImportFormatError(
+                f"declares {w}x{h} but the image file is {info.width}x{info.height}",
+                file=file,
+                record=where[str(item.path)][1],
+                field="width" if info.width != w else "height",
+            )
+        infos[iid] = info
 
     seen_ann: set[int | str] = set()
     has_segmentation = False
     n_crowd = 0
     names_seen: set[str] = set()
     for j, a in enumerate(annotations):
+        annotations[j] = None  # the parsed record goes as its annotation is made: memory holds one of the two
+        box = None if clip_boxes else _plain_box(a, seen_ann, items, cat_names, infos, crowd)
+        if box is not None:  # checked inline: the same annotation the checked way below makes
+            seen_ann.add(box.source_id)  # type: ignore[arg-type]
+            if box.iscrowd:
+                n_crowd += 1
+            items[a["image_id"]].annotations.append(box)  # type: ignore[union-attr]
+            continue
         rec = f"annotation {a.get('id', '#' + str(j))}" if isinstance(a, dict) else f"annotation #{j}"
         aid = as_id(field_of(a, "id", file=file, record=rec), file=file, record=rec, field="id")
         if aid in seen_ann:

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from ...errors import UnsafePathError, ValidationError
 from ..images import IMAGE_SUFFIXES
 
-__all__ = ["safe_join", "list_images", "is_hidden", "relative_name"]
+__all__ = ["safe_join", "list_images", "is_hidden", "relative_name", "ImageFinder"]
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 MAX_NAME_BYTES = 255  # one file or folder name (Linux NAME_MAX)
@@ -146,3 +146,53 @@ def _check_inside(p: Path, base: Path) -> None:
     target = _resolve(p)
     if not target.is_relative_to(base):
         raise UnsafePathError(f"symlink points to {target}, outside the import folder {base}", file=str(p))
+
+
+class ImageFinder:
+    """Finds ``rel`` under the first of ``roots`` that holds it, as ``safe_join(root, rel)`` + ``is_file()``
+    would, reading each root folder's listing once instead of resolving every path on its own (20,000
+    ``resolve()`` calls took seconds). A plain name listed as a regular file (not a symlink) is taken from
+    the listing; anything else (sub-folders, symlinks, odd names) goes the checked way, :func:`safe_join`."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = roots
+        self._listed: dict[int, tuple[Path, dict[str, bool]]] = {}
+
+    def _listing(self, i: int) -> tuple[Path, dict[str, bool]]:
+        if i not in self._listed:
+            names: dict[str, bool] = {}  # name -> a regular file, not a symlink
+            base = Path(self.roots[i])
+            try:
+                base = base.resolve()
+                with os.scandir(base) as it:
+                    for entry in it:
+                        try:
+                            names[entry.name] = entry.is_file(follow_symlinks=False)
+                        except OSError:
+                            names[entry.name] = False
+            except (OSError, RuntimeError):
+                names = {}
+            self._listed[i] = (base, names)
+        return self._listed[i]
+
+    def find(self, rel: str, *, file: str | None = None, record: object | None = None,
+             field: str | None = "file_name") -> Path | None:
+        plain = (isinstance(rel, str) and rel.strip() and "/" not in rel and "\\" not in rel
+                 and "\x00" not in rel and rel not in (".", "..") and rel.isprintable())
+        if plain:
+            try:
+                plain = len(rel.encode("utf-8")) <= MAX_NAME_BYTES
+            except UnicodeEncodeError:
+                plain = False
+        for i, root in enumerate(self.roots):
+            if plain:
+                base, names = self._listing(i)
+                kind = names.get(rel)
+                if kind is None:
+                    continue  # not there: safe_join would pass it and is_file() say no
+                if kind:
+                    return base / rel
+            p = safe_join(root, rel, file=file, record=record, field=field)
+            if p.is_file():
+                return p
+        return None

@@ -1,0 +1,185 @@
+"""Import at scale: a generated COCO file of N images x K boxes (small PNGs: the per-image decode cost is
+measured by ``bench_import.py`` on real-size JPEGs; here the annotation and store side), imported into a fresh
+workspace, against references in the same run:
+
+* ``floor``: ``json.load`` + pycocotools' index of the same file (what reading it costs at the least);
+* ``before``: another Workbench checkout (``--before``, say a ``git worktree`` of main), timed the same way;
+* ``datumaro``: datumaro 1.13 importing the same folder (``--datumaro-python``, a Python with it installed in
+  its own venv), every item's annotations and image read (``item.media.data``).
+
+    python benchmarks/bench_import_scale.py [--images 20000] [--boxes-per-image 10] [--before CHECKOUT]
+        [--datumaro-python PY] [--repeat 1] [--json OUT]
+
+Each run is a fresh process (libraries imported before the clock starts, the files read once before so
+every run finds them in the page cache), the contenders taken in turn (A B C A B C ...) so the machine's
+load weighs on each alike; figures are each one's best. Printed per contender: wall time, peak RSS of the
+importing process (``ru_maxrss``) and of its pool workers if any (``RUSAGE_CHILDREN``), and the ratio to
+each reference. ``--profile OUT`` writes a cProfile of one Workbench import instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_store import make_coco  # noqa: E402
+from benchmarks.rows import Row, table, write_rows  # noqa: E402
+
+_RSS = """
+def _rss_mb():
+    import resource, sys
+    scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10  # ru_maxrss: bytes on macOS, KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale
+    return own, kids
+"""
+
+WORKBENCH_RUN = _RSS + """
+import json, sys, time
+sys.path.insert(0, {root!r})
+import numpy, PIL.Image, sqlite3
+from workbench.data import Workspace
+from workbench.data.transfer import import_source
+t = time.perf_counter()
+with Workspace({home!r}) as ws:
+    _, ids = import_source(ws, "d", {ann!r}, "coco", images_dir={imgs!r})
+    boxes = ws.conn.execute("SELECT COUNT(*) FROM annotations").fetchone()[0]
+took = time.perf_counter() - t
+own, kids = _rss_mb()
+print(json.dumps({{"seconds": took, "examples": len(ids), "boxes": boxes, "rss_mb": own, "workers_rss_mb": kids}}))
+"""
+
+FLOOR_RUN = _RSS + """
+import json, time, contextlib, io
+from pycocotools.coco import COCO
+t = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()):
+    c = COCO({ann!r})
+took = time.perf_counter() - t
+own, kids = _rss_mb()
+print(json.dumps({{"seconds": took, "examples": len(c.imgs), "boxes": len(c.anns), "rss_mb": own,
+                  "workers_rss_mb": kids}}))
+"""
+
+DATUMARO_RUN = _RSS + """
+import json, time
+import datumaro as dm
+t = time.perf_counter()
+ds = dm.Dataset.import_from({data!r}, "coco_instances")
+n = boxes = 0
+for item in ds:
+    n += item.media.data.shape[0] > 0  # decodes the image
+    boxes += len(item.annotations)
+took = time.perf_counter() - t
+own, kids = _rss_mb()
+print(json.dumps({{"seconds": took, "examples": n, "boxes": boxes, "rss_mb": own, "workers_rss_mb": kids}}))
+"""
+
+
+def run(python: str, code: str, env: dict[str, str] | None = None) -> dict:
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if proc.returncode != 0:
+        raise RuntimeError(f"{python} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def datumaro_layout(data: Path, ann: Path) -> Path:
+    """``data/dm/annotations/instances_default.json`` + ``data/dm/images/default/`` (links to the images)."""
+    root = data / "dm"
+    if not (root / "annotations" / "instances_default.json").exists():
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        os.symlink(ann, root / "annotations" / "instances_default.json")
+        os.symlink(data / "images", root / "images" / "default")
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=20_000)
+    ap.add_argument("--boxes-per-image", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--data", type=Path, help="keep the generated set here (reused when present)")
+    ap.add_argument("--before", type=Path, help="another Workbench checkout to time the same way")
+    ap.add_argument("--datumaro-python", help="a Python with datumaro 1.13 installed")
+    ap.add_argument("--profile", type=Path, help="write a cProfile of one import here and stop")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_import_scale_"))
+    data = args.data or tmp / "data"
+    ann = data / "annotations.json"
+    if not ann.is_file():
+        make_coco(data, args.images, args.boxes_per_image)
+    imgs = data / "images"
+    for p in imgs.iterdir():  # into the page cache: every run reads from memory
+        p.read_bytes()
+    ann.read_bytes()
+    n_boxes = args.images * args.boxes_per_image
+    what = f"{args.images:,} images / {n_boxes:,} boxes"
+
+    def wb(root: Path, tag: str):
+        return lambda r: WORKBENCH_RUN.format(root=str(root), home=str(tmp / f"ws_{tag}_{r}"), ann=str(ann),
+                                              imgs=str(imgs))
+
+    if args.profile:
+        code = wb(ROOT, "profile")(0).replace(
+            "    _, ids = import_source(", "    import cProfile\n    pr = cProfile.Profile(); pr.enable()\n"
+            "    _, ids = import_source(").replace(
+            "    boxes = ws.conn", f"    pr.disable(); pr.dump_stats({str(args.profile)!r})\n    boxes = ws.conn")
+        print(run(sys.executable, code))
+        return 0
+
+    contenders: dict[str, tuple[str, object]] = {"after": (sys.executable, wb(ROOT, "after")),
+                                                 "floor": (sys.executable, lambda r: FLOOR_RUN.format(ann=str(ann)))}
+    if args.before:
+        contenders["before"] = (sys.executable, wb(args.before.resolve(), "before"))
+    if args.datumaro_python:
+        dm_root = datumaro_layout(data, ann)
+        contenders["datumaro"] = (args.datumaro_python, lambda r: DATUMARO_RUN.format(data=str(dm_root)))
+    got: dict[str, dict] = {}
+    for r in range(args.repeat):
+        for name, (python, code_for) in contenders.items():
+            out = run(python, code_for(r))  # type: ignore[operator]
+            print(f"  run {r + 1} {name}: {out['seconds']:.2f} s, {out['rss_mb']:.0f} MB", flush=True)
+            if name not in got or out["seconds"] < got[name]["seconds"]:
+                got[name] = out
+    for name, out in got.items():
+        assert out["examples"] == args.images and out["boxes"] == n_boxes, (name, out)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    after = got["after"]
+    print(f"{what}; {cores} cores, load {load:.1f}")
+    for name, out in got.items():
+        ratio = out["seconds"] / after["seconds"]
+        print(f"{name:>9}: {out['seconds']:7.2f} s  peak RSS {out['rss_mb']:6.0f} MB (workers {out['workers_rss_mb']:.0f})"
+              f"  {ratio:5.2f}x workbench's time")
+    rows = [Row(f"import {what} (COCO, small PNGs)", f"{after['seconds']:.1f} s, {after['rss_mb']:.0f} MB",
+                f"json.load + pycocotools index {got['floor']['seconds']:.1f} s", after["seconds"] /
+                got["floor"]["seconds"], None, f"{cores} cores")]
+    if "before" in got:
+        b = got["before"]
+        rows.append(Row(f"import {what} against {args.before.name}", f"{after['seconds']:.1f} s",
+                        f"before {b['seconds']:.1f} s, {b['rss_mb']:.0f} MB", after["seconds"] / b["seconds"],
+                        "<= 0.34", "at least 3x faster"))
+    if "datumaro" in got:
+        d = got["datumaro"]
+        rows.append(Row(f"import {what} against datumaro", f"{after['seconds']:.1f} s",
+                        f"datumaro 1.13 import + decode {d['seconds']:.1f} s, {d['rss_mb']:.0f} MB",
+                        after["seconds"] / d["seconds"], None, "datumaro reads lazily, copies nothing"))
+    print(table(rows))
+    if args.json:
+        write_rows(args.json, rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""Large imports: validate once, store the images on all cores, write in short transactions.
+
+:meth:`Dataset.import_batch` reads every image again to hash and keep its bytes, then stores them one by one;
+for a large batch (more rows than :func:`staged.worth_staging` lets into one transaction) that second pass
+held every image's bytes in memory at once and ran on one core. Here, the same checks, cheaper:
+
+* the items' annotations are checked against the sizes the one decode found (``item.checked``: the reader
+  decoded every image once, :mod:`.image_pool`), without reading any file again;
+* the splits are planned from the checks (sha256 and pHash), then the images are stored by a pool of
+  threads (file reads, sha256 and writes release the GIL) *while* :mod:`.staged` writes the rows in short
+  transactions: each transaction waits only for its own items' images, and the pauses between
+  transactions overlap the storing. Each file is read once more and its sha256 compared with the one
+  checked: a file changed since it was checked is refused (the plan was made from the check; nothing is
+  kept, import again). No image's bytes are kept: the prepared items carry ``None`` where
+  ``import_batch`` kept the bytes (:mod:`.staged` re-reads a file only if a concurrent failed import
+  removed its blob);
+* the rows become visible at once, in one short final commit, after every image was flushed to disk.
+
+All or nothing as before: every check of the records and images runs before the first row is written, a
+failure (a storing error included) removes the rows and the image files this import wrote, and errors name the file, record and field as ``import_batch``'s do. Imports
+inside a caller's transaction, and small ones, go through :meth:`Dataset.import_batch` unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+from ..progress import ProgressFn, Stage
+from . import staged
+from .blobs import sha256_bytes
+from .image_pool import check_items, import_workers
+from .images import ImageCheck, check_image
+from .limits import MAX_SHAPES_PER_EXAMPLE, check_classes, check_shapes
+from .records import KINDS_FOR_TYPE, ImportBatch, ImportItem
+
+if TYPE_CHECKING:
+    from .dataset import Dataset
+
+__all__ = ["import_batch", "is_large"]
+
+_STORE_CHUNK = 64  # images per storing job
+
+Prepared = tuple[ImportItem, None, str, ImageCheck]
+
+
+def is_large(batch: ImportBatch) -> bool:
+    """Whether ``batch`` is written in short transactions (:func:`staged.worth_staging`'s measure)."""
+    return staged.worth_staging([(it,) for it in batch.items])
+
+
+def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
+                 source_file: str | None = None, progress: ProgressFn | None = None) -> list[int]:
+    """:meth:`Dataset.import_batch` for ``ds``: the same result, rows and errors; large batches outside a
+    caller's transaction take the path of the module doc."""
+    if ds.conn.in_transaction or not is_large(batch):  # the one-transaction path (never back here)
+        return ds.import_batch(batch, author=author, directory=directory, source_file=source_file,
+                               progress=progress)
+    known = {c.name for c in ds.classes} | {c.name for c in batch.classes}
+    prepared = _checked(ds, batch, known, source_file, progress)
+    if batch.info and ds.source_info and ds.source_info != batch.info:
+        batch.report.note(f"dataset '{ds.name}' keeps the info / licenses of its first source")
+    rows: list[tuple[Any, ...]] = list(prepared)
+    splits, keys = ds._plan_splits(rows)  # from the checks: the images need not be stored yet
+    storer = _Storer(ds, prepared, source_file, progress)
+    try:
+        ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info,
+                                     ready=storer.ready)
+    except BaseException:
+        storer.stop()
+        ds._drop_unreferenced(storer.written, rolled_back_later=False)
+        raise
+    ds._warm_duplicates()
+    return ids
+
+
+def _where(item: ImportItem, idx: int, source_file: str | None) -> tuple[str | None, object]:
+    file = str(item.path) if item.path else (item.file_name or source_file)
+    return file, item.record if item.record is not None else idx
+
+
+def _checked(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str | None,
+             progress: ProgressFn | None) -> list[Prepared]:
+    """``Dataset._prepare``'s checks, in its order (limits, images, annotations), against the decoded sizes."""
+    dtype = ds.type
+    if batch.type is not None and batch.type != dtype and not (dtype == "segmentation" and batch.type == "detection"):
+        raise ValidationError(f"the source holds {batch.type} data but dataset '{ds.name}' is {dtype}",
+                              file=source_file or batch.source or None, field="type")
+    check_classes(ds.name, len(known), file=source_file or batch.source or None)
+    for idx, item in enumerate(batch.items):
+        if len(item.annotations) > MAX_SHAPES_PER_EXAMPLE:  # before any image is read
+            file, record = _where(item, idx, source_file)
+            check_shapes(len(item.annotations), file=file, record=record)
+    check_items(batch.items, progress=progress)
+    allowed = KINDS_FOR_TYPE[dtype]
+    out: list[Prepared] = []
+    for idx, item in enumerate(batch.items):
+        info = item.checked
+        assert info is not None
+        _check_annotations(item, idx, info, allowed, known, dtype, source_file)
+        out.append((item, None, info.sha256, info))
+    return out
+
+
+def _check_annotations(item: ImportItem, idx: int, info: ImageCheck, allowed: Sequence[str], known: set[str],
+                       dtype: str, source_file: str | None) -> None:
+    for ann in item.annotations:
+        try:
+            if ann.kind not in allowed:
+                raise ValidationError(f"a {dtype} dataset takes {'/'.join(allowed)} annotations, not {ann.kind}",
+                                      field="kind")
+            if ann.label not in known:
+                raise ValidationError(f"unknown class '{ann.label}'", field="label")
+            ann.check_inside(info.width, info.height)
+        except ValidationError as e:
+            file, record = _where(item, idx, source_file)
+            raise e.located(file=file, record=record) from None
+
+
+def _store_chunk(ds: Dataset, chunk: Sequence[tuple[int, Prepared]], source_file: str | None
+                 ) -> list[tuple[int, ImageCheck | None, bool] | BaseException]:
+    """Store a run of images (in a worker thread): per image (index, a new check when the file changed since
+    it was checked, whether the blob was written now), or the error that stopped it."""
+    blobs = ds.workspace.blobs
+    out: list[tuple[int, ImageCheck | None, bool] | BaseException] = []
+    for idx, (item, _none, digest, _info) in chunk:
+        try:
+            file, record = _where(item, idx, source_file)
+            try:
+                data = item.read_bytes()
+            except OSError as e:
+                raise ValidationError(f"cannot read image: {e.strerror or e}", file=file, record=record,
+                                      field="file_name") from None
+            fresh = None
+            if sha256_bytes(data) != digest:  # the file changed since it was checked: check it again
+                fresh = check_image(data, file=file, record=record)
+                digest = fresh.sha256
+            _, new = blobs.put(data, digest, fsync=False)
+            out.append((idx, fresh, new))
+        except BaseException as e:  # handed back in item order: the first bad item's error is raised
+            out.append(e)
+            break
+    return out
+
+
+class _Storer:
+    """Stores the images in worker threads while the rows are written (:func:`staged.import_prepared` calls
+    :meth:`ready` before each transaction): the writer's pauses between transactions overlap the storing."""
+
+    def __init__(self, ds: Dataset, prepared: list[Prepared], source_file: str | None,
+                 progress: ProgressFn | None) -> None:
+        self.prepared = prepared
+        self.source_file = source_file
+        self.ds = ds
+        self.written: list[str] = []
+        self.stage = Stage(progress, "import", "storing images", len(prepared), "images")
+        indexed = list(enumerate(prepared))
+        self.pool = ThreadPoolExecutor(max_workers=import_workers(len(prepared)), thread_name_prefix="workbench-store")
+        self.jobs = [(k, min(k + _STORE_CHUNK, len(indexed)),
+                      self.pool.submit(_store_chunk, ds, indexed[k:k + _STORE_CHUNK], source_file))
+                     for k in range(0, len(indexed), _STORE_CHUNK)]
+        self.taken = 0  # jobs whose results were taken
+        self.synced = False
+
+    def _take(self, result: list[tuple[int, ImageCheck | None, bool] | BaseException]) -> None:
+        for r in result:  # written files first: they are removed if anything fails
+            if not isinstance(r, BaseException) and r[2]:
+                self.written.append(r[1].sha256 if r[1] is not None else self.prepared[r[0]][2])
+        for r in result:
+            if isinstance(r, BaseException):
+                raise r
+            idx, fresh, _new = r
+            if fresh is not None:  # the split plan and the rows were made from the check: refuse, change nothing
+                item = self.prepared[idx][0]
+                file, record = _where(item, idx, self.source_file)
+                raise ValidationError("the image file changed after it was checked (during the import); import "
+                                      "again", file=file, record=record, field="file_name")
+        self.stage.advance(len(result))
+
+    def ready(self, end: int) -> None:
+        """Return once items ``[0, end)`` are stored (the last call also flushes them to disk); raises the
+        first storing error in item order."""
+        while self.taken < len(self.jobs) and self.jobs[self.taken][0] < end:
+            result = self.jobs[self.taken][2].result()
+            self.taken += 1
+            self._take(result)
+        if end >= len(self.prepared) and not self.synced:
+            self.pool.shutdown(wait=True)
+            self.stage.close()
+            if self.written:
+                self.ds.workspace.blobs.sync()
+            self.synced = True
+
+    def stop(self) -> None:
+        """After a failure: cancel what has not started, wait for the rest, note every file written."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for _start, _end, fut in self.jobs[self.taken:]:
+            if fut.done() and not fut.cancelled():
+                for r in fut.result():
+                    if not isinstance(r, BaseException) and r[2]:
+                        self.written.append(r[1].sha256 if r[1] is not None else self.prepared[r[0]][2])
+        self.taken = len(self.jobs)
