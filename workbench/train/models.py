@@ -139,6 +139,15 @@ for _spec in (
         min_image_size=32,
     ),
     ModelSpec(
+        "patchcore-cutpaste",
+        "anomaly",
+        _lazy("patchcore", "patchcore_cutpaste"),
+        128,
+        "patchcore over a ResNet-18 stem + layer1-2 trained here by CutPaste (self-supervised, good images "
+        "only, 150 steps; minutes on a CPU)",
+        min_image_size=32,
+    ),
+    ModelSpec(
         "conv-ae",
         "anomaly",
         _lazy("autoencoder", "conv_ae"),

@@ -48,6 +48,7 @@ __all__ = [
     "PatchCore",
     "patchcore",
     "patchcore_calibrated",
+    "patchcore_cutpaste",
     "nearest_distances",
     "greedy_coreset",
     "gaussian_blur",
@@ -154,6 +155,7 @@ class PatchCore(nn.Module):
         layers: str = "12",
         standardize: bool = False,
         calibrate: bool = False,
+        ssl_steps: int = 0,
     ) -> None:
         super().__init__()
         from torchvision.models import resnet18
@@ -170,6 +172,8 @@ class PatchCore(nn.Module):
         self.layers = layers
         self.standardize = bool(standardize)
         self.calibrate = bool(calibrate)
+        self.ssl_steps = int(ssl_steps)
+        self._images: list[torch.Tensor] = []  # with ssl_steps: the good images, until finalize
         if layers not in ("12", "23"):
             raise ValueError(f"layers must be '12' or '23', got {layers!r}")
         self.feature_dim = 64 + 128 if layers == "12" else 128 + 256
@@ -217,6 +221,9 @@ class PatchCore(nn.Module):
         The backbone runs in eval mode (BatchNorm's running statistics, never the batch's, and never
         updated), also when the trainer has put the model in train mode: the features must be those that
         scoring computes."""
+        if self.ssl_steps > 0:  # the backbone trains first (in finalize): keep the images
+            self._images.append(x.detach().cpu())
+            return
         was_training = self.training
         self.eval()
         try:
@@ -238,6 +245,21 @@ class PatchCore(nn.Module):
         """Turn the collected features into the memory bank (replacing any earlier bank); returns counts
         (``patches``, ``bank``; with ``calibrate``: ``held_out`` images, or 0 under 5 good images, when
         the rings stay uncalibrated)."""
+        ssl: dict[str, float] = {}
+        if self._images:
+            from .cutpaste import train_cutpaste
+
+            images, self._images = torch.cat(self._images), []
+            ssl = train_cutpaste(self, images, steps=self.ssl_steps, seed=self.seed)
+            was_training = self.training
+            self.eval()
+            try:
+                dev = self.pixel_mean.device
+                for start in range(0, len(images), 32):
+                    feats = self.patch_features(images[start : start + 32].to(dev))
+                    self._collected.append(feats.permute(0, 2, 3, 1).cpu())
+            finally:
+                self.train(was_training)
         if not self._collected:
             raise ValueError("no good images were observed: nothing to build the memory bank from")
         maps = torch.cat(self._collected)  # N x h x w x D
@@ -280,6 +302,9 @@ class PatchCore(nn.Module):
         self.ring_std = ring_std.to(dev)
         self.memory_bank = bank.contiguous().to(dev)
         info["bank"] = int(len(bank))
+        if ssl:
+            info["ssl_steps"] = self.ssl_steps
+            info.update({f"ssl_{k}": round(v, 4) for k, v in ssl.items()})
         return info
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -310,6 +335,12 @@ class PatchCore(nn.Module):
 def patchcore(num_classes: int, image_size: int) -> nn.Module:
     """Builder for the registry; ``num_classes`` is always 2 (good / anomalous) and not used."""
     return PatchCore()
+
+
+def patchcore_cutpaste(num_classes: int, image_size: int) -> nn.Module:
+    """``patchcore`` over a backbone trained here by CutPaste on the good images (150 steps; see
+    :mod:`workbench.train.cutpaste`)."""
+    return PatchCore(ssl_steps=150)
 
 
 def patchcore_calibrated(num_classes: int, image_size: int) -> nn.Module:
