@@ -28,7 +28,7 @@ NAMES = (DATASET, EMPTY_DATASET, FILE_NAME, AUTHOR, MESSAGE, DIRECTORY, *CLASSES
 def build(home: Path, *, count: int = 24) -> Path:
     """The hostile store in ``home``; returns the run folder (a finished run with predictions and
     ``mined.json``, written as a training run writes them)."""
-    from workbench.evaluate.review import mine_run
+    from workbench.service import mine_run
 
     with Workspace(home) as ws:
         ds, _ = add_sample(ws, DATASET, "shapes-classification", count=count, seed=0)

@@ -109,3 +109,15 @@ def test_missing_widgets_extra():
     p = _run(_without("ipywidgets") + "import workbench.widgets as w\n"
              "try:\n    w.WorkbenchApp\nexcept ImportError as e:\n    print(type(e).__name__, e)\n")
     assert p.stdout.strip() == ("MissingExtraError ipywidgets is not installed: pip install 'workbench[widgets]'"), p.stderr
+
+
+def test_version_is_one_string():
+    """``workbench.__version__`` (from the bottom-layer ``_version`` module that run folders record) is the
+    version pyproject.toml builds."""
+    import tomllib
+    from pathlib import Path
+
+    from workbench._version import __version__
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert workbench.__version__ == __version__ == project["version"]

@@ -78,6 +78,18 @@ def test_facts_per_type():
         assert type_info(t).regions != type_info(t).image_level
 
 
+def test_facts_the_widgets_and_training_ask():
+    """The facts that replaced inline type comparisons in widgets/, train/, augment/ (issue 16, item 4)."""
+    from workbench.data.records import ANOMALY_CLASSES
+
+    assert [t for t in TaskType if type_info(t).fixed_classes] == [TaskType.ANOMALY]
+    assert type_info(TaskType.ANOMALY).fixed_classes == ANOMALY_CLASSES  # the store's fixed classes
+    assert [t for t in TaskType if type_info(t).region_labels] == [TaskType.ANOMALY]
+    assert [type_info(t).label_kind for t in TaskType] == ["label", None, None, "anomaly"]
+    assert [t for t in TaskType if not type_info(t).shapes] == [TaskType.CLASSIFICATION]
+    assert [t for t in TaskType if "polygon" in type_info(t).kinds] == [TaskType.SEGMENTATION]
+
+
 @pytest.mark.parametrize("bad", ["Detection", "keypoints", "", "detection "])
 def test_unknown_type_lists_the_valid_ones(bad):
     with pytest.raises(UnknownNameError) as e:

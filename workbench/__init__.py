@@ -11,15 +11,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ._version import __version__
     from .data import Annotation, ClassDef, Dataset, Example, Workspace
     from .errors import WorkbenchError
-
-__version__ = "0.1.0"
 
 __all__ = ["Annotation", "ClassDef", "Dataset", "Example", "Workspace", "WorkbenchError", "__version__"]
 
 _LAZY = {"Annotation": ".data", "ClassDef": ".data", "Dataset": ".data", "Example": ".data",
-         "Workspace": ".data", "WorkbenchError": ".errors"}
+         "Workspace": ".data", "WorkbenchError": ".errors", "__version__": "._version"}
 
 
 def __getattr__(name: str) -> Any:

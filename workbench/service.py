@@ -25,12 +25,12 @@ if TYPE_CHECKING:
     from .data.stats import dataset_stats
     from .data.transfer import add_sample, export_dataset, export_with_report
     from .data.transfer import import_source as import_dataset
-    from .evaluate import mine_run
-    from .evaluate.predict import predict_examples
     from .progress import ProgressPrinter
     from .runs import RunRecord, compare_runs, load_run
     from .train.config import TrainConfig
     from .train.from_store import evaluate_run, find_run, resume_run, runs_of, train_dataset
+    from .train.mining import mine_run
+    from .train.predict_rows import predict_examples
     from .train.progress import ProgressCallback
 
 __all__ = [
@@ -72,8 +72,8 @@ _LAZY = {
     "load_run": (".runs", "load_run"),
     "compare_runs": (".runs", "compare_runs"),
     "RunRecord": (".runs", "RunRecord"),
-    "mine_run": (".evaluate", "mine_run"),
-    "predict_examples": (".evaluate.predict", "predict_examples"),
+    "mine_run": (".train.mining", "mine_run"),
+    "predict_examples": (".train.predict_rows", "predict_examples"),
     "ProgressPrinter": (".progress", "ProgressPrinter"),
     "ProgressCallback": (".train.progress", "ProgressCallback"),
 }

@@ -29,7 +29,6 @@ EVALUATE_API = {
     "pixel_auroc",
     "ThresholdChoice",
     "rank_examples",
-    "mine_run",
     "MinedExample",
     "MiningResult",
     "MiningSettings",
@@ -75,3 +74,36 @@ def test_importing_evaluate_loads_no_heavy_library():
     code = f"import sys, workbench.evaluate, workbench.augment; print([m for m in {heavy!r} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_evaluate_module_imports_without_torch():
+    """All of workbench.evaluate (not just the package root) loads no torch: prediction and the out-of-fold
+    fold models live in the training layer (workbench.train.predict_rows / mining / out_of_fold)."""
+    code = (
+        "import importlib, pkgutil, sys, workbench.evaluate as ev\n"
+        "names = [m.name for m in pkgutil.iter_modules(ev.__path__, 'workbench.evaluate.')]\n"
+        "for n in names: importlib.import_module(n)\n"
+        "print(len(names), sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'torchvision'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    count, loaded = out.stdout.strip().split(" ", 1)
+    assert int(count) >= 10 and loaded == "[]", out.stdout
+
+
+def test_no_evaluate_module_names_torch_anywhere():
+    """No import of torch or of the training layer in workbench/evaluate, function-local ones included."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "workbench" / "evaluate").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] in {"torch", "torchvision"} or name.startswith(("..train", "workbench.train")):
+                    found.append(f"{path.name}:{node.lineno} {name}")
+    assert found == []

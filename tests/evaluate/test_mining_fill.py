@@ -10,7 +10,7 @@ import pytest
 from tests.evaluate.test_review import SAMPLES, fake_rows, make_run
 from workbench.data.transfer import add_sample
 from workbench.evaluate.label_check import find_label_issues, label_issues_of
-from workbench.evaluate.review import mine_run
+from workbench.service import mine_run
 
 
 @pytest.fixture(scope="module")

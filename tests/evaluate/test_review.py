@@ -11,7 +11,8 @@ from workbench.data.formats._rle import encode_counts_string, rasterize, rle_fro
 from workbench.data.records import SPLITS
 from workbench.data.transfer import add_sample
 from workbench.errors import ValidationError
-from workbench.evaluate.review import MINED_FILE, mine_run
+from workbench.evaluate.review import MINED_FILE
+from workbench.service import mine_run
 from workbench.train.runs import write_json
 
 RUN_ID = "20260101-000000-abc123"
@@ -221,7 +222,7 @@ def test_val_predictions_come_from_the_checkpoint(stores, tmp_path):
     """A real (tiny) run: val has no stored predictions, so the model predicts it; run on test, the same
     path reproduces the run's predictions.json exactly."""
     pytest.importorskip("torch")
-    from workbench.evaluate.predict import predict_examples
+    from workbench.service import predict_examples
     from workbench.train.config import TrainConfig
     from workbench.train.from_store import train_dataset
     from workbench.train.runs import load_run
@@ -307,3 +308,54 @@ def test_nothing_to_mine_writes_nothing_to_the_store(stores, tmp_path):
     assert "training labels were not checked" in result.notes[2] and "only 0 example" in result.notes[3]
     assert ds.version == version and ds.directories() == []
     assert json.loads((run / MINED_FILE).read_text())["selected"] == []
+
+
+def test_mining_stored_predictions_loads_no_torch_and_review_run_agrees(tmp_path):
+    """Mining a run whose predictions are stored or given loads no torch: the evaluation layer ranks and
+    writes the review (``review_run``), the training layer's ``mine_run`` only gathers the rows. Driving
+    ``review_run`` by hand with the same rows gives the same result."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    code = textwrap.dedent(f"""
+        import json, sys
+        from pathlib import Path
+        from workbench.data import Workspace
+        from workbench.data.transfer import add_sample
+        from workbench.evaluate.review import JudgedSplit, check_request, load_record, review_run
+        from workbench.service import mine_run
+        from tests.evaluate.test_review import fake_rows, make_run
+        out = {{}}
+        for name in ("mine_run", "review_run"):
+            ws = Workspace(Path({str(tmp_path)!r}) / name / "ws")
+            ds, _ = add_sample(ws, "shapes", "shapes-classification", count=80)
+            names = [c.name for c in ds.classes]
+            test, val = ds.examples(split="test"), ds.examples(split="val")
+            run = make_run(Path({str(tmp_path)!r}) / name, ds, test_rows=fake_rows("classification", test, names))
+            val_rows = fake_rows("classification", val, names)
+            if name == "mine_run":
+                res = mine_run(ds, run, count=6, predictions={{"val": val_rows}}, check_train="off")
+            else:
+                rec = load_record(run)
+                params = check_request(ds, rec, 6, ("test", "val"))
+                judged = {{"test": JudgedSplit(test, rec.predictions(), "predictions.json"),
+                          "val": JudgedSplit(val, val_rows, "given")}}
+                res = review_run(ds, rec, params, judged, count=6)
+            d = res.to_dict()
+            d.pop("path")
+            out[name] = d
+            out[name + " review"] = sorted(ds.example_ids(directory="review"))
+            ws.close()
+        out["torch"] = sorted(m for m in sys.modules if m.split(".")[0] in {{"torch", "torchvision"}})
+        print(json.dumps(out))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout)
+    assert out["torch"] == []
+    assert out["mine_run"]["sources"] == {"test": "predictions.json", "val": "given"}
+    assert len(out["mine_run"]["selected"]) == 6 and out["mine_run review"] == sorted(out["mine_run"]["selected"])
+    assert out["review_run"] == out["mine_run"] and out["review_run review"] == out["mine_run review"]

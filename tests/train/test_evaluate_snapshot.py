@@ -9,7 +9,7 @@ import pytest
 
 from workbench.cli import main
 from workbench.data import Workspace
-from workbench.evaluate import mine_run
+from workbench.service import mine_run
 from workbench.train.from_store import evaluate_run, find_run
 
 

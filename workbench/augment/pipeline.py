@@ -154,7 +154,7 @@ def build(
             min_height=1.0 if for_training else 0.0,
             clip=True,
         )
-        if corners or dataset_type == "segmentation":
+        if corners or TYPE_INFO[TaskType(dataset_type)].masks:
             keypoint_params = A.KeypointParams(format="xy", remove_invisible=False)
     with warnings.catch_warnings():
         # an empty pipeline ("none", or evaluation without a resize) makes albumentations warn that the box

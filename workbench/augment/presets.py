@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..data.records import TASK_TYPES
-from ..data.task_types import TaskType
+from ..data.task_types import TaskType, type_info
 from ..errors import AlreadyExistsError, UnknownNameError, ValidationError
 from .config import validate
 
@@ -150,7 +150,7 @@ register_preset(
     description="Flips, affine, colour jitter, light noise/blur, small occlusions; 224x224.",
     dataset_types=("classification",),
 )
-for _type in ("detection", "segmentation"):
+for _type in [t.value for t in TaskType if type_info(t).regions]:  # detection, segmentation
     register_preset(
         f"{_type}-default",
         _cfg(

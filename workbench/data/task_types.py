@@ -32,19 +32,34 @@ class TypeInfo:
     ``kinds``: the annotation kinds it accepts. ``image_level``: the ground truth is one label per image
     (classification, anomaly), predicted per image. ``regions``: the ground truth is boxes / instances
     with a class, evaluated with COCO. ``masks``: regions carry masks (COCO ``segm`` as well as ``bbox``).
+    ``fixed_classes``: the classes every dataset of the type has, which no one adds to (anomaly: good,
+    anomalous). ``region_labels``: the image-level label may carry a region (where the anomaly is).
     """
 
     kinds: tuple[str, ...]
     image_level: bool
     regions: bool
     masks: bool
+    fixed_classes: tuple[str, ...] = ()
+    region_labels: bool = False
+
+    @property
+    def label_kind(self) -> str | None:
+        """The annotation kind of an image-level label (``label``, ``anomaly``); None for region types."""
+        return self.kinds[0] if self.image_level else None
+
+    @property
+    def shapes(self) -> bool:
+        """Whether annotations can have a shape drawn on the image (regions, or labels with a region)."""
+        return self.regions or self.region_labels
 
 
 TYPE_INFO: dict[TaskType, TypeInfo] = {
     TaskType.CLASSIFICATION: TypeInfo(("label",), image_level=True, regions=False, masks=False),
     TaskType.DETECTION: TypeInfo(("box",), image_level=False, regions=True, masks=False),
     TaskType.SEGMENTATION: TypeInfo(("polygon", "mask", "box"), image_level=False, regions=True, masks=True),
-    TaskType.ANOMALY: TypeInfo(("anomaly",), image_level=True, regions=False, masks=False),
+    TaskType.ANOMALY: TypeInfo(("anomaly",), image_level=True, regions=False, masks=False,
+                               fixed_classes=("good", "anomalous"), region_labels=True),
 }
 
 

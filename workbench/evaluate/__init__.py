@@ -1,6 +1,7 @@
-"""Evaluation metrics: COCO mAP (equal to pycocotools), classification, anomaly detection.
+"""Evaluation metrics: COCO mAP (equal to pycocotools), classification, anomaly detection, error mining.
 
-No torch here. Backends (hotcoco, faster-coco-eval, pycocotools) and scikit-learn load on first use.
+No torch here (nothing in this package imports the training layer: ``mine_run``, which predicts with a
+run's model, is :func:`workbench.service.mine_run`). Backends (hotcoco, faster-coco-eval, pycocotools) and scikit-learn load on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .coco import STAT_KEYS, CocoResult, coco_metrics
 from .coco_backends import BACKENDS, register_backend
 from .mined import MinedExample, MiningSettings
 from .mining import rank_examples
-from .review import MiningResult, mine_run
+from .review import MiningResult
 
 __all__ = [
     "coco_metrics",
@@ -38,7 +39,6 @@ __all__ = [
     "pixel_auroc",
     "ThresholdChoice",
     "rank_examples",
-    "mine_run",
     "MinedExample",
     "MiningResult",
     "MiningSettings",

@@ -111,43 +111,49 @@ def load_ground_truth(gt: dict[str, Any] | str | Path) -> dict[str, Any]:
     for key in ("images", "annotations", "categories"):
         if not isinstance(gt.get(key), list):
             raise ValidationError(f"ground truth has no '{key}' list", file=file, field=key)
-    images = {}
-    for i, img in enumerate(gt["images"]):
-        if not isinstance(img, dict) or "id" not in img:
-            raise ValidationError("image entry has no id", file=file, record=f"image {i}", field="id")
-        images[img["id"]] = img
-    cats = {}
-    for i, c in enumerate(gt["categories"]):
-        if not isinstance(c, dict) or "id" not in c:
-            raise ValidationError("category entry has no id", file=file, record=f"category {i}", field="id")
-        cats[c["id"]] = c
+    images = _by_id(gt["images"], "image", file)
+    cats = _by_id(gt["categories"], "category", file)
     bulk = _complete_annotations(gt["annotations"], images, cats)
     if bulk is not None:  # the usual case: every check passed over whole columns
         _check_boxes([a.get("bbox") for a in bulk], [f"annotation {a['id']}" for a in bulk], file)
         return {**gt, "annotations": bulk}
-    anns = []
-    for i, a in enumerate(gt["annotations"]):
-        if not isinstance(a, dict):
-            raise ValidationError("annotation must be an object", file=file, record=f"annotation {i}")
-        rec = f"annotation {a.get('id', i)}"
-        if a.get("image_id") not in images:
-            raise ValidationError(
-                f"unknown image_id {a.get('image_id')!r}", file=file, record=rec, field="image_id"
-            )
-        if a.get("category_id") not in cats:
-            raise ValidationError(
-                f"unknown category_id {a.get('category_id')!r}", file=file, record=rec, field="category_id"
-            )
-        if "id" not in a:
-            raise ValidationError("annotation has no id", file=file, record=rec, field="id")
-        if "area" not in a or "iscrowd" not in a:  # fill what pycocotools needs; complete ones are shared
-            a = dict(a)
-            a.setdefault("iscrowd", 0)
-            if "area" not in a:
-                a["area"] = _default_area(a, images[a["image_id"]], file, rec)
-        anns.append(a)
+    anns = [_checked_annotation(a, i, images, cats, file) for i, a in enumerate(gt["annotations"])]
     _check_boxes([a.get("bbox") for a in anns], [f"annotation {a['id']}" for a in anns], file)
     return {**gt, "annotations": anns}
+
+
+def _by_id(entries: list[Any], what: str, file: str | None) -> dict[Any, dict[str, Any]]:
+    """The ``images`` or ``categories`` entries by id (each must be an object with an ``id``)."""
+    out = {}
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise ValidationError(f"{what} entry has no id", file=file, record=f"{what} {i}", field="id")
+        out[entry["id"]] = entry
+    return out
+
+
+def _checked_annotation(
+    a: Any, i: int, images: dict[Any, dict[str, Any]], cats: dict[Any, Any], file: str | None
+) -> dict[str, Any]:
+    """Annotation ``i`` checked (known image and category, an id), with the ``iscrowd`` and ``area``
+    pycocotools needs filled in a copy (a complete one is shared)."""
+    if not isinstance(a, dict):
+        raise ValidationError("annotation must be an object", file=file, record=f"annotation {i}")
+    rec = f"annotation {a.get('id', i)}"
+    if a.get("image_id") not in images:
+        raise ValidationError(f"unknown image_id {a.get('image_id')!r}", file=file, record=rec, field="image_id")
+    if a.get("category_id") not in cats:
+        raise ValidationError(
+            f"unknown category_id {a.get('category_id')!r}", file=file, record=rec, field="category_id"
+        )
+    if "id" not in a:
+        raise ValidationError("annotation has no id", file=file, record=rec, field="id")
+    if "area" not in a or "iscrowd" not in a:
+        a = dict(a)
+        a.setdefault("iscrowd", 0)
+        if "area" not in a:
+            a["area"] = _default_area(a, images[a["image_id"]], file, rec)
+    return a
 
 
 def _complete_annotations(

@@ -21,7 +21,7 @@ Predictions below ``min_score`` only ever match (they never count as false posit
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,7 +171,9 @@ def _boxes_touch(a: np.ndarray, b: np.ndarray, pad: float = 1.0) -> np.ndarray:
     )
 
 
-def _pair(order: Sequence[int], gt_free: set[int], ious: np.ndarray, ok) -> list[tuple[int, int, float]]:
+def _pair(
+    order: Sequence[int], gt_free: set[int], ious: np.ndarray, ok: Callable[[int, int, float], bool]
+) -> list[tuple[int, int, float]]:
     """Greedy pairing: each prediction in ``order`` takes the free gt with the highest IoU that ``ok`` accepts."""
     pairs = []
     for i in order:

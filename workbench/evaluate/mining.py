@@ -85,7 +85,15 @@ def _probabilities(row: Mapping[str, Any], i: int, class_names: Sequence[str]) -
     return np.array([row_number(v, i, "probabilities") for v in values])
 
 
-def _rank_classification(examples, rows, class_names, *, iou, settings, threshold):
+def _rank_classification(
+    examples: Sequence[Example],
+    rows: Sequence[Mapping[str, Any]],
+    class_names: Sequence[str],
+    *,
+    iou: float,
+    settings: MiningSettings,
+    threshold: float | None,
+) -> list[MinedExample]:
     index = {c: k for k, c in enumerate(class_names)}
     probs = {row_example_id(r, i): _probabilities(r, i, class_names) for i, r in enumerate(rows)}
     out = []
@@ -139,14 +147,22 @@ def anomaly_threshold(rows: Sequence[Mapping[str, Any]], truth: Sequence[str] = 
     )
 
 
-def _rank_anomaly(examples, rows, class_names, *, iou, settings, threshold):
+def _rank_anomaly(
+    examples: Sequence[Example],
+    rows: Sequence[Mapping[str, Any]],
+    class_names: Sequence[str],
+    *,
+    iou: float,
+    settings: MiningSettings,
+    threshold: float | None,
+) -> list[MinedExample]:
     scores = {row_example_id(r, i): row_number(r.get("score"), i, "score") for i, r in enumerate(rows)}
     chosen = [ex for ex in examples if ex.id in scores and ex.label in ANOMALY_CLASSES]
     if not chosen:
         return []
     if threshold is None:
         by_id = {row_example_id(r, i): r for i, r in enumerate(rows)}
-        threshold = anomaly_threshold([by_id[ex.id] for ex in chosen], [ex.label for ex in chosen])
+        threshold = anomaly_threshold([by_id[ex.id] for ex in chosen], [str(ex.label) for ex in chosen])
     values = np.array([scores[ex.id] for ex in chosen])
     scale = float(values.std()) if len(values) > 1 else 0.0
     if scale <= 1e-12:

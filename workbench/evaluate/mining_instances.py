@@ -12,8 +12,8 @@ import numpy as np
 
 from ..data.records import Example
 from ..errors import ValidationError
-from .matching import Instance, match_image
-from .mined import MinedExample, ordered_reasons, row_example_id, row_number
+from .matching import ImageMatch, Instance, match_image
+from .mined import MinedExample, MiningSettings, ordered_reasons, row_example_id, row_number
 
 __all__ = ["predicted_instances", "rank_detection", "rank_segmentation"]
 
@@ -140,10 +140,18 @@ def _box(inst: Instance) -> list[float]:
     return [round(v, 2) for v in inst.bbox]
 
 
-def _rank_instances(examples, rows, class_names, *, iou, settings, threshold, masks: bool):
+def _rank_instances(
+    examples: Sequence[Example],
+    rows: Sequence[Mapping[str, Any]],
+    class_names: Sequence[str],
+    *,
+    iou: float,
+    settings: MiningSettings,
+    threshold: float | None,
+    masks: bool,
+) -> list[MinedExample]:
     preds_by_id = predicted_instances(rows, class_names)
     known = set(class_names)
-    s = settings
     out = []
     for ex in examples:
         if not ex.truth() and ex.status == "new":
@@ -155,105 +163,99 @@ def _rank_instances(examples, rows, class_names, *, iou, settings, threshold, ma
                 preds,
                 gts,
                 iou=iou,
-                loc_iou=s.loc_iou,
-                min_score=s.min_score,
+                loc_iou=settings.loc_iou,
+                min_score=settings.min_score,
                 masks=masks,
                 size=(ex.height, ex.width),
             )
         except ValidationError as e:
             raise e.located(record=f"example {ex.id}") from None
-        errors: list[dict[str, Any]] = []
-        score, label_error = 0.0, 0.0
-        reasons: set[str] = set()
-        for j in m.missed:
-            score += s.missed_weight
-            errors.append({"type": "missed_box", "label": gts[j].label, "bbox": _box(gts[j])})
-        for i in m.false_positive:
-            p = preds[i]
-            score += 1.0 + p.score
-            errors.append(
-                {
-                    "type": "false_positive",
-                    "label": p.label,
-                    "bbox": _box(p),
-                    "score": round(p.score, 4),
-                    "isolated": i in m.isolated,
-                }
-            )
-            if i in m.isolated:
-                label_error = max(label_error, p.score)
-        for i, j, v in m.misclassified:
-            score += 1.0 + preds[i].score
-            label_error = max(label_error, preds[i].score)
-            errors.append(
-                {
-                    "type": "misclassified",
-                    "true": gts[j].label,
-                    "predicted": preds[i].label,
-                    "bbox": _box(gts[j]),
-                    "score": round(preds[i].score, 4),
-                    "iou": round(v, 4),
-                }
-            )
-        for i, j, v in m.poor_localization:
-            score += s.localization_weight
-            errors.append(
-                {
-                    "type": "poor_localization",
-                    "label": gts[j].label,
-                    "bbox": _box(gts[j]),
-                    "predicted_bbox": _box(preds[i]),
-                    "score": round(preds[i].score, 4),
-                    "iou": round(v, 4),
-                }
-            )
-        low = [(i, j, v) for i, j, v in m.matched if preds[i].score < s.min_score]
-        for i, j, v in low:
-            score += 1.0 - preds[i].score
-            errors.append(
-                {
-                    "type": "low_confidence",
-                    "label": gts[j].label,
-                    "bbox": _box(gts[j]),
-                    "score": round(preds[i].score, 4),
-                    "iou": round(v, 4),
-                }
-            )
-        for kind, items in (
-            ("missed_box", m.missed),
-            ("false_positive", m.false_positive),
-            ("misclassified", m.misclassified),
-            ("poor_localization", m.poor_localization),
-            ("low_confidence", low),
-        ):
-            if items:
-                reasons.add(kind)
-        wrong = [preds[i].score for i in m.false_positive] + [preds[i].score for i, _, _ in m.misclassified]
-        if wrong and max(wrong) >= s.confident:
-            reasons.add("confident_mistake")
-        if label_error >= s.label_error:
-            reasons.add("likely_label_error")
-        details = {
-            "ground_truth": len(gts),
-            "predictions": sum(p.score >= s.min_score for p in preds),
-            "matched": len(m.matched),
-            "missed": len(m.missed),
-            "false_positives": len(m.false_positive),
-            "misclassified": len(m.misclassified),
-            "poor_localization": len(m.poor_localization),
-            "low_confidence": len(low),
-            "mean_iou": round(float(np.mean([v for _, _, v in m.matched])), 4) if m.matched else None,
-            "errors": errors,
-        }
-        if skipped:
-            details["unknown_class_annotations"] = skipped
-        out.append(MinedExample(ex.id, score, ordered_reasons(reasons), details, label_error, ex.split))
+        out.append(_judge_image(ex, m, preds, gts, skipped, settings))
     return out
 
 
-def rank_detection(examples, rows, class_names, **kw):
+def _judge_image(
+    ex: Example,
+    m: ImageMatch,
+    preds: Sequence[Instance],
+    gts: Sequence[Instance],
+    skipped: int,
+    s: MiningSettings,
+) -> MinedExample:
+    """One image's score, reasons and details from its matching (the module doc of :mod:`.mining`)."""
+    low = [(i, j, v) for i, j, v in m.matched if preds[i].score < s.min_score]
+    score, errors = _object_errors(m, preds, gts, low, s)
+    label_error = max([preds[i].score for i in m.isolated & set(m.false_positive)]
+                      + [preds[i].score for i, _, _ in m.misclassified], default=0.0)
+    reasons = {kind for kind, items in (
+        ("missed_box", m.missed),
+        ("false_positive", m.false_positive),
+        ("misclassified", m.misclassified),
+        ("poor_localization", m.poor_localization),
+        ("low_confidence", low),
+    ) if items}
+    wrong = [preds[i].score for i in m.false_positive] + [preds[i].score for i, _, _ in m.misclassified]
+    if wrong and max(wrong) >= s.confident:
+        reasons.add("confident_mistake")
+    if label_error >= s.label_error:
+        reasons.add("likely_label_error")
+    details: dict[str, Any] = {
+        "ground_truth": len(gts),
+        "predictions": sum(p.score >= s.min_score for p in preds),
+        "matched": len(m.matched),
+        "missed": len(m.missed),
+        "false_positives": len(m.false_positive),
+        "misclassified": len(m.misclassified),
+        "poor_localization": len(m.poor_localization),
+        "low_confidence": len(low),
+        "mean_iou": round(float(np.mean([v for _, _, v in m.matched])), 4) if m.matched else None,
+        "errors": errors,
+    }
+    if skipped:
+        details["unknown_class_annotations"] = skipped
+    return MinedExample(ex.id, score, ordered_reasons(reasons), details, label_error, ex.split)
+
+
+def _object_errors(
+    m: ImageMatch,
+    preds: Sequence[Instance],
+    gts: Sequence[Instance],
+    low: Sequence[tuple[int, int, float]],
+    s: MiningSettings,
+) -> tuple[float, list[dict[str, Any]]]:
+    """(the image's score: one term per object error; the errors, in the order of the terms)."""
+    score = 0.0
+    errors: list[dict[str, Any]] = []
+    for j in m.missed:
+        score += s.missed_weight
+        errors.append({"type": "missed_box", "label": gts[j].label, "bbox": _box(gts[j])})
+    for i in m.false_positive:
+        p = preds[i]
+        score += 1.0 + p.score
+        errors.append({"type": "false_positive", "label": p.label, "bbox": _box(p), "score": round(p.score, 4),
+                       "isolated": i in m.isolated})
+    for i, j, v in m.misclassified:
+        score += 1.0 + preds[i].score
+        errors.append({"type": "misclassified", "true": gts[j].label, "predicted": preds[i].label,
+                       "bbox": _box(gts[j]), "score": round(preds[i].score, 4), "iou": round(v, 4)})
+    for i, j, v in m.poor_localization:
+        score += s.localization_weight
+        errors.append({"type": "poor_localization", "label": gts[j].label, "bbox": _box(gts[j]),
+                       "predicted_bbox": _box(preds[i]), "score": round(preds[i].score, 4), "iou": round(v, 4)})
+    for i, j, v in low:
+        score += 1.0 - preds[i].score
+        errors.append({"type": "low_confidence", "label": gts[j].label, "bbox": _box(gts[j]),
+                       "score": round(preds[i].score, 4), "iou": round(v, 4)})
+    return score, errors
+
+
+def rank_detection(
+    examples: Sequence[Example], rows: Sequence[Mapping[str, Any]], class_names: Sequence[str], **kw: Any
+) -> list[MinedExample]:
     return _rank_instances(examples, rows, class_names, masks=False, **kw)
 
 
-def rank_segmentation(examples, rows, class_names, **kw):
+def rank_segmentation(
+    examples: Sequence[Example], rows: Sequence[Mapping[str, Any]], class_names: Sequence[str], **kw: Any
+) -> list[MinedExample]:
     return _rank_instances(examples, rows, class_names, masks=True, **kw)

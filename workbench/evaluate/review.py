@@ -1,36 +1,47 @@
 """Mine a run's errors into the ``review`` directory, with the model's predictions as proposals.
 
-``mine_run(dataset, run)`` ranks the test and val examples the run predicted (:func:`.mining.rank_examples`),
-mirrors the top ``count`` into a directory, and stores the model's predictions for them as proposals
-(``proposal=True``, author ``run:<run_id>``, scores kept) that the canvas draws dashed for accept / reject.
-Mining again replaces those examples' proposals (it never stacks them); ground truth is never touched.
-The ranked list goes to ``mined.json`` in the run folder (written atomically).
+The torch-free half of mining: given each split's examples and the prediction rows to judge them by
+(:class:`JudgedSplit`), :func:`review_run` ranks them (:func:`.mining.rank_examples`), checks the training
+labels when the train split is among them, mirrors the top ``count`` into a directory and stores the model's
+predictions for them as proposals (``proposal=True``, author ``run:<run_id>``, scores kept) that the canvas
+draws dashed for accept / reject. Mining again replaces those examples' proposals (it never stacks them);
+ground truth is never touched. The ranked list goes to ``mined.json`` in the run folder (written
+atomically).
 
-Predictions per split come from, in order: ``predictions=`` given by the caller; the run's
-``predictions.json`` (test); the run's checkpoint applied to the split (:func:`.predict.predict_examples`,
-when ``predict_missing``). The examples judged are those of the split the run was trained with (its
-snapshot, else its directory, else the live dataset), with their current annotations.
+Where the rows come from (given by the caller, the run's ``predictions.json``, the run's checkpoint, models
+trained out of fold) is the training layer's business: ``mine_run`` (:mod:`workbench.train.mining`, public
+as :func:`workbench.service.mine_run`) gathers them and calls :func:`review_run`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data.dataset import Dataset
-from ..data.records import SPLITS, Annotation, ClassDef, Example
+from ..data.records import SPLITS, Annotation, Example
 from ..data.task_types import TaskType, type_info
 from ..errors import NotFoundError, ValidationError
-from ..progress import ProgressFn
 from ..runs.folder import RunRecord, load_run, write_json
 from ..runs.records import RunParams, prediction_example_id
 from .matching import Instance
 from .mining import MinedExample, MiningSettings, anomaly_threshold, predicted_instances, rank_examples
 
-__all__ = ["MiningResult", "mine_run", "proposals_for", "MINED_FILE", "TRAIN_CHECKS"]
+__all__ = [
+    "MiningResult",
+    "JudgedSplit",
+    "review_run",
+    "proposals_for",
+    "check_request",
+    "load_record",
+    "split_ids",
+    "mining_splits",
+    "MINED_FILE",
+    "TRAIN_CHECKS",
+]
 
 MINED_FILE = "mined.json"
 # How mine_run checks training labels: not at all, from the run's model, from out-of-fold models.
@@ -85,8 +96,13 @@ class MiningResult:
 
 
 # ---------------------------------------------------------------------------------------------- proposals
-def _label_proposal(kind: str):
-    def make(mined, rows, ex, class_names, min_score, author):
+# (mined example, its prediction rows, the example, class names, min score, author) -> proposal annotations
+Proposer = Callable[[MinedExample, Sequence[Mapping[str, Any]], Example, list[str], float, str], list[Annotation]]
+
+
+def _label_proposal(kind: str) -> Proposer:
+    def make(mined: MinedExample, rows: Sequence[Mapping[str, Any]], ex: Example, class_names: list[str],
+             min_score: float, author: str) -> list[Annotation]:
         predicted = mined.details.get("predicted")
         if predicted is None:
             return []
@@ -113,8 +129,9 @@ def _instance_annotation(inst: Instance, ex: Example, masks: bool, author: str) 
         return None
 
 
-def _instance_proposals(masks: bool):
-    def make(mined, rows, ex, class_names, min_score, author):
+def _instance_proposals(masks: bool) -> Proposer:
+    def make(mined: MinedExample, rows: Sequence[Mapping[str, Any]], ex: Example, class_names: list[str],
+             min_score: float, author: str) -> list[Annotation]:
         found = predicted_instances(rows, class_names).get(ex.id, [])
         anns = [_instance_annotation(i, ex, masks, author) for i in found if i.score >= min_score]
         return [a for a in anns if a is not None]
@@ -123,7 +140,7 @@ def _instance_proposals(masks: bool):
 
 
 # How each dataset type turns a mined example's predictions into proposal annotations.
-PROPOSERS: dict[str, Any] = {
+PROPOSERS: dict[str, Proposer] = {
     TaskType.CLASSIFICATION: _label_proposal("label"),
     TaskType.ANOMALY: _label_proposal("anomaly"),
     TaskType.DETECTION: _instance_proposals(False),
@@ -149,12 +166,24 @@ def proposals_for(
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _record(run: RunRecord | str | Path) -> RunRecord:
+@dataclass(frozen=True)
+class JudgedSplit:
+    """One split's examples, the prediction rows they are judged by and where the rows came from
+    (``given``, ``predictions.json``, ``model`` or ``out-of-fold``)."""
+
+    examples: list[Example]
+    rows: Sequence[Mapping[str, Any]]
+    origin: str
+
+
+def load_record(run: RunRecord | str | Path) -> RunRecord:
+    """``run`` as a :class:`RunRecord` (a record is returned as it is, a folder is loaded)."""
     return run if isinstance(run, RunRecord) else load_run(Path(run))
 
 
-def _split_ids(dataset: Dataset, params: RunParams, split: str, notes: list[str]) -> list[int]:
-    """Ids of the examples of ``split`` the run was trained with (its snapshot, directory or the dataset)."""
+def split_ids(dataset: Dataset, params: RunParams, split: str, notes: list[str]) -> list[int]:
+    """Ids of the examples of ``split`` the run was trained with (its snapshot, directory or the dataset);
+    a note says when the snapshot or directory is gone."""
     sid, directory = params.snapshot_id, params.directory
     if sid:
         try:
@@ -168,13 +197,21 @@ def _split_ids(dataset: Dataset, params: RunParams, split: str, notes: list[str]
         return dataset.example_ids(split=split)
 
 
-def _check(dataset: Dataset, record: RunRecord, count: int, splits: Sequence[str]) -> RunParams:
+def check_request(
+    dataset: Dataset, record: RunRecord, count: int, splits: Sequence[str], check_train: str = "off"
+) -> RunParams:
+    """The run's parameters, once the request is valid for ``dataset`` (a :class:`ValidationError` naming
+    the field otherwise): ``count`` >= 1, known ``splits`` and ``check_train``, the run's dataset, type and
+    classes."""
     params = record.run_params or RunParams.from_json(record.params, run_id=record.run_id)
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValidationError(f"count must be a positive integer, got {count!r}", field="count")
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise ValidationError(f"unknown split(s) {bad}; valid: {', '.join(SPLITS)}", field="splits")
+    if check_train not in TRAIN_CHECKS:
+        raise ValidationError(f"unknown check_train {check_train!r}; valid: {', '.join(TRAIN_CHECKS)}",
+                              field="check_train")
     params_file = str(record.path / "params.json")
     if params.dataset and params.dataset != dataset.name:
         raise ValidationError(
@@ -194,7 +231,12 @@ def _check(dataset: Dataset, record: RunRecord, count: int, splits: Sequence[str
     return params
 
 
-# ---------------------------------------------------------------------------------------------- mine_run
+def mining_splits(splits: Sequence[str], check_train: str) -> list[str]:
+    """The splits to gather predictions for: ``splits``, plus ``train`` when its labels are checked."""
+    return list(splits) + (["train"] if check_train != "off" and "train" not in splits else [])
+
+
+# ---------------------------------------------------------------------------------------------- ranking
 def _uncertainty(m: MinedExample) -> float:
     """How unsure the model was about an example it got right (fills the count): the ranking score for
     classification / anomaly (1 - margin, 1 - confidence); detection / segmentation: 1 - the mean IoU of
@@ -217,55 +259,11 @@ def _select(ranked: Sequence[MinedExample], count: int) -> tuple[list[MinedExamp
     return selected + filler, len(filler)
 
 
-def _predictions_for(
-    dataset, record, split, ids, predictions, predict_missing, device, test_metrics, notes, dtype, progress=None
-):
-    """(examples, rows, where the rows came from) of one split; rows None when there are none to judge."""
-    from ..train.source import usable_for_training
-
-    rows: Sequence[Mapping[str, Any]] = []
-    origin = None
-    if predictions is not None and split in predictions:
-        rows, origin = list(predictions[split]), "given"
-    elif split == "test" and record.has_predictions:
-        rows, origin = list(record.predictions()), "predictions.json"
-    row_ids = {i for i in (prediction_example_id(r) for r in rows) if i is not None}
-    wanted = sorted(set(ids) | (row_ids if split != "train" else set()))
-    examples = [ex for ex in dataset.examples(ids=wanted) if usable_for_training(ex, dtype)]
-    if origin is None:
-        if not (predict_missing and record.checkpoints):
-            why = "stored, and no checkpoint to make them" if predict_missing else "stored"
-            what = "training labels were not checked" if split == "train" else f"{split} was not mined"
-            notes.append(f"no {split} predictions {why}; {what}")
-            return examples, None, None
-        from .predict import predict_examples
-
-        rows = predict_examples(record, examples, dataset.load_bytes, device=device, metrics=test_metrics,
-                                progress=progress)
-        origin = "model"
-    return examples, rows, origin
-
-
-def _out_of_fold(dataset, record, params, ids, folds, device, notes):
-    """(train examples, out-of-fold rows, "out-of-fold") for the label check."""
-    from ..train.source import usable_for_training
-    from .out_of_fold import out_of_fold_rows
-
-    dtype = dataset.type
-    train = [ex for ex in dataset.examples(ids=ids) if usable_for_training(ex, dtype)]
-    val_ids = _split_ids(dataset, params, "val", notes)
-    val = [ex for ex in dataset.examples(ids=val_ids) if usable_for_training(ex, dtype)]
-    colors = {c.name: c.color for c in dataset.classes}
-    classes = [ClassDef(name, colors.get(name) or "#808080") for name in params.class_names]
-    rows = out_of_fold_rows(record, train, val, classes, dataset.load_bytes, folds=folds, device=device)
-    return train, rows, "out-of-fold"
-
-
-def _anomaly_threshold_of(rows_by_split, examples_by_split) -> float:
+def _anomaly_threshold_of(judged: Mapping[str, JudgedSplit]) -> float:
     judged_rows, truth = [], []
-    for split, rows in rows_by_split.items():
-        labels = {ex.id: ex.label for ex in examples_by_split[split] if ex.label is not None}
-        for r in rows:
+    for part in judged.values():
+        labels = {ex.id: ex.label for ex in part.examples if ex.label is not None}
+        for r in part.rows:
             rid = prediction_example_id(r)
             if rid is not None and rid in labels:
                 judged_rows.append(r)
@@ -273,7 +271,16 @@ def _anomaly_threshold_of(rows_by_split, examples_by_split) -> float:
     return anomaly_threshold(judged_rows, truth)
 
 
-def _train_label_errors(examples, rows, dtype, class_names, *, iou, threshold, settings) -> list[MinedExample]:
+def _train_label_errors(
+    examples: Sequence[Example],
+    rows: Sequence[Mapping[str, Any]],
+    dtype: str,
+    class_names: Sequence[str],
+    *,
+    iou: float,
+    threshold: float | None,
+    settings: MiningSettings,
+) -> list[MinedExample]:
     """Training examples whose label the model doubts: confident learning for classification, else the
     examples of the type's ranking flagged ``likely_label_error`` (only that reason kept)."""
     if dtype == TaskType.CLASSIFICATION:
@@ -288,15 +295,68 @@ def _train_label_errors(examples, rows, dtype, class_names, *, iou, threshold, s
     return flagged
 
 
-def _write_review(dataset, record, directory, selected, by_id, rows_by_split, write_proposals, settings,
-                  class_names) -> tuple[int, int, int]:
+def _late_examples_note(params: RunParams, dtype: str, split: str, part: JudgedSplit) -> str | None:
+    """A note when ``split`` has more examples than the run trained with and its rows are stored ones:
+    the newer examples have no predictions, so (detection / segmentation) they count as finding nothing."""
+    counts = params.source.get("counts")
+    expected = counts.get(split) if isinstance(counts, dict) else None
+    if not type_info(dtype).regions or not isinstance(expected, int) or part.origin == "model":
+        return None
+    if len(part.examples) <= expected:
+        return None
+    return (f"{len(part.examples) - expected} {split} example(s) came after the run; with no stored "
+            "predictions they count as having no detections")
+
+
+def _rank(
+    record: RunRecord,
+    judged: Mapping[str, JudgedSplit],
+    splits: Sequence[str],
+    dtype: str,
+    class_names: Sequence[str],
+    *,
+    iou: float,
+    threshold: float | None,
+    settings: MiningSettings,
+) -> tuple[list[MinedExample], list[MinedExample]]:
+    """(every judged example ranked, most instructive first; the training examples with doubted labels)."""
+    ranked: list[MinedExample] = []
+    train_errors: list[MinedExample] = []
+    for split, part in judged.items():
+        try:
+            if split == "train" and split not in splits:
+                train_errors = _train_label_errors(part.examples, part.rows, dtype, class_names, iou=iou,
+                                                   threshold=threshold, settings=settings)
+            else:
+                ranked += rank_examples(part.examples, part.rows, dtype, class_names, iou=iou,
+                                        threshold=threshold, settings=settings)
+        except ValidationError as e:
+            where = str(record.path / "predictions.json") if part.origin == "predictions.json" else None
+            raise e.located(file=where or f"{split} predictions of run {record.run_id}") from None
+    ranked += train_errors
+    ranked.sort(key=lambda m: (-round(m.score, 9), m.example_id))
+    return ranked, train_errors
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def _write_review(
+    dataset: Dataset,
+    record: RunRecord,
+    directory: str,
+    selected: Sequence[MinedExample],
+    judged: Mapping[str, JudgedSplit],
+    write_proposals: bool,
+    settings: MiningSettings,
+    class_names: Sequence[str],
+) -> tuple[int, int, int]:
     """Mirror ``selected`` into ``directory`` and replace their proposals, in one transaction; returns
     (proposals written, examples added to the directory, proposals of unknown classes dropped)."""
     author = f"run:{record.run_id}"
     known = {c.name for c in dataset.classes}
+    by_id = {ex.id: (split, ex) for split, part in judged.items() for ex in part.examples}
     rows_of: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
-    for split, rows in rows_by_split.items():
-        for r in rows:
+    for split, part in judged.items():
+        for r in part.rows:
             rid = prediction_example_id(r)
             if rid is not None:
                 rows_of.setdefault((split, rid), []).append(r)
@@ -315,107 +375,53 @@ def _write_review(dataset, record, directory, selected, by_id, rows_by_split, wr
     return written, added, dropped
 
 
-def mine_run(
+def review_run(
     dataset: Dataset,
-    run: Any,
+    record: RunRecord,
+    params: RunParams,
+    judged: Mapping[str, JudgedSplit],
     *,
     count: int = 40,
     directory: str = "review",
     splits: Sequence[str] = ("test", "val"),
     write_proposals: bool = True,
-    predictions: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
-    predict_missing: bool = True,
     iou: float = 0.5,
     settings: MiningSettings | None = None,
-    device: str = "auto",
-    check_train: str = "model",
-    folds: int = 2,
-    progress: ProgressFn | None = None,
+    notes: Sequence[str] = (),
 ) -> MiningResult:
-    """Rank ``run``'s test / val examples, send the top ``count`` to ``directory``, propose its predictions.
+    """Rank the ``judged`` examples of ``record``'s run, send the top ``count`` to ``directory`` with the
+    model's predictions as proposals, write ``mined.json``; returns the :class:`MiningResult`.
 
-    ``run`` is a run folder or a ``RunRecord``. The examples with a reason (an error, an unsure right
-    answer, a doubted label) come first, in rank order; when they are fewer than ``count`` the most
-    uncertain of the rest fill the count (reason ``most_uncertain``); ``result.by_reason`` counts the
-    selection by headline reason and a note says when fewer than ``count`` could be judged at all.
-    ``progress`` hears of the predictions made for splits without stored ones (:mod:`workbench.progress`).
-    ``check_train`` checks the training split's labels too (:mod:`.label_check`): ``"model"`` from the run's
-    best checkpoint's predictions (or ``predictions["train"]``; fast, but the model saw those labels),
-    ``"folds"`` from out-of-fold predictions (``folds`` models trained with the run's settings, each
-    without the examples it predicts; :mod:`.out_of_fold`), ``"off"`` not at all. Doubted labels rank with
-    the errors and appear in ``label_errors``. The directory and all proposals are written in one transaction. Returns a
-    :class:`MiningResult`; ``mined.json`` in the run folder holds the same.
+    ``params`` are the run's (:func:`check_request`). A ``train`` entry of ``judged`` that is not among
+    ``splits`` is the training label check: its doubted labels rank with the errors and appear in
+    ``label_errors``. The examples with a reason (an error, an unsure right answer, a doubted label) come
+    first, in rank order; when they are fewer than ``count`` the most uncertain of the rest fill the count
+    (reason ``most_uncertain``). The directory and all proposals are written in one transaction.
+    ``notes`` (what gathering the rows found) lead the result's notes.
     """
-    record = _record(run)
-    params = _check(dataset, record, count, splits)
     settings = settings or MiningSettings()
     dtype = dataset.type
     class_names = params.class_names
+    notes = list(notes)
+    notes += [n for split, part in judged.items() if (n := _late_examples_note(params, dtype, split, part))]
     summary = record.summary
     test_metrics: dict[str, Any] = dict(summary.test) if summary else {}
     threshold = test_metrics.get("threshold", summary.val.get("threshold") if summary else None)
-    notes: list[str] = []
-    rows_by_split: dict[str, Sequence[Mapping[str, Any]]] = {}
-    sources: dict[str, str] = {}
-    examples_by_split: dict[str, list[Example]] = {}
-    seen: set[int] = set()
-    if check_train not in TRAIN_CHECKS:
-        raise ValidationError(f"unknown check_train {check_train!r}; valid: {', '.join(TRAIN_CHECKS)}",
-                              field="check_train")
-    all_splits = list(splits) + (["train"] if check_train != "off" and "train" not in splits else [])
-    for split in all_splits:
-        ids = [i for i in _split_ids(dataset, params, split, notes) if i not in seen]
-        if split == "train" and check_train == "folds" and "train" not in splits:
-            examples, rows, origin = _out_of_fold(dataset, record, params, ids, folds, device, notes)
-        else:
-            examples, rows, origin = _predictions_for(dataset, record, split, ids, predictions,
-                                                      predict_missing, device, test_metrics, notes, dtype,
-                                                      progress)
-        if rows is None or origin is None:
-            continue
-        examples = [ex for ex in examples if ex.id not in seen]
-        counts = params.source.get("counts")
-        expected = counts.get(split) if isinstance(counts, dict) else None
-        if type_info(dtype).regions and isinstance(expected, int) and len(examples) > expected \
-                and origin != "model":
-            notes.append(
-                f"{len(examples) - expected} {split} example(s) came after the run; with no stored "
-                "predictions they count as having no detections"
-            )
-        rows_by_split[split], examples_by_split[split], sources[split] = rows, examples, origin
-        seen.update(ex.id for ex in examples)
+    if dtype == TaskType.ANOMALY and threshold is None and judged:
+        threshold = _anomaly_threshold_of(judged)
 
-    if dtype == TaskType.ANOMALY and threshold is None and rows_by_split:
-        threshold = _anomaly_threshold_of(rows_by_split, examples_by_split)
-
-    ranked: list[MinedExample] = []
-    train_errors: list[MinedExample] = []
-    for split, rows in rows_by_split.items():
-        try:
-            if split == "train" and split not in splits:
-                train_errors = _train_label_errors(examples_by_split[split], rows, dtype, class_names, iou=iou,
-                                                   threshold=threshold, settings=settings)
-            else:
-                ranked += rank_examples(examples_by_split[split], rows, dtype, class_names, iou=iou,
-                                        threshold=threshold, settings=settings)
-        except ValidationError as e:
-            where = str(record.path / "predictions.json") if sources[split] == "predictions.json" else None
-            raise e.located(file=where or f"{split} predictions of run {record.run_id}") from None
-    ranked += train_errors
-    ranked.sort(key=lambda m: (-round(m.score, 9), m.example_id))
+    ranked, train_errors = _rank(record, judged, splits, dtype, class_names, iou=iou, threshold=threshold,
+                                 settings=settings)
     selected, filled = _select(ranked, count)
     if len(selected) < count:
         notes.append(f"only {len(selected)} example(s) could be judged; all of them were selected")
-    label_errors = [m for m in ranked if m.likely_label_error]
-    label_errors.sort(key=lambda m: (-round(m.label_error_score, 9), m.example_id))
-
-    by_id = {ex.id: (split, ex) for split, exs in examples_by_split.items() for ex in exs}
-    written, added, dropped = _write_review(dataset, record, directory, selected, by_id, rows_by_split,
-                                            write_proposals, settings, class_names)
+    label_errors = sorted((m for m in ranked if m.likely_label_error),
+                          key=lambda m: (-round(m.label_error_score, 9), m.example_id))
+    written, added, dropped = _write_review(dataset, record, directory, selected, judged, write_proposals,
+                                            settings, class_names)
     if dropped:
         notes.append(f"{dropped} proposal(s) of classes the dataset no longer has were left out")
 
-    path = record.path / MINED_FILE
     by_reason: dict[str, int] = {}
     for m in selected:
         by_reason[m.reason] = by_reason.get(m.reason, 0) + 1
@@ -429,16 +435,16 @@ def mine_run(
         label_errors=label_errors,
         proposals=written,
         added_to_directory=added,
-        splits={s: len(v) for s, v in examples_by_split.items()},
-        sources=sources,
+        splits={s: len(part.examples) for s, part in judged.items()},
+        sources={s: part.origin for s, part in judged.items()},
         notes=notes,
-        path=path,
+        path=record.path / MINED_FILE,
         by_reason=by_reason,
         filled=filled,
         train_label_errors=len(train_errors),
     )
     write_json(
-        path,
+        record.path / MINED_FILE,
         {
             **result.to_dict(),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

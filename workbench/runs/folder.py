@@ -150,12 +150,9 @@ def collect_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             out[dist] = None
     if out["workbench"] is None:
-        try:
-            from .. import __version__  # type: ignore[attr-defined]
+        from .._version import __version__
 
-            out["workbench"] = str(__version__)
-        except ImportError:
-            pass
+        out["workbench"] = __version__
     return out
 
 

@@ -13,6 +13,7 @@ import click
 
 from ..progress import Progress, ProgressPrinter
 from ..text import echo, terminal_safe
+from .config import SCHEDULES
 
 if TYPE_CHECKING:
     from ..runs.records import EpochRecord, RunSummary
@@ -32,6 +33,7 @@ class _ProgressBar:
         self.epoch = 0
         self.train_closed = True  # the current epoch's step bar has ended
         self.printer = ProgressPrinter()
+        self.note = ""  # said when training starts (the defaults chosen); an error before it stays one line
 
     # the Callback protocol (duck-typed; see workbench.train.callbacks.Callback)
     def on_fit_start(self, info: dict[str, Any]) -> None:
@@ -40,6 +42,8 @@ class _ProgressBar:
             -(-n // self.batch_size) if self.batch_size and n else None
         )
         self.epochs = int(info.get("epochs") or self.epochs)
+        if self.note and not self.quiet:
+            click.echo(self.note, err=True)
         if not self.quiet:
             procs = int(info.get("processes") or 1)
             click.echo(
@@ -115,7 +119,7 @@ class _ProgressBar:
 _FLAGS = {"model": "--model", "epochs": "--epochs", "batch_size": "--batch-size", "lr": "--lr", "seed": "--seed",
           "image_size": "--image-size", "augment": "--augment", "device": "--device", "weights": "--weights",
           "freeze_backbone": "--freeze-backbone", "backbone_lr_scale": "--backbone-lr-scale",
-          "patience": "--patience"}
+          "patience": "--patience", "schedule": "--schedule"}
 
 
 @contextlib.contextmanager
@@ -167,17 +171,17 @@ def transfer_lines(transfer: dict[str, Any]) -> list[str]:
 @click.option("--snapshot", help="Train on this snapshot (id or prefix).")
 @click.option("--directory", help="Train on this directory of the dataset.")
 @click.option("--model", help="Model name (default: the dataset type's default).")
-@click.option("--epochs", type=int, default=20, show_default=True)
+@click.option("--epochs", type=int, help="Epochs (default: the defaults table's, by dataset type and size).")
 @click.option(
     "--batch-size",
     type=int,
-    default=32,
-    show_default=True,
-    help="Images per step and process; under torchrun a step sees batch-size x processes.",
+    help="Images per step and process; under torchrun a step sees batch-size x processes (default: the table's).",
 )
-@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lr", type=float, help="Learning rate (default: the table's).")
+@click.option("--schedule", type=click.Choice(sorted(SCHEDULES)),
+              help="Learning-rate schedule; onecycle and warmup-cosine step per batch (default: the table's).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--image-size", type=int, help="Input size in pixels (default: the model's).")
+@click.option("--image-size", type=int, help="Input size in pixels (default: the table's, else the model's).")
 @click.option("--augment", help="Augmentation preset name (default: the dataset's pipeline or type preset).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option(
@@ -209,9 +213,10 @@ def train(
     snapshot: str | None,
     directory: str | None,
     model: str | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    schedule: str | None,
     seed: int,
     image_size: int | None,
     augment: str | None,
@@ -233,26 +238,29 @@ def train(
     from .from_store import resume_run, train_dataset
 
     ws = _ws(ctx)
-    bar = _ProgressBar(epochs, quiet=False, batch_size=batch_size)
+    bar = _ProgressBar(epochs or 0, quiet=False, batch_size=batch_size or 0)
     if resume_id:
         summary = resume_run(ws, resume_id, [bar])
     else:
         ds = ws.dataset(name)
         cfg_augment: Any = augment if augment else ds.augment_config()
+        given = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "schedule": schedule,
+                 "image_size": image_size}
+        chosen, why = _table_defaults(ds, snapshot, directory, given)
+        bar.note = why["note"]
+        bar.batch_size = int(chosen["batch_size"])
         with _flag_names():
             config = TrainConfig(
                 model=model,
-                epochs=epochs,
-                batch_size=batch_size,
-                lr=lr,
+                **chosen,
                 seed=seed,
-                image_size=image_size,
                 augment=cfg_augment,
                 device=device,
                 weights=str(weights) if weights else None,
                 freeze_backbone=freeze_backbone,
                 backbone_lr_scale=backbone_lr_scale,
                 patience=patience,
+                extra={"defaults": why},
             )
         with _flag_names():
             summary = train_dataset(ws, name, config, snapshot=snapshot, directory=directory, callbacks=[bar])
@@ -277,6 +285,22 @@ def train(
         shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, (int, float)))
         echo(f"run {summary['run_id']} {summary['status']}: test {shown}")
         echo(f"run folder: {summary['run_dir']}")
+
+
+def _table_defaults(ds: Any, snapshot: str | None, directory: str | None,
+                   given: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings not given on the command line from the defaults table (by the dataset's type and the
+    size of its training split), and what was chosen and why (kept in the run's params: the table's row,
+    the flags given, the line printed)."""
+    from .defaults import choose_defaults
+    from .from_store import source_from_dataset
+
+    n_train = source_from_dataset(ds, snapshot=snapshot, directory=directory, require_train=False).counts()["train"]
+    row = choose_defaults(ds.type, n_train)
+    chosen = {k: (v if given.get(k) is None else given[k]) for k, v in row.settings().items()}
+    flags = [f"--{k.replace('_', '-')} {given[k]}" for k in row.settings() if given.get(k) is not None]
+    note = row.describe() + (f" (given: {', '.join(flags)})" if flags else "")
+    return chosen, {"table": row.to_dict(), "given": flags, "note": note}
 
 
 @click.command()
@@ -342,8 +366,8 @@ def mine(ctx: click.Context, run: str, count: int, directory: str, check_train: 
     """Rank RUN's test and val examples by how much they would teach; the top COUNT go to `review` with
     the model's predictions as proposals (errors first, then the most uncertain, to fill COUNT)."""
     from ..cliutil import workspace as _ws
-    from ..evaluate import mine_run
     from .from_store import find_run
+    from .mining import mine_run
     from .runs import load_run
 
     ws = _ws(ctx)

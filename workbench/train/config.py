@@ -13,11 +13,13 @@ __all__ = [
     "TrainConfig",
     "OPTIMIZERS",
     "SCHEDULES",
+    "PER_STEP_SCHEDULES",
     "DEVICES",
     "register_optimizer",
     "register_schedule",
     "build_optimizer",
     "build_schedule",
+    "steps_per_batch",
     "resolve_device",
 ]
 
@@ -210,16 +212,74 @@ def _none(optimizer: Any, cfg: TrainConfig, mode: str) -> Any:
     return None
 
 
+def _onecycle(optimizer: Any, cfg: TrainConfig, mode: str, total_steps: int) -> Any:
+    """Leslie Smith's one-cycle policy (torch's ``OneCycleLR``): from lr/25 up to ``lr`` over the first 30%
+    of the steps, then cosine down to lr/10^4; stepped after every batch."""
+    import torch
+
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=max(2, total_steps),
+        pct_start=0.3, anneal_strategy="cos", cycle_momentum=False,
+    )
+
+
+def _warmup_cosine(optimizer: Any, cfg: TrainConfig, mode: str, total_steps: int) -> Any:
+    """Linear warm-up from 1% of ``lr`` over the first 5% of the steps (at least one, at most 500), then
+    cosine down to 1% of ``lr`` at the last step; stepped after every batch."""
+    import torch
+
+    total = max(2, total_steps)
+    warm = min(500, max(1, total // 20))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return 0.01 + 0.99 * step / warm
+        t = min(1.0, (step - warm) / max(1, total - warm))
+        return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+PerStepBuilder = Callable[[Any, TrainConfig, str, int], Any]  # (optimizer, config, mode, total steps)
+
+
+def _one_step_per_epoch(builder: PerStepBuilder) -> ScheduleBuilder:
+    """A per-batch schedule called as a per-epoch one: it spans ``epochs`` steps."""
+    return lambda optimizer, cfg, mode: builder(optimizer, cfg, mode, cfg.epochs)
+
+
 SCHEDULES: dict[str, ScheduleBuilder] = {"plateau": _plateau, "cosine": _cosine, "none": _none}
+# Schedules stepped after every batch: their builders take the run's total optimizer steps (epochs x steps per
+# epoch) and the trainer steps them per batch; SCHEDULES lists them too (every name a config may give).
+PER_STEP_SCHEDULES: dict[str, PerStepBuilder] = {"onecycle": _onecycle, "warmup-cosine": _warmup_cosine}
+SCHEDULES.update({name: _one_step_per_epoch(b) for name, b in PER_STEP_SCHEDULES.items()})
 
 
-def register_schedule(name: str, builder: ScheduleBuilder) -> None:
-    """Add a schedule: ``builder(optimizer, config, mode) -> scheduler or None`` (stepped once per epoch;
-    a ``ReduceLROnPlateau`` gets the monitored value)."""
-    SCHEDULES[name] = builder
+def register_schedule(name: str, builder: Any, *, per_step: bool = False) -> None:
+    """Add a schedule: ``builder(optimizer, config, mode) -> scheduler or None``, stepped once per epoch (a
+    ``ReduceLROnPlateau`` gets the monitored value); with ``per_step`` ``builder(optimizer, config, mode,
+    total_steps)``, stepped after every batch."""
+    if per_step:
+        PER_STEP_SCHEDULES[name] = builder
+        SCHEDULES[name] = _one_step_per_epoch(builder)
+    else:
+        PER_STEP_SCHEDULES.pop(name, None)
+        SCHEDULES[name] = builder
 
 
-def build_schedule(optimizer: Any, cfg: TrainConfig, mode: str) -> Any:
+def steps_per_batch(name: str) -> bool:
+    """Whether the schedule ``name`` is stepped after every batch (else once per epoch)."""
+    return name in PER_STEP_SCHEDULES
+
+
+def build_schedule(optimizer: Any, cfg: TrainConfig, mode: str, steps_per_epoch: int = 1) -> Any:
+    """The scheduler of ``cfg.schedule`` (None for ``none``); a per-batch one spans ``cfg.epochs x
+    steps_per_epoch`` optimizer steps (capped by ``max_steps_per_epoch``)."""
+    if cfg.schedule in PER_STEP_SCHEDULES:
+        steps = max(1, int(steps_per_epoch))
+        if cfg.max_steps_per_epoch is not None:
+            steps = min(steps, cfg.max_steps_per_epoch)
+        return PER_STEP_SCHEDULES[cfg.schedule](optimizer, cfg, mode, cfg.epochs * steps)
     try:
         builder = SCHEDULES[cfg.schedule]
     except KeyError:

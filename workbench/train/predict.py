@@ -148,7 +148,7 @@ def draw_overlay(
     from PIL import Image, ImageDraw
 
     img = np.asarray(image, dtype=np.uint8).copy()
-    if dataset_type == "anomaly" and rows and rows[0].get("map"):  # the anomaly map as a heat map
+    if type_info(dataset_type).region_labels and rows and rows[0].get("map"):  # the anomaly map as a heat map
         from .anomaly_maps import map_from_row, overlay_map
 
         heat = map_from_row(rows[0], img.shape[0], img.shape[1])

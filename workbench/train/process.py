@@ -322,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             summary = train_dataset(ws, args.dataset, TrainConfig.from_dict(json.loads(args.config)),
                                     directory=args.directory, callbacks=[pipe], run_dir=args.run_dir)
             if args.mine > 0:
-                from ..evaluate import mine_run
+                from .mining import mine_run
 
                 result = mine_run(ws.dataset(args.dataset), summary["run_dir"], count=args.mine)
                 pipe.send("mined", len(result.selected))

@@ -27,7 +27,7 @@ from ..progress import Stage
 from ..runs.records import EpochRecord, RunParams, RunSummary
 from .callbacks import Callback, CallbackList, EarlyStopping, find_overfit_ranges
 from .checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
-from .config import TrainConfig, build_optimizer, build_schedule, resolve_device
+from .config import TrainConfig, build_optimizer, build_schedule, resolve_device, steps_per_batch
 from .data import VisionDataset, make_loader, set_loader_epoch
 from .distributed import Distributed
 from .errors import NonFiniteLossError, TrainingStateError
@@ -157,7 +157,8 @@ class Trainer:
             self.model, self.model_name, self.config.freeze_backbone, self.config.backbone_lr_scale
         )
         self.optimizer = build_optimizer(self.transfer.param_groups(self.model, self.config.lr), self.config)
-        self.scheduler = build_schedule(self.optimizer, self.config, self.mode)
+        self.scheduler = build_schedule(self.optimizer, self.config, self.mode, len(self.train_loader))
+        self._per_step = self.scheduler is not None and steps_per_batch(self.config.schedule)
         self.early = EarlyStopping(self.mode, self.config.patience, self.config.min_delta)
 
     def _write_params(self) -> None:
@@ -383,6 +384,8 @@ class Trainer:
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
                 self.optimizer.step()
+                if self._per_step:
+                    self._step_schedule()
             done = time.perf_counter()
             total += value * n
             images += n
@@ -407,6 +410,12 @@ class Trainer:
             "images_per_s": images / train_time if train_time > 0 else None,
             "data_share": data_time / (data_time + step_time) if data_time + step_time > 0 else None,
         }
+
+    def _step_schedule(self) -> None:
+        """A per-batch schedule's step; none past its last step (OneCycleLR refuses one)."""
+        total = getattr(self.scheduler, "total_steps", None)
+        if total is None or self.scheduler.last_epoch < total:
+            self.scheduler.step()
 
     def _validate(self, epoch: int) -> tuple[float | None, dict[str, Any]]:
         val_examples = self.splits["val"]
@@ -440,7 +449,7 @@ class Trainer:
                 "backbone_lr": float(self.optimizer.param_groups[1]["lr"]),
             }
         value = record.get(self.monitor)
-        if self.scheduler is not None:
+        if self.scheduler is not None and not self._per_step:  # a per-batch one stepped in _train_epoch
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 if value is not None and math.isfinite(value):
                     self.scheduler.step(value)

@@ -16,6 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..data.dataset import Dataset
+from ..data.task_types import type_info
 from ..text import escape_html
 from .static import StaticFallback
 
@@ -98,7 +99,7 @@ def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[i
     rows = rec.predictions()
     names = (rec.run_params.class_names if rec.run_params else []) or [c.name for c in ds.classes]
     thumbs = thumbnail_fn(ds)
-    if ds.type in ("classification", "anomaly"):
+    if type_info(ds.type).image_level:
         from .evaluation import ConfusionMatrixView, ConfusionState
 
         triples = [(r["example_id"], r.get("truth"), r.get("label")) for r in rows
@@ -432,7 +433,7 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
         run's ``mined.json`` when it has one)."""
         children = list(evaluation_views(self.ds, run_dir, on_open=self.open_example))
         if mine:
-            from ..evaluate import mine_run
+            from ..service import mine_run
 
             result = mine_run(self.ds, run_dir, count=40)
             children.append(error_gallery(self.ds, result.to_dict(), on_open=self.open_example))

@@ -22,6 +22,7 @@ from ..augment.specs import transform_spec
 from ..data.images import decode_rgb
 from ..data.records import TASK_TYPES, Annotation, Example
 from ..data.shapes import rasterize_polygon
+from ..data.task_types import type_info
 from ..errors import UnknownNameError, ValidationError
 from .masks import rle_decode, rle_encode
 
@@ -61,7 +62,8 @@ class GridExample:
         img = decode_rgb(image) if isinstance(image, bytes | bytearray) else np.asarray(image)
         h, w = img.shape[:2]
         truth = example.truth()
-        if dataset_type == "detection":
+        info = type_info(dataset_type)
+        if info.regions and not info.masks:
             boxes, labels = [], []
             for a in truth:
                 if a.bbox is None:
@@ -71,7 +73,7 @@ class GridExample:
                     boxes.append(c.bbox)
                     labels.append(a.label)
             return cls(example.id, img, np.asarray(boxes, dtype=float).reshape(-1, 4), labels)
-        if dataset_type == "segmentation":
+        if info.masks:
             masks, labels = [], []
             for a in truth:
                 m = _instance_mask(a, h, w)
@@ -133,7 +135,7 @@ def sample_annotations(sample: Any, dataset_type: str, label: str | None = None)
     (detection), the class banner (classification / anomaly) and anomaly regions."""
     anns: list[Annotation] = []
     if dataset_type in BOX_TYPES:
-        masks = sample.masks if dataset_type == "segmentation" else None
+        masks = sample.masks if type_info(dataset_type).masks else None
         for k, lab in enumerate(sample.labels):
             name = str(lab)
             if masks is not None and k < len(masks) and np.asarray(masks[k]).any():
@@ -144,7 +146,7 @@ def sample_annotations(sample: Any, dataset_type: str, label: str | None = None)
                     anns.append(Annotation("box", name, bbox=(x, y, bw, bh)))
         return anns
     if label is not None:
-        anns.append(Annotation("anomaly" if dataset_type == "anomaly" else "label", label))
+        anns.append(Annotation(type_info(dataset_type).label_kind or "label", label))
     for m in sample.masks or []:
         if np.asarray(m).any():
             anns.append(Annotation("mask", "anomalous", mask=rle_encode(np.asarray(m, dtype=bool))))

@@ -36,6 +36,7 @@ import ipywidgets as W
 import numpy as np
 from ipycanvas import Canvas, MultiCanvas, hold_canvas
 
+from ..data.task_types import type_info
 from ..errors import ValidationError, WorkbenchError
 from .canvas_state import LAYERS, CanvasSettings, CanvasState
 from .display import browser_image
@@ -165,9 +166,9 @@ class AnnotationCanvas(CanvasToolbar, W.VBox):
         self.tags_toggle.add_class("wb-tags")
         self.tags_toggle.observe(lambda ch: self._act(partial(s.set_tags, ch["new"])), names="value")
         shown: list[W.Widget] = []
-        if s.type != "classification":  # class tags and fills belong to shapes
+        if type_info(s.type).shapes:  # class tags and fills belong to shapes
             shown += [W.Label("Tags"), self.tags_toggle]
-        if s.type in ("segmentation", "anomaly"):  # boxes are outlines: a fill is for polygons and masks
+        if type_info(s.type).masks or type_info(s.type).region_labels:  # a fill is for polygons and masks
             shown.append(self.opacity_slider)
         return W.HBox(shown)
 

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from ..data.records import TASK_TYPES, Annotation, ClassDef, Example
+from ..data.task_types import type_info
 from ..errors import NotFoundError, UnknownNameError, ValidationError
 from .edits import AnnotationEdits
 from .geometry import ShapeIndex, ViewTransform
@@ -449,7 +450,8 @@ class CanvasState(Navigation, Selection, ReviewFlow, AnnotationEdits):
         before = self.example.id if self.example is not None else None
         self.set_class(name)
         if (
-            self.type == "classification"
+            type_info(self.type).image_level
+            and not type_info(self.type).region_labels  # an anomaly may get its region drawn next
             and self.settings.advance_on_class
             and before is not None
             and self.next()

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..data.records import Annotation, ClassDef, Example, polygon_area
+from ..data.task_types import type_info
 from ..errors import EditConflictError, NotFoundError, UnknownNameError, ValidationError, WorkbenchError
 from .geometry import rect_polygon
 from .masks import apply_stroke, rle_encode, stroke_mask
@@ -130,9 +131,9 @@ class AnnotationEdits:
         self._execute(UpdateCommand(self.history.ref(orig.id, orig.version), orig, new, self.user))
 
     def commit_new_box(self, box: tuple[float, float, float, float]) -> None:
-        if self.type == "anomaly":
+        if type_info(self.type).region_labels:
             self._anomaly_region(box=box)
-        elif self.type in ("detection", "segmentation"):
+        elif "box" in type_info(self.type).kinds:
             self._add(Annotation("box", self._class_for_new(), bbox=box))
         else:
             raise ValidationError(f"a {self.type} dataset has no boxes", field="kind")
@@ -142,9 +143,9 @@ class AnnotationEdits:
         if len(points) < 3 or polygon_area(flat) < self.settings.min_box_px**2 / 2:
             self.say("the polygon has no area; it was not kept")
             return
-        if self.type == "anomaly":
+        if type_info(self.type).region_labels:
             self._anomaly_region(polygon=flat)
-        elif self.type == "segmentation":
+        elif "polygon" in type_info(self.type).kinds:
             self._add(Annotation("polygon", self._class_for_new(), polygons=(flat,)))
         else:
             raise ValidationError(f"a {self.type} dataset has no polygons", field="kind")
@@ -153,7 +154,7 @@ class AnnotationEdits:
         self, points: Sequence[tuple[float, float]], *, erase: bool, target: Annotation | None
     ) -> None:
         """A finished brush stroke: painted into ``target`` (or a new mask), or erased from it."""
-        if self.type != "segmentation":
+        if "mask" not in type_info(self.type).kinds:
             raise ValidationError(f"a {self.type} dataset has no masks", field="kind")
         w, h = self.image_size
         stroke = stroke_mask(points, self.brush_radius, h, w)
@@ -206,8 +207,8 @@ class AnnotationEdits:
         self.mark("toolbar")
         if self.example is None:
             return
-        if self.type in ("classification", "anomaly"):
-            kind = "label" if self.type == "classification" else "anomaly"
+        kind = type_info(self.type).label_kind
+        if kind is not None:
             existing = self._truth_label() or self._best_proposal()
             if existing is None:
                 self._add(Annotation(kind, name))
@@ -228,7 +229,7 @@ class AnnotationEdits:
     def delete_selected(self) -> bool:
         """Delete the selection (classification / anomaly: the example's class when nothing is selected)."""
         target = self.selected or (
-            self._truth_label() if self.type in ("classification", "anomaly") else None
+            self._truth_label() if type_info(self.type).image_level else None
         )
         if target is None:
             self.say("nothing selected to delete")
@@ -253,7 +254,7 @@ class AnnotationEdits:
             self._delete(prop)
             self.say(f"already labelled: the {prop.label} proposal was merged into the shape there")
             return True
-        truth = self._truth_label() if self.type in ("classification", "anomaly") else None
+        truth = self._truth_label() if type_info(self.type).image_level else None
         if truth is not None and truth.label == prop.label:
             self._delete(prop)  # the example already says so
         elif truth is not None:  # replace the label by the proposal: old label out first (undo replays back)
@@ -282,7 +283,7 @@ class AnnotationEdits:
 
     def accept_all(self) -> int:
         """Accept every proposal of the example as one undo step (detection / segmentation)."""
-        if self.type in ("classification", "anomaly"):
+        if type_info(self.type).image_level:
             return int(self.accept_proposal())
         props = self.proposals()
         if props:
@@ -327,7 +328,7 @@ class AnnotationEdits:
     def add_class(self, name: str, color: str | None = None) -> ClassDef:
         c = self.sink.add_class(name, color)
         self.classes = list(self.sink.classes)
-        if self.type in ("detection", "segmentation"):
+        if type_info(self.type).regions:
             self.current_class = c.name
         self.mark("toolbar", "annotations")
         return c

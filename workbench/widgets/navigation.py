@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..data.records import STATUSES, Annotation, Example
+from ..data.task_types import type_info
 from ..errors import NotFoundError, UnknownNameError, ValidationError
 from .geometry import ViewTransform
 from .undo import History, StatusCommand
@@ -151,7 +152,7 @@ class Navigation:
         ex = self.example
         if ex is None:
             return False
-        if self.type in ("classification", "anomaly") and self._truth_label() is None:
+        if type_info(self.type).image_level and self._truth_label() is None:
             self.say("pick a class first: an example is done once it has its class")
             return False
         target = self._done_status()

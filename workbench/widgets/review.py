@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..data.records import Annotation, Example
+from ..data.task_types import type_info
 from ..errors import WorkbenchError
 from .undo import AddCommand, CompositeCommand
 
@@ -56,7 +57,7 @@ class ReviewFlow:
 
     def duplicate_of(self, prop: Annotation) -> Annotation | None:
         """The truth shape of the same class that ``prop`` repeats (IoU >= ``settings.merge_iou``), if any."""
-        if self.type not in ("detection", "segmentation") or prop.bbox is None:
+        if not type_info(self.type).regions or prop.bbox is None:
             return None
         best, best_iou = None, self.settings.merge_iou
         for t in self.truth():

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..data.records import Annotation
+from ..data.task_types import type_info
 from ..errors import NotFoundError
 from .geometry import clamp_box
 from .tools import _moved
@@ -67,7 +68,7 @@ class Selection:
         if (
             sel is not None
             and self._deliberate
-            and self.type in ("detection", "segmentation")
+            and type_info(self.type).regions
             and sel.label in self.class_names
             and sel.label != self.current_class
         ):

@@ -29,6 +29,7 @@ from ..data.records import (
     Example,
     default_color,
 )
+from ..data.task_types import type_info
 from ..errors import AlreadyExistsError, EditConflictError, NotFoundError, ValidationError
 
 __all__ = ["AnnotationSink", "MemorySink", "MemoryImage"]
@@ -103,7 +104,7 @@ class MemorySink:
         defs = [
             c if isinstance(c, ClassDef) else ClassDef(c, default_color(i)) for i, c in enumerate(classes)
         ]
-        if type == "anomaly":  # fixed classes, as in the store
+        if type_info(type).fixed_classes:  # fixed classes, as in the store
             given = {c.name: c for c in defs}
             defs = [
                 given.get(n, ClassDef(n, c))
@@ -255,7 +256,7 @@ class MemorySink:
         self._examples[example_id] = replace(ex, status=status)
 
     def add_class(self, name: str, color: str | None = None) -> ClassDef:
-        if self._type == "anomaly":
+        if type_info(self._type).fixed_classes:
             raise ValidationError(
                 "anomaly datasets have the fixed classes good and anomalous", field="classes"
             )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import ipywidgets as W
 
+from ..data.task_types import type_info
 from .keys import shortcut_sheet_html
 
 if TYPE_CHECKING:
@@ -133,10 +134,10 @@ class CanvasToolbar:
             layout=W.Layout(flex_flow="row wrap"),  # never squeezed: buttons wrap to a second line
         )
         edit = [self.class_box, self.class_picker]
-        if s.type != "anomaly":
+        if not type_info(s.type).fixed_classes:
             edit += [self.new_class, self.add_class_button]
         edit += [self.delete_button, self.accept_button, self.reject_button]
-        if s.type in ("detection", "segmentation"):
+        if type_info(s.type).regions:
             edit.append(self.accept_all_button)
         edit.append(self._build_view_controls())
         for row in (nav, edit_row := W.HBox(edit)):  # wrap on a narrow window rather than overflow
@@ -195,7 +196,7 @@ class CanvasToolbar:
         for t, b in self.tool_buttons.items():
             b.button_style = "info" if t == s.tool else ""
         shown = s.current_class
-        if s.type in ("classification", "anomaly"):  # the example's own class, not the last one used
+        if type_info(s.type).image_level:  # the example's own class, not the last one used
             label = s._truth_label()
             shown = label.label if label is not None else None
         for name, b in self.class_buttons.items():

@@ -20,6 +20,7 @@ model = 'small-cnn'
 epochs = 12
 batch_size = 64
 lr = 0.002
+schedule = 'onecycle'
 seed = 0
 image_size = 0
 augment_preset = ''
@@ -42,8 +43,8 @@ print(f'training on {dataset}' + (f' snapshot {snapshot}' if snapshot else ' (li
 # %%
 from workbench.service import TrainConfig
 
-config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, image_size=image_size or None,
-                     augment=augment_preset or ds.augment_config(),
+config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
+                     image_size=image_size or None, augment=augment_preset or ds.augment_config(),
                      weights=weights or None, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale)
 config
 

@@ -34,9 +34,9 @@ def out_of_fold_rows(
     """Prediction rows for every example of ``train``, each from a model trained without it."""
     from ..runs.folder import read_json
     from ..runs.records import RunParams
-    from ..train.config import TrainConfig
-    from ..train.source import TrainSource
-    from ..train.trainer import Trainer
+    from .config import TrainConfig
+    from .source import TrainSource
+    from .trainer import Trainer
 
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
         raise ValidationError(f"folds must be an integer >= 2, got {folds!r}", field="folds")

@@ -8,7 +8,7 @@ Loads torch on call, not on import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +36,11 @@ def predict_examples(
     """
     from ..augment import Augmenter
     from ..runs import RunRecord, load_run
-    from ..train.checkpoint import load_model
-    from ..train.config import resolve_device
-    from ..train.data import VisionDataset, make_loader
-    from ..train.tasks import get_task
+    from .checkpoint import load_model
+    from .config import resolve_device
+    from .data import VisionDataset, make_loader
+    from .progress import CountedLoader
+    from .tasks import get_task
 
     record = run if isinstance(run, RunRecord) else load_run(Path(run))
     if not examples:
@@ -72,22 +73,8 @@ def predict_examples(
     loader = make_loader(data, batch_size=size, shuffle=False)
     loader.sampler.set_epoch(0)  # type: ignore[attr-defined]  # an EpochSampler
     stage = Stage(progress, "predict", f"{len(examples)} examples", len(loader), "batches")
-    preds = task.predict(model, _Counted(loader, stage), dev)
+    preds = task.predict(model, CountedLoader(loader, stage), dev)
     stage.close()
     used = metrics if metrics is not None else dict(record.metrics.get("test") or {})
     return task.results(preds, list(examples), class_names, used)
 
-
-class _Counted:
-    """``loader`` as the tasks read it (iteration, ``.dataset``), advancing ``stage`` after each batch."""
-
-    def __init__(self, loader: Any, stage: Stage) -> None:
-        self.loader, self.stage, self.dataset = loader, stage, loader.dataset
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[Any]:
-        for batch in self.loader:
-            yield batch
-            self.stage.advance()
