@@ -15,7 +15,14 @@ from workbench.evaluate import auroc
 from workbench.train.anomaly_maps import map_from_row, overlay_map, truth_mask
 from workbench.train.checkpoint import load_checkpoint, load_model, save_checkpoint
 from workbench.train.models import build_model, default_model
-from workbench.train.patchcore import PatchCore, gaussian_blur, greedy_coreset, nearest_distances
+from workbench.train.patchcore import (
+    RINGS,
+    PatchCore,
+    border_rings,
+    gaussian_blur,
+    greedy_coreset,
+    nearest_distances,
+)
 from workbench.train.predict import Predictor
 from workbench.train.trainer import Trainer
 
@@ -95,6 +102,90 @@ def test_scores_are_the_nearest_bank_distance_and_the_map_peaks_in_the_defect():
     assert mask[peak], f"map peak {peak} outside the defect"
 
 
+def test_border_rings():
+    got = border_rings(5, 9).numpy()
+    r, c = np.mgrid[0:5, 0:9]
+    want = np.minimum(np.minimum(r, 4 - r), np.minimum(c, 8 - c)).clip(max=RINGS - 1)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_ring_calibration_equals_a_recomputation():
+    """Every 5th good image (seeded) is held out; the rest form the bank; the held-out patches' distances
+    give each ring's mean and spread; their own patches then join the bank; scores are ring z-scores."""
+    rng = np.random.default_rng(3)
+    x = _texture(rng, 10)
+    model = PatchCore(coreset_ratio=1.0, calibrate=True, seed=5).eval()
+    plain = PatchCore(coreset_ratio=1.0, seed=5).eval()
+    for m in (model, plain):
+        m.observe(x[:6])
+        m.observe(x[6:])
+    info = model.finalize()
+    assert info == {"patches": 10 * 64, "held_out": 2, "bank": 10 * 64}
+    assert plain.finalize() == {"patches": 10 * 64, "bank": 10 * 64}
+    assert torch.equal(plain.ring_mean, torch.zeros(RINGS)) and torch.equal(plain.ring_std, torch.ones(RINGS))
+    with torch.no_grad():
+        feats = model.patch_features(x).permute(0, 2, 3, 1).numpy().astype(np.float64)  # 10 x 8 x 8 x D
+    perm = torch.randperm(10, generator=torch.Generator().manual_seed(5)).numpy()
+    held, kept = perm[:2], perm[2:]
+    bank = feats[kept].reshape(-1, feats.shape[-1])
+    d = np.stack(
+        [
+            np.sqrt(((f.reshape(-1, 1, f.shape[-1]) - bank[None]) ** 2).sum(-1)).min(1).reshape(8, 8)
+            for f in feats[held]
+        ]
+    )
+    rings = np.broadcast_to(border_rings(8, 8).numpy(), d.shape)
+    want_mean = [d[rings == k].mean() for k in range(RINGS)]
+    want_std = [d[rings == k].std(ddof=1) for k in range(RINGS)]
+    np.testing.assert_allclose(model.ring_mean.numpy(), want_mean, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(model.ring_std.numpy(), want_std, rtol=1e-3, atol=1e-4)
+    test = _texture(rng, 2)
+    with torch.no_grad():
+        z, raw = model.patch_scores(test), plain.patch_scores(test)  # the same bank (all patches)
+    ring = border_rings(8, 8)
+    torch.testing.assert_close(z, (raw - model.ring_mean[ring]) / model.ring_std[ring], rtol=1e-4, atol=1e-4)
+
+
+def test_calibration_without_enough_good_images_is_said():
+    model = PatchCore(calibrate=True).eval()
+    model.observe(_texture(np.random.default_rng(0), 4))
+    with pytest.warns(UserWarning, match="4 good image"):
+        info = model.finalize()
+    assert info["held_out"] == 0  # under 5 good images: the rings stay uncalibrated
+    assert torch.equal(model.ring_std, torch.ones(RINGS))
+
+
+@pytest.mark.parametrize("category", ["chelsea", "coffee"])
+def test_calibration_separates_real_photo_crops_better(category):
+    """Crops of one real photo (40 good ones to fit; 20 good and 30 with pasted defects to score) at 96 px:
+    the random backbone's border patches of an unseen crop look far from the bank, so uncalibrated scores
+    peak at borders (measured 0.79 / 0.66 image AUROC); the ring calibration removes most of that (0.85 /
+    0.74). Deterministic (seeded data and model)."""
+    pytest.importorskip("skimage")
+    import io
+
+    from PIL import Image
+
+    from workbench.data.photo_anomaly import make_photo_anomaly
+
+    batch = make_photo_anomaly(90, 0, category=category, size=96, anomalous_fraction=1 / 3)
+    x = torch.tensor(np.stack([np.asarray(Image.open(io.BytesIO(it.data))) for it in batch.items]))
+    x = x.permute(0, 3, 1, 2).float() / 255
+    y = np.array([int(it.annotations[0].label == "anomalous") for it in batch.items])
+    good = np.flatnonzero(y == 0)
+    train, test = good[:40], np.concatenate([good[40:], np.flatnonzero(y == 1)])
+    got = {}
+    for calibrate in (False, True):
+        model = PatchCore(calibrate=calibrate).eval()
+        model.observe(x[train])
+        model.finalize()
+        with torch.no_grad():
+            scores, maps = model(x[test])
+        got[calibrate] = auroc(y[test].tolist(), scores.tolist())
+        assert maps.shape == (len(test), 96, 96)
+    assert got[True] >= 0.7 and got[True] >= got[False] + 0.04, got
+
+
 # ---------------------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
@@ -107,8 +198,11 @@ def fitted(tmp_path_factory):
     return source, root, pc, ae
 
 
-def test_default_anomaly_model_is_patchcore():
-    assert default_model("anomaly") == "patchcore"
+def test_default_anomaly_model_is_the_calibrated_patchcore():
+    assert default_model("anomaly") == "patchcore-cal"
+    cal = build_model("patchcore-cal", 2, image_size=64)
+    assert cal.calibrate and cal.coreset_ratio == 0.25
+    assert not build_model("patchcore", 2, image_size=64).calibrate  # today's model stays selectable
 
 
 def test_fit_beats_the_autoencoder_and_writes_maps(fitted):
@@ -164,16 +258,17 @@ def test_checkpoint_weights_only_gives_identical_scores(fitted, tmp_path):
     assert torch.equal(got, want)
 
 
-def test_weights_from_a_local_resnet18_state_dict(tmp_path):
+@pytest.mark.parametrize("name", ["patchcore-cal", "patchcore"])
+def test_weights_from_a_local_resnet18_state_dict(tmp_path, name):
     from torchvision.models import resnet18
 
     torch.manual_seed(123)
     ref = resnet18(weights=None)
     torch.save(ref.state_dict(), tmp_path / "r18.pt")
-    model = build_model("patchcore", 2, image_size=64, weights=tmp_path / "r18.pt").eval()
+    model = build_model(name, 2, image_size=64, weights=tmp_path / "r18.pt").eval()
     assert torch.equal(model.net.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
     assert torch.equal(model.net.bn1.running_var, ref.bn1.running_var)
-    plain = build_model("patchcore", 2, image_size=64)
+    plain = build_model(name, 2, image_size=64)
     assert not torch.equal(plain.net.layer1[0].conv1.weight, ref.layer1[0].conv1.weight)
     x = torch.rand(1, 3, 64, 64)
     with torch.no_grad():  # the features are the file's network's
