@@ -51,11 +51,26 @@ def is_package(mod: str, known: dict[str, Path]) -> bool:
     return known.get(mod, Path()).name == "__init__.py" or mod == "workbench"
 
 
-def imports_of(mod: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """Every workbench module ``mod`` imports, wherever the import statement is."""
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the nodes under ``if TYPE_CHECKING:`` (imports for annotations only: never run)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                skip.update(id(n) for n in ast.walk(child))
+    return skip
+
+
+def imports_of(mod: str, path: Path, known: dict[str, Path], *, runtime_only: bool = False) -> set[str]:
+    """Every workbench module ``mod`` imports, wherever the import statement is (``runtime_only``: leave out
+    the imports under ``if TYPE_CHECKING:``, which never run)."""
     out: set[str] = set()
     base = mod.split(".") if is_package(mod, known) else mod.split(".")[:-1]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    skip = _type_checking_nodes(tree) if runtime_only else set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names if a.name.split(".")[0] == "workbench")
         elif isinstance(node, ast.ImportFrom):
@@ -95,6 +110,46 @@ def violations() -> dict[str, str]:
     return found
 
 
+def cycles() -> dict[str, list[str]]:
+    """The import cycles between modules (strongly connected components of the graph of imports that run:
+    module-level and function-local, not ``TYPE_CHECKING``), each named by its sorted modules joined by
+    ``" <-> "``, with the edges inside it."""
+    known = modules()
+    graph = {m: sorted(t for t in imports_of(m, p, known, runtime_only=True) if t in known and not
+                       (is_package(t, known) and m.startswith(t + ".")))  # a module's own package runs first anyway
+             for m, p in known.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: dict[str, list[str]] = {}
+
+    def visit(v: str) -> None:  # Tarjan
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                members = set(comp)
+                found[" <-> ".join(sorted(comp))] = [f"{a} -> {b}" for a in sorted(comp) for b in graph[a]
+                                                     if b in members]
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
 def read_allowlist() -> dict[str, str]:
     entries = {}
     for n, line in enumerate(ALLOWLIST.read_text().splitlines(), 1):
@@ -119,6 +174,38 @@ def test_imports_point_down():
 def test_allowlist_only_shrinks():
     stale = sorted(set(read_allowlist()) - set(violations()))
     assert not stale, "no longer happen, delete from tests/layers_allowlist.txt:\n" + "\n".join(stale)
+
+
+CYCLES_ALLOWLIST = Path(__file__).with_name("cycles_allowlist.txt")
+
+
+def test_no_new_import_cycles():
+    """No module imports (at import time or inside a function) a module that imports it back, directly or
+    through others. tests/cycles_allowlist.txt lists today's cycles with their reasons and may only shrink: a
+    new cycle, a cycle that gains a module, or a listed one that is gone (delete its line) fails."""
+    allowed = {line.partition("#")[0].strip() for line in CYCLES_ALLOWLIST.read_text().splitlines()
+               if line.strip() and not line.startswith("#")}
+    found = cycles()
+    new = sorted(set(found) - allowed)
+    assert not new, "import cycles (break them: move the shared part down, or pass it in):\n" + "\n".join(
+        f"  {c}\n    " + "\n    ".join(found[c]) for c in new)
+    stale = sorted(allowed - set(found))
+    assert not stale, "no longer a cycle, delete from tests/cycles_allowlist.txt:\n" + "\n".join(stale)
+
+
+def test_the_cycle_check_sees_a_function_local_cycle(tmp_path, monkeypatch):
+    import tests.test_layers as layers
+
+    (tmp_path / "workbench").mkdir()
+    (tmp_path / "workbench" / "__init__.py").write_text("")
+    (tmp_path / "workbench" / "a.py").write_text("from . import b\n")
+    (tmp_path / "workbench" / "b.py").write_text("def f():\n    from .a import x\n")
+    (tmp_path / "workbench" / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                                  "    from .a import x\n")
+    monkeypatch.setattr(layers, "ROOT", tmp_path)
+    monkeypatch.setattr(layers, "PKG", tmp_path / "workbench")
+    assert layers.cycles() == {"workbench.a <-> workbench.b": ["workbench.a -> workbench.b",
+                                                               "workbench.b -> workbench.a"]}
 
 
 @pytest.mark.parametrize("source, expected", [

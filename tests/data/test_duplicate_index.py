@@ -9,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.data import Workspace
-from workbench.data.duplicate_index import DuplicateIndex
-from workbench.data.duplicates import duplicates_of
+from workbench.data.duplicate_index import DuplicateIndex, duplicates_of
 from workbench.data.stats import dataset_stats
 from workbench.data.transfer import add_sample
 from workbench.errors import ValidationError

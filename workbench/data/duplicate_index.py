@@ -1,6 +1,6 @@
 """What the duplicate search knows about a set of examples, as arrays that can be stored and extended.
 
-:func:`~workbench.data.duplicates.duplicates_of` builds a :class:`DuplicateIndex` (which blob each example
+:func:`duplicates_of` builds a :class:`DuplicateIndex` (which blob each example
 shows, each blob's hash, the pairs of distinct hashes within ``max_distance`` bits) and reads the answer
 off it (:meth:`DuplicateIndex.result`). The store keeps the index, so when examples are only added (the
 usual case: images collected into a large dataset) only the new images are hashed and compared with the
@@ -21,7 +21,7 @@ from itertools import islice
 import numpy as np
 
 from ..errors import ImageError, ValidationError
-from .duplicates import (  # duplicates imports this module only inside duplicates_of: no cycle
+from .duplicates import (
     HASH_BITS,
     DuplicatePair,
     NearDuplicates,
@@ -32,8 +32,9 @@ from .duplicates import (  # duplicates imports this module only inside duplicat
     thumbnail,
 )
 from .images import THUMB
+from .records import Example
 
-__all__ = ["DuplicateIndex"]
+__all__ = ["DuplicateIndex", "duplicates_of", "near_duplicates"]
 
 _BLOCK_CELLS = 4_000_000  # hash comparisons per vectorised block when new hashes meet the old ones
 _I64 = np.int64
@@ -274,3 +275,43 @@ def _compact(a: np.ndarray) -> np.ndarray:
         if a.size == 0 or (a.min() >= info.min and a.max() <= info.max):
             return a.astype(dtype)
     return a
+
+
+def near_duplicates(
+    examples: Sequence[Example],
+    load_bytes: Callable[[str], bytes] | None = None,
+    max_distance: int = 4,
+    *,
+    hashes: Mapping[str, int | str] | None = None,
+    max_pairs: int = 1000,
+) -> NearDuplicates:
+    """Exact duplicates (same blob) and near duplicates (pHash within ``max_distance`` bits).
+
+    ``hashes`` maps blob sha256 to a known pHash (int or 16 hex digits, as the store caches them); other
+    blobs are read with ``load_bytes(sha256)``. Without either, only exact duplicates are reported.
+    """
+    return duplicates_of(
+        [e.id for e in examples], [e.blob for e in examples], [e.split for e in examples], load_bytes,
+        max_distance, hashes=hashes, max_pairs=max_pairs, names=[e.file_name for e in examples],
+    )
+
+
+def duplicates_of(
+    ids: Sequence[int],
+    blobs: Sequence[str],
+    splits: Sequence[str],
+    load_bytes: Callable[[str], bytes] | None = None,
+    max_distance: int = 4,
+    *,
+    hashes: Mapping[str, int | str] | None = None,
+    max_pairs: int = 1000,
+    names: Sequence[str] | None = None,
+) -> NearDuplicates:
+    """:func:`near_duplicates` over parallel lists (example id, blob, split; ``names`` for error messages):
+    what the store passes for 100,000 examples without building an :class:`Example` for each."""
+    if isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 0:
+        raise ValidationError(
+            f"max_pairs must be a non-negative integer, got {max_pairs!r}", field="max_pairs"
+        )
+    index = DuplicateIndex.build(ids, blobs, splits, load_bytes, max_distance, hashes=hashes, names=names)
+    return index.result(max_pairs)

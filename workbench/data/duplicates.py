@@ -12,16 +12,15 @@
 from __future__ import annotations
 
 import io
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import ValidationError
-from .images import THUMB, thumbnail_source
-from .records import Example
+from .images import thumbnail_source
+from .phash import HASH_BITS, THUMB, hamming, hash_thumbnails, popcount
 
 __all__ = [
     "HASH_BITS",
@@ -31,30 +30,15 @@ __all__ = [
     "close_pairs",
     "DuplicatePair",
     "NearDuplicates",
-    "near_duplicates",
-    "duplicates_of",
     "thumbnail",
     "hash_thumbnails",
     "popcount",
     "components",
 ]
 
-HASH_BITS = 64
-_LOW = 8  # the 8x8 lowest frequencies make the 64 bits
 _BRUTE_FORCE_MAX = 256  # up to this many distinct hashes, compare all pairs (blockwise, vectorised)
 _MIN_BAND_BITS = 8  # shorter bands put too many unrelated hashes together; compare all pairs instead
 _BLOCK_CELLS = 4_000_000  # pairs per vectorised block
-
-
-def _dct_matrix(n: int) -> np.ndarray:
-    k = np.arange(n)[:, None]
-    i = np.arange(n)[None, :]
-    m = np.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
-    m[0] /= math.sqrt(2.0)
-    return m
-
-
-_DCT = _dct_matrix(THUMB)
 
 
 def thumbnail(data: bytes) -> np.ndarray:
@@ -65,15 +49,6 @@ def thumbnail(data: bytes) -> np.ndarray:
         return np.asarray(grey, dtype=np.float64)
 
 
-def hash_thumbnails(thumbs: np.ndarray) -> np.ndarray:
-    """pHashes (uint64) of a stack of ``(n, 32, 32)`` grey thumbnails."""
-    coeffs = np.einsum("ij,njk,lk->nil", _DCT, thumbs, _DCT, optimize=True)[:, :_LOW, :_LOW]
-    low = coeffs.reshape(len(thumbs), _LOW * _LOW)
-    med = np.median(low[:, 1:], axis=1)  # the DC term says only how bright the image is
-    bits = low > med[:, None]
-    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
-
-
 def phash(data: bytes) -> int:
     """The 64-bit DCT perceptual hash of an encoded image (any format Pillow reads)."""
     return int(hash_thumbnails(thumbnail(data)[None])[0])
@@ -82,18 +57,6 @@ def phash(data: bytes) -> int:
 def phash_hex(data: bytes) -> str:
     """:func:`phash` as 16 hex digits (how the store keeps it)."""
     return f"{phash(data):016x}"
-
-
-def popcount(x: np.ndarray) -> np.ndarray:
-    if hasattr(np, "bitwise_count"):
-        return np.bitwise_count(x).astype(np.int64)
-    table = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
-    return table[np.ascontiguousarray(x, dtype=np.uint64).view(np.uint8).reshape(*x.shape, 8)].sum(-1)
-
-
-def hamming(a: int, b: int) -> int:
-    """Number of differing bits between two 64-bit hashes."""
-    return (int(a) ^ int(b)).bit_count()
 
 
 def _band_bounds(n_bands: int) -> list[tuple[int, int]]:
@@ -220,48 +183,6 @@ class NearDuplicates:
                    exact=[list(g) for g in d["exact"]], pairs=[DuplicatePair(**p) for p in d["pairs"]],
                    truncated=bool(d["truncated"]), groups=[list(g) for g in d["groups"]],
                    cross_split=[list(g) for g in d["cross_split"]])
-
-
-def near_duplicates(
-    examples: Sequence[Example],
-    load_bytes: Callable[[str], bytes] | None = None,
-    max_distance: int = 4,
-    *,
-    hashes: Mapping[str, int | str] | None = None,
-    max_pairs: int = 1000,
-) -> NearDuplicates:
-    """Exact duplicates (same blob) and near duplicates (pHash within ``max_distance`` bits).
-
-    ``hashes`` maps blob sha256 to a known pHash (int or 16 hex digits, as the store caches them); other
-    blobs are read with ``load_bytes(sha256)``. Without either, only exact duplicates are reported.
-    """
-    return duplicates_of(
-        [e.id for e in examples], [e.blob for e in examples], [e.split for e in examples], load_bytes,
-        max_distance, hashes=hashes, max_pairs=max_pairs, names=[e.file_name for e in examples],
-    )
-
-
-def duplicates_of(
-    ids: Sequence[int],
-    blobs: Sequence[str],
-    splits: Sequence[str],
-    load_bytes: Callable[[str], bytes] | None = None,
-    max_distance: int = 4,
-    *,
-    hashes: Mapping[str, int | str] | None = None,
-    max_pairs: int = 1000,
-    names: Sequence[str] | None = None,
-) -> NearDuplicates:
-    """:func:`near_duplicates` over parallel lists (example id, blob, split; ``names`` for error messages):
-    what the store passes for 100,000 examples without building an :class:`Example` for each."""
-    from .duplicate_index import DuplicateIndex
-
-    if isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 0:
-        raise ValidationError(
-            f"max_pairs must be a non-negative integer, got {max_pairs!r}", field="max_pairs"
-        )
-    index = DuplicateIndex.build(ids, blobs, splits, load_bytes, max_distance, hashes=hashes, names=names)
-    return index.result(max_pairs)
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import ImageError, ImportFormatError
+from .phash import THUMB
 
 __all__ = ["ImageInfo", "ImageCheck", "probe_image", "probe_file", "check_image", "decode_for_check", "read_image_file", "decode_rgb",
            "MAX_PIXELS", "MAX_BYTES", "IMAGE_SUFFIXES", "THUMB"]
@@ -40,7 +41,6 @@ class ImageCheck(ImageInfo):
     phash: str
 
 
-THUMB = 32  # side of the grey thumbnail the perceptual hash is made from (see duplicates.py)
 
 
 @contextmanager
@@ -105,7 +105,7 @@ def check_image(data: bytes, *, file: str | None = None, record: object | None =
     compressed stream is still read and entropy-decoded, so truncation and corrupt data are caught as a
     full-scale decode catches them, in a fraction of the time.
     """
-    from .duplicates import hash_thumbnails
+    from .phash import hash_thumbnails
 
     w, h, fmt, digest, thumb = decode_for_check(data, file=file, record=record)
     value = int(hash_thumbnails(thumb[None])[0])

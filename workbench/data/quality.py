@@ -28,7 +28,8 @@ from .box_sizes import (
     box_stats,
     box_stats_from_arrays,
 )
-from .duplicates import NearDuplicates, near_duplicates
+from .duplicate_index import near_duplicates
+from .duplicates import NearDuplicates
 from .records import SPLITS, ClassDef, Example
 from .task_types import TaskType
 

@@ -11,8 +11,8 @@ import numpy as np
 
 from .box_sizes import EXAMPLES_LISTED, SIZE_BINS, BoxStats, box_stats_from_arrays, box_stats_from_bins
 from .duplicate_index import DuplicateIndex
+from .duplicate_index import duplicates_of as find_duplicates
 from .duplicates import NearDuplicates
-from .duplicates import duplicates_of as find_duplicates
 from .quality import build_report
 from .records import SPLITS
 from .split_groups import held_and_train, join_straddling, source_stem

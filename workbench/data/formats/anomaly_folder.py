@@ -16,7 +16,6 @@ see :mod:`.mvtec`.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -33,11 +32,11 @@ from ._common import (
     probe_path,
     write_file,
 )
+from .anomaly_masks import mask_png, mask_region
 from .imagefolder import single_label, walk_class_tree
 from .paths import list_images, relative_name
-from .rle import rasterize, rle_from_array, rle_to_array
 
-__all__ = ["read", "write", "MASKS", "mask_region", "mask_png"]
+__all__ = ["read", "write", "MASKS"]
 
 MASKS = "masks"
 
@@ -57,25 +56,6 @@ def _masks(folders: list[Path], root: Path) -> dict[Path, dict[str, Path]]:
             by_stem[p.stem] = p
         found[d] = by_stem
     return found
-
-
-def mask_region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
-    import numpy as np
-    from PIL import Image
-
-    info = probe_path(mask_path, record=rec, verify=True)
-    if (info.width, info.height) != size:
-        raise ImportFormatError(
-            f"mask is {info.width}x{info.height} but the image is {size[0]}x{size[1]}",
-            file=str(mask_path),
-            record=rec,
-            field="mask",
-        )
-    with Image.open(io.BytesIO(mask_path.read_bytes())) as im:
-        arr = np.asarray(im.convert("L"))
-    if not arr.any():
-        return None
-    return rle_from_array(arr)
 
 
 def read(src: Path) -> ImportBatch:
@@ -136,27 +116,6 @@ def read(src: Path) -> ImportBatch:
                 )
     classes = make_classes(list(ANOMALY_CLASSES))
     return ImportBatch(items=items, classes=classes, type=TaskType.ANOMALY, source=f"anomaly-folder:{root}")
-
-
-def mask_png(ann: Annotation, ex: Example) -> bytes | None:
-    import numpy as np
-    from PIL import Image
-
-    if ann.mask is not None:
-        arr = rle_to_array(ann.mask)
-    elif ann.polygons is not None or ann.bbox is not None:
-        arr = rasterize(ann.polygons, ann.bbox, ex.height, ex.width)
-    else:
-        return None
-    if arr.shape != (ex.height, ex.width):
-        raise ValidationError(
-            f"region is {arr.shape[1]}x{arr.shape[0]}, image is {ex.width}x{ex.height}",
-            record=f"example {ex.id}",
-            field="mask",
-        )
-    buf = io.BytesIO()
-    Image.fromarray((arr != 0).astype(np.uint8) * 255, mode="L").save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def write(

@@ -65,7 +65,7 @@ def is_mvtec(root: Path) -> bool:
 
 
 def _region(mask_path: Path, size: tuple[int, int], *, rec: str) -> dict | None:
-    from .anomaly_folder import mask_region
+    from .anomaly_masks import mask_region
 
     return mask_region(mask_path, size, rec=rec)
 
@@ -157,7 +157,7 @@ def write(
 ) -> list[Path]:
     """Write an MVTec AD tree into ``out``; see the module doc. Returns the files written."""
     from ...errors import ValidationError
-    from .anomaly_folder import mask_png
+    from .anomaly_masks import mask_png
     from .imagefolder import single_label
 
     check_type("mvtec", dataset_type, (TaskType.ANOMALY,))
