@@ -25,6 +25,7 @@ from ..errors import (
 from ..progress import ProgressFn, Stage
 from ..text import check_author
 from . import aggregates, bulk_import, staged, store
+from .basics import check_new_name, now
 from .blobs import sha256_bytes
 from .history import acting
 from .image_pool import check_items
@@ -44,7 +45,6 @@ from .split_groups import Member, assign_grouped
 from .splits import MIN_TRAIN_EXAMPLES, SplitSettings, split_key
 from .store import json_of, json_or_null
 from .task_types import type_info
-from .workspace import check_new_name, now
 
 if TYPE_CHECKING:
     from .workspace import Workspace

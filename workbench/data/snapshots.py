@@ -93,7 +93,7 @@ def _digest(payload: dict[str, Any]) -> str:
 
 
 def take_snapshot(ds: Dataset, *, message: str = "", directory: str | None = None) -> SnapshotInfo:
-    from .workspace import now
+    from .basics import now
 
     check_text(message, what="snapshot message", field="message")
     with ds.workspace.transaction():  # read and write in one transaction: a consistent view

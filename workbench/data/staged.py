@@ -147,7 +147,7 @@ def _next_size(rows: int, took: float) -> int:
 def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef], target_id: int | None,
            target_name: str, owner: str) -> int:
     """Create the hidden shadow dataset and its ``pending_imports`` row (one short transaction)."""
-    from .workspace import now
+    from .basics import now
 
     with _short_tx(ws):
         shadow = ws.create_dataset(f"{_HIDDEN}{owner}", dtype, classes=list(classes) or None, splits=settings)
@@ -201,11 +201,11 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
 
 
 def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef],
-               run: Callable[[Dataset], list[int]]) -> tuple[Dataset, list[int]]:
+               run: Callable[[Dataset], list[int]],
+               open_dataset: Callable[[Workspace, int, str], Dataset]) -> tuple[Dataset, list[int]]:
     """Create dataset ``name`` filled by ``run(dataset)`` (which imports into it), visible only once
-    ``run`` returned: until then the dataset is a hidden shadow; if ``run`` fails it is removed."""
-    from .dataset import Dataset
-
+    ``run`` returned: until then the dataset is a hidden shadow; if ``run`` fails it is removed.
+    ``open_dataset(ws, id, name)`` makes the Dataset (the caller's class: this module sits below it)."""
     owner = uuid.uuid4().hex
     with _owner_lock(ws, owner, wait=True), _removed_after(ws, owner):
         if ws.has_dataset(name):
@@ -214,7 +214,7 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
 
         shadow = _begin(ws, dtype, SplitSettings(), classes, None, name, owner)
         try:
-            ids = run(Dataset(ws, shadow, name))
+            ids = run(open_dataset(ws, shadow, name))
             with _short_tx(ws) as conn:
                 if conn.execute("SELECT 1 FROM datasets WHERE name=?", (name,)).fetchone():
                     raise AlreadyExistsError(f"dataset '{name}' was created by someone else during the import")
@@ -223,7 +223,7 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
         except BaseException:
             _discard(ws, shadow)
             raise
-    return Dataset(ws, shadow, name), ids
+    return open_dataset(ws, shadow, name), ids
 
 
 def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes | None, str, Any]], known: set[str]) -> None:
@@ -259,8 +259,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
     transaction's rows are built before it opens, and inserted with one ``executemany`` per table.
     ``prepared`` items may carry ``None`` for the bytes (:mod:`.bulk_import`: stored already, not kept)."""
+    from .basics import now
     from .store import json_or_null
-    from .workspace import now
 
     ws = ds.workspace
     conn = ws.conn

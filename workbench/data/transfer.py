@@ -87,7 +87,7 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
         if dtype is None:
             _dataset_for(ws, name, batch.type, type, what)  # raises: says what type to pass
         check_classes(name, len(batch.classes), file=str(src))
-        ds, ids = import_new(ws, name, str(dtype), batch.classes, fill)
+        ds, ids = import_new(ws, name, str(dtype), batch.classes, fill, Dataset)
         ds.split_notes = filled[0].split_notes
     summary = summarize(ds, batch, ids, fmt=fmt, source=str(src), classes_before=before)
     return ImportResult(ds, ids, summary)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
-from ..text import check_name
 from . import db, history, staged
+from .basics import check_new_name, now
 from .blobs import BlobStore
 from .limits import check_classes
 from .records import TASK_TYPES, ClassDef, default_color
@@ -32,22 +31,6 @@ DB_NAME = "workbench.db"
 
 def default_home() -> Path:
     return Path(os.environ.get("WORKBENCH_HOME") or "workbench-data")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def check_new_name(name: str, what: str) -> str:
-    """A dataset or directory name on creation: see :func:`workbench.text.check_name` (no control or bidi
-    characters, at most 200 characters), and no / or \\ either."""
-    if not isinstance(name, str) or not name.strip() or name != name.strip():
-        raise ValidationError(f"{what} name must be non-empty without surrounding spaces, got {name!r}"[:300],
-                              field="name")
-    if any(ch in name for ch in "/\\\0\n\r"):
-        raise ValidationError(f"{what} name {name[:200]!r} may not contain / \\ or control characters",
-                              field="name")
-    return check_name(name, what=what)
 
 
 def parse_classes(spec: str | list | tuple | None) -> list[ClassDef]:
