@@ -188,6 +188,8 @@ def _train_args(home: str, model: str, batch: int) -> list[str]:
         "none",
         "--lr",
         "0.003",
+        "--schedule",  # the reference's (TrainConfig's default), not the defaults table's for this data
+        "plateau",
         "--json",
     ]
 
