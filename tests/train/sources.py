@@ -12,6 +12,7 @@ from PIL import Image
 
 from workbench.data.records import Annotation, ClassDef, Example
 from workbench.data.samples import make_sample
+from workbench.train.callbacks import Callback
 from workbench.train.config import TrainConfig
 from workbench.train.source import TrainSource, source_from_batch
 
@@ -86,3 +87,18 @@ def quick_config(**overrides) -> TrainConfig:
 @pytest.fixture
 def digits() -> TrainSource:
     return sample_source("digits", 300)
+
+
+class Crash(Exception):
+    """What :class:`CrashAfterEpoch` raises: a kill, for tests that resume."""
+
+
+class CrashAfterEpoch(Callback):
+    """Simulates a kill right after epoch ``n``'s checkpoint was written."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def on_epoch_end(self, record):
+        if record["epoch"] == self.n:
+            raise Crash

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.train.sources import quick_config, sample_source
+from tests.train.sources import Crash, CrashAfterEpoch, quick_config, sample_source
 from workbench.cli import main
 from workbench.errors import UnknownNameError
 from workbench.train.callbacks import Callback
@@ -170,19 +170,6 @@ def test_loop_params_take_a_checked_schedule(tmp_path):
         load_params(p)
 
 
-class _Crash(Exception):
-    pass
-
-
-class _CrashAfterEpoch(Callback):
-    def __init__(self, n):
-        self.n = n
-
-    def on_epoch_end(self, record):
-        if record["epoch"] == self.n:
-            raise _Crash
-
-
 _TIMES = ("data_time", "step_time", "train_time", "val_time", "epoch_time", "images_per_s", "data_share")
 
 
@@ -195,8 +182,8 @@ def test_resumed_one_cycle_run_continues_the_schedule(tmp_path):
     src = sample_source("digits", 300)
     cfg = quick_config(model="small-cnn", image_size=16, epochs=3, batch_size=32, lr=0.01, schedule="onecycle")
     whole = Trainer(cfg, src, tmp_path / "whole").fit()
-    with pytest.raises(_Crash):
-        Trainer(cfg, src, tmp_path / "r", [_CrashAfterEpoch(1)]).fit()
+    with pytest.raises(Crash):
+        Trainer(cfg, src, tmp_path / "r", [CrashAfterEpoch(1)]).fit()
     resumed = resume(tmp_path / "r", src)
     assert resumed["test"] == whole["test"]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
-from tests.train.sources import easy_anomaly_source, quick_config, sample_source
+from tests.train.sources import Crash, CrashAfterEpoch, easy_anomaly_source, quick_config, sample_source
 from workbench.errors import AlreadyExistsError, ValidationError
 from workbench.train.callbacks import Callback, RecordingCallback
 from workbench.train.checkpoint import load_checkpoint, load_model
@@ -38,21 +38,6 @@ def _digits_config(**kw):
     }
     base.update(kw)
     return quick_config(**base)
-
-
-class _Crash(Exception):
-    pass
-
-
-class _CrashAfterEpoch(Callback):
-    """Simulates a kill right after epoch ``n``'s checkpoint was written."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def on_epoch_end(self, record):
-        if record["epoch"] == self.n:
-            raise _Crash
 
 
 # ---------------------------------------------------------------------------------------------- per type
@@ -165,8 +150,8 @@ def test_same_seed_same_numbers(baseline, tmp_path):
 def test_resume_after_kill_gives_the_same_final_metrics(baseline, tmp_path):
     path, summary, _ = baseline
     source = sample_source("digits", 300)
-    with pytest.raises(_Crash):
-        Trainer(_digits_config(), source, tmp_path / "r", [_CrashAfterEpoch(1)]).fit()
+    with pytest.raises(Crash):
+        Trainer(_digits_config(), source, tmp_path / "r", [CrashAfterEpoch(1)]).fit()
     assert json.loads((tmp_path / "r" / "status.json").read_text())["state"] == "failed"
     rec = RecordingCallback()
     resumed = resume(tmp_path / "r", source, [rec])
@@ -277,9 +262,9 @@ def test_resume_of_a_run_killed_in_its_first_epoch_starts_over(baseline, tmp_pat
 
     class CrashEarly(Callback):
         def on_step(self, step, loss, data_time, step_time):
-            raise _Crash
+            raise Crash
 
-    with pytest.raises(_Crash):
+    with pytest.raises(Crash):
         Trainer(_digits_config(), source, tmp_path / "r", [CrashEarly()]).fit()
     assert not (tmp_path / "r" / "checkpoints" / "last.pt").exists()
     resumed = resume(tmp_path / "r", source)
