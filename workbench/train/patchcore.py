@@ -240,6 +240,27 @@ class PatchCore(nn.Module):
             z = z[torch.randperm(len(z), generator=g)[: 8 * size]]
         return z[greedy_coreset(z, size, seed=seed)]
 
+    def _calibrated_bank(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """From ``N x h x w x D`` good patch features (``N >= 5``): every 5th image (seeded) held out, the
+        coreset of the others as the bank, the held-out patches' nearest distances per border ring (their
+        mean and spread), then the held-out patches' own coreset added to the bank. Returns the bank, the
+        ring means and spreads and how many images were held out."""
+        n = len(z)
+        ring_mean, ring_std = torch.zeros(RINGS), torch.ones(RINGS)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        held, kept = perm[: n // 5], perm[n // 5 :]
+        z_kept = z[kept].reshape(-1, z.shape[-1])
+        z_held = z[held]  # k x h x w x D
+        bank = self._coreset(z_kept, self.seed)
+        d = nearest_distances(z_held.reshape(-1, z_held.shape[-1]), bank).view(z_held.shape[:-1])
+        rings = border_rings(d.shape[1], d.shape[2]).expand_as(d)
+        for k in range(RINGS):
+            sel = d[rings == k]
+            if sel.numel() >= 2:
+                ring_mean[k], ring_std[k] = sel.mean(), sel.std().clamp_min(1e-6)
+        bank = torch.cat([bank, self._coreset(z_held.reshape(-1, z_held.shape[-1]), self.seed + 1)])
+        return bank, ring_mean, ring_std, int(len(held))
+
     @torch.no_grad()
     def finalize(self) -> dict[str, Any]:
         """Turn the collected features into the memory bank (replacing any earlier bank); returns counts
@@ -273,19 +294,7 @@ class PatchCore(nn.Module):
         ring_mean, ring_std = torch.zeros(RINGS), torch.ones(RINGS)
         n = len(maps)
         if self.calibrate and n >= 5:
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-            held, kept = perm[: n // 5], perm[n // 5 :]
-            z_kept = (maps[kept].reshape(-1, maps.shape[-1]) - mean) / std
-            z_held = (maps[held] - mean) / std  # k x h x w x D
-            bank = self._coreset(z_kept, self.seed)
-            d = nearest_distances(z_held.reshape(-1, z_held.shape[-1]), bank).view(z_held.shape[:-1])
-            rings = border_rings(d.shape[1], d.shape[2]).expand_as(d)
-            for k in range(RINGS):
-                sel = d[rings == k]
-                if sel.numel() >= 2:
-                    ring_mean[k], ring_std[k] = sel.mean(), sel.std().clamp_min(1e-6)
-            bank = torch.cat([bank, self._coreset(z_held.reshape(-1, z_held.shape[-1]), self.seed + 1)])
-            info["held_out"] = int(len(held))
+            bank, ring_mean, ring_std, info["held_out"] = self._calibrated_bank((maps - mean) / std)
         else:
             bank = self._coreset((rows - mean) / std, self.seed)
             if self.calibrate:
