@@ -10,7 +10,8 @@ to the nearest bank entry; the patch scores of an image, upsampled to the input 
 ``standardize=True`` divides each feature by its spread over the good patches first (worse on
 ``shapes-anomaly``: image AUROC 0.84 against 0.95, so off by default).
 
-``calibrate=True`` (the ``patchcore-cal`` model, the anomaly default) learns from the good images how far a
+``calibrate=True`` (the ``patchcore-cal`` model; the default is now ``patchcore-valid``, see
+:mod:`workbench.train.patchcore_valid`) learns from the good images how far a
 *normal* patch lies from the bank at each distance from the image border: every 5th good image (seeded) is
 held out, the bank is built from the others, the held-out patches' nearest distances give a mean and a
 spread per *ring* (feature cells 0, 1, 2 and 3+ from the nearest border; stride 8), and the held-out
@@ -354,5 +355,5 @@ def patchcore_cutpaste(num_classes: int, image_size: int) -> nn.Module:
 
 def patchcore_calibrated(num_classes: int, image_size: int) -> nn.Module:
     """``patchcore`` with border-ring calibration and a 25% coreset (see the module doc): the anomaly
-    default."""
+    default before ``patchcore-valid``."""
     return PatchCore(calibrate=True, coreset_ratio=0.25)
