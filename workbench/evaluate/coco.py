@@ -361,7 +361,7 @@ def coco_metrics(
         raise UnknownNameError("COCO iou_type", str(iou_type), IOU_TYPES)
     be = get_backend(backend)
     if be.name == "hotcoco" and isinstance(gt, (str, Path)) and isinstance(dt, (str, Path)):
-        fast = fast_file_eval(gt, dt, iou_type)  # None: not plainly clean, the located path decides
+        fast = fast_file_eval(gt, dt, iou_type, counts=per_class)  # None: not plainly clean, the located path decides
         if fast is not None:
             return _result(iou_type, be.name, fast.raw, fast.categories, fast.gt_counts, per_class)
     gt_file = str(gt) if isinstance(gt, (str, Path)) else None
@@ -438,8 +438,17 @@ def _mean_valid(values: np.ndarray) -> float:
 
 
 def _curve(precision: np.ndarray, k: int | None) -> dict[str, list[float]]:
-    """Precision at the 101 recall points (area all, last maxDets): at IoU 0.5, and averaged over IoUs."""
+    """Precision at the 101 recall points (area all, last maxDets): at IoU 0.5, and averaged over IoUs
+    (each point: ``_mean_valid`` of its entries, over whole arrays at once)."""
     p = precision[:, :, :, 0, -1] if k is None else precision[:, :, k : k + 1, 0, -1]  # [T, R, K']
-    at50 = [_mean_valid(p[0, r, :]) for r in range(p.shape[1])]
-    avg = [_mean_valid(p[:, r, :]) for r in range(p.shape[1])]
+    at50 = _mean_valid_rows(p[0])  # [R, K']
+    avg = _mean_valid_rows(p.transpose(1, 0, 2).reshape(p.shape[1], -1))  # [R, T * K']
     return {"recall": list(RECALL_POINTS), "precision50": at50, "precision": avg}
+
+
+def _mean_valid_rows(values: np.ndarray) -> list[float]:
+    """``_mean_valid`` of each row of a 2-d array."""
+    valid = values > -1
+    n = valid.sum(axis=1)
+    sums = np.where(valid, values, 0.0).sum(axis=1)
+    return np.where(n > 0, sums / np.maximum(n, 1), -1.0).tolist()

@@ -7,22 +7,28 @@ rejects most bad input (a wrong type, a NaN or null number, a box that is not 4 
 RLE). What it accepts and ``coco.py``'s rules do not (an unknown id, a missing ``id`` (read as 0; so an
 annotation id 0 also takes the slow path) / ``bbox`` / ``area`` / ``score`` / ``segmentation``, a
 negative box size in a detection, a non-list detection file) is caught here in bulk: the backend's load
-warnings, its id lists, one ``bytes.count`` per key over the raw bytes of each file, a numpy look at the
-values after those keys' colons where a file holds a ``null`` at all, and a look at each '-' of a
-detection file (negative sizes). The byte scan runs in a thread beside hotcoco's reading and evaluation;
-the numbers count only once it has passed. A missing ``iscrowd`` reads as 0 in hotcoco, which is
-``coco.py``'s rule too.
+warnings, its id lists, and one numpy pass over the raw bytes of each file (below).
+
+One thread, no second read of the JSON: the main thread has hotcoco read and evaluate the files; a worker
+thread reads their bytes and scans them with numpy (whose loops release the GIL, so the scan runs while
+hotcoco evaluates, which releases it too), then waits for hotcoco's loaders and checks their id lists
+and warnings (during the evaluation, off the main thread's path). The numbers count only once the worker
+says the files are clean. A missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
 
 ``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly, and ``coco_metrics`` then
 takes the record-by-record path, which names the file, record and field of the first bad record (or, for
 input that is only unusual, e.g. a negative box corner or missing areas to fill, evaluates it). So this
 module never decides that input is bad; it only decides that it is plainly good.
 
-Key counts: hotcoco parsed the file (valid JSON, no key twice in one object), and ``"key":`` is a key
-(a string value is never followed by ``:``), so a count of ``"bbox":`` equal to the number of annotations
-means each has one -- unless the same key also sits in other objects of the file (extra fields on
-images, say) *and* exactly as many annotations lack it, or a key name ends in an escaped ``\\"bbox``.
-Detection files hold only detections, so there only the last, contrived case remains.
+The byte scan: every ``:`` right after a ``"`` ends a key (a string value is never followed by ``:``, and
+hotcoco parsed the file: valid JSON, no key twice in one object); the bytes before it say which key, one
+byte at a time over numpy index arrays, and a key after an escaped quote (``\\"bbox"``) is not counted. A
+count of ``"bbox":`` equal to the number of annotations means each has one -- unless the same key also sits
+in other objects of the file (extra fields on images, say) *and* exactly as many annotations lack it.
+Detection files hold only detections, so there that case does not arise. The first byte of each such
+key's value must not start a ``null`` (hotcoco reads a null as absent; ``coco.py``'s rules want a value),
+and must sit within 2 bytes of its colon (more whitespace: the located path looks). A ``-`` inside a
+detection's ``"bbox": [...]`` after its second comma is a negative width or height.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ from .coco_backends import RawEval, quiet, run_cocoeval
 
 __all__ = ["FastEval", "fast_file_eval"]
 
+_BLANK = np.zeros(256, dtype=bool)
+_BLANK[[9, 10, 13, 32]] = True  # JSON whitespace
+_NUMBER = np.zeros(256, dtype=bool)
+_NUMBER[list(b"-0123456789")] = True
+
 
 class FastEval(NamedTuple):
     """What the fast path hands back: the evaluator's output and what ``CocoResult`` needs from the gt."""
@@ -47,86 +58,123 @@ class FastEval(NamedTuple):
     gt_counts: Callable[[], dict[Any, int]]  # category id -> non-crowd ground-truth objects (on demand)
 
 
-def _key_counts(data: bytes, keys: list[bytes]) -> dict[bytes, int] | None:
-    """How often each ``"key":`` appears in ``data`` (a string value is never followed by ``:``), from one
-    numpy pass over the colons; ``None`` when one of them has a ``null`` value (hotcoco reads it as
-    absent; coco.py's rules want a value) or a value that does not start within 2 bytes of its colon."""
-    arr = np.frombuffer(data, np.uint8)
-    width = max(len(k) for k in keys) + 2
+def _key_colons(arr: np.ndarray, keys: list[bytes]) -> dict[bytes, np.ndarray] | None:
+    """The position of the colon after each ``"key":`` in ``arr`` (the bytes of a JSON file hotcoco
+    parsed), per key; ``None`` where one of their values is ``null`` or starts more than 2 bytes after
+    its colon."""
     colons = np.flatnonzero(arr == ord(":"))
-    colons = colons[(colons >= width) & (colons < len(arr) - 2)]
-    colons = colons[arr[colons - 1] == ord('"')]  # a colon right after a closing quote: after a key
-    first, second = arr[colons + 1], arr[colons + 2]
-    blank1 = (first == 32) | (first == 9) | (first == 10) | (first == 13)
-    blank2 = (second == 32) | (second == 9) | (second == 10) | (second == 13)
-    if (blank1 & blank2).any():
-        return None
-    nulls = colons[np.where(blank1, second, first) == ord("n")]  # values that start with n: null
-    counts = {}
+    colons = colons[arr[colons - 1] == ord('"')]  # right after a closing quote: a key's end
+    last = arr[colons - 2]
+    out = {}
     for key in keys:
-        token = np.frombuffer(b'"' + key + b'"', np.uint8)
-        at = colons
-        for back, byte in enumerate(token[::-1], start=1):  # narrow down one byte at a time
-            at = at[arr[at - back] == byte]
-        counts[key] = len(at)
-        if len(nulls) and np.isin(nulls, at).any():
+        token = b'"' + key + b'"'
+        at = colons[last == token[-2]]
+        at = at[at > len(token)]  # room for the key and a byte before it
+        for back in range(3, len(token) + 1):  # narrow down one byte at a time
+            at = at[arr[at - back] == token[-back]]
+        at = at[arr[at - len(token) - 1] != ord("\\")]  # not an escaped quote inside a string
+        value = arr[at + 1]
+        blank = _BLANK[value]
+        value = np.where(blank, arr[at + 2], value)
+        if _BLANK[value[blank]].any() or (value == ord("n")).any():
             return None
-    return counts
+        out[key] = at
+    return out
 
 
-def _counts(data: bytes, keys: list[bytes]) -> dict[bytes, int] | None:
-    """``bytes.count`` of each ``"key":`` (one C pass each: faster than numpy here); the numpy pass over the
-    colons only where the file holds a ``null`` somewhere, to see whether it is one of these keys' values."""
-    if b"null" in data:
-        return _key_counts(data, keys)
-    return {key: data.count(b'"' + key + b'":') for key in keys}
+def _negative_size(arr: np.ndarray, boxes: np.ndarray) -> bool:
+    """Whether a ``-`` sits in a detection box after its second comma (a negative width or height);
+    ``boxes``: the sorted colon positions of the ``"bbox":`` keys (hotcoco made sure each is 4 numbers)."""
+    minus = np.flatnonzero(arr == ord("-"))
+    if not len(minus) or not len(boxes):
+        return False
+    minus = minus[(arr[minus - 1] | 32) != ord("e")]  # not an exponent's sign
+    owner = np.searchsorted(boxes, minus) - 1  # the last box key before each sign
+    minus, start = minus[owner >= 0], boxes[owner[owner >= 0]]
+    if not len(minus):
+        return False
+    closes = np.flatnonzero(arr == ord("]"))
+    end = closes[np.minimum(np.searchsorted(closes, start), len(closes) - 1)]  # the box's ']'
+    inside = minus < end
+    minus, start = minus[inside], start[inside]
+    if not len(minus):
+        return False
+    width = int((minus - start).max())
+    if width * len(minus) > 50_000_000:  # boxes spread over a lot of whitespace: let the located path look
+        return True
+    offsets = np.arange(width)
+    window = arr[np.minimum(start[:, None] + offsets, len(arr) - 1)]
+    commas = ((window == ord(",")) & (offsets < (minus - start)[:, None])).sum(axis=1)
+    return bool((commas >= 2).any())
 
 
-def _negative_size(data: bytes) -> bool:
-    """Whether a detection box's width or height starts with '-' (the reader made sure a box is 4
-    numbers; a '-' in an RLE string cannot be, its characters are 48..111)."""
-    start = data.find(b"-")
-    while start != -1:
-        if data[start - 1 : start] not in (b"e", b"E"):  # not an exponent's sign
-            open_ = data.rfind(b"[", 0, start)
-            key = data[max(open_ - 16, 0) : open_].rstrip()
-            if open_ > data.rfind(b"]", 0, start) and key.endswith(b'"bbox":'):
-                if data.count(b",", open_, start) >= 2:
-                    return True
-        start = data.find(b"-", start + 1)
-    return False
-
-
-def fast_file_eval(gt_path: str | Path, dt_path: str | Path, iou_type: str) -> FastEval | None:
+def fast_file_eval(
+    gt_path: str | Path, dt_path: str | Path, iou_type: str, *, counts: bool = False
+) -> FastEval | None:
     """Evaluate with hotcoco reading the files itself, or ``None`` where any bulk check fails.
 
-    The scan of the raw bytes runs in a second thread while hotcoco reads and evaluates (both release
-    the GIL for their long loops); the evaluation only counts once the scan and the id checks pass."""
+    The main thread runs hotcoco; a worker thread scans the bytes and, once hotcoco has loaded both
+    files, checks its id lists (and, with ``counts``, takes the per-class ground-truth counts), while
+    hotcoco evaluates. The evaluation only counts once the worker has found the files clean."""
     try:
         import hotcoco  # noqa: PLC0415
     except ImportError:
         return None
-    scan: list[tuple[dict[bytes, int], dict[bytes, int]] | None] = [None]
-    worker = threading.Thread(target=lambda: scan.__setitem__(0, _scan(gt_path, dt_path, iou_type)))
+    loaded: list[Any] = []  # [coco_gt, coco_dt] once hotcoco has read both files
+    ready = threading.Event()
+    verdict: list[Any] = [None]  # the per-class counts (or {}) when the files are clean
+    worker = threading.Thread(
+        target=_check, args=(gt_path, dt_path, iou_type, counts, loaded, ready, verdict), daemon=True
+    )
     worker.start()
     try:
         with quiet():
             coco_gt = hotcoco.COCO(str(gt_path))
             coco_dt = coco_gt.load_res(str(dt_path))
-            ev = hotcoco.COCOeval(coco_gt, coco_dt, iou_type)
-            raw = run_cocoeval(ev)
+            loaded += [coco_gt, coco_dt]
+            ready.set()
+            raw = run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
     except Exception:  # noqa: BLE001 - any refusal by the backend's reader: the located path says why
         return None
     finally:
+        ready.set()
         worker.join()
-    if scan[0] is None or not _clean(coco_gt, coco_dt, *scan[0]):
+    found = verdict[0]
+    if found is None:
         return None
 
     def gt_counts() -> dict[Any, int]:
-        per_category = coco_gt.stats()["per_category"]
-        return {c["id"]: int(c["ann_count"]) - int(c["crowd_count"]) for c in per_category}
+        return found if counts else _category_counts(coco_gt)
 
     return FastEval(raw, dict(coco_gt.cats), gt_counts)
+
+
+def _check(
+    gt_path: str | Path,
+    dt_path: str | Path,
+    iou_type: str,
+    counts: bool,
+    loaded: list[Any],
+    ready: threading.Event,
+    verdict: list[Any],
+) -> None:
+    """The worker: byte scan, then (once hotcoco has loaded) the id checks; ``verdict[0]`` stays ``None``
+    unless every check passes."""
+    try:
+        scan = _scan(gt_path, dt_path, iou_type)
+    except IndexError:  # a file too odd for the scan's fixed offsets: the located path looks
+        scan = None
+    ready.wait()
+    if scan is None or len(loaded) != 2:
+        return
+    coco_gt, coco_dt = loaded
+    if _clean(coco_gt, coco_dt, *scan):
+        verdict[0] = _category_counts(coco_gt) if counts else {}
+
+
+def _category_counts(coco_gt: Any) -> dict[Any, int]:
+    per_category = coco_gt.stats()["per_category"]
+    return {c["id"]: int(c["ann_count"]) - int(c["crowd_count"]) for c in per_category}
 
 
 def _scan(
@@ -147,10 +195,11 @@ def _scan(
         dt_keys.append(b"segmentation")
     else:
         dt_keys.append(b"bbox")
-    gt_counts, dt_counts = _counts(gt_bytes, gt_keys), _counts(dt_bytes, dt_keys)
-    if gt_counts is None or dt_counts is None or (iou_type == "bbox" and _negative_size(dt_bytes)):
+    dt_arr = np.frombuffer(dt_bytes, np.uint8)
+    gt_at, dt_at = _key_colons(np.frombuffer(gt_bytes, np.uint8), gt_keys), _key_colons(dt_arr, dt_keys)
+    if gt_at is None or dt_at is None or (iou_type == "bbox" and _negative_size(dt_arr, dt_at[b"bbox"])):
         return None
-    return gt_counts, dt_counts
+    return {k: len(v) for k, v in gt_at.items()}, {k: len(v) for k, v in dt_at.items()}
 
 
 def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: dict[bytes, int]) -> bool:
@@ -160,7 +209,7 @@ def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: d
     n_ann, n_dt = len(ann_ids), len(coco_dt.get_ann_ids())
     if not (img_ids and cat_ids and n_ann):  # a missing list reads as empty: let the located path look
         return False
-    if 0 in set(ann_ids):  # a missing annotation id reads as 0
+    if 0 in ann_ids:  # a missing annotation id reads as 0
         return False
     if len(coco_gt.get_ann_ids(img_ids=img_ids, cat_ids=cat_ids)) != n_ann:  # unknown image / category
         return False
