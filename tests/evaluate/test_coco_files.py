@@ -325,17 +325,23 @@ def test_a_key_after_an_escaped_quote_is_not_counted(tmp_path):
     assert (info.value.file, info.value.record, info.value.field) == (str(g), "annotation 3", "bbox")
 
 
-def test_a_value_far_from_its_colon_takes_the_located_path(tmp_path):
+def test_values_far_from_their_colons(tmp_path):
+    """Three blanks after each colon: the numbers are still pycocotools', and a null there is still seen."""
     gt, dt = make_coco_pair(6, 4, 2, seed=14)
     for d in dt:
         d["bbox"] = [abs(v) for v in d["bbox"]]
     g, d = tmp_path / "gt.json", tmp_path / "dt.json"
     g.write_text(json.dumps(gt, separators=(", ", ":   ")))
-    d.write_text(json.dumps(dt))
-    assert fast_file_eval(g, d, "bbox") is None  # the scan does not look 3 bytes on: the located path does
+    d.write_text(json.dumps(dt, separators=(", ", ":   ")))
     ref_stats, _ = pycocotools_files(g, d, "bbox")
     res = coco_metrics(g, d)
     assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+    dt[3]["score"] = None
+    d.write_text(json.dumps(dt, separators=(", ", ":   ")))
+    assert fast_file_eval(g, d, "bbox") is None
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(g, d)
+    assert (info.value.record, info.value.field) == ("detection 3", "score")
 
 
 def test_datumaro_written_ground_truth(tmp_path):
@@ -359,3 +365,24 @@ def test_datumaro_written_ground_truth(tmp_path):
     with pytest.raises(ValidationError) as info:
         coco_metrics(g, d)
     assert (info.value.file, info.value.record, info.value.field) == (str(d), "detection 0", "bbox")
+
+
+def test_a_box_spread_over_many_blanks_takes_the_located_path(tmp_path):
+    """A sign inside a box the scan cannot see whole (its numbers 100 blanks apart) is left to the
+    located path, which finds a negative corner fine and a negative size bad."""
+    gt, dt = make_coco_pair(6, 4, 2, seed=15)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    dt[2]["bbox"][0] = -1.5
+    g, d = tmp_path / "gt.json", tmp_path / "dt.json"
+    g.write_text(json.dumps(gt))
+    d.write_text(json.dumps(dt, indent=100))
+    assert fast_file_eval(g, d, "bbox") is None
+    ref_stats, _ = pycocotools_files(g, d, "bbox")
+    res = coco_metrics(g, d)
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+    dt[2]["bbox"][3] = -1.5
+    d.write_text(json.dumps(dt, indent=100))
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(g, d)
+    assert (info.value.file, info.value.record, info.value.field) == (str(d), "detection 2", "bbox")

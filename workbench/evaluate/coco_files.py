@@ -46,8 +46,7 @@ __all__ = ["FastEval", "fast_file_eval"]
 
 _BLANK = np.zeros(256, dtype=bool)
 _BLANK[[9, 10, 13, 32]] = True  # JSON whitespace
-_NUMBER = np.zeros(256, dtype=bool)
-_NUMBER[list(b"-0123456789")] = True
+_BOX_BYTES = 256  # a box's key, its 4 numbers and their blanks fit in this many bytes (else: located path)
 
 
 class FastEval(NamedTuple):
@@ -63,14 +62,13 @@ def _key_colons(arr: np.ndarray, keys: list[bytes]) -> dict[bytes, np.ndarray] |
     parsed), per key; ``None`` where one of their values is ``null`` or starts more than 2 bytes after
     its colon."""
     colons = np.flatnonzero(arr == ord(":"))
-    colons = colons[arr[colons - 1] == ord('"')]  # right after a closing quote: a key's end
     last = arr[colons - 2]
     out = {}
     for key in keys:
         token = b'"' + key + b'"'
         at = colons[last == token[-2]]
         at = at[at > len(token)]  # room for the key and a byte before it
-        for back in range(3, len(token) + 1):  # narrow down one byte at a time
+        for back in [1, *range(3, len(token) + 1)]:  # the closing quote, then the key back to front
             at = at[arr[at - back] == token[-back]]
         at = at[arr[at - len(token) - 1] != ord("\\")]  # not an escaped quote inside a string
         value = arr[at + 1]
@@ -83,27 +81,27 @@ def _key_colons(arr: np.ndarray, keys: list[bytes]) -> dict[bytes, np.ndarray] |
 
 
 def _negative_size(arr: np.ndarray, boxes: np.ndarray) -> bool:
-    """Whether a ``-`` sits in a detection box after its second comma (a negative width or height);
-    ``boxes``: the sorted colon positions of the ``"bbox":`` keys (hotcoco made sure each is 4 numbers)."""
+    """Whether a ``-`` sits in a detection box after its second comma (a negative width or height), or a
+    box is too spread out to tell (``True`` sends the file to the located path too); ``boxes``: the sorted
+    colon positions of the ``"bbox":`` keys (hotcoco made sure each box is 4 numbers, so the first ``]``
+    after a box key closes that box)."""
     minus = np.flatnonzero(arr == ord("-"))
-    if not len(minus) or not len(boxes):
-        return False
     minus = minus[(arr[minus - 1] | 32) != ord("e")]  # not an exponent's sign
     owner = np.searchsorted(boxes, minus) - 1  # the last box key before each sign
     minus, start = minus[owner >= 0], boxes[owner[owner >= 0]]
     if not len(minus):
         return False
     closes = np.flatnonzero(arr == ord("]"))
-    end = closes[np.minimum(np.searchsorted(closes, start), len(closes) - 1)]  # the box's ']'
-    inside = minus < end
+    end = closes[np.minimum(np.searchsorted(closes, start), len(closes) - 1)]
+    inside = minus < end  # the sign is in its box
     minus, start = minus[inside], start[inside]
     if not len(minus):
         return False
     width = int((minus - start).max())
-    if width * len(minus) > 50_000_000:  # boxes spread over a lot of whitespace: let the located path look
+    if width > _BOX_BYTES:  # a box spread over more blanks than that: let the located path look
         return True
     offsets = np.arange(width)
-    window = arr[np.minimum(start[:, None] + offsets, len(arr) - 1)]
+    window = arr[start[:, None] + offsets]  # from the box key to the sign
     commas = ((window == ord(",")) & (offsets < (minus - start)[:, None])).sum(axis=1)
     return bool((commas >= 2).any())
 
