@@ -7,7 +7,9 @@ rejects most bad input (a wrong type, a NaN or null number, a box that is not 4 
 RLE). What it accepts and ``coco.py``'s rules do not (an unknown id, a missing ``id`` (read as 0; so an
 annotation id 0 also takes the slow path) / ``bbox`` / ``area`` / ``score`` / ``segmentation``, a
 negative box size in a detection, a non-list detection file) is caught here in bulk: the backend's load
-warnings, its id lists, and one numpy pass over the raw bytes of each file (below).
+warnings, its id lists (an annotation with an unknown image or category, or without an area -- hotcoco's
+area-range filter leaves those out, null included -- is missing from ``get_ann_ids(img_ids, cat_ids,
+area_rng=[-inf, inf])``), and one numpy pass over the raw bytes of each file (below).
 
 One thread, no second read of the JSON: the main thread has hotcoco read and evaluate the files; a worker
 thread reads their bytes and scans them with numpy (whose loops release the GIL, so the scan runs while
@@ -33,6 +35,7 @@ detection's ``"bbox": [...]`` after its second comma is a negative width or heig
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -186,7 +189,7 @@ def _scan(
         return None
     if gt_bytes.lstrip()[:1] != b"{" or dt_bytes.lstrip()[:1] != b"[":
         return None
-    gt_keys = [b"bbox", b"area"]
+    gt_keys = [b"bbox"]  # areas: hotcoco's area filter leaves out an annotation without one (_clean)
     dt_keys = [b"score"]
     if iou_type == "segm":
         gt_keys.append(b"segmentation")
@@ -209,6 +212,7 @@ def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: d
         return False
     if 0 in ann_ids:  # a missing annotation id reads as 0
         return False
-    if len(coco_gt.get_ann_ids(img_ids=img_ids, cat_ids=cat_ids)) != n_ann:  # unknown image / category
+    # unknown image or category, or no area (an absent or null area is outside every area range)
+    if len(coco_gt.get_ann_ids(img_ids=img_ids, cat_ids=cat_ids, area_rng=[-math.inf, math.inf])) != n_ann:
         return False
     return all(n == n_ann for n in gt_counts.values()) and all(n == n_dt for n in dt_counts.values())
