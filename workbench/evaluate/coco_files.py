@@ -36,6 +36,8 @@ detection's ``"bbox": [...]`` after its second comma is a negative width or heig
 from __future__ import annotations
 
 import math
+import mmap
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -61,17 +63,51 @@ class FastEval(NamedTuple):
     gt_counts: Callable[[], dict[Any, int]]  # category id -> non-crowd ground-truth objects (on demand)
 
 
-def _key_colons(arr: np.ndarray, keys: list[bytes]) -> dict[bytes, np.ndarray] | None:
+def _token(key: bytes) -> bytes:
+    return b'"' + key + b'":'
+
+
+def _anchor(token: bytes) -> int:
+    """The index of the token's first byte past ``o`` (no RLE string holds one: few hits in a file)."""
+    return next((k for k, byte in enumerate(token) if byte > ord("o")), len(token) - 3)
+
+
+def _positions(arr: np.ndarray, wanted: bytes) -> dict[int, np.ndarray]:
+    """The sorted positions of each byte of ``wanted`` in ``arr``, from one pass of ``nonzero``."""
+    mask = arr == wanted[0]
+    for byte in set(wanted[1:]) - {wanted[0]}:
+        mask |= arr == byte
+    at = np.flatnonzero(mask)
+    value = arr[at]
+    return {byte: at[value == byte] for byte in set(wanted)}
+
+
+def _read(path: str | Path) -> np.ndarray:
+    """The bytes of a file as a read-only array over the page cache (no copy)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return np.zeros(0, np.uint8)
+        return np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+
+
+def _anchors(keys: list[bytes]) -> bytes:
+    return bytes(token[_anchor(token)] for token in map(_token, keys))
+
+
+def _key_colons(
+    arr: np.ndarray, keys: list[bytes], found: dict[int, np.ndarray]
+) -> dict[bytes, np.ndarray] | None:
     """The position of the colon after each ``"key":`` in ``arr`` (the bytes of a JSON file hotcoco
     parsed), per key; ``None`` where one of their values is ``null`` or starts more than 2 bytes after
-    its colon. Each key is found from one of its letters past ``o`` (no RLE string holds one: few hits);
-    the bytes from each hit's would-be opening quote are compared 8 at a time as 64-bit words."""
+    its colon. Each key is found from one of its letters past ``o`` (``found``: their positions; no RLE
+    string holds one: few hits); the bytes from each hit's would-be opening quote are compared 8 at a
+    time as 64-bit words."""
     out = {}
     for key in keys:
-        token = b'"' + key + b'":'
+        token = _token(key)
         width = -(-len(token) // 8) * 8
-        anchor = next((k for k, byte in enumerate(token) if byte > ord("o")), len(token) - 3)
-        at = np.flatnonzero(arr == token[anchor]) - anchor  # where the token would start
+        anchor = _anchor(token)
+        at = found[token[anchor]] - anchor  # where the token would start
         at = at[(at >= 1) & (at + width + 2 <= len(arr))]
         words = sliding_window_view(arr, width)[at].view("<u8")  # [hits, width / 8]
         expected = np.frombuffer(token.ljust(width, b"\0"), "<u8")
@@ -87,18 +123,17 @@ def _key_colons(arr: np.ndarray, keys: list[bytes]) -> dict[bytes, np.ndarray] |
     return out
 
 
-def _negative_size(arr: np.ndarray, boxes: np.ndarray) -> bool:
+def _negative_size(arr: np.ndarray, boxes: np.ndarray, found: dict[int, np.ndarray]) -> bool:
     """Whether a ``-`` sits in a detection box after its second comma (a negative width or height), or a
     box is too spread out to tell (``True`` sends the file to the located path too); ``boxes``: the sorted
     colon positions of the ``"bbox":`` keys (hotcoco made sure each box is 4 numbers, so the first ``]``
-    after a box key closes that box)."""
-    minus = np.flatnonzero(arr == ord("-"))
+    after a box key closes that box; ``found``: the positions of the ``-`` and ``]``)."""
+    minus, closes = found[ord("-")], found[ord("]")]
     minus = minus[(arr[minus - 1] | 32) != ord("e")]  # not an exponent's sign
     owner = np.searchsorted(boxes, minus) - 1  # the last box key before each sign
     minus, start = minus[owner >= 0], boxes[owner[owner >= 0]]
     if not len(minus):
         return False
-    closes = np.flatnonzero(arr == ord("]"))
     end = closes[np.minimum(np.searchsorted(closes, start), len(closes) - 1)]
     inside = minus < end  # the sign is in its box
     minus, start = minus[inside], start[inside]
@@ -187,11 +222,10 @@ def _scan(
 ) -> tuple[dict[bytes, int], dict[bytes, int]] | None:
     """Key counts of both files (and whether no detection box has a negative size), or ``None``."""
     try:
-        gt_bytes = Path(gt_path).read_bytes()
-        dt_bytes = Path(dt_path).read_bytes()
+        gt_arr, dt_arr = _read(gt_path), _read(dt_path)
     except OSError:
         return None
-    if gt_bytes.lstrip()[:1] != b"{" or dt_bytes.lstrip()[:1] != b"[":
+    if bytes(gt_arr[:64]).lstrip()[:1] != b"{" or bytes(dt_arr[:64]).lstrip()[:1] != b"[":
         return None
     gt_keys = [b"bbox"]  # areas: hotcoco's area filter leaves out an annotation without one (_clean)
     dt_keys = [b"score"]
@@ -200,9 +234,12 @@ def _scan(
         dt_keys.append(b"segmentation")
     else:
         dt_keys.append(b"bbox")
-    dt_arr = np.frombuffer(dt_bytes, np.uint8)
-    gt_at, dt_at = _key_colons(np.frombuffer(gt_bytes, np.uint8), gt_keys), _key_colons(dt_arr, dt_keys)
-    if gt_at is None or dt_at is None or (iou_type == "bbox" and _negative_size(dt_arr, dt_at[b"bbox"])):
+    gt_at = _key_colons(gt_arr, gt_keys, _positions(gt_arr, _anchors(gt_keys)))
+    dt_found = _positions(dt_arr, _anchors(dt_keys) + (b"-]" if iou_type == "bbox" else b""))
+    dt_at = _key_colons(dt_arr, dt_keys, dt_found)
+    if gt_at is None or dt_at is None:
+        return None
+    if iou_type == "bbox" and _negative_size(dt_arr, dt_at[b"bbox"], dt_found):
         return None
     return {k: len(v) for k, v in gt_at.items()}, {k: len(v) for k, v in dt_at.items()}
 
