@@ -386,3 +386,21 @@ def test_a_box_spread_over_many_blanks_takes_the_located_path(tmp_path):
     with pytest.raises(ValidationError) as info:
         coco_metrics(g, d)
     assert (info.value.file, info.value.record, info.value.field) == (str(d), "detection 2", "bbox")
+
+
+def test_a_crash_in_the_scanning_thread_leaves_the_numbers_to_the_located_path(tmp_path, monkeypatch):
+    from workbench.evaluate import coco_files
+
+    gt, dt = make_coco_pair(6, 4, 2, seed=16)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    g, d = write(tmp_path, gt, dt)
+
+    def crash(*args):
+        raise RuntimeError("scan crashed")
+
+    monkeypatch.setattr(coco_files, "_clean", crash)
+    assert fast_file_eval(g, d, "bbox") is None
+    ref_stats, _ = pycocotools_files(g, d, "bbox")
+    res = coco_metrics(g, d)
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12

@@ -35,11 +35,13 @@ detection's ``"bbox": [...]`` after its second comma is a negative width or heig
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -153,7 +155,7 @@ def fast_file_eval(
 ) -> FastEval | None:
     """Evaluate with hotcoco reading the files itself, or ``None`` where any bulk check fails.
 
-    The main thread runs hotcoco; a worker thread scans the bytes and, once hotcoco has loaded both
+    The calling thread runs hotcoco; a worker thread (of a small pool kept between calls) scans the bytes and, once hotcoco has loaded both
     files, checks its id lists (and, with ``counts``, takes the per-class ground-truth counts), while
     hotcoco evaluates. The evaluation only counts once the worker has found the files clean."""
     try:
@@ -163,10 +165,7 @@ def fast_file_eval(
     loaded: list[Any] = []  # [coco_gt, coco_dt] once hotcoco has read both files
     ready = threading.Event()
     verdict: list[Any] = [None]  # the per-class counts (or {}) when the files are clean
-    worker = threading.Thread(
-        target=_check, args=(gt_path, dt_path, iou_type, counts, loaded, ready, verdict), daemon=True
-    )
-    worker.start()
+    worker = _workers().submit(_check, gt_path, dt_path, iou_type, counts, loaded, ready, verdict)
     try:
         with quiet():
             coco_gt = hotcoco.COCO(str(gt_path))
@@ -178,15 +177,22 @@ def fast_file_eval(
         return None
     finally:
         ready.set()
-        worker.join()
+        crashed = worker.exception() is not None  # waits for the worker; a crash there: not plainly clean
     found = verdict[0]
-    if found is None:
+    if found is None or crashed:
         return None
 
     def gt_counts() -> dict[Any, int]:
         return found if counts else _category_counts(coco_gt)
 
     return FastEval(raw, dict(coco_gt.cats), gt_counts)
+
+
+@functools.cache
+def _workers() -> ThreadPoolExecutor:
+    """The scanning threads, started on first use and kept (a new thread per call waits to be scheduled
+    before ``start`` returns: milliseconds on a busy machine)."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="coco-scan")
 
 
 def _check(
