@@ -11,26 +11,31 @@ warnings, its id lists (an annotation with an unknown image or category, or with
 area-range filter leaves those out, null included -- is missing from ``get_ann_ids(img_ids, cat_ids,
 area_rng=[-inf, inf])``), and one numpy pass over the raw bytes of each file (below).
 
-One thread, no second read of the JSON: the main thread has hotcoco read and evaluate the files; a worker
-thread reads their bytes and scans them with numpy (whose loops release the GIL, so the scan runs while
-hotcoco evaluates, which releases it too), then waits for hotcoco's loaders and checks their id lists
-and warnings (during the evaluation, off the main thread's path). The numbers count only once the worker
-says the files are clean. A missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
+Two threads, no second parse of the JSON: the calling thread has hotcoco read and evaluate the files;
+a worker thread (from a small pool kept between calls) maps their bytes and scans them with numpy (whose
+loops release the GIL; hotcoco holds it while it reads a file and releases it while it evaluates, so the
+scan mostly runs beside the evaluation), then waits for hotcoco's loaders and checks their id lists and
+warnings, also during the evaluation. The numbers count only once the worker says the files are clean.
+A missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
 
-``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly, and ``coco_metrics`` then
-takes the record-by-record path, which names the file, record and field of the first bad record (or, for
-input that is only unusual, e.g. a negative box corner or missing areas to fill, evaluates it). So this
-module never decides that input is bad; it only decides that it is plainly good.
+``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly (or the worker fails), and
+``coco_metrics`` then takes the record-by-record path, which names the file, record and field of the
+first bad record (or, for input that is only unusual, e.g. a negative box corner or missing areas to
+fill, evaluates it). So this module never decides that input is bad; it only decides that it is plainly
+good.
 
-The byte scan: every ``:`` right after a ``"`` ends a key (a string value is never followed by ``:``, and
-hotcoco parsed the file: valid JSON, no key twice in one object); the bytes before it say which key, one
-byte at a time over numpy index arrays, and a key after an escaped quote (``\\"bbox"``) is not counted. A
-count of ``"bbox":`` equal to the number of annotations means each has one -- unless the same key also sits
-in other objects of the file (extra fields on images, say) *and* exactly as many annotations lack it.
-Detection files hold only detections, so there that case does not arise. The first byte of each such
-key's value must not start a ``null`` (hotcoco reads a null as absent; ``coco.py``'s rules want a value),
-and must sit within 2 bytes of its colon (more whitespace: the located path looks). A ``-`` inside a
-detection's ``"bbox": [...]`` after its second comma is a negative width or height.
+The byte scan: a key ``"bbox":`` is looked for from one of its letters past ``o`` (``x``; ``s`` for
+``score`` and ``segmentation``): no RLE string holds such a letter, so one ``nonzero`` per file gives few
+candidates, and the 8 or 16 bytes from each candidate's would-be opening quote are compared as 64-bit
+words. ``"key":`` is a key (hotcoco parsed the file: valid JSON, no key twice in one object, and a string
+value is never followed by ``:``); one after an escaped quote (``\\"bbox":`` inside a longer key) is not
+counted. A count of ``"bbox":`` equal to the number of annotations means each has one -- unless the same
+key also sits in other objects of the file (extra fields on images, say) *and* exactly as many
+annotations lack it. Detection files hold only detections, so there that case does not arise. The first
+byte of each such key's value must not start a ``null`` (hotcoco reads a null as absent; ``coco.py``'s
+rules want a value), and must sit within 2 bytes of its colon (more whitespace: the located path looks).
+A ``-`` (not an exponent's) between a detection's ``"bbox":`` and the first ``]`` after it, past its
+second comma, is a negative width or height.
 """
 
 from __future__ import annotations
