@@ -404,3 +404,27 @@ def test_a_crash_in_the_scanning_thread_leaves_the_numbers_to_the_located_path(t
     ref_stats, _ = pycocotools_files(g, d, "bbox")
     res = coco_metrics(g, d)
     assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+
+
+def test_a_forked_child_gets_its_own_scanning_threads(tmp_path):
+    """The scanning threads are kept between calls; a child forked after a call has none of them and
+    must start its own rather than wait on a thread that does not exist there. (hotcoco itself hangs in
+    such a child -- its own thread pool does not survive a fork either -- so the child runs the pool
+    with a plain task.)"""
+    import multiprocessing
+
+    gt, dt = make_coco_pair(6, 4, 2, seed=17)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    g, d = write(tmp_path, gt, dt)
+    assert fast_file_eval(g, d, "bbox") is not None  # the parent's pool now has an idle thread
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_pool_answers).get(timeout=60) == 42
+
+
+def _pool_answers() -> int:
+    import os
+
+    from workbench.evaluate import coco_files
+
+    return coco_files._workers(os.getpid()).submit(int, "42").result(timeout=30)

@@ -170,7 +170,7 @@ def fast_file_eval(
     loaded: list[Any] = []  # [coco_gt, coco_dt] once hotcoco has read both files
     ready = threading.Event()
     verdict: list[Any] = [None]  # the per-class counts (or {}) when the files are clean
-    worker = _workers().submit(_check, gt_path, dt_path, iou_type, counts, loaded, ready, verdict)
+    worker = _workers(os.getpid()).submit(_check, gt_path, dt_path, iou_type, counts, loaded, ready, verdict)
     try:
         with quiet():
             coco_gt = hotcoco.COCO(str(gt_path))
@@ -194,9 +194,10 @@ def fast_file_eval(
 
 
 @functools.cache
-def _workers() -> ThreadPoolExecutor:
-    """The scanning threads, started on first use and kept (a new thread per call waits to be scheduled
-    before ``start`` returns: milliseconds on a busy machine)."""
+def _workers(pid: int) -> ThreadPoolExecutor:
+    """The scanning threads of process ``pid``, started on first use and kept (a new thread per call
+    waits to be scheduled before ``start`` returns: milliseconds on a busy machine). Keyed by process:
+    a forked child has none of its parent's threads, so it starts its own."""
     return ThreadPoolExecutor(max_workers=4, thread_name_prefix="coco-scan")
 
 
