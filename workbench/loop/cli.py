@@ -43,6 +43,8 @@ def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: in
 
     res = run_loop(out, params_file=params_files[0] if params_files else None, quick=quick, on_step=say,
                    notebooks=notebooks, on_output=show)
+    if res.defaults.get("note"):
+        echo(f"trained with {res.defaults['note']}")
     for k, v in res.metrics.get("summary", {}).items():
         echo(f"{k}: {v}")
     echo(f"report: {res.report}")
