@@ -156,3 +156,20 @@ def test_the_cli_loop_takes_the_params_file_values_and_says_why(tmp_path, cut, c
            "schedule, image_size from the defaults table" in err
     assert f"  02_train | {row.describe()} (given: lr 0.004, epochs 3)" in err
     assert f"trained with {row.describe()} (given: lr 0.004, epochs 3)" in out
+
+
+def test_fill_from_table_names_what_it_took_and_refuses_unknown_settings(tmp_path):
+    from workbench.data.transfer import add_sample
+    from workbench.errors import UnknownNameError
+    from workbench.train.defaults import fill_from_table
+
+    ws = Workspace(tmp_path / "ws")
+    ds, _ = add_sample(ws, "d", "shapes-detection", count=40, seed=0)
+    chosen, why = fill_from_table(ds, {"epochs": 3, "lr": None, "schedule": "cosine"})
+    row = choose_defaults("detection", source_from_dataset(ds).counts()["train"])
+    assert chosen == {**row.settings(), "epochs": 3, "schedule": "cosine"}
+    assert why["given"] == ["schedule cosine", "epochs 3"] and why["table"] == row.to_dict()
+    assert why["note"] == f"{row.describe()} (given: schedule cosine, epochs 3)"
+    with pytest.raises(UnknownNameError, match="batch_size") as exc:
+        fill_from_table(ds, {"epoch": 3})
+    assert "epoch" in str(exc.value)

@@ -130,7 +130,7 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
             given = {k: v for k, v in params.items() if k in declared[s]}
             if on_step:
                 on_step(s, "start")
-            t0 = time.perf_counter()
+            t0, since = time.perf_counter(), time.time()
             step: dict[str, Any] = {"step": s, "notebook": str(out / f"{s}.ipynb"), "parameters": given}
             # The parameters cell is written here, from repr of the checked values (params.parameters_cell),
             # into the output notebook; papermill executes that notebook in place and parameterizes nothing.
@@ -153,7 +153,7 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
                     lines.flush_rest()
             _drop_widget_state(out / f"{s}.ipynb")
             _plotly_offline(out / f"{s}.ipynb")
-            chosen = _train_defaults(out) if "epochs" in given else None
+            chosen = _train_defaults(out, since) if "epochs" in given else None
             if chosen:
                 step["defaults"] = result.defaults = record["defaults"] = chosen
             step.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
@@ -176,10 +176,14 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
     return result
 
 
-def _train_defaults(out: Path) -> dict[str, Any] | None:
-    """What the train step took from the defaults table and why (``train.json``'s ``defaults``), if it says."""
+def _train_defaults(out: Path, since: float) -> dict[str, Any] | None:
+    """What the train step took from the defaults table and why (``train.json``'s ``defaults``), if it says
+    (a ``train.json`` older than the step is an earlier loop's)."""
+    path = out / "train.json"
     try:
-        data = json.loads((out / "train.json").read_text())
+        if path.stat().st_mtime < since - 1:
+            return None
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     chosen = data.get("defaults") if isinstance(data, dict) else None
