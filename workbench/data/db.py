@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConflictError
-from . import aggregates, history, staged
+from . import aggregates, history, staged, write_waiters
 
 __all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
 
@@ -216,13 +216,15 @@ def connect(path: Path) -> sqlite3.Connection:
     aggregates.register_functions(conn)
     history.register_functions(conn)
     conn.checkpointer = _Checkpointer(Path(path))
+    conn.waiters = write_waiters.folder_for(Path(path))
+    conn.busy_ms = int(BUSY_TIMEOUT_S * 1000)
 
     def setup() -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
         conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the edits (_Checkpointer)
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout={conn.busy_ms}")
         with transaction(conn):
             for stmt in _statements(SCHEMA):
                 conn.execute(stmt)
@@ -292,6 +294,8 @@ class _Connection(sqlite3.Connection):
     """A workspace connection: knows its checkpointer."""
 
     checkpointer: _Checkpointer | None = None
+    waiters: Path | None = None  # where its writers say they wait for the lock (write_waiters)
+    busy_ms = int(BUSY_TIMEOUT_S * 1000)  # its busy timeout (set again after a BEGIN tried without waiting)
 
 
 _tx_depth: dict[int, int] = {}
@@ -302,12 +306,22 @@ _tx_lock = threading.RLock()
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One committed transaction (nesting joins the outer one). Rolls back on any exception."""
     key = id(conn)
-    with _tx_lock:
+    note = None
+    if not _tx_lock.acquire(blocking=False):  # another thread is in a transaction: say so while waiting
+        note = write_waiters.announce(getattr(conn, "waiters", None))
+        try:
+            _tx_lock.acquire()
+        except BaseException:
+            write_waiters.withdraw(note)
+            raise
+    try:
         depth = _tx_depth.get(key, 0)
         _tx_depth[key] = depth + 1
         try:
             if depth == 0:
-                retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+                _begin(conn, note)
+            else:
+                write_waiters.withdraw(note)
             try:
                 yield conn
             except BaseException:
@@ -324,3 +338,27 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             _tx_depth[key] = depth
             if depth == 0:
                 _tx_depth.pop(key, None)
+    finally:
+        _tx_lock.release()
+
+
+def _begin(conn: sqlite3.Connection, note: Path | None) -> None:
+    """``BEGIN IMMEDIATE``. On a workspace connection it is tried once without waiting; when another writer
+    holds the lock, the wait is announced (:mod:`.write_waiters`: a long import pauses for announced
+    writers) until the lock is held or the wait given up. ``note``: an announcement made already."""
+    folder = getattr(conn, "waiters", None)
+    try:
+        if note is None and folder is not None:
+            conn.execute("PRAGMA busy_timeout=0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if not _is_locked(e):
+                    raise
+            finally:
+                conn.execute(f"PRAGMA busy_timeout={getattr(conn, 'busy_ms', int(BUSY_TIMEOUT_S * 1000))}")
+            note = write_waiters.announce(folder)
+        retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+    finally:
+        write_waiters.withdraw(note)

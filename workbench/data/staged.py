@@ -3,7 +3,8 @@
 SQLite has one writer at a time: an import of 200,000 boxes in one transaction held the write lock for
 seconds, and every edit in every other tab waited that long. A large import is written instead in short
 transactions (sized to hold the lock about :data:`TARGET_HOLD_S`, at most :data:`CHUNK_ROWS` rows each, their
-rows built before each one opens, a pause between them so a waiting writer gets the lock)
+rows built before each one opens, a pause between them when a writer waits for the lock, so it gets in:
+:mod:`.write_waiters`)
 under a hidden *shadow* dataset, recorded in ``pending_imports``:
 
 * rows of a pending import are invisible: its examples belong to the shadow dataset, which every read of
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
-from . import aggregates, store
+from . import aggregates, store, write_waiters
 from .records import STATUSES, ClassDef
 from .task_types import type_info
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from .dataset import Dataset
     from .workspace import Workspace
 
-__all__ = ["CHUNK_ROWS", "PAUSE_S", "SCHEMA", "worth_staging", "import_prepared", "import_new", "recover",
+__all__ = ["CHUNK_ROWS", "PAUSE_S", "IDLE_PAUSE_S", "SCHEMA", "worth_staging", "import_prepared", "import_new", "recover",
            "pending"]
 
 CHUNK_ROWS = 20_000  # rows (examples + annotations) per write transaction, at most (the hold time decides)
@@ -49,7 +50,9 @@ FIRST_ROWS = 500  # the first transaction's rows (then sized by the time it held
 DELETE_ROWS = 1_000  # rows removed per transaction when a failed import is removed
 TARGET_HOLD_S = 0.02  # the lock time each transaction aims at: fewer rows when the machine is slow
 MIN_ROWS = 20
-PAUSE_S = 0.025  # between two of them: longer than SQLite's busy-wait steps, so a waiting writer gets in
+PAUSE_S = 0.025  # between two of them while a writer waits: longer than SQLite's busy-wait steps, so it gets in
+IDLE_PAUSE_S = 0.0  # between two of them while nobody waits (tests slow an import down with it)
+ON_PAUSE: Callable[[float], None] | None = None  # told of each pause made for a waiting writer (tests)
 ON_CHUNK: Callable[[float], None] | None = None  # told how long each write transaction held (benchmarks)
 
 SCHEMA = """
@@ -118,8 +121,11 @@ def _removed_after(ws: Workspace, owner: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- transactions
 @contextmanager
 def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, timed (``held``, :data:`ON_CHUNK`), opened at least :data:`PAUSE_S` after
-    the last one ended, which lets others in (the work done between two of them counts towards the pause)."""
+    """One short write transaction, timed (``held``, :data:`ON_CHUNK`). When another Workbench writer waits
+    for the lock at its commit (:mod:`.write_waiters`), the next one opens at least :data:`PAUSE_S` later,
+    which lets the waiter in (the work done between two of them counts towards the pause); with nobody
+    waiting, at once. Writers that do not announce themselves (the ``sqlite3`` shell, other programs) still
+    get the lock from SQLite's busy handler, between two transactions or after the import: later."""
     wait = _READY_AT.pop(id(ws), 0.0) - time.perf_counter()
     if wait > 0:
         time.sleep(wait)
@@ -131,7 +137,13 @@ def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite
         held.append(took)
     if ON_CHUNK is not None:
         ON_CHUNK(took)
-    _READY_AT[id(ws)] = time.perf_counter() + PAUSE_S
+    pause = IDLE_PAUSE_S
+    if write_waiters.waiting(getattr(ws.conn, "waiters", None)):
+        pause = max(pause, PAUSE_S)
+        if ON_PAUSE is not None:
+            ON_PAUSE(pause)
+    if pause > 0:
+        _READY_AT[id(ws)] = time.perf_counter() + pause
 
 
 def _next_size(rows: int, took: float) -> int:
