@@ -269,7 +269,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
            ready: Callable[[int], None] | None = None) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
-    transaction's rows are built before it opens, and inserted with one ``executemany`` per table.
+    transaction's rows and counts (:func:`aggregates.count_new`) are made before it opens, and inserted
+    with one ``executemany`` per table.
     ``prepared`` items may carry ``None`` for the bytes (:mod:`.bulk_import`: stored already, not kept)."""
     from .basics import now
     from .store import json_or_null
@@ -307,6 +308,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                                  statuses[i], item.source, stamp, stamp, json_or_null(item.origin)))
         ann_parts = [[store.annotation_row(ds.id, 0, a, class_ids, a.author or author, a.created_at or stamp)
                       for a in prepared[i][0].annotations] for i in part]
+        counts = aggregates.count_new([(splits[i], prepared[i][3].width, prepared[i][3].height) for i in part],
+                                      ann_parts)  # counted here, before the write lock is taken
         with _short_tx(ws, held):
             if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
                 raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
@@ -325,11 +328,9 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                 raise RuntimeError(f"inserted {len(example_rows)} examples, found {len(ids)}")
             new_ids.extend(ids)
             ann_rows = [(ex_id, *row[1:]) for ex_id, rows in zip(ids, ann_parts, strict=True) for row in rows]
-            if ann_rows:  # ids are handed out in order inside this transaction: the range is exactly these
-                first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
-                conn.executemany(store.INSERT_ANNOTATION, ann_rows)
-                last = conn.execute("SELECT MAX(id) FROM annotations").fetchone()[0]
-                aggregates.count_range(conn, first, last)
+            conn.executemany(store.INSERT_ANNOTATION, ann_rows)
+            # every annotation of these examples is in this transaction (_chunks keeps an example whole)
+            aggregates.add_new(conn, shadow, ids, [splits[i] for i in part], counts)
             conn.execute("DELETE FROM agg_bulk")
         took = held[-1]
     if ready is not None:
