@@ -342,23 +342,41 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         _tx_lock.release()
 
 
+POLL_S = (0.001, 0.002, 0.025)  # an announced writer tries the lock every 1 ms, 2 ms after 50 ms, 25 ms after 1 s
+
+
 def _begin(conn: sqlite3.Connection, note: Path | None) -> None:
-    """``BEGIN IMMEDIATE``. On a workspace connection it is tried once without waiting; when another writer
-    holds the lock, the wait is announced (:mod:`.write_waiters`: a long import pauses for announced
-    writers) until the lock is held or the wait given up. ``note``: an announcement made already."""
+    """``BEGIN IMMEDIATE``. On a workspace connection it is tried at once; when another writer holds the
+    lock, the wait is announced (:mod:`.write_waiters`: a long import pauses for announced writers) and the
+    lock tried again every :data:`POLL_S` (SQLite's busy handler sleeps up to 100 ms between tries, which
+    would miss the importer's pause) until it is held or the wait runs out (a :class:`ConflictError`, as
+    :func:`retrying` raises). ``note``: an announcement made already (waiting for another thread)."""
     folder = getattr(conn, "waiters", None)
+    if folder is None:
+        write_waiters.withdraw(note)
+        retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+        return
+    busy_ms = getattr(conn, "busy_ms", int(BUSY_TIMEOUT_S * 1000))
+    conn.execute("PRAGMA busy_timeout=0")
     try:
-        if note is None and folder is not None:
-            conn.execute("PRAGMA busy_timeout=0")
+        start = time.monotonic()
+        max_wait = busy_ms / 1000 + MAX_RETRY_S
+        while True:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 return
             except sqlite3.OperationalError as e:
                 if not _is_locked(e):
                     raise
-            finally:
-                conn.execute(f"PRAGMA busy_timeout={getattr(conn, 'busy_ms', int(BUSY_TIMEOUT_S * 1000))}")
-            note = write_waiters.announce(folder)
-        retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+            if note is None:
+                note = write_waiters.announce(folder)
+            waited = time.monotonic() - start
+            if waited > max_wait:
+                raise ConflictError(
+                    f"the workspace database stayed locked by another process for {max_wait:.0f} s; "
+                    "try again when the other writer has finished"
+                ) from None
+            time.sleep(POLL_S[0] if waited < 0.05 else POLL_S[1] if waited < 1.0 else POLL_S[2])
     finally:
         write_waiters.withdraw(note)
+        conn.execute(f"PRAGMA busy_timeout={busy_ms}")

@@ -50,7 +50,8 @@ FIRST_ROWS = 500  # the first transaction's rows (then sized by the time it held
 DELETE_ROWS = 1_000  # rows removed per transaction when a failed import is removed
 TARGET_HOLD_S = 0.02  # the lock time each transaction aims at: fewer rows when the machine is slow
 MIN_ROWS = 20
-PAUSE_S = 0.025  # between two of them while a writer waits: longer than SQLite's busy-wait steps, so it gets in
+PAUSE_S = 0.025  # between two of them while a writer waits, at most (until it holds the lock: db.POLL_S)
+POLL_S = 0.001  # how often a pause looks whether the waiting writers got in
 IDLE_PAUSE_S = 0.0  # between two of them while nobody waits (tests slow an import down with it)
 ON_PAUSE: Callable[[float], None] | None = None  # told of each pause made for a waiting writer (tests)
 ON_CHUNK: Callable[[float], None] | None = None  # told how long each write transaction held (benchmarks)
@@ -121,11 +122,11 @@ def _removed_after(ws: Workspace, owner: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- transactions
 @contextmanager
 def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, timed (``held``, :data:`ON_CHUNK`). When another Workbench writer waits
-    for the lock at its commit (:mod:`.write_waiters`), the next one opens at least :data:`PAUSE_S` later,
-    which lets the waiter in (the work done between two of them counts towards the pause); with nobody
-    waiting, at once. Writers that do not announce themselves (the ``sqlite3`` shell, other programs) still
-    get the lock from SQLite's busy handler, between two transactions or after the import: later."""
+    """One short write transaction, timed (``held``, :data:`ON_CHUNK`). When other Workbench writers wait
+    for the lock at its commit (:mod:`.write_waiters`), it pauses until they hold it (they try it every
+    millisecond while they wait: ``db.POLL_S``), at most :data:`PAUSE_S`; with nobody waiting the next one
+    opens at once. Writers that do not announce themselves (the ``sqlite3`` shell, other programs) still
+    get the lock through SQLite's busy handler, between two transactions or after the import: later."""
     wait = _READY_AT.pop(id(ws), 0.0) - time.perf_counter()
     if wait > 0:
         time.sleep(wait)
@@ -137,13 +138,17 @@ def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite
         held.append(took)
     if ON_CHUNK is not None:
         ON_CHUNK(took)
-    pause = IDLE_PAUSE_S
-    if write_waiters.waiting(getattr(ws.conn, "waiters", None)):
-        pause = max(pause, PAUSE_S)
+    folder = getattr(ws.conn, "waiters", None)
+    if write_waiters.waiting(folder):  # let them in: pause until they hold the lock, at most PAUSE_S
         if ON_PAUSE is not None:
-            ON_PAUSE(pause)
-    if pause > 0:
-        _READY_AT[id(ws)] = time.perf_counter() + pause
+            ON_PAUSE(PAUSE_S)
+        until = time.perf_counter() + PAUSE_S
+        while True:
+            time.sleep(POLL_S)
+            if time.perf_counter() >= until or not write_waiters.waiting(folder):
+                break
+    if IDLE_PAUSE_S > 0:
+        _READY_AT[id(ws)] = time.perf_counter() + IDLE_PAUSE_S
 
 
 def _next_size(rows: int, took: float) -> int:
