@@ -57,6 +57,8 @@ def counted(monkeypatch):
     monkeypatch.setattr(staged, "CHUNK_ROWS", 200)
     monkeypatch.setattr(staged, "FIRST_ROWS", 50)
     monkeypatch.setattr(staged, "PAUSE_S", 0.001)
+    monkeypatch.setattr(staged, "BUSY_WINDOW_S", 0.0)  # pause only at commits that find a waiter
+    monkeypatch.setattr(staged, "_BUSY_UNTIL", {})
     seen = {"tx": 0, "pauses": 0}
     monkeypatch.setattr(staged, "ON_CHUNK", lambda _s: seen.__setitem__("tx", seen["tx"] + 1))
     monkeypatch.setattr(staged, "ON_PAUSE", lambda _s: seen.__setitem__("pauses", seen["pauses"] + 1))
@@ -94,6 +96,23 @@ def test_an_import_pauses_after_every_commit_while_another_process_waits_and_nev
             child.kill()
     assert not announced.exists() and write_waiters.waiting(folder) == 0
     _import(ws, tmp_path, "after", counted)
+    assert counted["pauses"] == 0
+    ws.close()
+
+
+def test_after_a_waiter_the_import_keeps_pausing_for_the_busy_window(tmp_path, counted, monkeypatch):
+    ws = Workspace(tmp_path / "ws")
+    monkeypatch.setattr(staged, "BUSY_WINDOW_S", 3600.0)
+    note = write_waiters.announce(ws.conn.waiters)  # one waiter, seen at the first commit only
+    count = staged.ON_CHUNK
+    assert count is not None
+    monkeypatch.setattr(staged, "ON_CHUNK",  # the waiter gets in at the first pause: gone at the second commit
+                        lambda s: (count(s), counted["tx"] >= 2 and write_waiters.withdraw(note)))
+    _import(ws, tmp_path, "d", counted)
+    assert write_waiters.waiting(ws.conn.waiters) == 0
+    assert counted["pauses"] == counted["tx"]  # every commit after it paused: writers are at work
+    monkeypatch.setattr(staged, "_BUSY_UNTIL", {})  # the window over: full speed again
+    _import(ws, tmp_path, "e", counted)
     assert counted["pauses"] == 0
     ws.close()
 

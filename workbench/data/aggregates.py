@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
 
@@ -312,7 +312,7 @@ class NewCounts:
     box_size: dict[tuple[int, int], int]  # (class, size bin) -> boxes
 
 
-def count_new(examples: Sequence[tuple[str, int, int]], annotations: Sequence[Sequence[Sequence[object]]]
+def count_new(examples: Sequence[tuple[str, int, int]], annotations: Sequence[Sequence[Sequence[Any]]]
               ) -> NewCounts:
     """Count new examples' annotations the way the triggers do (the same kinds, thresholds, arithmetic and
     size bins; :func:`verify` compares with a recount): ``examples`` gives each one's (split, width,
@@ -329,22 +329,22 @@ def count_new(examples: Sequence[tuple[str, int, int]], annotations: Sequence[Se
             if r[10]:
                 continue
             cid, kind, w, h = r[2], r[3], r[6], r[7]
-            c = per.get(cid)  # type: ignore[call-overload]
+            c = per.get(cid)
             if c is None:
-                c = per[cid] = [0, 0, 0, 0, 0]  # type: ignore[index]
+                c = per[cid] = [0, 0, 0, 0, 0]
             c[0] += 1
             if kind in _LABELS:
                 c[1] += 1
             elif kind in _OBJECTS:
                 c[2] += 1
                 if w is not None:  # stored as REAL: compared and binned as floats, as SQLite does
-                    fw, fh = float(w), float(h)  # type: ignore[arg-type]
+                    fw, fh = float(w), float(h)
                     if fw < TINY_BOX_PX or fh < TINY_BOX_PX or fw < tiny_w or fh < tiny_h:
                         c[3] += 1
                     if fw * fh > huge_area:
                         c[4] += 1
                     key = (cid, size_bin(fw, fh, width, height))
-                    box_size[key] = box_size.get(key, 0) + 1  # type: ignore[index]
+                    box_size[key] = box_size.get(key, 0) + 1
         out = []
         for cid, (n, labels, objects, tiny, huge) in per.items():
             out.append((cid, n, labels, objects, tiny, huge))

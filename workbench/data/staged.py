@@ -50,8 +50,8 @@ FIRST_ROWS = 500  # the first transaction's rows (then sized by the time it held
 DELETE_ROWS = 1_000  # rows removed per transaction when a failed import is removed
 TARGET_HOLD_S = 0.02  # the lock time each transaction aims at: fewer rows when the machine is slow
 MIN_ROWS = 20
-PAUSE_S = 0.025  # between two of them while a writer waits, at most (until it holds the lock: db.POLL_S)
-POLL_S = 0.001  # how often a pause looks whether the waiting writers got in
+PAUSE_S = 0.025  # between two of them while writers are at work: they try the lock every 1-2 ms (db.POLL_S)
+BUSY_WINDOW_S = 1.0  # writers are at work from a commit that found one waiting until this long after
 IDLE_PAUSE_S = 0.0  # between two of them while nobody waits (tests slow an import down with it)
 ON_PAUSE: Callable[[float], None] | None = None  # told of each pause made for a waiting writer (tests)
 ON_CHUNK: Callable[[float], None] | None = None  # told how long each write transaction held (benchmarks)
@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS pending_imports (
 
 _HIDDEN = "pending-import-"
 _READY_AT: dict[int, float] = {}  # id(workspace) -> when its next short transaction may open
+_BUSY_UNTIL: dict[int, float] = {}  # id(workspace) -> until when it pauses after each transaction
 
 
 def worth_staging(prepared: Sequence[tuple[Any, ...]]) -> bool:
@@ -122,11 +123,13 @@ def _removed_after(ws: Workspace, owner: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- transactions
 @contextmanager
 def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, timed (``held``, :data:`ON_CHUNK`). When other Workbench writers wait
-    for the lock at its commit (:mod:`.write_waiters`), it pauses until they hold it (they try it every
-    millisecond while they wait: ``db.POLL_S``), at most :data:`PAUSE_S`; with nobody waiting the next one
-    opens at once. Writers that do not announce themselves (the ``sqlite3`` shell, other programs) still
-    get the lock through SQLite's busy handler, between two transactions or after the import: later."""
+    """One short write transaction, timed (``held``, :data:`ON_CHUNK`). While other Workbench writers are at
+    work (one waited for the lock at a commit in the last :data:`BUSY_WINDOW_S`: :mod:`.write_waiters`),
+    the next one opens :data:`PAUSE_S` after this one ended, so that they get in (they try the lock every
+    millisecond or two while they wait: ``db.POLL_S``; the work done between two transactions counts
+    towards the pause); otherwise at once. Writers that do not announce themselves (the ``sqlite3`` shell,
+    other programs) still get the lock through SQLite's busy handler, between two transactions or after
+    the import: later."""
     wait = _READY_AT.pop(id(ws), 0.0) - time.perf_counter()
     if wait > 0:
         time.sleep(wait)
@@ -138,17 +141,17 @@ def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite
         held.append(took)
     if ON_CHUNK is not None:
         ON_CHUNK(took)
-    folder = getattr(ws.conn, "waiters", None)
-    if write_waiters.waiting(folder):  # let them in: pause until they hold the lock, at most PAUSE_S
+    now = time.perf_counter()
+    waited = write_waiters.waiting(getattr(ws.conn, "waiters", None)) > 0
+    if waited:
+        _BUSY_UNTIL[id(ws)] = now + BUSY_WINDOW_S
+    pause = IDLE_PAUSE_S
+    if waited or now < _BUSY_UNTIL.get(id(ws), 0.0):  # writers are at work: let them in after each transaction
+        pause = max(pause, PAUSE_S)
         if ON_PAUSE is not None:
-            ON_PAUSE(PAUSE_S)
-        until = time.perf_counter() + PAUSE_S
-        while True:
-            time.sleep(POLL_S)
-            if time.perf_counter() >= until or not write_waiters.waiting(folder):
-                break
-    if IDLE_PAUSE_S > 0:
-        _READY_AT[id(ws)] = time.perf_counter() + IDLE_PAUSE_S
+            ON_PAUSE(pause)
+    if pause > 0:
+        _READY_AT[id(ws)] = now + pause
 
 
 def _next_size(rows: int, took: float) -> int:
