@@ -306,22 +306,15 @@ _tx_lock = threading.RLock()
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One committed transaction (nesting joins the outer one). Rolls back on any exception."""
     key = id(conn)
-    note = None
     if not _tx_lock.acquire(blocking=False):  # another thread is in a transaction: say so while waiting
-        note = write_waiters.announce(getattr(conn, "waiters", None))
-        try:
+        with write_waiters.threads_waiting:
             _tx_lock.acquire()
-        except BaseException:
-            write_waiters.withdraw(note)
-            raise
     try:
         depth = _tx_depth.get(key, 0)
         _tx_depth[key] = depth + 1
         try:
             if depth == 0:
-                _begin(conn, note)
-            else:
-                write_waiters.withdraw(note)
+                _begin(conn)
             try:
                 yield conn
             except BaseException:
@@ -345,17 +338,17 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 POLL_S = (0.001, 0.002, 0.025)  # an announced writer tries the lock every 1 ms, 2 ms after 50 ms, 25 ms after 1 s
 
 
-def _begin(conn: sqlite3.Connection, note: Path | None) -> None:
+def _begin(conn: sqlite3.Connection) -> None:
     """``BEGIN IMMEDIATE``. On a workspace connection it is tried at once; when another writer holds the
     lock, the wait is announced (:mod:`.write_waiters`: a long import pauses for announced writers) and the
     lock tried again every :data:`POLL_S` (SQLite's busy handler sleeps up to 100 ms between tries, which
     would miss the importer's pause) until it is held or the wait runs out (a :class:`ConflictError`, as
-    :func:`retrying` raises). ``note``: an announcement made already (waiting for another thread)."""
+    :func:`retrying` raises)."""
     folder = getattr(conn, "waiters", None)
     if folder is None:
-        write_waiters.withdraw(note)
         retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
         return
+    note = None
     busy_ms = getattr(conn, "busy_ms", int(BUSY_TIMEOUT_S * 1000))
     conn.execute("PRAGMA busy_timeout=0")
     try:

@@ -5,11 +5,12 @@ that a writer waiting for the lock (an edit in another tab, another process) got
 that sleep was half of the import's time. Now Workbench's own writers say when they wait, and the importer
 pauses only then:
 
-* a writer whose ``BEGIN IMMEDIATE`` finds the lock taken (or whose thread waits for another thread of its
-  process to finish a transaction: :func:`.db.transaction`) creates an empty file in the folder
+* a writer whose ``BEGIN IMMEDIATE`` finds the lock taken creates an empty file in the folder
   ``<database>-waiting`` next to the database, named after its process id, before it waits, and removes it
   once it holds the lock (or gave up). Writers that get the lock at once create nothing: an uncontended
-  edit costs one extra ``PRAGMA``, no file;
+  edit costs two extra ``PRAGMA`` statements, no file. A thread waiting for another thread of its process
+  to finish a transaction (:func:`.db.transaction` runs one at a time per process) is counted in
+  :data:`threads_waiting` instead;
 * the importer looks at the folder after each commit (one ``scandir``; a missing folder is an empty one)
   and pauses only while a waiter is there (:func:`waiting`).
 
@@ -29,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-__all__ = ["STALE_S", "folder_for", "announce", "withdraw", "waiting"]
+__all__ = ["STALE_S", "folder_for", "announce", "withdraw", "waiting", "threads_waiting"]
 
 STALE_S = 180.0  # an announcement older than this is ignored: nobody waits so long (db.MAX_RETRY_S: 60 s)
 _SUFFIX = "-waiting"
@@ -84,15 +85,36 @@ def _running(pid: int) -> bool:
     return True
 
 
+class _ThreadsWaiting:
+    """Threads of this process waiting for another thread's transaction (``db.transaction`` runs one at a
+    time per process, whatever the database): counted here, no file."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.count -= 1
+
+
+threads_waiting = _ThreadsWaiting()
+
+
 def waiting(folder: Path | None) -> int:
-    """How many writers wait for the lock now (live processes' announcements; stale ones are removed)."""
+    """How many writers wait for the lock now: this process's threads waiting for another one's transaction
+    (:data:`threads_waiting`) and live processes' announcements in ``folder`` (stale ones are removed)."""
+    live = threads_waiting.count
     if folder is None:
-        return 0
+        return live
     try:
         entries = os.scandir(folder)
     except OSError:  # no folder: nobody ever waited
-        return 0
-    live = 0
+        return live
     with entries:
         for entry in entries:
             try:
