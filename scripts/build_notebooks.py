@@ -19,16 +19,14 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Per dataset type: the sample a template starts from and quick-but-real defaults.
+# Per dataset type: the sample a template starts from and its model. Epochs, batch size, lr, schedule and image
+# size stay the train notebook's 0 / '': the defaults table's (workbench/train/defaults.py, by type and size),
+# as for `workbench train` with no flags.
 TYPES = {
-    "classification": {"sample": "digits", "sample_count": 0, "model": "small-cnn", "epochs": 12,
-                       "batch_size": 64, "lr": 0.002, "schedule": "onecycle", "image_size": 0},
-    "detection": {"sample": "shapes-detection", "sample_count": 200, "model": "tiny-frcnn", "epochs": 8,
-                  "batch_size": 8, "lr": 0.001, "schedule": "warmup-cosine", "image_size": 0},
-    "segmentation": {"sample": "shapes-segmentation", "sample_count": 150, "model": "tiny-maskrcnn",
-                     "epochs": 8, "batch_size": 8, "lr": 0.001, "schedule": "warmup-cosine", "image_size": 0},
-    "anomaly": {"sample": "shapes-anomaly", "sample_count": 200, "model": "conv-ae", "epochs": 10,
-                "batch_size": 16, "lr": 0.001, "schedule": "cosine", "image_size": 0},
+    "classification": {"sample": "digits", "sample_count": 0, "model": "small-cnn"},
+    "detection": {"sample": "shapes-detection", "sample_count": 200, "model": "tiny-frcnn"},
+    "segmentation": {"sample": "shapes-segmentation", "sample_count": 150, "model": "tiny-maskrcnn"},
+    "anomaly": {"sample": "shapes-anomaly", "sample_count": 200, "model": "conv-ae"},
 }
 
 

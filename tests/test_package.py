@@ -32,7 +32,7 @@ def test_public_api_names():
 
     assert sorted(workbench.service.__all__) == sorted([
         "import_dataset", "export_dataset", "export_with_report", "add_sample", "dataset_stats",
-        "augmentation_preset", "TrainConfig", "train_dataset", "resume_run", "evaluate_run", "find_run",
+        "augmentation_preset", "TrainConfig", "fill_from_table", "train_dataset", "resume_run", "evaluate_run", "find_run",
         "runs_of", "load_run", "compare_runs", "RunRecord", "mine_run", "predict_examples",
         "ProgressPrinter", "ProgressCallback"])
     assert sorted(workbench.widgets.__all__) == sorted([

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .progress import ProgressPrinter
     from .runs import RunRecord, compare_runs, load_run
     from .train.config import TrainConfig
+    from .train.defaults import fill_from_table
     from .train.from_store import evaluate_run, find_run, resume_run, runs_of, train_dataset
     from .train.mining import mine_run
     from .train.predict_rows import predict_examples
@@ -41,6 +42,7 @@ __all__ = [
     "dataset_stats",
     "augmentation_preset",
     "TrainConfig",
+    "fill_from_table",
     "train_dataset",
     "resume_run",
     "evaluate_run",
@@ -64,6 +66,7 @@ _LAZY = {
     "dataset_stats": (".data.stats", "dataset_stats"),
     "augmentation_preset": (".augment.presets", "preset"),
     "TrainConfig": (".train.config", "TrainConfig"),
+    "fill_from_table": (".train.defaults", "fill_from_table"),
     "train_dataset": (".train.from_store", "train_dataset"),
     "resume_run": (".train.from_store", "resume_run"),
     "evaluate_run": (".train.from_store", "evaluate_run"),

@@ -30,6 +30,7 @@ from tests.browser import (
 )
 from workbench import Workspace
 from workbench.data.transfer import add_sample
+from workbench.train.defaults import choose_defaults
 from workbench.widgets.geometry import ViewTransform
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -39,7 +40,9 @@ DASHBOARD_ENV = {  # the canvas size the checks below assume; the name `workbenc
 }
 expect = pytest.importorskip("playwright.sync_api").expect
 
-DATASET, COUNT, EPOCHS = "digits", 60, 5  # WorkbenchApp trains TrainConfig(epochs=5) with the type's model
+DATASET, COUNT = "digits", 60
+# WorkbenchApp trains what `workbench train` would: the defaults table's row for 60 digits (48 in train)
+EPOCHS = choose_defaults("classification", 48).epochs
 
 
 @pytest.fixture(scope="module")

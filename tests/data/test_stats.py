@@ -58,3 +58,59 @@ def test_stats_cache_follows_changes(ws):
     ds.rename_class("circle", "disc")
     assert "disc" in dataset_stats(ds)["classes"]
     assert dataset_stats(ds, use_cache=False) == dataset_stats(ds)
+
+
+def _copy(ds, example_id, name):
+    from workbench.data.records import ImportBatch, ImportItem
+
+    ds.import_batch(ImportBatch(items=[ImportItem(file_name=name, data=ds.load_bytes(ds.example(example_id).blob))]))
+
+
+def test_cached_stats_keep_the_duplicate_part_once(ws):
+    """The duplicate groups (megabytes on a large dataset full of near copies) are kept once, with the
+    duplicate search's answer: the cached stats point at it instead of holding a second copy, and a cached
+    read gives back the same stats, duplicates included."""
+    ds, ids = add_sample(ws, "d", "shapes-detection", count=20, seed=2)
+    _copy(ds, ids[0], "copy.png")  # an exact copy
+    first = dataset_stats(ds)
+    assert first["near_duplicates"]["exact"], "the copy is found"
+    payload = json.loads(ws.conn.execute("SELECT payload FROM stats_cache WHERE key=?",
+                                         (json.dumps([None, True]),)).fetchone()[0])
+    assert payload["near_duplicates"] is None and payload["_near_duplicates_at"][0] == json.dumps(
+        ["near_duplicates", None, True])
+    assert dataset_stats(ds) == first == dataset_stats(ds, use_cache=False)
+    a = ds.example(ids[1]).annotations[0]
+    ds.update_annotation(a.id, Annotation("box", a.label, bbox=(1, 1, 6, 6)))  # an edit: the example set stays
+    assert dataset_stats(ds)["near_duplicates"] == first["near_duplicates"]
+
+
+def test_duplicates_read_once_per_process_never_stale(tmp_path):
+    """The parsed duplicate answer is remembered in the process; a workspace made again at the same place
+    (same dataset id, same example-set version) must not get the old one."""
+    from workbench.data import Workspace
+
+    home = tmp_path / "ws"
+    w = Workspace(home)
+    ds, ids = add_sample(w, "d", "shapes-detection", count=12, seed=3)
+    _copy(ds, ids[0], "copy.png")
+    assert dataset_stats(ds)["near_duplicates"]["exact"]
+    w.close()
+    import shutil
+
+    shutil.rmtree(home)
+    w = Workspace(home)
+    ds, _ = add_sample(w, "d", "shapes-detection", count=12, seed=4)
+    _copy(ds, ds.example_ids()[-1], "other.png")
+    fresh = dataset_stats(ds, use_cache=False)["near_duplicates"]
+    assert dataset_stats(ds)["near_duplicates"] == fresh
+    w.close()
+
+
+def test_unannotated_list_reads_only_new_examples(ws):
+    """The unannotated list of a detection dataset walks the examples still new through a partial index,
+    not every example (100,000 annotated examples took 40-65 ms per stats)."""
+    ds, _ = add_sample(ws, "d", "shapes-detection", count=10, seed=2)
+    plan = " ".join(str(tuple(r)) for r in ws.conn.execute(
+        "EXPLAIN QUERY PLAN SELECT e.id FROM examples e WHERE e.dataset_id=? AND e.status='new' AND NOT EXISTS ("
+        "SELECT 1 FROM agg_example_class c WHERE c.example_id = e.id AND c.objects > 0) ORDER BY e.id", (ds.id,)))
+    assert "examples_new" in plan

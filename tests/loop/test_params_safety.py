@@ -122,7 +122,7 @@ BAD_FILES = [
     ("dataset: 12\n", "dataset", "quote it"),
     ("epochs: true\n", "epochs", "an integer"),
     ("epochs: 2.0\n", "epochs", "an integer"),
-    ("epochs: 0\n", "epochs", "between 1"),
+    ("epochs: -1\n", "epochs", "between 0"),
     ("lr: .nan\n", "lr", "finite"),
     ("lr: -1\n", "lr", "finite"),
     ("seed: -1\n", "seed", "between 0"),

@@ -155,3 +155,24 @@ def test_the_child_stops_when_its_kernel_dies(ws):
     assert state() == "stopped"
     _wait_for(lambda: not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read().lower(),
               timeout=120)
+
+
+@pytest.mark.parametrize("sample", ["digits", "shapes-detection"])
+def test_the_train_tab_takes_the_defaults_table_like_workbench_train(tmp_path, sample):
+    """Pressing Train without a config trains what `workbench train NAME` would (the defaults table, by the
+    dataset's type and training-split size), says what it chose, and records it in the run's config; it
+    used to train 5 epochs of the digits settings whatever the data."""
+    from workbench.train.defaults import choose_defaults
+    from workbench.widgets import WorkbenchApp
+
+    with Workspace(tmp_path / "ws") as w:
+        ds, _ = add_sample(w, "d", sample, count=40, seed=0)
+        app = WorkbenchApp(ds, train_in_kernel=True)
+        seen = []
+        app._train_here = lambda cfg, curves: seen.append(cfg)  # noqa: SLF001 - the config, not a run
+        app.start_training(wait=True)
+        row = choose_defaults(ds.type, ds.count(split="train"))
+        (cfg,) = seen
+        assert {k: getattr(cfg, k) for k in row.settings()} == row.settings()
+        assert cfg.extra["defaults"]["table"] == row.to_dict()
+        assert "defaults for " + ds.type in app.train_status.value

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS examples (
 );
 CREATE INDEX IF NOT EXISTS examples_dataset ON examples (dataset_id, split);
 CREATE INDEX IF NOT EXISTS examples_roboflow ON examples (dataset_id) WHERE instr(file_name, '.rf.') > 0;
+CREATE INDEX IF NOT EXISTS examples_new ON examples (dataset_id, id) WHERE status = 'new';  -- stats' unannotated list
 CREATE TABLE IF NOT EXISTS annotations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     example_id INTEGER NOT NULL REFERENCES examples(id) ON DELETE CASCADE,

@@ -44,14 +44,60 @@ def dataset_stats(ds: Dataset, *, directory: str | None = None, near_duplicates:
             "SELECT s.payload FROM stats_cache s JOIN datasets d ON d.id = s.dataset_id "
             "WHERE s.dataset_id=? AND s.key=? AND s.version = d.version", (ds.id, key)).fetchone()
         if row is not None:
-            return json.loads(row[0])
+            cached = json.loads(row[0])
+            dups_at = cached.pop(_DUPS_AT, None)
+            if dups_at is None:
+                return cached
+            kept = _kept_duplicates(ds, *dups_at)
+            if kept is not None:  # the duplicate part is kept once, with the duplicate search's answer
+                cached["near_duplicates"] = kept[0].to_dict()
+                return cached
     out = _compute(ds, directory, near_duplicates, use_cache)
+    dups_at = out.pop(_DUPS_AT, None)
+    version = out.pop("_version")
     if use_cache:
+        stored = {**out, "near_duplicates": None, _DUPS_AT: dups_at} if dups_at is not None else out
         with ds.workspace.transaction():
             ds.conn.execute("INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
-                            (ds.id, key, out.pop("_version"), json.dumps(out)))
-    out.pop("_version", None)
+                            (ds.id, key, version, json.dumps(stored)))
     return out
+
+
+_DUPS_AT = "_near_duplicates_at"  # in a cached stats payload: where its duplicate part is kept
+_DUPS_MEMO: dict[tuple[Any, ...], tuple[NearDuplicates, list[list[int]] | None]] = {}
+_DUPS_MEMO_SIZE = 8
+
+
+def _memo_key(ds: Dataset, key: str, version: int) -> tuple[Any, ...]:
+    """A kept duplicate answer is known by its workspace, dataset (and its creation time: a workspace made
+    again at the same place starts over), cache key and example-set version."""
+    created = ds.conn.execute("SELECT created_at FROM datasets WHERE id=?", (ds.id,)).fetchone()
+    return (str(ds.workspace.home), ds.id, created[0] if created else None, key, version)
+
+
+def _kept_duplicates(ds: Dataset, key: str, version: int,
+                     ) -> tuple[NearDuplicates, list[list[int]] | None] | None:
+    """The duplicate search's kept answer for ``key`` at example-set ``version`` and the groups straddling
+    splits (None if not kept with it), or None when the store has no such answer. Parsed once per process: on a large dataset with many duplicates the answer is megabytes of
+    JSON, and every ``stats`` after an edit needs it again (the example set did not change)."""
+    if ds.conn.execute("SELECT 1 FROM stats_cache WHERE dataset_id=? AND key=? AND version=?",
+                       (ds.id, key, version)).fetchone() is None:
+        return None
+    memo = _memo_key(ds, key, version)
+    kept = _DUPS_MEMO.get(memo)
+    if kept is not None:
+        return kept
+    hit = ds.conn.execute("SELECT payload FROM stats_cache WHERE dataset_id=? AND key=? AND version=?",
+                          (ds.id, key, version)).fetchone()
+    if hit is None:
+        return None
+    payload = json.loads(hit[0])
+    straddling = payload.pop("copies_across_splits", None)
+    kept = (NearDuplicates.from_dict(payload), None if straddling is None else [list(g) for g in straddling])
+    if len(_DUPS_MEMO) >= _DUPS_MEMO_SIZE:
+        _DUPS_MEMO.pop(next(iter(_DUPS_MEMO)))
+    _DUPS_MEMO[memo] = kept
+    return kept
 
 
 def _compute(ds: Dataset, directory: str | None, near_duplicates: bool, use_cache: bool) -> dict[str, Any]:
@@ -95,11 +141,13 @@ def _compute(ds: Dataset, directory: str | None, near_duplicates: bool, use_cach
                 SELECT 1 FROM agg_example_class c WHERE c.example_id = e.id AND c.{column} > 0)
                 ORDER BY e.id""", args)]
         boxes = None if label_types else _box_stats(ds, where, args, directory is None)
-        dups, straddling = _near_duplicates(ds, where, args, directory, near_duplicates, use_cache)
+        dups, straddling, dups_at = _near_duplicates(ds, where, args, directory, near_duplicates, use_cache)
     report = build_report(dtype, classes, counts, sum(splits.values()), missing, boxes, dups, straddling)
     out = report.to_dict()
     out.update(dataset=ds.name, directory=directory, examples=sum(splits.values()), annotations=n_ann,
                splits=splits, copies_across_splits=straddling, _version=version)
+    if dups_at is not None:
+        out[_DUPS_AT] = list(dups_at)
     return out
 
 
@@ -135,10 +183,16 @@ def _box_stats(ds: Dataset, where: str, args: list[Any], whole: bool) -> BoxStat
                 WHERE {where} AND a.proposal=0 AND a.w IS NOT NULL AND a.kind IN ('box', 'polygon', 'mask')""",
             args).fetchall(), dtype=np.float64).reshape(-1, 6)
         return box_stats_from_arrays(arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3], arr[:, 4], arr[:, 5], order)
-    hist = {name: np.zeros(SIZE_BINS + 1, dtype=np.int64) for name in order}
-    names = ds.class_names()
-    for cid, b, n in conn.execute("SELECT class_id, bin, n FROM agg_box_size WHERE dataset_id=?", (ds.id,)):
-        hist[names[cid]][b] = n
+    position = {cid: order.index(name) for cid, name in ds.class_names().items()}
+    cur = conn.cursor()
+    cur.row_factory = None  # plain tuples: one row per class and size step (thousands)
+    rows = np.array(cur.execute("SELECT class_id, bin, n FROM agg_box_size WHERE dataset_id=?",
+                                (ds.id,)).fetchall(), dtype=np.int64).reshape(-1, 3)
+    table = np.zeros((len(order), SIZE_BINS + 1), dtype=np.int64)
+    if len(rows):
+        class_ids, inverse = np.unique(rows[:, 0], return_inverse=True)
+        table[np.array([position[int(c)] for c in class_ids])[inverse], rows[:, 1]] = rows[:, 2]
+    hist = {name: table[i] for i, name in enumerate(order)}
     flagged = {}
     for flag in ("tiny", "huge"):  # from a partial index over the examples that have any
         boxes, images = conn.execute(f"SELECT COALESCE(SUM({flag}), 0), COUNT(DISTINCT example_id) FROM "
@@ -179,23 +233,23 @@ def _keep(conn: Any, found: list[tuple[str, tuple]] | None, sql: str, params: tu
 
 def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | None,
                      near: bool, use_cache: bool,
-                     found: list[tuple[str, tuple]] | None = None) -> tuple[NearDuplicates, list[list[int]]]:
+                     found: list[tuple[str, tuple]] | None = None,
+                     ) -> tuple[NearDuplicates, list[list[int]], tuple[str, int] | None]:
     """Duplicates depend only on which examples there are (images, splits): cached against the counter the
     store bumps when examples come, go, move split or directory, not on annotation edits. For the whole
     dataset the store also keeps the search's index: when examples were only added since, just the new
-    images are hashed and compared (:mod:`.duplicate_index`)."""
+    images are hashed and compared (:mod:`.duplicate_index`). Also says where the answer is kept with the
+    groups straddling splits (``(key, version)``), or None when it is not."""
     conn = ds.conn
     key = json.dumps(["near_duplicates", directory, near])
     row = conn.execute("SELECT version FROM agg_example_set WHERE dataset_id=?", (ds.id,)).fetchone()
     version = row[0] if row else 0
-    hit = conn.execute("SELECT payload FROM stats_cache WHERE dataset_id=? AND key=? AND version=?",
-                       (ds.id, key, version)).fetchone()
-    if hit is not None and use_cache:
-        payload = json.loads(hit[0])
-        dups = NearDuplicates.from_dict(payload)
-        if "copies_across_splits" in payload:
-            return dups, [list(g) for g in payload["copies_across_splits"]]
-        return dups, _straddling_copies(ds, where, args, dups)
+    kept = _kept_duplicates(ds, key, version) if use_cache else None
+    if kept is not None:
+        dups, straddling = kept
+        if straddling is not None:
+            return dups, [list(g) for g in straddling], (key, version)
+        return dups, _straddling_copies(ds, where, args, dups), None
     if directory is None:
         dups = _whole_dataset_duplicates(ds, near, use_cache, found)
     else:
@@ -205,7 +259,7 @@ def _near_duplicates(ds: Dataset, where: str, args: list[Any], directory: str | 
     if use_cache:
         _keep(conn, found, "INSERT OR REPLACE INTO stats_cache VALUES (?,?,?,?)",
               (ds.id, key, version, json.dumps({**dups.to_dict(), "copies_across_splits": straddling})))
-    return dups, straddling
+    return dups, straddling, (key, version) if use_cache and found is None else None
 
 
 def _example_rows(ds: Dataset, where: str, args: list[Any], more: str) -> tuple[list, list, list, dict]:

@@ -22,7 +22,11 @@ __all__ = ["register"]
 @click.option("--notebooks", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Run the notebooks in this folder (a project made by `workbench new`) instead of Workbench's.")
 def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: int, notebooks: Path | None) -> None:
-    """Run annotate -> train -> evaluate headless on the built-in sample (or your parameters)."""
+    """Run annotate -> train -> evaluate headless on the built-in sample (or your parameters).
+
+    Epochs, batch size, lr, schedule and image size that the params file (or --quick) leaves unset (or 0 / '')
+    come from the defaults table by dataset type and training-set size, as for `workbench train`; the loop
+    says where each came from, and the train step what it chose and why."""
     from .runner import run_loop, run_sweep
 
     out = out or Path("workbench-runs") / time.strftime("loop-%Y%m%d-%H%M%S")
@@ -43,6 +47,8 @@ def loop(params_files: tuple[Path, ...], out: Path | None, quick: bool, jobs: in
 
     res = run_loop(out, params_file=params_files[0] if params_files else None, quick=quick, on_step=say,
                    notebooks=notebooks, on_output=show)
+    if res.defaults.get("note"):
+        echo(f"trained with {res.defaults['note']}")
     for k, v in res.metrics.get("summary", {}).items():
         echo(f"{k}: {v}")
     echo(f"report: {res.report}")

@@ -2,9 +2,14 @@
 (scalars, lists and maps of scalars: no tags), every value is checked against its type, and the notebooks'
 parameters cells are written from ``repr`` of the checked values, so no value can become code.
 
-Order of precedence: DEFAULTS, then QUICK for the dataset type (when asked; the file's ``dataset_type``
-picks it), then the YAML file (``--quick`` never overrides a value the file sets), then the caller's
-``overrides``. Paths a file may name (``run``) resolve inside the loop's output folder or its
+Order of precedence: DEFAULTS, then BY_TYPE for the dataset type (its sample, model and augmentation), then
+QUICK for the dataset type (when asked; the file's ``dataset_type`` picks both), then the YAML file
+(``--quick`` never overrides a value the file sets), then the caller's ``overrides``. The training settings
+(``epochs``, ``batch_size``, ``lr``, ``schedule``, ``image_size``) default to 0 / '': "the default", which is
+``--quick``'s value when asked (also where the file says 0 / ''), else the defaults table's
+(:mod:`workbench.train.defaults`, by dataset type and training-set size, the same table as ``workbench
+train``), filled in by the train notebook once the data is there; a value set in the file (or by
+``--quick``) is taken as given. Paths a file may name (``run``) resolve inside the loop's output folder or its
 workspace, or are refused.
 """
 
@@ -21,15 +26,19 @@ from typing import Any
 
 from ..errors import UnsafePathError, ValidationError
 from ..text import check_text, name_problem
+from ..train.defaults import SETTINGS
 from .assets import asset_dir
 
 __all__ = [
     "DEFAULTS",
+    "BY_TYPE",
     "QUICK",
+    "TABLE_SETTINGS",
     "PARAMS",
     "Param",
     "STEPS",
     "check_value",
+    "describe_settings",
     "load_params",
     "notebooks_dir",
     "parameters_cell",
@@ -48,13 +57,27 @@ DEFAULTS: dict[str, Any] = {
     "sample_count": 0,  # 0: the sample's own size (all 1,797 digits)
     "seed": 0,
     "model": "small-cnn",
-    "epochs": 12,
-    "batch_size": 64,
-    "lr": 0.002,
-    "schedule": "onecycle",  # per batch: warm-up to lr, then down (workbench.train.config.SCHEDULES)
-    "image_size": 0,  # 0: the model's default
+    # 0 / '': the defaults table's (workbench.train.defaults: by dataset type and training-set size)
+    "epochs": 0,
+    "batch_size": 0,
+    "lr": 0.0,
+    "schedule": "",
+    "image_size": 0,  # the table's, else the model's default
     "augment_preset": "no-flip",  # digits: a mirrored 2 is no 2 ("": the dataset type's default preset)
     "mine_count": 40,
+}
+
+# The training settings the defaults table fills when they are 0 / '' (stdlib-only module: no torch)
+TABLE_SETTINGS = SETTINGS
+
+# What a loop of each dataset type starts from when the file names only the type: the type's built-in sample
+# (all of it) into a dataset of that name, the type's default model and augmentation.
+BY_TYPE: dict[str, dict[str, Any]] = {
+    "classification": {"dataset": "digits", "sample": "digits", "model": "small-cnn", "augment_preset": "no-flip"},
+    "detection": {"dataset": "shapes-detection", "sample": "shapes-detection", "model": "", "augment_preset": ""},
+    "segmentation": {"dataset": "shapes-segmentation", "sample": "shapes-segmentation", "model": "",
+                     "augment_preset": ""},
+    "anomaly": {"dataset": "shapes-anomaly", "sample": "shapes-anomaly", "model": "", "augment_preset": ""},
 }
 
 # Small and fast, per dataset type: for tests and first contact (about a minute of training on one CPU core),
@@ -111,10 +134,14 @@ def _choice(*valid: str) -> Callable[[Any], str | None]:
     return lambda v: None if v in valid else f"must be one of {', '.join(valid)}, got {v[:120]!r}"
 
 
+def _rate(v: float) -> str | None:
+    return None if v == 0 else _positive(v)
+
+
 def _schedule(v: str) -> str | None:
     from ..train.config import SCHEDULES  # stdlib-only module: no torch
 
-    return _choice(*SCHEDULES)(v)
+    return None if v == "" else _choice(*SCHEDULES)(v)
 
 
 def _path(v: str) -> str | None:
@@ -137,11 +164,12 @@ PARAMS: dict[str, Param] = {
     "sample_count": Param(int, "examples taken from the sample (0 = all)", _ints(0, 10_000_000)),
     "seed": Param(int, "random seed", _ints(0, 2**32 - 1)),
     "model": Param(str, "model name ('' = the type's default)", _token()),
-    "epochs": Param(int, "training epochs", _ints(1, 100_000)),
-    "batch_size": Param(int, "batch size", _ints(1, 65_536)),
-    "lr": Param(float, "learning rate", _positive),
-    "schedule": Param(str, "learning-rate schedule (plateau, cosine, onecycle, warmup-cosine, none)", _schedule),
-    "image_size": Param(int, "input size (0 = the model's default)", _ints(0, 16_384)),
+    "epochs": Param(int, "training epochs (0 = the defaults table's)", _ints(0, 100_000)),
+    "batch_size": Param(int, "batch size (0 = the defaults table's)", _ints(0, 65_536)),
+    "lr": Param(float, "learning rate (0 = the defaults table's)", _rate),
+    "schedule": Param(str, "learning-rate schedule (plateau, cosine, onecycle, warmup-cosine, none; '' = the "
+                      "defaults table's)", _schedule),
+    "image_size": Param(int, "input size (0 = the defaults table's, else the model's)", _ints(0, 16_384)),
     "augment_preset": Param(str, "augmentation preset ('' = the type's default)", _token()),
     "snapshot": Param(str, "snapshot id to train on ('' = the annotate step's)", _token()),
     "run": Param(str, "run folder or id inside the workspace ('' = the train step's)", _path),
@@ -275,29 +303,54 @@ def read_params_file(path: str | Path) -> dict[str, Any]:
 
 
 def load_params(path: str | Path | None = None, *, quick: bool = False,
-                overrides: Mapping[str, Any] | None = None, valid: set[str] | None = None) -> dict[str, Any]:
-    """DEFAULTS, then QUICK for the dataset type (when asked), then the YAML file, then ``overrides``; every
-    value checked against :data:`PARAMS`. ``valid`` narrows the keys a file may set (the parameters the
-    notebooks declare)."""
-    params = dict(DEFAULTS)
-    from_file: set[str] = set()
+                overrides: Mapping[str, Any] | None = None, valid: set[str] | None = None,
+                origins: dict[str, str] | None = None) -> dict[str, Any]:
+    """DEFAULTS, then BY_TYPE and QUICK (when asked) for the dataset type, then the YAML file, then
+    ``overrides``; every value checked against :data:`PARAMS`. ``valid`` narrows the keys a file may set (the
+    parameters the notebooks declare). ``origins``, when given, is filled with where each value came from:
+    ``default``, ``dataset type``, ``--quick``, ``params file`` or ``overrides``."""
+    data: dict[str, Any] = {}
     if path is not None:
         file = str(path)
-        data = read_params_file(path)
-        from_file = {str(k) for k in data}
         allowed = {k for k, spec in PARAMS.items() if spec.from_file}
         allowed &= valid if valid is not None else set(DEFAULTS) | {"snapshot", "run"}
-        for k, v in data.items():
+        for k, v in read_params_file(path).items():
             if k not in allowed:
                 raise ValidationError(f"unknown parameter; valid: {', '.join(sorted(allowed))}", file=file,
                                       field=str(k))
-            params[k] = check_value(k, v, file=file)
-    if quick:  # never over a value the file sets: the file is what the user wrote
-        quick_values = QUICK.get(str(params.get("dataset_type")), QUICK["classification"])
-        params.update({k: v for k, v in quick_values.items() if k not in from_file})
-    for k, v in (overrides or {}).items():
-        params[k] = check_value(k, v, file="overrides")
+            data[k] = check_value(k, v, file=file)
+    extra = {k: check_value(k, v, file="overrides") for k, v in (overrides or {}).items()}
+    dtype = str(extra.get("dataset_type", data.get("dataset_type", DEFAULTS["dataset_type"])))
+    # a training setting at 0 / '' in the file says "the default": --quick's when asked, else the table's
+    unset = {k: v for k, v in data.items() if k in TABLE_SETTINGS and v in (0, "")}
+    layers: list[tuple[str, Mapping[str, Any]]] = [("default", DEFAULTS), ("dataset type", BY_TYPE.get(dtype, {})),
+                                                   ("params file", unset)]
+    if quick:  # under the file: --quick never overrides a value the file sets (the file is what the user wrote)
+        layers.append(("--quick", QUICK.get(dtype, QUICK["classification"])))
+    layers += [("params file", {k: v for k, v in data.items() if k not in unset}), ("overrides", extra)]
+    params: dict[str, Any] = {}
+    for origin, values in layers:
+        params.update(values)
+        if origins is not None:
+            origins.update(dict.fromkeys(values, origin))
     return params
+
+
+def describe_settings(params: Mapping[str, Any], origins: Mapping[str, str]) -> str:
+    """One line: where each training setting of the loop comes from (the params file, ``--quick``, or the
+    defaults table, which the train step fills by dataset type and size and then prints)."""
+    parts, table = [], []
+    for k in TABLE_SETTINGS:
+        if k not in params:
+            continue
+        if params[k] in (0, ""):  # 0 / '': the table's, whoever wrote it
+            table.append(k)
+        else:
+            parts.append(f"{k} {params[k]} ({origins.get(k, 'default')})")
+    if table:
+        parts.append(f"{', '.join(table)} from the defaults table by dataset type and training-set size "
+                     "(chosen in the train step)")
+    return "training settings: " + "; ".join(parts)
 
 
 # ------------------------------------------------------------------------------------------ into notebooks

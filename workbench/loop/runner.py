@@ -19,7 +19,15 @@ from typing import Any
 from ..errors import WorkbenchError
 from ..fsutil import atomic_write_text
 from ..text import escape_html
-from .params import STEPS, inject_parameters, load_params, notebooks_dir, resolve_run, resolve_weights
+from .params import (
+    STEPS,
+    describe_settings,
+    inject_parameters,
+    load_params,
+    notebooks_dir,
+    resolve_run,
+    resolve_weights,
+)
 
 __all__ = ["LoopResult", "StepFailed", "run_loop", "run_sweep", "notebook_parameters"]
 
@@ -40,6 +48,8 @@ class LoopResult:
     params: dict[str, Any]
     steps: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # parameter -> default / dataset type / --quick / ...
+    defaults: dict[str, Any] = field(default_factory=dict)  # the train step's choice from the defaults table
 
     @property
     def report(self) -> Path:
@@ -83,7 +93,9 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
     """Run the loop's notebooks in order into ``out``. Raises StepFailed when a step fails.
 
     ``on_output(step, line)`` hears each line the running notebook writes (stdout and stderr, its
-    progress lines included) as it comes, not when the step ends."""
+    progress lines included) as it comes, not when the step ends, and first (as step ``loop``) where the
+    training settings come from. ``loop.json`` records each parameter's origin and, after the train step,
+    what it took from the defaults table and why."""
     import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -97,7 +109,8 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
     valid = set().union(*(set(d) for d in declared.values())) - {"out_dir", "workspace"}
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    params = load_params(params_file, quick=quick, overrides=overrides, valid=valid)
+    origins: dict[str, str] = {}
+    params = load_params(params_file, quick=quick, overrides=overrides, valid=valid, origins=origins)
     params.setdefault("workspace", str(out / "workspace"))
     params["out_dir"] = str(out)
     if "run" in params:  # a run folder, inside the output folder or the workspace
@@ -106,15 +119,18 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
     if params.get("weights"):  # a local weights file, inside the output folder or the workspace
         params["weights"] = resolve_weights(params["weights"], out=out, workspace=Path(params["workspace"]),
                                             file=str(params_file) if params_file is not None else None)
-    result = LoopResult(out=out, params=params)
-    record = {"params": params, "versions": _versions(), "steps": result.steps, "status": "running"}
+    result = LoopResult(out=out, params=params, origins={k: origins.get(k, "runner") for k in params})
+    record: dict[str, Any] = {"params": params, "origins": result.origins, "versions": _versions(),
+                              "steps": result.steps, "status": "running"}
+    if on_output and any("epochs" in d for d in declared.values()):  # a step that trains
+        on_output("loop", describe_settings(params, result.origins))
     _write_json(out / "loop.json", record)
     try:
         for s in steps:
             given = {k: v for k, v in params.items() if k in declared[s]}
             if on_step:
                 on_step(s, "start")
-            t0 = time.perf_counter()
+            t0, since = time.perf_counter(), time.time()
             step: dict[str, Any] = {"step": s, "notebook": str(out / f"{s}.ipynb"), "parameters": given}
             # The parameters cell is written here, from repr of the checked values (params.parameters_cell),
             # into the output notebook; papermill executes that notebook in place and parameterizes nothing.
@@ -137,6 +153,9 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
                     lines.flush_rest()
             _drop_widget_state(out / f"{s}.ipynb")
             _plotly_offline(out / f"{s}.ipynb")
+            chosen = _train_defaults(out, since) if "epochs" in given else None
+            if chosen:
+                step["defaults"] = result.defaults = record["defaults"] = chosen
             step.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
             result.steps.append(step)
             _write_json(out / "loop.json", record)
@@ -155,6 +174,20 @@ def run_loop(out: str | Path, *, params_file: str | Path | None = None, quick: b
         if html:
             _html_report(out, [st["step"] for st in result.steps], ok=record["status"] == "ok")
     return result
+
+
+def _train_defaults(out: Path, since: float) -> dict[str, Any] | None:
+    """What the train step took from the defaults table and why (``train.json``'s ``defaults``), if it says
+    (a ``train.json`` older than the step is an earlier loop's)."""
+    path = out / "train.json"
+    try:
+        if path.stat().st_mtime < since - 1:
+            return None
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    chosen = data.get("defaults") if isinstance(data, dict) else None
+    return chosen if isinstance(chosen, dict) else None
 
 
 class _LineStream:

@@ -26,8 +26,14 @@ workbench loop --notebooks . --params params.yaml
 
 Or open the notebooks in JupyterLab and run them cell by cell: `01_annotate.ipynb` (canvas, balance,
 augmentations, snapshot), `02_train.ipynb` (live curves), `03_evaluate.ipynb` (metrics, mined errors in the
-`review` directory). `params.yaml` sets the dataset, the sample it starts from, the model and the epochs;
-point `sample` at your own data by importing it first (`workbench import {name} DATA --format ...`).
+`review` directory). `params.yaml` sets the dataset, the sample it starts from, the model and the training
+settings; epochs, batch_size, lr, schedule and image_size left at 0 / '' come from the defaults table by
+dataset type and training-set size (as for `workbench train`; the train step prints what it chose and why).
+Point `sample` at your own data by importing it first (`workbench import {name} DATA --format ...`).
+"""
+
+PARAMS_HEADER = """# Loop parameters (workbench loop --notebooks . --params params.yaml). epochs, batch_size, lr, schedule and
+# image_size at 0 / '': the defaults table's, by dataset type and training-set size (a value here wins).
 """
 
 
@@ -56,6 +62,6 @@ def new_project(project: str | Path, dataset_type: str) -> list[Path]:
             if k not in ("workspace", "out_dir", "snapshot", "run"):
                 params[k] = ast.literal_eval(v["default"])
     params["dataset"] = dest.name
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / "params.yaml").write_text(PARAMS_HEADER + yaml.safe_dump(params, sort_keys=False))
     (dest / "README.md").write_text(README.format(name=dest.name, dtype=dataset_type))
     return [*files, dest / "params.yaml", dest / "README.md"]

@@ -292,15 +292,10 @@ def _table_defaults(ds: Any, snapshot: str | None, directory: str | None,
     """The settings not given on the command line from the defaults table (by the dataset's type and the
     size of its training split), and what was chosen and why (kept in the run's params: the table's row,
     the flags given, the line printed)."""
-    from .defaults import choose_defaults
-    from .from_store import source_from_dataset
+    from .defaults import fill_from_table
 
-    n_train = source_from_dataset(ds, snapshot=snapshot, directory=directory, require_train=False).counts()["train"]
-    row = choose_defaults(ds.type, n_train)
-    chosen = {k: (v if given.get(k) is None else given[k]) for k, v in row.settings().items()}
-    flags = [f"--{k.replace('_', '-')} {given[k]}" for k in row.settings() if given.get(k) is not None]
-    note = row.describe() + (f" (given: {', '.join(flags)})" if flags else "")
-    return chosen, {"table": row.to_dict(), "given": flags, "note": note}
+    return fill_from_table(ds, given, snapshot=snapshot, directory=directory,
+                           name=lambda k, v: f"--{k.replace('_', '-')} {v}")
 
 
 @click.command()

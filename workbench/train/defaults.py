@@ -2,9 +2,11 @@
 
 ``choose_defaults(dataset_type, train_examples)`` picks the row for the type and the size bucket of the
 training split and returns the batch size, learning rate, schedule, epochs and image size with the reason;
-``workbench train`` uses it for every setting not given on the command line, prints what it chose and
-stores it in the run's parameters (``config.extra["defaults"]``). The loop's ``--quick`` variant is
-:data:`workbench.loop.params.QUICK`.
+``fill_from_table(ds, given)`` fills what the caller left unset from that row, with the line that says
+what was chosen and why. ``workbench train`` (for every flag not given) and the loop's train notebook (for
+every setting its parameters leave at 0 / '', whether the params file, ``--quick`` or nothing set it) both
+use it, print the line and store the choice in the run's parameters (``config.extra["defaults"]``). The
+loop's ``--quick`` variant is :data:`workbench.loop.params.QUICK`.
 
 Why these numbers (CPU, from scratch, the built-in samples; see README "Measured here"): the tiny R-CNN
 detectors learn from few images per step: batch 32 with 12 epochs is 10-12 optimizer steps per epoch on
@@ -16,13 +18,18 @@ for the validation metric to stall.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..data.task_types import TaskType
 from ..errors import UnknownNameError
 
-__all__ = ["Defaults", "SIZE_BUCKETS", "DEFAULTS_TABLE", "size_bucket", "choose_defaults"]
+__all__ = ["Defaults", "SIZE_BUCKETS", "DEFAULTS_TABLE", "SETTINGS", "size_bucket", "choose_defaults",
+           "fill_from_table"]
+
+# The TrainConfig fields a row of the table sets (Defaults.settings), in the order the note names them
+SETTINGS = ("batch_size", "lr", "schedule", "epochs", "image_size")
 
 # (bucket name, upper bound of training examples, exclusive); the last one is open-ended
 SIZE_BUCKETS: tuple[tuple[str, int | None], ...] = (
@@ -122,3 +129,24 @@ def choose_defaults(dataset_type: str, train_examples: int) -> Defaults:
     row = rows[bucket]
     return Defaults(**{**asdict(row), "dataset_type": str(dataset_type), "bucket": bucket,
                        "train_examples": int(train_examples)})
+
+
+def fill_from_table(ds: Any, given: Mapping[str, Any], *, snapshot: str | None = None,
+                    directory: str | None = None,
+                    name: Callable[[str, Any], str] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The settings of :data:`SETTINGS` for training ``ds`` (a snapshot or directory of it): each value of
+    ``given`` that is not None, the table's row (by the dataset's type and the size of the training split)
+    for the rest. Returns ``(chosen, why)``: ``why`` holds the row, the given values as ``name(key, value)``
+    calls them (default ``"key value"``) and ``note``, the line to print."""
+    from .from_store import source_from_dataset
+
+    unknown = sorted(set(given) - set(SETTINGS))
+    if unknown:
+        raise UnknownNameError("training setting", unknown[0], list(SETTINGS))
+    n_train = source_from_dataset(ds, snapshot=snapshot, directory=directory, require_train=False).counts()["train"]
+    row = choose_defaults(ds.type, n_train)
+    chosen = {k: (v if given.get(k) is None else given[k]) for k, v in row.settings().items()}
+    say = name or (lambda k, v: f"{k} {v}")
+    named = [say(k, given[k]) for k in row.settings() if given.get(k) is not None]
+    note = row.describe() + (f" (given: {', '.join(named)})" if named else "")
+    return chosen, {"table": row.to_dict(), "given": named, "note": note}

@@ -383,9 +383,19 @@ class WorkbenchApp(StaticFallback, widgets.VBox):
 
         if self.thread is not None and self.thread.is_alive():
             return
-        cfg = self.train_config or TrainConfig(epochs=5)
+        note = ""
+        cfg = self.train_config
+        if cfg is None:  # what `workbench train` would choose: the defaults table, by type and size
+            from ..train.defaults import fill_from_table
+
+            try:
+                chosen, why = fill_from_table(self.ds, {})
+            except Exception as e:  # noqa: BLE001 - shown on the page, like a failed run
+                self.train_status.value = f"<span style='color:#d62728'>training failed: {escape_html(e)}</span>"
+                return
+            cfg, note = TrainConfig(**chosen, extra={"defaults": why}), f" ({why['note']})"
         curves = self.curves  # built here, on the caller's thread, not in the training thread
-        self.train_status.value = "training..."
+        self.train_status.value = escape_html(f"training...{note}")
         if self.train_in_kernel:
             self.thread = threading.Thread(target=self._train_here, args=(cfg, curves), daemon=True)
             self.thread.start()

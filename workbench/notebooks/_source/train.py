@@ -8,7 +8,7 @@ edit this file, not the notebook. The template variants take the parameters of t
 # %% [markdown]
 # # 2. Train
 #
-# Trains on the snapshot from step 1 (or the one named) with live curves; the run folder keeps parameters, history, checkpoints and test predictions.
+# Trains on the snapshot from step 1 (or the one named) with live curves; the run folder keeps parameters, history, checkpoints and test predictions. Epochs, batch size, learning rate, schedule and image size left at 0 / '' come from the defaults table by dataset type and training-set size (the same table as `workbench train`); the cell below prints what it chose and why.
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these; empty strings mean 'the default')
@@ -17,10 +17,10 @@ out_dir = ''
 dataset = 'classification'
 snapshot = ''
 model = 'small-cnn'
-epochs = 12
-batch_size = 64
-lr = 0.002
-schedule = 'onecycle'
+epochs = 0
+batch_size = 0
+lr = 0.0
+schedule = ''
 seed = 0
 image_size = 0
 augment_preset = ''
@@ -41,11 +41,15 @@ if not snapshot and out_dir and Path(out_dir, 'annotate.json').is_file():
 print(f'training on {dataset}' + (f' snapshot {snapshot}' if snapshot else ' (live dataset)'))
 
 # %%
-from workbench.service import TrainConfig
+from workbench.service import TrainConfig, fill_from_table
 
-config = TrainConfig(model=model or None, epochs=epochs, batch_size=batch_size, lr=lr, schedule=schedule, seed=seed,
-                     image_size=image_size or None, augment=augment_preset or ds.augment_config(),
-                     weights=weights or None, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale)
+# 0 / '': the defaults table's, by the dataset's type and the size of the training split
+given = {'epochs': epochs, 'batch_size': batch_size, 'lr': lr, 'schedule': schedule, 'image_size': image_size}
+chosen, defaults = fill_from_table(ds, {k: v or None for k, v in given.items()}, snapshot=snapshot or None)
+print(defaults['note'])
+config = TrainConfig(model=model or None, **chosen, seed=seed, augment=augment_preset or ds.augment_config(),
+                     weights=weights or None, freeze_backbone=freeze_backbone, backbone_lr_scale=backbone_lr_scale,
+                     extra={'defaults': defaults})
 config
 
 # %% [markdown]
@@ -68,4 +72,5 @@ for k, v in summary['test'].items():
     if isinstance(v, float):
         print(f'  test {k}: {v:.4f}')
 if out_dir:
-    Path(out_dir, 'train.json').write_text(json.dumps({'run_id': summary['run_id'], 'run_dir': summary['run_dir']}, indent=2))
+    Path(out_dir, 'train.json').write_text(json.dumps({'run_id': summary['run_id'], 'run_dir': summary['run_dir'],
+                                                       'defaults': defaults}, indent=2))
