@@ -11,6 +11,7 @@ import contextlib
 import copy
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +230,201 @@ def test_a_harmless_null_keeps_the_fast_path(tmp_path):
     gt["annotations"][2]["area"] = None  # one of the keys the rules need: the located path
     g, d = write(tmp_path, gt, dt, "2")
     assert fast_file_eval(g, d, "bbox") is None
+
+
+# ------------------------------------------------------------------ the byte scan on other layouts and real files
+REAL = Path(__file__).parents[1] / "data" / "realworld"
+COCOAPI = REAL / "cocoapi-val2014-100"  # COCO val2014's first 100 images, pycocotools' demo results (PROVENANCE)
+LAYOUTS = {  # how other tools write JSON: json.dumps defaults, pretty, datumaro's compact pretty, minified, keys sorted
+    "default": {},
+    "indent": {"indent": 2},
+    "datumaro": {"indent": 4, "separators": (",", ":")},
+    "minified": {"separators": (",", ":")},
+    "sorted": {"sort_keys": True, "indent": 1},
+}
+
+
+@pytest.mark.parametrize("iou_type", ["bbox", "segm"])
+def test_real_coco_files_take_the_fast_path_and_equal_pycocotools(iou_type):
+    g, d = COCOAPI / "instances_val2014_100.json", COCOAPI / f"instances_val2014_fake{iou_type}100_results.json"
+    assert fast_file_eval(g, d, iou_type) is not None
+    ref_stats, ref_precision = pycocotools_files(g, d, iou_type)
+    res = coco_metrics(g, d, iou_type, per_class=True)
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+    assert np.array_equal(res.precision, ref_precision)
+    slow = coco_metrics(json.loads(g.read_text()), json.loads(d.read_text()), iou_type, per_class=True)
+    assert res.as_dict() == slow.as_dict()  # per-class counts from hotcoco equal the dict path's
+
+
+def _layout_pair(layout: str, negative_score: bool = True) -> tuple[dict, list]:
+    gt, dt = make_coco_pair(12, 5, 3, seed=31, crowd_fraction=0.1)
+    for i, d in enumerate(dt):  # negative corners, exponents, negative scores: all fine for the fast path
+        x, y, w, h = d["bbox"]
+        d["bbox"] = [x - 3.0 if i % 3 == 0 else x, y, w, h * 1e-05 if i % 7 == 0 else h]
+        if negative_score and i % 4 == 0:
+            d["score"] = -d["score"]
+    return gt, dt
+
+
+def write_as(tmp_path, gt, dt, layout: str, name: str = "") -> tuple:
+    g, d = tmp_path / f"gt{name}.json", tmp_path / f"dt{name}.json"
+    g.write_text(json.dumps(gt, **LAYOUTS[layout]))
+    d.write_text(json.dumps(dt, **LAYOUTS[layout]))
+    return g, d
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_clean_files_in_any_layout_take_the_fast_path(tmp_path, layout):
+    gt, dt = _layout_pair(layout)
+    g, d = write_as(tmp_path, gt, dt, layout)
+    assert fast_file_eval(g, d, "bbox") is not None
+    ref_stats, _ = pycocotools_files(g, d, "bbox")
+    res = coco_metrics(g, d)
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+
+
+LAYOUT_FLAWS = [  # (what, mutate(gt, dt), file, record, field)
+    ("negative width", lambda g, d: d[5]["bbox"].__setitem__(2, -4.0), "dt", "detection 5", "bbox"),
+    ("negative height", lambda g, d: d[6]["bbox"].__setitem__(3, -0.5), "dt", "detection 6", "bbox"),
+    ("both negative", lambda g, d: d[7].update(bbox=[-1.0, -2.0, -3.0, -4.0]), "dt", "detection 7", "bbox"),
+    ("null score", lambda g, d: d[8].update(score=None), "dt", "detection 8", "score"),
+    ("no score", lambda g, d: d[9].pop("score"), "dt", "detection 9", "score"),
+    ("null area", lambda g, d: g["annotations"][3].update(area=None), None, None, None),
+    ("null gt box", lambda g, d: g["annotations"][4].update(bbox=None), "gt", "annotation 5", "bbox"),
+]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("what,mutate,file,record,field", LAYOUT_FLAWS, ids=[f[0] for f in LAYOUT_FLAWS])
+def test_flaws_in_any_layout_take_the_located_path(tmp_path, layout, what, mutate, file, record, field):
+    gt, dt = _layout_pair(layout)
+    mutate(gt, dt)
+    g, d = write_as(tmp_path, gt, dt, layout)
+    assert fast_file_eval(g, d, "bbox") is None
+    if file is None:  # a null area is filled like a missing one: same numbers as the dicts
+        assert coco_metrics(g, d).stats == coco_metrics(gt, dt).stats
+        return
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(g, d)
+    assert (info.value.file, info.value.record, info.value.field) == (str(g if file == "gt" else d), record, field)
+
+
+def test_a_key_after_an_escaped_quote_is_not_counted(tmp_path):
+    """An image field named '"bbox' holds the bytes '"bbox":' after a backslash: it must not stand in for
+    the box an annotation lacks."""
+    gt, dt = make_coco_pair(6, 4, 2, seed=13)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    gt["images"][0]['"bbox'] = 1
+    del gt["annotations"][2]["bbox"]
+    g, d = write(tmp_path, gt, dt)
+    assert b'\\"bbox":' in g.read_bytes()
+    assert fast_file_eval(g, d, "bbox") is None
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(g, d)
+    assert (info.value.file, info.value.record, info.value.field) == (str(g), "annotation 3", "bbox")
+
+
+def test_values_far_from_their_colons(tmp_path):
+    """Three blanks after each colon: the numbers are still pycocotools', and a null there is still seen."""
+    gt, dt = make_coco_pair(6, 4, 2, seed=14)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    g, d = tmp_path / "gt.json", tmp_path / "dt.json"
+    g.write_text(json.dumps(gt, separators=(", ", ":   ")))
+    d.write_text(json.dumps(dt, separators=(", ", ":   ")))
+    ref_stats, _ = pycocotools_files(g, d, "bbox")
+    res = coco_metrics(g, d)
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+    dt[3]["score"] = None
+    d.write_text(json.dumps(dt, separators=(", ", ":   ")))
+    assert fast_file_eval(g, d, "bbox") is None
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(g, d)
+    assert (info.value.record, info.value.field) == ("detection 3", "score")
+
+
+def test_datumaro_written_ground_truth(tmp_path):
+    """datumaro's own COCO export (tests/data/realworld/keep, PROVENANCE): hotcoco's file reader refuses its
+    ``"year": ""`` and its dict reader its integer ``date_captured``; the located path hands hotcoco only
+    what evaluation needs, so the numbers are pycocotools' and a flaw is still located."""
+    g = REAL / "keep" / "datumaro" / "coco_dataset" / "coco_instances" / "annotations" / "instances_val.json"
+    gt = json.loads(g.read_text())
+    assert gt["info"]["year"] == "" and gt["images"][0]["date_captured"] == 0
+    dt = [
+        {"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 0.9 - 0.1 * i}
+        for i, a in enumerate(gt["annotations"])
+    ]
+    d = tmp_path / "dt.json"
+    d.write_text(json.dumps(dt, **LAYOUTS["datumaro"]))
+    assert fast_file_eval(g, d, "bbox") is None
+    ref_stats, _ = pycocotools_files(g, d, "bbox")
+    assert np.abs(np.array([coco_metrics(g, d).stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+    dt[0]["bbox"] = [*dt[0]["bbox"][:3], -1.0]
+    d.write_text(json.dumps(dt, **LAYOUTS["datumaro"]))
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(g, d)
+    assert (info.value.file, info.value.record, info.value.field) == (str(d), "detection 0", "bbox")
+
+
+def test_a_box_spread_over_many_blanks_takes_the_located_path(tmp_path):
+    """A sign inside a box the scan cannot see whole (its numbers 100 blanks apart) is left to the
+    located path, which finds a negative corner fine and a negative size bad."""
+    gt, dt = make_coco_pair(6, 4, 2, seed=15)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    dt[2]["bbox"][0] = -1.5
+    g, d = tmp_path / "gt.json", tmp_path / "dt.json"
+    g.write_text(json.dumps(gt))
+    d.write_text(json.dumps(dt, indent=100))
+    assert fast_file_eval(g, d, "bbox") is None
+    ref_stats, _ = pycocotools_files(g, d, "bbox")
+    res = coco_metrics(g, d)
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+    dt[2]["bbox"][3] = -1.5
+    d.write_text(json.dumps(dt, indent=100))
+    with pytest.raises(ValidationError) as info:
+        coco_metrics(g, d)
+    assert (info.value.file, info.value.record, info.value.field) == (str(d), "detection 2", "bbox")
+
+
+def test_a_crash_in_the_scanning_thread_leaves_the_numbers_to_the_located_path(tmp_path, monkeypatch):
+    from workbench.evaluate import coco_files
+
+    gt, dt = make_coco_pair(6, 4, 2, seed=16)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    g, d = write(tmp_path, gt, dt)
+
+    def crash(*args):
+        raise RuntimeError("scan crashed")
+
+    monkeypatch.setattr(coco_files, "_clean", crash)
+    assert fast_file_eval(g, d, "bbox") is None
+    ref_stats, _ = pycocotools_files(g, d, "bbox")
+    res = coco_metrics(g, d)
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12
+
+
+def test_a_forked_child_gets_its_own_scanning_threads(tmp_path):
+    """The scanning threads are kept between calls; a child forked after a call has none of them and
+    must start its own rather than wait on a thread that does not exist there. (hotcoco itself hangs in
+    such a child -- its own thread pool does not survive a fork either -- so the child runs the pool
+    with a plain task.)"""
+    import multiprocessing
+
+    gt, dt = make_coco_pair(6, 4, 2, seed=17)
+    for d in dt:
+        d["bbox"] = [abs(v) for v in d["bbox"]]
+    g, d = write(tmp_path, gt, dt)
+    assert fast_file_eval(g, d, "bbox") is not None  # the parent's pool now has an idle thread
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_pool_answers).get(timeout=60) == 42
+
+
+def _pool_answers() -> int:
+    import os
+
+    from workbench.evaluate import coco_files
+
+    return coco_files._workers(os.getpid()).submit(int, "42").result(timeout=30)

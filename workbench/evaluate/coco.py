@@ -20,6 +20,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +116,10 @@ def load_ground_truth(gt: dict[str, Any] | str | Path) -> dict[str, Any]:
     cats = _by_id(gt["categories"], "category", file)
     bulk = _complete_annotations(gt["annotations"], images, cats)
     if bulk is not None:  # the usual case: every check passed over whole columns
-        _check_boxes([a.get("bbox") for a in bulk], [f"annotation {a['id']}" for a in bulk], file)
+        _check_boxes([a.get("bbox") for a in bulk], lambda i: f"annotation {bulk[i]['id']}", file)
         return {**gt, "annotations": bulk}
     anns = [_checked_annotation(a, i, images, cats, file) for i, a in enumerate(gt["annotations"])]
-    _check_boxes([a.get("bbox") for a in anns], [f"annotation {a['id']}" for a in anns], file)
+    _check_boxes([a.get("bbox") for a in anns], lambda i: f"annotation {anns[i]['id']}", file)
     return {**gt, "annotations": anns}
 
 
@@ -164,11 +165,11 @@ def _complete_annotations(
     try:
         if not all(type(a) is dict and "id" in a and "area" in a and "iscrowd" in a for a in anns):
             return None
-        if not set(a.get("image_id") for a in anns) <= images.keys():
+        if not set(map(itemgetter("image_id"), anns)) <= images.keys():
             return None
-        if not set(a.get("category_id") for a in anns) <= cats.keys():
+        if not set(map(itemgetter("category_id"), anns)) <= cats.keys():
             return None
-    except TypeError:  # an unhashable id: the loop names it
+    except (TypeError, KeyError):  # an unhashable or a missing id: the loop names it
         return None
     return list(anns)
 
@@ -180,10 +181,10 @@ def _detection_array(dt: list[Any], gt: dict[str, Any]) -> np.ndarray | None:
     if not dt:
         return None
     try:
-        img = [d["image_id"] for d in dt]
-        cat = [d["category_id"] for d in dt]
-        score = [d["score"] for d in dt]
-        box = [d["bbox"] for d in dt]
+        img = list(map(itemgetter("image_id"), dt))
+        cat = list(map(itemgetter("category_id"), dt))
+        score = list(map(itemgetter("score"), dt))
+        box = list(map(itemgetter("bbox"), dt))
     except (KeyError, TypeError, IndexError):
         return None
     if not (set(map(type, img)) == {int} and set(map(type, cat)) == {int}):
@@ -212,16 +213,16 @@ def _default_area(ann: dict[str, Any], img: dict[str, Any], file: str | None, re
         except ValidationError as exc:
             raise exc.located(file=file) from None
     bbox = ann.get("bbox")
-    _check_boxes([bbox], [rec], file)
+    _check_boxes([bbox], lambda _: rec, file)
     assert bbox is not None
     return float(bbox[2]) * float(bbox[3])
 
 
 def _check_boxes(
-    boxes: list[Any], records: list[str], file: str | None, *, allow_negative: bool = True
+    boxes: list[Any], record: Callable[[int], str], file: str | None, *, allow_negative: bool = True
 ) -> None:
     """Every box is 4 finite numbers (and, unless allowed, no negative size). Vectorized for the usual
-    case; on a failure, the per-box loop finds the first bad one and names its record."""
+    case; on a failure, the per-box loop finds the first bad one and names its record (``record(i)``)."""
     if boxes:
         try:
             arr = np.array(boxes)
@@ -231,13 +232,15 @@ def _check_boxes(
             ok = False
         if ok:
             return
-    for bbox, rec in zip(boxes, records, strict=True):
+    for i, bbox in enumerate(boxes):
         if not (isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_num(v) for v in bbox)):
             raise ValidationError(
-                f"bbox must be 4 finite numbers, got {bbox!r}", file=file, record=rec, field="bbox"
+                f"bbox must be 4 finite numbers, got {bbox!r}", file=file, record=record(i), field="bbox"
             )
         if not allow_negative and (bbox[2] < 0 or bbox[3] < 0):
-            raise ValidationError(f"bbox has negative size {list(bbox)}", file=file, record=rec, field="bbox")
+            raise ValidationError(
+                f"bbox has negative size {list(bbox)}", file=file, record=record(i), field="bbox"
+            )
 
 
 def _mask_utils() -> Any:
@@ -338,9 +341,7 @@ def _normalize_detections(
             field="score",
         )
     if iou_type == "bbox":
-        _check_boxes(
-            [n["bbox"] for n in out], [f"detection {i}" for i in range(len(out))], file, allow_negative=False
-        )
+        _check_boxes([n["bbox"] for n in out], lambda i: f"detection {i}", file, allow_negative=False)
     return out
 
 
@@ -361,7 +362,7 @@ def coco_metrics(
         raise UnknownNameError("COCO iou_type", str(iou_type), IOU_TYPES)
     be = get_backend(backend)
     if be.name == "hotcoco" and isinstance(gt, (str, Path)) and isinstance(dt, (str, Path)):
-        fast = fast_file_eval(gt, dt, iou_type)  # None: not plainly clean, the located path decides
+        fast = fast_file_eval(gt, dt, iou_type, counts=per_class)  # None: not plainly clean, the located path decides
         if fast is not None:
             return _result(iou_type, be.name, fast.raw, fast.categories, fast.gt_counts, per_class)
     gt_file = str(gt) if isinstance(gt, (str, Path)) else None
@@ -438,8 +439,17 @@ def _mean_valid(values: np.ndarray) -> float:
 
 
 def _curve(precision: np.ndarray, k: int | None) -> dict[str, list[float]]:
-    """Precision at the 101 recall points (area all, last maxDets): at IoU 0.5, and averaged over IoUs."""
+    """Precision at the 101 recall points (area all, last maxDets): at IoU 0.5, and averaged over IoUs
+    (each point: ``_mean_valid`` of its entries, over whole arrays at once)."""
     p = precision[:, :, :, 0, -1] if k is None else precision[:, :, k : k + 1, 0, -1]  # [T, R, K']
-    at50 = [_mean_valid(p[0, r, :]) for r in range(p.shape[1])]
-    avg = [_mean_valid(p[:, r, :]) for r in range(p.shape[1])]
+    at50 = _mean_valid_rows(p[0])  # [R, K']
+    avg = _mean_valid_rows(p.transpose(1, 0, 2).reshape(p.shape[1], -1))  # [R, T * K']
     return {"recall": list(RECALL_POINTS), "precision50": at50, "precision": avg}
+
+
+def _mean_valid_rows(values: np.ndarray) -> list[float]:
+    """``_mean_valid`` of each row of a 2-d array."""
+    valid = values > -1
+    n = valid.sum(axis=1)
+    sums = np.where(valid, values, 0.0).sum(axis=1)
+    return np.where(n > 0, sums / np.maximum(n, 1), -1.0).tolist()

@@ -155,10 +155,24 @@ def _run_faster(gt: dict[str, Any], dt: list[dict[str, Any]], iou_type: str) -> 
     return run_cocoeval(COCOeval_faster(coco_gt, coco_dt, iou_type, print_function=silent))
 
 
+def _hotcoco_dataset(gt: dict[str, Any]) -> dict[str, Any]:
+    """What hotcoco's dict reader needs, no more: it types every image and category field it knows (an
+    integer ``date_captured``, as datumaro writes it, or a text ``license`` is refused), and evaluation
+    uses only the ids, the image sizes (polygons to masks) and the annotations."""
+    return {
+        "images": [{k: img[k] for k in ("id", "width", "height") if k in img} for img in gt["images"]],
+        "categories": [
+            {k: v for k, v in cat.items() if k == "id" or (k in ("name", "supercategory") and isinstance(v, str))}
+            for cat in gt["categories"]
+        ],
+        "annotations": gt["annotations"],
+    }
+
+
 def _run_hotcoco(gt: dict[str, Any], dt: list[dict[str, Any]] | np.ndarray, iou_type: str) -> RawEval:
     import hotcoco  # noqa: PLC0415
 
-    coco_gt = hotcoco.COCO(gt)
+    coco_gt = hotcoco.COCO(_hotcoco_dataset(gt))
     coco_dt = coco_gt.load_res(dt)
     return run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
 

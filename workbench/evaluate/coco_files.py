@@ -7,36 +7,59 @@ rejects most bad input (a wrong type, a NaN or null number, a box that is not 4 
 RLE). What it accepts and ``coco.py``'s rules do not (an unknown id, a missing ``id`` (read as 0; so an
 annotation id 0 also takes the slow path) / ``bbox`` / ``area`` / ``score`` / ``segmentation``, a
 negative box size in a detection, a non-list detection file) is caught here in bulk: the backend's load
-warnings, its id lists, one ``bytes.count`` per key over the raw bytes of each file, a numpy look at the
-values after those keys' colons where a file holds a ``null`` at all, and a look at each '-' of a
-detection file (negative sizes). The byte scan runs in a thread beside hotcoco's reading and evaluation;
-the numbers count only once it has passed. A missing ``iscrowd`` reads as 0 in hotcoco, which is
-``coco.py``'s rule too.
+warnings, its id lists (an annotation with an unknown image or category, or without an area -- hotcoco's
+area-range filter leaves those out, null included -- is missing from ``get_ann_ids(img_ids, cat_ids,
+area_rng=[-inf, inf])``), and one numpy pass over the raw bytes of each file (below).
 
-``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly, and ``coco_metrics`` then
-takes the record-by-record path, which names the file, record and field of the first bad record (or, for
-input that is only unusual, e.g. a negative box corner or missing areas to fill, evaluates it). So this
-module never decides that input is bad; it only decides that it is plainly good.
+Two threads, no second parse of the JSON: the calling thread has hotcoco read and evaluate the files;
+a worker thread (from a small pool kept between calls) maps their bytes and scans them with numpy (whose
+loops release the GIL; hotcoco holds it while it reads a file and releases it while it evaluates, so the
+scan mostly runs beside the evaluation), then waits for hotcoco's loaders and checks their id lists and
+warnings, also during the evaluation. The numbers count only once the worker says the files are clean.
+A missing ``iscrowd`` reads as 0 in hotcoco, which is ``coco.py``'s rule too.
 
-Key counts: hotcoco parsed the file (valid JSON, no key twice in one object), and ``"key":`` is a key
-(a string value is never followed by ``:``), so a count of ``"bbox":`` equal to the number of annotations
-means each has one -- unless the same key also sits in other objects of the file (extra fields on
-images, say) *and* exactly as many annotations lack it, or a key name ends in an escaped ``\\"bbox``.
-Detection files hold only detections, so there only the last, contrived case remains.
+``fast_file_eval`` returns ``None`` whenever any check is not passed cleanly (or the worker fails), and
+``coco_metrics`` then takes the record-by-record path, which names the file, record and field of the
+first bad record (or, for input that is only unusual, e.g. a negative box corner or missing areas to
+fill, evaluates it). So this module never decides that input is bad; it only decides that it is plainly
+good.
+
+The byte scan: a key ``"bbox":`` is looked for from one of its letters past ``o`` (``x``; ``s`` for
+``score`` and ``segmentation``): no RLE string holds such a letter, so one ``nonzero`` per file gives few
+candidates, and the 8 or 16 bytes from each candidate's would-be opening quote are compared as 64-bit
+words. ``"key":`` is a key (hotcoco parsed the file: valid JSON, no key twice in one object, and a string
+value is never followed by ``:``); one after an escaped quote (``\\"bbox":`` inside a longer key) is not
+counted. A count of ``"bbox":`` equal to the number of annotations means each has one -- unless the same
+key also sits in other objects of the file (extra fields on images, say) *and* exactly as many
+annotations lack it. Detection files hold only detections, so there that case does not arise. The first
+byte of each such key's value must not start a ``null`` (hotcoco reads a null as absent; ``coco.py``'s
+rules want a value), and must sit within 2 bytes of its colon (more whitespace: the located path looks).
+A ``-`` (not an exponent's) between a detection's ``"bbox":`` and the first ``]`` after it, past its
+second comma, is a negative width or height.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+import mmap
+import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .coco_backends import RawEval, quiet, run_cocoeval
 
 __all__ = ["FastEval", "fast_file_eval"]
+
+_BLANK = np.zeros(256, dtype=bool)
+_BLANK[[9, 10, 13, 32]] = True  # JSON whitespace
+_BOX_BYTES = 256  # a box's key, its 4 numbers and their blanks fit in this many bytes (else: located path)
 
 
 class FastEval(NamedTuple):
@@ -47,86 +70,163 @@ class FastEval(NamedTuple):
     gt_counts: Callable[[], dict[Any, int]]  # category id -> non-crowd ground-truth objects (on demand)
 
 
-def _key_counts(data: bytes, keys: list[bytes]) -> dict[bytes, int] | None:
-    """How often each ``"key":`` appears in ``data`` (a string value is never followed by ``:``), from one
-    numpy pass over the colons; ``None`` when one of them has a ``null`` value (hotcoco reads it as
-    absent; coco.py's rules want a value) or a value that does not start within 2 bytes of its colon."""
-    arr = np.frombuffer(data, np.uint8)
-    width = max(len(k) for k in keys) + 2
-    colons = np.flatnonzero(arr == ord(":"))
-    colons = colons[(colons >= width) & (colons < len(arr) - 2)]
-    colons = colons[arr[colons - 1] == ord('"')]  # a colon right after a closing quote: after a key
-    first, second = arr[colons + 1], arr[colons + 2]
-    blank1 = (first == 32) | (first == 9) | (first == 10) | (first == 13)
-    blank2 = (second == 32) | (second == 9) | (second == 10) | (second == 13)
-    if (blank1 & blank2).any():
-        return None
-    nulls = colons[np.where(blank1, second, first) == ord("n")]  # values that start with n: null
-    counts = {}
+def _token(key: bytes) -> bytes:
+    return b'"' + key + b'":'
+
+
+def _anchor(token: bytes) -> int:
+    """The index of the token's first byte past ``o`` (no RLE string holds one: few hits in a file)."""
+    return next((k for k, byte in enumerate(token) if byte > ord("o")), len(token) - 3)
+
+
+def _positions(arr: np.ndarray, wanted: bytes) -> dict[int, np.ndarray]:
+    """The sorted positions of each byte of ``wanted`` in ``arr``, from one pass of ``nonzero``."""
+    mask = arr == wanted[0]
+    for byte in set(wanted[1:]) - {wanted[0]}:
+        mask |= arr == byte
+    at = np.flatnonzero(mask)
+    value = arr[at]
+    return {byte: at[value == byte] for byte in set(wanted)}
+
+
+def _read(path: str | Path) -> np.ndarray:
+    """The bytes of a file as a read-only array over the page cache (no copy)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return np.zeros(0, np.uint8)
+        return np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+
+
+def _anchors(keys: list[bytes]) -> bytes:
+    return bytes(token[_anchor(token)] for token in map(_token, keys))
+
+
+def _key_colons(
+    arr: np.ndarray, keys: list[bytes], found: dict[int, np.ndarray]
+) -> dict[bytes, np.ndarray] | None:
+    """The position of the colon after each ``"key":`` in ``arr`` (the bytes of a JSON file hotcoco
+    parsed), per key; ``None`` where one of their values is ``null`` or starts more than 2 bytes after
+    its colon. Each key is found from one of its letters past ``o`` (``found``: their positions; no RLE
+    string holds one: few hits); the bytes from each hit's would-be opening quote are compared 8 at a
+    time as 64-bit words."""
+    out = {}
     for key in keys:
-        token = np.frombuffer(b'"' + key + b'"', np.uint8)
-        at = colons
-        for back, byte in enumerate(token[::-1], start=1):  # narrow down one byte at a time
-            at = at[arr[at - back] == byte]
-        counts[key] = len(at)
-        if len(nulls) and np.isin(nulls, at).any():
+        token = _token(key)
+        width = -(-len(token) // 8) * 8
+        anchor = _anchor(token)
+        at = found[token[anchor]] - anchor  # where the token would start
+        at = at[(at >= 1) & (at + width + 2 <= len(arr))]
+        words = sliding_window_view(arr, width)[at].view("<u8")  # [hits, width / 8]
+        expected = np.frombuffer(token.ljust(width, b"\0"), "<u8")
+        mask = np.frombuffer((b"\xff" * len(token)).ljust(width, b"\0"), "<u8")
+        at = at[((words & mask) == expected).all(axis=1)]
+        at = at[arr[at - 1] != ord("\\")] + len(token) - 1  # not after an escaped quote; the colon
+        value = arr[at + 1]
+        blank = _BLANK[value]
+        value = np.where(blank, arr[at + 2], value)
+        if _BLANK[value[blank]].any() or (value == ord("n")).any():
             return None
-    return counts
+        out[key] = at
+    return out
 
 
-def _counts(data: bytes, keys: list[bytes]) -> dict[bytes, int] | None:
-    """``bytes.count`` of each ``"key":`` (one C pass each: faster than numpy here); the numpy pass over the
-    colons only where the file holds a ``null`` somewhere, to see whether it is one of these keys' values."""
-    if b"null" in data:
-        return _key_counts(data, keys)
-    return {key: data.count(b'"' + key + b'":') for key in keys}
+def _negative_size(arr: np.ndarray, boxes: np.ndarray, found: dict[int, np.ndarray]) -> bool:
+    """Whether a ``-`` sits in a detection box after its second comma (a negative width or height), or a
+    box is too spread out to tell (``True`` sends the file to the located path too); ``boxes``: the sorted
+    colon positions of the ``"bbox":`` keys (hotcoco made sure each box is 4 numbers, so the first ``]``
+    after a box key closes that box; ``found``: the positions of the ``-`` and ``]``)."""
+    minus, closes = found[ord("-")], found[ord("]")]
+    minus = minus[(arr[minus - 1] | 32) != ord("e")]  # not an exponent's sign
+    owner = np.searchsorted(boxes, minus) - 1  # the last box key before each sign
+    minus, start = minus[owner >= 0], boxes[owner[owner >= 0]]
+    if not len(minus):
+        return False
+    end = closes[np.minimum(np.searchsorted(closes, start), len(closes) - 1)]
+    inside = minus < end  # the sign is in its box
+    minus, start = minus[inside], start[inside]
+    if not len(minus):
+        return False
+    width = int((minus - start).max())
+    if width > _BOX_BYTES:  # a box spread over more blanks than that: let the located path look
+        return True
+    offsets = np.arange(width)
+    window = arr[start[:, None] + offsets]  # from the box key to the sign
+    commas = ((window == ord(",")) & (offsets < (minus - start)[:, None])).sum(axis=1)
+    return bool((commas >= 2).any())
 
 
-def _negative_size(data: bytes) -> bool:
-    """Whether a detection box's width or height starts with '-' (the reader made sure a box is 4
-    numbers; a '-' in an RLE string cannot be, its characters are 48..111)."""
-    start = data.find(b"-")
-    while start != -1:
-        if data[start - 1 : start] not in (b"e", b"E"):  # not an exponent's sign
-            open_ = data.rfind(b"[", 0, start)
-            key = data[max(open_ - 16, 0) : open_].rstrip()
-            if open_ > data.rfind(b"]", 0, start) and key.endswith(b'"bbox":'):
-                if data.count(b",", open_, start) >= 2:
-                    return True
-        start = data.find(b"-", start + 1)
-    return False
-
-
-def fast_file_eval(gt_path: str | Path, dt_path: str | Path, iou_type: str) -> FastEval | None:
+def fast_file_eval(
+    gt_path: str | Path, dt_path: str | Path, iou_type: str, *, counts: bool = False
+) -> FastEval | None:
     """Evaluate with hotcoco reading the files itself, or ``None`` where any bulk check fails.
 
-    The scan of the raw bytes runs in a second thread while hotcoco reads and evaluates (both release
-    the GIL for their long loops); the evaluation only counts once the scan and the id checks pass."""
+    The calling thread runs hotcoco; a worker thread (of a small pool kept between calls) scans the bytes and, once hotcoco has loaded both
+    files, checks its id lists (and, with ``counts``, takes the per-class ground-truth counts), while
+    hotcoco evaluates. The evaluation only counts once the worker has found the files clean."""
     try:
         import hotcoco  # noqa: PLC0415
     except ImportError:
         return None
-    scan: list[tuple[dict[bytes, int], dict[bytes, int]] | None] = [None]
-    worker = threading.Thread(target=lambda: scan.__setitem__(0, _scan(gt_path, dt_path, iou_type)))
-    worker.start()
+    loaded: list[Any] = []  # [coco_gt, coco_dt] once hotcoco has read both files
+    ready = threading.Event()
+    verdict: list[Any] = [None]  # the per-class counts (or {}) when the files are clean
+    worker = _workers(os.getpid()).submit(_check, gt_path, dt_path, iou_type, counts, loaded, ready, verdict)
     try:
         with quiet():
             coco_gt = hotcoco.COCO(str(gt_path))
             coco_dt = coco_gt.load_res(str(dt_path))
-            ev = hotcoco.COCOeval(coco_gt, coco_dt, iou_type)
-            raw = run_cocoeval(ev)
+            loaded += [coco_gt, coco_dt]
+            ready.set()
+            raw = run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
     except Exception:  # noqa: BLE001 - any refusal by the backend's reader: the located path says why
         return None
     finally:
-        worker.join()
-    if scan[0] is None or not _clean(coco_gt, coco_dt, *scan[0]):
+        ready.set()
+        crashed = worker.exception() is not None  # waits for the worker; a crash there: not plainly clean
+    found = verdict[0]
+    if found is None or crashed:
         return None
 
     def gt_counts() -> dict[Any, int]:
-        per_category = coco_gt.stats()["per_category"]
-        return {c["id"]: int(c["ann_count"]) - int(c["crowd_count"]) for c in per_category}
+        return found if counts else _category_counts(coco_gt)
 
     return FastEval(raw, dict(coco_gt.cats), gt_counts)
+
+
+@functools.cache
+def _workers(pid: int) -> ThreadPoolExecutor:
+    """The scanning threads of process ``pid``, started on first use and kept (a new thread per call
+    waits to be scheduled before ``start`` returns: milliseconds on a busy machine). Keyed by process:
+    a forked child has none of its parent's threads, so it starts its own."""
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="coco-scan")
+
+
+def _check(
+    gt_path: str | Path,
+    dt_path: str | Path,
+    iou_type: str,
+    counts: bool,
+    loaded: list[Any],
+    ready: threading.Event,
+    verdict: list[Any],
+) -> None:
+    """The worker: byte scan, then (once hotcoco has loaded) the id checks; ``verdict[0]`` stays ``None``
+    unless every check passes."""
+    try:
+        scan = _scan(gt_path, dt_path, iou_type)
+    except (IndexError, ValueError):  # a file too odd for the scan's fixed offsets: the located path looks
+        scan = None
+    ready.wait()
+    if scan is None or len(loaded) != 2:
+        return
+    coco_gt, coco_dt = loaded
+    if _clean(coco_gt, coco_dt, *scan):
+        verdict[0] = _category_counts(coco_gt) if counts else {}
+
+
+def _category_counts(coco_gt: Any) -> dict[Any, int]:
+    per_category = coco_gt.stats()["per_category"]
+    return {c["id"]: int(c["ann_count"]) - int(c["crowd_count"]) for c in per_category}
 
 
 def _scan(
@@ -134,23 +234,26 @@ def _scan(
 ) -> tuple[dict[bytes, int], dict[bytes, int]] | None:
     """Key counts of both files (and whether no detection box has a negative size), or ``None``."""
     try:
-        gt_bytes = Path(gt_path).read_bytes()
-        dt_bytes = Path(dt_path).read_bytes()
+        gt_arr, dt_arr = _read(gt_path), _read(dt_path)
     except OSError:
         return None
-    if gt_bytes.lstrip()[:1] != b"{" or dt_bytes.lstrip()[:1] != b"[":
+    if bytes(gt_arr[:64]).lstrip()[:1] != b"{" or bytes(dt_arr[:64]).lstrip()[:1] != b"[":
         return None
-    gt_keys = [b"bbox", b"area"]
+    gt_keys = [b"bbox"]  # areas: hotcoco's area filter leaves out an annotation without one (_clean)
     dt_keys = [b"score"]
     if iou_type == "segm":
         gt_keys.append(b"segmentation")
         dt_keys.append(b"segmentation")
     else:
         dt_keys.append(b"bbox")
-    gt_counts, dt_counts = _counts(gt_bytes, gt_keys), _counts(dt_bytes, dt_keys)
-    if gt_counts is None or dt_counts is None or (iou_type == "bbox" and _negative_size(dt_bytes)):
+    gt_at = _key_colons(gt_arr, gt_keys, _positions(gt_arr, _anchors(gt_keys)))
+    dt_found = _positions(dt_arr, _anchors(dt_keys) + (b"-]" if iou_type == "bbox" else b""))
+    dt_at = _key_colons(dt_arr, dt_keys, dt_found)
+    if gt_at is None or dt_at is None:
         return None
-    return gt_counts, dt_counts
+    if iou_type == "bbox" and _negative_size(dt_arr, dt_at[b"bbox"], dt_found):
+        return None
+    return {k: len(v) for k, v in gt_at.items()}, {k: len(v) for k, v in dt_at.items()}
 
 
 def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: dict[bytes, int]) -> bool:
@@ -160,8 +263,9 @@ def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: d
     n_ann, n_dt = len(ann_ids), len(coco_dt.get_ann_ids())
     if not (img_ids and cat_ids and n_ann):  # a missing list reads as empty: let the located path look
         return False
-    if 0 in set(ann_ids):  # a missing annotation id reads as 0
+    if 0 in ann_ids:  # a missing annotation id reads as 0
         return False
-    if len(coco_gt.get_ann_ids(img_ids=img_ids, cat_ids=cat_ids)) != n_ann:  # unknown image / category
+    # unknown image or category, or no area (an absent or null area is outside every area range)
+    if len(coco_gt.get_ann_ids(img_ids=img_ids, cat_ids=cat_ids, area_rng=[-math.inf, math.inf])) != n_ann:
         return False
     return all(n == n_ann for n in gt_counts.values()) and all(n == n_dt for n in dt_counts.values())
