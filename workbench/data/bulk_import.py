@@ -8,9 +8,10 @@ held every image's bytes in memory at once and ran on one core. Here, the same c
   decoded every image once, :mod:`.image_pool`), without reading any file again;
 * the images are stored by a pool of threads (file reads, sha256 and writes release the GIL) while the
   splits are planned from the checks (sha256 and pHash); then :mod:`.staged` writes the rows in short
-  transactions. (Storing while the rows were written made both slower: ``executemany`` gives the GIL up
-  at every row and waits for it again behind the storing threads; storing first took 12 s of CPU and
-  21.5 s against 13.8 s and 25.6 s for 20,000 images / 200,000 boxes at load 6.) Each file is read once
+  transactions. (Storing while the rows were written made both slower on a loaded machine:
+  ``executemany`` gives the GIL up at every row and waits for it again behind the storing threads; for
+  20,000 images / 200,000 boxes on 2 cores at load 6, 21.5 s and 12 s of CPU against 25.6 s and 13.8 s;
+  at load 3, the same within the noise, 12.9 s against 12.5 s.) Each file is read once
   more and its sha256 compared with the one checked: a file changed since it was checked is refused (the
   plan was made from the check; nothing is kept, import again). No image's bytes are kept: the prepared items carry ``None`` where
   ``import_batch`` kept the bytes (:mod:`.staged` re-reads a file only if a concurrent failed import
