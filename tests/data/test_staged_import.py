@@ -126,7 +126,7 @@ import sys
 from workbench.data import Workspace, staged
 from workbench.data.transfer import import_source
 staged.CHUNK_ROWS = 200
-staged.PAUSE_S = 0.2
+staged.IDLE_PAUSE_S = 0.2
 ws = Workspace(sys.argv[1])
 print("ready", flush=True)
 import_source(ws, sys.argv[4], sys.argv[2], "coco", images_dir=sys.argv[3])
