@@ -27,7 +27,9 @@ def test_other_writers_stay_fast_during_a_50000_box_import_in_another_process(tm
     coco = make_coco(tmp_path / "src", 500, 100)
     r = measure(tmp_path / "ws", coco, tmp_path / "src" / "images")
     assert r["examples"] == 500 and r["edits"] >= 50
-    assert r["transactions"] >= 40  # written in short transactions, not one
+    # written in short transactions, not one: at most CHUNK_ROWS rows each (the lock time sizes them below that,
+    # so how many depends on the machine's speed)
+    assert r["transactions"] >= -(-50_500 // staged.CHUNK_ROWS) >= 3
     assert r["p99_ms"] < 100.0, r
     ws = Workspace(tmp_path / "ws")
     assert ws.dataset("big").count() == 500 and sum(
@@ -126,7 +128,7 @@ import sys
 from workbench.data import Workspace, staged
 from workbench.data.transfer import import_source
 staged.CHUNK_ROWS = 200
-staged.PAUSE_S = 0.2
+staged.IDLE_PAUSE_S = 0.2
 ws = Workspace(sys.argv[1])
 print("ready", flush=True)
 import_source(ws, sys.argv[4], sys.argv[2], "coco", images_dir=sys.argv[3])

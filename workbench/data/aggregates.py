@@ -24,13 +24,18 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 from .box_sizes import HUGE_BOX_FRACTION, TINY_BOX_FRACTION, TINY_BOX_PX, size_bin
 
+_LABELS = frozenset(("label", "anomaly"))  # the same kinds as the SQL below
+_OBJECTS = frozenset(("box", "polygon", "mask"))
+
 __all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bulk_insert", "count_range", "move_examples",
-           "FINGERPRINT"]
+           "FINGERPRINT", "NewCounts", "count_new", "add_new"]
 
 _LABEL_KINDS = "('label', 'anomaly')"
 _OBJECT_KINDS = "('box', 'polygon', 'mask')"
@@ -295,6 +300,85 @@ def count_range(conn: sqlite3.Connection, first_id: int, last_id: int) -> None:
     conn.execute(f"""INSERT INTO agg_box_size {_recount('agg_box_size', only)}
         ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""", args)
     conn.execute("DELETE FROM temp.agg_new_pairs")
+
+
+@dataclass
+class NewCounts:
+    """The maintained counts of new examples' annotations, counted in Python (:func:`count_new`) before
+    the write transaction opens; :func:`add_new` adds them once the examples have their ids."""
+
+    per_example: list[list[tuple[int, int, int, int, int, int]]]  # per example: (class, n, labels, objects, tiny, huge)
+    class_split: dict[tuple[str, int], list[int]]  # (split, class) -> [n, labels, images, label_images]
+    box_size: dict[tuple[int, int], int]  # (class, size bin) -> boxes
+
+
+def count_new(examples: Sequence[tuple[str, int, int]], annotations: Sequence[Sequence[Sequence[Any]]]
+              ) -> NewCounts:
+    """Count new examples' annotations the way the triggers do (the same kinds, thresholds, arithmetic and
+    size bins; :func:`verify` compares with a recount): ``examples`` gives each one's (split, width,
+    height), ``annotations`` its annotation rows (``store.annotation_row``'s values: class id at 2, kind
+    at 3, x y w h at 4-7, proposal at 10). Model proposals are not counted."""
+    per_example: list[list[tuple[int, int, int, int, int, int]]] = []
+    class_split: dict[tuple[str, int], list[int]] = {}
+    box_size: dict[tuple[int, int], int] = {}
+    for (split, width, height), rows in zip(examples, annotations, strict=True):
+        per: dict[int, list[int]] = {}
+        tiny_w, tiny_h = TINY_BOX_FRACTION * width, TINY_BOX_FRACTION * height
+        huge_area = HUGE_BOX_FRACTION * width * height
+        for r in rows:
+            if r[10]:
+                continue
+            cid, kind, w, h = r[2], r[3], r[6], r[7]
+            c = per.get(cid)
+            if c is None:
+                c = per[cid] = [0, 0, 0, 0, 0]
+            c[0] += 1
+            if kind in _LABELS:
+                c[1] += 1
+            elif kind in _OBJECTS:
+                c[2] += 1
+                if w is not None:  # stored as REAL: compared and binned as floats, as SQLite does
+                    fw, fh = float(w), float(h)
+                    if fw < TINY_BOX_PX or fh < TINY_BOX_PX or fw < tiny_w or fh < tiny_h:
+                        c[3] += 1
+                    if fw * fh > huge_area:
+                        c[4] += 1
+                    key = (cid, size_bin(fw, fh, width, height))
+                    box_size[key] = box_size.get(key, 0) + 1
+        out = []
+        for cid, (n, labels, objects, tiny, huge) in per.items():
+            out.append((cid, n, labels, objects, tiny, huge))
+            cs = class_split.get((split, cid))
+            if cs is None:
+                cs = class_split[(split, cid)] = [0, 0, 0, 0]
+            cs[0] += n
+            cs[1] += labels
+            cs[2] += 1
+            cs[3] += labels > 0
+        per_example.append(out)
+    return NewCounts(per_example, class_split, box_size)
+
+
+def add_new(conn: sqlite3.Connection, dataset_id: int, example_ids: Sequence[int], splits: Sequence[str],
+            counts: NewCounts) -> None:
+    """Add :func:`count_new`'s counts of examples just inserted (ids ``example_ids``, all their annotations
+    inserted in this transaction while ``agg_bulk`` held the per-row triggers off) to the maintained
+    tables. Run inside that transaction."""
+    conn.executemany(
+        "INSERT INTO agg_example_class (example_id, class_id, dataset_id, split, n, labels, objects, tiny, huge) "
+        "VALUES (?,?,?,?,?,?,?,?,?)",
+        [(ex, cid, dataset_id, split, n, labels, objects, tiny, huge)
+         for ex, split, per in zip(example_ids, splits, counts.per_example, strict=True)
+         for cid, n, labels, objects, tiny, huge in per])
+    conn.executemany("""INSERT INTO agg_class_split (dataset_id, split, class_id, n, labels, images, label_images)
+        VALUES (?,?,?,?,?,?,?)
+        ON CONFLICT (dataset_id, split, class_id) DO UPDATE SET n = n + excluded.n,
+            labels = labels + excluded.labels, images = images + excluded.images,
+            label_images = label_images + excluded.label_images""",
+                     [(dataset_id, split, cid, *v) for (split, cid), v in counts.class_split.items()])
+    conn.executemany("""INSERT INTO agg_box_size (dataset_id, class_id, bin, n) VALUES (?,?,?,?)
+        ON CONFLICT (dataset_id, class_id, bin) DO UPDATE SET n = n + excluded.n""",
+                     [(dataset_id, cid, b, n) for (cid, b), n in counts.box_size.items()])
 
 
 def move_examples(conn: sqlite3.Connection, source: int, target: int) -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from ..errors import NotFoundError
 from ..fsutil import atomic_write
 
 __all__ = ["BlobStore", "sha256_bytes"]
+
+_HASH = re.compile("[0-9a-f]{64}")  # sha256 hex digests only: a name from outside never leaves the folder
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -22,12 +25,15 @@ class BlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, digest: str) -> Path:
-        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        return Path(self._path(digest))
+
+    def _path(self, digest: str) -> str:
+        if not _HASH.fullmatch(digest):
             raise NotFoundError(f"not an image hash: {digest!r}")
-        return self.root / digest[:2] / digest
+        return os.path.join(self.root, digest[:2], digest)
 
     def exists(self, digest: str) -> bool:
-        return self.path(digest).is_file()
+        return os.path.isfile(self._path(digest))
 
     def put(self, data: bytes, digest: str | None = None, *, fsync: bool = True) -> tuple[str, bool]:
         """Store ``data``; returns (hash, written_now). Atomic: temp file, (fsync,) rename.

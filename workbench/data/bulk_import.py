@@ -6,12 +6,14 @@ held every image's bytes in memory at once and ran on one core. Here, the same c
 
 * the items' annotations are checked against the sizes the one decode found (``item.checked``: the reader
   decoded every image once, :mod:`.image_pool`), without reading any file again;
-* the splits are planned from the checks (sha256 and pHash), then the images are stored by a pool of
-  threads (file reads, sha256 and writes release the GIL) *while* :mod:`.staged` writes the rows in short
-  transactions: each transaction waits only for its own items' images, and the pauses between
-  transactions overlap the storing. Each file is read once more and its sha256 compared with the one
-  checked: a file changed since it was checked is refused (the plan was made from the check; nothing is
-  kept, import again). No image's bytes are kept: the prepared items carry ``None`` where
+* the images are stored by a pool of threads (file reads, sha256 and writes release the GIL) while the
+  splits are planned from the checks (sha256 and pHash); then :mod:`.staged` writes the rows in short
+  transactions. (Storing while the rows were written made both slower on a loaded machine:
+  ``executemany`` gives the GIL up at every row and waits for it again behind the storing threads; for
+  20,000 images / 200,000 boxes on 2 cores at load 6, 21.5 s and 12 s of CPU against 25.6 s and 13.8 s;
+  at load 3, the same within the noise, 12.9 s against 12.5 s.) Each file is read once
+  more and its sha256 compared with the one checked: a file changed since it was checked is refused (the
+  plan was made from the check; nothing is kept, import again). No image's bytes are kept: the prepared items carry ``None`` where
   ``import_batch`` kept the bytes (:mod:`.staged` re-reads a file only if a concurrent failed import
   removed its blob);
 * the rows become visible at once, in one short final commit, after every image was flushed to disk.
@@ -64,9 +66,10 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
     if batch.info and ds.source_info and ds.source_info != batch.info:
         batch.report.note(f"dataset '{ds.name}' keeps the info / licenses of its first source")
     rows: list[tuple[Any, ...]] = list(prepared)
-    splits, keys = ds.plan_splits(rows)  # from the checks: the images need not be stored yet
     storer = _Storer(ds, prepared, source_file, progress)
     try:
+        splits, keys = ds.plan_splits(rows)  # from the checks, while the images are stored
+        storer.ready(len(rows))  # all stored and flushed before the rows are written (see the module doc)
         ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info,
                                      ready=storer.ready)
     except BaseException:
@@ -147,8 +150,9 @@ def _store_chunk(ds: Dataset, chunk: Sequence[tuple[int, Prepared]], source_file
 
 
 class _Storer:
-    """Stores the images in worker threads while the rows are written (:func:`staged.import_prepared` calls
-    :meth:`ready` before each transaction): the writer's pauses between transactions overlap the storing."""
+    """Stores the images in worker threads from its creation on; :meth:`ready` waits for a prefix of them
+    (:func:`import_batch` waits for all before the rows are written; :func:`staged.import_prepared` calls
+    it again before each transaction, which then returns at once)."""
 
     def __init__(self, ds: Dataset, prepared: list[Prepared], source_file: str | None,
                  progress: ProgressFn | None) -> None:

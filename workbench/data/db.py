@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..errors import ConflictError
-from . import aggregates, history, staged
+from . import aggregates, history, staged, write_waiters
 
 __all__ = ["SCHEMA_VERSION", "connect", "transaction", "retrying"]
 
@@ -217,13 +217,15 @@ def connect(path: Path) -> sqlite3.Connection:
     aggregates.register_functions(conn)
     history.register_functions(conn)
     conn.checkpointer = _Checkpointer(Path(path))
+    conn.waiters = write_waiters.folder_for(Path(path))
+    conn.busy_ms = int(BUSY_TIMEOUT_S * 1000)
 
     def setup() -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
         conn.execute("PRAGMA wal_autocheckpoint=0")  # checkpoints run beside the edits (_Checkpointer)
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        conn.execute(f"PRAGMA busy_timeout={conn.busy_ms}")
         with transaction(conn):
             for stmt in _statements(SCHEMA):
                 conn.execute(stmt)
@@ -293,6 +295,8 @@ class _Connection(sqlite3.Connection):
     """A workspace connection: knows its checkpointer."""
 
     checkpointer: _Checkpointer | None = None
+    waiters: Path | None = None  # where its writers say they wait for the lock (write_waiters)
+    busy_ms = int(BUSY_TIMEOUT_S * 1000)  # its busy timeout (set again after a BEGIN tried without waiting)
 
 
 _tx_depth: dict[int, int] = {}
@@ -303,12 +307,15 @@ _tx_lock = threading.RLock()
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """One committed transaction (nesting joins the outer one). Rolls back on any exception."""
     key = id(conn)
-    with _tx_lock:
+    if not _tx_lock.acquire(blocking=False):  # another thread is in a transaction: say so while waiting
+        with write_waiters.threads_waiting:
+            _tx_lock.acquire()
+    try:
         depth = _tx_depth.get(key, 0)
         _tx_depth[key] = depth + 1
         try:
             if depth == 0:
-                retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+                _begin(conn)
             try:
                 yield conn
             except BaseException:
@@ -325,3 +332,45 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
             _tx_depth[key] = depth
             if depth == 0:
                 _tx_depth.pop(key, None)
+    finally:
+        _tx_lock.release()
+
+
+POLL_S = (0.001, 0.002, 0.025)  # an announced writer tries the lock every 1 ms, 2 ms after 50 ms, 25 ms after 1 s
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``. On a workspace connection it is tried at once; when another writer holds the
+    lock, the wait is announced (:mod:`.write_waiters`: a long import pauses for announced writers) and the
+    lock tried again every :data:`POLL_S` (SQLite's busy handler sleeps up to 100 ms between tries, which
+    would miss the importer's pause) until it is held or the wait runs out (a :class:`ConflictError`, as
+    :func:`retrying` raises)."""
+    folder = getattr(conn, "waiters", None)
+    if folder is None:
+        retrying(lambda: conn.execute("BEGIN IMMEDIATE"))
+        return
+    note = None
+    busy_ms = getattr(conn, "busy_ms", int(BUSY_TIMEOUT_S * 1000))
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        start = time.monotonic()
+        max_wait = busy_ms / 1000 + MAX_RETRY_S
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if not _is_locked(e):
+                    raise
+            if note is None:
+                note = write_waiters.announce(folder)
+            waited = time.monotonic() - start
+            if waited > max_wait:
+                raise ConflictError(
+                    f"the workspace database stayed locked by another process for {max_wait:.0f} s; "
+                    "try again when the other writer has finished"
+                ) from None
+            time.sleep(POLL_S[0] if waited < 0.05 else POLL_S[1] if waited < 1.0 else POLL_S[2])
+    finally:
+        write_waiters.withdraw(note)
+        conn.execute(f"PRAGMA busy_timeout={busy_ms}")

@@ -3,7 +3,8 @@
 SQLite has one writer at a time: an import of 200,000 boxes in one transaction held the write lock for
 seconds, and every edit in every other tab waited that long. A large import is written instead in short
 transactions (sized to hold the lock about :data:`TARGET_HOLD_S`, at most :data:`CHUNK_ROWS` rows each, their
-rows built before each one opens, a pause between them so a waiting writer gets the lock)
+rows built before each one opens, a pause between them when a writer waits for the lock, so it gets in:
+:mod:`.write_waiters`)
 under a hidden *shadow* dataset, recorded in ``pending_imports``:
 
 * rows of a pending import are invisible: its examples belong to the shadow dataset, which every read of
@@ -32,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
-from . import aggregates, store
+from . import aggregates, store, write_waiters
 from .records import STATUSES, ClassDef
 from .task_types import type_info
 
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from .dataset import Dataset
     from .workspace import Workspace
 
-__all__ = ["CHUNK_ROWS", "PAUSE_S", "SCHEMA", "worth_staging", "import_prepared", "import_new", "recover",
+__all__ = ["CHUNK_ROWS", "PAUSE_S", "IDLE_PAUSE_S", "SCHEMA", "worth_staging", "import_prepared", "import_new", "recover",
            "pending"]
 
 CHUNK_ROWS = 20_000  # rows (examples + annotations) per write transaction, at most (the hold time decides)
@@ -49,7 +50,10 @@ FIRST_ROWS = 500  # the first transaction's rows (then sized by the time it held
 DELETE_ROWS = 1_000  # rows removed per transaction when a failed import is removed
 TARGET_HOLD_S = 0.02  # the lock time each transaction aims at: fewer rows when the machine is slow
 MIN_ROWS = 20
-PAUSE_S = 0.025  # between two of them: longer than SQLite's busy-wait steps, so a waiting writer gets in
+PAUSE_S = 0.025  # between two of them while writers are at work: they try the lock every 1-2 ms (db.POLL_S)
+BUSY_WINDOW_S = 1.0  # writers are at work from a commit that found one waiting until this long after
+IDLE_PAUSE_S = 0.0  # between two of them while nobody waits (tests slow an import down with it)
+ON_PAUSE: Callable[[float], None] | None = None  # told of each pause made for a waiting writer (tests)
 ON_CHUNK: Callable[[float], None] | None = None  # told how long each write transaction held (benchmarks)
 
 SCHEMA = """
@@ -64,6 +68,7 @@ CREATE TABLE IF NOT EXISTS pending_imports (
 
 _HIDDEN = "pending-import-"
 _READY_AT: dict[int, float] = {}  # id(workspace) -> when its next short transaction may open
+_BUSY_UNTIL: dict[int, float] = {}  # id(workspace) -> until when it pauses after each transaction
 
 
 def worth_staging(prepared: Sequence[tuple[Any, ...]]) -> bool:
@@ -118,8 +123,13 @@ def _removed_after(ws: Workspace, owner: str) -> Iterator[None]:
 # ---------------------------------------------------------------------------------------------- transactions
 @contextmanager
 def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite3.Connection]:
-    """One short write transaction, timed (``held``, :data:`ON_CHUNK`), opened at least :data:`PAUSE_S` after
-    the last one ended, which lets others in (the work done between two of them counts towards the pause)."""
+    """One short write transaction, timed (``held``, :data:`ON_CHUNK`). While other Workbench writers are at
+    work (one waited for the lock at a commit in the last :data:`BUSY_WINDOW_S`: :mod:`.write_waiters`),
+    the next one opens :data:`PAUSE_S` after this one ended, so that they get in (they try the lock every
+    millisecond or two while they wait: ``db.POLL_S``; the work done between two transactions counts
+    towards the pause); otherwise at once. Writers that do not announce themselves (the ``sqlite3`` shell,
+    other programs) still get the lock through SQLite's busy handler, between two transactions or after
+    the import: later."""
     wait = _READY_AT.pop(id(ws), 0.0) - time.perf_counter()
     if wait > 0:
         time.sleep(wait)
@@ -131,7 +141,17 @@ def _short_tx(ws: Workspace, held: list[float] | None = None) -> Iterator[sqlite
         held.append(took)
     if ON_CHUNK is not None:
         ON_CHUNK(took)
-    _READY_AT[id(ws)] = time.perf_counter() + PAUSE_S
+    now = time.perf_counter()
+    waited = write_waiters.waiting(getattr(ws.conn, "waiters", None)) > 0
+    if waited:
+        _BUSY_UNTIL[id(ws)] = now + BUSY_WINDOW_S
+    pause = IDLE_PAUSE_S
+    if waited or now < _BUSY_UNTIL.get(id(ws), 0.0):  # writers are at work: let them in after each transaction
+        pause = max(pause, PAUSE_S)
+        if ON_PAUSE is not None:
+            ON_PAUSE(pause)
+    if pause > 0:
+        _READY_AT[id(ws)] = now + pause
 
 
 def _next_size(rows: int, took: float) -> int:
@@ -257,7 +277,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
            ready: Callable[[int], None] | None = None) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
-    transaction's rows are built before it opens, and inserted with one ``executemany`` per table.
+    transaction's rows and counts (:func:`aggregates.count_new`) are made before it opens, and inserted
+    with one ``executemany`` per table.
     ``prepared`` items may carry ``None`` for the bytes (:mod:`.bulk_import`: stored already, not kept)."""
     from .basics import now
     from .store import json_or_null
@@ -295,6 +316,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                                  statuses[i], item.source, stamp, stamp, json_or_null(item.origin)))
         ann_parts = [[store.annotation_row(ds.id, 0, a, class_ids, a.author or author, a.created_at or stamp)
                       for a in prepared[i][0].annotations] for i in part]
+        counts = aggregates.count_new([(splits[i], prepared[i][3].width, prepared[i][3].height) for i in part],
+                                      ann_parts)  # counted here, before the write lock is taken
         with _short_tx(ws, held):
             if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
                 raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
@@ -313,11 +336,9 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                 raise RuntimeError(f"inserted {len(example_rows)} examples, found {len(ids)}")
             new_ids.extend(ids)
             ann_rows = [(ex_id, *row[1:]) for ex_id, rows in zip(ids, ann_parts, strict=True) for row in rows]
-            if ann_rows:  # ids are handed out in order inside this transaction: the range is exactly these
-                first = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM annotations").fetchone()[0]
-                conn.executemany(store.INSERT_ANNOTATION, ann_rows)
-                last = conn.execute("SELECT MAX(id) FROM annotations").fetchone()[0]
-                aggregates.count_range(conn, first, last)
+            conn.executemany(store.INSERT_ANNOTATION, ann_rows)
+            # every annotation of these examples is in this transaction (_chunks keeps an example whole)
+            aggregates.add_new(conn, shadow, ids, [splits[i] for i in part], counts)
             conn.execute("DELETE FROM agg_bulk")
         took = held[-1]
     if ready is not None:

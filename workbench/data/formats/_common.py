@@ -21,6 +21,7 @@ from ..records import SPLITS, Annotation, ClassDef, Example, ImportItem, default
 from .paths import safe_join
 
 __all__ = [
+    "BackgroundCheck",
     "clean_name",
     "MAX_JSON_BYTES",
     "MAX_TEXT_BYTES",
@@ -203,6 +204,35 @@ def check_now(items: Sequence[ImportItem], where: dict[str, tuple[str, object]])
     from ..image_pool import check_items
 
     check_items(items, where=where, progress=_PROGRESS.get())
+
+
+class BackgroundCheck:
+    """:func:`check_now` run in a thread while the reader goes on with the annotations (the decoders release
+    the GIL); :meth:`join` waits for it and raises the first bad image's error, as :func:`check_now` does.
+    Progress is reported to the reader's ``progress`` (from that thread)."""
+
+    def __init__(self, items: Sequence[ImportItem], where: dict[str, tuple[str, object]]) -> None:
+        import threading
+
+        from ..image_pool import check_items
+
+        self.error: BaseException | None = None
+        progress = _PROGRESS.get()
+
+        def run() -> None:
+            try:
+                check_items(items, where=where, progress=progress)
+            except BaseException as e:  # handed to join()
+                self.error = e
+
+        self.thread = threading.Thread(target=run, name="workbench-check-images", daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
 
 @contextmanager

@@ -47,12 +47,12 @@ from ..records import (
 from . import coco_fields as kept
 from ._common import (
     MAX_JSON_BYTES,
+    BackgroundCheck,
     as_id,
     as_int,
     as_number,
     as_str,
     check_exportable,
-    check_now,
     check_type,
     class_index,
     field_of,
@@ -238,88 +238,9 @@ def _plain_box(a: Any, seen: set[int | str], items: dict[int | str, ImportItem |
     return Annotation.checked_box(label, (x, y, w, h), iscrowd=bool(iscrowd), source_id=aid)
 
 
-def read(
-    src: Path,
-    *,
-    images_dir: Path | str | None = None,
-    clip_boxes: bool = False,
-    skip_missing: bool = False,
-    crowd: str = "keep",
-    max_json_bytes: int = MAX_JSON_BYTES,
-) -> ImportBatch:
-    """Read a COCO annotation file; see the module doc. Raises on the first problem found."""
-    src = Path(src)
-    if src.is_dir():
-        src = src / ANNOTATIONS_FILE
-    if crowd not in _CROWD_MODES:
-        raise ValidationError(f"crowd must be one of {', '.join(_CROWD_MODES)}, got {crowd!r}", field="crowd")
-    file = str(src)
-    data = load_json(src, max_bytes=max_json_bytes)
-    if not isinstance(data, dict):
-        raise ImportFormatError(f"top level must be an object, got {type(data).__name__}", file=file)
-    images = _list(data, "images", file)
-    categories = _list(data, "categories", file)
-    annotations = _list(data, "annotations", file, required=False)
-    cat_names, classes = _categories(categories, file)
-    roots = [Path(images_dir)] if images_dir is not None else _image_roots(src)
-    report = ImportReport()
-
-    items: dict[int | str, ImportItem | None] = {}
-    infos: dict[int | str, ImageInfo] = {}
-    sizes: dict[int | str, tuple[int, int]] = {}
-    seen_files: dict[str, int | str] = {}
-    where: dict[str, tuple[str, object]] = {}
-    finder = ImageFinder(roots)
-    for i, im in enumerate(images):
-        rec = f"image {im.get('id', '#' + str(i))}" if isinstance(im, dict) else f"image #{i}"
-        iid = as_id(field_of(im, "id", file=file, record=rec), file=file, record=rec, field="id")
-        if iid in items:
-            raise ImportFormatError("duplicate image id", file=file, record=rec, field="id")
-        rel = as_str(
-            field_of(im, "file_name", file=file, record=rec), file=file, record=rec, field="file_name"
-        )
-        if rel in seen_files:
-            raise ImportFormatError(
-                f"file_name {rel!r} is also used by image {seen_files[rel]}",
-                file=file,
-                record=rec,
-                field="file_name",
-            )
-        seen_files[rel] = iid
-        w = as_int(
-            field_of(im, "width", file=file, record=rec), file=file, record=rec, field="width", minimum=1
-        )
-        h = as_int(
-            field_of(im, "height", file=file, record=rec), file=file, record=rec, field="height", minimum=1
-        )
-        split = im.get("split")
-        if split is not None and split not in SPLITS:
-            raise ImportFormatError(
-                f"unknown split {split!r}; valid: {', '.join(SPLITS)}", file=file, record=rec, field="split"
-            )
-        sizes[iid] = (h, w)
-        path = finder.find(rel, file=file, record=rec)
-        if path is None:
-            if skip_missing:
-                items[iid] = None
-                continue
-            looked = " or ".join(str(r) for r in roots)
-            raise ImportFormatError(
-                f"image file {rel!r} not found in {looked} (--skip-missing skips it)",
-                file=file,
-                record=rec,
-                field="file_name",
-            )
-        where[str(path)] = (str(path), rec)  # image errors name the image file, as probing it did
-        items[iid] = ImportItem(
-            file_name=Path(rel.replace("\\", "/")).name,
-            path=path,
-            split=split,
-            source=f"coco:{rel}",
-            record=iid,
-            origin=kept.image_origin(im, iid, rel),
-        )
-    check_now([it for it in items.values() if it is not None], where)  # one decode per image, on all cores
+def _check_sizes(items: dict[int | str, ImportItem | None], sizes: dict[int | str, tuple[int, int]],
+                 where: dict[str, tuple[str, object]], file: str) -> None:
+    """Every image's decoded size is the size its record declares."""
     for iid, item in items.items():
         if item is None:
             continue
@@ -333,8 +254,14 @@ def read(
                 record=where[str(item.path)][1],
                 field="width" if info.width != w else "height",
             )
-        infos[iid] = info
 
+
+def _read_annotations(annotations: list[Any], items: dict[int | str, ImportItem | None],
+                      infos: dict[int | str, ImageInfo], sizes: dict[int | str, tuple[int, int]],
+                      cat_names: dict[int | str, str], file: str, report: ImportReport, *, clip_boxes: bool,
+                      crowd: str) -> tuple[int, bool, set[str]]:
+    """Check every annotation and place it on its item (against the sizes the records declare); returns
+    (crowd regions kept, any segmentation, the attribute names kept)."""
     seen_ann: set[int | str] = set()
     has_segmentation = False
     n_crowd = 0
@@ -418,6 +345,104 @@ def read(
             names_seen.update(k for k in placed.attributes if k not in kept.KEYPOINT_FIELDS
                               and not k.startswith(kept.EXTRA_PREFIX))
         item.annotations.append(placed)
+
+    return n_crowd, has_segmentation, names_seen
+
+
+def read(
+    src: Path,
+    *,
+    images_dir: Path | str | None = None,
+    clip_boxes: bool = False,
+    skip_missing: bool = False,
+    crowd: str = "keep",
+    max_json_bytes: int = MAX_JSON_BYTES,
+) -> ImportBatch:
+    """Read a COCO annotation file; see the module doc. Raises on the first problem found."""
+    src = Path(src)
+    if src.is_dir():
+        src = src / ANNOTATIONS_FILE
+    if crowd not in _CROWD_MODES:
+        raise ValidationError(f"crowd must be one of {', '.join(_CROWD_MODES)}, got {crowd!r}", field="crowd")
+    file = str(src)
+    data = load_json(src, max_bytes=max_json_bytes)
+    if not isinstance(data, dict):
+        raise ImportFormatError(f"top level must be an object, got {type(data).__name__}", file=file)
+    images = _list(data, "images", file)
+    categories = _list(data, "categories", file)
+    annotations = _list(data, "annotations", file, required=False)
+    cat_names, classes = _categories(categories, file)
+    roots = [Path(images_dir)] if images_dir is not None else _image_roots(src)
+    report = ImportReport()
+
+    items: dict[int | str, ImportItem | None] = {}
+    infos: dict[int | str, ImageInfo] = {}
+    sizes: dict[int | str, tuple[int, int]] = {}
+    seen_files: dict[str, int | str] = {}
+    where: dict[str, tuple[str, object]] = {}
+    finder = ImageFinder(roots)
+    for i, im in enumerate(images):
+        rec = f"image {im.get('id', '#' + str(i))}" if isinstance(im, dict) else f"image #{i}"
+        iid = as_id(field_of(im, "id", file=file, record=rec), file=file, record=rec, field="id")
+        if iid in items:
+            raise ImportFormatError("duplicate image id", file=file, record=rec, field="id")
+        rel = as_str(
+            field_of(im, "file_name", file=file, record=rec), file=file, record=rec, field="file_name"
+        )
+        if rel in seen_files:
+            raise ImportFormatError(
+                f"file_name {rel!r} is also used by image {seen_files[rel]}",
+                file=file,
+                record=rec,
+                field="file_name",
+            )
+        seen_files[rel] = iid
+        w = as_int(
+            field_of(im, "width", file=file, record=rec), file=file, record=rec, field="width", minimum=1
+        )
+        h = as_int(
+            field_of(im, "height", file=file, record=rec), file=file, record=rec, field="height", minimum=1
+        )
+        split = im.get("split")
+        if split is not None and split not in SPLITS:
+            raise ImportFormatError(
+                f"unknown split {split!r}; valid: {', '.join(SPLITS)}", file=file, record=rec, field="split"
+            )
+        sizes[iid] = (h, w)
+        path = finder.find(rel, file=file, record=rec)
+        if path is None:
+            if skip_missing:
+                items[iid] = None
+                continue
+            looked = " or ".join(str(r) for r in roots)
+            raise ImportFormatError(
+                f"image file {rel!r} not found in {looked} (--skip-missing skips it)",
+                file=file,
+                record=rec,
+                field="file_name",
+            )
+        where[str(path)] = (str(path), rec)  # image errors name the image file, as probing it did
+        infos[iid] = ImageInfo(w, h, "")  # the declared size: the decoded one is compared with it
+        items[iid] = ImportItem(
+            file_name=Path(rel.replace("\\", "/")).name,
+            path=path,
+            split=split,
+            source=f"coco:{rel}",
+            record=iid,
+            origin=kept.image_origin(im, iid, rel),
+        )
+    # one decode per image, on all cores, while the annotations are read against the declared sizes; the
+    # errors come in the order they did when the images were checked first: image, size, annotation
+    checking = BackgroundCheck([it for it in items.values() if it is not None], where)
+    try:
+        n_crowd, has_segmentation, names_seen = _read_annotations(
+            annotations, items, infos, sizes, cat_names, file, report, clip_boxes=clip_boxes, crowd=crowd)
+    except Exception:
+        checking.join()
+        _check_sizes(items, sizes, where, file)
+        raise
+    checking.join()
+    _check_sizes(items, sizes, where, file)
 
     items_kept = [it for it in items.values() if it is not None]
     n_missing = len(items) - len(items_kept)
