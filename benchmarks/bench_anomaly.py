@@ -1,5 +1,6 @@
-"""Anomaly models side by side, trained by the same Trainer on the same data: the default model against
-today's ``patchcore`` (random-init ResNet-18 features) and ``conv-ae`` (the autoencoder, ``--ae-epochs``).
+"""Anomaly models side by side, trained by the same Trainer on the same data: the default model
+(``patchcore-valid``) against the earlier default ``patchcore-cal``, ``patchcore`` (padded random-init
+ResNet-18 features) and ``conv-ae`` (the autoencoder, ``--ae-epochs``).
 
 Data sets:
 
@@ -69,7 +70,10 @@ def _fmt(v: float | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", help="comma-separated model names (default: the default, patchcore, conv-ae)")
+    ap.add_argument(
+        "--models",
+        help="comma-separated model names (default: the default, patchcore-cal, patchcore, conv-ae)",
+    )
     ap.add_argument("--photos", default="coffee,chelsea,astronaut", help="photo categories")
     ap.add_argument("--only", choices=["shapes", "photos"])
     ap.add_argument("--ae-epochs", type=int, default=10)
@@ -78,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     best = default_model("anomaly")
-    models = args.models.split(",") if args.models else list(dict.fromkeys([best, "patchcore", "conv-ae"]))
+    models = (
+        args.models.split(",")
+        if args.models
+        else list(dict.fromkeys([best, "patchcore-cal", "patchcore", "conv-ae"]))
+    )
     sets: dict[str, object] = {}
     if args.only != "photos":
         sets["shapes"] = lambda: source_from_batch(

@@ -189,7 +189,7 @@ def test_calibration_separates_real_photo_crops_better(category):
 # ---------------------------------------------------------------------------------------------- training
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """patchcore (the default) and the autoencoder on the same small shapes-anomaly sample and budget:
+    """The default feature memory (patchcore-valid) and the autoencoder on the same small shapes-anomaly sample and budget:
     one pass over the data each... and the autoencoder gets three."""
     source = sample_source("shapes-anomaly", 120, 0, anomalous_fraction=0.4)
     root = tmp_path_factory.mktemp("anomaly")
@@ -198,9 +198,9 @@ def fitted(tmp_path_factory):
     return source, root, pc, ae
 
 
-def test_default_anomaly_model_is_the_calibrated_patchcore():
-    assert default_model("anomaly") == "patchcore-cal"
-    cal = build_model("patchcore-cal", 2, image_size=64)
+def test_default_anomaly_model_is_the_valid_patchcore():
+    assert default_model("anomaly") == "patchcore-valid"
+    cal = build_model("patchcore-cal", 2, image_size=64)  # the earlier default stays selectable
     assert cal.calibrate and cal.coreset_ratio == 0.25
     assert not build_model("patchcore", 2, image_size=64).calibrate  # today's model stays selectable
 
@@ -251,7 +251,7 @@ def test_checkpoint_weights_only_gives_identical_scores(fitted, tmp_path):
     save_checkpoint(tmp_path / "c.pt", {"model": model.state_dict(), "model_config": model.workbench_config})
     raw = torch.load(tmp_path / "c.pt", weights_only=True)
     assert all(isinstance(v, torch.Tensor) for v in raw["model"].values())
-    again = build_model("patchcore", 2, image_size=64)
+    again = build_model(default_model("anomaly"), 2, image_size=64)
     again.load_state_dict(load_checkpoint(tmp_path / "c.pt")["model"])
     with torch.no_grad():
         got = again.eval()(x)[0]

@@ -11,6 +11,9 @@ ground-truth region, its kind in the annotation's ``defect`` attribute (as the M
 ``patch``    a disc or quadrilateral (radius 5-11% of the side) filled with pixels of *another* photo
              (``hubble_deep_field``, ``retina``, ``immunohistochemistry`` or ``astronaut``, never the category's)
 
+A defect that changes its region by less than ``MIN_CONTRAST`` (18 of 255, mean over its pixels and
+channels: a dark patch of the deep field on a black collar, which nobody can see) is drawn again.
+
 Splits follow MVTec AD: anomalous images never go to train; they are split between ``val`` and ``test``
 (half each); the good ones are left to the caller (``split=None``). ``write_mvtec`` of the format layer
 (``workbench export ... --format mvtec``) writes the usual ``train/good``, ``test/<defect>``,
@@ -32,10 +35,19 @@ from ..errors import ValidationError
 from .records import ANOMALY_CLASSES, Annotation, ClassDef, ImportBatch, ImportItem, default_color
 from .shapes import rasterize_polygon
 
-__all__ = ["PHOTO_CATEGORIES", "PHOTO_DEFECTS", "load_photo", "make_photo_anomaly"]
+__all__ = [
+    "MIN_CONTRAST",
+    "PHOTO_CATEGORIES",
+    "PHOTO_DEFECTS",
+    "defect_contrast",
+    "load_photo",
+    "make_photo_anomaly",
+]
 
 PHOTO_CATEGORIES = ("coffee", "chelsea", "astronaut", "rocket", "immunohistochemistry")
 PHOTO_DEFECTS = ("scratch", "blob", "patch")
+MIN_CONTRAST = 18.0  # a defect changes its region's pixels by at least this much on average (0-255)
+_TRIES = 20
 _DONORS = ("hubble_deep_field", "retina", "immunohistochemistry", "astronaut")
 
 
@@ -126,6 +138,34 @@ def _paste_defect(
     return poly
 
 
+def defect_contrast(before: np.ndarray, after: np.ndarray, poly: np.ndarray) -> float:
+    """Mean absolute change (0-255, over the pixels inside ``poly`` and the 3 channels) a defect made."""
+    mask = rasterize_polygon(poly, before.shape[1], before.shape[0])
+    if not mask.any():
+        return 0.0
+    return float(np.abs(after[mask].astype(np.int16) - before[mask].astype(np.int16)).mean())
+
+
+def _visible_defect(
+    rng: np.random.Generator, img: np.ndarray, kind: str, donors: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``img`` with one defect of ``kind`` that a person can see: drawn again (up to ``_TRIES`` times, from
+    the same seeded generator) while it changes its region by less than ``MIN_CONTRAST`` on average (a
+    dark patch of the deep field on the astronaut's black collar); the most visible draw is kept when
+    none reaches it."""
+    best: tuple[float, np.ndarray, np.ndarray] | None = None
+    for _ in range(_TRIES):
+        out = img.copy()
+        poly = _paste_defect(rng, out, kind, donors)
+        contrast = defect_contrast(img, out, poly)
+        if best is None or contrast > best[0]:
+            best = (contrast, out, poly)
+        if contrast >= MIN_CONTRAST:
+            break
+    assert best is not None
+    return best[1], best[2]
+
+
 def _png(pixels: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -169,7 +209,7 @@ def make_photo_anomaly(
         split = None
         if i in bad_rank:
             kind = PHOTO_DEFECTS[bad_rank[i] % len(PHOTO_DEFECTS)]
-            poly = _paste_defect(rng, img, kind, donors)
+            img, poly = _visible_defect(rng, img, kind, donors)
             xs, ys = poly[:, 0], poly[:, 1]
             ann = Annotation(
                 kind="anomaly",

@@ -37,6 +37,9 @@ class ModelSpec:
     default_image_size: int
     description: str
     min_image_size: int = 8
+    # the augmentation preset a run of this model uses when it names none (None: the dataset type's
+    # default); a feature memory stores exactly what it sees, so it takes the test-time view ("none")
+    augment: str | None = None
 
 
 def _lazy(module: str, attr: str) -> Callable[[int, int], Any]:
@@ -54,7 +57,7 @@ DEFAULTS: dict[str, str] = {
     TaskType.CLASSIFICATION: "small-cnn",
     TaskType.DETECTION: "tiny-frcnn",
     TaskType.SEGMENTATION: "tiny-maskrcnn",
-    TaskType.ANOMALY: "patchcore-cal",
+    TaskType.ANOMALY: "patchcore-valid",
 }
 
 
@@ -135,7 +138,7 @@ for _spec in (
         _lazy("patchcore", "patchcore_calibrated"),
         128,
         "patchcore whose patch distances are z-scored per ring of distance to the image border, learnt "
-        "from held-out good images, 25% coreset (the default: fewer false alarms at the borders of unseen crops)",
+        "from held-out good images, 25% coreset (fewer false alarms at the borders of unseen crops)",
         min_image_size=32,
     ),
     ModelSpec(
@@ -146,6 +149,16 @@ for _spec in (
         "patchcore over a ResNet-18 stem + layer1-2 trained here by CutPaste (self-supervised, good images "
         "only, 150 steps; minutes on a CPU)",
         min_image_size=32,
+    ),
+    ModelSpec(
+        "patchcore-valid",
+        "anomaly",
+        _lazy("patchcore_valid", "patchcore_valid"),
+        128,
+        "patchcore over unpadded ResNet-18 stem + layer1 features (a feature depends on its pixels only, "
+        "not on where they sit), two tiers with border-ring calibration; trained on the un-augmented images",
+        min_image_size=64,
+        augment="none",
     ),
     ModelSpec(
         "conv-ae",

@@ -10,7 +10,8 @@ to the nearest bank entry; the patch scores of an image, upsampled to the input 
 ``standardize=True`` divides each feature by its spread over the good patches first (worse on
 ``shapes-anomaly``: image AUROC 0.84 against 0.95, so off by default).
 
-``calibrate=True`` (the ``patchcore-cal`` model, the anomaly default) learns from the good images how far a
+``calibrate=True`` (the ``patchcore-cal`` model; the default is now ``patchcore-valid``, see
+:mod:`workbench.train.patchcore_valid`) learns from the good images how far a
 *normal* patch lies from the bank at each distance from the image border: every 5th good image (seeded) is
 held out, the bank is built from the others, the held-out patches' nearest distances give a mean and a
 spread per *ring* (feature cells 0, 1, 2 and 3+ from the nearest border; stride 8), and the held-out
@@ -240,6 +241,27 @@ class PatchCore(nn.Module):
             z = z[torch.randperm(len(z), generator=g)[: 8 * size]]
         return z[greedy_coreset(z, size, seed=seed)]
 
+    def _calibrated_bank(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """From ``N x h x w x D`` good patch features (``N >= 5``): every 5th image (seeded) held out, the
+        coreset of the others as the bank, the held-out patches' nearest distances per border ring (their
+        mean and spread), then the held-out patches' own coreset added to the bank. Returns the bank, the
+        ring means and spreads and how many images were held out."""
+        n = len(z)
+        ring_mean, ring_std = torch.zeros(RINGS), torch.ones(RINGS)
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
+        held, kept = perm[: n // 5], perm[n // 5 :]
+        z_kept = z[kept].reshape(-1, z.shape[-1])
+        z_held = z[held]  # k x h x w x D
+        bank = self._coreset(z_kept, self.seed)
+        d = nearest_distances(z_held.reshape(-1, z_held.shape[-1]), bank).view(z_held.shape[:-1])
+        rings = border_rings(d.shape[1], d.shape[2]).expand_as(d)
+        for k in range(RINGS):
+            sel = d[rings == k]
+            if sel.numel() >= 2:
+                ring_mean[k], ring_std[k] = sel.mean(), sel.std().clamp_min(1e-6)
+        bank = torch.cat([bank, self._coreset(z_held.reshape(-1, z_held.shape[-1]), self.seed + 1)])
+        return bank, ring_mean, ring_std, int(len(held))
+
     @torch.no_grad()
     def finalize(self) -> dict[str, Any]:
         """Turn the collected features into the memory bank (replacing any earlier bank); returns counts
@@ -273,19 +295,7 @@ class PatchCore(nn.Module):
         ring_mean, ring_std = torch.zeros(RINGS), torch.ones(RINGS)
         n = len(maps)
         if self.calibrate and n >= 5:
-            perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))
-            held, kept = perm[: n // 5], perm[n // 5 :]
-            z_kept = (maps[kept].reshape(-1, maps.shape[-1]) - mean) / std
-            z_held = (maps[held] - mean) / std  # k x h x w x D
-            bank = self._coreset(z_kept, self.seed)
-            d = nearest_distances(z_held.reshape(-1, z_held.shape[-1]), bank).view(z_held.shape[:-1])
-            rings = border_rings(d.shape[1], d.shape[2]).expand_as(d)
-            for k in range(RINGS):
-                sel = d[rings == k]
-                if sel.numel() >= 2:
-                    ring_mean[k], ring_std[k] = sel.mean(), sel.std().clamp_min(1e-6)
-            bank = torch.cat([bank, self._coreset(z_held.reshape(-1, z_held.shape[-1]), self.seed + 1)])
-            info["held_out"] = int(len(held))
+            bank, ring_mean, ring_std, info["held_out"] = self._calibrated_bank((maps - mean) / std)
         else:
             bank = self._coreset((rows - mean) / std, self.seed)
             if self.calibrate:
@@ -345,5 +355,5 @@ def patchcore_cutpaste(num_classes: int, image_size: int) -> nn.Module:
 
 def patchcore_calibrated(num_classes: int, image_size: int) -> nn.Module:
     """``patchcore`` with border-ring calibration and a 25% coreset (see the module doc): the anomaly
-    default."""
+    default before ``patchcore-valid``."""
     return PatchCore(calibrate=True, coreset_ratio=0.25)

@@ -49,7 +49,8 @@ def resolve_augment(config: TrainConfig, dataset_type: str) -> tuple[dict[str, A
     from ..augment import default_preset, preset, set_image_size, validate
 
     if config.augment is None:
-        aug = preset(default_preset(dataset_type))
+        spec = model_spec(config.model or default_model(dataset_type))
+        aug = preset(spec.augment or default_preset(dataset_type))
     elif isinstance(config.augment, str):
         aug = preset(config.augment)
     else:
