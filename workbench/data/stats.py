@@ -78,8 +78,9 @@ def _memo_key(ds: Dataset, key: str, version: int) -> tuple[Any, ...]:
 def _kept_duplicates(ds: Dataset, key: str, version: int,
                      ) -> tuple[NearDuplicates, list[list[int]] | None] | None:
     """The duplicate search's kept answer for ``key`` at example-set ``version`` and the groups straddling
-    splits (None if not kept with it), or None when the store has no such answer. Parsed once per process: on a large dataset with many duplicates the answer is megabytes of
-    JSON, and every ``stats`` after an edit needs it again (the example set did not change)."""
+    splits (None if not kept with it), or None when the store has no such answer. Parsed once per process:
+    on a large dataset with many duplicates the answer is megabytes of JSON, and every ``stats`` after an
+    edit needs it again (the example set did not change). The answer is shared: callers only read it."""
     if ds.conn.execute("SELECT 1 FROM stats_cache WHERE dataset_id=? AND key=? AND version=?",
                        (ds.id, key, version)).fetchone() is None:
         return None
@@ -94,8 +95,8 @@ def _kept_duplicates(ds: Dataset, key: str, version: int,
     payload = json.loads(hit[0])
     straddling = payload.pop("copies_across_splits", None)
     kept = (NearDuplicates.from_dict(payload), None if straddling is None else [list(g) for g in straddling])
-    if len(_DUPS_MEMO) >= _DUPS_MEMO_SIZE:
-        _DUPS_MEMO.pop(next(iter(_DUPS_MEMO)))
+    for old in list(_DUPS_MEMO)[: max(0, len(_DUPS_MEMO) - _DUPS_MEMO_SIZE + 1)]:  # the oldest go
+        _DUPS_MEMO.pop(old, None)  # (another thread may have removed it first)
     _DUPS_MEMO[memo] = kept
     return kept
 
