@@ -1,8 +1,9 @@
-"""Worker processes that check (and store) an import's images, started as plain ``python -c`` children.
+"""Checking (and storing) a run of an import's images: :func:`check_chunk`, run by :mod:`.image_pool`'s threads
+or by worker processes started here as plain ``python -c`` children (:class:`WorkerPool`).
 
-:mod:`.image_pool` checks images in threads; for a large import of small images the per-image Python work
-of decoding (Pillow's plugins, the thumbnail, the hash) holds the GIL, so two threads go no faster than one
-and they slow the thread reading the annotations. Processes do not share the GIL. They are started here as
+Threads alone: for a large import of small images the per-image Python work of decoding (Pillow's plugins,
+the thumbnail, the hash) holds the GIL, so two threads go no faster than one and they slow the thread reading
+the annotations. Processes do not share the GIL. They are started here as
 children of their own (``sys.executable -c ...``), not through ``multiprocessing``: nothing of the caller's
 ``__main__`` is imported again (a script without the ``if __name__ == "__main__":`` guard works, as do a
 notebook kernel and Voilà), and nothing but file paths and plain answers cross the pipe.
@@ -10,9 +11,9 @@ notebook kernel and Voilà), and nothing but file paths and plain answers cross 
 The protocol is one JSON line each way: a job ``{"paths": [...], "store": BLOB_FOLDER or null}``; the answer
 ``{"out": [...]}``, per path ``["ok", [width, height, format, sha256, nbytes, phash], written_now]``,
 ``["image" | "format", detail]`` (the parent locates the error) or ``["store", errno, strerror, filename]``
-(writing the blob failed). A worker checks each image as :func:`image_pool._check_chunk` does (it runs that
-function) and, with a store folder, writes the checked bytes into the blob store there. A worker ends when
-its input closes (its parent finished or died). A worker that dies is a clear error, never a silent
+(writing the blob failed). A worker runs :func:`check_chunk` on the paths and, with a store folder, writes
+the checked bytes into the blob store there. A worker ends when its input closes (its parent finished or
+died). A worker that dies is a clear error, never a silent
 fallback, and its stderr's last lines are in the message.
 """
 
@@ -26,13 +27,85 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from ..errors import WorkbenchError
+from ..errors import ImageError, ImportFormatError, WorkbenchError
+from .images import ImageCheck, decode_for_check, read_image_file
 
-__all__ = ["WorkerPool", "WorkerError", "serve"]
+if TYPE_CHECKING:
+    from .blobs import BlobStore
+
+__all__ = ["WorkerPool", "WorkerError", "BlobSink", "Outcome", "check_chunk", "serve"]
+
+# one image's check: ("ok", the check), ("image" | "format", what is wrong: located by the caller), or
+# ("store", the OSError writing its blob raised)
+Outcome = tuple[str, ImageCheck | str | OSError]
 
 _CHILD = "import sys; sys.path.insert(0, {root!r}); from workbench.data.check_workers import serve; serve()"
+
+
+class BlobSink:
+    """Where checked images are stored as they are checked (:func:`storing_into`). ``stored``: the digests
+    that are in the store now (written here, or there already); ``written``: the files this sink wrote
+    (the import removes them if it fails). Thread-safe."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self.stored: set[str] = set()
+        self.written: list[str] = []
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes, digest: str) -> None:
+        """Store ``data`` (whose sha256 is ``digest``) unflushed: the import flushes once before it commits."""
+        _, new = self.blobs.put(data, digest, fsync=False)
+        self.note(digest, new)
+
+    def note(self, digest: str, new: bool) -> None:
+        """``digest`` is in the store now (``new``: written now, by this sink or a worker process for it)."""
+        with self._lock:
+            self.stored.add(digest)
+            if new:
+                self.written.append(digest)
+
+
+def check_chunk(jobs: Sequence[tuple[str | None, bytes | None]], sink: BlobSink | None = None
+                 ) -> list[Outcome]:
+    """Check a run of images (in a worker): each read, hashed and decoded once, and the perceptual hashes of
+    the run made in one call (per image, the call costs more than a small image's decode). With a ``sink``,
+    each image that passed is stored from the same bytes (a failure to write: ("store", the OSError))."""
+    import numpy as np
+
+    from .phash import hash_thumbnails
+
+    out: list[Outcome] = []
+    done: list[tuple[int, tuple[int, int, str, str, int]]] = []
+    thumbs = []
+    for path, data in jobs:
+        try:
+            if data is None:
+                assert path is not None
+                data = read_image_file(path)
+            w, h, fmt, digest, thumb = decode_for_check(data)
+        except ImageError as e:
+            out.append(("image", e.detail))
+            continue
+        except ImportFormatError as e:
+            out.append(("format", e.detail))
+            continue
+        if sink is not None:
+            try:
+                sink.put(data, digest)
+            except OSError as e:
+                out.append(("store", e))
+                continue
+        done.append((len(out), (w, h, fmt, digest, len(data))))
+        thumbs.append(thumb)
+        out.append(("format", "not checked"))  # replaced below
+    if thumbs:
+        hashes = hash_thumbnails(np.stack(thumbs))
+        for (k, (w, h, fmt, digest, nbytes)), value in zip(done, hashes, strict=True):
+            out[k] = ("ok", ImageCheck(w, h, fmt, digest, nbytes, f"{int(value):016x}"))
+    return out
 
 
 class WorkerError(WorkbenchError):
@@ -133,11 +206,9 @@ class WorkerPool:
 
 def _answer(paths: list[str], store: str | None) -> list[Any]:
     from .blobs import BlobStore
-    from .image_pool import BlobSink, _check_chunk
-    from .images import ImageCheck
 
     sink = BlobSink(BlobStore(Path(store))) if store else None
-    outcomes = _check_chunk([(p, None) for p in paths], sink)
+    outcomes = check_chunk([(p, None) for p in paths], sink)
     written = set(sink.written) if sink is not None else set()
     out: list[Any] = []
     for kind, value in outcomes:

@@ -32,7 +32,6 @@ files it wrote if it fails (``BlobSink.written``).
 from __future__ import annotations
 
 import os
-import threading
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageError, ImportFormatError, ValidationError
 from ..progress import ProgressFn, Stage
-from .images import ImageCheck, decode_for_check, read_image_file
+from .check_workers import BlobSink, Outcome, WorkerPool, check_chunk
+from .images import ImageCheck
 from .records import ImportItem
 
 if TYPE_CHECKING:
@@ -60,31 +60,7 @@ _IN_FLIGHT_PER_WORKER = 4  # jobs handed out ahead per worker: keeps them busy, 
 MAX_CHUNK = 64  # images per job, at most
 
 _Where = Mapping[str, tuple[str, object]]
-_Outcome = tuple[str, ImageCheck | str | OSError]
-
-
-class BlobSink:
-    """Where checked images are stored as they are checked (:func:`storing_into`). ``stored``: the digests
-    that are in the store now (written here, or there already); ``written``: the files this sink wrote
-    (the import removes them if it fails). Thread-safe."""
-
-    def __init__(self, blobs: BlobStore) -> None:
-        self.blobs = blobs
-        self.stored: set[str] = set()
-        self.written: list[str] = []
-        self._lock = threading.Lock()
-
-    def put(self, data: bytes, digest: str) -> None:
-        """Store ``data`` (whose sha256 is ``digest``) unflushed: the import flushes once before it commits."""
-        _, new = self.blobs.put(data, digest, fsync=False)
-        self.note(digest, new)
-
-    def note(self, digest: str, new: bool) -> None:
-        """``digest`` is in the store now (``new``: written now, by this sink or a worker process for it)."""
-        with self._lock:
-            self.stored.add(digest)
-            if new:
-                self.written.append(digest)
+_Outcome = Outcome
 
 
 _SINK: ContextVar[BlobSink | None] = ContextVar("workbench_blob_sink", default=None)
@@ -149,7 +125,7 @@ def _resolved_kind(kind: str, todo: Sequence[tuple[int, ImportItem]], workers: i
 
 
 def _from_worker(answer: list[Any], sink: BlobSink | None) -> _Outcome:
-    """A worker process's answer for one image as :func:`_check_chunk` gives it (noting what it stored)."""
+    """A worker process's answer for one image as :func:`check_chunk` gives it (noting what it stored)."""
     kind = answer[0]
     if kind == "ok":
         w, h, fmt, digest, nbytes, phash = answer[1]
@@ -159,46 +135,6 @@ def _from_worker(answer: list[Any], sink: BlobSink | None) -> _Outcome:
     if kind == "store":
         return "store", OSError(answer[1], answer[2], answer[3])
     return str(kind), str(answer[1])
-
-
-def _check_chunk(jobs: Sequence[tuple[str | None, bytes | None]], sink: BlobSink | None = None
-                 ) -> list[_Outcome]:
-    """Check a run of images (in a worker): each read, hashed and decoded once, and the perceptual hashes of
-    the run made in one call (per image, the call costs more than a small image's decode). With a ``sink``,
-    each image that passed is stored from the same bytes (a failure to write: ("store", the OSError))."""
-    import numpy as np
-
-    from .duplicates import hash_thumbnails
-
-    out: list[_Outcome] = []
-    done: list[tuple[int, tuple[int, int, str, str, int]]] = []
-    thumbs = []
-    for path, data in jobs:
-        try:
-            if data is None:
-                assert path is not None
-                data = read_image_file(path)
-            w, h, fmt, digest, thumb = decode_for_check(data)
-        except ImageError as e:
-            out.append(("image", e.detail))
-            continue
-        except ImportFormatError as e:
-            out.append(("format", e.detail))
-            continue
-        if sink is not None:
-            try:
-                sink.put(data, digest)
-            except OSError as e:
-                out.append(("store", e))
-                continue
-        done.append((len(out), (w, h, fmt, digest, len(data))))
-        thumbs.append(thumb)
-        out.append(("format", "not checked"))  # replaced below
-    if thumbs:
-        hashes = hash_thumbnails(np.stack(thumbs))
-        for (k, (w, h, fmt, digest, nbytes)), value in zip(done, hashes, strict=True):
-            out[k] = ("ok", ImageCheck(w, h, fmt, digest, nbytes, f"{int(value):016x}"))
-    return out
 
 
 def _chunk_size(n_images: int, workers: int) -> int:
@@ -260,20 +196,16 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
 
     if n == 1:
         for chunk in chunks:
-            take(chunk, _check_chunk([_job(it) for _i, it in chunk], sink))
+            take(chunk, check_chunk([_job(it) for _i, it in chunk], sink))
         stage.close()
         return
     kind = _resolved_kind(kind, todo, n)
-    procs = None
-    if kind == "process":
-        from .check_workers import WorkerPool  # only for a process pool
-
-        procs = WorkerPool(n)
+    procs = WorkerPool(n) if kind == "process" else None
     store = str(sink.blobs.root) if sink is not None else None
 
     def run(jobs: list[tuple[str | None, bytes | None]]) -> list[_Outcome]:
         if procs is None or any(data is not None for _path, data in jobs):
-            return _check_chunk(jobs, sink)  # a thread here (images in memory stay in this process)
+            return check_chunk(jobs, sink)  # a thread here (images in memory stay in this process)
         return [_from_worker(a, sink) for a in procs.check([str(path) for path, _data in jobs], store)]
 
     pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[_Outcome]]]] = deque()
