@@ -154,3 +154,42 @@ def test_a_script_without_a_main_guard_imports_with_worker_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "imported 30"
     assert "start a new process" not in proc.stderr
+
+
+KILLED_PUT = """
+import os, sys, time
+from pathlib import Path
+from workbench.data.blobs import BlobStore, sha256_bytes
+
+store = BlobStore(Path(sys.argv[1]) / "blobs")
+data = b"half an image" * 1000
+real = os.write
+def slow(fd, view):
+    n = real(fd, bytes(view[:5000]))
+    print("READY", flush=True)
+    time.sleep(60)
+    return n
+os.write = slow
+store.put(data, sha256_bytes(data), fsync=False)
+"""
+
+
+def test_a_killed_image_write_leaves_a_temp_file_gc_reclaims_and_no_image(tmp_path):
+    """``BlobStore.put`` writes ``.<hash>.<pid>-<thread>.tmp`` and renames it: killed in the middle, the store
+    has no image of that hash, ``check`` finds nothing wrong and ``gc`` removes the temp file once it is old."""
+    home = tmp_path / "ws"
+    Workspace(home).close()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_PUT, str(home)], stdout=subprocess.PIPE, text=True,
+                            env=env, cwd=ROOT)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "READY"
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    temps = list((home / "blobs").rglob(".*.tmp"))
+    digest = hashlib.sha256(b"half an image" * 1000).hexdigest()
+    assert len(temps) == 1 and temps[0].name.startswith(f".{digest}.{proc.pid}-") and temps[0].suffix == ".tmp"
+    with Workspace(home) as w:
+        assert w.check() == [] and w.blobs.all() == set()
+        assert w.gc(grace_s=0)["temp_removed"] == 1
+    assert not list((home / "blobs").rglob(".*.tmp"))
