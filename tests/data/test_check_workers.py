@@ -129,8 +129,8 @@ def test_a_worker_that_dies_is_a_clear_error_and_leaves_nothing(tmp_path, monkey
     src = coco_folder(tmp_path / "src", 40)
     monkeypatch.setenv(WORKERS_ENV, "2")
     monkeypatch.setenv(POOL_ENV, "process")
-    monkeypatch.setattr(check_workers, "_CHILD", "import sys; sys.stdin.readline(); "
-                        "sys.stderr.write('MemoryError: out of memory\\n'); sys.exit(3)  # {root}")
+    monkeypatch.setattr(check_workers, "_CHILD", "import sys; print('{{\"ready\": true}}', flush=True); "
+                        "sys.stdin.readline(); sys.stderr.write('MemoryError: out of memory\\n'); sys.exit(3)  # {root}")
     with Workspace(tmp_path / "ws") as w:
         with pytest.raises(check_workers.WorkerError, match=r"exit code 3.*MemoryError"):
             import_source(w, "d", src, "coco")
@@ -193,3 +193,19 @@ def test_a_killed_image_write_leaves_a_temp_file_gc_reclaims_and_no_image(tmp_pa
         assert w.check() == [] and w.blobs.all() == set()
         assert w.gc(grace_s=0)["temp_removed"] == 1
     assert not list((home / "blobs").rglob(".*.tmp"))
+
+
+def test_workers_that_cannot_start_leave_auto_to_threads_and_fail_a_named_process_pool(tmp_path, monkeypatch):
+    src = coco_folder(tmp_path / "src", 40)
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    monkeypatch.setattr(check_workers, "_CHILD", "import sys; sys.stderr.write('no such module\\n'); sys.exit(1)  # {root}")
+    monkeypatch.setenv(POOL_ENV, "auto")
+    with Workspace(tmp_path / "auto") as w:
+        _, ids = import_source(w, "d", src, "coco")  # checked by threads instead, the same rows
+        assert len(ids) == 40 and len(w.blobs.all()) == 40
+    monkeypatch.setenv(POOL_ENV, "process")
+    with Workspace(tmp_path / "named") as w:
+        with pytest.raises(check_workers.WorkerError, match="did not start.*exit code 1.*no such module"):
+            import_source(w, "d", src, "coco")
+        assert leftovers(w) == (0, 0, [], [])

@@ -12,9 +12,10 @@ The protocol is one JSON line each way: a job ``{"paths": [...], "store": BLOB_F
 ``{"out": [...]}``, per path ``["ok", [width, height, format, sha256, nbytes, phash], written_now]``,
 ``["image" | "format", detail]`` (the parent locates the error) or ``["store", errno, strerror, filename]``
 (writing the blob failed). A worker runs :func:`check_chunk` on the paths and, with a store folder, writes
-the checked bytes into the blob store there. A worker ends when its input closes (its parent finished or
-died). A worker that dies is a clear error, never a silent
-fallback, and its stderr's last lines are in the message.
+the checked bytes into the blob store there. A worker says ``{"ready": true}`` once it has loaded what it
+needs, and ends when its input closes (its parent finished or died). A worker that dies during an import is
+a clear error, never a silent fallback, and its stderr's last line is in the message; workers that cannot
+start at all leave ``image_pool``'s ``auto`` to threads.
 """
 
 from __future__ import annotations
@@ -124,6 +125,16 @@ class _Worker:
             self.log.close()
             raise WorkerError(f"cannot start an image-check worker ({sys.executable}): {e}") from None
 
+    def ready(self) -> None:
+        """Wait for the worker's first line (it has loaded what it checks with), or raise :class:`WorkerError`."""
+        assert self.proc.stdout is not None
+        try:
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = b""
+        if line.strip() != b'{"ready": true}':
+            raise WorkerError(f"an image-check worker did not start (exit code {self.proc.wait()}){self._stderr()}")
+
     def ask(self, paths: Sequence[str], store: str | None) -> list[Any]:
         proc = self.proc
         assert proc.stdin is not None and proc.stdout is not None
@@ -175,6 +186,8 @@ class WorkerPool:
                 w = _Worker()
                 self._all.append(w)
                 self._free.append(w)
+            for w in self._all:  # started side by side, then each waited for
+                w.ready()
         except BaseException:
             self.close()
             raise
@@ -224,7 +237,11 @@ def _answer(paths: list[str], store: str | None) -> list[Any]:
 
 def serve() -> None:
     """A worker's main loop: one job per input line, one answer per output line, until the input closes."""
+    from . import images, phash  # noqa: F401 - loaded before saying ready
+
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(b'{"ready": true}\n')
+    stdout.flush()
     for line in stdin:
         job = json.loads(line)
         stdout.write(json.dumps({"out": _answer(job["paths"], job["store"])}).encode() + b"\n")

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageError, ImportFormatError, ValidationError
 from ..progress import ProgressFn, Stage
-from .check_workers import BlobSink, Outcome, WorkerPool, check_chunk
+from .check_workers import BlobSink, Outcome, WorkerError, WorkerPool, check_chunk
 from .images import ImageCheck
 from .records import ImportItem
 
@@ -199,8 +199,13 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
             take(chunk, check_chunk([_job(it) for _i, it in chunk], sink))
         stage.close()
         return
-    kind = _resolved_kind(kind, todo, n)
-    procs = WorkerPool(n) if kind == "process" else None
+    procs = None
+    if _resolved_kind(kind, todo, n) == "process":
+        try:
+            procs = WorkerPool(n)
+        except WorkerError:
+            if kind != "auto":  # asked for by name: say why not
+                raise  # (auto: threads check the same images, only slower)
     store = str(sink.blobs.root) if sink is not None else None
 
     def run(jobs: list[tuple[str | None, bytes | None]]) -> list[_Outcome]:
