@@ -13,8 +13,9 @@ workspace, against references in the same run:
 Each run is a fresh process (libraries imported before the clock starts, the files read once before so
 every run finds them in the page cache), the contenders taken in turn (A B C A B C ...) so the machine's
 load weighs on each alike; figures are each one's best. Printed per contender: wall time, peak RSS of the
-importing process (``ru_maxrss``) and of its pool workers if any (``RUSAGE_CHILDREN``), and the ratio to
-each reference. ``--profile OUT`` writes a cProfile of one Workbench import instead.
+importing process (``ru_maxrss``) and of its largest worker process if any (``RUSAGE_CHILDREN``: on Linux a
+child's figure starts at its parent's size when it was started, so it overstates a small worker: a check
+worker alone peaks near 45 MB), and the ratio to each reference. ``--profile OUT`` writes a cProfile of one Workbench import instead.
 """
 
 from __future__ import annotations
