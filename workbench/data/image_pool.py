@@ -10,8 +10,9 @@ Large batches are checked by a pool of workers, one per core (``WORKBENCH_IMPORT
 number; 1 checks in this thread). Workers read the files themselves and hand back only the small
 :class:`~workbench.data.images.ImageCheck`; a bounded number of images is in flight at once, so memory does
 not grow with the size of the import. Images go out in runs of up to :data:`MAX_CHUNK` and each run's
-perceptual hashes are made in one call (per image, that call cost more than decoding a small image). The first bad image in item order raises its typed error (naming the
-file and the record the reader gave it), whatever order the workers finish in.
+perceptual hashes are made in one call (per image, that call cost more than decoding a small image). The
+first bad image in item order raises its typed error (naming the file and the record the reader gave it),
+whatever order the workers finish in.
 
 Workers are threads or processes (``WORKBENCH_IMPORT_POOL``: ``auto``, the default, ``thread`` or
 ``process``). Pillow's decoders, its resampling and hashlib's sha256 release the GIL, so for large images
@@ -23,10 +24,10 @@ script without a ``__main__`` guard, a notebook kernel and Voila all work) when 
 :data:`PROCESS_MIN_IMAGES` image files to check and two cores or more, and threads otherwise. Images held in
 memory (a batch built in code) are checked in the calling process in either case.
 
-Within :func:`storing_into` (an import into a workspace: ``transfer.import_source``), a worker also
-stores each image it checked (a worker process writes it into the same blob folder), from the bytes it just read and hashed (:class:`BlobSink`): the file is read
-once on the whole way into the store, and what is stored is exactly what was checked. The import removes the
-files it wrote if it fails (``BlobSink.written``).
+Within :func:`storing_into` (an import into a workspace: ``transfer.import_source``), a worker also stores
+each image it checked, from the bytes it just read and hashed (:class:`BlobSink`; a worker process writes into
+the same blob folder): the file is read once on the whole way into the store, and what is stored is exactly
+what was checked. The import removes the files it wrote if it fails (``BlobSink.written``).
 """
 
 from __future__ import annotations
