@@ -13,7 +13,7 @@ import pytest
 
 from workbench.data.records import Annotation, Example
 from workbench.evaluate import STAT_KEYS, coco_metrics
-from workbench.evaluate.coco import _detection_array
+from workbench.evaluate.coco import _detection_columns
 from workbench.evaluate.synthetic import make_coco_pair
 
 pytest.importorskip("torch")
@@ -72,7 +72,7 @@ def test_in_training_equals_the_file_path(tmp_path, seed):
     gt = ground_truth(examples, names)
     dt = task.results(preds, examples, names, {})
     assert sum(a["iscrowd"] for a in gt["annotations"]) > 0
-    assert _detection_array(dt, gt) is not None  # the in-memory path hands hotcoco columns
+    assert _detection_columns(dt, gt, "bbox") is not None  # the dict path hands hotcoco columns too
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "dt.json").write_text(json.dumps(dt))
     files = coco_metrics(tmp_path / "gt.json", tmp_path / "dt.json", per_class=True)

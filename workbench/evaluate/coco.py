@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
 from .coco_backends import RawEval, get_backend, quiet
+from .coco_columns import DetectionColumns, check_known, rows_to_convert
 from .coco_files import fast_file_eval
 
 __all__ = ["STAT_KEYS", "RUN_STAT_NAMES", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
@@ -174,17 +175,19 @@ def _complete_annotations(
     return list(anns)
 
 
-def _detection_array(dt: list[Any], gt: dict[str, Any]) -> np.ndarray | None:
-    """bbox detections as the ``[image_id, x, y, w, h, score, category_id]`` rows hotcoco's ``load_res``
-    takes, when every check passes over whole columns (int ids known to the ground truth, finite scores,
-    4 finite numbers per box, no negative size); ``None`` sends them through the per-record path."""
+def _detection_columns(dt: list[Any], gt: dict[str, Any], iou_type: str) -> DetectionColumns | None:
+    """The detection dicts as columns, when every check passes over whole columns (int ids known to the
+    ground truth, finite scores; for ``bbox`` 4 finite numbers per box, no negative size; for ``segm``
+    compressed RLE with text counts); ``None`` sends them through the per-record path, which names the
+    first bad record (or converts what is only unusual: polygons, uncompressed RLE, a box from a mask)."""
     if not dt:
         return None
     try:
         img = list(map(itemgetter("image_id"), dt))
         cat = list(map(itemgetter("category_id"), dt))
         score = list(map(itemgetter("score"), dt))
-        box = list(map(itemgetter("bbox"), dt))
+        box = list(map(itemgetter("bbox"), dt)) if iou_type == "bbox" else None
+        segs = list(map(itemgetter("segmentation"), dt)) if iou_type == "segm" else None
     except (KeyError, TypeError, IndexError):
         return None
     if not (set(map(type, img)) == {int} and set(map(type, cat)) == {int}):
@@ -193,17 +196,54 @@ def _detection_array(dt: list[Any], gt: dict[str, Any]) -> np.ndarray | None:
         return None
     if not (set(img) <= {i["id"] for i in gt["images"]} and set(cat) <= {c["id"] for c in gt["categories"]}):
         return None
+    if segs is not None and rows_to_convert(segs):
+        return None
     try:
-        boxes = np.array(box)
-    except (ValueError, TypeError):
+        return DetectionColumns(
+            np.array(img), np.array(cat), np.array(score), None if box is None else np.array(box), segs
+        )
+    except (ValueError, TypeError, OverflowError):  # ValidationError included: the per-record path names it
         return None
-    ids = np.array([img, cat], dtype=np.int64)
-    scores = np.array(score, dtype=float)
-    if boxes.dtype.kind not in "iuf" or boxes.shape != (len(dt), 4) or np.abs(ids).max() >= 2**53:
-        return None
-    if not (np.isfinite(boxes).all() and np.isfinite(scores).all() and (boxes[:, 2:] >= 0).all()):
-        return None
-    return np.column_stack([ids[0], boxes, scores, ids[1]]).astype(float)
+
+
+def _checked_columns(
+    cols: DetectionColumns, gt: dict[str, Any], iou_type: str, file: str | None
+) -> DetectionColumns:
+    """Columns whose ids are the ground truth's, with what ``iou_type`` needs (for ``segm`` every mask as
+    compressed RLE: the other forms converted row by row); a failure names the detection's row."""
+    check_known(
+        cols.image_id,
+        [img["id"] for img in gt["images"]],
+        "image_id",
+        "image_id {!r} is not in the ground truth; detections must be for its images",
+        file,
+    )
+    check_known(
+        cols.category_id,
+        [c["id"] for c in gt["categories"]],
+        "category_id",
+        "category_id {!r} is not a ground-truth category",
+        file,
+    )
+    if iou_type == "bbox":
+        if cols.bbox is None:
+            raise ValidationError("bbox evaluation needs a box per detection", file=file, field="bbox")
+        return cols
+    if cols.segmentation is None:
+        raise ValidationError(
+            "segm evaluation needs a segmentation per detection", file=file, field="segmentation"
+        )
+    todo = rows_to_convert(list(cols.segmentation))
+    if not todo:
+        return cols
+    images = {img["id"]: img for img in gt["images"]}
+    segs = list(cols.segmentation)
+    for i in todo:
+        try:
+            segs[i] = _to_rle(segs[i], images[cols.image_id[i].item()], f"detection {i}")
+        except ValidationError as exc:
+            raise exc.located(file=file) from None
+    return replace(cols, segmentation=segs)
 
 
 def _default_area(ann: dict[str, Any], img: dict[str, Any], file: str | None, rec: str) -> float:
@@ -347,14 +387,18 @@ def _normalize_detections(
 
 def coco_metrics(
     gt: dict[str, Any] | str | Path,
-    dt: list[dict[str, Any]] | str | Path,
+    dt: list[dict[str, Any]] | str | Path | DetectionColumns,
     iou_type: str = "bbox",
     *,
     backend: str = "auto",
     per_class: bool = False,
+    gt_checked: bool = False,
 ) -> CocoResult:
     """COCO metrics of detections ``dt`` against ground truth ``gt`` (dicts or JSON file paths).
 
+    ``dt`` may also be ``DetectionColumns`` (a model's arrays; no dict per detection). ``gt_checked``:
+    ``gt`` is a dict that already follows the input rules (Workbench built it from its store, e.g.
+    ``ground_truth``), so its per-record checks are skipped; detections are always checked.
     ``backend``: a name in ``coco_backends.BACKENDS`` or ``"auto"``. Empty detections give zeros (and -1
     where there is no ground truth), not an error. Prints nothing.
     """
@@ -367,14 +411,21 @@ def coco_metrics(
             return _result(iou_type, be.name, fast.raw, fast.categories, fast.gt_counts, per_class)
     gt_file = str(gt) if isinstance(gt, (str, Path)) else None
     dt_file = str(dt) if isinstance(dt, (str, Path)) else None
-    gtn = load_ground_truth(gt)
+    gtn = gt if gt_checked and isinstance(gt, dict) else load_ground_truth(gt)
     if iou_type == "segm":
         gtn = _with_segmentations(gtn, gt_file)
-    dt_list = load_detections(dt)
-    arr = _detection_array(dt_list, gtn) if iou_type == "bbox" and be.name == "hotcoco" else None
-    dtn = arr if arr is not None else _normalize_detections(dt_list, gtn, iou_type, dt_file)
+    dt_list: list[Any] = []
+    if isinstance(dt, DetectionColumns):
+        cols: DetectionColumns | None = _checked_columns(dt, gtn, iou_type, None)
+    else:
+        dt_list = load_detections(dt)
+        cols = _detection_columns(dt_list, gtn, iou_type) if be.run_columns is not None else None
     with quiet():
-        raw = be.run(gtn, dtn, iou_type)
+        if cols is not None and be.run_columns is not None and cols.exact_as_floats():
+            raw = be.run_columns(gtn, cols, iou_type)
+        else:
+            dtn = cols.records(iou_type) if cols is not None else _normalize_detections(dt_list, gtn, iou_type, dt_file)
+            raw = be.run(gtn, dtn, iou_type)
     cats = {c["id"]: c for c in gtn["categories"]}
     return _result(iou_type, be.name, raw, cats, lambda: _gt_counts(gtn), per_class)
 

@@ -43,6 +43,9 @@ class Backend:
     name: str
     module: str  # the import that must succeed
     run: Callable[[dict[str, Any], Any, str], RawEval]  # (ground truth, detections, iou_type)
+    # (ground truth, DetectionColumns, iou_type) for a library that takes detections as columns; None:
+    # ``coco_metrics`` hands ``run`` one dict per detection instead
+    run_columns: Callable[[dict[str, Any], Any, str], RawEval] | None = None
 
     def available(self) -> bool:
         return importlib.util.find_spec(self.module) is not None
@@ -177,6 +180,27 @@ def _run_hotcoco(gt: dict[str, Any], dt: list[dict[str, Any]] | np.ndarray, iou_
     return run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
 
 
+def _run_hotcoco_columns(gt: dict[str, Any], columns: Any, iou_type: str) -> RawEval:
+    """Checked ``DetectionColumns`` (ids exact as floats; for ``segm`` compressed RLE with text counts) into
+    hotcoco's ``load_res`` array, the masks beside it; a ``segm`` row's area is set to its mask's (as
+    pycocotools' ``loadRes`` does for a result without a box; ``load_res`` gives it the box's)."""
+    import hotcoco  # noqa: PLC0415
+
+    coco_gt = hotcoco.COCO(_hotcoco_dataset(gt))
+    if not len(columns):
+        coco_dt = coco_gt.load_res([])
+    elif iou_type == "segm":
+        coco_dt = coco_gt.load_res(columns.hotcoco_rows(), segmentation=columns.segmentation)
+        ids = np.asarray(coco_dt.get_ann_ids(), dtype=np.int64)
+        if len(ids) != len(columns) or ids[0] != 1 or ids[-1] != len(columns):  # rows numbered 1..N
+            raise RuntimeError(f"hotcoco numbered {len(ids)} result rows unexpectedly")
+        area = np.asarray(hotcoco.mask.area(columns.segmentation), dtype=np.float64)
+        coco_dt.update_anns(ids=np.arange(1, len(columns) + 1), area=area)
+    else:
+        coco_dt = coco_gt.load_res(columns.hotcoco_rows())
+    return run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
+
+
 register_backend(Backend("pycocotools", "pycocotools", _run_pycocotools))
 register_backend(Backend("faster-coco-eval", "faster_coco_eval", _run_faster))
-register_backend(Backend("hotcoco", "hotcoco", _run_hotcoco))
+register_backend(Backend("hotcoco", "hotcoco", _run_hotcoco, _run_hotcoco_columns))

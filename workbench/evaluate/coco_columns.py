@@ -1,0 +1,212 @@
+"""Detections as columns: ``coco_metrics`` without a Python dict per detection.
+
+A model's predictions are arrays already (boxes, scores, labels per image). ``DetectionColumns`` holds
+them as one column each -- ``image_id``, ``category_id``, ``score``, ``bbox`` (``x, y, w, h``) and, for
+``segm``, one RLE per row -- checked on construction over whole columns (integer ids, finite scores, 4
+finite numbers per box, no negative size); ``coco_metrics`` then checks the ids against the ground truth
+with one ``isin`` per column and hands hotcoco its ``load_res`` array (rows ``[image_id, x, y, w, h,
+score, category_id]``, plus the RLE list for ``segm``). A failed check raises the ``ValidationError`` the
+record-by-record path raises, naming the detection by its row (``detection 7``) and the field.
+
+``round_like_python`` rounds a column exactly as ``round(float(v), n)`` rounds each value (what
+``detection_json`` writes to ``predictions.json``), so the in-training numbers equal those recomputed
+from the written file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ValidationError
+
+__all__ = ["DetectionColumns", "round_like_python", "check_known", "rows_to_convert"]
+
+_EXACT = 2.0**52  # past this a double has no fraction: the scale-rint-unscale shortcut is not exact
+
+
+def round_like_python(values: Any, decimals: int) -> np.ndarray:
+    """``round(float(v), decimals)`` of every value, as float64 (same shape).
+
+    numpy's ``rint(v * 10**d) / 10**d`` gives the double nearest the same decimal as Python's correctly
+    rounded ``round`` unless ``v * 10**d`` lies within its rounding error of a half (or is too large to
+    have a fraction, or is not finite): those few values are rounded by Python."""
+    v = np.asarray(values, dtype=np.float64)
+    scale = 10.0**decimals
+    y = v * scale
+    out = np.rint(y) / scale
+    with np.errstate(invalid="ignore"):
+        off_half = np.abs(y - np.floor(y) - 0.5)
+        clear = (off_half > np.abs(y) * 1e-14 + 1e-9) & (np.abs(y) < _EXACT)
+    if not clear.all():
+        flat_out, flat_v = out.reshape(-1), v.reshape(-1)
+        for i in np.flatnonzero(~clear.reshape(-1)):
+            flat_out[i] = round(float(flat_v[i]), decimals)
+    return out
+
+
+def _num(v: Any) -> bool:
+    return (
+        isinstance(v, (int, float, np.integer, np.floating))
+        and not isinstance(v, (bool, np.bool_))
+        and math.isfinite(v)
+    )
+
+
+def _column(values: Any, name: str, n: int | None, *, integer: bool, width: int = 0) -> np.ndarray:
+    """``values`` as a 1-d (``width`` 0) or ``n x width`` numeric array; a column of the wrong kind or
+    length raises, naming the field (and the first row at fault where there is one)."""
+    arr = np.asarray(values)
+    if arr.size == 0 and arr.ndim in (1, 2):  # no detections: any empty array will do
+        arr = arr.astype(np.int64 if integer else np.float64).reshape((0, width) if width else (0,))
+    shape = (arr.shape[0],) if width == 0 and arr.ndim == 1 else None
+    if width and arr.ndim == 2 and arr.shape[1] == width:
+        shape = arr.shape
+    if shape is None:
+        want = f"{n if n is not None else 'N'} x {width}" if width else "one value per detection"
+        raise ValidationError(f"{name} must be an array of {want}, got shape {arr.shape}", field=name)
+    if n is not None and arr.shape[0] != n:
+        raise ValidationError(
+            f"{name} has {arr.shape[0]} rows for {n} detections (image_id's length)",
+            record=f"detection {min(n, arr.shape[0])}",
+            field=name,
+        )
+    kinds = "iu" if integer else "iuf"
+    if arr.dtype.kind not in kinds:
+        rows = arr.reshape(len(arr), -1)
+        bad = next((i for i, row in enumerate(rows) if not all(_num(v) for v in row)), None)
+        what = "integers" if integer else "numbers"
+        if bad is None or integer:
+            raise ValidationError(
+                f"{name} must hold {what}, got dtype {arr.dtype}",
+                record=None if bad is None else f"detection {bad}",
+                field=name,
+            )
+        got = rows[bad].tolist() if width else rows[bad][0]
+        raise ValidationError(
+            f"{name} must be {'4 finite numbers' if width else 'a finite number'}, got {got!r}",
+            record=f"detection {bad}",
+            field=name,
+        )
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class DetectionColumns:
+    """N detections as columns (what ``coco_metrics`` takes in place of a list of result dicts).
+
+    ``image_id``, ``category_id``: N integers (the ground truth's ids). ``score``: N finite numbers.
+    ``bbox``: N x 4 ``x, y, w, h`` (finite, no negative width or height); may be ``None`` for ``segm``
+    only. ``segmentation``: N masks for ``segm``, each compressed RLE ``{"size": [h, w], "counts": str}``
+    (uncompressed RLE and polygons are converted, row by row). Checked on construction; the ids are
+    checked against the ground truth by ``coco_metrics``.
+    """
+
+    image_id: np.ndarray
+    category_id: np.ndarray
+    score: np.ndarray
+    bbox: np.ndarray | None = None
+    segmentation: Sequence[Any] | None = None
+
+    def __post_init__(self) -> None:
+        image_id = _column(self.image_id, "image_id", None, integer=True)
+        n = len(image_id)
+        category_id = _column(self.category_id, "category_id", n, integer=True)
+        score = _column(self.score, "score", n, integer=False).astype(np.float64, copy=False)
+        finite = np.isfinite(score)
+        if not finite.all():
+            i = int(np.argmin(finite))
+            raise ValidationError(
+                f"score must be a finite number, got {score[i]!r}", record=f"detection {i}", field="score"
+            )
+        bbox = None
+        if self.bbox is not None:
+            bbox = _column(self.bbox, "bbox", n, integer=False, width=4).astype(np.float64, copy=False)
+            bad = ~np.isfinite(bbox).all(axis=1)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ValidationError(
+                    f"bbox must be 4 finite numbers, got {bbox[i].tolist()!r}",
+                    record=f"detection {i}",
+                    field="bbox",
+                )
+            negative = (bbox[:, 2:] < 0).any(axis=1)
+            if negative.any():
+                i = int(np.argmax(negative))
+                raise ValidationError(
+                    f"bbox has negative size {bbox[i].tolist()}", record=f"detection {i}", field="bbox"
+                )
+        if self.segmentation is not None:
+            if isinstance(self.segmentation, (str, bytes, dict)) or len(self.segmentation) != n:
+                count = "one" if isinstance(self.segmentation, (str, bytes, dict)) else len(self.segmentation)
+                raise ValidationError(
+                    f"segmentation must be a list of one mask per detection, got {count} for {n}",
+                    record=f"detection {min(n, len(self.segmentation))}"
+                    if not isinstance(self.segmentation, (str, bytes, dict))
+                    else None,
+                    field="segmentation",
+                )
+            object.__setattr__(self, "segmentation", list(self.segmentation))
+        object.__setattr__(self, "image_id", image_id)
+        object.__setattr__(self, "category_id", category_id)
+        object.__setattr__(self, "score", score)
+        object.__setattr__(self, "bbox", bbox)
+
+    def __len__(self) -> int:
+        return len(self.image_id)
+
+    def hotcoco_rows(self) -> np.ndarray:
+        """The ``[image_id, x, y, w, h, score, category_id]`` float rows of hotcoco's ``load_res`` (a
+        missing box column gives zero boxes: ``segm`` reads only the masks, and areas are set from them)."""
+        boxes = self.bbox if self.bbox is not None else np.zeros((len(self), 4))
+        return np.column_stack([self.image_id, boxes, self.score, self.category_id]).astype(np.float64)
+
+    def exact_as_floats(self) -> bool:
+        """Whether every id survives hotcoco's float rows (below 2**53 in size)."""
+        ids = (self.image_id, self.category_id)
+        return not len(self) or all(int(np.abs(c.astype(np.float64)).max()) < 2**53 for c in ids)
+
+    def records(self, iou_type: str) -> list[dict[str, Any]]:
+        """One result dict per row (for a backend that takes only those): ids, score and the box (``bbox``)
+        or the mask (``segm``)."""
+        img, cat, score = self.image_id.tolist(), self.category_id.tolist(), self.score.tolist()
+        if iou_type == "segm":
+            segs = self.segmentation or []
+            return [
+                {"image_id": i, "category_id": c, "score": s, "segmentation": m}
+                for i, c, s, m in zip(img, cat, score, segs, strict=True)
+            ]
+        boxes = self.bbox.tolist() if self.bbox is not None else []
+        return [
+            {"image_id": i, "category_id": c, "score": s, "bbox": b}
+            for i, c, s, b in zip(img, cat, score, boxes, strict=True)
+        ]
+
+
+def check_known(column: np.ndarray, known: Any, field: str, message: str, file: str | None = None) -> None:
+    """Every value of ``column`` is in ``known`` (ids of the ground truth), else the first row that is not
+    raises ``message.format(value)`` naming it."""
+    known = list(known)
+    ids = np.array(known, dtype=np.int64) if _all_int(known) else np.array(known + [None], dtype=object)[:-1]
+    if ids.dtype == object:  # ground truth with non-integer ids: no integer detection id can be in it
+        found = np.isin(column.astype(object), ids)
+    else:
+        found = np.isin(column, ids)
+    if not found.all():
+        i = int(np.argmin(found))
+        raise ValidationError(
+            message.format(column[i].item()), file=file, record=f"detection {i}", field=field
+        )
+
+
+def _all_int(values: Any) -> bool:
+    return all(type(v) is int and -(2**63) <= v < 2**63 for v in values)
+
+
+def rows_to_convert(segs: list[Any]) -> list[int]:
+    """The rows of ``segs`` that are not compressed RLE with text counts (those need converting)."""
+    return [i for i, s in enumerate(segs) if not (type(s) is dict and type(s.get("counts")) is str)]
