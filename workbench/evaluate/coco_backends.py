@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import UnknownNameError
+from ..errors import UnknownNameError, ValidationError
 
 __all__ = ["RawEval", "Backend", "BACKENDS", "PREFERENCE", "register_backend", "get_backend", "quiet",
            "run_cocoeval"]
@@ -194,11 +194,26 @@ def _run_hotcoco_columns(gt: dict[str, Any], columns: Any, iou_type: str) -> Raw
         ids = np.asarray(coco_dt.get_ann_ids(), dtype=np.int64)
         if len(ids) != len(columns) or ids[0] != 1 or ids[-1] != len(columns):  # rows numbered 1..N
             raise RuntimeError(f"hotcoco numbered {len(ids)} result rows unexpectedly")
-        area = np.asarray(hotcoco.mask.area(columns.segmentation), dtype=np.float64)
+        area = np.asarray(_mask_areas(hotcoco, columns.segmentation), dtype=np.float64)
         coco_dt.update_anns(ids=np.arange(1, len(columns) + 1), area=area)
     else:
         coco_dt = coco_gt.load_res(columns.hotcoco_rows())
     return run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
+
+
+def _mask_areas(hotcoco: Any, rles: list[dict[str, Any]]) -> Any:
+    """hotcoco's areas of the masks; counts it cannot decode raise a ``ValidationError`` naming the row."""
+    try:
+        return hotcoco.mask.area(rles)
+    except ValueError:
+        for i, rle in enumerate(rles):
+            try:
+                hotcoco.mask.area(rle)
+            except ValueError as exc:
+                raise ValidationError(
+                    f"bad segmentation: {exc}", record=f"detection {i}", field="segmentation"
+                ) from None
+        raise
 
 
 register_backend(Backend("pycocotools", "pycocotools", _run_pycocotools))

@@ -208,5 +208,17 @@ def _all_int(values: Any) -> bool:
 
 
 def rows_to_convert(segs: list[Any]) -> list[int]:
-    """The rows of ``segs`` that are not compressed RLE with text counts (those need converting)."""
-    return [i for i, s in enumerate(segs) if not (type(s) is dict and type(s.get("counts")) is str)]
+    """The rows of ``segs`` that are not plainly compressed RLE (a dict with text ``counts`` and a ``size``
+    of two ints): those go through the row-by-row conversion, which converts or names them."""
+    return [
+        i
+        for i, s in enumerate(segs)
+        if not (
+            type(s) is dict
+            and type(s.get("counts")) is str
+            and type(size := s.get("size")) is list
+            and len(size) == 2
+            and type(size[0]) is int
+            and type(size[1]) is int
+        )
+    ]
