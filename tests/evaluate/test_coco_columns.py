@@ -221,3 +221,33 @@ def test_undecodable_mask_counts_are_located():
     with pytest.raises(ValidationError) as err:
         coco_metrics(gt, DetectionColumns(cols.image_id, cols.category_id, cols.score, None, segs), "segm")
     assert (err.value.field, err.value.record) == ("segmentation", "detection 4")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_segm_results_with_boxes_take_the_box_areas_as_pycocotools(tmp_path, seed):
+    """Results carrying a box and a mask (what training writes, as detectron2 does): pycocotools' loadRes
+    gives each the box's area, which decides its area range (APs / APm / APl). The dict path, the columns
+    and the file path all follow it; a list where not every result has a box takes the masks' areas
+    (pycocotools, looking at the first result, does the same when that one has none)."""
+    import pycocotools.mask as mask_utils
+
+    gt, dt = edge_pair("segm", seed)
+    for i, d in enumerate(dt):
+        rle = {"size": d["segmentation"]["size"], "counts": d["segmentation"]["counts"].encode()}
+        x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+        d["bbox"] = [x, y, w * (1.6 if i % 3 == 0 else 1.0), h]  # a third get boxes wider than their masks
+    ref_stats, ref_precision = pycocotools_files(*write(tmp_path, gt, dt), "segm")
+    for res in (
+        coco_metrics(gt, dt, "segm"),
+        coco_metrics(gt, columns_of(dt, "segm"), "segm"),
+        coco_metrics(gt, columns_of(dt, "segm"), "segm", backend="pycocotools"),
+        coco_metrics(tmp_path / "gt.json", tmp_path / "dt.json", "segm"),
+    ):
+        assert np.abs(stats(res) - ref_stats).max() < 1e-12
+        assert np.array_equal(res.precision, ref_precision)
+    masks_only, _ = pycocotools_files(*write(tmp_path, gt, [{k: v for k, v in d.items() if k != "bbox"} for d in dt], "m"), "segm")
+    assert np.abs(masks_only - ref_stats).max() > 1e-6  # the areas matter here
+    mixed = [{k: v for k, v in d.items() if k != "bbox"} if i == 0 else d for i, d in enumerate(dt)]
+    mixed_stats, _ = pycocotools_files(*write(tmp_path, gt, mixed, "x"), "segm")
+    assert np.abs(mixed_stats - masks_only).max() < 1e-12
+    assert np.abs(stats(coco_metrics(gt, mixed, "segm")) - mixed_stats).max() < 1e-12

@@ -10,7 +10,9 @@ area range); the 101 recall points are 0, 0.01, ..., 1; maxDets is 1 / 10 / 100.
 Input rules: ground truth must be a COCO dict (or a JSON file of one); an annotation with no ``area`` gets
 the area of its segmentation (else of its box), one with no ``iscrowd`` gets 0 (pycocotools would crash on
 both). Detections must name known images and categories; for ``segm`` a detection's segmentation may be a
-polygon, uncompressed or compressed RLE (all are converted to compressed RLE, which is what loadRes takes);
+polygon, uncompressed or compressed RLE (all are converted to compressed RLE, which is what loadRes takes),
+and its area (which puts it in an area range) is its box's when every detection has a box (pycocotools'
+``loadRes`` rule: it looks at the first result; detectron2-style results carry both), else its mask's;
 for ``bbox`` a detection needs a box (one with only a mask gets the mask's box).
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,7 @@ import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
 from .coco_backends import RawEval, get_backend, quiet
-from .coco_columns import DetectionColumns, check_known, rows_to_convert
+from .coco_columns import DetectionColumns, checked_columns, detection_columns, mask_utils, to_compressed_rle
 from .coco_files import fast_file_eval
 
 __all__ = ["STAT_KEYS", "RUN_STAT_NAMES", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
@@ -175,81 +177,10 @@ def _complete_annotations(
     return list(anns)
 
 
-def _detection_columns(dt: list[Any], gt: dict[str, Any], iou_type: str) -> DetectionColumns | None:
-    """The detection dicts as columns, when every check passes over whole columns (int ids known to the
-    ground truth, finite scores; for ``bbox`` 4 finite numbers per box, no negative size; for ``segm``
-    compressed RLE with text counts); ``None`` sends them through the per-record path, which names the
-    first bad record (or converts what is only unusual: polygons, uncompressed RLE, a box from a mask)."""
-    if not dt:
-        return None
-    try:
-        img = list(map(itemgetter("image_id"), dt))
-        cat = list(map(itemgetter("category_id"), dt))
-        score = list(map(itemgetter("score"), dt))
-        box = list(map(itemgetter("bbox"), dt)) if iou_type == "bbox" else None
-        segs = list(map(itemgetter("segmentation"), dt)) if iou_type == "segm" else None
-    except (KeyError, TypeError, IndexError):
-        return None
-    if not (set(map(type, img)) == {int} and set(map(type, cat)) == {int}):
-        return None
-    if not set(map(type, score)) <= {int, float}:  # a bool is refused, as per record
-        return None
-    if not (set(img) <= {i["id"] for i in gt["images"]} and set(cat) <= {c["id"] for c in gt["categories"]}):
-        return None
-    if segs is not None and rows_to_convert(segs):
-        return None
-    try:
-        return DetectionColumns(
-            np.array(img), np.array(cat), np.array(score), None if box is None else np.array(box), segs
-        )
-    except (ValueError, TypeError, OverflowError):  # ValidationError included: the per-record path names it
-        return None
-
-
-def _checked_columns(
-    cols: DetectionColumns, gt: dict[str, Any], iou_type: str, file: str | None
-) -> DetectionColumns:
-    """Columns whose ids are the ground truth's, with what ``iou_type`` needs (for ``segm`` every mask as
-    compressed RLE: the other forms converted row by row); a failure names the detection's row."""
-    check_known(
-        cols.image_id,
-        [img["id"] for img in gt["images"]],
-        "image_id",
-        "image_id {!r} is not in the ground truth; detections must be for its images",
-        file,
-    )
-    check_known(
-        cols.category_id,
-        [c["id"] for c in gt["categories"]],
-        "category_id",
-        "category_id {!r} is not a ground-truth category",
-        file,
-    )
-    if iou_type == "bbox":
-        if cols.bbox is None:
-            raise ValidationError("bbox evaluation needs a box per detection", file=file, field="bbox")
-        return cols
-    if cols.segmentation is None:
-        raise ValidationError(
-            "segm evaluation needs a segmentation per detection", file=file, field="segmentation"
-        )
-    todo = rows_to_convert(list(cols.segmentation))
-    if not todo:
-        return cols
-    images = {img["id"]: img for img in gt["images"]}
-    segs = list(cols.segmentation)
-    for i in todo:
-        try:
-            segs[i] = _to_rle(segs[i], images[cols.image_id[i].item()], f"detection {i}")
-        except ValidationError as exc:
-            raise exc.located(file=file) from None
-    return replace(cols, segmentation=segs)
-
-
 def _default_area(ann: dict[str, Any], img: dict[str, Any], file: str | None, rec: str) -> float:
     if "segmentation" in ann:
         try:
-            return float(_mask_utils().area(_to_rle(ann["segmentation"], img, rec)))
+            return float(mask_utils().area(to_compressed_rle(ann["segmentation"], img, rec)))
         except ValidationError as exc:
             raise exc.located(file=file) from None
     bbox = ann.get("bbox")
@@ -283,37 +214,6 @@ def _check_boxes(
             )
 
 
-def _mask_utils() -> Any:
-    from pycocotools import mask  # noqa: PLC0415 - C extension, only when masks are involved
-
-    return mask
-
-
-def _to_rle(seg: Any, img: dict[str, Any], rec: str | None) -> dict[str, Any]:
-    """Polygon(s) / uncompressed RLE / compressed RLE -> one compressed RLE with str counts."""
-    mu = _mask_utils()
-    h, w = img.get("height"), img.get("width")
-    try:
-        if isinstance(seg, list):
-            if not (isinstance(h, int) and isinstance(w, int)):
-                raise ValueError("a polygon needs its image's width and height in the ground truth")
-            rle = mu.merge(mu.frPyObjects(seg, h, w))
-        elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
-            size = seg["size"]
-            rle = mu.frPyObjects(seg, size[0], size[1])
-        elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
-            rle = {"size": list(seg["size"]), "counts": seg["counts"]}
-        else:
-            raise ValueError(f"expected a polygon list or an RLE dict, got {type(seg).__name__}")
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise ValidationError(f"bad segmentation: {exc}", record=rec, field="segmentation") from None
-    counts = rle["counts"]
-    return {
-        "size": [int(s) for s in rle["size"]],
-        "counts": counts.decode() if isinstance(counts, bytes) else counts,
-    }
-
-
 def load_detections(dt: list[dict[str, Any]] | str | Path) -> list[dict[str, Any]]:
     """The detection list (from a list or a JSON file), not yet checked against ground truth."""
     file = None
@@ -330,6 +230,7 @@ def _normalize_detections(
 ) -> list[dict[str, Any]]:
     images = {img["id"]: img for img in gt["images"]}
     cat_ids = {c["id"] for c in gt["categories"]}
+    boxed = iou_type == "segm" and all(isinstance(d, dict) and d.get("bbox") is not None for d in dt)
     out = []
     for i, d in enumerate(dt):
         rec = f"detection {i}"
@@ -357,16 +258,25 @@ def _normalize_detections(
                     "segm evaluation needs a segmentation", file=file, record=rec, field="segmentation"
                 )
             try:
-                n["segmentation"] = _to_rle(d["segmentation"], img, rec)
+                n["segmentation"] = to_compressed_rle(d["segmentation"], img, rec)
             except ValidationError as exc:
                 raise exc.located(file=file) from None
+            if boxed:  # every detection has a box: its area is the box's, as pycocotools' loadRes sets it
+                n["bbox"] = d["bbox"]
         else:
             bbox = d.get("bbox")
             if bbox is None and "segmentation" in d:
-                bbox = [float(v) for v in _mask_utils().toBbox(_to_rle(d["segmentation"], img, rec))]
+                bbox = [float(v) for v in mask_utils().toBbox(to_compressed_rle(d["segmentation"], img, rec))]
             n["bbox"] = bbox
         out.append(n)
-    scores = [n["score"] for n in out]
+    _check_scores([n["score"] for n in out], file)
+    if iou_type == "bbox" or (boxed and out):
+        _check_boxes([n["bbox"] for n in out], lambda i: f"detection {i}", file, allow_negative=False)
+    return out
+
+
+def _check_scores(scores: list[Any], file: str | None) -> None:
+    """Every score a finite number (whole column at once; the loop names the first bad one)."""
     try:
         good = np.array(scores).dtype.kind in "iuf" and bool(np.isfinite(np.array(scores, dtype=float)).all())
         good = good and not any(v is True or v is False for v in scores)  # numpy reads True as 1.0
@@ -380,9 +290,6 @@ def _normalize_detections(
             record=f"detection {i}",
             field="score",
         )
-    if iou_type == "bbox":
-        _check_boxes([n["bbox"] for n in out], lambda i: f"detection {i}", file, allow_negative=False)
-    return out
 
 
 def coco_metrics(
@@ -416,10 +323,10 @@ def coco_metrics(
         gtn = _with_segmentations(gtn, gt_file)
     dt_list: list[Any] = []
     if isinstance(dt, DetectionColumns):
-        cols: DetectionColumns | None = _checked_columns(dt, gtn, iou_type, None)
+        cols: DetectionColumns | None = checked_columns(dt, gtn, iou_type, None)
     else:
         dt_list = load_detections(dt)
-        cols = _detection_columns(dt_list, gtn, iou_type) if be.run_columns is not None else None
+        cols = detection_columns(dt_list, gtn, iou_type) if be.run_columns is not None else None
     with quiet():
         if cols is not None and be.run_columns is not None and cols.exact_as_floats():
             raw = be.run_columns(gtn, cols, iou_type)

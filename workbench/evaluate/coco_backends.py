@@ -182,8 +182,9 @@ def _run_hotcoco(gt: dict[str, Any], dt: list[dict[str, Any]] | np.ndarray, iou_
 
 def _run_hotcoco_columns(gt: dict[str, Any], columns: Any, iou_type: str) -> RawEval:
     """Checked ``DetectionColumns`` (ids exact as floats; for ``segm`` compressed RLE with text counts) into
-    hotcoco's ``load_res`` array, the masks beside it; a ``segm`` row's area is set to its mask's (as
-    pycocotools' ``loadRes`` does for a result without a box; ``load_res`` gives it the box's)."""
+    hotcoco's ``load_res`` array, the masks beside it. A ``segm`` row's area is its box's (what ``load_res``
+    and pycocotools' ``loadRes`` give a result with a box); without a box column, its mask's (as
+    ``loadRes`` gives a result without one)."""
     import hotcoco  # noqa: PLC0415
 
     coco_gt = hotcoco.COCO(_hotcoco_dataset(gt))
@@ -191,6 +192,8 @@ def _run_hotcoco_columns(gt: dict[str, Any], columns: Any, iou_type: str) -> Raw
         coco_dt = coco_gt.load_res([])
     elif iou_type == "segm":
         coco_dt = coco_gt.load_res(columns.hotcoco_rows(), segmentation=columns.segmentation)
+        if columns.bbox is not None:
+            return run_cocoeval(hotcoco.COCOeval(coco_gt, coco_dt, iou_type))
         ids = np.asarray(coco_dt.get_ann_ids(), dtype=np.int64)
         if len(ids) != len(columns) or ids[0] != 1 or ids[-1] != len(columns):  # rows numbered 1..N
             raise RuntimeError(f"hotcoco numbered {len(ids)} result rows unexpectedly")

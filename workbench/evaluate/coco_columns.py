@@ -11,20 +11,34 @@ record-by-record path raises, naming the detection by its row (``detection 7``) 
 ``round_like_python`` rounds a column exactly as ``round(float(v), n)`` rounds each value (what
 ``detection_json`` writes to ``predictions.json``), so the in-training numbers equal those recomputed
 from the written file.
+
+Also here: ``detection_columns``, the same columns taken from a list of result dicts when every check
+passes over whole columns (else ``coco_metrics`` goes record by record), and ``to_compressed_rle``, the
+conversion of a polygon or an uncompressed RLE to what the backends read.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from ..errors import ValidationError
 
-__all__ = ["DetectionColumns", "round_like_python", "check_known", "rows_to_convert"]
+__all__ = [
+    "DetectionColumns",
+    "round_like_python",
+    "check_known",
+    "rows_to_convert",
+    "detection_columns",
+    "checked_columns",
+    "to_compressed_rle",
+    "mask_utils",
+]
 
 _EXACT = 2.0**52  # past this a double has no fraction: the scale-rint-unscale shortcut is not exact
 
@@ -101,7 +115,8 @@ class DetectionColumns:
 
     ``image_id``, ``category_id``: N integers (the ground truth's ids). ``score``: N finite numbers.
     ``bbox``: N x 4 ``x, y, w, h`` (finite, no negative width or height); may be ``None`` for ``segm``
-    only. ``segmentation``: N masks for ``segm``, each compressed RLE ``{"size": [h, w], "counts": str}``
+    only. For ``segm`` a detection's area (its area range) is its box's, else its mask's: pycocotools'
+    ``loadRes`` rule for results with and without boxes. ``segmentation``: N masks for ``segm``, each compressed RLE ``{"size": [h, w], "counts": str}``
     (uncompressed RLE and polygons are converted, row by row). Checked on construction; the ids are
     checked against the ground truth by ``coco_metrics``.
     """
@@ -161,7 +176,8 @@ class DetectionColumns:
 
     def hotcoco_rows(self) -> np.ndarray:
         """The ``[image_id, x, y, w, h, score, category_id]`` float rows of hotcoco's ``load_res`` (a
-        missing box column gives zero boxes: ``segm`` reads only the masks, and areas are set from them)."""
+        missing box column gives zero boxes: ``segm`` matches by the masks, and the areas are then set
+        from them)."""
         boxes = self.bbox if self.bbox is not None else np.zeros((len(self), 4))
         return np.column_stack([self.image_id, boxes, self.score, self.category_id]).astype(np.float64)
 
@@ -176,10 +192,14 @@ class DetectionColumns:
         img, cat, score = self.image_id.tolist(), self.category_id.tolist(), self.score.tolist()
         if iou_type == "segm":
             segs = self.segmentation or []
-            return [
+            rows = [
                 {"image_id": i, "category_id": c, "score": s, "segmentation": m}
                 for i, c, s, m in zip(img, cat, score, segs, strict=True)
             ]
+            if self.bbox is not None:  # the areas are then the boxes', as hotcoco's rows give them
+                for row, b in zip(rows, self.bbox.tolist(), strict=True):
+                    row["bbox"] = b
+            return rows
         boxes = self.bbox.tolist() if self.bbox is not None else []
         return [
             {"image_id": i, "category_id": c, "score": s, "bbox": b}
@@ -222,3 +242,108 @@ def rows_to_convert(segs: list[Any]) -> list[int]:
             and type(size[1]) is int
         )
     ]
+
+
+def detection_columns(dt: list[Any], gt: dict[str, Any], iou_type: str) -> DetectionColumns | None:
+    """The detection dicts as columns, when every check passes over whole columns (int ids known to the
+    ground truth, finite scores; 4 finite numbers per box, no negative size; for ``segm`` compressed RLE
+    with text counts, boxes only where every detection has one); ``None`` sends them through the per-record path, which names the
+    first bad record (or converts what is only unusual: polygons, uncompressed RLE, a box from a mask)."""
+    if not dt:
+        return None
+    try:
+        img = list(map(itemgetter("image_id"), dt))
+        cat = list(map(itemgetter("category_id"), dt))
+        score = list(map(itemgetter("score"), dt))
+        box: list[Any] | None = list(map(itemgetter("bbox"), dt)) if iou_type == "bbox" else None
+        segs = list(map(itemgetter("segmentation"), dt)) if iou_type == "segm" else None
+    except (KeyError, TypeError, IndexError):
+        return None
+    if not (set(map(type, img)) == {int} and set(map(type, cat)) == {int}):
+        return None
+    if not set(map(type, score)) <= {int, float}:  # a bool is refused, as per record
+        return None
+    if not (set(img) <= {i["id"] for i in gt["images"]} and set(cat) <= {c["id"] for c in gt["categories"]}):
+        return None
+    if segs is not None:
+        if rows_to_convert(segs):
+            return None
+        box = [d.get("bbox") for d in dt]  # areas from the boxes when every detection has one
+        box = None if any(b is None for b in box) else box
+    try:
+        return DetectionColumns(
+            np.array(img), np.array(cat), np.array(score), None if box is None else np.array(box), segs
+        )
+    except (ValueError, TypeError, OverflowError):  # ValidationError included: the per-record path names it
+        return None
+
+
+def checked_columns(
+    cols: DetectionColumns, gt: dict[str, Any], iou_type: str, file: str | None
+) -> DetectionColumns:
+    """Columns whose ids are the ground truth's, with what ``iou_type`` needs (for ``segm`` every mask as
+    compressed RLE: the other forms converted row by row); a failure names the detection's row."""
+    check_known(
+        cols.image_id,
+        [img["id"] for img in gt["images"]],
+        "image_id",
+        "image_id {!r} is not in the ground truth; detections must be for its images",
+        file,
+    )
+    check_known(
+        cols.category_id,
+        [c["id"] for c in gt["categories"]],
+        "category_id",
+        "category_id {!r} is not a ground-truth category",
+        file,
+    )
+    if iou_type == "bbox":
+        if cols.bbox is None:
+            raise ValidationError("bbox evaluation needs a box per detection", file=file, field="bbox")
+        return cols
+    if cols.segmentation is None:
+        raise ValidationError(
+            "segm evaluation needs a segmentation per detection", file=file, field="segmentation"
+        )
+    todo = rows_to_convert(list(cols.segmentation))
+    if not todo:
+        return cols
+    images = {img["id"]: img for img in gt["images"]}
+    segs = list(cols.segmentation)
+    for i in todo:
+        try:
+            segs[i] = to_compressed_rle(segs[i], images[cols.image_id[i].item()], f"detection {i}")
+        except ValidationError as exc:
+            raise exc.located(file=file) from None
+    return replace(cols, segmentation=segs)
+
+
+def mask_utils() -> Any:
+    from pycocotools import mask  # noqa: PLC0415 - C extension, only when masks are involved
+
+    return mask
+
+
+def to_compressed_rle(seg: Any, img: dict[str, Any], rec: str | None) -> dict[str, Any]:
+    """Polygon(s) / uncompressed RLE / compressed RLE -> one compressed RLE with str counts."""
+    mu = mask_utils()
+    h, w = img.get("height"), img.get("width")
+    try:
+        if isinstance(seg, list):
+            if not (isinstance(h, int) and isinstance(w, int)):
+                raise ValueError("a polygon needs its image's width and height in the ground truth")
+            rle = mu.merge(mu.frPyObjects(seg, h, w))
+        elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
+            size = seg["size"]
+            rle = mu.frPyObjects(seg, size[0], size[1])
+        elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
+            rle = {"size": list(seg["size"]), "counts": seg["counts"]}
+        else:
+            raise ValueError(f"expected a polygon list or an RLE dict, got {type(seg).__name__}")
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ValidationError(f"bad segmentation: {exc}", record=rec, field="segmentation") from None
+    counts = rle["counts"]
+    return {
+        "size": [int(s) for s in rle["size"]],
+        "counts": counts.decode() if isinstance(counts, bytes) else counts,
+    }

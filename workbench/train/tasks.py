@@ -232,7 +232,8 @@ class DetectionTask(Task):
     def columns(self, predictions: list[dict[str, Any]]) -> Any:
         """The predictions as ``DetectionColumns`` (no dict per detection), rounded as ``results`` rounds
         them (boxes to 1/1000 px, scores to 6 places), so the numbers equal those of the written rows."""
-        from ..evaluate.coco_columns import DetectionColumns, round_like_python
+        from ..evaluate import DetectionColumns
+        from ..evaluate.coco_columns import round_like_python
 
         counts = [len(p["scores"]) for p in predictions]
         n = sum(counts)
