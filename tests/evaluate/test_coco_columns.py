@@ -86,6 +86,7 @@ def test_segm_masks_in_other_forms_are_converted(tmp_path):
     h, w = segs[1]["size"]
     x, y, bw, bh = (float(v) for v in mask_utils.toBbox({"size": [h, w], "counts": segs[1]["counts"].encode()}))
     segs[2] = {"size": segs[2]["size"], "counts": segs[2]["counts"].encode()}  # bytes counts
+    segs[3] = {"size": [float(v) for v in segs[3]["size"]], "counts": segs[3]["counts"]}  # hotcoco refuses it
     mixed = DetectionColumns(cols.image_id, cols.category_id, cols.score, None, segs)
     res = coco_metrics(gt, mixed, "segm")
     assert np.abs(stats(res) - ref_stats).max() < 1e-12
@@ -251,3 +252,12 @@ def test_segm_results_with_boxes_take_the_box_areas_as_pycocotools(tmp_path, see
     mixed_stats, _ = pycocotools_files(*write(tmp_path, gt, mixed, "x"), "segm")
     assert np.abs(mixed_stats - masks_only).max() < 1e-12
     assert np.abs(stats(coco_metrics(gt, mixed, "segm")) - mixed_stats).max() < 1e-12
+
+
+def test_a_mask_without_a_size_is_located_in_dicts_too():
+    gt, dt = make_coco_pair(8, 5, 3, seed=6, iou_type="segm")
+    dt[5]["segmentation"] = {"counts": dt[5]["segmentation"]["counts"]}
+    for detections in (dt, columns_of(dt, "segm")):
+        with pytest.raises(ValidationError) as err:
+            coco_metrics(gt, detections, "segm")
+        assert (err.value.field, err.value.record) == ("segmentation", "detection 5")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
-from .coco_backends import RawEval, get_backend, quiet
+from .coco_backends import Backend, RawEval, get_backend, quiet
 from .coco_columns import DetectionColumns, checked_columns, detection_columns, mask_utils, to_compressed_rle
 from .coco_files import fast_file_eval
 
@@ -327,14 +327,37 @@ def coco_metrics(
     else:
         dt_list = load_detections(dt)
         cols = detection_columns(dt_list, gtn, iou_type) if be.run_columns is not None else None
-    with quiet():
-        if cols is not None and be.run_columns is not None and cols.exact_as_floats():
-            raw = be.run_columns(gtn, cols, iou_type)
-        else:
+    raw = _run_columns(be, gtn, dt, cols, iou_type) if cols is not None else None
+    if raw is None:
+        with quiet():
+            if cols is not None and not isinstance(dt, DetectionColumns) and iou_type == "segm":
+                cols = None  # hotcoco refused a mask: the record-by-record path converts or names it
             dtn = cols.records(iou_type) if cols is not None else _normalize_detections(dt_list, gtn, iou_type, dt_file)
             raw = be.run(gtn, dtn, iou_type)
     cats = {c["id"]: c for c in gtn["categories"]}
     return _result(iou_type, be.name, raw, cats, lambda: _gt_counts(gtn), per_class)
+
+
+def _run_columns(
+    be: Backend, gt: dict[str, Any], dt: Any, cols: DetectionColumns, iou_type: str
+) -> RawEval | None:
+    """The backend on the columns, or ``None`` where it takes dicts only (or an id is too large for its
+    float rows) or, for dicts, it refused a mask the quick column check let through."""
+    if be.run_columns is None or not cols.exact_as_floats():
+        return None
+    try:
+        with quiet():
+            return be.run_columns(gt, cols, iou_type)
+    except ValidationError:
+        raise
+    except ValueError:  # hotcoco's typed reader refused a mask (no size, a float in it...)
+        if iou_type != "segm":
+            raise
+    if not isinstance(dt, DetectionColumns):
+        return None
+    strict = checked_columns(dt, gt, iou_type, None, strict=True)  # converts those rows or names them
+    with quiet():
+        return be.run_columns(gt, strict, iou_type)
 
 
 def _result(
