@@ -2,9 +2,11 @@
 
 Each backend takes a *normalized* ground-truth dict and detection list (see ``coco.py``: every annotation
 has ``area`` and ``iscrowd``, every detection has only ``image_id``, ``category_id``, ``score`` and either
-``bbox`` or a compressed-RLE ``segmentation``; hotcoco may also get bbox detections as its ``load_res``
-array, rows ``[image_id, x, y, w, h, score, category_id]``) and returns the evaluator's 12 stats, its
-``eval["precision"]`` array ``[T, R, K, A, M]`` and the category ids along K.
+``bbox`` or a compressed-RLE ``segmentation`` (with a ``bbox`` too for ``segm`` when every detection has
+one: the box gives the area) and returns the evaluator's 12 stats, its ``eval["precision"]`` array
+``[T, R, K, A, M]`` and the category ids along K. A backend with ``run_columns`` (hotcoco) takes checked
+``DetectionColumns`` instead: its ``load_res`` array, rows ``[image_id, x, y, w, h, score, category_id]``,
+with the masks beside it for ``segm`` -- no dict per detection.
 
 Measured equal: over 24 seeded synthetic sets (bbox and segm; polygons, compressed and uncompressed RLE,
 crowd regions, tied scores, a class with detections but no ground truth, an image with 170 detections) the
