@@ -261,3 +261,32 @@ def test_a_mask_without_a_size_is_located_in_dicts_too():
         with pytest.raises(ValidationError) as err:
             coco_metrics(gt, detections, "segm")
         assert (err.value.field, err.value.record) == ("segmentation", "detection 5")
+
+
+def test_segm_files_with_boxes_on_some_results_take_the_located_path(tmp_path):
+    """hotcoco's file reader would give the boxed results their boxes' areas; pycocotools (first result
+    without a box) and coco.py give every result its mask's."""
+    import pycocotools.mask as mask_utils
+
+    from workbench.evaluate.coco_files import fast_file_eval
+
+    gt, dt = make_coco_pair(20, 6, 3, seed=8, iou_type="segm")
+    for i, d in enumerate(dt):
+        rle = {"size": d["segmentation"]["size"], "counts": d["segmentation"]["counts"].encode()}
+        x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
+        d["bbox"] = [x, y, w * 1.7, h]
+    g, d = write(tmp_path, gt, dt)
+    assert fast_file_eval(g, d, "segm") is not None  # every result has a box: hotcoco's rule is pycocotools'
+    ref, _ = pycocotools_files(g, d, "segm")
+    assert np.abs(stats(coco_metrics(g, d, "segm")) - ref).max() < 1e-12
+    mixed = [{k: v for k, v in r.items() if k != "bbox"} if i % 2 == 0 else r for i, r in enumerate(dt)]
+    g, d = write(tmp_path, gt, mixed, "mixed")
+    assert fast_file_eval(g, d, "segm") is None
+    ref, _ = pycocotools_files(g, d, "segm")
+    assert np.abs(stats(coco_metrics(g, d, "segm")) - ref).max() < 1e-12
+    dt[3]["bbox"] = [1.0, 2.0, -3.0, 4.0]  # a negative size in a segm result's box is located as in bbox
+    g, d = write(tmp_path, gt, dt, "negative")
+    assert fast_file_eval(g, d, "segm") is None
+    with pytest.raises(ValidationError) as err:
+        coco_metrics(g, d, "segm")
+    assert (err.value.field, err.value.record) == ("bbox", "detection 3")
