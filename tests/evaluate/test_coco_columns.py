@@ -271,7 +271,7 @@ def test_segm_files_with_boxes_on_some_results_take_the_located_path(tmp_path):
     from workbench.evaluate.coco_files import fast_file_eval
 
     gt, dt = make_coco_pair(20, 6, 3, seed=8, iou_type="segm")
-    for i, d in enumerate(dt):
+    for d in dt:
         rle = {"size": d["segmentation"]["size"], "counts": d["segmentation"]["counts"].encode()}
         x, y, w, h = (float(v) for v in mask_utils.toBbox(rle))
         d["bbox"] = [x, y, w * 1.7, h]
