@@ -13,8 +13,9 @@ workspace, against references in the same run:
 Each run is a fresh process (libraries imported before the clock starts, the files read once before so
 every run finds them in the page cache), the contenders taken in turn (A B C A B C ...) so the machine's
 load weighs on each alike; figures are each one's best. Printed per contender: wall time, peak RSS of the
-importing process (``ru_maxrss``) and of its pool workers if any (``RUSAGE_CHILDREN``), and the ratio to
-each reference. ``--profile OUT`` writes a cProfile of one Workbench import instead.
+importing process (``ru_maxrss``) and of its largest worker process if any (``RUSAGE_CHILDREN``: on Linux a
+child's figure starts at its parent's size when it was started, so it overstates a small worker: a check
+worker alone peaks near 45 MB), and the ratio to each reference. ``--profile OUT`` writes a cProfile of one Workbench import instead.
 """
 
 from __future__ import annotations
@@ -102,13 +103,19 @@ def datumaro_layout(data: Path, ann: Path) -> Path:
     return root
 
 
+def _before_name(befores: list[Path], i: int) -> str:
+    """``before`` for one checkout; ``before:<folder>`` when several are timed."""
+    return "before" if len(befores) == 1 else f"before:{befores[i].resolve().name}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--boxes-per-image", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--data", type=Path, help="keep the generated set here (reused when present)")
-    ap.add_argument("--before", type=Path, help="another Workbench checkout to time the same way")
+    ap.add_argument("--before", type=Path, action="append", default=[],
+                    help="another Workbench checkout to time the same way (repeat the flag for several)")
     ap.add_argument("--datumaro-python", help="a Python with datumaro 1.13 installed")
     ap.add_argument("--profile", type=Path, help="write a cProfile of one import here and stop")
     ap.add_argument("--json", type=Path)
@@ -140,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
 
     contenders: dict[str, tuple[str, object]] = {"after": (sys.executable, wb(ROOT, "after")),
                                                  "floor": (sys.executable, lambda r: FLOOR_RUN.format(ann=str(ann)))}
-    if args.before:
-        contenders["before"] = (sys.executable, wb(args.before.resolve(), "before"))
+    for i, before in enumerate(args.before):
+        contenders[_before_name(args.before, i)] = (sys.executable, wb(before.resolve(), f"before{i}"))
     if args.datumaro_python:
         dm_root = datumaro_layout(data, ann)
         contenders["datumaro"] = (args.datumaro_python, lambda r: DATUMARO_RUN.format(data=str(dm_root)))
@@ -165,9 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = [Row(f"import {what} (COCO, small PNGs)", f"{after['seconds']:.1f} s, {after['rss_mb']:.0f} MB",
                 f"json.load + pycocotools index {got['floor']['seconds']:.1f} s", after["seconds"] /
                 got["floor"]["seconds"], None, f"{cores} cores")]
-    if "before" in got:
-        b = got["before"]
-        rows.append(Row(f"import {what} against {args.before.name}", f"{after['seconds']:.1f} s",
+    for i in range(len(args.before)):
+        b = got[_before_name(args.before, i)]
+        rows.append(Row(f"import {what} against {_before_name(args.before, i)}", f"{after['seconds']:.1f} s",
                         f"before {b['seconds']:.1f} s, {b['rss_mb']:.0f} MB", after["seconds"] / b["seconds"],
                         "<= 0.34", "at least 3x faster"))
     if "datumaro" in got:

@@ -26,7 +26,7 @@ TYPES = {
     "classification": {"sample": "digits", "sample_count": 0, "model": "small-cnn"},
     "detection": {"sample": "shapes-detection", "sample_count": 200, "model": "tiny-frcnn"},
     "segmentation": {"sample": "shapes-segmentation", "sample_count": 150, "model": "tiny-maskrcnn"},
-    "anomaly": {"sample": "shapes-anomaly", "sample_count": 200, "model": "conv-ae"},
+    "anomaly": {"sample": "shapes-anomaly", "sample_count": 200, "model": "patchcore-valid"},
 }
 
 

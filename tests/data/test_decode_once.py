@@ -148,9 +148,9 @@ def test_workers(monkeypatch):
     with pytest.raises(ValidationError, match=WORKERS_ENV):
         import_workers(100)
     monkeypatch.delenv(POOL_ENV, raising=False)
-    assert pool_kind() == "thread"
+    assert pool_kind() == "auto"
     monkeypatch.setenv(POOL_ENV, "gpu")
-    with pytest.raises(ValidationError, match="thread, process"):
+    with pytest.raises(ValidationError, match="auto, thread, process"):
         pool_kind()
 
 

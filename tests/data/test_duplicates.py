@@ -93,6 +93,31 @@ def png(arr: np.ndarray, fmt: str = "PNG") -> bytes:
     return buf.getvalue()
 
 
+def test_phash_of_a_flat_or_symmetric_picture_does_not_depend_on_rounding_noise() -> None:
+    """Frequencies equal in exact arithmetic give the same bits however the sums were ordered: a flat picture
+    hashes to its brightness bit alone (the old full transform left 1e-13 noise that set 9 bits at random),
+    and every hash equals the one made from scipy's orthonormal 2-D DCT, alone or inside a stack."""
+    from scipy.fft import dctn
+
+    from workbench.data.phash import hash_thumbnails
+
+    rng = np.random.default_rng(3)
+    flat = np.full((32, 32), 128.0)
+    stripes = np.tile([0.0, 255.0], (32, 16))
+    checker = np.kron((np.indices((4, 4)).sum(0) % 2) * 255.0, np.ones((8, 8)))
+    pictures = np.stack([flat, stripes, checker, *np.round(rng.random((29, 32, 32)) * 255)])
+    assert int(hash_thumbnails(flat[None])[0]) == 1 << 63  # only the DC term is above the median (0)
+
+    def reference(x: np.ndarray) -> int:
+        low = np.round(dctn(x, norm="ortho")[:8, :8].ravel(), 6) + 0.0
+        bits = low > np.median(low[1:])
+        return int.from_bytes(np.packbits(bits).tobytes(), "big")
+
+    stacked = hash_thumbnails(pictures)
+    for k, x in enumerate(pictures):
+        assert int(stacked[k]) == int(hash_thumbnails(x[None])[0]) == reference(x), k
+
+
 def test_phash_is_stable_across_encodings_and_hex() -> None:
     rng = np.random.default_rng(1)
     coarse = Image.fromarray(rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)).resize((128, 96), Image.BICUBIC)

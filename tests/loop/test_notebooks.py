@@ -51,3 +51,13 @@ def test_notebooks_match_their_source():
     p = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_notebooks.py"), "--check"],
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stdout
+
+
+@pytest.mark.parametrize("dataset_type", ["classification", "detection", "segmentation", "anomaly"])
+def test_a_template_trains_its_types_default_model(dataset_type):
+    """A project made by ``workbench new`` trains what ``workbench train`` would: the registry's default model
+    for the type (the anomaly template named ``conv-ae`` after ``patchcore-valid`` became the default)."""
+    from workbench.train.models import default_model
+
+    params = papermill.inspect_notebook(str(ROOT / "workbench" / "templates" / dataset_type / "02_train.ipynb"))
+    assert params["model"]["default"].strip("'\"") == default_model(dataset_type)

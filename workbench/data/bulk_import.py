@@ -16,6 +16,8 @@ held every image's bytes in memory at once and ran on one core. Here, the same c
   plan was made from the check; nothing is kept, import again). No image's bytes are kept: the prepared items carry ``None`` where
   ``import_batch`` kept the bytes (:mod:`.staged` re-reads a file only if a concurrent failed import
   removed its blob);
+  Within an import that stores while it checks (``image_pool.storing_into``: ``transfer.import_source``), the
+  images the checks stored are not touched again;
 * the rows become visible at once, in one short final commit, after every image was flushed to disk.
 
 All or nothing as before: every check of the records and images runs before the first row is written, a
@@ -33,7 +35,7 @@ from ..errors import ValidationError
 from ..progress import ProgressFn, Stage
 from . import staged
 from .blobs import sha256_bytes
-from .image_pool import check_items, import_workers
+from .image_pool import check_items, current_sink, import_workers
 from .images import ImageCheck, check_image
 from .limits import MAX_SHAPES_PER_EXAMPLE, check_classes, check_shapes
 from .records import KINDS_FOR_TYPE, ImportBatch, ImportItem
@@ -160,10 +162,14 @@ class _Storer:
         self.source_file = source_file
         self.ds = ds
         self.written: list[str] = []
-        self.stage = Stage(progress, "import", "storing images", len(prepared), "images")
-        indexed = list(enumerate(prepared))
-        self.pool = ThreadPoolExecutor(max_workers=import_workers(len(prepared)), thread_name_prefix="workbench-store")
-        self.jobs = [(k, min(k + _STORE_CHUNK, len(indexed)),
+        sink = current_sink()  # images the checks stored already, from the bytes they checked
+        self.sink_wrote = bool(sink and sink.written)
+        stored = sink.stored if sink is not None else set()
+        indexed = [(k, p) for k, p in enumerate(prepared) if p[2] not in stored]
+        self.stage = Stage(progress, "import", "storing images", len(indexed), "images")
+        self.pool = ThreadPoolExecutor(max_workers=import_workers(max(1, len(indexed))),
+                                       thread_name_prefix="workbench-store")
+        self.jobs = [(indexed[k][0], indexed[min(k + _STORE_CHUNK, len(indexed)) - 1][0] + 1,
                       self.pool.submit(_store_chunk, ds, indexed[k:k + _STORE_CHUNK], source_file))
                      for k in range(0, len(indexed), _STORE_CHUNK)]
         self.taken = 0  # jobs whose results were taken
@@ -194,7 +200,7 @@ class _Storer:
         if end >= len(self.prepared) and not self.synced:
             self.pool.shutdown(wait=True)
             self.stage.close()
-            if self.written:
+            if self.written or self.sink_wrote:
                 self.ds.workspace.blobs.sync()
             self.synced = True
 

@@ -13,38 +13,74 @@ not grow with the size of the import. Images go out in runs of up to :data:`MAX_
 perceptual hashes are made in one call (per image, that call cost more than decoding a small image). The first bad image in item order raises its typed error (naming the
 file and the record the reader gave it), whatever order the workers finish in.
 
-The workers are threads by default (``WORKBENCH_IMPORT_POOL=thread``): Pillow's decoders, its resampling and
-hashlib's sha256 release the GIL, so the work spreads over the cores without starting processes, and it
-works wherever an import is called from (a notebook kernel, a script without a ``__main__`` guard, a server
-with threads of its own). ``WORKBENCH_IMPORT_POOL=process`` uses a process pool instead (forkserver, the
-checking code loaded once): worth it only where the per-image Python work dominates; a script that
-imports from its top level then needs the ``if __name__ == "__main__":`` guard multiprocessing asks for.
+Workers are threads or processes (``WORKBENCH_IMPORT_POOL``: ``auto``, the default, ``thread`` or
+``process``). Pillow's decoders, its resampling and hashlib's sha256 release the GIL, so for large images
+threads spread over the cores without starting anything. For many small images the per-image Python work
+(Pillow's plugins, the thumbnail) holds the GIL: two threads went no faster than one and slowed the reader
+(20,000 PNGs of 32 x 24: 13.5 s of checking in threads beside the annotation reading). ``auto`` therefore
+uses worker processes (:mod:`.check_workers`: plain ``python -c`` children, no ``multiprocessing``, so a
+script without a ``__main__`` guard, a notebook kernel and Voila all work) when there are at least
+:data:`PROCESS_MIN_IMAGES` image files to check and two cores or more, and threads otherwise. Images held in
+memory (a batch built in code) are checked in the calling process in either case.
+
+Within :func:`storing_into` (an import into a workspace: ``transfer.import_source``), a worker also
+stores each image it checked (a worker process writes it into the same blob folder), from the bytes it just read and hashed (:class:`BlobSink`): the file is read
+once on the whole way into the store, and what is stored is exactly what was checked. The import removes the
+files it wrote if it fails (``BlobSink.written``).
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ImageError, ImportFormatError, ValidationError
 from ..progress import ProgressFn, Stage
-from .images import ImageCheck, decode_for_check, read_image_file
+from .check_workers import BlobSink, Outcome, WorkerError, WorkerPool, check_chunk
+from .images import ImageCheck
 from .records import ImportItem
 
+if TYPE_CHECKING:
+    from .blobs import BlobStore
+
 __all__ = ["check_items", "import_workers", "pool_kind", "MIN_IMAGES_PER_WORKER", "WORKERS_ENV", "POOL_ENV",
-           "POOL_KINDS"]
+           "POOL_KINDS", "BlobSink", "storing_into", "current_sink"]
 
 WORKERS_ENV = "WORKBENCH_IMPORT_WORKERS"
 POOL_ENV = "WORKBENCH_IMPORT_POOL"
-POOL_KINDS = ("thread", "process")
+POOL_KINDS = ("auto", "thread", "process")
+PROCESS_MIN_IMAGES = 2000  # fewer: worker start-up (~0.3 s) costs more than the GIL does
 MIN_IMAGES_PER_WORKER = 8  # fewer images per worker: not worth handing out
 _IN_FLIGHT_PER_WORKER = 4  # jobs handed out ahead per worker: keeps them busy, bounds memory
 MAX_CHUNK = 64  # images per job, at most
 
 _Where = Mapping[str, tuple[str, object]]
-_Outcome = tuple[str, ImageCheck | str]
+_Outcome = Outcome
+
+
+_SINK: ContextVar[BlobSink | None] = ContextVar("workbench_blob_sink", default=None)
+
+
+@contextmanager
+def storing_into(blobs: BlobStore) -> Iterator[BlobSink]:
+    """Within the block, :func:`check_items` (run in this context: a thread started with a copy of it too)
+    stores every image it checks into ``blobs``."""
+    sink = BlobSink(blobs)
+    token = _SINK.set(sink)
+    try:
+        yield sink
+    finally:
+        _SINK.reset(token)
+
+
+def current_sink() -> BlobSink | None:
+    """The :class:`BlobSink` of the enclosing :func:`storing_into`, if any."""
+    return _SINK.get()
 
 
 def _cores() -> int:
@@ -73,61 +109,32 @@ def import_workers(n_images: int, workers: int | None = None) -> int:
 
 
 def pool_kind(kind: str | None = None) -> str:
-    """``thread`` or ``process``: ``kind`` when given, else ``WORKBENCH_IMPORT_POOL``, else ``thread``."""
-    kind = kind or os.environ.get(POOL_ENV, "").strip() or "thread"
+    """``auto``, ``thread`` or ``process``: ``kind`` when given, else ``WORKBENCH_IMPORT_POOL``, else ``auto``."""
+    kind = kind or os.environ.get(POOL_ENV, "").strip() or "auto"
     if kind not in POOL_KINDS:
         raise ValidationError(f"{POOL_ENV} must be one of {', '.join(POOL_KINDS)}, got {kind!r}", field=POOL_ENV)
     return kind
 
 
-def _executor(kind: str, workers: int) -> Executor:
-    if kind == "thread":
-        return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workbench-image-check")
-    import multiprocessing  # only for a process pool (threads are the default)
-    from concurrent.futures import ProcessPoolExecutor
-
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        server = multiprocessing.get_context("forkserver")
-        server.set_forkserver_preload([__name__])  # workers fork from a server that loaded this module once
-        return ProcessPoolExecutor(max_workers=workers, mp_context=server)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+def _resolved_kind(kind: str, todo: Sequence[tuple[int, ImportItem]], workers: int) -> str:
+    """``auto`` made ``thread`` or ``process`` (see the module doc)."""
+    if kind != "auto":
+        return kind
+    files = sum(1 for _i, it in todo if it.data is None)
+    return "process" if workers >= 2 and files >= PROCESS_MIN_IMAGES else "thread"
 
 
-def _check_one(path: str | None, data: bytes | None) -> _Outcome:
-    """Check one image (in a worker): ("ok", check), or the error's kind and detail (located by the caller)."""
-    return _check_chunk([(path, data)])[0]
-
-
-def _check_chunk(jobs: Sequence[tuple[str | None, bytes | None]]) -> list[_Outcome]:
-    """Check a run of images (in a worker): each read, hashed and decoded once, and the perceptual hashes of
-    the run made in one call (per image, the call costs more than a small image's decode)."""
-    import numpy as np
-
-    from .duplicates import hash_thumbnails
-
-    out: list[_Outcome] = []
-    done: list[tuple[int, tuple[int, int, str, str, int]]] = []
-    thumbs = []
-    for path, data in jobs:
-        try:
-            if data is None:
-                assert path is not None
-                data = read_image_file(path)
-            w, h, fmt, digest, thumb = decode_for_check(data)
-        except ImageError as e:
-            out.append(("image", e.detail))
-            continue
-        except ImportFormatError as e:
-            out.append(("format", e.detail))
-            continue
-        done.append((len(out), (w, h, fmt, digest, len(data))))
-        thumbs.append(thumb)
-        out.append(("format", "not checked"))  # replaced below
-    if thumbs:
-        hashes = hash_thumbnails(np.stack(thumbs))
-        for (k, (w, h, fmt, digest, nbytes)), value in zip(done, hashes, strict=True):
-            out[k] = ("ok", ImageCheck(w, h, fmt, digest, nbytes, f"{int(value):016x}"))
-    return out
+def _from_worker(answer: list[Any], sink: BlobSink | None) -> _Outcome:
+    """A worker process's answer for one image as :func:`check_chunk` gives it (noting what it stored)."""
+    kind = answer[0]
+    if kind == "ok":
+        w, h, fmt, digest, nbytes, phash = answer[1]
+        if sink is not None:
+            sink.note(digest, bool(answer[2]))
+        return "ok", ImageCheck(int(w), int(h), str(fmt), str(digest), int(nbytes), str(phash))
+    if kind == "store":
+        return "store", OSError(answer[1], answer[2], answer[3])
+    return str(kind), str(answer[1])
 
 
 def _chunk_size(n_images: int, workers: int) -> int:
@@ -151,6 +158,8 @@ def _raise(outcome: _Outcome, item: ImportItem, index: int, where: _Where) -> Im
     if kind == "ok":
         assert isinstance(value, ImageCheck)
         return value
+    if isinstance(value, OSError):  # storing it failed (a full disk): the import stops and removes its files
+        raise value
     file, record = _located(item, index, where)
     error = ImageError if kind == "image" else ImportFormatError
     raise error(str(value), file=file, record=record, field=None if kind == "image" else "file_name")
@@ -177,6 +186,8 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
     size = _chunk_size(len(todo), n)
     chunks = [todo[k:k + size] for k in range(0, len(todo), size)]
     stage = Stage(progress, "import", "checking images", len(todo), "images")
+    kind = pool_kind(kind)
+    sink = current_sink()
 
     def take(chunk: list[tuple[int, ImportItem]], outcomes: list[_Outcome]) -> None:
         for (j, jt), outcome in zip(chunk, outcomes, strict=True):
@@ -185,22 +196,40 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
 
     if n == 1:
         for chunk in chunks:
-            take(chunk, _check_chunk([_job(it) for _i, it in chunk]))
+            take(chunk, check_chunk([_job(it) for _i, it in chunk], sink))
         stage.close()
         return
-    pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[_Outcome]]]] = deque()
-    with _executor(pool_kind(kind), n) as pool:
+    procs = None
+    if _resolved_kind(kind, todo, n) == "process":
         try:
-            for chunk in chunks:  # hand out a window, then one more as each result comes back in order
-                pending.append((chunk, pool.submit(_check_chunk, [_job(it) for _i, it in chunk])))
-                if len(pending) >= n * _IN_FLIGHT_PER_WORKER:
+            procs = WorkerPool(n)
+        except WorkerError:
+            if kind != "auto":  # asked for by name: say why not
+                raise  # (auto: threads check the same images, only slower)
+    store = str(sink.blobs.root) if sink is not None else None
+
+    def run(jobs: list[tuple[str | None, bytes | None]]) -> list[_Outcome]:
+        if procs is None or any(data is not None for _path, data in jobs):
+            return check_chunk(jobs, sink)  # a thread here (images in memory stay in this process)
+        return [_from_worker(a, sink) for a in procs.check([str(path) for path, _data in jobs], store)]
+
+    pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[_Outcome]]]] = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=n, thread_name_prefix="workbench-image-check") as pool:
+            try:
+                for chunk in chunks:  # hand out a window, then one more as each result comes back in order
+                    pending.append((chunk, pool.submit(run, [_job(it) for _i, it in chunk])))
+                    if len(pending) >= n * _IN_FLIGHT_PER_WORKER:
+                        done, fut = pending.popleft()
+                        take(done, fut.result())
+                while pending:
                     done, fut = pending.popleft()
                     take(done, fut.result())
-            while pending:
-                done, fut = pending.popleft()
-                take(done, fut.result())
-            stage.close()
-        except BaseException:
-            for _chunk, fut in pending:
-                fut.cancel()
-            raise
+                stage.close()
+            except BaseException:
+                for _chunk, fut in pending:
+                    fut.cancel()
+                raise
+    finally:
+        if procs is not None:
+            procs.close()

@@ -182,10 +182,12 @@ def annotation_row(dataset_id: int, example_id: int, ann: Annotation, class_ids:
                    stamp: str) -> tuple:
     """The values of :data:`INSERT_ANNOTATION` for ``ann`` (columns :data:`ANNOTATION_COLUMNS`)."""
     b = ann.bbox
+    geometry = geometry_json(ann) if ann.polygons is not None or ann.mask is not None else None
+    attributes = json_or_null(ann.attributes) if ann.attributes else None  # (no calls for a plain box)
     return (example_id, dataset_id, class_ids[ann.label], ann.kind,
             b[0] if b else None, b[1] if b else None, b[2] if b else None, b[3] if b else None,
-            geometry_json(ann), ann.score, int(ann.proposal), author, stamp, stamp,
-            json_or_null(ann.attributes), int(ann.iscrowd), ann.source_id)
+            geometry, ann.score, int(ann.proposal), author, stamp, stamp, attributes, int(ann.iscrowd),
+            ann.source_id)
 
 
 def annotation_from_row(r: sqlite3.Row, names: dict[int, str]) -> Annotation:

@@ -16,6 +16,7 @@ from ..errors import ValidationError
 from ..progress import ProgressFn, Stage
 from . import bulk_import
 from .dataset import Dataset
+from .image_pool import storing_into
 from .import_summary import ImportResult
 from .limits import check_classes
 from .records import STATUSES, TASK_TYPES
@@ -65,6 +66,29 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
     visible at once (:mod:`.staged`). Returns ``(dataset, new example ids)``, with what the import did as
     ``.summary`` (:class:`~workbench.data.import_summary.ImportSummary`).
     """
+    with storing_into(ws.blobs) as sink:  # each image stored as it is checked: one read of each file
+        try:
+            return _import_source(ws, name, src, fmt, type=type, directory=directory, author=author, split=split,
+                                  progress=progress, **options)
+        except BaseException:
+            _drop_unreferenced(ws, sink.written)
+            raise
+
+
+def _drop_unreferenced(ws: Workspace, digests: Sequence[str]) -> None:
+    """After a failed import: remove the image files its checks stored, unless a committed row uses them
+    (another import's; inside a caller's transaction every row of this one is rolled back, so all go)."""
+    from .store import BLOB_REFERENCED
+
+    rolled_back_later = ws.conn.in_transaction
+    for digest in digests:
+        if rolled_back_later or ws.conn.execute(BLOB_REFERENCED, (digest,)).fetchone() is None:
+            ws.blobs.remove(digest)
+
+
+def _import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None,
+                   directory: str | None, author: str, split: str | None, progress: ProgressFn | None,
+                   **options: Any) -> ImportResult:
     from .import_summary import summarize
     from .source_splits import read_source
 

@@ -212,6 +212,7 @@ class BackgroundCheck:
     Progress is reported to the reader's ``progress`` (from that thread)."""
 
     def __init__(self, items: Sequence[ImportItem], where: dict[str, tuple[str, object]]) -> None:
+        import contextvars
         import threading
 
         from ..image_pool import check_items
@@ -225,7 +226,8 @@ class BackgroundCheck:
             except BaseException as e:  # handed to join()
                 self.error = e
 
-        self.thread = threading.Thread(target=run, name="workbench-check-images", daemon=True)
+        context = contextvars.copy_context()  # the caller's, so the checks store where its import stores
+        self.thread = threading.Thread(target=context.run, args=(run,), name="workbench-check-images", daemon=True)
         self.thread.start()
 
     def join(self) -> None:

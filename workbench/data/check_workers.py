@@ -1,0 +1,248 @@
+"""Checking (and storing) a run of an import's images: :func:`check_chunk`, run by :mod:`.image_pool`'s threads
+or by worker processes started here as plain ``python -c`` children (:class:`WorkerPool`).
+
+Threads alone: for a large import of small images the per-image Python work of decoding (Pillow's plugins,
+the thumbnail, the hash) holds the GIL, so two threads go no faster than one and they slow the thread reading
+the annotations. Processes do not share the GIL. They are started here as
+children of their own (``sys.executable -c ...``), not through ``multiprocessing``: nothing of the caller's
+``__main__`` is imported again (a script without the ``if __name__ == "__main__":`` guard works, as do a
+notebook kernel and Voilà), and nothing but file paths and plain answers cross the pipe.
+
+The protocol is one JSON line each way: a job ``{"paths": [...], "store": BLOB_FOLDER or null}``; the answer
+``{"out": [...]}``, per path ``["ok", [width, height, format, sha256, nbytes, phash], written_now]``,
+``["image" | "format", detail]`` (the parent locates the error) or ``["store", errno, strerror, filename]``
+(writing the blob failed). A worker runs :func:`check_chunk` on the paths and, with a store folder, writes
+the checked bytes into the blob store there. A worker says ``{"ready": true}`` once it has loaded what it
+needs, and ends when its input closes (its parent finished or died). A worker that dies during an import is
+a clear error, never a silent fallback, and its stderr's last line is in the message; workers that cannot
+start at all leave ``image_pool``'s ``auto`` to threads.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ..errors import ImageError, ImportFormatError, WorkbenchError
+from .images import ImageCheck, decode_for_check, read_image_file
+
+if TYPE_CHECKING:
+    from .blobs import BlobStore
+
+__all__ = ["WorkerPool", "WorkerError", "BlobSink", "Outcome", "check_chunk", "serve"]
+
+# one image's check: ("ok", the check), ("image" | "format", what is wrong: located by the caller), or
+# ("store", the OSError writing its blob raised)
+Outcome = tuple[str, ImageCheck | str | OSError]
+
+_CHILD = "import sys; sys.path.insert(0, {root!r}); from workbench.data.check_workers import serve; serve()"
+
+
+class BlobSink:
+    """Where checked images are stored as they are checked (:func:`storing_into`). ``stored``: the digests
+    that are in the store now (written here, or there already); ``written``: the files this sink wrote
+    (the import removes them if it fails). Thread-safe."""
+
+    def __init__(self, blobs: BlobStore) -> None:
+        self.blobs = blobs
+        self.stored: set[str] = set()
+        self.written: list[str] = []
+        self._lock = threading.Lock()
+
+    def put(self, data: bytes, digest: str) -> None:
+        """Store ``data`` (whose sha256 is ``digest``) unflushed: the import flushes once before it commits."""
+        _, new = self.blobs.put(data, digest, fsync=False)
+        self.note(digest, new)
+
+    def note(self, digest: str, new: bool) -> None:
+        """``digest`` is in the store now (``new``: written now, by this sink or a worker process for it)."""
+        with self._lock:
+            self.stored.add(digest)
+            if new:
+                self.written.append(digest)
+
+
+def check_chunk(jobs: Sequence[tuple[str | None, bytes | None]], sink: BlobSink | None = None
+                 ) -> list[Outcome]:
+    """Check a run of images (in a worker): each read, hashed and decoded once, and the perceptual hashes of
+    the run made in one call (per image, the call costs more than a small image's decode). With a ``sink``,
+    each image that passed is stored from the same bytes (a failure to write: ("store", the OSError))."""
+    import numpy as np
+
+    from .phash import hash_thumbnails
+
+    out: list[Outcome] = []
+    done: list[tuple[int, tuple[int, int, str, str, int]]] = []
+    thumbs = []
+    for path, data in jobs:
+        try:
+            if data is None:
+                assert path is not None
+                data = read_image_file(path)
+            w, h, fmt, digest, thumb = decode_for_check(data)
+        except ImageError as e:
+            out.append(("image", e.detail))
+            continue
+        except ImportFormatError as e:
+            out.append(("format", e.detail))
+            continue
+        if sink is not None:
+            try:
+                sink.put(data, digest)
+            except OSError as e:
+                out.append(("store", e))
+                continue
+        done.append((len(out), (w, h, fmt, digest, len(data))))
+        thumbs.append(thumb)
+        out.append(("format", "not checked"))  # replaced below
+    if thumbs:
+        hashes = hash_thumbnails(np.stack(thumbs))
+        for (k, (w, h, fmt, digest, nbytes)), value in zip(done, hashes, strict=True):
+            out[k] = ("ok", ImageCheck(w, h, fmt, digest, nbytes, f"{int(value):016x}"))
+    return out
+
+
+class WorkerError(WorkbenchError):
+    """An image-check worker process could not start or stopped during an import."""
+
+
+class _Worker:
+    def __init__(self) -> None:
+        root = str(Path(__file__).resolve().parents[2])  # the folder holding this workbench package
+        self.log: IO[bytes] = tempfile.TemporaryFile()
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=self.log, env=env)
+        except OSError as e:
+            self.log.close()
+            raise WorkerError(f"cannot start an image-check worker ({sys.executable}): {e}") from None
+
+    def ready(self) -> None:
+        """Wait for the worker's first line (it has loaded what it checks with), or raise :class:`WorkerError`."""
+        assert self.proc.stdout is not None
+        try:
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = b""
+        if line.strip() != b'{"ready": true}':
+            raise WorkerError(f"an image-check worker did not start (exit code {self.proc.wait()}){self._stderr()}")
+
+    def ask(self, paths: Sequence[str], store: str | None) -> list[Any]:
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(json.dumps({"paths": list(paths), "store": store}).encode() + b"\n")
+            proc.stdin.flush()
+            line = proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = b""
+        if not line:
+            raise WorkerError(f"an image-check worker stopped (exit code {proc.wait()}){self._stderr()}")
+        out = json.loads(line)["out"]
+        if len(out) != len(paths):
+            raise WorkerError(f"an image-check worker answered {len(out)} images for {len(paths)}")
+        return list(out)
+
+    def _stderr(self) -> str:
+        self.log.seek(0)
+        tail = self.log.read()[-2000:].decode("utf-8", "replace").strip()
+        return f": {tail.splitlines()[-1]}" if tail else ""
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        self.log.close()
+
+
+class WorkerPool:
+    """``n`` worker processes; :meth:`check` sends one job to a free worker and waits for its answer (call it
+    from as many threads as there are workers: the waiting releases the GIL). A context manager: leaving it
+    closes every worker."""
+
+    def __init__(self, n: int) -> None:
+        self._free: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._cond = threading.Condition()
+        try:
+            for _ in range(n):
+                w = _Worker()
+                self._all.append(w)
+                self._free.append(w)
+            for w in self._all:  # started side by side, then each waited for
+                w.ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def check(self, paths: Sequence[str], store: str | None) -> list[Any]:
+        with self._cond:
+            while not self._free:
+                self._cond.wait()
+            worker = self._free.pop()
+        try:
+            return worker.ask(paths, store)
+        finally:
+            with self._cond:
+                self._free.append(worker)
+                self._cond.notify()
+
+    def close(self) -> None:
+        for w in self._all:
+            w.close()
+        self._all.clear()
+        self._free.clear()
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _answer(paths: list[str], store: str | None) -> list[Any]:
+    from .blobs import BlobStore
+
+    sink = BlobSink(BlobStore(Path(store))) if store else None
+    outcomes = check_chunk([(p, None) for p in paths], sink)
+    written = set(sink.written) if sink is not None else set()
+    out: list[Any] = []
+    for kind, value in outcomes:
+        if isinstance(value, ImageCheck):
+            out.append(["ok", [value.width, value.height, value.format, value.sha256, value.nbytes, value.phash],
+                        value.sha256 in written])
+        elif isinstance(value, OSError):
+            out.append(["store", value.errno, value.strerror or str(value), value.filename])
+        else:
+            out.append([kind, str(value)])
+    return out
+
+
+def serve() -> None:
+    """A worker's main loop: one job per input line, one answer per output line, until the input closes."""
+    from . import images, phash  # noqa: F401 - loaded before saying ready
+
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdout.write(b'{"ready": true}\n')
+    stdout.flush()
+    for line in stdin:
+        job = json.loads(line)
+        stdout.write(json.dumps({"out": _answer(job["paths"], job["store"])}).encode() + b"\n")
+        stdout.flush()
