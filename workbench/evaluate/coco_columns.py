@@ -52,13 +52,22 @@ def round_like_python(values: Any, decimals: int) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     scale = 10.0**decimals
     y = v * scale
-    out = np.rint(y) / scale
-    with np.errstate(invalid="ignore"):
-        off_half = np.abs(y - np.floor(y) - 0.5)
-        clear = (off_half > np.abs(y) * 1e-14 + 1e-9) & (np.abs(y) < _EXACT)
-    if not clear.all():
+    r = np.rint(y)
+    out = r / scale
+    if not y.size:
+        return out
+    largest = float(np.abs(y).max())  # NaN when one is: the per-value look below
+    if largest < _EXACT:
+        r -= y
+        np.abs(r, out=r)
+        r -= 0.5
+        near = np.abs(r, out=r) <= largest * 1e-14 + 1e-9  # rint's choice was close to a tie
+    else:
+        with np.errstate(invalid="ignore"):
+            near = ~((np.abs(np.abs(y - r) - 0.5) > np.abs(y) * 1e-14 + 1e-9) & (np.abs(y) < _EXACT))
+    if near.any():
         flat_out, flat_v = out.reshape(-1), v.reshape(-1)
-        for i in np.flatnonzero(~clear.reshape(-1)):
+        for i in np.flatnonzero(near.reshape(-1)):
             flat_out[i] = round(float(flat_v[i]), decimals)
     return out
 

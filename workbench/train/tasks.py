@@ -235,19 +235,22 @@ class DetectionTask(Task):
         from ..evaluate import DetectionColumns
         from ..evaluate.coco_columns import round_like_python
 
-        counts = [len(p["scores"]) for p in predictions]
+        ids, counts, labels, scores, boxes, masks = [], [], [], [], [], []
+        for p in predictions:
+            ids.append(p["example_id"])
+            counts.append(len(p["scores"]))
+            labels.append(p["labels"])
+            scores.append(p["scores"])
+            boxes.append(np.asarray(p["boxes"], dtype=np.float64).reshape(-1, 4))
+            if self.masks:
+                masks.extend(p["masks"])
         n = sum(counts)
-        boxes = [np.asarray(p["boxes"], dtype=np.float64).reshape(-1, 4) for p in predictions]
-        masks = [m for p in predictions for m in p["masks"]] if self.masks else None
         return DetectionColumns(
-            image_id=np.repeat(np.array([p["example_id"] for p in predictions], dtype=np.int64), counts),
-            category_id=np.concatenate([np.asarray(p["labels"], dtype=np.int64) for p in predictions] or
-                                       [np.zeros(0, np.int64)]) + 1,
-            score=round_like_python(
-                np.concatenate([p["scores"] for p in predictions]) if n else np.zeros(0), 6
-            ),
+            image_id=np.repeat(np.array(ids, dtype=np.int64), counts),
+            category_id=(np.concatenate(labels).astype(np.int64) if n else np.zeros(0, np.int64)) + 1,
+            score=round_like_python(np.concatenate(scores) if n else np.zeros(0), 6),
             bbox=round_like_python(np.concatenate(boxes) if n else np.zeros((0, 4)), 3),
-            segmentation=masks,
+            segmentation=masks if self.masks else None,
         )
 
     def evaluate(self, predictions, examples, class_names, reference=None, detailed=False):
