@@ -34,7 +34,9 @@ def columns_of(dt: list[dict], iou_type: str) -> DetectionColumns:
         np.array([d["image_id"] for d in dt], dtype=np.int64).reshape(-1),
         np.array([d["category_id"] for d in dt], dtype=np.int64).reshape(-1),
         np.array([d["score"] for d in dt], dtype=np.float64).reshape(-1),
-        np.array([d["bbox"] for d in dt], dtype=np.float64).reshape(-1, 4) if all("bbox" in d for d in dt) else None,
+        np.array([d["bbox"] for d in dt], dtype=np.float64).reshape(-1, 4)
+        if all("bbox" in d for d in dt)
+        else None,
         [d["segmentation"] for d in dt] if iou_type == "segm" else None,
     )
 
@@ -84,7 +86,9 @@ def test_segm_masks_in_other_forms_are_converted(tmp_path):
     segs = list(cols.segmentation)
     segs[0] = _uncompressed(mask_utils, segs[0])
     h, w = segs[1]["size"]
-    x, y, bw, bh = (float(v) for v in mask_utils.toBbox({"size": [h, w], "counts": segs[1]["counts"].encode()}))
+    x, y, bw, bh = (
+        float(v) for v in mask_utils.toBbox({"size": [h, w], "counts": segs[1]["counts"].encode()})
+    )
     segs[2] = {"size": segs[2]["size"], "counts": segs[2]["counts"].encode()}  # bytes counts
     segs[3] = {"size": [float(v) for v in segs[3]["size"]], "counts": segs[3]["counts"]}  # hotcoco refuses it
     mixed = DetectionColumns(cols.image_id, cols.category_id, cols.score, None, segs)
@@ -92,7 +96,9 @@ def test_segm_masks_in_other_forms_are_converted(tmp_path):
     assert np.abs(stats(res) - ref_stats).max() < 1e-12
     segs[1] = [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]]  # a polygon: changes that mask, still evaluates
     dicts = [dict(d, segmentation=s) for d, s in zip(dt, segs, strict=True)]
-    polygon = coco_metrics(gt, DetectionColumns(cols.image_id, cols.category_id, cols.score, None, segs), "segm")
+    polygon = coco_metrics(
+        gt, DetectionColumns(cols.image_id, cols.category_id, cols.score, None, segs), "segm"
+    )
     assert polygon.as_dict() == coco_metrics(gt, dicts, "segm").as_dict()
 
 
@@ -113,7 +119,9 @@ def test_a_user_dict_is_still_checked():
     with pytest.raises(ValidationError) as err:
         coco_metrics(bad, columns_of(dt, "bbox"))
     assert err.value.field == "image_id" and err.value.record == f"annotation {bad['annotations'][1]['id']}"
-    with pytest.raises(ValidationError) as err:  # segm needs a segmentation on every annotation, checked or not
+    with pytest.raises(
+        ValidationError
+    ) as err:  # segm needs a segmentation on every annotation, checked or not
         coco_metrics(gt, columns_of(dt, "bbox"), "segm", gt_checked=True)
     assert err.value.field == "segmentation" and err.value.record == "annotation 1"
 
@@ -187,9 +195,13 @@ def test_columns_and_dicts_name_the_same_row(key, row, value):
         coco_metrics(gt, dt)
     with pytest.raises(ValidationError) as columns:
         coco_metrics(gt, columns_of(dt, "bbox"))
-    assert (columns.value.field, columns.value.record) == (dicts.value.field, dicts.value.record) == (
-        key,
-        f"detection {row}",
+    assert (
+        (columns.value.field, columns.value.record)
+        == (dicts.value.field, dicts.value.record)
+        == (
+            key,
+            f"detection {row}",
+        )
     )
     assert columns.value.detail.split(",")[0] == dicts.value.detail.split(",")[0]
 
@@ -247,7 +259,9 @@ def test_segm_results_with_boxes_take_the_box_areas_as_pycocotools(tmp_path, see
     ):
         assert np.abs(stats(res) - ref_stats).max() < 1e-12
         assert np.array_equal(res.precision, ref_precision)
-    masks_only, _ = pycocotools_files(*write(tmp_path, gt, [{k: v for k, v in d.items() if k != "bbox"} for d in dt], "m"), "segm")
+    masks_only, _ = pycocotools_files(
+        *write(tmp_path, gt, [{k: v for k, v in d.items() if k != "bbox"} for d in dt], "m"), "segm"
+    )
     assert np.abs(masks_only - ref_stats).max() > 1e-6  # the areas matter here
     mixed = [{k: v for k, v in d.items() if k != "bbox"} if i == 0 else d for i, d in enumerate(dt)]
     mixed_stats, _ = pycocotools_files(*write(tmp_path, gt, mixed, "x"), "segm")
