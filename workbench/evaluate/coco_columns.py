@@ -124,10 +124,10 @@ class DetectionColumns:
 
     ``image_id``, ``category_id``: N integers (the ground truth's ids). ``score``: N finite numbers.
     ``bbox``: N x 4 ``x, y, w, h`` (finite, no negative width or height); may be ``None`` for ``segm``
-    only. For ``segm`` a detection's area (its area range) is its box's, else its mask's: pycocotools'
-    ``loadRes`` rule for results with and without boxes. ``segmentation``: N masks for ``segm``, each compressed RLE ``{"size": [h, w], "counts": str}``
-    (uncompressed RLE and polygons are converted, row by row). Checked on construction; the ids are
-    checked against the ground truth by ``coco_metrics``.
+    only. ``segmentation``: N masks for ``segm``, each compressed RLE ``{"size": [h, w], "counts": str}``
+    (uncompressed RLE and polygons are converted, row by row). For ``segm`` a detection's area (its area
+    range) is its box's, else its mask's: pycocotools' ``loadRes`` rule for results with and without
+    boxes. Checked on construction; the ids are checked against the ground truth by ``coco_metrics``.
     """
 
     image_id: np.ndarray
@@ -165,13 +165,14 @@ class DetectionColumns:
                     f"bbox has negative size {bbox[i].tolist()}", record=f"detection {i}", field="bbox"
                 )
         if self.segmentation is not None:
-            if isinstance(self.segmentation, (str, bytes, dict)) or len(self.segmentation) != n:
-                count = "one" if isinstance(self.segmentation, (str, bytes, dict)) else len(self.segmentation)
+            if isinstance(self.segmentation, (str, bytes, dict)):
                 raise ValidationError(
-                    f"segmentation must be a list of one mask per detection, got {count} for {n}",
-                    record=f"detection {min(n, len(self.segmentation))}"
-                    if not isinstance(self.segmentation, (str, bytes, dict))
-                    else None,
+                    "segmentation must be a list of one mask per detection", field="segmentation"
+                )
+            if len(self.segmentation) != n:
+                raise ValidationError(
+                    f"segmentation has {len(self.segmentation)} masks for {n} detections (image_id's length)",
+                    record=f"detection {min(n, len(self.segmentation))}",
                     field="segmentation",
                 )
             object.__setattr__(self, "segmentation", list(self.segmentation))
