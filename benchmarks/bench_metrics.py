@@ -17,6 +17,16 @@ one run. ``--data DIR`` keeps the generated files there and reuses them on the n
 ``--json OUT`` writes the summary rows ``run_all.py`` collects: per IoU type, Workbench's speed-up over
 pycocotools and faster-coco-eval (goal >= 1 each), its time over raw hotcoco's (goal <= 1.2), and the 12
 stats equal to pycocotools' (goal: all).
+
+``--in-training`` times the evaluation the training loop runs after every epoch instead, from data already
+in memory: the per-image arrays ``DetectionTask.predict`` returns (boxes ``x, y, w, h``, scores, labels,
+and for ``segm`` one compressed RLE per mask, with the mask's box) turned into ``DetectionColumns`` and
+scored against the ground-truth dict (``task.columns`` + ``coco_metrics(..., gt_checked=True)``, as
+``DetectionTask.evaluate`` calls them), against raw hotcoco given the same data by its own API (the ground
+truth dict, the detections as the ``(N, 7)`` array ``load_res`` takes, built before timing, plus the RLE
+list for ``segm``), and the previous route (``task.results``' dict per detection, then
+``coco_metrics(dict, list)``; ``--before CHECKOUT`` adds that checkout's own). Same turns, medians; the
+12 stats checked against pycocotools reading the rows ``predictions.json`` would hold.
 """
 
 from __future__ import annotations
@@ -148,6 +158,174 @@ def taking_turns(
     return {name: (float(np.median(times[name])), stats[name]) for name, _ in contenders}
 
 
+# ------------------------------------------------------------------------------------ --in-training
+Memory = tuple[dict, list, str]  # (ground truth, per-image predictions, iou_type)
+
+
+def predictions_of(gt: dict, dt: list[dict], iou_type: str) -> list[dict]:
+    """Per-image prediction arrays, as ``DetectionTask.predict`` returns them (labels are class indexes;
+    for ``segm`` each detection has its mask as compressed RLE and the mask's box)."""
+    by_image: dict[int, list[dict]] = {img["id"]: [] for img in gt["images"]}
+    for d in dt:
+        by_image[d["image_id"]].append(d)
+    out = []
+    for image_id, mine in by_image.items():
+        pred = {
+            "example_id": image_id,
+            "scores": np.array([d["score"] for d in mine], dtype=np.float64),
+            "labels": np.array([d["category_id"] - 1 for d in mine], dtype=np.int64),
+        }
+        if iou_type == "segm":
+            import pycocotools.mask as mask_utils
+
+            pred["masks"] = [d["segmentation"] for d in mine]
+            rles = [{"size": m["size"], "counts": m["counts"].encode()} for m in pred["masks"]]
+            pred["boxes"] = np.asarray(mask_utils.toBbox(rles), dtype=np.float64).reshape(-1, 4)
+        else:
+            pred["boxes"] = np.array([d["bbox"] for d in mine], dtype=np.float64).reshape(-1, 4)
+        out.append(pred)
+    return out
+
+
+def _task(iou_type: str, tasks_module) -> object:
+    return tasks_module.get_task("segmentation" if iou_type == "segm" else "detection")
+
+
+def in_training(gt: dict, preds: list, iou_type: str) -> np.ndarray:
+    """What ``DetectionTask.evaluate`` runs for ``iou_type`` once it has the ground truth."""
+    from workbench.train import tasks
+
+    res = coco_metrics(gt, _task(iou_type, tasks).columns(preds), iou_type, gt_checked=True)
+    return np.array([res.stats[k] for k in STAT_KEYS])
+
+
+def dict_route(gt: dict, preds: list, iou_type: str) -> np.ndarray:
+    """The previous in-training route: one result dict per detection, then ``coco_metrics(dict, list)``."""
+    from workbench.train import tasks
+
+    rows = _task(iou_type, tasks).results(preds, [], [], {})
+    res = coco_metrics(gt, rows, iou_type)
+    return np.array([res.stats[k] for k in STAT_KEYS])
+
+
+def before_dict_route(root: Path) -> Callable[[dict, list, str], np.ndarray]:
+    before_checkout(root)  # imports it as workbench_before
+    tasks = importlib.import_module("workbench_before.train.tasks")
+    metrics = importlib.import_module("workbench_before.evaluate.coco").coco_metrics
+
+    def run(gt: dict, preds: list, iou_type: str) -> np.ndarray:
+        rows = _task(iou_type, tasks).results(preds, [], [], {})
+        res = metrics(gt, rows, iou_type)
+        return np.array([res.stats[k] for k in STAT_KEYS])
+
+    return run
+
+
+def raw_hotcoco_memory(prepared: dict) -> Callable[[dict, list, str], np.ndarray]:
+    """hotcoco from memory by its own API: the detections as its ``load_res`` array (built once, before
+    timing, from the rows ``predictions.json`` would hold), the masks beside it for ``segm``."""
+
+    def run(gt: dict, preds: list, iou_type: str) -> np.ndarray:
+        import hotcoco
+
+        rows, masks = prepared[iou_type]
+        coco_gt = hotcoco.COCO(gt)
+        coco_dt = coco_gt.load_res(rows, segmentation=masks) if masks is not None else coco_gt.load_res(rows)
+        ev = hotcoco.COCOeval(coco_gt, coco_dt, iou_type)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        return np.asarray(ev.stats)
+
+    return run
+
+
+def pycocotools_memory(gt: dict, rows: list[dict], iou_type: str) -> np.ndarray:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    coco_gt = COCO()
+    coco_gt.dataset = json.loads(json.dumps(gt))
+    coco_gt.createIndex()
+    ev = COCOeval(coco_gt, coco_gt.loadRes(json.loads(json.dumps(rows))), iou_type)
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return np.asarray(ev.stats)
+
+
+def in_training_main(args: argparse.Namespace) -> list[Row]:
+    from workbench.train import tasks
+
+    rows_out: list[Row] = []
+    prepared: dict[str, tuple[np.ndarray, list | None]] = {}
+    contenders: list[tuple[str, Callable[[dict, list, str], np.ndarray]]] = [
+        ("hotcoco (raw, from memory)", raw_hotcoco_memory(prepared)),
+        ("workbench in-training (columns)", in_training),
+        ("workbench dict route (results + dicts)", dict_route),
+    ]
+    if args.before:
+        contenders.append(("workbench (before): dict route", before_dict_route(args.before)))
+    for iou_type in args.iou_types:
+        warm_gt, warm_dt = make_coco_pair(3, 3, 2, seed=1, iou_type=iou_type)
+        warm_preds = predictions_of(warm_gt, warm_dt, iou_type)
+        prepared[iou_type] = _prepared(_task(iou_type, tasks).results(warm_preds, [], [], {}), iou_type)
+        for _, fn in contenders:
+            with quiet():
+                fn(warm_gt, warm_preds, iou_type)
+    for iou_type in args.iou_types:
+        t0 = time.perf_counter()
+        gt, dt = make_coco_pair(args.images, args.boxes_per_image, args.classes, seed=args.seed, iou_type=iou_type)
+        preds = predictions_of(gt, dt, iou_type)
+        written = _task(iou_type, tasks).results(preds, [], [], {})  # what predictions.json would hold
+        prepared[iou_type] = _prepared(written, iou_type)
+        print(
+            f"\n{iou_type} in training: {args.images} images, {len(gt['annotations'])} ground-truth objects, "
+            f"{len(dt)} detections, {args.classes} classes (ready in {time.perf_counter() - t0:.1f} s; "
+            f"load average {os.getloadavg()[0]:.2f})"
+        )
+        times: dict[str, list[float]] = {name: [] for name, _ in contenders}
+        stats: dict[str, np.ndarray] = {}
+        for _ in range(args.repeat):
+            for name, fn in contenders:
+                t1 = time.perf_counter()
+                with quiet():
+                    stats[name] = fn(gt, preds, iou_type)
+                times[name].append(time.perf_counter() - t1)
+        with quiet():
+            ref = pycocotools_memory(gt, written, iou_type)
+        raw = float(np.median(times[contenders[0][0]]))
+        print(f"{'contender':44} {'seconds':>8} {'vs raw hotcoco':>15}  12 stats equal to pycocotools' (max |diff|)")
+        for name, _ in contenders:
+            sec, diff = float(np.median(times[name])), float(np.abs(stats[name] - ref).max())
+            print(f"{name:44} {sec:8.3f} {sec / raw:14.2f}x  {'yes' if diff < 1e-12 else 'NO'} ({diff:.1e})")
+        ours = float(np.median(times["workbench in-training (columns)"]))
+        dicts = float(np.median(times["workbench dict route (results + dicts)"]))
+        print(
+            f"in-training / raw hotcoco ({iou_type}): {ours:.3f} s / {raw:.3f} s = {ours / raw:.2f}x (goal <= 1.2; "
+            f"medians of {args.repeat} alternating runs); the dict route took {dicts / ours:.2f}x the columns' time"
+        )
+        what = f"COCO {'box' if iou_type == 'bbox' else 'mask'} mAP in training, {args.images:,} images / {len(dt):,} detections"
+        diff = float(np.abs(stats["workbench in-training (columns)"] - ref).max())
+        rows_out += [
+            Row(f"{what}: Workbench time over hotcoco's (from memory)", f"{ours:.3f} s", f"{raw:.3f} s (hotcoco)",
+                ours / raw, "<= 1.2", f"time ratio, medians of {args.repeat} alternating runs"),
+            Row(f"{what}: time over the dict route's", f"{ours:.3f} s", f"{dicts:.3f} s (dict route)", ours / dicts,
+                None, f"time ratio, medians of {args.repeat} alternating runs"),
+            Row(f"{what}: 12 stats equal to pycocotools'", f"max abs diff {diff:.1e}", "pycocotools on the written rows",
+                float(diff < 1e-12), "== 1"),
+        ]
+    return rows_out
+
+
+def _prepared(written: list[dict], iou_type: str) -> tuple[np.ndarray, list | None]:
+    """hotcoco's ``load_res`` array of the written rows (and their masks for ``segm``)."""
+    rows = np.array(
+        [[d["image_id"], *d["bbox"], d["score"], d["category_id"]] for d in written], dtype=np.float64
+    ).reshape(-1, 7)
+    return rows, ([d["segmentation"] for d in written] if iou_type == "segm" else None)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--images", type=int, default=5000)
@@ -162,8 +340,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--before", type=Path, help="another Workbench checkout, timed in the same turns")
     ap.add_argument("--data", type=Path, help="keep the generated files in this folder (and reuse them)")
     ap.add_argument("--json", type=Path, help="also write the summary rows here (for run_all.py)")
+    ap.add_argument(
+        "--in-training", action="store_true", help="time the evaluation after each epoch (from memory) instead"
+    )
     args = ap.parse_args(argv)
     rows: list[Row] = []
+    if args.in_training:
+        rows = in_training_main(args)
+        if args.json:
+            write_rows(args.json, rows)
+        return 0
 
     contenders: list[tuple[str, Contender]] = []
     if importlib.util.find_spec("faster_coco_eval") and not args.hotcoco_only:

@@ -41,6 +41,9 @@ BENCHES: dict[str, Bench] = {
     "startup": Bench("bench_startup.py", [], ["--repeat", "7", "--voila-repeat", "1"]),
     "augment": Bench("bench_augment.py", [], ["--rounds", "7", "--per-size", "8"]),
     "metrics": Bench("bench_metrics.py", [], ["--images", "1000"]),
+    "metrics-in-training": Bench(
+        "bench_metrics.py", ["--in-training", "--repeat", "5"], ["--in-training", "--images", "1000", "--repeat", "3"]
+    ),
     "training": Bench("bench_training.py", [], ["--epochs", "2", "--repeats", "1"]),
     "canvas": Bench("bench_canvas.py", [], ["--repeat", "5"]),
     "canvas-photo": Bench("bench_canvas_photo.py", [], ["--notches", "20", "--pages", "8"]),

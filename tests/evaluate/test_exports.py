@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EVALUATE_API = {
     "coco_metrics",
     "CocoResult",
+    "DetectionColumns",
     "STAT_KEYS",
     "BACKENDS",
     "register_backend",

@@ -13,7 +13,7 @@ import pytest
 
 from workbench.data.records import Annotation, Example
 from workbench.evaluate import STAT_KEYS, coco_metrics
-from workbench.evaluate.coco import _detection_array
+from workbench.evaluate.coco_columns import detection_columns
 from workbench.evaluate.synthetic import make_coco_pair
 
 pytest.importorskip("torch")
@@ -72,7 +72,7 @@ def test_in_training_equals_the_file_path(tmp_path, seed):
     gt = ground_truth(examples, names)
     dt = task.results(preds, examples, names, {})
     assert sum(a["iscrowd"] for a in gt["annotations"]) > 0
-    assert _detection_array(dt, gt) is not None  # the in-memory path hands hotcoco columns
+    assert detection_columns(dt, gt, "bbox") is not None  # the dict path hands hotcoco columns too
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "dt.json").write_text(json.dumps(dt))
     files = coco_metrics(tmp_path / "gt.json", tmp_path / "dt.json", per_class=True)
@@ -90,3 +90,93 @@ def test_in_training_equals_the_file_path(tmp_path, seed):
         ev.accumulate()
         ev.summarize()
     assert np.abs(np.array([files.stats[k] for k in STAT_KEYS]) - ev.stats).max() < 1e-12
+
+
+def segm_examples_and_predictions(seed: int):
+    """Polygon truth, uncompressed-RLE crowd regions, compressed-RLE predicted masks (what ``predict``
+    returns) with boxes and scores on exact halves of the written decimals."""
+    import pycocotools.mask as mask_utils
+
+    from workbench.evaluate.synthetic import _uncompressed
+
+    gt, dt = make_coco_pair(25, 6, 3, seed=seed, iou_type="segm", crowd_fraction=0.1)
+    names = [c["name"] for c in gt["categories"]]
+    by_id = {c["id"]: c["name"] for c in gt["categories"]}
+    examples = []
+    for img in gt["images"]:
+        anns = []
+        for a in gt["annotations"]:
+            if a["image_id"] != img["id"]:
+                continue
+            seg, label = a["segmentation"], by_id[a["category_id"]]
+            if isinstance(seg, list):
+                anns.append(Annotation(kind="polygon", label=label, bbox=tuple(a["bbox"]),
+                                       polygons=tuple(tuple(p) for p in seg), iscrowd=bool(a["iscrowd"])))
+            else:
+                mask = seg if isinstance(seg["counts"], list) else _uncompressed(mask_utils, seg)
+                anns.append(Annotation(kind="mask", label=label, bbox=tuple(a["bbox"]), mask=mask,
+                                       iscrowd=bool(a["iscrowd"])))
+        examples.append(Example(img["id"], "d", "0" * 64, img["file_name"], img["width"], img["height"],
+                                "val", "done", annotations=tuple(anns)))
+    preds = []
+    for ex in examples:
+        mine = [d for d in dt if d["image_id"] == ex.id]
+        boxes = np.array([mask_utils.toBbox({"size": d["segmentation"]["size"],
+                                             "counts": d["segmentation"]["counts"].encode()}) for d in mine])
+        boxes = boxes.reshape(-1, 4) + np.arange(boxes.size).reshape(-1, 4) % 7 * 0.0005  # ties at 1/1000
+        preds.append({
+            "example_id": ex.id,
+            "boxes": boxes,
+            "scores": np.array([round(d["score"], 4) + 5e-7 for d in mine]),  # ties at the 6th place
+            "labels": np.array([d["category_id"] - 1 for d in mine], dtype=np.int64),
+            "masks": [d["segmentation"] for d in mine],
+        })
+    return examples, preds, names
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_segmentation_in_training_equals_the_written_rows_and_pycocotools(tmp_path, seed, monkeypatch):
+    examples, preds, names = segm_examples_and_predictions(seed)
+    task = get_task("segmentation")
+    dt = task.results(preds, examples, names, {})
+    import workbench.train.tasks as tasks
+
+    def no_dicts(*args, **kwargs):
+        raise AssertionError("the in-training evaluation built a dict per detection")
+
+    monkeypatch.setattr(tasks, "detection_json", no_dicts)  # columns, not one dict per detection
+    got = task.evaluate(preds, examples, names, detailed=True)
+    monkeypatch.undo()
+    gt = ground_truth(examples, names, segmentation=True)
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "dt.json").write_text(json.dumps(dt))
+    assert got["detections"] == len(dt)
+    for iou_type, prefix in (("bbox", ""), ("segm", "mask_")):
+        files = coco_metrics(tmp_path / "gt.json", tmp_path / "dt.json", iou_type, per_class=True)
+        for k, v in files.stats.items():
+            assert got[prefix + RUN_STAT_NAMES[k]] == (None if v < 0 else v), (iou_type, k)
+        assert got[prefix + "per_class"] == files.per_class
+
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            g = COCO(str(tmp_path / "gt.json"))
+            ev = COCOeval(g, g.loadRes(str(tmp_path / "dt.json")), iou_type)
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+        assert np.abs(np.array([files.stats[k] for k in STAT_KEYS]) - ev.stats).max() < 1e-12
+
+
+def test_detection_evaluate_builds_no_dict_per_detection(monkeypatch):
+    examples, preds, names = examples_and_predictions(0)
+    task = get_task("detection")
+    want = task.evaluate(preds, examples, names)
+    import workbench.train.tasks as tasks
+
+    def no_dicts(*args, **kwargs):
+        raise AssertionError("the in-training evaluation built a dict per detection")
+
+    monkeypatch.setattr(tasks, "detection_json", no_dicts)
+    assert task.evaluate(preds, examples, names) == want

@@ -17,6 +17,7 @@ from .classification import (
 )
 from .coco import STAT_KEYS, CocoResult, coco_metrics
 from .coco_backends import BACKENDS, register_backend
+from .coco_columns import DetectionColumns
 from .mined import MinedExample, MiningSettings
 from .mining import rank_examples
 from .review import MiningResult
@@ -24,6 +25,7 @@ from .review import MiningResult
 __all__ = [
     "coco_metrics",
     "CocoResult",
+    "DetectionColumns",
     "STAT_KEYS",
     "BACKENDS",
     "register_backend",

@@ -10,7 +10,9 @@ area range); the 101 recall points are 0, 0.01, ..., 1; maxDets is 1 / 10 / 100.
 Input rules: ground truth must be a COCO dict (or a JSON file of one); an annotation with no ``area`` gets
 the area of its segmentation (else of its box), one with no ``iscrowd`` gets 0 (pycocotools would crash on
 both). Detections must name known images and categories; for ``segm`` a detection's segmentation may be a
-polygon, uncompressed or compressed RLE (all are converted to compressed RLE, which is what loadRes takes);
+polygon, uncompressed or compressed RLE (all are converted to compressed RLE, which is what loadRes takes),
+and its area (which puts it in an area range) is its box's when every detection has a box (pycocotools'
+``loadRes`` rule: it looks at the first result; detectron2-style results carry both), else its mask's;
 for ``bbox`` a detection needs a box (one with only a mask gets the mask's box).
 """
 
@@ -27,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
-from .coco_backends import RawEval, get_backend, quiet
+from .coco_backends import Backend, RawEval, get_backend, quiet
+from .coco_columns import DetectionColumns, checked_columns, detection_columns, mask_utils, to_compressed_rle
 from .coco_files import fast_file_eval
 
 __all__ = ["STAT_KEYS", "RUN_STAT_NAMES", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
@@ -174,42 +177,10 @@ def _complete_annotations(
     return list(anns)
 
 
-def _detection_array(dt: list[Any], gt: dict[str, Any]) -> np.ndarray | None:
-    """bbox detections as the ``[image_id, x, y, w, h, score, category_id]`` rows hotcoco's ``load_res``
-    takes, when every check passes over whole columns (int ids known to the ground truth, finite scores,
-    4 finite numbers per box, no negative size); ``None`` sends them through the per-record path."""
-    if not dt:
-        return None
-    try:
-        img = list(map(itemgetter("image_id"), dt))
-        cat = list(map(itemgetter("category_id"), dt))
-        score = list(map(itemgetter("score"), dt))
-        box = list(map(itemgetter("bbox"), dt))
-    except (KeyError, TypeError, IndexError):
-        return None
-    if not (set(map(type, img)) == {int} and set(map(type, cat)) == {int}):
-        return None
-    if not set(map(type, score)) <= {int, float}:  # a bool is refused, as per record
-        return None
-    if not (set(img) <= {i["id"] for i in gt["images"]} and set(cat) <= {c["id"] for c in gt["categories"]}):
-        return None
-    try:
-        boxes = np.array(box)
-    except (ValueError, TypeError):
-        return None
-    ids = np.array([img, cat], dtype=np.int64)
-    scores = np.array(score, dtype=float)
-    if boxes.dtype.kind not in "iuf" or boxes.shape != (len(dt), 4) or np.abs(ids).max() >= 2**53:
-        return None
-    if not (np.isfinite(boxes).all() and np.isfinite(scores).all() and (boxes[:, 2:] >= 0).all()):
-        return None
-    return np.column_stack([ids[0], boxes, scores, ids[1]]).astype(float)
-
-
 def _default_area(ann: dict[str, Any], img: dict[str, Any], file: str | None, rec: str) -> float:
     if "segmentation" in ann:
         try:
-            return float(_mask_utils().area(_to_rle(ann["segmentation"], img, rec)))
+            return float(mask_utils().area(to_compressed_rle(ann["segmentation"], img, rec)))
         except ValidationError as exc:
             raise exc.located(file=file) from None
     bbox = ann.get("bbox")
@@ -243,37 +214,6 @@ def _check_boxes(
             )
 
 
-def _mask_utils() -> Any:
-    from pycocotools import mask  # noqa: PLC0415 - C extension, only when masks are involved
-
-    return mask
-
-
-def _to_rle(seg: Any, img: dict[str, Any], rec: str | None) -> dict[str, Any]:
-    """Polygon(s) / uncompressed RLE / compressed RLE -> one compressed RLE with str counts."""
-    mu = _mask_utils()
-    h, w = img.get("height"), img.get("width")
-    try:
-        if isinstance(seg, list):
-            if not (isinstance(h, int) and isinstance(w, int)):
-                raise ValueError("a polygon needs its image's width and height in the ground truth")
-            rle = mu.merge(mu.frPyObjects(seg, h, w))
-        elif isinstance(seg, dict) and isinstance(seg.get("counts"), list):
-            size = seg["size"]
-            rle = mu.frPyObjects(seg, size[0], size[1])
-        elif isinstance(seg, dict) and isinstance(seg.get("counts"), (str, bytes)):
-            rle = {"size": list(seg["size"]), "counts": seg["counts"]}
-        else:
-            raise ValueError(f"expected a polygon list or an RLE dict, got {type(seg).__name__}")
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise ValidationError(f"bad segmentation: {exc}", record=rec, field="segmentation") from None
-    counts = rle["counts"]
-    return {
-        "size": [int(s) for s in rle["size"]],
-        "counts": counts.decode() if isinstance(counts, bytes) else counts,
-    }
-
-
 def load_detections(dt: list[dict[str, Any]] | str | Path) -> list[dict[str, Any]]:
     """The detection list (from a list or a JSON file), not yet checked against ground truth."""
     file = None
@@ -290,6 +230,7 @@ def _normalize_detections(
 ) -> list[dict[str, Any]]:
     images = {img["id"]: img for img in gt["images"]}
     cat_ids = {c["id"] for c in gt["categories"]}
+    boxed = iou_type == "segm" and all(isinstance(d, dict) and d.get("bbox") is not None for d in dt)
     out = []
     for i, d in enumerate(dt):
         rec = f"detection {i}"
@@ -317,16 +258,25 @@ def _normalize_detections(
                     "segm evaluation needs a segmentation", file=file, record=rec, field="segmentation"
                 )
             try:
-                n["segmentation"] = _to_rle(d["segmentation"], img, rec)
+                n["segmentation"] = to_compressed_rle(d["segmentation"], img, rec)
             except ValidationError as exc:
                 raise exc.located(file=file) from None
+            if boxed:  # every detection has a box: its area is the box's, as pycocotools' loadRes sets it
+                n["bbox"] = d["bbox"]
         else:
             bbox = d.get("bbox")
             if bbox is None and "segmentation" in d:
-                bbox = [float(v) for v in _mask_utils().toBbox(_to_rle(d["segmentation"], img, rec))]
+                bbox = [float(v) for v in mask_utils().toBbox(to_compressed_rle(d["segmentation"], img, rec))]
             n["bbox"] = bbox
         out.append(n)
-    scores = [n["score"] for n in out]
+    _check_scores([n["score"] for n in out], file)
+    if iou_type == "bbox" or (boxed and out):
+        _check_boxes([n["bbox"] for n in out], lambda i: f"detection {i}", file, allow_negative=False)
+    return out
+
+
+def _check_scores(scores: list[Any], file: str | None) -> None:
+    """Every score a finite number (whole column at once; the loop names the first bad one)."""
     try:
         good = np.array(scores).dtype.kind in "iuf" and bool(np.isfinite(np.array(scores, dtype=float)).all())
         good = good and not any(v is True or v is False for v in scores)  # numpy reads True as 1.0
@@ -340,21 +290,22 @@ def _normalize_detections(
             record=f"detection {i}",
             field="score",
         )
-    if iou_type == "bbox":
-        _check_boxes([n["bbox"] for n in out], lambda i: f"detection {i}", file, allow_negative=False)
-    return out
 
 
 def coco_metrics(
     gt: dict[str, Any] | str | Path,
-    dt: list[dict[str, Any]] | str | Path,
+    dt: list[dict[str, Any]] | str | Path | DetectionColumns,
     iou_type: str = "bbox",
     *,
     backend: str = "auto",
     per_class: bool = False,
+    gt_checked: bool = False,
 ) -> CocoResult:
     """COCO metrics of detections ``dt`` against ground truth ``gt`` (dicts or JSON file paths).
 
+    ``dt`` may also be ``DetectionColumns`` (a model's arrays; no dict per detection). ``gt_checked``:
+    ``gt`` is a dict that already follows the input rules (Workbench built it from its store, e.g.
+    ``ground_truth``), so its per-record checks are skipped; detections are always checked.
     ``backend``: a name in ``coco_backends.BACKENDS`` or ``"auto"``. Empty detections give zeros (and -1
     where there is no ground truth), not an error. Prints nothing.
     """
@@ -367,16 +318,46 @@ def coco_metrics(
             return _result(iou_type, be.name, fast.raw, fast.categories, fast.gt_counts, per_class)
     gt_file = str(gt) if isinstance(gt, (str, Path)) else None
     dt_file = str(dt) if isinstance(dt, (str, Path)) else None
-    gtn = load_ground_truth(gt)
+    gtn = gt if gt_checked and isinstance(gt, dict) else load_ground_truth(gt)
     if iou_type == "segm":
         gtn = _with_segmentations(gtn, gt_file)
-    dt_list = load_detections(dt)
-    arr = _detection_array(dt_list, gtn) if iou_type == "bbox" and be.name == "hotcoco" else None
-    dtn = arr if arr is not None else _normalize_detections(dt_list, gtn, iou_type, dt_file)
-    with quiet():
-        raw = be.run(gtn, dtn, iou_type)
+    dt_list: list[Any] = []
+    if isinstance(dt, DetectionColumns):
+        cols: DetectionColumns | None = checked_columns(dt, gtn, iou_type, None)
+    else:
+        dt_list = load_detections(dt)
+        cols = detection_columns(dt_list, gtn, iou_type) if be.run_columns is not None else None
+    raw = _run_columns(be, gtn, dt, cols, iou_type) if cols is not None else None
+    if raw is None:
+        with quiet():
+            if cols is not None and not isinstance(dt, DetectionColumns) and iou_type == "segm":
+                cols = None  # hotcoco refused a mask: the record-by-record path converts or names it
+            dtn = cols.records(iou_type) if cols is not None else _normalize_detections(dt_list, gtn, iou_type, dt_file)
+            raw = be.run(gtn, dtn, iou_type)
     cats = {c["id"]: c for c in gtn["categories"]}
     return _result(iou_type, be.name, raw, cats, lambda: _gt_counts(gtn), per_class)
+
+
+def _run_columns(
+    be: Backend, gt: dict[str, Any], dt: Any, cols: DetectionColumns, iou_type: str
+) -> RawEval | None:
+    """The backend on the columns, or ``None`` where it takes dicts only (or an id is too large for its
+    float rows) or, for dicts, it refused a mask the quick column check let through."""
+    if be.run_columns is None or not cols.exact_as_floats():
+        return None
+    try:
+        with quiet():
+            return be.run_columns(gt, cols, iou_type)
+    except ValidationError:
+        raise
+    except ValueError:  # hotcoco's typed reader refused a mask (no size, a float in it...)
+        if iou_type != "segm":
+            raise
+    if not isinstance(dt, DetectionColumns):
+        return None
+    strict = checked_columns(dt, gt, iou_type, None, strict=True)  # converts those rows or names them
+    with quiet():
+        return be.run_columns(gt, strict, iou_type)
 
 
 def _result(

@@ -35,7 +35,8 @@ annotations lack it. Detection files hold only detections, so there that case do
 byte of each such key's value must not start a ``null`` (hotcoco reads a null as absent; ``coco.py``'s
 rules want a value), and must sit within 2 bytes of its colon (more whitespace: the located path looks).
 A ``-`` (not an exponent's) between a detection's ``"bbox":`` and the first ``]`` after it, past its
-second comma, is a negative width or height.
+second comma, is a negative width or height. ``segm`` detections may all have a box (it then gives the
+area) or none; boxes on only some send the file to the located path.
 """
 
 from __future__ import annotations
@@ -240,20 +241,26 @@ def _scan(
     if bytes(gt_arr[:64]).lstrip()[:1] != b"{" or bytes(dt_arr[:64]).lstrip()[:1] != b"[":
         return None
     gt_keys = [b"bbox"]  # areas: hotcoco's area filter leaves out an annotation without one (_clean)
-    dt_keys = [b"score"]
+    dt_keys = [b"score", b"bbox"]
     if iou_type == "segm":
         gt_keys.append(b"segmentation")
         dt_keys.append(b"segmentation")
-    else:
-        dt_keys.append(b"bbox")
     gt_at = _key_colons(gt_arr, gt_keys, _positions(gt_arr, _anchors(gt_keys)))
     dt_found = _positions(dt_arr, _anchors(dt_keys) + (b"-]" if iou_type == "bbox" else b""))
     dt_at = _key_colons(dt_arr, dt_keys, dt_found)
     if gt_at is None or dt_at is None:
         return None
-    if iou_type == "bbox" and _negative_size(dt_arr, dt_at[b"bbox"], dt_found):
-        return None
-    return {k: len(v) for k, v in gt_at.items()}, {k: len(v) for k, v in dt_at.items()}
+    boxes = dt_at[b"bbox"]
+    if len(boxes):  # segm: ']' is an RLE letter, so the signs and brackets are looked for only here
+        signs = dt_found if iou_type == "bbox" else _positions(dt_arr, b"-]")
+        if _negative_size(dt_arr, boxes, signs):
+            return None
+    dt_counts = {k: len(v) for k, v in dt_at.items()}
+    if iou_type == "segm" and not dt_counts[b"bbox"]:
+        # no detection has a box: the masks give the areas. Boxes on some only: the located path (hotcoco
+        # would give those the box's area, pycocotools' loadRes -- and coco.py -- all the masks')
+        del dt_counts[b"bbox"]
+    return {k: len(v) for k, v in gt_at.items()}, dt_counts
 
 
 def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: dict[bytes, int]) -> bool:

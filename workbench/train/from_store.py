@@ -137,7 +137,7 @@ def _eval_regions(masks: bool) -> Any:
         out: dict[str, Any] = {}
         for iou_type, prefix in [("bbox", "")] + ([("segm", "mask_")] if masks else []):
             gt = ground_truth(test, names, segmentation=iou_type == "segm")
-            res = coco_metrics(gt, rows, iou_type, per_class=True)
+            res = coco_metrics(gt, rows, iou_type, per_class=True, gt_checked=True)  # gt: the store's; rows checked
             out.update(res.run_stats(prefix))
             out[prefix + "per_class"] = res.per_class
         return out

@@ -113,7 +113,7 @@ def evaluation_views(ds: Dataset, run: str | Path | Any, *, on_open: Callable[[i
     examples = rec_examples(ds, rec)
     views = []
     gt = ground_truth(examples, names)
-    views.append(APView(coco_metrics(gt, [r for r in rows if "bbox" in r], "bbox", per_class=True),
+    views.append(APView(coco_metrics(gt, [r for r in rows if "bbox" in r], "bbox", per_class=True, gt_checked=True),
                         ds.classes, metric_name="AP50"))
     return views
 
