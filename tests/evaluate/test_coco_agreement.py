@@ -106,6 +106,35 @@ def test_size_buckets_equal_pycocotools_on_the_exported_file(tmp_path, iou_type)
     assert coco_metrics(boxed, dt, iou_type).stats["APs"] != oracle["APs"]
 
 
+def test_ground_truth_masks_stay_uncompressed_and_score_as_the_written_file(tmp_path):
+    """Evaluation's ground truth keeps a mask's counts as stored (no encoding per mask); pycocotools reading
+    the exported file (compressed RLE) gives the same 12 stats, hotcoco and pycocotools backends alike."""
+    from workbench.data.formats.rle import rle_from_array
+
+    disc = np.zeros((100, 100), np.uint8)
+    yy, xx = np.mgrid[:100, :100]
+    disc[(yy - 40) ** 2 + (xx - 45) ** 2 < 15**2] = 1  # area ~700: small
+    blob = np.zeros((100, 100), np.uint8)
+    blob[55:95, 20:60] = 1  # 1600: medium
+    masks = [Annotation("mask", "a", mask=rle_from_array(disc)), Annotation("mask", "b", mask=rle_from_array(blob))]
+    ex = Example(7, "t", hashlib.sha256(_PNG).hexdigest(), "t.png", 100, 100, "test", "annotated",
+                 annotations=tuple(masks))
+    gt = ground_truth([ex], ["a", "b"], segmentation=True)
+    assert [a["segmentation"]["counts"] for a in gt["annotations"]] == [m.mask["counts"] for m in masks]
+    written = _written_gt(tmp_path, ex, ["a", "b"])
+    assert all(isinstance(a["segmentation"]["counts"], str) for a in written["annotations"])  # files: compressed
+    dt = [detection_json(ex.id, 0, (30, 25, 31, 31), 0.9, {"size": [100, 100], "counts": _rle(
+              [[30.0, 25.0, 61.0, 25.0, 61.0, 56.0, 30.0, 56.0]])}),
+          detection_json(ex.id, 1, (20, 55, 40, 40), 0.8, {"size": [100, 100], "counts": _rle(
+              [[20.0, 55.0, 60.0, 55.0, 60.0, 95.0, 20.0, 95.0]])})]
+    oracle = _pycocotools(written, dt, "segm")
+    assert oracle["AP"] > 0
+    for backend in ("hotcoco", "pycocotools"):
+        assert coco_metrics(gt, dt, "segm", backend=backend).stats == pytest.approx(oracle, abs=1e-12), backend
+        assert coco_metrics(gt, dt, "segm", backend=backend, gt_checked=True).stats == pytest.approx(
+            oracle, abs=1e-12), backend
+
+
 def _rle(polys: list[list[float]]) -> str:
     from pycocotools import mask as mask_utils
 

@@ -25,11 +25,13 @@ __all__ = ["annotation_json", "ground_truth", "detection_json"]
 
 
 def annotation_json(
-    a: Annotation, *, ann_id: Any, image_id: Any, category_id: Any, box_segmentation: bool = False
+    a: Annotation, *, ann_id: Any, image_id: Any, category_id: Any, box_segmentation: bool = False,
+    compress_masks: bool = True,
 ) -> dict[str, Any]:
     """The COCO geometry of one annotation: id, image, category, bbox, area, iscrowd and segmentation
     (polygons or RLE; with ``box_segmentation`` a box-only annotation gets its box as a polygon, which
-    ``segm`` evaluation needs)."""
+    ``segm`` evaluation needs). A mask is compressed RLE (what files hold), or with ``compress_masks=False``
+    its uncompressed counts (what evaluators read just as well, without encoding each mask in Python)."""
     if a.bbox is None:
         raise ValueError(f"annotation of kind {a.kind!r} has no region")
     d: dict[str, Any] = {
@@ -43,7 +45,9 @@ def annotation_json(
     if a.polygons is not None:
         d["segmentation"] = [list(p) for p in a.polygons]
     elif a.mask is not None:
-        d["segmentation"] = {"size": list(a.mask["size"]), "counts": encode_counts_string(a.mask["counts"])}
+        counts = a.mask["counts"]
+        d["segmentation"] = {"size": list(a.mask["size"]),
+                             "counts": encode_counts_string(counts) if compress_masks else list(counts)}
     elif box_segmentation:
         x, y, w, h = d["bbox"]
         d["segmentation"] = [[x, y, x + w, y, x + w, y + h, x, y + h]]
@@ -54,7 +58,9 @@ def ground_truth(
     examples: Sequence[Example], class_names: Sequence[str], *, segmentation: bool = False
 ) -> dict[str, Any]:
     """A COCO ground-truth dict of ``examples``' regions (category id = class index + 1; regions of other
-    classes are left out). ``segmentation``: every annotation carries one (boxes as polygons), for ``segm``."""
+    classes are left out). ``segmentation``: every annotation carries one (boxes as polygons), for ``segm``.
+    For evaluation: masks keep their uncompressed counts (pycocotools and hotcoco read them as they read the
+    compressed string; encoding every mask in Python took 6.5 s of 8.5 s at 5,000 images)."""
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
     index = {n: i + 1 for i, n in enumerate(class_names)}
@@ -70,6 +76,7 @@ def ground_truth(
                     image_id=ex.id,
                     category_id=index[ann.label],
                     box_segmentation=segmentation,
+                    compress_masks=False,
                 )
             )
     categories = [{"id": i + 1, "name": n} for i, n in enumerate(class_names)]
