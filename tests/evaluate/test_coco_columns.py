@@ -305,3 +305,37 @@ def test_segm_files_with_boxes_on_some_results_take_the_located_path(tmp_path):
     with pytest.raises(ValidationError) as err:
         coco_metrics(g, d, "segm")
     assert (err.value.field, err.value.record) == ("bbox", "detection 3")
+
+
+def _resized(seg: dict, h: int, w: int) -> dict:
+    """The same compressed mask re-encoded at another size (a model that forgot to paste it back)."""
+    from pycocotools import mask as mu
+
+    m = mu.decode(seg)
+    out = np.zeros((h, w), np.uint8, order="F")
+    out[: min(h, m.shape[0]), : min(w, m.shape[1])] = m[:h, :w]
+    rle = mu.encode(np.asfortranarray(out))
+    return {"size": [h, w], "counts": rle["counts"].decode()}
+
+
+def test_a_mask_of_another_size_than_its_image_is_located_not_scored_as_no_overlap():
+    """pycocotools refuses such a pair and hotcoco scores it as no overlap without a word: every path names
+    the detection (columns, clean dicts, dicts taking the record-by-record path) or the ground-truth
+    annotation."""
+    gt, dt = make_coco_pair(8, 5, 3, seed=6, iou_type="segm")
+    h, w = dt[3]["segmentation"]["size"]
+    dt[3]["segmentation"] = _resized(dt[3]["segmentation"], h // 2, w)
+    mixed = copy.deepcopy(dt)
+    mixed[0]["segmentation"] = [[1.0, 1.0, 9.0, 1.0, 9.0, 9.0]]  # a polygon: the record-by-record path
+    for detections in (dt, columns_of(dt, "segm"), mixed):
+        with pytest.raises(ValidationError, match="would score as no overlap") as err:
+            coco_metrics(gt, detections, "segm")
+        assert (err.value.field, err.value.record) == ("segmentation", "detection 3")
+    gt_bad = copy.deepcopy(gt)
+    ann = next(a for a in gt_bad["annotations"] if isinstance(a.get("segmentation"), dict))
+    img = next(i for i in gt_bad["images"] if i["id"] == ann["image_id"])
+    ann["segmentation"] = _resized(ann["segmentation"], img["height"], img["width"] + 3)
+    _, good_dt = make_coco_pair(8, 5, 3, seed=6, iou_type="segm")
+    with pytest.raises(ValidationError) as err:
+        coco_metrics(gt_bad, good_dt, "segm")
+    assert (err.value.field, err.value.record) == ("segmentation", f"annotation {ann['id']}")

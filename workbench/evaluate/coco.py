@@ -30,7 +30,14 @@ import numpy as np
 
 from ..errors import UnknownNameError, ValidationError
 from .coco_backends import Backend, RawEval, get_backend, quiet
-from .coco_columns import DetectionColumns, checked_columns, detection_columns, mask_utils, to_compressed_rle
+from .coco_columns import (
+    DetectionColumns,
+    check_mask_sizes,
+    checked_columns,
+    detection_columns,
+    mask_utils,
+    to_compressed_rle,
+)
 from .coco_files import fast_file_eval
 
 __all__ = ["STAT_KEYS", "RUN_STAT_NAMES", "IOU_TYPES", "CocoResult", "coco_metrics", "load_ground_truth", "load_detections"]
@@ -270,6 +277,8 @@ def _normalize_detections(
             n["bbox"] = bbox
         out.append(n)
     _check_scores([n["score"] for n in out], file)
+    if iou_type == "segm":
+        check_mask_sizes([n["image_id"] for n in out], [n["segmentation"] for n in out], images, None, file)
     if iou_type == "bbox" or (boxed and out):
         _check_boxes([n["bbox"] for n in out], lambda i: f"detection {i}", file, allow_negative=False)
     return out
@@ -327,6 +336,9 @@ def coco_metrics(
     else:
         dt_list = load_detections(dt)
         cols = detection_columns(dt_list, gtn, iou_type) if be.run_columns is not None else None
+    if cols is not None and iou_type == "segm" and cols.segmentation is not None:
+        check_mask_sizes(cols.image_id.tolist(), cols.segmentation, {img["id"]: img for img in gtn["images"]}, None,
+                         dt_file)
     raw = _run_columns(be, gtn, dt, cols, iou_type) if cols is not None else None
     if raw is None:
         with quiet():
@@ -388,6 +400,7 @@ def _result(
 
 
 def _with_segmentations(gt: dict[str, Any], file: str | None) -> dict[str, Any]:
+    """``gt`` when every annotation has a segmentation and every mask is its image's size."""
     for a in gt["annotations"]:
         if "segmentation" not in a:
             raise ValidationError(
@@ -396,6 +409,9 @@ def _with_segmentations(gt: dict[str, Any], file: str | None) -> dict[str, Any]:
                 record=f"annotation {a['id']}",
                 field="segmentation",
             )
+    anns = gt["annotations"]
+    check_mask_sizes([a["image_id"] for a in anns], [a["segmentation"] for a in anns],
+                     {img["id"]: img for img in gt["images"]}, [f"annotation {a['id']}" for a in anns], file)
     return gt
 
 

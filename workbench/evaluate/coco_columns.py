@@ -31,6 +31,7 @@ from ..errors import ValidationError
 
 __all__ = [
     "DetectionColumns",
+    "check_mask_sizes",
     "round_like_python",
     "check_known",
     "rows_to_convert",
@@ -335,6 +336,25 @@ def checked_columns(
         except ValidationError as exc:
             raise exc.located(file=file) from None
     return replace(cols, segmentation=segs)
+
+
+def check_mask_sizes(image_ids: Sequence[Any], segmentations: Sequence[Any], images: dict[Any, dict[str, Any]],
+                     records: Sequence[str] | None, file: str | None, *, what: str = "detection") -> None:
+    """Every RLE mask is as large as its image (``[height, width]``, where the ground truth gives both as
+    integers): pycocotools refuses a pair of masks of different sizes, hotcoco scores it as no overlap without a
+    word. Polygons are drawn at their image's size. ``records``: the record each row is named by (default
+    ``"{what} {row}"``)."""
+    for i, (iid, seg) in enumerate(zip(image_ids, segmentations, strict=True)):
+        if not isinstance(seg, dict):
+            continue
+        size, img = seg.get("size"), images.get(iid)
+        if img is None or not isinstance(size, (list, tuple)) or len(size) != 2:
+            continue
+        h, w = img.get("height"), img.get("width")
+        if type(h) is int and type(w) is int and (size[0] != h or size[1] != w):
+            raise ValidationError(
+                f"mask size {list(size)} is not the size of image {iid!r} ([{h}, {w}]): it would score as no overlap",
+                file=file, record=records[i] if records is not None else f"{what} {i}", field="segmentation")
 
 
 def mask_utils() -> Any:
