@@ -209,3 +209,25 @@ def test_workers_that_cannot_start_leave_auto_to_threads_and_fail_a_named_proces
         with pytest.raises(check_workers.WorkerError, match="did not start.*exit code 1.*no such module"):
             import_source(w, "d", src, "coco")
         assert leftovers(w) == (0, 0, [], [])
+
+
+REALWORLD = Path(__file__).parent / "realworld"
+
+
+@pytest.mark.parametrize("fmt,src,options", [
+    ("coco", "splits/datumaro_roboflow/coco", {}),  # datumaro's Roboflow test assets (PROVENANCE there)
+    ("yolo", "datumaro-yolo/strict", {"type": "detection"}),
+    ("cvat", "datumaro-cvat/export_project", {"skip_unsupported": True}),  # CVAT's own export, via datumaro
+], ids=lambda v: v if isinstance(v, str) and "/" not in v else None)
+def test_files_other_tools_wrote_import_the_same_through_worker_processes(tmp_path, monkeypatch, fmt, src, options):
+    """Real JPEGs and annotation files written by other tools: checked and stored by worker processes, the
+    store holds exactly what threads store (rows, image rows, pHashes, files)."""
+    got = []
+    for kind in ("thread", "process"):
+        monkeypatch.setenv(WORKERS_ENV, "2")
+        monkeypatch.setenv(POOL_ENV, kind)
+        with Workspace(tmp_path / kind) as w:
+            _, ids = import_source(w, "d", REALWORLD / src, fmt, **options)
+            assert ids
+            got.append(stored(w))
+    assert got[0] == got[1]
