@@ -217,6 +217,7 @@ REALWORLD = Path(__file__).parent / "realworld"
 @pytest.mark.parametrize("fmt,src,options", [
     ("coco", "splits/datumaro_roboflow/coco", {}),  # datumaro's Roboflow test assets (PROVENANCE there)
     ("yolo", "datumaro-yolo/strict", {"type": "detection"}),
+    ("voc", "splits/datumaro_roboflow/voc", {}),  # Roboflow's flat VOC layout
     ("cvat", "datumaro-cvat/export_project", {"skip_unsupported": True}),  # CVAT's own export, via datumaro
 ], ids=lambda v: v if isinstance(v, str) and "/" not in v else None)
 def test_files_other_tools_wrote_import_the_same_through_worker_processes(tmp_path, monkeypatch, fmt, src, options):

@@ -264,6 +264,31 @@ def test_datumaro_roboflow_coco_keeps_its_splits(ws):
     assert {e.file_name: sorted(a.bbox for a in e.annotations) for e in exs} == want_boxes
 
 
+def test_datumaro_roboflow_voc_flat_layout_keeps_its_splits_and_boxes(ws):
+    """datumaro's Roboflow VOC test asset: train/ and val/ folders, each XML beside its JPEG (no Annotations/,
+    no JPEGImages/). Every image in its folder's split, every box as the XML says (read here independently
+    with ElementTree: x = xmin, w = xmax - xmin, as datumaro reads VOC)."""
+    import xml.etree.ElementTree as ET
+
+    src = REALWORLD / "voc"
+    want_split, want_boxes = {}, {}
+    for folder, split in (("train", "train"), ("val", "val")):
+        for xml_path in sorted((src / folder).glob("*.xml")):
+            doc = ET.parse(xml_path).getroot()
+            name = doc.findtext("filename")
+            want_split[name] = split
+            boxes = []
+            for obj in doc.iter("object"):
+                b = {t: float(obj.find("bndbox").findtext(t)) for t in ("xmin", "ymin", "xmax", "ymax")}
+                boxes.append((obj.findtext("name"), (b["xmin"], b["ymin"], b["xmax"] - b["xmin"], b["ymax"] - b["ymin"])))
+            want_boxes[name] = sorted(boxes)
+    result = import_source(ws, "d", src, "voc")
+    assert result.summary.splits == {"train": 2, "val": 1, "test": 0}
+    exs = ws.dataset("d").examples()
+    assert {e.file_name: e.split for e in exs} == want_split
+    assert {e.file_name: sorted((a.label, a.bbox) for a in e.annotations) for e in exs} == want_boxes
+
+
 def test_when_every_image_is_a_near_duplicate_val_and_test_are_still_filled_and_it_is_said(ws, tmp_path):
     """Thirty frames of one scene (one pixel differs): one group of near duplicates. Whole groups cannot
     fill val and test, so the group gives up members, and the import summary says so."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import ImportFormatError, ValidationError
 from ..progress import ProgressFn
+from .formats.voc import is_flat as is_flat_voc
 from .records import SPLITS, TASK_TYPES, ClassDef, ImportBatch
 from .task_types import type_info
 
@@ -46,7 +47,7 @@ SPLIT_LAYOUTS: dict[str, tuple[Callable[[Path], bool], Callable[[Path], Path]]] 
     "coco": (lambda root: (root / "annotations.json").is_file() or (root / "annotations").is_dir(), _coco_part),
     "yolo": (lambda root: (root / "data.yaml").is_file() or (root / "images").is_dir()
              or len([p for p in root.glob("*.y*ml") if p.suffix in (".yaml", ".yml")]) == 1, lambda p: p),
-    "voc": (lambda root: (root / "Annotations").is_dir(), lambda p: p),
+    "voc": (lambda root: (root / "Annotations").is_dir() or is_flat_voc(root), lambda p: p),
 }
 
 _COCO_INSTANCES = re.compile(r"^instances_(?P<name>[A-Za-z]+)(?P<year>\d*)\.json$")

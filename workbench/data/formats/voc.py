@@ -1,4 +1,5 @@
-"""Pascal VOC: ``Annotations/*.xml`` + ``JPEGImages/`` (+ ``ImageSets/Main/{train,val,test}.txt``).
+"""Pascal VOC: ``Annotations/*.xml`` + ``JPEGImages/`` (+ ``ImageSets/Main/{train,val,test}.txt``), or
+Roboflow's layout: each XML beside its image in one folder (``train/ valid/ test/`` sub-folders give the splits).
 
 Coordinates are read as written: ``x = xmin``, ``w = xmax - xmin`` (likewise for y), the way datumaro,
 globox and torchvision read VOC and labelme2voc, Roboflow and CVAT write it; a box on the image's edge has
@@ -145,6 +146,14 @@ def _splits(root: Path, stems: set[str], img_root: Path) -> tuple[dict[str, str]
     return found, bare
 
 
+def is_flat(root: Path) -> bool:
+    """Roboflow's VOC layout: the folder itself holds the XML files, each beside its image."""
+    try:
+        return any(p.suffix.lower() == ".xml" and p.is_file() and not is_hidden(p.name) for p in root.iterdir())
+    except OSError:
+        return False
+
+
 def read(
     src: Path,
     *,
@@ -158,8 +167,14 @@ def read(
     report = ImportReport()
     root = Path(src)
     ann_dir = root / "Annotations"
-    if not ann_dir.is_dir():
-        raise ImportFormatError("no Annotations/ folder: not a Pascal VOC dataset", file=str(root))
+    flat = not ann_dir.is_dir() and is_flat(root)  # Roboflow: each XML beside its image
+    if flat:
+        ann_dir = root
+    elif not ann_dir.is_dir():
+        raise ImportFormatError("no Annotations/ folder (nor XML files beside images, as Roboflow writes them): "
+                                "not a Pascal VOC dataset", file=str(root))
+    if flat and images_dir == "JPEGImages" and not (root / images_dir).is_dir():
+        images_dir = "."
     img_root = (
         Path(images_dir) if Path(images_dir).is_absolute() else root / images_dir
     )  # the caller's choice
@@ -181,7 +196,7 @@ def read(
     names_seen: set[str] = set()
     for xml_path in xmls:
         file, rec = str(xml_path), xml_path.stem
-        safe_join(root, f"Annotations/{xml_path.name}", file=file, record=rec)  # no symlink out
+        safe_join(root, xml_path.name if flat else f"Annotations/{xml_path.name}", file=file, record=rec)  # no symlink out
         doc = parse_xml(xml_path)
         if doc.tag != "annotation":
             raise ImportFormatError(
