@@ -6,24 +6,23 @@ held every image's bytes in memory at once and ran on one core. Here, the same c
 
 * the items' annotations are checked against the sizes the one decode found (``item.checked``: the reader
   decoded every image once, :mod:`.image_pool`), without reading any file again;
-* images the checks stored already (threads within ``image_pool.storing_into``: ``transfer.import_source``)
-  are not touched again. The others are stored here, each file read once more and its sha256 compared with
-  the one checked (a file changed since is refused: the plan was made from the check; nothing is kept,
-  import again), no image's bytes kept (the prepared items carry ``None``; :mod:`.staged` re-reads a file
-  only if a concurrent failed import removed its blob):
-  - by threads, while the splits are planned, all before the first row is written: storing threads beside
-    ``executemany`` made both slower (it gives the GIL up at every row and waits behind them; 20,000 images /
-    200,000 boxes at load 6: 21.5 s against 25.6 s);
-  - by worker processes (:mod:`.check_workers`; many image files, see ``image_pool``) while the rows are
-    written: no GIL between them, and the core the single SQLite writer leaves idle does the storing
-    (:mod:`.staged` waits before each transaction only for the images that transaction names);
+* the images are stored by a pool of threads (file reads, sha256 and writes release the GIL) while the
+  splits are planned from the checks (sha256 and pHash); then :mod:`.staged` writes the rows in short
+  transactions. (Storing while the rows were written made both slower on a loaded machine:
+  ``executemany`` gives the GIL up at every row and waits for it again behind the storing threads; for
+  20,000 images / 200,000 boxes on 2 cores at load 6, 21.5 s and 12 s of CPU against 25.6 s and 13.8 s;
+  at load 3, the same within the noise, 12.9 s against 12.5 s.) Each file is read once
+  more and its sha256 compared with the one checked: a file changed since it was checked is refused (the
+  plan was made from the check; nothing is kept, import again). No image's bytes are kept: the prepared items carry ``None`` where
+  ``import_batch`` kept the bytes (:mod:`.staged` re-reads a file only if a concurrent failed import
+  removed its blob);
+  Within an import that stores while it checks (``image_pool.storing_into``: ``transfer.import_source``), the
+  images the checks stored are not touched again;
 * the rows become visible at once, in one short final commit, after every image was flushed to disk.
 
-All or nothing as before: every check of the records and images runs before the first row is written (a
-file that changed after its check is found while storing: the hidden rows written so far go), a failure (a
-storing error included) removes the rows and the image files this import wrote, and errors name the file,
-record and field as ``import_batch``'s do. Imports inside a caller's transaction, and small ones, go through
-:meth:`Dataset.import_batch` unchanged.
+All or nothing as before: every check of the records and images runs before the first row is written, a
+failure (a storing error included) removes the rows and the image files this import wrote, and errors name the file, record and field as ``import_batch``'s do. Imports
+inside a caller's transaction, and small ones, go through :meth:`Dataset.import_batch` unchanged.
 """
 
 from __future__ import annotations

@@ -24,11 +24,10 @@ script without a ``__main__`` guard, a notebook kernel and Voila all work) when 
 :data:`PROCESS_MIN_IMAGES` image files to check and two cores or more, and threads otherwise. Images held in
 memory (a batch built in code) are checked in the calling process in either case.
 
-Within :func:`storing_into` (an import into a workspace: ``transfer.import_source``), a thread also stores
-each image it checked, from the bytes it just read and hashed (:class:`BlobSink`): the file is read once on
-the whole way into the store, and what is stored is exactly what was checked. The import removes the files
-it wrote if it fails (``BlobSink.written``). Worker processes only check: a large import's images are stored
-by worker processes while its rows are written (:mod:`.bulk_import`), where a core is otherwise idle.
+Within :func:`storing_into` (an import into a workspace: ``transfer.import_source``), a worker also stores
+each image it checked, from the bytes it just read and hashed (:class:`BlobSink`; a worker process writes into
+the same blob folder): the file is read once on the whole way into the store, and what is stored is exactly
+what was checked. The import removes the files it wrote if it fails (``BlobSink.written``).
 """
 
 from __future__ import annotations
