@@ -89,13 +89,8 @@ def test_a_full_disk_while_storing_stops_the_import_and_removes_its_files(tmp_pa
         assert leftovers(w) == (0, 0, [], [])
 
 
-@pytest.mark.parametrize("large", [False, True], ids=["one-transaction", "staged"])
-def test_worker_processes_store_what_threads_store(tmp_path, monkeypatch, large):
-    """Staged: worker processes only check, then store each file again (its sha256 compared) while the rows
-    are written; the store ends up the same."""
+def test_worker_processes_store_what_threads_store(tmp_path, monkeypatch):
     src = coco_folder(tmp_path / "src", 60)
-    if large:
-        monkeypatch.setattr("workbench.data.staged.worth_staging", lambda rows: True)
     out = []
     for kind in ("thread", "process"):
         monkeypatch.setenv(WORKERS_ENV, "2")
@@ -130,11 +125,8 @@ def test_auto_takes_processes_for_many_image_files_only(tmp_path, monkeypatch):
     assert started == [2]  # one core (one worker): in this thread
 
 
-@pytest.mark.parametrize("large", [False, True], ids=["one-transaction", "staged"])
-def test_a_worker_that_dies_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch, large):
+def test_a_worker_that_dies_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
     src = coco_folder(tmp_path / "src", 40)
-    if large:
-        monkeypatch.setattr("workbench.data.staged.worth_staging", lambda rows: True)
     monkeypatch.setenv(WORKERS_ENV, "2")
     monkeypatch.setenv(POOL_ENV, "process")
     monkeypatch.setattr(check_workers, "_CHILD", "import sys; print('{{\"ready\": true}}', flush=True); "
@@ -240,49 +232,3 @@ def test_files_other_tools_wrote_import_the_same_through_worker_processes(tmp_pa
             assert ids
             got.append(stored(w))
     assert got[0] == got[1]
-
-
-@pytest.mark.parametrize("failure", ["changed", "unreadable", "disk full"])
-def test_storing_by_worker_processes_refuses_what_changed_and_leaves_nothing(tmp_path, monkeypatch, failure):
-    """A large import whose images worker processes store while the rows are written: a file changed after
-    its check is refused (nothing of it stored), an unreadable one is named, a full disk stops it; each time no
-    row, no image file and no temp file is left."""
-    from workbench.data import bulk_import, staged
-    from workbench.data.formats import get_reader
-    from workbench.errors import ValidationError
-
-    src = coco_folder(tmp_path / "src", 40)
-    monkeypatch.setenv(WORKERS_ENV, "2")
-    monkeypatch.setenv(POOL_ENV, "process")
-    monkeypatch.setattr(staged, "worth_staging", lambda rows: True)
-    monkeypatch.setattr(staged, "PAUSE_S", 0.0)
-    batch = get_reader("coco").read(src)  # checked now
-    victim = src / "im_031.jpg"
-    if failure == "changed":
-        victim.write_bytes((src / "im_032.jpg").read_bytes())
-    elif failure == "unreadable":
-        victim.unlink()
-        victim.mkdir()  # not a regular file any more
-    with Workspace(tmp_path / "ws") as w:
-        ds = w.create_dataset("d", "detection", classes="car")
-        if failure == "disk full":
-            blobs = w.blobs.root
-            monkeypatch.setattr(check_workers, "_CHILD", (
-                "import sys; sys.path.insert(0, {root!r}); import errno, os; "
-                "from workbench.data import blobs; real = blobs.BlobStore.put\n"
-                "def put(self, data, digest=None, *, fsync=True):\n"
-                "    if digest and digest.startswith(tuple('0123')): raise OSError(errno.ENOSPC, 'No space left', '"
-                + str(blobs) + "')\n"
-                "    return real(self, data, digest, fsync=fsync)\n"
-                "blobs.BlobStore.put = put\n"
-                "from workbench.data.check_workers import serve; serve()"))
-            with pytest.raises(OSError) as e:
-                bulk_import.import_batch(ds, batch, source_file=str(src / "annotations.json"))
-            assert e.value.errno == errno.ENOSPC
-        else:
-            with pytest.raises(ValidationError) as e:
-                bulk_import.import_batch(ds, batch, source_file=str(src / "annotations.json"))
-            assert e.value.file == str(victim) and e.value.field == "file_name"
-            assert ("changed after it was checked" if failure == "changed" else "cannot read image") in str(e.value)
-        assert ds.count() == 0 and staged.pending(w.conn) == []
-        assert leftovers(w) == (0, 0, [], [])

@@ -35,8 +35,7 @@ from ..errors import ValidationError
 from ..progress import ProgressFn, Stage
 from . import staged
 from .blobs import sha256_bytes
-from .check_workers import WorkerError, WorkerPool
-from .image_pool import PROCESS_MIN_IMAGES, check_items, current_sink, import_workers, pool_kind
+from .image_pool import check_items, current_sink, import_workers
 from .images import ImageCheck, check_image
 from .limits import MAX_SHAPES_PER_EXAMPLE, check_classes, check_shapes
 from .records import KINDS_FOR_TYPE, ImportBatch, ImportItem
@@ -72,8 +71,7 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
     storer = _Storer(ds, prepared, source_file, progress)
     try:
         splits, keys = ds.plan_splits(rows)  # from the checks, while the images are stored
-        if not storer.overlap:  # threads: all stored and flushed before the rows are written (module doc)
-            storer.ready(len(rows))
+        storer.ready(len(rows))  # all stored and flushed before the rows are written (see the module doc)
         ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info,
                                      ready=storer.ready)
     except BaseException:
@@ -153,45 +151,6 @@ def _store_chunk(ds: Dataset, chunk: Sequence[tuple[int, Prepared]], source_file
     return out
 
 
-def _store_workers(indexed: Sequence[tuple[int, Prepared]], n: int) -> WorkerPool | None:
-    """Worker processes to store ``indexed`` (many image files, 2+ cores, the pool kind allowing), else
-    ``None`` (threads; also when the workers cannot start and the kind is ``auto``)."""
-    kind = pool_kind()
-    if kind == "thread" or n < 2 or any(p[0].data is not None or p[0].path is None for _k, p in indexed):
-        return None
-    if kind == "auto" and len(indexed) < PROCESS_MIN_IMAGES:
-        return None
-    try:
-        return WorkerPool(n)
-    except WorkerError:
-        if kind != "auto":
-            raise
-        return None
-
-
-def _store_remote(procs: WorkerPool, root: str, chunk: Sequence[tuple[int, Prepared]], source_file: str | None
-                  ) -> list[tuple[int, ImageCheck | None, bool] | BaseException]:
-    """:func:`_store_chunk` by a worker process: each file read again, its sha256 compared with the one
-    checked (a changed file is refused, nothing of it stored), the same bytes stored."""
-    answers = procs.put([str(p[0].path) for _k, p in chunk], [p[2] for _k, p in chunk], root)
-    out: list[tuple[int, ImageCheck | None, bool] | BaseException] = []
-    error: BaseException | None = None
-    for (idx, (item, _none, _digest, _info)), answer in zip(chunk, answers, strict=True):
-        file, record = _where(item, idx, source_file)
-        if answer[0] == "ok":  # every file written is noted, those after a failure too (they are removed)
-            out.append((idx, None, bool(answer[1])))
-        elif error is not None:
-            continue
-        elif answer[0] == "changed":
-            error = ValidationError("the image file changed after it was checked (during the import); import "
-                                    "again", file=file, record=record, field="file_name")
-        elif answer[0] == "read":
-            error = ValidationError(f"cannot read image: {answer[1]}", file=file, record=record, field="file_name")
-        else:
-            error = OSError(answer[1], answer[2], answer[3])
-    return out if error is None else [*out, error]
-
-
 class _Storer:
     """Stores the images in worker threads from its creation on; :meth:`ready` waits for a prefix of them
     (:func:`import_batch` waits for all before the rows are written; :func:`staged.import_prepared` calls
@@ -208,15 +167,10 @@ class _Storer:
         stored = sink.stored if sink is not None else set()
         indexed = [(k, p) for k, p in enumerate(prepared) if p[2] not in stored]
         self.stage = Stage(progress, "import", "storing images", len(indexed), "images")
-        n = import_workers(max(1, len(indexed)))
-        self.procs = _store_workers(indexed, n)
-        self.overlap = self.procs is not None  # see import_batch
-        self.pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="workbench-store")
-        root = str(ds.workspace.blobs.root)
+        self.pool = ThreadPoolExecutor(max_workers=import_workers(max(1, len(indexed))),
+                                       thread_name_prefix="workbench-store")
         self.jobs = [(indexed[k][0], indexed[min(k + _STORE_CHUNK, len(indexed)) - 1][0] + 1,
-                      self.pool.submit(_store_chunk, ds, indexed[k:k + _STORE_CHUNK], source_file)
-                      if self.procs is None else
-                      self.pool.submit(_store_remote, self.procs, root, indexed[k:k + _STORE_CHUNK], source_file))
+                      self.pool.submit(_store_chunk, ds, indexed[k:k + _STORE_CHUNK], source_file))
                      for k in range(0, len(indexed), _STORE_CHUNK)]
         self.taken = 0  # jobs whose results were taken
         self.synced = False
@@ -245,8 +199,6 @@ class _Storer:
             self._take(result)
         if end >= len(self.prepared) and not self.synced:
             self.pool.shutdown(wait=True)
-            if self.procs is not None:
-                self.procs.close()
             self.stage.close()
             if self.written or self.sink_wrote:
                 self.ds.workspace.blobs.sync()
@@ -255,8 +207,6 @@ class _Storer:
     def stop(self) -> None:
         """After a failure: cancel what has not started, wait for the rest, note every file written."""
         self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.procs is not None:
-            self.procs.close()
         for _start, _end, fut in self.jobs[self.taken:]:
             if fut.done() and not fut.cancelled():
                 for r in fut.result():

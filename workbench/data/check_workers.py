@@ -135,14 +135,11 @@ class _Worker:
         if line.strip() != b'{"ready": true}':
             raise WorkerError(f"an image-check worker did not start (exit code {self.proc.wait()}){self._stderr()}")
 
-    def ask(self, paths: Sequence[str], store: str | None, digests: Sequence[str] | None = None) -> list[Any]:
+    def ask(self, paths: Sequence[str], store: str | None) -> list[Any]:
         proc = self.proc
         assert proc.stdin is not None and proc.stdout is not None
-        job: dict[str, Any] = {"paths": list(paths), "store": store}
-        if digests is not None:
-            job["digests"] = list(digests)
         try:
-            proc.stdin.write(json.dumps(job).encode() + b"\n")
+            proc.stdin.write(json.dumps({"paths": list(paths), "store": store}).encode() + b"\n")
             proc.stdin.flush()
             line = proc.stdout.readline()
         except (BrokenPipeError, OSError):
@@ -196,22 +193,12 @@ class WorkerPool:
             raise
 
     def check(self, paths: Sequence[str], store: str | None) -> list[Any]:
-        """Check the images at ``paths`` (and, with a blob folder ``store``, store each that passed)."""
-        return self._ask(paths, store, None)
-
-    def put(self, paths: Sequence[str], digests: Sequence[str], store: str) -> list[Any]:
-        """Store the images at ``paths`` (checked before, as ``digests``) into the blob folder ``store``: per
-        image ``["ok", written_now]``, ``["changed"]`` (the file's sha256 is no longer its digest: nothing
-        stored), ``["read", why]`` or ``["store", errno, strerror, filename]``."""
-        return self._ask(paths, store, digests)
-
-    def _ask(self, paths: Sequence[str], store: str | None, digests: Sequence[str] | None) -> list[Any]:
         with self._cond:
             while not self._free:
                 self._cond.wait()
             worker = self._free.pop()
         try:
-            return worker.ask(paths, store, digests)
+            return worker.ask(paths, store)
         finally:
             with self._cond:
                 self._free.append(worker)
@@ -248,29 +235,6 @@ def _answer(paths: list[str], store: str | None) -> list[Any]:
     return out
 
 
-def _answer_put(paths: list[str], digests: list[str], store: str) -> list[Any]:
-    import hashlib
-
-    from .blobs import BlobStore
-
-    blobs = BlobStore(Path(store))
-    out: list[Any] = []
-    for path, digest in zip(paths, digests, strict=True):
-        try:
-            data = read_image_file(path)
-        except ImportFormatError as e:
-            out.append(["read", e.detail])
-            continue
-        if hashlib.sha256(data).hexdigest() != digest:
-            out.append(["changed"])
-            continue
-        try:
-            out.append(["ok", blobs.put(data, digest, fsync=False)[1]])
-        except OSError as e:
-            out.append(["store", e.errno, e.strerror or str(e), e.filename])
-    return out
-
-
 def serve() -> None:
     """A worker's main loop: one job per input line, one answer per output line, until the input closes."""
     from . import images, phash  # noqa: F401 - loaded before saying ready
@@ -280,9 +244,5 @@ def serve() -> None:
     stdout.flush()
     for line in stdin:
         job = json.loads(line)
-        if "digests" in job:
-            out = _answer_put(job["paths"], job["digests"], job["store"])
-        else:
-            out = _answer(job["paths"], job["store"])
-        stdout.write(json.dumps({"out": out}).encode() + b"\n")
+        stdout.write(json.dumps({"out": _answer(job["paths"], job["store"])}).encode() + b"\n")
         stdout.flush()

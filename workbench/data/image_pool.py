@@ -207,12 +207,12 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
         except WorkerError:
             if kind != "auto":  # asked for by name: say why not
                 raise  # (auto: threads check the same images, only slower)
+    store = str(sink.blobs.root) if sink is not None else None
 
     def run(jobs: list[tuple[str | None, bytes | None]]) -> list[_Outcome]:
         if procs is None or any(data is not None for _path, data in jobs):
             return check_chunk(jobs, sink)  # a thread here (images in memory stay in this process)
-        # worker processes only check: the storer stores those images while the rows are written
-        return [_from_worker(a, None) for a in procs.check([str(path) for path, _data in jobs], None)]
+        return [_from_worker(a, sink) for a in procs.check([str(path) for path, _data in jobs], store)]
 
     pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[_Outcome]]]] = deque()
     try:
