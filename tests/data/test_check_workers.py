@@ -89,8 +89,11 @@ def test_a_full_disk_while_storing_stops_the_import_and_removes_its_files(tmp_pa
         assert leftovers(w) == (0, 0, [], [])
 
 
-def test_worker_processes_store_what_threads_store(tmp_path, monkeypatch):
+@pytest.mark.parametrize("large", [False, True], ids=["one-transaction", "staged"])
+def test_worker_processes_store_what_threads_store(tmp_path, monkeypatch, large):
     src = coco_folder(tmp_path / "src", 60)
+    if large:
+        monkeypatch.setattr("workbench.data.staged.worth_staging", lambda rows: True)
     out = []
     for kind in ("thread", "process"):
         monkeypatch.setenv(WORKERS_ENV, "2")
@@ -125,8 +128,11 @@ def test_auto_takes_processes_for_many_image_files_only(tmp_path, monkeypatch):
     assert started == [2]  # one core (one worker): in this thread
 
 
-def test_a_worker_that_dies_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("large", [False, True], ids=["one-transaction", "staged"])
+def test_a_worker_that_dies_is_a_clear_error_and_leaves_nothing(tmp_path, monkeypatch, large):
     src = coco_folder(tmp_path / "src", 40)
+    if large:
+        monkeypatch.setattr("workbench.data.staged.worth_staging", lambda rows: True)
     monkeypatch.setenv(WORKERS_ENV, "2")
     monkeypatch.setenv(POOL_ENV, "process")
     monkeypatch.setattr(check_workers, "_CHILD", "import sys; print('{{\"ready\": true}}', flush=True); "
