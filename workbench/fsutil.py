@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_text", "discard_temp"]
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, fsync: bool = True) -> Path:
@@ -26,14 +26,20 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object], *, fsync
                 os.fsync(fh.fileno())
         os.replace(tmp, p)
     except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError) and e.filename is None:  # a failed write() names no file: name the target
-            e.filename = str(p)
+        discard_temp(tmp, p, e)
         raise
     return p
+
+
+def discard_temp(tmp: str | Path, target: str | Path, error: BaseException) -> None:
+    """After a failed atomic write: remove its temp file; an OSError that names no file (a failed
+    ``write()``) names the target."""
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass
+    if isinstance(error, OSError) and error.filename is None:
+        error.filename = str(target)
 
 
 def atomic_write_text(path: str | Path, text: str, *, fsync: bool = True) -> Path:

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from ..errors import NotFoundError
+from ..fsutil import discard_temp
 
 __all__ = ["BlobStore", "sha256_bytes"]
 
@@ -66,12 +67,7 @@ class BlobStore:
                 os.close(fd)
             os.replace(tmp, target)
         except BaseException as e:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(e, OSError) and e.filename is None:  # a failed write names no file: name the target
-                e.filename = target
+            discard_temp(tmp, target, e)
             raise
         return digest, True
 

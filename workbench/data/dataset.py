@@ -51,7 +51,26 @@ if TYPE_CHECKING:
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "drop_unreferenced"]
+
+
+def drop_unreferenced(ws: Workspace, digests: Iterable[str], *, rolled_back_later: bool) -> None:
+    """Remove image files an import wrote, unless a committed row points at them (a failed import's
+    clean-up: :meth:`Dataset.import_batch`, the bulk import and ``transfer.import_source`` call it).
+
+    Inside an enclosing transaction the rows this import inserted will be rolled back, so every file
+    it wrote goes. Other writers re-check their files inside their own transaction (see
+    ``Dataset._insert_prepared``), so removing a file they are about to reference cannot dangle.
+    """
+    for d in digests:
+        used = None
+        if not rolled_back_later:
+            try:
+                used = ws.conn.execute(store.BLOB_REFERENCED, (d,)).fetchone()
+            except sqlite3.Error:
+                used = None
+        if not used:
+            ws.blobs.remove(d)
 
 
 class Dataset:
@@ -232,22 +251,8 @@ class Dataset:
         return prepared
 
     def drop_unreferenced(self, digests: Iterable[str], *, rolled_back_later: bool) -> None:
-        """Remove image files an import wrote, unless a committed row points at them (a failed import's
-        clean-up: :meth:`import_batch` and the bulk import call it).
-
-        Inside an enclosing transaction the rows this import inserted will be rolled back, so every file
-        it wrote goes. Other writers re-check their files inside their own transaction (see
-        ``_insert_prepared``), so removing a file they are about to reference cannot dangle.
-        """
-        for d in digests:
-            used = None
-            if not rolled_back_later:
-                try:
-                    used = self.conn.execute(store.BLOB_REFERENCED, (d,)).fetchone()
-                except sqlite3.Error:
-                    used = None
-            if not used:
-                self.workspace.blobs.remove(d)
+        """:func:`drop_unreferenced` in this dataset's workspace."""
+        drop_unreferenced(self.workspace, digests, rolled_back_later=rolled_back_later)
 
     def _insert_prepared(self, prepared, batch_classes: Sequence[ClassDef], author: str,
                          directory: str | None, source_info: dict[str, Any] | None = None) -> list[int]:

@@ -61,7 +61,6 @@ _IN_FLIGHT_PER_WORKER = 4  # jobs handed out ahead per worker: keeps them busy, 
 MAX_CHUNK = 64  # images per job, at most
 
 _Where = Mapping[str, tuple[str, object]]
-_Outcome = Outcome
 
 
 _SINK: ContextVar[BlobSink | None] = ContextVar("workbench_blob_sink", default=None)
@@ -125,7 +124,7 @@ def _resolved_kind(kind: str, todo: Sequence[tuple[int, ImportItem]], workers: i
     return "process" if workers >= 2 and files >= PROCESS_MIN_IMAGES else "thread"
 
 
-def _from_worker(answer: list[Any], sink: BlobSink | None) -> _Outcome:
+def _from_worker(answer: list[Any], sink: BlobSink | None) -> Outcome:
     """A worker process's answer for one image as :func:`check_chunk` gives it (noting what it stored)."""
     kind = answer[0]
     if kind == "ok":
@@ -154,7 +153,7 @@ def _located(item: ImportItem, index: int, where: _Where) -> tuple[str | None, o
     return item.file_name or None, item.record if item.record is not None else index
 
 
-def _raise(outcome: _Outcome, item: ImportItem, index: int, where: _Where) -> ImageCheck:
+def _raise(outcome: Outcome, item: ImportItem, index: int, where: _Where) -> ImageCheck:
     kind, value = outcome
     if kind == "ok":
         assert isinstance(value, ImageCheck)
@@ -190,7 +189,7 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
     kind = pool_kind(kind)
     sink = current_sink()
 
-    def take(chunk: list[tuple[int, ImportItem]], outcomes: list[_Outcome]) -> None:
+    def take(chunk: list[tuple[int, ImportItem]], outcomes: list[Outcome]) -> None:
         for (j, jt), outcome in zip(chunk, outcomes, strict=True):
             jt.checked = _raise(outcome, jt, j, where)
         stage.advance(len(chunk))
@@ -209,12 +208,12 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
                 raise  # (auto: threads check the same images, only slower)
     store = str(sink.blobs.root) if sink is not None else None
 
-    def run(jobs: list[tuple[str | None, bytes | None]]) -> list[_Outcome]:
+    def run(jobs: list[tuple[str | None, bytes | None]]) -> list[Outcome]:
         if procs is None or any(data is not None for _path, data in jobs):
             return check_chunk(jobs, sink)  # a thread here (images in memory stay in this process)
         return [_from_worker(a, sink) for a in procs.check([str(path) for path, _data in jobs], store)]
 
-    pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[_Outcome]]]] = deque()
+    pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[Outcome]]]] = deque()
     try:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="workbench-image-check") as pool:
             try:

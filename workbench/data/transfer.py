@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..progress import ProgressFn, Stage
 from . import bulk_import
-from .dataset import Dataset
+from .dataset import Dataset, drop_unreferenced
 from .image_pool import storing_into
 from .import_summary import ImportResult
 from .limits import check_classes
@@ -71,19 +71,9 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
             return _import_source(ws, name, src, fmt, type=type, directory=directory, author=author, split=split,
                                   progress=progress, **options)
         except BaseException:
-            _drop_unreferenced(ws, sink.written)
+            # inside a caller's transaction every row of this import is rolled back: all its files go
+            drop_unreferenced(ws, sink.written, rolled_back_later=ws.conn.in_transaction)
             raise
-
-
-def _drop_unreferenced(ws: Workspace, digests: Sequence[str]) -> None:
-    """After a failed import: remove the image files its checks stored, unless a committed row uses them
-    (another import's; inside a caller's transaction every row of this one is rolled back, so all go)."""
-    from .store import BLOB_REFERENCED
-
-    rolled_back_later = ws.conn.in_transaction
-    for digest in digests:
-        if rolled_back_later or ws.conn.execute(BLOB_REFERENCED, (digest,)).fetchone() is None:
-            ws.blobs.remove(digest)
 
 
 def _import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None,
