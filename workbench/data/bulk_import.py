@@ -61,9 +61,13 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
     """:meth:`Dataset.import_batch` for ``ds``: the same result, rows and errors; large batches outside a
     caller's transaction take the path of the module doc."""
     if ds.conn.in_transaction or not is_large(batch):  # the one-transaction path (never back here)
+        batch.finish_checks()
         return ds.import_batch(batch, author=author, directory=directory, source_file=source_file,
                                progress=progress)
     known = {c.name for c in ds.classes} | {c.name for c in batch.classes}
+    if batch.checks is not None and current_sink() is not None:
+        return _import_while_checking(ds, batch, known, author, directory, source_file)
+    batch.finish_checks()
     prepared = _checked(ds, batch, known, source_file, progress)
     if batch.info and ds.source_info and ds.source_info != batch.info:
         batch.report.note(f"dataset '{ds.name}' keeps the info / licenses of its first source")
@@ -82,14 +86,63 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
     return ids
 
 
-def _where(item: ImportItem, idx: int, source_file: str | None) -> tuple[str | None, object]:
-    file = str(item.path) if item.path else (item.file_name or source_file)
-    return file, item.record if item.record is not None else idx
+def _import_while_checking(ds: Dataset, batch: ImportBatch, known: set[str], author: str, directory: str | None,
+                           source_file: str | None) -> list[int]:
+    """The rows of a batch whose images are still being checked (and stored: ``image_pool.storing_into``),
+    written as the checks come in, in item order: each short transaction waits for its items' checks
+    (``batch.checks``) and checks their annotations against the decoded sizes first. The splits are planned
+    once every image is checked (copies of one image are found from all of them): until then the rows carry
+    the source's split or ``train``, and the few the plan puts elsewhere (the val / test share) are moved
+    before the rows become visible (``staged.import_prepared``'s ``replan``). Errors are those of the
+    checks-first order: a bad image anywhere, then a wrong declared size, then an annotation."""
+    from .splits import split_key
+
+    checks = batch.checks
+    assert checks is not None
+    _check_limits(ds, batch, known, source_file)
+    items = batch.items
+    allowed = KINDS_FOR_TYPE[ds.type]
+    seed = ds.split_settings.seed
+    prepared: list[tuple[Any, ...]] = [(it, None, "", None) for it in items]  # filled in by ready()
+    splits = [it.split or "train" for it in items]  # provisional (see above)
+    keys = [0.0] * len(items)
+    done = 0
+
+    def ready(end: int) -> None:
+        nonlocal done
+        if end <= done:
+            return
+        checks.wait(end)
+        for idx in range(done, end):
+            item = items[idx]
+            info = item.checked
+            assert info is not None
+            try:
+                _check_annotations(item, idx, info, allowed, known, ds.type, source_file)
+            except ValidationError:
+                checks.drain()  # a bad image or size anywhere is said first, as when the checks came first
+                raise
+            prepared[idx] = (item, None, info.sha256, info)
+            keys[idx] = split_key(seed, info.sha256, item.file_name)
+        done = end
+        if end >= len(items):
+            batch.checks = None  # all checked: from here on the batch is an ordinary one
+            sink = current_sink()
+            if sink is not None and sink.written:
+                ds.workspace.blobs.sync()  # every image on disk before the rows become visible
+
+    def replan(written_from: int | None) -> tuple[list[str], list[float]]:
+        return ds.plan_splits(prepared, written_from=written_from)
+
+    ids = staged.import_prepared(ds, prepared, batch.classes, author, directory, splits, keys, batch.info,
+                                 ready=ready, replan=replan)
+    ds.warm_duplicates()
+    return ids
 
 
-def _checked(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str | None,
-             progress: ProgressFn | None) -> list[Prepared]:
-    """``Dataset._prepare``'s checks, in its order (limits, images, annotations), against the decoded sizes."""
+def _check_limits(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str | None) -> None:
+    """What ``Dataset._prepare`` checks before it reads any image: the type, the class count, the shapes
+    per item."""
     dtype = ds.type
     if batch.type is not None and batch.type != dtype and batch.type not in type_info(dtype).also_takes:
         raise ValidationError(f"the source holds {batch.type} data but dataset '{ds.name}' is {dtype}",
@@ -99,6 +152,18 @@ def _checked(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str 
         if len(item.annotations) > MAX_SHAPES_PER_EXAMPLE:  # before any image is read
             file, record = _where(item, idx, source_file)
             check_shapes(len(item.annotations), file=file, record=record)
+
+
+def _where(item: ImportItem, idx: int, source_file: str | None) -> tuple[str | None, object]:
+    file = str(item.path) if item.path else (item.file_name or source_file)
+    return file, item.record if item.record is not None else idx
+
+
+def _checked(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str | None,
+             progress: ProgressFn | None) -> list[Prepared]:
+    """``Dataset._prepare``'s checks, in its order (limits, images, annotations), against the decoded sizes."""
+    dtype = ds.type
+    _check_limits(ds, batch, known, source_file)
     check_items(batch.items, progress=progress)
     allowed = KINDS_FOR_TYPE[dtype]
     out: list[Prepared] = []

@@ -26,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -114,10 +116,19 @@ class WorkerError(WorkbenchError):
 
 
 class _Worker:
+    """One worker process: jobs are written to it as they are handed out (up to :data:`DEPTH` waiting), and a
+    thread of its own reads its answers, in order, into the jobs' futures: a worker never waits for its
+    parent to come back for an answer or with the next job (the parent may be busy writing rows, holding
+    the GIL)."""
+
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parents[2])  # the folder holding this workbench package
         self.log: IO[bytes] = tempfile.TemporaryFile()
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        self.out: deque[tuple[int, Future[list[Any]]]] = deque()  # jobs written, not answered: (paths, future)
+        self.dead: WorkerError | None = None
+        self.reader: threading.Thread | None = None
+        self.lock: threading.Condition | None = None  # the pool's: sending, and saying a worker stopped
         try:
             self.proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root)], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=self.log, env=env)
@@ -125,8 +136,9 @@ class _Worker:
             self.log.close()
             raise WorkerError(f"cannot start an image-check worker ({sys.executable}): {e}") from None
 
-    def ready(self) -> None:
-        """Wait for the worker's first line (it has loaded what it checks with), or raise :class:`WorkerError`."""
+    def ready(self, lock: threading.Condition) -> None:
+        """Wait for the worker's first line (it has loaded what it checks with), or raise :class:`WorkerError`;
+        then start reading its answers (``lock`` is notified after each)."""
         assert self.proc.stdout is not None
         try:
             line = self.proc.stdout.readline()
@@ -134,22 +146,53 @@ class _Worker:
             line = b""
         if line.strip() != b'{"ready": true}':
             raise WorkerError(f"an image-check worker did not start (exit code {self.proc.wait()}){self._stderr()}")
+        self.lock = lock
+        self.reader = threading.Thread(target=self._read, args=(lock,), name="workbench-check-answers", daemon=True)
+        self.reader.start()
 
-    def ask(self, paths: Sequence[str], store: str | None) -> list[Any]:
+    def send(self, paths: Sequence[str], store: str | None, fut: Future[list[Any]]) -> None:
+        """Write one job (the caller holds the pool's lock: jobs and futures stay in the same order)."""
         proc = self.proc
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
+        fut.set_running_or_notify_cancel()  # written to the worker: it cannot be taken back
+        if self.dead is not None:
+            fut.set_exception(self.dead)
+            return
+        self.out.append((len(paths), fut))
         try:
             proc.stdin.write(json.dumps({"paths": list(paths), "store": store}).encode() + b"\n")
             proc.stdin.flush()
-            line = proc.stdout.readline()
         except (BrokenPipeError, OSError):
-            line = b""
-        if not line:
-            raise WorkerError(f"an image-check worker stopped (exit code {proc.wait()}){self._stderr()}")
-        out = json.loads(line)["out"]
-        if len(out) != len(paths):
-            raise WorkerError(f"an image-check worker answered {len(out)} images for {len(paths)}")
-        return list(out)
+            pass  # it stopped: the reader says so to every job it did not answer
+
+    def _read(self, lock: threading.Condition) -> None:
+        proc = self.proc
+        assert proc.stdout is not None
+        while True:
+            try:
+                line = proc.stdout.readline()
+            except (OSError, ValueError):
+                line = b""
+            if not line:
+                break
+            n, fut = self.out.popleft()
+            try:
+                out = json.loads(line)["out"]
+                if len(out) != n:
+                    raise WorkerError(f"an image-check worker answered {len(out)} images for {n}")
+                fut.set_result(list(out))
+            except Exception as e:  # a garbled answer: that job's error
+                fut.set_exception(e)
+            with lock:
+                lock.notify_all()
+        closed = proc.stdin is None or proc.stdin.closed  # by us; else it stopped on its own
+        dead = WorkerError("the image-check workers were closed" if closed else
+                           f"an image-check worker stopped (exit code {proc.wait()}){self._stderr()}")
+        with lock:  # no job is sent to it from here on, and every job sent is answered
+            self.dead = dead
+            while self.out:
+                self.out.popleft()[1].set_exception(dead)
+            lock.notify_all()
 
     def _stderr(self) -> str:
         self.log.seek(0)
@@ -167,48 +210,51 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if self.reader is not None:
+            self.reader.join()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
         self.log.close()
 
 
+DEPTH = 3  # jobs written to a worker ahead of its answers
+
+
 class WorkerPool:
-    """``n`` worker processes; :meth:`check` sends one job to a free worker and waits for its answer (call it
-    from as many threads as there are workers: the waiting releases the GIL). A context manager: leaving it
-    closes every worker."""
+    """``n`` worker processes. :meth:`submit` writes a job to the least busy worker (waiting while every one
+    has :data:`DEPTH` jobs) and returns the future of its answer; :meth:`check` waits for it. A context
+    manager: leaving it closes every worker."""
 
     def __init__(self, n: int) -> None:
-        self._free: list[_Worker] = []
         self._all: list[_Worker] = []
         self._cond = threading.Condition()
         try:
             for _ in range(n):
-                w = _Worker()
-                self._all.append(w)
-                self._free.append(w)
+                self._all.append(_Worker())
             for w in self._all:  # started side by side, then each waited for
-                w.ready()
+                w.ready(self._cond)
         except BaseException:
             self.close()
             raise
 
-    def check(self, paths: Sequence[str], store: str | None) -> list[Any]:
+    def submit(self, paths: Sequence[str], store: str | None) -> Future[list[Any]]:
+        fut: Future[list[Any]] = Future()
         with self._cond:
-            while not self._free:
+            while True:
+                worker = min(self._all, key=lambda w: len(w.out))
+                if len(worker.out) < DEPTH or worker.dead is not None:
+                    break
                 self._cond.wait()
-            worker = self._free.pop()
-        try:
-            return worker.ask(paths, store)
-        finally:
-            with self._cond:
-                self._free.append(worker)
-                self._cond.notify()
+            worker.send(paths, store, fut)
+        return fut
+
+    def check(self, paths: Sequence[str], store: str | None) -> list[Any]:
+        return self.submit(paths, store).result()
 
     def close(self) -> None:
         for w in self._all:
             w.close()
         self._all.clear()
-        self._free.clear()
 
     def __enter__(self) -> WorkerPool:
         return self

@@ -304,11 +304,14 @@ class Dataset:
         self.warm_duplicates()
         return new_ids
 
-    def plan_splits(self, prepared, settings: SplitSettings | None = None) -> tuple[list[str], list[float]]:
+    def plan_splits(self, prepared, settings: SplitSettings | None = None, *,
+                    written_from: int | None = None) -> tuple[list[str], list[float]]:
         """The split and split key of each prepared item (explicit ones kept, the rest assigned; copies of one
-        source image kept together). Sets ``split_notes``."""
+        source image kept together). Sets ``split_notes``. ``written_from``: the items' own rows are in this
+        dataset already, from this example id on (``bulk_import`` plans after writing them): left out."""
         settings = settings or self.split_settings
-        counts = dict(self.conn.execute(store.SPLIT_COUNTS, (self.id,)).fetchall())
+        below = written_from if written_from is not None else 1 << 62
+        counts = dict(self.conn.execute(store.SPLIT_COUNTS, (self.id, below)).fetchall())
         total_after = sum(counts.values()) + len(prepared)
         explicit = [it.split for it, *_ in prepared]
         auto_idx = [i for i, s in enumerate(explicit) if s is None]
@@ -317,15 +320,16 @@ class Dataset:
         cur_test = counts.get("test", 0) + explicit.count("test")
         splits, broken = assign_grouped(  # copies of one source image (name, content, pHash) stay together
             [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
-            self._split_members() if auto_idx else [], current_val=cur_val, current_test=cur_test,
+            self._split_members(below) if auto_idx else [], current_val=cur_val, current_test=cur_test,
             total_after=total_after, settings=settings)
         self.split_notes = [f"{broken} groups of copies of one image were too large to keep in one split "
                             "and were split to fill val / test (stats lists them)"] if broken else []
         return splits, keys
 
-    def _split_members(self) -> list[Member]:
-        """Every example as the split grouping sees it (file name, image, pHash, split), by id."""
-        return [Member(*r) for r in self.conn.execute(store.SPLIT_MEMBERS, (self.id,))]
+    def _split_members(self, below: int) -> list[Member]:
+        """Every example (of id below ``below``) as the split grouping sees it (file name, image, pHash, split),
+        by id."""
+        return [Member(*r) for r in self.conn.execute(store.SPLIT_MEMBERS, (self.id, below))]
 
     def warm_duplicates(self) -> None:
         """Bring the kept duplicate search up to date now that examples came in (only the new images are

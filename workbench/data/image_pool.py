@@ -33,8 +33,9 @@ what was checked. The import removes the files it wrote if it fails (``BlobSink.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -172,11 +173,14 @@ def _job(item: ImportItem) -> tuple[str | None, bytes | None]:
 
 
 def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, workers: int | None = None,
-                kind: str | None = None, progress: ProgressFn | None = None) -> None:
+                kind: str | None = None, progress: ProgressFn | None = None,
+                on_checked: Callable[[int], None] | None = None, stop: threading.Event | None = None) -> None:
     """Decode and hash every item not checked yet, once, and keep the result on it (``item.checked``).
 
     ``where`` maps an image path to the (file, record) its reader named it by, for errors. Raises the
-    typed error of the first bad image in item order; items before it keep their checks.
+    typed error of the first bad image in item order; items before it keep their checks. The items are
+    checked in order: ``on_checked(n)`` hears each time the first ``n`` of those to check are. Once ``stop``
+    is set, no more images are handed out (those out are waited for) and it returns early.
     """
     where = where or {}
     todo = [(i, it) for i, it in enumerate(items) if it.checked is None]
@@ -189,13 +193,21 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
     kind = pool_kind(kind)
     sink = current_sink()
 
+    taken = 0
+
     def take(chunk: list[tuple[int, ImportItem]], outcomes: list[Outcome]) -> None:
+        nonlocal taken
         for (j, jt), outcome in zip(chunk, outcomes, strict=True):
             jt.checked = _raise(outcome, jt, j, where)
         stage.advance(len(chunk))
+        taken += len(chunk)
+        if on_checked is not None:
+            on_checked(taken)
 
     if n == 1:
         for chunk in chunks:
+            if stop is not None and stop.is_set():
+                return
             take(chunk, check_chunk([_job(it) for _i, it in chunk], sink))
         stage.close()
         return
@@ -208,27 +220,41 @@ def check_items(items: Sequence[ImportItem], *, where: _Where | None = None, wor
                 raise  # (auto: threads check the same images, only slower)
     store = str(sink.blobs.root) if sink is not None else None
 
-    def run(jobs: list[tuple[str | None, bytes | None]]) -> list[Outcome]:
+    def submit(pool: ThreadPoolExecutor, chunk: list[tuple[int, ImportItem]]) -> Future[list[Any]]:
+        jobs = [_job(it) for _i, it in chunk]
         if procs is None or any(data is not None for _path, data in jobs):
-            return check_chunk(jobs, sink)  # a thread here (images in memory stay in this process)
-        return [_from_worker(a, sink) for a in procs.check([str(path) for path, _data in jobs], store)]
+            return pool.submit(check_chunk, jobs, sink)  # a thread here (images in memory stay in this process)
+        return procs.submit([str(path) for path, _data in jobs], store)  # answered in the worker's terms
 
-    pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[Outcome]]]] = deque()
+    def outcomes(answers: list[Any]) -> list[Outcome]:
+        return [a if isinstance(a, tuple) else _from_worker(a, sink) for a in answers]
+
+    pending: deque[tuple[list[tuple[int, ImportItem]], Future[list[Any]]]] = deque()
     try:
         with ThreadPoolExecutor(max_workers=n, thread_name_prefix="workbench-image-check") as pool:
             try:
                 for chunk in chunks:  # hand out a window, then one more as each result comes back in order
-                    pending.append((chunk, pool.submit(run, [_job(it) for _i, it in chunk])))
+                    if stop is not None and stop.is_set():
+                        break
+                    pending.append((chunk, submit(pool, chunk)))
                     if len(pending) >= n * _IN_FLIGHT_PER_WORKER:
                         done, fut = pending.popleft()
-                        take(done, fut.result())
+                        take(done, outcomes(fut.result()))
                 while pending:
                     done, fut = pending.popleft()
-                    take(done, fut.result())
-                stage.close()
+                    take(done, outcomes(fut.result()))
+                if stop is None or not stop.is_set():
+                    stage.close()
             except BaseException:
                 for _chunk, fut in pending:
                     fut.cancel()
+                if procs is not None:  # a worker may still write images: wait for what was handed out, and
+                    for _chunk, fut in pending:  # note the files it wrote (the import removes them)
+                        if not fut.cancelled():
+                            try:
+                                outcomes(fut.result())
+                            except Exception:  # noqa: S110 - the first error is the one raised
+                                pass
                 raise
     finally:
         if procs is not None:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import InitVar, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ValidationError
 from ..text import check_author, check_name
@@ -31,6 +31,7 @@ __all__ = [
     "Example",
     "ImportItem",
     "ImportBatch",
+    "PendingChecks",
     "ImportReport",
     "MAX_ATTRIBUTES_BYTES",
     "json_map",
@@ -539,8 +540,40 @@ class ImportBatch:
     source: str = ""
     info: dict[str, Any] = field(default_factory=dict)
     report: ImportReport = field(default_factory=ImportReport)
+    # the image checks still running when the reader returned (a reader within ``formats.defer_checks``:
+    # an import writes rows while they run); None once every item is checked
+    checks: PendingChecks | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.type is not None:  # a TaskType as its plain string: records pickle and load anywhere
             self.type = str(self.type)
         self.info = json_map(self.info, field_name="info", max_bytes=16 << 20)
+
+    def finish_checks(self) -> None:
+        """Wait for the image checks still running, if any: afterwards every item is checked (``checked``),
+        or the error the reader would have raised is raised."""
+        if self.checks is not None:
+            checks, self.checks = self.checks, None
+            checks.wait(len(self.items))
+
+    def stop_checks(self) -> None:
+        """After a failure elsewhere: stop the image checks still running and wait for them (no error)."""
+        if self.checks is not None:
+            checks, self.checks = self.checks, None
+            checks.stop()
+
+
+class PendingChecks(Protocol):
+    """A batch's image checks, still running (``ImportBatch.checks``; made by ``formats._common``)."""
+
+    def wait(self, end: int) -> None:
+        """Return once items ``[0, end)`` are checked and passed the reader's checks of the decoded image;
+        raise what the reader would have raised (the first bad image in item order, then the first wrong
+        declared size), whichever item it is about."""
+
+    def drain(self) -> None:
+        """Before raising an error found in the items after their check: wait for every check and raise
+        the reader's error instead if there is one (it comes first, as when the reader waited)."""
+
+    def stop(self) -> None:
+        """Stop handing images out, wait for those being checked; raises nothing."""

@@ -119,6 +119,7 @@ def read_source(fmt: str, src: Path | str, *, split: str | None = None, progress
         classes: dict[str, ClassDef] = {}
         for part_split, path, extra in parts:
             part = reader.read(path, progress=progress, **{**extra, **options})
+            part.finish_checks()  # (only a single part's checks run on while its rows are written)
             for item in part.items:
                 item.split = part_split
             batch.items.extend(part.items)

@@ -180,19 +180,26 @@ def _begin(ws: Workspace, dtype: str, settings: Any, classes: Sequence[ClassDef]
 def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str, Any]],
                     batch_classes: Sequence[ClassDef], author: str, directory: str | None, splits: list[str],
                     keys: list[float], source_info: dict[str, Any] | None = None,
-                    ready: Callable[[int], None] | None = None) -> list[int]:
+                    ready: Callable[[int], None] | None = None,
+                    replan: Callable[[int | None], tuple[list[str], list[float]]] | None = None) -> list[int]:
     """Write validated items (``Dataset._prepare``) in short transactions and make them visible at once.
 
     ``ds`` is either a visible dataset (the rows go under a new shadow and are moved into ``ds`` at the
     end) or the shadow of :func:`import_new` (written under it; :func:`import_new` makes it visible).
     ``ready(end)``, when given, is called before the rows of items ``[.., end)`` are written (it returns
-    once their images are stored: :mod:`.bulk_import`); it is called with ``len(prepared)`` before the end."""
+    once their images are stored: :mod:`.bulk_import`; it may fill those entries of ``prepared``, ``splits``
+    and ``keys`` only then); it is called with ``len(prepared)`` before the end. ``replan(first_id)``, when
+    given, is called once every row is written and gives the splits and keys the rows get instead (they were
+    written with provisional ones: :func:`_resplit`); ``first_id``: the id from which the rows are in ``ds``
+    itself (the shadow of :func:`import_new`), None when they are not."""
     ws = ds.workspace
     row = ws.conn.execute("SELECT * FROM pending_imports WHERE shadow_id=?", (ds.id,)).fetchone()
-    known = store.known_blobs(ws.conn, [p[2] for p in prepared])
+    added: set[str] = set()  # the image rows this import added (removed again if it fails)
     if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
-            ids = _write(ds, ds.id, prepared, author, splits, keys, known, ready)
+            ids = _write(ds, ds.id, prepared, author, splits, keys, added, ready)
+            if replan is not None:  # (the rows are in ``ds`` itself: the plan leaves them out)
+                _resplit(ws, ids, splits, keys, *replan(ids[0] if ids else None))
             with _short_tx(ws) as conn:
                 store.keep_source(conn, ds.id, batch_classes, source_info)
                 if directory:
@@ -201,7 +208,7 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
             return ids
         except BaseException:  # import_new removes the rows; the image rows this import added go too
             _discard(ws, ds.id)
-            _drop_new_blobs(ws, prepared, known)
+            _drop_new_blobs(ws, added)
             raise
     owner = uuid.uuid4().hex
     with _owner_lock(ws, owner, wait=True), _removed_after(ws, owner):
@@ -211,11 +218,13 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
             raise ValidationError(f"{ds.type} datasets have no class '{new_classes[0].name}'", field="classes")
         shadow = _begin(ws, ds.type, ds.split_settings, new_classes, ds.id, ds.name, owner)
         try:
-            ids = _write(ds, shadow, prepared, author, splits, keys, known, ready)
+            ids = _write(ds, shadow, prepared, author, splits, keys, added, ready)
+            if replan is not None:
+                _resplit(ws, ids, splits, keys, *replan(None))
             _finish_into(ds, shadow, ids, directory, batch_classes, source_info)
         except BaseException:
             _discard(ws, shadow)
-            _drop_new_blobs(ws, prepared, known)
+            _drop_new_blobs(ws, added)
             raise
     return ids
 
@@ -246,9 +255,9 @@ def import_new(ws: Workspace, name: str, dtype: str, classes: Sequence[ClassDef]
     return open_dataset(ws, shadow, name), ids
 
 
-def _drop_new_blobs(ws: Workspace, prepared: Sequence[tuple[Any, bytes | None, str, Any]], known: set[str]) -> None:
+def _drop_new_blobs(ws: Workspace, added: set[str]) -> None:
     """The image rows a failed import added, unless an example committed since refers to them."""
-    new = sorted({p[2] for p in prepared} - known)
+    new = sorted(added)
     step = min(CHUNK_ROWS, DELETE_ROWS)
     for i in range(0, len(new), step):
         with _short_tx(ws) as conn:
@@ -273,12 +282,12 @@ def _chunks(prepared: Sequence[tuple[Any, bytes | None, str, Any]], first: int
 
 
 def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None, str, Any]], author: str,
-           splits: list[str], keys: list[float], known: set[str],
+           splits: list[str], keys: list[float], added: set[str],
            ready: Callable[[int], None] | None = None) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
     transaction's rows and counts (:func:`aggregates.count_new`) are made before it opens, and inserted
-    with one ``executemany`` per table.
+    with one ``executemany`` per table. ``added`` collects the image rows it adds.
     ``prepared`` items may carry ``None`` for the bytes (:mod:`.bulk_import`: stored already, not kept)."""
     from .basics import now
     from .store import json_or_null
@@ -306,6 +315,8 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
         part = range(start, end)
         if ready is not None:
             ready(end)
+        digests = {prepared[i][2] for i in part}
+        known = store.known_blobs(conn, sorted(digests - added)) | (digests & added)  # (before this import: not added)
         blob_rows = []
         example_rows = []
         for i in part:
@@ -327,6 +338,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                     ws.blobs.put(data if data is not None else _bytes_of(item, digest), digest)
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
             conn.executemany(store.INSERT_BLOB, blob_rows)
+            added |= digests - known
             before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
             conn.executemany(store.INSERT_EXAMPLE, example_rows)
             # every example past ``before`` is one of these (this transaction holds the write lock): a rowid
@@ -344,6 +356,19 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
     if ready is not None:
         ready(len(prepared))
     return new_ids
+
+
+def _resplit(ws: Workspace, ids: Sequence[int], splits: Sequence[str], keys: Sequence[float],
+             planned: Sequence[str], planned_keys: Sequence[float]) -> None:
+    """Give the examples just written (``ids``, written with ``splits`` / ``keys``) the planned ones, in short
+    transactions; only those that differ are updated (a large import's provisional split is its planned
+    split for all but its val / test share). The aggregates follow through their triggers, as for any split
+    change. The rows are still invisible (under the shadow)."""
+    changed = [(s, k, e) for e, old, s, old_k, k in zip(ids, splits, planned, keys, planned_keys, strict=True)
+               if s != old or k != old_k]
+    for i in range(0, len(changed), DELETE_ROWS):
+        with _short_tx(ws) as conn:
+            conn.executemany("UPDATE examples SET split=?, split_key=? WHERE id=?", changed[i:i + DELETE_ROWS])
 
 
 def _bytes_of(item: Any, digest: str) -> bytes:

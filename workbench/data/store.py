@@ -70,10 +70,10 @@ INSERT_EXAMPLE = """INSERT INTO examples (dataset_id, blob, file_name, width, he
     source, created_at, updated_at, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"""
 EXAMPLE_ROW = "SELECT * FROM examples WHERE id=? AND dataset_id=?"
 EXAMPLES_BY_ID = "SELECT e.* FROM examples e WHERE e.dataset_id=? AND e.id IN ({q})"
-SPLIT_COUNTS = "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? GROUP BY split"
+SPLIT_COUNTS = "SELECT split, COUNT(*) FROM examples WHERE dataset_id=? AND id < ? GROUP BY split"  # (ids below)
 SPLIT_COUNTS_OF = "SELECT split, COUNT(*) FROM examples WHERE id IN ({q}) GROUP BY split"  # of some examples
 SPLIT_MEMBERS = ("SELECT e.file_name, e.blob, b.phash, e.split FROM examples e JOIN blobs b ON b.hash = e.blob "
-                 "WHERE e.dataset_id=? ORDER BY e.id")
+                 "WHERE e.dataset_id=? AND e.id < ? ORDER BY e.id")
 # over example_filter's ``{where}``
 EXAMPLE_IDS = "SELECT e.id {where} ORDER BY e.id"
 EXAMPLE_COUNT = "SELECT COUNT(*) {where}"

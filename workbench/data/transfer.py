@@ -19,7 +19,7 @@ from .dataset import Dataset, drop_unreferenced
 from .image_pool import storing_into
 from .import_summary import ImportResult
 from .limits import check_classes
-from .records import STATUSES, TASK_TYPES
+from .records import STATUSES, TASK_TYPES, ImportBatch
 from .staged import import_new
 from .workspace import Workspace
 
@@ -79,10 +79,32 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
 def _import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None,
                    directory: str | None, author: str, split: str | None, progress: ProgressFn | None,
                    **options: Any) -> ImportResult:
-    from .import_summary import summarize
+    from .formats._common import defer_checks
     from .source_splits import read_source
 
-    batch = read_source(fmt, Path(src), split=split, progress=progress, **options)
+    with defer_checks():  # a large import writes its rows while its images are checked (bulk_import)
+        batch = read_source(fmt, Path(src), split=split, progress=progress, **options)
+    try:
+        return _import_read(ws, name, batch, fmt, src, type=type, directory=directory, author=author,
+                            progress=progress)
+    except Exception as e:
+        checks, batch.checks = batch.checks, None
+        if checks is not None:  # the checks' own error comes first, as when the reader waited for them
+            try:
+                checks.drain()
+            except Exception as first:
+                if first is not e:
+                    raise first from None
+        raise
+    except BaseException:
+        batch.stop_checks()  # before the caller removes the files the checks stored
+        raise
+
+
+def _import_read(ws: Workspace, name: str, batch: ImportBatch, fmt: str, src: str | Path, *, type: str | None,
+                 directory: str | None, author: str, progress: ProgressFn | None) -> ImportResult:
+    from .import_summary import summarize
+
     what = f"{fmt} source {src}"
     filled: list[Dataset] = []
 
@@ -103,6 +125,7 @@ def _import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type:
         check_classes(name, len(batch.classes), file=str(src))
         ds, ids = import_new(ws, name, str(dtype), batch.classes, fill, Dataset)
         ds.split_notes = filled[0].split_notes
+    batch.finish_checks()  # (done: the import waited for every check before its rows became visible)
     summary = summarize(ds, batch, ids, fmt=fmt, source=str(src), classes_before=before)
     return ImportResult(ds, ids, summary)
 

@@ -67,7 +67,8 @@ class Reader:
         _check_options("reader", self.name, self.func, options)
         with probe_log() as where, check_progress(progress):
             batch = self.func(Path(src), **options)
-        check_items(batch.items, where=where, progress=progress)
+        if batch.checks is None:  # (a deferred batch: its reader's checks cover every item; see defer_checks)
+            check_items(batch.items, where=where, progress=progress)
         return batch
 
     @property

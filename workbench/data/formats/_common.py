@@ -22,6 +22,9 @@ from .paths import safe_join
 
 __all__ = [
     "BackgroundCheck",
+    "DeferredChecks",
+    "defer_checks",
+    "deferring",
     "clean_name",
     "MAX_JSON_BYTES",
     "MAX_TEXT_BYTES",
@@ -218,13 +221,24 @@ class BackgroundCheck:
         from ..image_pool import check_items
 
         self.error: BaseException | None = None
+        self.checked = 0  # the first ``checked`` items are checked (in order)
+        self.changed = threading.Condition()
+        self.stopping = threading.Event()
         progress = _PROGRESS.get()
+
+        def on_checked(n: int) -> None:
+            with self.changed:
+                self.checked = n
+                self.changed.notify_all()
 
         def run() -> None:
             try:
-                check_items(items, where=where, progress=progress)
+                check_items(items, where=where, progress=progress, on_checked=on_checked, stop=self.stopping)
             except BaseException as e:  # handed to join()
                 self.error = e
+            finally:
+                with self.changed:
+                    self.changed.notify_all()
 
         context = contextvars.copy_context()  # the caller's, so the checks store where its import stores
         self.thread = threading.Thread(target=context.run, args=(run,), name="workbench-check-images", daemon=True)
@@ -232,9 +246,80 @@ class BackgroundCheck:
 
     def join(self) -> None:
         self.thread.join()
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
+        if self.error is not None:  # (raised again by a later join: the checks' outcome)
+            raise self.error
+
+    def wait_for(self, n: int) -> None:
+        """Return once the first ``n`` items are checked; raise the first bad image's error as soon as the
+        checks stopped on it (it is the error :meth:`join` would raise)."""
+        with self.changed:
+            while self.checked < n and self.thread.is_alive():
+                self.changed.wait()
+        if self.checked < n:
+            self.join()  # raises what stopped the checks
+            if self.checked < n:
+                raise RuntimeError(f"the image checks ended after {self.checked} of {n} images")
+
+    def stop(self) -> None:
+        """Hand no more images out, wait for those out; whatever they found is dropped."""
+        self.stopping.set()
+        self.thread.join()
+        self.error = None
+
+
+_DEFER: ContextVar[bool] = ContextVar("workbench_defer_checks", default=False)
+
+
+@contextmanager
+def defer_checks() -> Iterator[None]:
+    """Within the block, a reader that checks its images in the background may return before the checks
+    are done: its batch's ``checks`` (:class:`DeferredChecks`) says when items are checked, and raises what
+    the reader would have raised (``ImportBatch.finish_checks`` waits for all). An import writes its rows
+    while the checks run (``bulk_import``)."""
+    token = _DEFER.set(True)
+    try:
+        yield
+    finally:
+        _DEFER.reset(token)
+
+
+def deferring() -> bool:
+    """Whether the reader runs within :func:`defer_checks`."""
+    return _DEFER.get()
+
+
+class DeferredChecks:
+    """A reader's background checks handed over with its batch (:func:`defer_checks`): ``verify(items)`` is
+    the reader's own check of checked items (a declared size against the decoded one), run on each run of
+    items as they come, so the errors are those the reader would have raised had it waited: the first bad
+    image in item order, else the first item ``verify`` refuses."""
+
+    def __init__(self, items: Sequence[ImportItem], checking: BackgroundCheck,
+                 verify: Callable[[Sequence[ImportItem]], None]) -> None:
+        self.items = items
+        self.checking = checking
+        self.verify = verify
+        self.verified = 0
+
+    def wait(self, end: int) -> None:
+        end = min(end, len(self.items))
+        if end <= self.verified:
+            return
+        self.checking.wait_for(end)
+        try:
+            self.verify(self.items[self.verified:end])
+        except BaseException:
+            self.checking.join()  # a bad image anywhere comes first
+            raise
+        self.verified = end
+        if end == len(self.items):
+            self.checking.join()
+
+    def drain(self) -> None:
+        self.wait(len(self.items))
+
+    def stop(self) -> None:
+        self.checking.stop()
 
 
 @contextmanager

@@ -48,6 +48,7 @@ from . import coco_fields as kept
 from ._common import (
     MAX_JSON_BYTES,
     BackgroundCheck,
+    DeferredChecks,
     as_id,
     as_int,
     as_number,
@@ -55,6 +56,7 @@ from ._common import (
     check_exportable,
     check_type,
     class_index,
+    deferring,
     field_of,
     load_json,
     make_annotation,
@@ -200,15 +202,13 @@ _PLAIN_KEYS = frozenset({"id", "image_id", "category_id", "segmentation", "area"
 _NUMBER = (int, float)
 
 
-def _check_sizes(items: dict[int | str, ImportItem | None], sizes: dict[int | str, tuple[int, int]],
+def _check_sizes(items: Sequence[ImportItem], sizes: dict[int | str, tuple[int, int]],
                  where: dict[str, tuple[str, object]], file: str) -> None:
-    """Every image's decoded size is the size its record declares."""
-    for iid, item in items.items():
-        if item is None:
-            continue
+    """Every image's decoded size is the size its record declares (``item.record``: its image id)."""
+    for item in items:
         info = item.checked
-        assert info is not None
-        h, w = sizes[iid]
+        assert info is not None and item.record is not None
+        h, w = sizes[item.record]  # type: ignore[index]
         if (info.width, info.height) != (w, h):
             raise ImportFormatError(
                 f"declares {w}x{h} but the image file is {info.width}x{info.height}",
@@ -424,18 +424,25 @@ def read(
         )
     # one decode per image, on all cores, while the annotations are read against the declared sizes; the
     # errors come in the order they did when the images were checked first: image, size, annotation
-    checking = BackgroundCheck([it for it in items.values() if it is not None], where)
+    items_kept = [it for it in items.values() if it is not None]
+    checking = BackgroundCheck(items_kept, where)
     try:
         n_crowd, has_segmentation, names_seen = _read_annotations(
             annotations, items, infos, sizes, cat_names, file, report, clip_boxes=clip_boxes, crowd=crowd)
     except Exception:
         checking.join()
-        _check_sizes(items, sizes, where, file)
+        _check_sizes(items_kept, sizes, where, file)
         raise
-    checking.join()
-    _check_sizes(items, sizes, where, file)
+    except BaseException:
+        checking.stop()
+        raise
+    checks = None
+    if deferring():  # the import writes rows while the checks run; it raises what they find, as here
+        checks = DeferredChecks(items_kept, checking, lambda part: _check_sizes(part, sizes, where, file))
+    else:
+        checking.join()
+        _check_sizes(items_kept, sizes, where, file)
 
-    items_kept = [it for it in items.values() if it is not None]
     n_missing = len(items) - len(items_kept)
     if n_missing:
         report.skip("image file not found (--skip-missing)", n_missing)
@@ -446,7 +453,7 @@ def read(
         report.note(f"annotation attributes kept: {', '.join(sorted(names_seen))}")
     dataset_type = "segmentation" if has_segmentation else "detection"
     return ImportBatch(items=items_kept, classes=classes, type=dataset_type, source=f"coco:{src}",
-                       info=kept.file_info(data), report=report)
+                       info=kept.file_info(data), report=report, checks=checks)
 
 
 def _image_roots(src: Path) -> list[Path]:

@@ -1,0 +1,161 @@
+"""A large import writes its rows while its images are still being checked (issue 17, import speed): the rows of
+the images checked so far go in (invisibly, under the pending import's shadow) while the workers check the
+rest; the splits are planned once every image is checked and the few rows the plan puts elsewhere are moved
+before the import becomes visible. The result is the one-transaction path's, row for row; the errors are
+those of the checks-first order (a bad image anywhere, then a wrong declared size); a failure anywhere stops
+the checks and leaves no row and no file."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from benchmarks.bench_store import make_coco
+from tests.data.test_check_workers import leftovers
+from tests.data.test_import_scale import _rows
+from workbench.data import Workspace, aggregates, image_pool, staged
+from workbench.data.formats import get_reader
+from workbench.data.image_pool import POOL_ENV, WORKERS_ENV
+from workbench.data.transfer import import_source
+from workbench.errors import ImageError, ImportFormatError
+
+N = 150  # x 8 boxes: 1,350 rows, a staged import (STAGE_ROWS 1,000)
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> Path:
+    return make_coco(tmp_path / "src", N, 8)
+
+
+def _pool(monkeypatch, kind: str) -> None:
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    monkeypatch.setenv(POOL_ENV, kind)
+    monkeypatch.setattr(staged, "PAUSE_S", 0.0)
+    monkeypatch.setattr(staged, "FIRST_ROWS", 50)  # several transactions
+
+
+def test_rows_go_in_while_the_last_images_are_checked_and_show_only_at_the_end(tmp_path, src, monkeypatch):
+    """The check of the last images waits until a transaction of rows committed: with the old order (every
+    check first, then the rows) it would wait in vain. Meanwhile another connection sees no dataset."""
+    _pool(monkeypatch, "thread")
+    committed = threading.Event()
+    monkeypatch.setattr(staged, "ON_CHUNK", lambda took: committed.set())
+    seen: dict[str, object] = {}
+    real = image_pool.check_chunk
+
+    def last_waits(jobs, sink=None):
+        if any(path is not None and path.endswith(f"im{N - 1:06d}.png") for path, _data in jobs):
+            seen["rows first"] = committed.wait(20)
+            with Workspace(tmp_path / "ws") as other:  # a second connection, as another tab has
+                seen["datasets meanwhile"] = [d.name for d in other.datasets()]
+                seen["examples meanwhile"] = other.conn.execute("SELECT COUNT(*) FROM examples").fetchone()[0]
+        return real(jobs, sink)
+
+    monkeypatch.setattr(image_pool, "check_chunk", last_waits)
+    with Workspace(tmp_path / "ws") as ws:
+        result = import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
+        assert len(result.ids) == N and aggregates.verify(ws.conn) == [] and staged.pending(ws.conn) == []
+        got = _rows(ws, "d")
+    assert seen["rows first"] is True
+    assert seen["datasets meanwhile"] == [] and 0 < seen["examples meanwhile"] < N  # written, not visible
+    monkeypatch.setattr(image_pool, "check_chunk", real)
+    monkeypatch.setattr(staged, "ON_CHUNK", None)
+    with Workspace(tmp_path / "ref") as ref:  # the reference: every check first, one transaction
+        batch = get_reader("coco").read(src, images_dir=tmp_path / "src" / "images")
+        with ref.transaction():
+            ref.create_dataset("d", "detection", classes=batch.classes).import_batch(batch)
+        want = _rows(ref, "d")
+    assert got == want
+    assert {r[4] for r in got[0]} == {"train", "val", "test"}  # the plan moved rows written as train
+
+
+def test_an_import_into_a_dataset_with_copies_of_its_images_plans_as_before(tmp_path, monkeypatch):
+    """Planned after the rows are written, the splits still see the dataset as it was, without the rows just
+    written: the same splits as the one-transaction path, for a new dataset and for one that holds copies of
+    the images (the second import brings the same images, half of them under other names)."""
+    _pool(monkeypatch, "process")
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    first = make_coco(tmp_path / "a", N, 8)
+    second = make_coco(tmp_path / "b", N, 8)
+    doc = json.loads(second.read_text())
+    for im in doc["images"][::2]:  # every other image renamed: same content, another name
+        (tmp_path / "b" / "images" / im["file_name"]).rename(tmp_path / "b" / "images" / f"x{im['file_name']}")
+        im["file_name"] = f"x{im['file_name']}"
+    second.write_text(json.dumps(doc))
+    with Workspace(tmp_path / "ws") as ws:
+        import_source(ws, "d", first, "coco", images_dir=tmp_path / "a" / "images")
+        import_source(ws, "d", second, "coco", images_dir=tmp_path / "b" / "images")
+        got = _rows(ws, "d")
+        assert aggregates.verify(ws.conn) == []
+    with Workspace(tmp_path / "ref") as ref:
+        for path in (first, second):
+            batch = get_reader("coco").read(path, images_dir=path.parent / "images")
+            with ref.transaction():
+                ds = ref.dataset("d") if ref.has_dataset("d") else ref.create_dataset("d", "detection",
+                                                                                       classes=batch.classes)
+                ds.import_batch(batch)
+        want = _rows(ref, "d")
+    assert got == want and len(got[0]) == 2 * N
+
+
+@pytest.mark.parametrize("into", ["new", "existing"])
+def test_a_bad_image_found_after_rows_were_written_is_said_and_leaves_nothing(tmp_path, src, monkeypatch, into):
+    _pool(monkeypatch, "process")
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    bad = tmp_path / "src" / "images" / f"im{N - 2:06d}.png"
+    bad.write_bytes(bad.read_bytes()[:40])  # truncated: found by the decode, after most rows went in
+    held: list[float] = []
+    monkeypatch.setattr(staged, "ON_CHUNK", held.append)
+    with Workspace(tmp_path / "ws") as ws:
+        if into == "existing":
+            ws.create_dataset("d", "detection", classes="a,b,c")
+        with pytest.raises(ImageError) as e:
+            import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
+        assert e.value.file == str(bad) and e.value.record == f"image {N - 1}"
+        assert ws.has_dataset("d") == (into == "existing")
+        assert leftovers(ws) == (0, 0, [], []) and staged.pending(ws.conn) == []
+        assert aggregates.verify(ws.conn) == [] and ws.check() == []
+    assert len(held) > 3  # rows had been written (and were removed)
+
+
+def test_a_wrong_size_before_a_bad_image_says_the_image_as_the_reader_did(tmp_path, src, monkeypatch):
+    _pool(monkeypatch, "process")
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    doc = json.loads(src.read_text())
+    doc["images"][3]["width"] = 33  # a wrong declared size early on
+    src.write_text(json.dumps(doc))
+    with Workspace(tmp_path / "ws") as ws:
+        with pytest.raises(ImportFormatError) as e:
+            import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
+        assert (e.value.record, e.value.field) == ("image 4", "width") and "33x24" in str(e.value)
+        assert leftovers(ws) == (0, 0, [], [])
+        bad = tmp_path / "src" / "images" / f"im{N - 1:06d}.png"
+        bad.write_bytes(b"not a png")  # and a bad image at the very end: it is said first, as before
+        with pytest.raises(ImageError) as e2:
+            import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
+        assert e2.value.file == str(bad)
+        assert leftovers(ws) == (0, 0, [], []) and ws.datasets() == []
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_a_failure_while_rows_are_written_stops_the_checks_and_leaves_no_file(tmp_path, src, monkeypatch, kind):
+    _pool(monkeypatch, kind)
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    commits: list[float] = []
+
+    def failing(took: float) -> None:
+        commits.append(took)
+        if len(commits) == 2:
+            raise OSError(28, "No space left on device")  # the database's disk fills up mid-import
+
+    monkeypatch.setattr(staged, "ON_CHUNK", failing)
+    with Workspace(tmp_path / "ws") as ws:
+        with pytest.raises(OSError, match="No space"):
+            import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
+        monkeypatch.setattr(staged, "ON_CHUNK", None)
+        assert leftovers(ws) == (0, 0, [], []) and ws.datasets() == [] and staged.pending(ws.conn) == []
+        result = import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")  # and again: whole
+        assert len(result.ids) == N and len(ws.blobs.all()) == N and aggregates.verify(ws.conn) == []
