@@ -428,3 +428,70 @@ def _pool_answers() -> int:
     from workbench.evaluate import coco_files
 
     return coco_files._workers(os.getpid()).submit(int, "42").result(timeout=30)
+
+
+def _resized_rle(seg: dict, size: list[int]) -> dict:
+    """The same mask drawn on an image of ``size`` (a detection made on a resized copy of the image)."""
+    from pycocotools import mask as mask_utils
+
+    m = np.asfortranarray(np.zeros(size, np.uint8))
+    src = mask_utils.decode(seg)
+    h, w = min(size[0], src.shape[0]), min(size[1], src.shape[1])
+    m[:h, :w] = src[:h, :w]
+    out = mask_utils.encode(m)
+    return {"size": [int(v) for v in out["size"]], "counts": out["counts"].decode()}
+
+
+def test_a_mask_of_another_size_than_its_image_is_located_not_scored(tmp_path):
+    """hotcoco scores such a mask against the image's masks without a word (here as a miss); the file path
+    now sends it to the located path, which names it, as the dict and column paths do."""
+    gt, dt = make_coco_pair(6, 4, 2, seed=3, iou_type="segm")
+    k = next(i for i, d in enumerate(dt) if isinstance(d["segmentation"], dict))
+    h, w = dt[k]["segmentation"]["size"]
+    dt[k]["segmentation"] = _resized_rle(dt[k]["segmentation"], [h * 2, w * 2])
+    g, d = write(tmp_path, gt, dt)
+    assert fast_file_eval(g, d, "segm") is None
+    with pytest.raises(ValidationError, match="is not the size of image") as info:
+        coco_metrics(g, d, "segm")
+    assert (info.value.file, info.value.record, info.value.field) == (str(d), f"detection {k}", "segmentation")
+
+
+def test_a_ground_truth_mask_of_another_size_is_located_not_scored(tmp_path):
+    gt, dt = make_coco_pair(6, 4, 2, seed=3, iou_type="segm")
+    a = gt["annotations"][2]
+    im = next(i for i in gt["images"] if i["id"] == a["image_id"])
+    from pycocotools import mask as mask_utils
+
+    rles = mask_utils.frPyObjects(a["segmentation"], im["height"], im["width"]) if isinstance(
+        a["segmentation"], list) else [a["segmentation"]]
+    rle = mask_utils.merge(rles) if len(rles) > 1 else rles[0]
+    rle = {"size": list(rle["size"]), "counts": rle["counts"].decode() if isinstance(rle["counts"], bytes)
+           else rle["counts"]}
+    a["segmentation"] = _resized_rle(rle, [im["height"] + 10, im["width"]])
+    g, d = write(tmp_path, gt, dt)
+    assert fast_file_eval(g, d, "segm") is None
+    with pytest.raises(ValidationError, match="size") as info:
+        coco_metrics(g, d, "segm")
+    assert info.value.file == str(g) and info.value.field == "segmentation"
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_masks_whose_size_comes_last_keep_the_fast_path(tmp_path, compact):
+    """The mask-size check reads each RLE's size from the bytes: "size" after "counts", in a compact file whose
+    very last bytes are the last size or in an indented one (a size over several lines), still reads as clean
+    (and gives pycocotools' numbers)."""
+    gt, dt = make_coco_pair(6, 4, 2, seed=5, iou_type="segm")
+    dt = [dict(d, segmentation={"counts": d["segmentation"]["counts"], "size": d["segmentation"]["size"]})
+          if isinstance(d["segmentation"], dict) else d for d in dt]
+    dt = [{k: v for k, v in d.items() if k != "segmentation"} | {"segmentation": d["segmentation"]} for d in dt]
+    g, d = tmp_path / "gt.json", tmp_path / "dt.json"
+    g.write_text(json.dumps(gt))
+    d.write_text(json.dumps(dt, separators=(",", ":")) if compact else json.dumps(dt, indent=2))
+    assert isinstance(dt[-1]["segmentation"], dict)
+    assert d.read_bytes().rstrip().endswith(b"]}}]" if compact else b"]\n    }\n  }\n]")
+    fast = fast_file_eval(g, d, "segm")
+    assert fast is not None
+    ref_stats, _ = pycocotools_files(g, d, "segm")
+    res = coco_metrics(g, d, "segm")
+    assert res.backend == "hotcoco"
+    assert np.abs(np.array([res.stats[k] for k in STAT_KEYS]) - ref_stats).max() < 1e-12

@@ -45,6 +45,7 @@ import functools
 import math
 import mmap
 import os
+import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -221,8 +222,118 @@ def _check(
     if scan is None or len(loaded) != 2:
         return
     coco_gt, coco_dt = loaded
-    if _clean(coco_gt, coco_dt, *scan):
+    gt_counts, dt_counts, masks = scan
+    if _clean(coco_gt, coco_dt, gt_counts, dt_counts) and (not masks or _mask_sizes_match(coco_gt, coco_dt, masks)):
         verdict[0] = _category_counts(coco_gt) if counts else {}
+
+
+def _mask_sizes_match(coco_gt: Any, coco_dt: Any, masks: list[tuple[np.ndarray, np.ndarray]]) -> bool:
+    """Every RLE mask of both files is the size of its image (``masks``: :func:`_rle_sizes`' answer for the
+    ground truth, by image id, and for the detections, by place): hotcoco compares masks of other sizes
+    without a word (a detection made on a resized image scores as a miss), where the located path names the
+    record. hotcoco numbers detections 1, 2, ... in file order: the one in place k is id k + 1."""
+    (gt_ids, gt_hw), (dt_places, dt_hw) = masks
+    if not len(gt_ids) and not len(dt_places):
+        return True
+    img_ids = coco_gt.get_img_ids()
+    images = coco_gt.load_imgs(img_ids)
+    order = np.array([im["id"] for im in images], np.int64)
+    size = np.array([(im["height"], im["width"]) for im in images], np.int64).reshape(-1, 2)
+    by_id = np.argsort(order)
+    order, size = order[by_id], size[by_id]
+    if len(dt_places):
+        n = len(coco_dt.get_ann_ids())
+        image_of = np.full(n + 2, -1, np.int64)
+        for i in img_ids:
+            ids = coco_dt.get_ann_ids(img_ids=[i])
+            if ids:
+                image_of[np.minimum(np.asarray(ids, np.int64), n + 1)] = i
+        dt_ids = image_of[np.minimum(dt_places + 1, n + 1)]
+    else:
+        dt_ids = np.zeros(0, np.int64)
+    for image_ids, hw in ((gt_ids, gt_hw), (dt_ids, dt_hw)):
+        if not len(image_ids):
+            continue
+        k = np.minimum(np.searchsorted(order, image_ids), len(order) - 1)
+        if not ((order[k] == image_ids).all() and (size[k] == hw).all()):
+            return False
+    return True
+
+
+_WINDOW = 16  # bytes read after a key's colon: a compact id or RLE size fits
+_LONG_WINDOW = 128  # those that do not (an indented file) are read from this many (else: the located path)
+_ID = re.compile(rb"[ \t\r\n]*(\d+)[ \t\r\n]*[,}]")
+_SIZE = re.compile(rb"[ \t\r\n]*\[[ \t\r\n]*(\d+)[ \t\r\n]*,[ \t\r\n]*(\d+)[ \t\r\n]*\]")
+
+
+def _windows(arr: np.ndarray, at: np.ndarray, width: int, closers: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """The ``width`` bytes after each colon at ``at`` (sorted), zeroed past the first of ``closers``, and
+    whether each holds one."""
+    if at[-1] + 1 + width <= len(arr):  # a view of the windows, gathered by one index
+        win = sliding_window_view(arr, width)[at + 1]
+    else:
+        win = arr[np.minimum(at[:, None] + 1 + np.arange(width), len(arr) - 1)]
+    is_close = win == closers[0]
+    for byte in closers[1:]:
+        is_close |= win == byte
+    win[np.arange(width)[None, :] > is_close.argmax(axis=1)[:, None]] = 0  # the value and its closer only
+    return win, is_close.any(axis=1)
+
+
+def _numbers(arr: np.ndarray, at: np.ndarray, pattern: re.Pattern[bytes], closers: bytes) -> np.ndarray | None:
+    """``pattern``'s numbers in the value after each colon at ``at`` (the value up to the first of
+    ``closers``: an id, or an RLE's ``[h, w]``), as an int64 array of one row per colon; None where any value
+    is not plainly that (the located path reads it). Few values differ (image ids, image sizes): each
+    distinct one is parsed once. Values longer than :data:`_WINDOW` bytes (an indented file) are read again
+    from longer windows."""
+    if not len(at):
+        return np.zeros((0, pattern.groups), np.int64)
+    win, closed = _windows(arr, at, _WINDOW, closers)
+    texts = np.ascontiguousarray(win).view(f"S{_WINDOW}")[:, 0]
+    if not closed.all():
+        again = np.flatnonzero(~closed)
+        long, long_closed = _windows(arr, at[again], _LONG_WINDOW, closers)
+        if not long_closed.all():
+            return None
+        texts = texts.astype(f"S{_LONG_WINDOW}")
+        texts[again] = np.ascontiguousarray(long).view(f"S{_LONG_WINDOW}")[:, 0]
+    distinct, where = np.unique(texts, return_inverse=True)
+    values = []
+    for text in distinct.tolist():
+        m = pattern.fullmatch(text)
+        if m is None:
+            return None
+        values.append([int(g) for g in m.groups()])
+    return np.array(values, np.int64)[where.ravel()]
+
+
+def _rle_sizes(arr: np.ndarray, at: dict[bytes, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The RLE segmentations in the bytes of a COCO file, from the colons of its ``"segmentation":`` and
+    ``"size":`` keys (and ``"image_id":``, when ``at`` has them): (image ids, or without them the RLEs'
+    places among the annotations in file order; ``[h, w]`` rows), or None where the bytes do not say it
+    plainly. ``_clean`` checks there are as many ``"segmentation":`` keys as annotations, so the k-th is
+    annotation k's (objects do not interleave), as is the k-th ``"image_id":`` when there are as many
+    (hotcoco requires one on each). A segmentation whose value opens with ``{`` is an RLE; as many
+    ``"size":`` keys as RLEs, each between its segmentation's key and the next one, are theirs."""
+    seg_at, size_at = at[b"segmentation"], at[b"size"]
+    img_at = at.get(b"image_id")
+    if img_at is not None and len(img_at) != len(seg_at):
+        return None
+    first = arr[seg_at + 1]
+    first = np.where(_BLANK[first], arr[seg_at + 2], first)
+    rle = np.flatnonzero(first == ord("{"))
+    if len(size_at) != len(rle):
+        return None
+    after = np.append(seg_at[1:], len(arr))
+    if not ((size_at > seg_at[rle]) & (size_at < after[rle])).all():
+        return None
+    hw = _numbers(arr, size_at, _SIZE, b"]")
+    if img_at is None:
+        return (rle, hw) if hw is not None else None
+    ids = _numbers(arr, img_at[rle], _ID, b",}")
+    if ids is None or hw is None:
+        return None
+    return ids[:, 0], hw
 
 
 def _category_counts(coco_gt: Any) -> dict[Any, int]:
@@ -232,8 +343,9 @@ def _category_counts(coco_gt: Any) -> dict[Any, int]:
 
 def _scan(
     gt_path: str | Path, dt_path: str | Path, iou_type: str
-) -> tuple[dict[bytes, int], dict[bytes, int]] | None:
-    """Key counts of both files (and whether no detection box has a negative size), or ``None``."""
+) -> tuple[dict[bytes, int], dict[bytes, int], list[tuple[np.ndarray, np.ndarray]]] | None:
+    """Key counts of both files (and whether no detection box has a negative size), and for ``segm`` the
+    image and size of each RLE mask (:func:`_rle_sizes`), or ``None``."""
     try:
         gt_arr, dt_arr = _read(gt_path), _read(dt_path)
     except OSError:
@@ -242,14 +354,25 @@ def _scan(
         return None
     gt_keys = [b"bbox"]  # areas: hotcoco's area filter leaves out an annotation without one (_clean)
     dt_keys = [b"score", b"bbox"]
+    # not counted (see _rle_sizes): a detection's image comes from hotcoco (its ids are the file's order)
+    gt_more, dt_more = ([b"image_id", b"size"], [b"size"]) if iou_type == "segm" else ([], [])
     if iou_type == "segm":
         gt_keys.append(b"segmentation")
         dt_keys.append(b"segmentation")
-    gt_at = _key_colons(gt_arr, gt_keys, _positions(gt_arr, _anchors(gt_keys)))
-    dt_found = _positions(dt_arr, _anchors(dt_keys) + (b"-]" if iou_type == "bbox" else b""))
-    dt_at = _key_colons(dt_arr, dt_keys, dt_found)
+    gt_at = _key_colons(gt_arr, gt_keys + gt_more, _positions(gt_arr, _anchors(gt_keys + gt_more)))
+    dt_found = _positions(dt_arr, _anchors(dt_keys + dt_more) + (b"-]" if iou_type == "bbox" else b""))
+    dt_at = _key_colons(dt_arr, dt_keys + dt_more, dt_found)
     if gt_at is None or dt_at is None:
         return None
+    masks = []
+    for arr, at, more in ((gt_arr, gt_at, gt_more), (dt_arr, dt_at, dt_more)):
+        if more:
+            found = _rle_sizes(arr, at)
+            if found is None:
+                return None
+            masks.append(found)
+            for key in more:
+                del at[key]
     boxes = dt_at[b"bbox"]
     if len(boxes):  # segm: ']' is an RLE letter, so the signs and brackets are looked for only here
         signs = dt_found if iou_type == "bbox" else _positions(dt_arr, b"-]")
@@ -260,7 +383,7 @@ def _scan(
         # no detection has a box: the masks give the areas. Boxes on some only: the located path (hotcoco
         # would give those the box's area, pycocotools' loadRes -- and coco.py -- all the masks')
         del dt_counts[b"bbox"]
-    return {k: len(v) for k, v in gt_at.items()}, dt_counts
+    return {k: len(v) for k, v in gt_at.items()}, dt_counts, masks
 
 
 def _clean(coco_gt: Any, coco_dt: Any, gt_counts: dict[bytes, int], dt_counts: dict[bytes, int]) -> bool:
