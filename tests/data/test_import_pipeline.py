@@ -159,3 +159,37 @@ def test_a_failure_while_rows_are_written_stops_the_checks_and_leaves_no_file(tm
         assert leftovers(ws) == (0, 0, [], []) and ws.datasets() == [] and staged.pending(ws.conn) == []
         result = import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")  # and again: whole
         assert len(result.ids) == N and len(ws.blobs.all()) == N and aggregates.verify(ws.conn) == []
+
+
+def test_an_interrupt_while_rows_are_written_stops_the_workers_and_leaves_nothing(tmp_path, src, monkeypatch):
+    """Ctrl-C in a notebook mid-import: the checks still running are stopped (no worker left checking or
+    storing), the rows and files go, and the next import of the same source is whole."""
+    from workbench.data import check_workers
+
+    _pool(monkeypatch, "process")
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    pools: list[check_workers.WorkerPool] = []
+    real_init = check_workers.WorkerPool.__init__
+
+    def keep(self, n):
+        real_init(self, n)
+        pools.append(self)
+
+    monkeypatch.setattr(check_workers.WorkerPool, "__init__", keep)
+
+    said: list[float] = []
+
+    def interrupt(took: float) -> None:  # once: the clean-up's own transactions go through
+        said.append(took)
+        if len(said) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(staged, "ON_CHUNK", interrupt)
+    with Workspace(tmp_path / "ws") as ws:
+        with pytest.raises(KeyboardInterrupt):
+            import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
+        assert pools and all(not p._all for p in pools)  # every worker closed (and waited for)
+        assert leftovers(ws) == (0, 0, [], []) and ws.datasets() == [] and staged.pending(ws.conn) == []
+        monkeypatch.setattr(staged, "ON_CHUNK", None)
+        result = import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
+        assert len(result.ids) == N and aggregates.verify(ws.conn) == []

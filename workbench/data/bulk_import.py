@@ -20,9 +20,14 @@ held every image's bytes in memory at once and ran on one core. Here, the same c
   images the checks stored are not touched again;
 * the rows become visible at once, in one short final commit, after every image was flushed to disk.
 
-All or nothing as before: every check of the records and images runs before the first row is written, a
-failure (a storing error included) removes the rows and the image files this import wrote, and errors name the file, record and field as ``import_batch``'s do. Imports
-inside a caller's transaction, and small ones, go through :meth:`Dataset.import_batch` unchanged.
+All or nothing as before: a failure (a storing error included) removes the rows and the image files this
+import wrote, and errors name the file, record and field as ``import_batch``'s do. Imports inside a caller's
+transaction, and small ones, go through :meth:`Dataset.import_batch` unchanged.
+
+A batch whose checks are still running (``batch.checks``: ``transfer.import_source`` reads a single COCO
+file within ``formats.defer_checks``) takes :func:`_import_while_checking` instead: its rows are written as
+the checks come in, invisible under the pending import's shadow, so that the writing (one core) runs beside
+the checking (the others) instead of after it; the errors are still those of the checks-first order.
 """
 
 from __future__ import annotations
