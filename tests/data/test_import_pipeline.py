@@ -193,3 +193,59 @@ def test_an_interrupt_while_rows_are_written_stops_the_workers_and_leaves_nothin
         monkeypatch.setattr(staged, "ON_CHUNK", None)
         result = import_source(ws, "d", src, "coco", images_dir=tmp_path / "src" / "images")
         assert len(result.ids) == N and aggregates.verify(ws.conn) == []
+
+
+def _roboflow_coco(root: Path) -> Path:
+    """Roboflow's COCO export: train/ valid/ test/ folders, each one COCO source (read test, train, valid)."""
+    for k, (name, n) in enumerate((("train", 80), ("valid", 30), ("test", 30))):
+        make_coco(root / name, n, 8, seed=k + 1)
+    return root
+
+
+def test_a_source_in_split_folders_writes_while_its_parts_are_checked(tmp_path, monkeypatch):
+    """Each part's checks run on while the next part is read and the rows are written (a chain of the
+    parts' checks); the rows are the one-transaction path's."""
+    from workbench.data.formats import ChainedChecks, defer_checks
+    from workbench.data.source_splits import read_source
+
+    _pool(monkeypatch, "process")
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    src = _roboflow_coco(tmp_path / "rf")
+    with defer_checks():
+        pending = read_source("coco", src)
+    assert isinstance(pending.checks, ChainedChecks) and len(pending.checks.parts) == 3
+    pending.finish_checks()
+    assert all(it.checked is not None for it in pending.items)
+    with Workspace(tmp_path / "ws") as ws:
+        result = import_source(ws, "d", src, "coco")
+        assert len(result.ids) == 140 and aggregates.verify(ws.conn) == []
+        got = _rows(ws, "d")
+    with Workspace(tmp_path / "ref") as ref:
+        batch = read_source("coco", src)  # every check waited for, part by part
+        assert batch.checks is None
+        with ref.transaction():
+            ref.create_dataset("d", "detection", classes=batch.classes).import_batch(batch)
+        want = _rows(ref, "d")
+    assert got == want and {r[4] for r in got[0]} == {"train", "val", "test"}
+
+
+def test_an_earlier_parts_bad_image_is_said_before_a_later_parts_bad_record(tmp_path, monkeypatch):
+    """train/ (read second) has a bad image, valid/ (read last) a bad category: the image is said, as when
+    each part's checks were waited for before the next part was read; nothing is left."""
+    _pool(monkeypatch, "process")
+    monkeypatch.setattr(image_pool, "PROCESS_MIN_IMAGES", 10)
+    src = _roboflow_coco(tmp_path / "rf")
+    bad = src / "train" / "images" / "im000070.png"
+    bad.write_bytes(bad.read_bytes()[:30])
+    doc = json.loads((src / "valid" / "annotations.json").read_text())
+    doc["annotations"][3]["category_id"] = 7
+    (src / "valid" / "annotations.json").write_text(json.dumps(doc))
+    with Workspace(tmp_path / "ws") as ws:
+        with pytest.raises(ImageError) as e:
+            import_source(ws, "d", src, "coco")
+        assert e.value.file == str(bad)
+        assert leftovers(ws) == (0, 0, [], []) and ws.datasets() == []
+        bad.write_bytes((src / "train" / "images" / "im000071.png").read_bytes())  # mended: the record's turn
+        with pytest.raises(ImportFormatError, match="category"):
+            import_source(ws, "d", src, "coco")
+        assert leftovers(ws) == (0, 0, [], [])

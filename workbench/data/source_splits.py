@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import ImportFormatError, ValidationError
 from ..progress import ProgressFn
+from .formats import ChainedChecks
 from .formats.voc import is_flat as is_flat_voc
 from .records import SPLITS, TASK_TYPES, ClassDef, ImportBatch
 from .task_types import type_info
@@ -117,18 +118,29 @@ def read_source(fmt: str, src: Path | str, *, split: str | None = None, progress
     else:
         batch = ImportBatch(items=[], source=f"{fmt}:{src}")
         classes: dict[str, ClassDef] = {}
-        for part_split, path, extra in parts:
-            part = reader.read(path, progress=progress, **{**extra, **options})
-            part.finish_checks()  # (only a single part's checks run on while its rows are written)
-            for item in part.items:
-                item.split = part_split
-            batch.items.extend(part.items)
-            batch.report.merge(part.report)
-            for key, value in part.info.items():
-                batch.info.setdefault(key, value)
-            for c in part.classes:
-                classes.setdefault(c.name, c)
-            batch.type = _merge_type(batch.type, part.type, str(path))
+        chain = ChainedChecks()  # the parts' checks still running (within formats.defer_checks)
+        try:
+            for part_split, path, extra in parts:
+                part = reader.read(path, progress=progress, **{**extra, **options})
+                if part.checks is not None:
+                    chain.add(len(batch.items), len(part.items), part.checks)
+                    part.checks = None
+                for item in part.items:
+                    item.split = part_split
+                batch.items.extend(part.items)
+                batch.report.merge(part.report)
+                for key, value in part.info.items():
+                    batch.info.setdefault(key, value)
+                for c in part.classes:
+                    classes.setdefault(c.name, c)
+                batch.type = _merge_type(batch.type, part.type, str(path))
+        except Exception:
+            chain.drain()  # an earlier part's error comes first, as when each part was waited for
+            raise
+        except BaseException:
+            chain.stop()
+            raise
+        batch.checks = chain if chain.parts else None
         batch.classes = list(classes.values())
         said = [f"{p.relative_to(src).as_posix()} as {s or 'no split (drawn by hash)'}" for s, p, _ in parts]
         batch.report.note(f"splits kept from the source: {', '.join(said)}")

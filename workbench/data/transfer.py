@@ -79,7 +79,7 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
 def _import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: str | None,
                    directory: str | None, author: str, split: str | None, progress: ProgressFn | None,
                    **options: Any) -> ImportResult:
-    from .formats._common import defer_checks
+    from .formats import defer_checks
     from .source_splits import read_source
 
     with defer_checks():  # a large import writes its rows while its images are checked (bulk_import)

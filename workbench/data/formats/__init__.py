@@ -35,9 +35,9 @@ from . import (
     voc,
     yolo,
 )
-from ._common import check_progress, probe_log
+from ._common import ChainedChecks, check_progress, defer_checks, probe_log
 
-__all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer"]
+__all__ = ["Reader", "Writer", "READERS", "WRITERS", "get_reader", "get_writer", "defer_checks", "ChainedChecks"]
 
 
 def _check_options(kind: str, name: str, fn: Callable[..., Any], options: dict[str, Any]) -> None:

@@ -17,11 +17,12 @@ from typing import Any
 from ...errors import AlreadyExistsError, ImportFormatError, ValidationError
 from ...progress import ProgressFn
 from ..images import IMAGE_SUFFIXES, ImageInfo, probe_file, probe_image, read_image_file
-from ..records import SPLITS, Annotation, ClassDef, Example, ImportItem, default_color
+from ..records import SPLITS, Annotation, ClassDef, Example, ImportItem, PendingChecks, default_color
 from .paths import safe_join
 
 __all__ = [
     "BackgroundCheck",
+    "ChainedChecks",
     "DeferredChecks",
     "defer_checks",
     "deferring",
@@ -320,6 +321,37 @@ class DeferredChecks:
 
     def stop(self) -> None:
         self.checking.stop()
+
+
+class ChainedChecks:
+    """The pending checks of a source read part by part (``source_splits``: Roboflow's train / valid / test
+    folders), over the merged items: each part's own checks, taken in part order, so the first part's error
+    comes first, as when each part was waited for before the next was read."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[int, int, PendingChecks]] = []  # (first item, items, checks)
+
+    def add(self, start: int, n: int, checks: PendingChecks) -> None:
+        self.parts.append((start, n, checks))
+
+    def wait(self, end: int) -> None:
+        for start, n, checks in self.parts:
+            if end <= start:
+                break
+            checks.wait(min(end - start, n))
+
+    def drain(self) -> None:
+        for k, (_start, _n, checks) in enumerate(self.parts):
+            try:
+                checks.drain()
+            except BaseException:
+                for _s, _m, later in self.parts[k + 1:]:  # none left running
+                    later.stop()
+                raise
+
+    def stop(self) -> None:
+        for _start, _n, checks in self.parts:
+            checks.stop()
 
 
 @contextmanager
