@@ -59,7 +59,8 @@ def _is_control(ch: str) -> bool:
 
 def name_problem(value: object, *, max_chars: int = MAX_NAME_CHARS) -> str | None:
     """Why ``value`` cannot be a name (None when it can): a non-empty string without surrounding spaces,
-    control characters (NUL, ESC, line breaks, tabs...) or bidi controls, at most ``max_chars`` long."""
+    control characters (NUL, ESC, line breaks, tabs...), bidi controls or lone surrogates, at most ``max_chars``
+    long."""
     if not isinstance(value, str) or not value.strip():
         return f"must be a non-empty string, got {value!r}"[:300]
     if len(value) > max_chars:
@@ -71,6 +72,8 @@ def name_problem(value: object, *, max_chars: int = MAX_NAME_CHARS) -> str | Non
             return f"{_shown(value)} holds the control character U+{ord(ch):04X}"
         if ch in BIDI_CONTROLS:
             return f"{_shown(value)} holds the bidi control U+{ord(ch):04X} (it reorders how text is shown)"
+        if "\ud800" <= ch <= "\udfff":
+            return f"{_shown(value)} holds U+{ord(ch):04X}, a lone surrogate (not text)"
     return None
 
 
@@ -107,6 +110,9 @@ def check_text(value: object, *, what: str, field: str, max_chars: int = MAX_TEX
     for ch in value:
         if (_is_control(ch) and ch not in "\n\t") or ch in BIDI_CONTROLS:
             raise ValidationError(f"{what} {_shown(value)} holds the character U+{ord(ch):04X}", field=field)
+        if "\ud800" <= ch <= "\udfff":  # no file name, no UTF-8 file can hold it
+            raise ValidationError(f"{what} {_shown(value)} holds U+{ord(ch):04X}, a lone surrogate (not text)",
+                                  field=field)
     return value
 
 

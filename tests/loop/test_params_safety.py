@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from workbench.errors import UnsafePathError, ValidationError
@@ -129,6 +129,8 @@ BAD_FILES = [
     ("model: [a, b]\n", "model", "a string"),
     ("dataset: \"a\\x1b[31mb\"\n", "dataset", "control character"),
     ("dataset: \"a\\u202eb\"\n", "dataset", "bidi"),
+    ("run: \"\\ud800\\udc00\"\n", "run", "lone surrogate"),  # JSON's escape of one astral character:
+    ("user: \"a\\udfff\"\n", "user", "lone surrogate"),  # to YAML, two code points that are not text
     ("dataset: " + "a" * 201 + "\n", "dataset", "at most 200"),
     ("augment_preset: '../x'\n", "augment_preset", "letters, digits"),
     ("workspace: /\n", "workspace", "unknown parameter"),
@@ -263,6 +265,7 @@ def yaml_documents(draw) -> str:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                   HealthCheck.too_slow])
 @given(doc=yaml_documents())
+@example(doc='run: "\\ud800\\udc00"\n')  # found by CI: a path of two lone surrogates failed to encode
 def test_random_params_files_never_run_code_nor_write_outside_out(recorded, doc):
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

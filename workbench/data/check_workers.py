@@ -125,10 +125,9 @@ class _Worker:
         root = str(Path(__file__).resolve().parents[2])  # the folder holding this workbench package
         self.log: IO[bytes] = tempfile.TemporaryFile()
         env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        self.out: deque[tuple[int, Future[list[Any]]]] = deque()  # jobs written, not answered: (paths, future)
+        self.out: deque[tuple[int, Future[list[Any]]]] = deque()  # jobs written, not answered: (images, future)
         self.dead: WorkerError | None = None
         self.reader: threading.Thread | None = None
-        self.lock: threading.Condition | None = None  # the pool's: sending, and saying a worker stopped
         try:
             self.proc = subprocess.Popen([sys.executable, "-c", _CHILD.format(root=root)], stdin=subprocess.PIPE,
                                          stdout=subprocess.PIPE, stderr=self.log, env=env)
@@ -146,7 +145,6 @@ class _Worker:
             line = b""
         if line.strip() != b'{"ready": true}':
             raise WorkerError(f"an image-check worker did not start (exit code {self.proc.wait()}){self._stderr()}")
-        self.lock = lock
         self.reader = threading.Thread(target=self._read, args=(lock,), name="workbench-check-answers", daemon=True)
         self.reader.start()
 

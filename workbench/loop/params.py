@@ -238,6 +238,9 @@ def _check_node(node: Any, file: str, key: str | None, depth: int) -> None:
         if node.tag not in _PLAIN_SCALARS:
             raise ValidationError(f"{where}: the tag {node.tag} is not allowed (plain values only)", file=file,
                                   field=key)
+        if any("\ud800" <= ch <= "\udfff" for ch in node.value):  # an escape such as "\ud800": not text
+            raise ValidationError(f"{where}: holds a lone surrogate (U+D800-U+DFFF), which is not text", file=file,
+                                  field=key)
         return
     if depth >= 2:
         raise ValidationError(f"{where}: nested too deep (values are scalars, lists or maps of scalars)",
