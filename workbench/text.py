@@ -17,6 +17,7 @@ from .errors import ValidationError
 
 __all__ = [
     "BIDI_CONTROLS",
+    "is_surrogate",
     "MAX_NAME_CHARS",
     "MAX_TEXT_CHARS",
     "check_author",
@@ -57,6 +58,12 @@ def _is_control(ch: str) -> bool:
     return unicodedata.category(ch) == "Cc"
 
 
+def is_surrogate(ch: str) -> bool:
+    """A lone surrogate (U+D800-U+DFFF): no file name and no UTF-8 file can hold it (YAML reads JSON's
+    escape of one astral character, two ``\\u`` escapes, as two of them)."""
+    return "\ud800" <= ch <= "\udfff"
+
+
 def name_problem(value: object, *, max_chars: int = MAX_NAME_CHARS) -> str | None:
     """Why ``value`` cannot be a name (None when it can): a non-empty string without surrounding spaces,
     control characters (NUL, ESC, line breaks, tabs...), bidi controls or lone surrogates, at most ``max_chars``
@@ -72,7 +79,7 @@ def name_problem(value: object, *, max_chars: int = MAX_NAME_CHARS) -> str | Non
             return f"{_shown(value)} holds the control character U+{ord(ch):04X}"
         if ch in BIDI_CONTROLS:
             return f"{_shown(value)} holds the bidi control U+{ord(ch):04X} (it reorders how text is shown)"
-        if "\ud800" <= ch <= "\udfff":
+        if is_surrogate(ch):
             return f"{_shown(value)} holds U+{ord(ch):04X}, a lone surrogate (not text)"
     return None
 
@@ -110,7 +117,7 @@ def check_text(value: object, *, what: str, field: str, max_chars: int = MAX_TEX
     for ch in value:
         if (_is_control(ch) and ch not in "\n\t") or ch in BIDI_CONTROLS:
             raise ValidationError(f"{what} {_shown(value)} holds the character U+{ord(ch):04X}", field=field)
-        if "\ud800" <= ch <= "\udfff":  # no file name, no UTF-8 file can hold it
+        if is_surrogate(ch):
             raise ValidationError(f"{what} {_shown(value)} holds U+{ord(ch):04X}, a lone surrogate (not text)",
                                   field=field)
     return value

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UnsafePathError, ValidationError
-from ..text import check_text, name_problem
+from ..text import check_text, is_surrogate, name_problem
 from ..train.defaults import SETTINGS
 from .assets import asset_dir
 
@@ -238,7 +238,7 @@ def _check_node(node: Any, file: str, key: str | None, depth: int) -> None:
         if node.tag not in _PLAIN_SCALARS:
             raise ValidationError(f"{where}: the tag {node.tag} is not allowed (plain values only)", file=file,
                                   field=key)
-        if any("\ud800" <= ch <= "\udfff" for ch in node.value):  # an escape such as "\ud800": not text
+        if any(is_surrogate(ch) for ch in node.value):
             raise ValidationError(f"{where}: holds a lone surrogate (U+D800-U+DFFF), which is not text", file=file,
                                   field=key)
         return
