@@ -58,7 +58,7 @@ Prepared = tuple[ImportItem, None, str, ImageCheck]
 
 def is_large(batch: ImportBatch) -> bool:
     """Whether ``batch`` is written in short transactions (:func:`staged.worth_staging`'s measure)."""
-    return staged.worth_staging([(it,) for it in batch.items])
+    return staged.worth_staging((it,) for it in batch.items)
 
 
 def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", directory: str | None = None,
@@ -106,7 +106,8 @@ def _import_while_checking(ds: Dataset, batch: ImportBatch, known: set[str], aut
     assert checks is not None
     _check_limits(ds, batch, known, source_file)
     items = batch.items
-    allowed = KINDS_FOR_TYPE[ds.type]
+    dtype = ds.type  # (a property that reads the dataset's row: once, not per item)
+    allowed = KINDS_FOR_TYPE[dtype]
     seed = ds.split_settings.seed
     prepared: list[tuple[Any, ...]] = [(it, None, "", None) for it in items]  # filled in by ready()
     splits = [it.split or "train" for it in items]  # provisional (see above)
@@ -123,7 +124,7 @@ def _import_while_checking(ds: Dataset, batch: ImportBatch, known: set[str], aut
             info = item.checked
             assert info is not None
             try:
-                _check_annotations(item, idx, info, allowed, known, ds.type, source_file)
+                _check_annotations(item, idx, info, allowed, known, dtype, source_file)
             except ValidationError:
                 checks.drain()  # a bad image or size anywhere is said first, as when the checks came first
                 raise

@@ -27,7 +27,7 @@ from pathlib import PurePosixPath
 
 import numpy as np
 
-from .duplicates import close_pairs, popcount
+from .duplicates import close_pairs, components, popcount
 from .splits import SplitSettings, split_targets
 
 __all__ = ["GROUP_DISTANCE", "Member", "source_stem", "copy_groups", "assign_grouped", "straddling_groups",
@@ -52,6 +52,8 @@ class Member:
 
 def source_stem(file_name: str) -> str | None:
     """The Roboflow source stem of ``file_name`` (``IMG_1_jpg.rf.ab12cd.jpg`` -> ``IMG_1_jpg``), else None."""
+    if ".rf." not in str(file_name).lower():  # (most names: no path split, no pattern match)
+        return None
     name = PurePosixPath(str(file_name).replace("\\", "/")).name
     m = _RF.match(name.rsplit(".", 1)[0] if "." in name else name)
     return m.group("stem").lower() if m else None
@@ -75,14 +77,16 @@ def copy_groups(members: Sequence[Member], *, first_new: int = 0, max_distance: 
     ``first_new`` or later), near duplicates are looked for only in pairs with a new member (the others were
     grouped before); when many are, among all (the duplicate check's banded search)."""
     n = len(members)
-    parent = list(range(n))
+    joined_a: list[int] = []  # the members joined, pairwise (grouped transitively at the end)
+    joined_b: list[int] = []
     by_key: dict[tuple[str, str], int] = {}
     for i, m in enumerate(members):
         stem = source_stem(m.file_name)
         for key in ((("stem", stem),) if stem else ()) + (("blob", m.blob),):
             j = by_key.setdefault(key, i)
             if j != i:
-                _union(parent, j, i)
+                joined_a.append(j)
+                joined_b.append(i)
     by_value: dict[int, int] = {}  # each distinct pHash -> its first member; identical hashes join it
     new_value: dict[int, bool] = {}
     for i, m in enumerate(members):
@@ -90,8 +94,11 @@ def copy_groups(members: Sequence[Member], *, first_new: int = 0, max_distance: 
             v = int(m.phash, 16)
             j = by_value.setdefault(v, i)
             if j != i:
-                _union(parent, j, i)
+                joined_a.append(j)
+                joined_b.append(i)
             new_value[v] = new_value.get(v, False) or i >= first_new
+    a_parts = [np.asarray(joined_a, dtype=np.int64)]
+    b_parts = [np.asarray(joined_b, dtype=np.int64)]
     if len(by_value) > 1:
         values = np.fromiter(by_value.keys(), dtype=np.uint64, count=len(by_value))
         reps = np.fromiter(by_value.values(), dtype=np.int64, count=len(by_value))
@@ -101,14 +108,16 @@ def copy_groups(members: Sequence[Member], *, first_new: int = 0, max_distance: 
             for s in range(0, len(rows), block):
                 r = rows[s : s + block]
                 bi, aj = np.nonzero(popcount(values[r][:, None] ^ values[None, :]) <= max_distance)
-                for a, b in zip(reps[r[bi]].tolist(), reps[aj].tolist(), strict=True):
-                    if a != b:
-                        _union(parent, a, b)
+                a_parts.append(reps[r[bi]])
+                b_parts.append(reps[aj])
         else:  # many: the banded search of the duplicate check
             ii, jj, _d = close_pairs(values, max_distance)
-            for a, b in zip(reps[ii].tolist(), reps[jj].tolist(), strict=True):
-                _union(parent, a, b)
-    return [_find(parent, i) for i in range(n)]
+            a_parts.append(reps[ii])
+            b_parts.append(reps[jj])
+    label = components(n, np.concatenate(a_parts), np.concatenate(b_parts))
+    smallest = np.full(int(label.max()) + 1 if n else 0, n, dtype=np.int64)
+    np.minimum.at(smallest, label, np.arange(n, dtype=np.int64))
+    return smallest[label].tolist()
 
 
 def assign_grouped(new: Sequence[Member], existing: Sequence[Member], *, current_val: int, current_test: int,

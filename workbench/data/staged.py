@@ -27,7 +27,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,9 +71,15 @@ _READY_AT: dict[int, float] = {}  # id(workspace) -> when its next short transac
 _BUSY_UNTIL: dict[int, float] = {}  # id(workspace) -> until when it pauses after each transaction
 
 
-def worth_staging(prepared: Sequence[tuple[Any, ...]]) -> bool:
+def worth_staging(prepared: Iterable[tuple[Any, ...]]) -> bool:
     """Whether an import is too large for one short transaction."""
-    return len(prepared) + sum(len(p[0].annotations) for p in prepared) > min(CHUNK_ROWS, STAGE_ROWS)
+    limit = min(CHUNK_ROWS, STAGE_ROWS)
+    rows = 0
+    for p in prepared:  # (stops at the limit: a large import is not counted through)
+        rows += 1 + len(p[0].annotations)
+        if rows > limit:
+            return True
+    return False
 
 
 def pending(conn: sqlite3.Connection) -> list[sqlite3.Row]:
