@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+import threading
 import time
 
 from tests.helpers import box_batch
@@ -42,5 +43,45 @@ def test_a_checkpoint_for_a_removed_workspace_creates_nothing(tmp_path):
     ws.close()
     shutil.rmtree(tmp_path / "ws")
     (tmp_path / "ws").mkdir()
-    checkpointer.run()
+    checkpointer.run()  # (closed: does nothing)
+    db._Checkpointer(tmp_path / "ws" / "workbench.db").run()  # another connection's, still scheduled
     assert list((tmp_path / "ws").iterdir()) == []
+
+
+def test_closing_waits_for_a_checkpoint_under_way(tmp_path, monkeypatch):
+    """A checkpoint running when the workspace closes has closed its own connection when close returns:
+    a connection closed later would remove the log files under whoever removes the folder (as
+    ``shutil.rmtree`` found: a file listed, gone when unlinked)."""
+    ws = Workspace(tmp_path / "ws")
+    ws.create_dataset("d", "detection", classes="cat")
+    checkpointer = ws.conn.checkpointer
+    inside, release, order = threading.Event(), threading.Event(), []
+    real_connect = sqlite3.connect
+
+    class Slow:
+        def __init__(self, conn):
+            self.conn = conn
+
+        def execute(self, sql):
+            inside.set()
+            release.wait(10)
+            return self.conn.execute(sql)
+
+        def close(self):
+            order.append("checkpoint closed")
+            self.conn.close()
+
+    monkeypatch.setattr(db.sqlite3, "connect", lambda *a, **k: Slow(real_connect(*a, **k)))
+    runner = threading.Thread(target=checkpointer.run)
+    runner.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=lambda: (ws.close(), order.append("workspace closed")))
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive()  # waiting for the checkpoint
+    release.set()
+    closer.join(10)
+    runner.join(10)
+    assert order == ["checkpoint closed", "workspace closed"]
+    checkpointer.schedule()  # after close: no timer
+    assert checkpointer.timer is None

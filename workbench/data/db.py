@@ -262,25 +262,34 @@ class _Checkpointer:
         self.path = path
         self.lock = threading.Lock()
         self.timer: threading.Timer | None = None
+        self.running = threading.Lock()  # held while a checkpoint has the database open
+        self.closed = False
 
     def schedule(self) -> None:
         with self.lock:
-            if self.timer is None:
+            if self.timer is None and not self.closed:
                 self.timer = threading.Timer(CHECKPOINT_DELAY_S, self.run)
                 self.timer.daemon = True
                 self.timer.start()
 
     def cancel(self) -> None:
-        """The connection closes: no checkpoint after that (its folder may be going; the next opener reads
-        the log as usual)."""
+        """The connection closes: no checkpoint after that, and one already running has closed its own
+        connection when this returns (the folder may be going: a connection closed after the workspace's
+        would remove the log files under whoever removes the folder; the next opener reads the log as usual)."""
         with self.lock:
+            self.closed = True
             if self.timer is not None:
                 self.timer.cancel()
                 self.timer = None
+        with self.running:  # a checkpoint under way finishes first (PASSIVE, a second at most)
+            pass
 
     def run(self) -> None:
         with self.lock:
             self.timer = None
+            if self.closed:
+                return
+            self.running.acquire()
         try:  # mode=rw: never create a database that is gone (a removed workspace)
             conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, timeout=1.0)
             try:
@@ -289,6 +298,8 @@ class _Checkpointer:
                 conn.close()
         except sqlite3.Error:
             pass  # busy or gone: the next write schedules another
+        finally:
+            self.running.release()
 
 
 class _Connection(sqlite3.Connection):
