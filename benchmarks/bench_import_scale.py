@@ -1,14 +1,15 @@
-"""Import at scale: a generated COCO file of N images x K boxes (small PNGs: the per-image decode cost is
-measured by ``bench_import.py`` on real-size JPEGs; here the annotation and store side), imported into a fresh
-workspace, against references in the same run:
+"""Import at scale: a generated COCO file of N images x K boxes, imported into a fresh workspace, against
+references in the same run. The images are 32x24 PNGs by default (the annotation and store side: what each
+image costs beyond its decode); ``--photos 640x480`` makes photo JPEGs of that size instead (COCO's usual
+size: the decode's share, which the issue's "real JPEGs decoded two to three times each" is about):
 
 * ``floor``: ``json.load`` + pycocotools' index of the same file (what reading it costs at the least);
 * ``before``: another Workbench checkout (``--before``, say a ``git worktree`` of main), timed the same way;
 * ``datumaro``: datumaro 1.13 importing the same folder (``--datumaro-python``, a Python with it installed in
   its own venv), every item's annotations and image read (``item.media.data``).
 
-    python benchmarks/bench_import_scale.py [--images 20000] [--boxes-per-image 10] [--before CHECKOUT]
-        [--datumaro-python PY] [--repeat 1] [--json OUT]
+    python benchmarks/bench_import_scale.py [--images 20000] [--boxes-per-image 10] [--photos WxH]
+        [--before CHECKOUT] [--datumaro-python PY] [--repeat 1] [--data DIR] [--json OUT]
 
 Each run is a fresh process (libraries imported before the clock starts, the files read once before so
 every run finds them in the page cache), the contenders taken in turn (A B C A B C ...) so the machine's
@@ -21,12 +22,16 @@ worker alone peaks near 45 MB), and the ratio to each reference. ``--profile OUT
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -85,6 +90,66 @@ print(json.dumps({{"seconds": took, "examples": n, "boxes": boxes, "rss_mb": own
 """
 
 
+def _photo_part(job: tuple[str, int, int, int, int, int, int]) -> tuple[list[dict], list[dict]]:
+    """Images ``start..stop`` of :func:`make_coco_photos` (a process of its own makes each part)."""
+    from skimage import data as skdata
+
+    from benchmarks.bench_import import PHOTOS
+
+    img_dir, start, stop, per_image, w, h, seed = job
+    photos = [Image.fromarray(np.asarray(getattr(skdata, p)())[..., :3].astype(np.uint8))
+              for p in PHOTOS if hasattr(skdata, p)]
+    images, anns = [], []
+    for i in range(start, stop):
+        rng = np.random.default_rng((seed, i))
+        src = photos[i % len(photos)]
+        sw, sh = src.size
+        cw, ch = int(sw * rng.uniform(0.5, 1.0)), int(sh * rng.uniform(0.5, 1.0))
+        x0, y0 = int(rng.integers(0, sw - cw + 1)), int(rng.integers(0, sh - ch + 1))
+        im = src.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.BILINEAR)
+        if rng.random() < 0.5:
+            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        arr = np.asarray(im).astype(np.float32) * rng.uniform(0.85, 1.15, size=3)
+        arr += rng.normal(0, 3, size=arr.shape)  # sensor-like noise: JPEG sizes close to real photos
+        buf = io.BytesIO()
+        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+        name = f"photo_{i:06d}.jpg"
+        (Path(img_dir) / name).write_bytes(buf.getvalue())
+        images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
+        wh = rng.uniform(8, [w / 3, h / 3], size=(per_image, 2))
+        xy = rng.uniform(0, 1, size=(per_image, 2)) * ([w, h] - wh)
+        for k in range(per_image):
+            bw, bh = round(float(wh[k, 0]), 2), round(float(wh[k, 1]), 2)
+            bx, by = round(float(xy[k, 0]), 2), round(float(xy[k, 1]), 2)
+            anns.append({"id": i * per_image + k + 1, "image_id": i + 1, "category_id": int(1 + (i + k) % 3),
+                         "bbox": [bx, by, bw, bh], "area": round(bw * bh, 2), "iscrowd": 0})
+    return images, anns
+
+
+def make_coco_photos(root: Path, n_images: int, per_image: int, size: tuple[int, int], seed: int = 0) -> Path:
+    """A COCO set of ``n_images`` photo JPEGs of ``size`` (``bench_import.py``'s photos: ``skimage.data``'s
+    colour photos, cropped, scaled, flipped, tinted and noised, so every file differs and sizes are close to
+    real photos') with ``per_image`` boxes each; made by a process per core."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    img_dir = root / "images"
+    img_dir.mkdir(parents=True)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    step = 500
+    jobs = [(str(img_dir), a, min(a + step, n_images), per_image, size[0], size[1], seed)
+            for a in range(0, n_images, step)]
+    images: list[dict] = []
+    anns: list[dict] = []
+    with ProcessPoolExecutor(cores) as pool:
+        for part_images, part_anns in pool.map(_photo_part, jobs):
+            images += part_images
+            anns += part_anns
+    cats = [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}]
+    path = root / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return path
+
+
 def run(python: str, code: str, env: dict[str, str] | None = None) -> dict:
     proc = subprocess.run([python, "-c", code], capture_output=True, text=True, env={**os.environ, **(env or {})})
     if proc.returncode != 0:
@@ -108,10 +173,22 @@ def _before_name(befores: list[Path], i: int) -> str:
     return "before" if len(befores) == 1 else f"before:{befores[i].resolve().name}"
 
 
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise SystemExit(f"--photos: expected WIDTHxHEIGHT such as 640x480, got {text!r}") from None
+    if not (16 <= w <= 8192 and 16 <= h <= 8192):
+        raise SystemExit(f"--photos: each side between 16 and 8192 pixels, got {text!r}")
+    return w, h
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--boxes-per-image", type=int, default=10)
+    ap.add_argument("--photos", metavar="WxH", help="photo JPEGs of this size (COCO's usual: 640x480) instead "
+                    "of the small PNGs")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--data", type=Path, help="keep the generated set here (reused when present)")
     ap.add_argument("--before", type=Path, action="append", default=[],
@@ -124,13 +201,18 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench_import_scale_"))
     data = args.data or tmp / "data"
     ann = data / "annotations.json"
+    size = _size(args.photos) if args.photos else None
     if not ann.is_file():
-        make_coco(data, args.images, args.boxes_per_image)
+        if size:
+            make_coco_photos(data, args.images, args.boxes_per_image, size)
+        else:
+            make_coco(data, args.images, args.boxes_per_image)
     imgs = data / "images"
     for p in imgs.iterdir():  # into the page cache: every run reads from memory
         p.read_bytes()
     ann.read_bytes()
     n_boxes = args.images * args.boxes_per_image
+    kind = f"{size[0]}x{size[1]} photo JPEGs" if size else "small PNGs"
     what = f"{args.images:,} images / {n_boxes:,} boxes"
 
     def wb(root: Path, tag: str):
@@ -164,22 +246,22 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     after = got["after"]
-    print(f"{what}; {cores} cores, load {load:.1f}")
+    print(f"{what} ({kind}); {cores} cores, load {load:.1f}")
     for name, out in got.items():
         ratio = out["seconds"] / after["seconds"]
         print(f"{name:>9}: {out['seconds']:7.2f} s  peak RSS {out['rss_mb']:6.0f} MB (workers {out['workers_rss_mb']:.0f})"
               f"  {ratio:5.2f}x workbench's time")
-    rows = [Row(f"import {what} (COCO, small PNGs)", f"{after['seconds']:.1f} s, {after['rss_mb']:.0f} MB",
+    rows = [Row(f"import {what} (COCO, {kind})", f"{after['seconds']:.1f} s, {after['rss_mb']:.0f} MB",
                 f"json.load + pycocotools index {got['floor']['seconds']:.1f} s", after["seconds"] /
                 got["floor"]["seconds"], None, f"{cores} cores")]
     for i in range(len(args.before)):
         b = got[_before_name(args.before, i)]
-        rows.append(Row(f"import {what} against {_before_name(args.before, i)}", f"{after['seconds']:.1f} s",
+        rows.append(Row(f"import {what} ({kind}) against {_before_name(args.before, i)}", f"{after['seconds']:.1f} s",
                         f"before {b['seconds']:.1f} s, {b['rss_mb']:.0f} MB", after["seconds"] / b["seconds"],
                         "<= 0.34", "at least 3x faster"))
     if "datumaro" in got:
         d = got["datumaro"]
-        rows.append(Row(f"import {what} against datumaro", f"{after['seconds']:.1f} s",
+        rows.append(Row(f"import {what} ({kind}) against datumaro", f"{after['seconds']:.1f} s",
                         f"datumaro 1.13 import + decode {d['seconds']:.1f} s, {d['rss_mb']:.0f} MB",
                         after["seconds"] / d["seconds"], None, "datumaro reads lazily, copies nothing"))
     print(table(rows))

@@ -50,6 +50,8 @@ BENCHES: dict[str, Bench] = {
     "store": Bench("bench_store.py", [], ["--images", "10000", "--edits", "100"]),
     "import_lock": Bench("bench_import_lock.py", [], ["--images", "500", "--boxes-per-image", "100"]),
     "import_scale": Bench("bench_import_scale.py", [], ["--images", "2000"]),
+    "import_scale-photos": Bench("bench_import_scale.py", ["--photos", "640x480"],
+                                 ["--images", "2000", "--photos", "640x480"]),
     "kernel": Bench("bench_kernel.py", [], ["--epochs", "2"]),
 }
 

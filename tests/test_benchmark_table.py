@@ -136,3 +136,35 @@ def test_benchmark_writes_its_rows(tmp_path, script, args, expected):
         "bench_training.py": "\nsmall-cnn / digits @32 ",
     }
     assert printed[script] in log, log  # the human table is still printed
+
+
+def test_import_scale_photo_set_is_a_coco_set_of_distinct_photos(tmp_path):
+    """``bench_import_scale.py --photos``: the COCO file pycocotools reads, every box inside its image, every
+    file a JPEG of the size asked and no two alike (the store would keep one of two equal files)."""
+    import contextlib
+    import hashlib
+    import io
+
+    from PIL import Image
+    from pycocotools.coco import COCO
+
+    from benchmarks.bench_import_scale import _size, make_coco_photos
+
+    ann = make_coco_photos(tmp_path / "set", 7, 3, (64, 48))
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO(str(ann))
+    assert len(coco.imgs) == 7 and len(coco.anns) == 21
+    digests = set()
+    for img in coco.imgs.values():
+        path = tmp_path / "set" / "images" / img["file_name"]
+        with Image.open(path) as im:
+            assert (im.format, im.size) == ("JPEG", (64, 48)) == ("JPEG", (img["width"], img["height"]))
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 7
+    for a in coco.anns.values():
+        x, y, w, h = a["bbox"]
+        assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= 64.01 and y + h <= 48.01
+    assert _size("640X480") == (640, 480)
+    for bad in ("640", "axb", "8x8", "640x480x3"):
+        with pytest.raises(SystemExit, match="--photos"):
+            _size(bad)
