@@ -34,9 +34,30 @@ ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
 
 
+def photo_jpeg(src, rng, w: int, h: int, least_crop: float = 0.7, resample: int = 3) -> bytes:
+    """A JPEG of ``w`` x ``h`` made from the PIL image ``src``: a random crop (each side at least
+    ``least_crop`` of it), scaled (``resample``: PIL's filter, bicubic by default), flipped half the time,
+    tinted and noised like a sensor (JPEG sizes close to real photos'), so no two files are alike."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    sw, sh = src.size
+    cw, ch = int(sw * rng.uniform(least_crop, 1.0)), int(sh * rng.uniform(least_crop, 1.0))
+    x0, y0 = int(rng.integers(0, sw - cw + 1)), int(rng.integers(0, sh - ch + 1))
+    im = src.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), resample)
+    if rng.random() < 0.5:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    arr = np.asarray(im).astype(np.float32) * rng.uniform(0.85, 1.15, size=3)
+    arr += rng.normal(0, 3, size=arr.shape)  # sensor-like noise: JPEG sizes close to real photos
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
 def build(out: Path, n: int, megapixels: float, seed: int = 0) -> None:
     """``out/images/default/*.jpg`` and ``out/annotations/instances_default.json`` (CVAT's / datumaro's layout)."""
-    import io
 
     import numpy as np
     from PIL import Image
@@ -51,18 +72,8 @@ def build(out: Path, n: int, megapixels: float, seed: int = 0) -> None:
     images, anns = [], []
     for i in range(n):
         src = Image.fromarray(photos[i % len(photos)].astype(np.uint8))
-        sw, sh = src.size
-        cw, ch = int(sw * rng.uniform(0.7, 1.0)), int(sh * rng.uniform(0.7, 1.0))
-        x0, y0 = int(rng.integers(0, sw - cw + 1)), int(rng.integers(0, sh - ch + 1))
-        im = src.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.BICUBIC)
-        if rng.random() < 0.5:
-            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        arr = np.asarray(im).astype(np.float32) * rng.uniform(0.85, 1.15, size=3)
-        arr += rng.normal(0, 3, size=arr.shape)  # sensor-like noise: JPEG sizes close to real photos
-        buf = io.BytesIO()
-        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
         name = f"photo_{i:04d}.jpg"
-        (img_dir / name).write_bytes(buf.getvalue())
+        (img_dir / name).write_bytes(photo_jpeg(src, rng, w, h))
         images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
         bw, bh = float(rng.uniform(20, w / 3)), float(rng.uniform(20, h / 3))
         bx, by = float(rng.uniform(0, w - bw)), float(rng.uniform(0, h - bh))

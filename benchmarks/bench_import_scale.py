@@ -22,7 +22,6 @@ worker alone peaks near 45 MB), and the ratio to each reference. ``--profile OUT
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
@@ -94,7 +93,7 @@ def _photo_part(job: tuple[str, int, int, int, int, int, int]) -> tuple[list[dic
     """Images ``start..stop`` of :func:`make_coco_photos` (a process of its own makes each part)."""
     from skimage import data as skdata
 
-    from benchmarks.bench_import import PHOTOS
+    from benchmarks.bench_import import PHOTOS, photo_jpeg
 
     img_dir, start, stop, per_image, w, h, seed = job
     photos = [Image.fromarray(np.asarray(getattr(skdata, p)())[..., :3].astype(np.uint8))
@@ -102,19 +101,9 @@ def _photo_part(job: tuple[str, int, int, int, int, int, int]) -> tuple[list[dic
     images, anns = [], []
     for i in range(start, stop):
         rng = np.random.default_rng((seed, i))
-        src = photos[i % len(photos)]
-        sw, sh = src.size
-        cw, ch = int(sw * rng.uniform(0.5, 1.0)), int(sh * rng.uniform(0.5, 1.0))
-        x0, y0 = int(rng.integers(0, sw - cw + 1)), int(rng.integers(0, sh - ch + 1))
-        im = src.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.BILINEAR)
-        if rng.random() < 0.5:
-            im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        arr = np.asarray(im).astype(np.float32) * rng.uniform(0.85, 1.15, size=3)
-        arr += rng.normal(0, 3, size=arr.shape)  # sensor-like noise: JPEG sizes close to real photos
-        buf = io.BytesIO()
-        Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=90)
         name = f"photo_{i:06d}.jpg"
-        (Path(img_dir) / name).write_bytes(buf.getvalue())
+        data = photo_jpeg(photos[i % len(photos)], rng, w, h, least_crop=0.5, resample=Image.Resampling.BILINEAR)
+        (Path(img_dir) / name).write_bytes(data)
         images.append({"id": i + 1, "file_name": name, "width": w, "height": h})
         wh = rng.uniform(8, [w / 3, h / 3], size=(per_image, 2))
         xy = rng.uniform(0, 1, size=(per_image, 2)) * ([w, h] - wh)
