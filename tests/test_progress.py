@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 
 import pytest
 
@@ -135,3 +136,41 @@ def test_training_callback_reports_each_step_as_progress():
         ("epoch 1/2", 3, 3, False), ("epoch 1/2", 3, 3, True)]
     assert events[2].detail == "loss 0.5000"
     assert events[-1].detail == "train_loss 0.5000  val_loss 0.7000  accuracy 0.9000  (best)"
+
+
+def test_a_large_coco_import_says_each_stage_once_in_order(tmp_path, capsys, monkeypatch):
+    """A staged COCO import writes its rows while its images are still checked (two threads): the terminal
+    hears the checking, then the rows (once the checks have said their last), then the duplicate search --
+    never two stages in turn, and nothing left unsaid after the checks end (the rows and the search went
+    silent for seconds on a 20,000-image import)."""
+    from workbench.data import image_pool, staged
+
+    monkeypatch.setenv("WORKBENCH_PROGRESS_SECONDS", "0")
+    monkeypatch.setattr(staged, "CHUNK_ROWS", 12)  # several short transactions
+    monkeypatch.setattr(staged, "PAUSE_S", 0.0)
+    real_check = image_pool.check_chunk
+
+    def slow_check(jobs, sink=None):  # checks slower than rows: without the gate the stages would alternate
+        time.sleep(0.03)
+        return real_check(jobs, sink)
+
+    monkeypatch.setattr(image_pool, "check_chunk", slow_check)
+    _images(tmp_path / "imgs", 40)
+    coco = {"images": [{"id": i + 1, "file_name": f"img{i:03d}.png", "width": 24, "height": 20} for i in range(40)],
+            "annotations": [{"id": 3 * i + k + 1, "image_id": i + 1, "category_id": 1 + k % 2,
+                             "bbox": [1 + k, 2, 5, 6], "area": 30, "iscrowd": 0} for i in range(40) for k in range(3)],
+            "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}
+    (tmp_path / "coco.json").write_text(json.dumps(coco))
+    assert main(["--home", str(tmp_path / "ws"), "import", "d", str(tmp_path / "coco.json"), "--format", "coco",
+                 "--images", str(tmp_path / "imgs")]) == 0
+    out, err = capsys.readouterr()
+    assert "imported 40 examples into 'd'" in out
+    lines = [ln for ln in err.splitlines() if ln.startswith("import: ")]
+    stages = [ln.split("  ")[0] for ln in lines]
+    order = [s for k, s in enumerate(stages) if k == 0 or s != stages[k - 1]]
+    assert order == ["import: checking images", "import: writing rows", "import: searching near duplicates"], lines
+    assert re.search(r"^import: checking images  40/40 images \(100%\)  done in", err, re.M), err
+    written = [int(m.group(1)) for m in re.finditer(r"^import: writing rows  (\d+)/40 examples", err, re.M)]
+    assert written == sorted(written) and written[-1] == 40, err
+    assert re.search(r"^import: writing rows  40/40 examples \(100%\)  done in", err, re.M), err
+    assert re.search(r"^import: searching near duplicates  40/40 images \(100%\)  done in", err, re.M), err

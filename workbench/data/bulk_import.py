@@ -32,12 +32,12 @@ the checking (the others) instead of after it; the errors are still those of the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
-from ..progress import ProgressFn, Stage
+from ..progress import Progress, ProgressFn, Stage
 from . import staged
 from .blobs import sha256_bytes
 from .image_pool import check_items, current_sink, import_workers
@@ -71,7 +71,7 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
                                progress=progress)
     known = {c.name for c in ds.classes} | {c.name for c in batch.classes}
     if batch.checks is not None and current_sink() is not None:
-        return _import_while_checking(ds, batch, known, author, directory, source_file)
+        return _import_while_checking(ds, batch, known, author, directory, source_file, progress)
     batch.finish_checks()
     prepared = _checked(ds, batch, known, source_file, progress)
     if batch.info and ds.source_info and ds.source_info != batch.info:
@@ -82,17 +82,17 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
         splits, keys = ds.plan_splits(rows)  # from the checks, while the images are stored
         storer.ready(len(rows))  # all stored and flushed before the rows are written (see the module doc)
         ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info,
-                                     ready=storer.ready)
+                                     ready=storer.ready, progress=_after(storer.finished, progress))
     except BaseException:
         storer.stop()
         ds.drop_unreferenced(storer.written, rolled_back_later=False)
         raise
-    ds.warm_duplicates()
+    _warm_duplicates(ds, len(ids), progress)
     return ids
 
 
 def _import_while_checking(ds: Dataset, batch: ImportBatch, known: set[str], author: str, directory: str | None,
-                           source_file: str | None) -> list[int]:
+                           source_file: str | None, progress: ProgressFn | None) -> list[int]:
     """The rows of a batch whose images are still being checked (and stored: ``image_pool.storing_into``),
     written as the checks come in, in item order: each short transaction waits for its items' checks
     (``batch.checks``) and checks their annotations against the decoded sizes first. The splits are planned
@@ -141,9 +141,34 @@ def _import_while_checking(ds: Dataset, batch: ImportBatch, known: set[str], aut
         return ds.plan_splits(prepared, written_from=written_from)
 
     ids = staged.import_prepared(ds, prepared, batch.classes, author, directory, splits, keys, batch.info,
-                                 ready=ready, replan=replan)
-    ds.warm_duplicates()
+                                 ready=ready, replan=replan, progress=_after(checks.finished, progress))
+    _warm_duplicates(ds, len(ids), progress)
     return ids
+
+
+def _after(finished: Callable[[], bool], progress: ProgressFn | None) -> ProgressFn | None:
+    """``progress``, silent until ``finished()``: the rows are written while the images are still checked
+    (or stored) by other threads, whose stage says how far they are; the rows' stage speaks once theirs has
+    ended (its events come from this thread then: one stage at a time on the terminal)."""
+    if progress is None:
+        return None
+    said = False
+
+    def forward(event: Progress) -> None:
+        nonlocal said
+        if said or finished():
+            said = True
+            progress(event)
+
+    return forward
+
+
+def _warm_duplicates(ds: Dataset, n_images: int, progress: ProgressFn | None) -> None:
+    """:meth:`Dataset.warm_duplicates`, said as a stage (on a large import it takes a second or more)."""
+    stage = Stage(progress, "import", "searching near duplicates", n_images, "images")
+    ds.warm_duplicates()
+    stage.advance(n_images)
+    stage.close()
 
 
 def _check_limits(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str | None) -> None:
@@ -274,6 +299,10 @@ class _Storer:
             if self.written or self.sink_wrote:
                 self.ds.workspace.blobs.sync()
             self.synced = True
+
+    def finished(self) -> bool:
+        """Whether every image is stored (and the storing stage said so)."""
+        return self.synced
 
     def stop(self) -> None:
         """After a failure: cancel what has not started, wait for the rest, note every file written."""

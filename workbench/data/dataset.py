@@ -198,7 +198,7 @@ class Dataset:
                 return self._insert_prepared(prepared, batch.classes, author, directory, batch.info)
             splits, keys = self.plan_splits(prepared)
             ids = staged.import_prepared(self, prepared, batch.classes, author, directory, splits, keys,
-                                         batch.info)
+                                         batch.info, progress=progress)
         except BaseException:
             self.drop_unreferenced(written, rolled_back_later=nested)
             raise

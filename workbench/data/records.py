@@ -577,3 +577,7 @@ class PendingChecks(Protocol):
 
     def stop(self) -> None:
         """Stop handing images out, wait for those being checked; raises nothing."""
+
+    def finished(self) -> bool:
+        """Whether no check runs any more (all done, or stopped by an error), without waiting: what the
+        checks had to say to ``progress`` has been said."""

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
+from ..progress import ProgressFn, Stage
 from . import aggregates, store, write_waiters
 from .records import STATUSES, ClassDef
 from .task_types import type_info
@@ -187,7 +188,8 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
                     batch_classes: Sequence[ClassDef], author: str, directory: str | None, splits: list[str],
                     keys: list[float], source_info: dict[str, Any] | None = None,
                     ready: Callable[[int], None] | None = None,
-                    replan: Callable[[int | None], tuple[list[str], list[float]]] | None = None) -> list[int]:
+                    replan: Callable[[int | None], tuple[list[str], list[float]]] | None = None,
+                    progress: ProgressFn | None = None) -> list[int]:
     """Write validated items (``Dataset._prepare``) in short transactions and make them visible at once.
 
     ``ds`` is either a visible dataset (the rows go under a new shadow and are moved into ``ds`` at the
@@ -197,13 +199,14 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
     and ``keys`` only then); it is called with ``len(prepared)`` before the end. ``replan(first_id)``, when
     given, is called once every row is written and gives the splits and keys the rows get instead (they were
     written with provisional ones: :func:`_resplit`); ``first_id``: the id from which the rows are in ``ds``
-    itself (the shadow of :func:`import_new`), None when they are not."""
+    itself (the shadow of :func:`import_new`), None when they are not. ``progress`` hears of the rows
+    written ("writing rows", in examples)."""
     ws = ds.workspace
     row = ws.conn.execute("SELECT * FROM pending_imports WHERE shadow_id=?", (ds.id,)).fetchone()
     added: set[str] = set()  # the image rows this import added (removed again if it fails)
     if row is not None:  # the shadow of a new dataset: just write (it is visible once import_new renames it)
         try:
-            ids = _write(ds, ds.id, prepared, author, splits, keys, added, ready)
+            ids = _write(ds, ds.id, prepared, author, splits, keys, added, ready, progress)
             if replan is not None:  # (the rows are in ``ds`` itself: the plan leaves them out)
                 _resplit(ws, ids, splits, keys, *replan(ids[0] if ids else None))
             with _short_tx(ws) as conn:
@@ -224,7 +227,7 @@ def import_prepared(ds: Dataset, prepared: Sequence[tuple[Any, bytes | None, str
             raise ValidationError(f"{ds.type} datasets have no class '{new_classes[0].name}'", field="classes")
         shadow = _begin(ws, ds.type, ds.split_settings, new_classes, ds.id, ds.name, owner)
         try:
-            ids = _write(ds, shadow, prepared, author, splits, keys, added, ready)
+            ids = _write(ds, shadow, prepared, author, splits, keys, added, ready, progress)
             if replan is not None:
                 _resplit(ws, ids, splits, keys, *replan(None))
             _finish_into(ds, shadow, ids, directory, batch_classes, source_info)
@@ -289,7 +292,7 @@ def _chunks(prepared: Sequence[tuple[Any, bytes | None, str, Any]], first: int
 
 def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None, str, Any]], author: str,
            splits: list[str], keys: list[float], added: set[str],
-           ready: Callable[[int], None] | None = None) -> list[int]:
+           ready: Callable[[int], None] | None = None, progress: ProgressFn | None = None) -> list[int]:
     """Insert examples under ``shadow`` and their annotations (dataset ``ds``) in short transactions (sized by
     :func:`_next_size`); the maintained aggregates count them under the shadow as they go. Each
     transaction's rows and counts (:func:`aggregates.count_new`) are made before it opens, and inserted
@@ -311,6 +314,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
         statuses.append(status)
     new_ids: list[int] = []
     held: list[float] = []
+    stage = Stage(progress, "import", "writing rows", len(prepared), "examples")
     runs = _chunks(prepared, max(1, min(CHUNK_ROWS, FIRST_ROWS)))
     took: float | None = None
     while True:
@@ -359,8 +363,10 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
             aggregates.add_new(conn, shadow, ids, [splits[i] for i in part], counts)
             conn.execute("DELETE FROM agg_bulk")
         took = held[-1]
+        stage.advance(end - start)
     if ready is not None:
         ready(len(prepared))
+    stage.close()
     return new_ids
 
 

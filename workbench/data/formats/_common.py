@@ -322,6 +322,9 @@ class DeferredChecks:
     def stop(self) -> None:
         self.checking.stop()
 
+    def finished(self) -> bool:
+        return not self.checking.thread.is_alive()
+
 
 class ChainedChecks:
     """The pending checks of a source read part by part (``source_splits``: Roboflow's train / valid / test
@@ -352,6 +355,9 @@ class ChainedChecks:
     def stop(self) -> None:
         for _start, _n, checks in self.parts:
             checks.stop()
+
+    def finished(self) -> bool:
+        return all(checks.finished() for _start, _n, checks in self.parts)
 
 
 @contextmanager
