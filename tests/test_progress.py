@@ -174,3 +174,45 @@ def test_a_large_coco_import_says_each_stage_once_in_order(tmp_path, capsys, mon
     assert written == sorted(written) and written[-1] == 40, err
     assert re.search(r"^import: writing rows  40/40 examples \(100%\)  done in", err, re.M), err
     assert re.search(r"^import: searching near duplicates  40/40 images \(100%\)  done in", err, re.M), err
+
+
+def test_a_coco_source_in_parts_is_checked_one_part_at_a_time(tmp_path, capsys, monkeypatch):
+    """``annotations/instances_train.json`` + ``instances_val.json``: the second part is read while the first
+    is still checked; its checks wait for the first's, so the terminal shows one "checking images" stage,
+    then the other (two threads writing to one terminal interleaved their lines)."""
+    from workbench.data import image_pool, staged
+
+    monkeypatch.setenv("WORKBENCH_PROGRESS_SECONDS", "0")
+    monkeypatch.setattr(staged, "CHUNK_ROWS", 12)
+    monkeypatch.setattr(staged, "PAUSE_S", 0.0)
+    real_check = image_pool.check_chunk
+    running = []
+    pool = image_pool.import_workers(30)  # one part's threads
+
+    def slow_check(jobs, sink=None):
+        running.append(1)
+        try:
+            assert len(running) <= pool  # one part's pool at a time
+            time.sleep(0.03)
+            return real_check(jobs, sink)
+        finally:
+            running.pop()
+
+    monkeypatch.setattr(image_pool, "check_chunk", slow_check)
+    root = tmp_path / "src"
+    root.mkdir()
+    _images(root / "images", 50)
+    (root / "annotations").mkdir()
+    for split, ids in (("train", range(0, 30)), ("val", range(30, 50))):
+        coco = {"images": [{"id": i + 1, "file_name": f"img{i:03d}.png", "width": 24, "height": 20} for i in ids],
+                "annotations": [{"id": 2 * i + k + 1, "image_id": i + 1, "category_id": 1, "bbox": [1 + k, 2, 5, 6],
+                                 "area": 30, "iscrowd": 0} for i in ids for k in range(2)],
+                "categories": [{"id": 1, "name": "cat"}]}
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+    assert main(["--home", str(tmp_path / "ws"), "import", "d", str(root), "--format", "coco"]) == 0
+    out, err = capsys.readouterr()
+    assert "imported 50 examples into 'd'" in out and "train 30 / val 20" in out, out
+    totals = [int(m.group(2)) for m in re.finditer(r"^import: checking images  (\d+)/(\d+) images", err, re.M)]
+    assert totals == sorted(totals, reverse=True) and set(totals) == {30, 20}, err  # all of train's, then val's
+    assert re.search(r"^import: checking images  30/30 images \(100%\)  done in", err, re.M), err
+    assert re.search(r"^import: checking images  20/20 images \(100%\)  done in", err, re.M), err

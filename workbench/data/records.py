@@ -581,3 +581,6 @@ class PendingChecks(Protocol):
     def finished(self) -> bool:
         """Whether no check runs any more (all done, or stopped by an error), without waiting: what the
         checks had to say to ``progress`` has been said."""
+
+    def join_quietly(self) -> None:
+        """Wait until no check runs any more (as :meth:`finished` would then say); raises nothing."""

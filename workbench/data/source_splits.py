@@ -121,7 +121,8 @@ def read_source(fmt: str, src: Path | str, *, split: str | None = None, progress
         chain = ChainedChecks()  # the parts' checks still running (within formats.defer_checks)
         try:
             for part_split, path, extra in parts:
-                part = reader.read(path, progress=progress, **{**extra, **options})
+                with chain.next_part():  # its checks start once the earlier parts' have ended
+                    part = reader.read(path, progress=progress, **{**extra, **options})
                 if part.checks is not None:
                     chain.add(len(batch.items), len(part.items), part.checks)
                     part.checks = None

@@ -189,6 +189,7 @@ def probe_path(path: Path, *, record: object, file: str | None = None, verify: b
 
 _PROBED: ContextVar[dict[str, tuple[str, object]] | None] = ContextVar("workbench_probed", default=None)
 _PROGRESS: ContextVar[ProgressFn | None] = ContextVar("workbench_check_progress", default=None)
+_AFTER: ContextVar[Callable[[], None] | None] = ContextVar("workbench_checks_after", default=None)
 
 
 @contextmanager
@@ -226,6 +227,7 @@ class BackgroundCheck:
         self.changed = threading.Condition()
         self.stopping = threading.Event()
         progress = _PROGRESS.get()
+        after = _AFTER.get()  # the checks of the part read before this one (ChainedChecks.next_part)
 
         def on_checked(n: int) -> None:
             with self.changed:
@@ -234,6 +236,10 @@ class BackgroundCheck:
 
         def run() -> None:
             try:
+                if after is not None:  # one part's checks at a time: the cores are the same, and the
+                    after()            # terminal shows one "checking images" stage at a time
+                if self.stopping.is_set():
+                    return
                 check_items(items, where=where, progress=progress, on_checked=on_checked, stop=self.stopping)
             except BaseException as e:  # handed to join()
                 self.error = e
@@ -325,6 +331,9 @@ class DeferredChecks:
     def finished(self) -> bool:
         return not self.checking.thread.is_alive()
 
+    def join_quietly(self) -> None:
+        self.checking.thread.join()
+
 
 class ChainedChecks:
     """The pending checks of a source read part by part (``source_splits``: Roboflow's train / valid / test
@@ -358,6 +367,26 @@ class ChainedChecks:
 
     def finished(self) -> bool:
         return all(checks.finished() for _start, _n, checks in self.parts)
+
+    def join_quietly(self) -> None:
+        for _start, _n, checks in self.parts:
+            checks.join_quietly()
+
+    @contextmanager
+    def next_part(self) -> Iterator[None]:
+        """Within the block, a reader's background checks start once those of the parts added so far
+        have ended (they would only share the cores; and their progress comes one stage at a time)."""
+        earlier = [checks for _start, _n, checks in self.parts]  # (not those added later: this one's own)
+
+        def after() -> None:
+            for checks in earlier:
+                checks.join_quietly()
+
+        token = _AFTER.set(after if earlier else None)
+        try:
+            yield
+        finally:
+            _AFTER.reset(token)
 
 
 @contextmanager
