@@ -52,6 +52,7 @@ BENCHES: dict[str, Bench] = {
     "import_scale": Bench("bench_import_scale.py", [], ["--images", "2000"]),
     "import_scale-photos": Bench("bench_import_scale.py", ["--photos", "640x480"],
                                  ["--images", "2000", "--photos", "640x480"]),
+    "import_pool": Bench("bench_import_pool.py", [], ["--sizes", "200", "1000", "--repeat", "1"]),
     "kernel": Bench("bench_kernel.py", [], ["--epochs", "2"]),
 }
 
