@@ -322,8 +322,10 @@ class Dataset:
             [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
             self._split_members(below) if auto_idx else [], current_val=cur_val, current_test=cur_test,
             total_after=total_after, settings=settings)
-        self.split_notes = [f"{broken} groups of copies of one image were too large to keep in one split "
-                            "and were split to fill val / test (stats lists them)"] if broken else []
+        self.split_notes = [(f"{broken} groups of copies of one image were too large to keep in one split and "
+                             "were split" if broken != 1 else "1 group of copies of one image was too large to "
+                             "keep in one split and was split") + " to fill val / test (stats lists them)"
+                            ] if broken else []
         return splits, keys
 
     def _split_members(self, below: int) -> list[Member]:
