@@ -7,6 +7,7 @@ import io
 import json
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -216,3 +217,25 @@ def test_a_coco_source_in_parts_is_checked_one_part_at_a_time(tmp_path, capsys, 
     assert totals == sorted(totals, reverse=True) and set(totals) == {30, 20}, err  # all of train's, then val's
     assert re.search(r"^import: checking images  30/30 images \(100%\)  done in", err, re.M), err
     assert re.search(r"^import: checking images  20/20 images \(100%\)  done in", err, re.M), err
+
+
+def test_a_real_roboflow_export_says_its_stages_in_order(tmp_path, capsys, monkeypatch):
+    """Roboflow's COCO layout as datumaro's test assets hold it (train/ and val/, each its
+    ``_annotations.coco.json`` beside real JPEGs; tests/data/realworld/splits/PROVENANCE): each part's checks,
+    in part order, then the rows, then the duplicate search, one stage at a time."""
+    from workbench.data import image_pool, staged
+
+    monkeypatch.setenv("WORKBENCH_PROGRESS_SECONDS", "0")
+    monkeypatch.setattr(staged, "CHUNK_ROWS", 2)  # staged: the rows written while the checks run
+    monkeypatch.setattr(staged, "PAUSE_S", 0.0)
+    real_check = image_pool.check_chunk
+    monkeypatch.setattr(image_pool, "check_chunk", lambda jobs, sink=None: time.sleep(0.05) or real_check(jobs, sink))
+    src = Path(__file__).parent / "data" / "realworld" / "splits" / "datumaro_roboflow" / "coco"
+    assert main(["--home", str(tmp_path / "ws"), "import", "d", str(src), "--format", "coco"]) == 0
+    out, err = capsys.readouterr()
+    assert "imported 3 examples into 'd'" in out and "train 2 / val 1" in out, out
+    stages = [ln.split("  ")[0] + ln.split("  ")[1].split(" ")[0].split("/")[-1] for ln in err.splitlines()
+              if ln.startswith("import: ")]
+    order = [s for k, s in enumerate(stages) if k == 0 or s != stages[k - 1]]
+    assert order == ["import: checking images2", "import: checking images1", "import: writing rows3",
+                     "import: searching near duplicates3"], err
