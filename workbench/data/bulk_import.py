@@ -82,7 +82,7 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
         splits, keys = ds.plan_splits(rows)  # from the checks, while the images are stored
         storer.ready(len(rows))  # all stored and flushed before the rows are written (see the module doc)
         ids = staged.import_prepared(ds, rows, batch.classes, author, directory, splits, keys, batch.info,
-                                     ready=storer.ready, progress=_after(storer.finished, progress))
+                                     ready=storer.ready, progress=progress)
     except BaseException:
         storer.stop()
         ds.drop_unreferenced(storer.written, rolled_back_later=False)
@@ -148,8 +148,8 @@ def _import_while_checking(ds: Dataset, batch: ImportBatch, known: set[str], aut
 
 def _after(finished: Callable[[], bool], progress: ProgressFn | None) -> ProgressFn | None:
     """``progress``, silent until ``finished()``: the rows are written while the images are still checked
-    (or stored) by other threads, whose stage says how far they are; the rows' stage speaks once theirs has
-    ended (its events come from this thread then: one stage at a time on the terminal)."""
+    by other threads, whose stage says how far they are; the rows' stage speaks once theirs has ended (its
+    events come from this thread then: one stage at a time on the terminal)."""
     if progress is None:
         return None
     said = False
@@ -299,10 +299,6 @@ class _Storer:
             if self.written or self.sink_wrote:
                 self.ds.workspace.blobs.sync()
             self.synced = True
-
-    def finished(self) -> bool:
-        """Whether every image is stored (and the storing stage said so)."""
-        return self.synced
 
     def stop(self) -> None:
         """After a failure: cancel what has not started, wait for the rest, note every file written."""
