@@ -87,7 +87,7 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
         storer.stop()
         ds.drop_unreferenced(storer.written, rolled_back_later=False)
         raise
-    _warm_duplicates(ds, len(ids), progress)
+    ds.warm_duplicates(len(ids), progress)
     return ids
 
 
@@ -142,7 +142,7 @@ def _import_while_checking(ds: Dataset, batch: ImportBatch, known: set[str], aut
 
     ids = staged.import_prepared(ds, prepared, batch.classes, author, directory, splits, keys, batch.info,
                                  ready=ready, replan=replan, progress=_after(checks.finished, progress))
-    _warm_duplicates(ds, len(ids), progress)
+    ds.warm_duplicates(len(ids), progress)
     return ids
 
 
@@ -161,14 +161,6 @@ def _after(finished: Callable[[], bool], progress: ProgressFn | None) -> Progres
             progress(event)
 
     return forward
-
-
-def _warm_duplicates(ds: Dataset, n_images: int, progress: ProgressFn | None) -> None:
-    """:meth:`Dataset.warm_duplicates`, said as a stage (on a large import it takes a second or more)."""
-    stage = Stage(progress, "import", "searching near duplicates", n_images, "images")
-    ds.warm_duplicates()
-    stage.advance(n_images)
-    stage.close()
 
 
 def _check_limits(ds: Dataset, batch: ImportBatch, known: set[str], source_file: str | None) -> None:

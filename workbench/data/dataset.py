@@ -202,7 +202,7 @@ class Dataset:
         except BaseException:
             self.drop_unreferenced(written, rolled_back_later=nested)
             raise
-        self.warm_duplicates()
+        self.warm_duplicates(len(ids), progress)
         return ids
 
     def _prepare(self, batch: ImportBatch, source_file: str | None,
@@ -322,10 +322,9 @@ class Dataset:
             [Member(it.file_name, d, info.phash, it.split, keys[i]) for i, (it, _b, d, info) in enumerate(prepared)],
             self._split_members(below) if auto_idx else [], current_val=cur_val, current_test=cur_test,
             total_after=total_after, settings=settings)
-        self.split_notes = [(f"{broken} groups of copies of one image were too large to keep in one split and "
-                             "were split" if broken != 1 else "1 group of copies of one image was too large to "
-                             "keep in one split and was split") + " to fill val / test (stats lists them)"
-                            ] if broken else []
+        groups = ("1 group of copies of one image was too large to keep in one split and was split" if broken == 1
+                  else f"{broken} groups of copies of one image were too large to keep in one split and were split")
+        self.split_notes = [f"{groups} to fill val / test (stats lists them)"] if broken else []
         return splits, keys
 
     def _split_members(self, below: int) -> list[Member]:
@@ -333,16 +332,20 @@ class Dataset:
         by id."""
         return [Member(*r) for r in self.conn.execute(store.SPLIT_MEMBERS, (self.id, below))]
 
-    def warm_duplicates(self) -> None:
+    def warm_duplicates(self, new_images: int = 0, progress: ProgressFn | None = None) -> None:
         """Bring the kept duplicate search up to date now that examples came in (only the new images are
         compared; a large import searches them all), so the next ``stats`` reads it instead. Best effort,
-        after the import committed: if an image cannot be hashed, ``stats`` says so when asked."""
+        after the import committed: if an image cannot be hashed, ``stats`` says so when asked.
+        ``progress`` hears of it as a stage over the ``new_images`` (a second or more on a large import)."""
         from .stats import warm_duplicates
 
+        stage = Stage(progress, "import", "searching near duplicates", new_images, "images")
         try:
             warm_duplicates(self)
         except WorkbenchError as e:
             _log.info("duplicate search after the import of dataset %r left for stats: %s", self.name, e)
+        stage.advance(new_images)
+        stage.close()
 
     def _ann_row(self, example_id: int, ann: Annotation, class_ids: dict[str, int], author: str,
                  stamp: str) -> tuple:

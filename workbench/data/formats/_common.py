@@ -376,13 +376,9 @@ class ChainedChecks:
     def next_part(self) -> Iterator[None]:
         """Within the block, a reader's background checks start once those of the parts added so far
         have ended (they would only share the cores; and their progress comes one stage at a time)."""
-        earlier = [checks for _start, _n, checks in self.parts]  # (not those added later: this one's own)
-
-        def after() -> None:
-            for checks in earlier:
-                checks.join_quietly()
-
-        token = _AFTER.set(after if earlier else None)
+        earlier = ChainedChecks()  # the parts so far (not those added later: this one's own)
+        earlier.parts = list(self.parts)
+        token = _AFTER.set(earlier.join_quietly if earlier.parts else None)
         try:
             yield
         finally:
