@@ -72,20 +72,46 @@ def test_a_full_disk_while_storing_stops_the_import_and_removes_its_files(tmp_pa
     src = coco_folder(tmp_path / "src", 40)
     monkeypatch.setenv(WORKERS_ENV, "2")
     monkeypatch.setenv(POOL_ENV, "thread")
-    real = BlobStore.put
+    real = BlobStore.put_many
     calls = []
 
-    def filling(self, data, digest=None, *, fsync=True):
-        calls.append(digest)
+    def filling(self, items, *, fsync=False):
+        calls.extend(d for _data, d in items)
         if len(calls) > 25:
             raise OSError(errno.ENOSPC, "No space left on device", str(self.root))
-        return real(self, data, digest, fsync=fsync)
+        return real(self, items, fsync=fsync)
 
-    monkeypatch.setattr(BlobStore, "put", filling)
+    monkeypatch.setattr(BlobStore, "put_many", filling)
     with Workspace(tmp_path / "ws") as w:
         with pytest.raises(OSError) as e:
             import_source(w, "d", src, "coco")
         assert e.value.errno == errno.ENOSPC
+        assert leftovers(w) == (0, 0, [], [])
+
+
+def test_a_full_small_image_table_is_a_full_disk_and_the_import_leaves_nothing(tmp_path, monkeypatch):
+    """SQLite's own "database or disk is full" (the table capped with ``max_page_count``), not a stand-in:
+    it is the ENOSPC a file write would raise, naming the table, and the import leaves no image and no row."""
+    src = coco_folder(tmp_path / "src", 40)
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    monkeypatch.setenv(POOL_ENV, "thread")
+    real = BlobStore._db
+    seen: list = []
+
+    def capped(self, create):
+        conn = real(self, create)
+        if conn is not None and not any(conn is c for c in seen):  # room for a few images, once
+            seen.append(conn)
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            conn.execute(f"PRAGMA max_page_count = {pages + 4}")
+        return conn
+
+    monkeypatch.setattr(BlobStore, "_db", capped)
+    with Workspace(tmp_path / "ws") as w:
+        with pytest.raises(OSError) as e:
+            import_source(w, "d", src, "coco")
+        assert e.value.errno == errno.ENOSPC and e.value.filename.endswith("small.sqlite")
+        assert "full" in str(e.value)
         assert leftovers(w) == (0, 0, [], [])
 
 
@@ -168,7 +194,7 @@ from pathlib import Path
 from workbench.data.blobs import BlobStore, sha256_bytes
 
 store = BlobStore(Path(sys.argv[1]) / "blobs")
-data = b"half an image" * 1000
+data = b"half an image" * 4000  # larger than SMALL_BYTES: a file
 real = os.write
 def slow(fd, view):
     n = real(fd, bytes(view[:5000]))
@@ -193,7 +219,7 @@ def test_a_killed_image_write_leaves_a_temp_file_gc_reclaims_and_no_image(tmp_pa
     proc.wait()
     proc.stdout.close()
     temps = list((home / "blobs").rglob(".*.tmp"))
-    digest = hashlib.sha256(b"half an image" * 1000).hexdigest()
+    digest = hashlib.sha256(b"half an image" * 4000).hexdigest()
     assert len(temps) == 1 and temps[0].name.startswith(f".{digest}.{proc.pid}-") and temps[0].suffix == ".tmp"
     with Workspace(home) as w:
         assert w.check() == [] and w.blobs.all() == set()

@@ -94,7 +94,7 @@ KILLED_BLOB_WRITE = textwrap.dedent("""
     from workbench.fsutil import atomic_write
 
     store = BlobStore(Path(sys.argv[1]) / "blobs")
-    data = b"half an image" * 1000
+    data = b"half an image" * 4000  # larger than SMALL_BYTES: a file
     def slow(fh):
         fh.write(data[:5000])
         fh.flush()

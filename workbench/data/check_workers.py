@@ -63,6 +63,11 @@ class BlobSink:
         _, new = self.blobs.put(data, digest, fsync=False)
         self.note(digest, new)
 
+    def put_many(self, items: Sequence[tuple[bytes, str]]) -> None:
+        """Store (bytes, sha256) pairs at once (small images: one transaction), unflushed."""
+        for (_data, digest), new in zip(items, self.blobs.put_many(items, fsync=False), strict=True):
+            self.note(digest, new)
+
     def note(self, digest: str, new: bool) -> None:
         """``digest`` is in the store now (``new``: written now, by this sink or a worker process for it)."""
         with self._lock:
@@ -83,6 +88,7 @@ def check_chunk(jobs: Sequence[tuple[str | None, bytes | None]], sink: BlobSink 
     out: list[Outcome] = []
     done: list[tuple[int, tuple[int, int, str, str, int]]] = []
     thumbs = []
+    small: list[tuple[int, bytes, str]] = []  # stored together after the loop: one transaction
     for path, data in jobs:
         try:
             if data is None:
@@ -95,7 +101,9 @@ def check_chunk(jobs: Sequence[tuple[str | None, bytes | None]], sink: BlobSink 
         except ImportFormatError as e:
             out.append(("format", e.detail))
             continue
-        if sink is not None:
+        if sink is not None and sink.blobs.packs(len(data)):
+            small.append((len(out), data, digest))
+        elif sink is not None:
             try:
                 sink.put(data, digest)
             except OSError as e:
@@ -104,6 +112,16 @@ def check_chunk(jobs: Sequence[tuple[str | None, bytes | None]], sink: BlobSink 
         done.append((len(out), (w, h, fmt, digest, len(data))))
         thumbs.append(thumb)
         out.append(("format", "not checked"))  # replaced below
+    if small:
+        assert sink is not None
+        try:
+            sink.put_many([(data, digest) for _k, data, digest in small])
+        except OSError as e:  # their transaction rolled back: none of them is stored, each one says why
+            failed = {k for k, _data, _digest in small}
+            for k in failed:
+                out[k] = ("store", e)
+            kept = [j for j, (k, _v) in enumerate(done) if k not in failed]
+            done, thumbs = [done[j] for j in kept], [thumbs[j] for j in kept]
     if thumbs:
         hashes = hash_thumbnails(np.stack(thumbs))
         for (k, (w, h, fmt, digest, nbytes)), value in zip(done, hashes, strict=True):
@@ -261,10 +279,15 @@ class WorkerPool:
         self.close()
 
 
+_STORES: dict[str, BlobStore] = {}  # a worker's stores (one connection each to the small images' table)
+
+
 def _answer(paths: list[str], store: str | None) -> list[Any]:
     from .blobs import BlobStore
 
-    sink = BlobSink(BlobStore(Path(store))) if store else None
+    if store and store not in _STORES:
+        _STORES[store] = BlobStore(Path(store))
+    sink = BlobSink(_STORES[store]) if store else None
     outcomes = check_chunk([(p, None) for p in paths], sink)
     written = set(sink.written) if sink is not None else set()
     out: list[Any] = []

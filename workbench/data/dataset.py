@@ -50,18 +50,20 @@ if TYPE_CHECKING:
     from .workspace import Workspace
 
 _log = logging.getLogger(__name__)
+STORE_ROWS = 256  # images an in-memory import stores per transaction of the small images' table
 
 __all__ = ["Dataset", "drop_unreferenced"]
 
 
 def drop_unreferenced(ws: Workspace, digests: Iterable[str], *, rolled_back_later: bool) -> None:
-    """Remove image files an import wrote, unless a committed row points at them (a failed import's
+    """Remove images an import wrote, unless a committed row points at them (a failed import's
     clean-up: :meth:`Dataset.import_batch`, the bulk import and ``transfer.import_source`` call it).
 
     Inside an enclosing transaction the rows this import inserted will be rolled back, so every file
     it wrote goes. Other writers re-check their files inside their own transaction (see
     ``Dataset._insert_prepared``), so removing a file they are about to reference cannot dangle.
     """
+    unused = []
     for d in digests:
         used = None
         if not rolled_back_later:
@@ -70,7 +72,8 @@ def drop_unreferenced(ws: Workspace, digests: Iterable[str], *, rolled_back_late
             except sqlite3.Error:
                 used = None
         if not used:
-            ws.blobs.remove(d)
+            unused.append(d)
+    ws.blobs.remove_many(unused)
 
 
 class Dataset:
@@ -184,11 +187,11 @@ class Dataset:
         nested = self.conn.in_transaction
         try:
             storing = Stage(progress, "import", "storing images", len(prepared), "images")
-            for _item, data, digest, _info in prepared:
-                _, new = self.workspace.blobs.put(data, digest, fsync=False)
-                if new:
-                    written.append(digest)
-                storing.advance()
+            for k in range(0, len(prepared), STORE_ROWS):  # small images: a transaction per run of them
+                run = [(data, digest) for _item, data, digest, _info in prepared[k:k + STORE_ROWS]]
+                written += [d for (_data, d), new in zip(run, self.workspace.blobs.put_many(run), strict=True)
+                            if new]
+                storing.advance(len(run))
             storing.close()
             if written:
                 self.workspace.blobs.sync()
@@ -273,9 +276,10 @@ class Dataset:
             if source_info:
                 self.conn.execute(store.KEEP_SOURCE_INFO, (json_or_null(source_info), self.id))
             splits, keys = self.plan_splits(prepared, settings)
-            for _it, data, d, _info in prepared:  # a concurrent failed import may have removed a shared file
-                if not self.workspace.blobs.exists(d):
-                    self.workspace.blobs.put(data, d)
+            gone = self.workspace.blobs.missing(d for _it, _data, d, _info in prepared)
+            if gone:  # a concurrent failed import may have removed a shared image
+                self.workspace.blobs.put_many([(data, d) for _it, data, d, _info in prepared if d in gone],
+                                              fsync=True)
             known = store.known_blobs(self.conn, [d for _it, _data, d, _info in prepared])
             self.conn.executemany(
                 store.INSERT_BLOB,

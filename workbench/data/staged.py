@@ -342,10 +342,12 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
         with _short_tx(ws, held):
             if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
                 raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
+            gone = ws.blobs.missing(digests)  # a concurrent failed import may have removed a shared image
             for i in part:
                 item, data, digest, _info = prepared[i]
-                if not ws.blobs.exists(digest):  # a concurrent failed import may have removed a shared file
+                if digest in gone:
                     ws.blobs.put(data if data is not None else _bytes_of(item, digest), digest)
+                    gone.discard(digest)
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
             conn.executemany(store.INSERT_BLOB, blob_rows)
             added |= digests - known

@@ -1,4 +1,5 @@
-"""A workspace: one folder with ``workbench.db`` (SQLite, WAL) and ``blobs/`` (images by content hash).
+"""A workspace: one folder with ``workbench.db`` (SQLite, WAL) and ``blobs/`` (images by content hash: small
+ones in ``blobs/small.sqlite``, the rest as files; see :mod:`.blobs`).
 
 Several processes may open the same workspace at once (two notebook kernels and a CLI, say): every write
 is one short ``BEGIN IMMEDIATE`` transaction, retried while another writer holds the lock.
@@ -75,6 +76,7 @@ class Workspace:
         if checkpointer is not None:  # a timer that fires after close would write beside a removed folder
             checkpointer.cancel()
         self.conn.close()
+        self.blobs.close()
 
     def __enter__(self) -> Workspace:
         return self
@@ -174,11 +176,12 @@ class Workspace:
         return self.blobs.get(blob)
 
     def gc(self, *, grace_s: float = 3600.0) -> dict:
-        """Remove image files and blob rows that nothing references (examples or snapshots).
+        """Remove images (files, rows of ``blobs/small.sqlite``) and blob rows that nothing references
+        (examples or snapshots).
 
-        A process killed during an import can leave image files written but never committed: they are
-        invisible (no row points at them) and this reclaims them. Files younger than ``grace_s`` are
-        kept, since a running import writes its images before its transaction commits.
+        A process killed during an import can leave images stored but never committed: they are invisible
+        (no row points at them) and this reclaims them. Images stored less than ``grace_s`` ago are kept,
+        since a running import stores its images before its transaction commits.
         """
         import time
 
@@ -193,21 +196,21 @@ class Workspace:
             dead_rows = rows - referenced
             self.conn.executemany("DELETE FROM blobs WHERE hash=?", [(h,) for h in dead_rows])
             on_disk = self.blobs.all()
-            dead_files = {
-                h for h in on_disk - (rows - dead_rows) if self.blobs.path(h).stat().st_mtime < cutoff
-            }
-            for h in dead_files:
-                self.blobs.remove(h)
+            dead_files = self.blobs.stored_before(on_disk - (rows - dead_rows), cutoff)
+            self.blobs.remove_many(dead_files)
             temps = [p for p in self.blobs.temp_files() if p.stat().st_mtime < cutoff]
             for p in temps:
                 p.unlink(missing_ok=True)
+        if dead_files:
+            self.blobs.shrink()
         return {"rows_removed": len(dead_rows), "files_removed": len(dead_files), "temp_removed": len(temps)}
 
     def check(self) -> list[str]:
         """Integrity problems: SQLite's integrity check plus missing image files. Empty when sound."""
         problems = [r[0] for r in self.conn.execute("PRAGMA integrity_check") if r[0] != "ok"]
         problems += [f"foreign key violation in {r[0]}" for r in self.conn.execute("PRAGMA foreign_key_check")]
-        for (h,) in self.conn.execute("SELECT hash FROM blobs"):
-            if not self.blobs.exists(h):
-                problems.append(f"image {h} is in the database but missing on disk")
+        problems += self.blobs.check()
+        rows = [r[0] for r in self.conn.execute("SELECT hash FROM blobs ORDER BY hash")]
+        gone = self.blobs.missing(rows)
+        problems += [f"image {h} is in the database but missing on disk" for h in rows if h in gone]
         return problems
