@@ -128,3 +128,26 @@ def test_phash_is_stable_across_encodings_and_hex() -> None:
     assert hamming(a, phash(png(img[:, ::-1]))) > 8  # mirrored is a different picture
     assert phash_hex(png(img)) == f"{a:016x}" and len(phash_hex(png(img))) == 16
     assert 0 <= a < 2**64
+
+
+def test_components_label_as_scipy_does_on_random_graphs_and_long_chains():
+    """The numpy union-find gives scipy's ``connected_components`` labels exactly (the oracle: scipy, which
+    the import no longer loads), on random multigraphs, self loops, and long chains in shuffled order."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from workbench.data.duplicates import components
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        n = int(rng.integers(1, 300))
+        if trial % 3 == 0:
+            perm = rng.permutation(n)
+            a, b = perm[:-1], perm[1:]
+        else:
+            m = int(rng.integers(0, 3 * n))
+            a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+        want = (connected_components(coo_matrix((np.ones(a.size, np.int8), (a, b)), shape=(n, n)), directed=False)[1]
+                if a.size else np.arange(n))
+        assert np.array_equal(components(n, a, b), want), trial
+    assert components(0, np.empty(0, np.int64), np.empty(0, np.int64)).size == 0
