@@ -178,3 +178,39 @@ def test_a_kill_mid_import_leaves_nothing_visible_and_the_next_open_cleans_up(tm
         ds.add_annotation(ex, Annotation("box", "a", bbox=(1, 1, 2, 2)))
         assert aggregates.verify(ws.conn) == []
     ws.close()
+
+
+def _triggers(conn) -> list[tuple]:
+    return [tuple(r) for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='trigger' ORDER BY name")]
+
+
+def test_the_row_triggers_a_large_import_drops_are_never_missing_for_anyone_else(ws, small_chunks, monkeypatch):
+    """Each short transaction drops the per-row insert triggers ``agg_bulk`` makes no-ops and creates them
+    again, the same SQL, before it commits: another connection sees every trigger at every chunk, the
+    schema is the same after the import, and an edit after it is counted by them (verify agrees)."""
+    ds = ws.create_dataset("d", "detection", classes="cat")
+    reader = Workspace(ws.home)
+    before = _triggers(reader.conn)
+    assert {n for n, _sql in before} >= set(aggregates.BULK_TRIGGERS)
+    seen = []
+    monkeypatch.setattr(staged, "ON_CHUNK", lambda _held: seen.append(_triggers(reader.conn)))
+    ds.import_batch(box_batch(12, seed=1, classes=("cat", "dog")))
+    assert len(seen) > 5 and all(s == before for s in seen)
+    assert _triggers(ws.conn) == before
+    ex = ds.examples()[0]
+    ds.add_annotation(ex.id, Annotation("box", "dog", bbox=(1, 1, 5, 5)))  # counted by the trigger put back
+    assert aggregates.verify(ws.conn) == []
+    reader.close()
+
+
+def test_an_error_inside_the_triggers_off_block_rolls_them_back_with_the_transaction(ws):
+    before = _triggers(ws.conn)
+    with pytest.raises(KeyError):
+        with ws.transaction() as conn:
+            with aggregates.row_triggers_off(conn):
+                assert not {n for n, _sql in _triggers(conn)} & set(aggregates.BULK_TRIGGERS)
+                raise KeyError("a failure inside the block")
+    assert _triggers(ws.conn) == before
+    with pytest.raises(RuntimeError, match="open write transaction"):
+        with aggregates.row_triggers_off(ws.conn):
+            pass

@@ -22,7 +22,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from ..errors import NotFoundError
@@ -34,6 +34,7 @@ _HASH = re.compile("[0-9a-f]{64}")  # sha256 hex digests only: a name from outsi
 SMALL_BYTES = 32 * 1024  # images up to this size are rows of ``small.sqlite`` (see the module's docstring)
 SMALL_DB = "small.sqlite"
 _IN = 500  # hashes per ``IN (...)`` query
+_BUSY_S = 60.0  # how long a writer waits for another's lock on the table
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -75,12 +76,11 @@ class BlobStore:
         if not create and not os.path.exists(self._db_path):
             return None
         try:
-            conn = sqlite3.connect(self._db_path, timeout=60, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self._db_path, timeout=_BUSY_S, isolation_level=None, check_same_thread=False)
             try:
-                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect when the file is new: gc shrinks it
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("""CREATE TABLE IF NOT EXISTS small (
-                    hash TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at REAL NOT NULL)""")
+                # Processes making the file at once (an import's workers) can meet it mid-way to WAL, which
+                # SQLite answers with "database is locked" at once, not after waiting: retried.
+                _retry_locked(lambda: _set_up(conn))
             except BaseException:
                 conn.close()
                 raise
@@ -321,6 +321,26 @@ class _write:
             self.conn.execute("COMMIT")
         elif self.conn.in_transaction:
             self.conn.execute("ROLLBACK")
+
+
+def _set_up(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":  # a new file
+        conn.execute("PRAGMA auto_vacuum=INCREMENTAL")  # (before its first table): gc gives the space back
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS small (hash TEXT PRIMARY KEY, data BLOB NOT NULL, stored_at REAL NOT NULL)")
+
+
+def _retry_locked(step: Callable[[], object]) -> None:
+    """Run ``step``, again every few milliseconds while it finds the file locked (up to :data:`_BUSY_S`)."""
+    deadline = time.monotonic() + _BUSY_S
+    while True:
+        try:
+            step()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _os_error(e: sqlite3.Error, path: str) -> OSError:
