@@ -264,3 +264,12 @@ def test_files_other_tools_wrote_import_the_same_through_worker_processes(tmp_pa
             assert ids
             got.append(stored(w))
     assert got[0] == got[1]
+
+
+def test_workers_run_below_the_process_that_writes_the_rows():
+    """The parent writes every image's rows (the import's longest path when images are small): its workers
+    run ``WORKER_NICE`` below it, so three busy processes on two cores leave it a whole core."""
+    with check_workers.WorkerPool(2) as pool:
+        mine = os.getpriority(os.PRIO_PROCESS, 0)
+        theirs = [os.getpriority(os.PRIO_PROCESS, pid) for pid in pool.pids]
+    assert theirs == [min(19, mine + check_workers.WORKER_NICE)] * 2
