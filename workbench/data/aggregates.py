@@ -37,7 +37,8 @@ _LABELS = frozenset(("label", "anomaly"))  # the same kinds as the SQL below
 _OBJECTS = frozenset(("box", "polygon", "mask"))
 
 __all__ = ["SCHEMA", "register_functions", "rebuild", "verify", "bulk_insert", "count_range", "move_examples",
-           "FINGERPRINT", "NewCounts", "count_new", "add_new"]
+           "FINGERPRINT", "NewCounts", "count_new", "add_new", "box_counts", "add_box_sizes", "bump_examples",
+           "row_triggers_off", "BULK_TRIGGERS"]
 
 _LABEL_KINDS = "('label', 'anomaly')"
 _OBJECT_KINDS = "('box', 'polygon', 'mask')"
@@ -317,7 +318,7 @@ class NewCounts:
 
     per_example: list[list[tuple[int, int, int, int, int, int]]]  # per example: (class, n, labels, objects, tiny, huge)
     class_split: dict[tuple[str, int], list[int]]  # (split, class) -> [n, labels, images, label_images]
-    box_size: dict[tuple[int, int], int]  # (class, size bin) -> boxes
+    box_keys: np.ndarray  # per box: class * (SIZE_BINS + 1) + size bin (counted by box_counts, written apart)
 
 
 def count_new(examples: Sequence[tuple[str, int, int]], annotations: Sequence[Sequence[Sequence[Any]]]
@@ -373,18 +374,25 @@ def count_new(examples: Sequence[tuple[str, int, int]], annotations: Sequence[Se
             cs[2] += 1
             cs[3] += labels > 0
         per_example.append(out)
-    box_size: dict[tuple[int, int], int] = {}
-    if box_class:
-        step = SIZE_BINS + 1
-        keys, boxes = np.unique(np.asarray(box_class, np.int64) * step + size_bins(box_w, box_h, box_iw, box_ih),
-                                return_counts=True)
-        box_size = {divmod(k, step): b for k, b in zip(keys.tolist(), boxes.tolist(), strict=True)}
-    return NewCounts(per_example, class_split, box_size)
+    box_keys = (np.asarray(box_class, np.int64) * (SIZE_BINS + 1) + size_bins(box_w, box_h, box_iw, box_ih)
+                if box_class else np.empty(0, np.int64))
+    return NewCounts(per_example, class_split, box_keys)
+
+
+def box_counts(box_keys: Sequence[np.ndarray]) -> dict[tuple[int, int], int]:
+    """(class, size bin) -> boxes, from :class:`NewCounts`' ``box_keys`` of any number of counts."""
+    if not box_keys:
+        return {}
+    keys, boxes = np.unique(np.concatenate(box_keys), return_counts=True)
+    return {divmod(k, SIZE_BINS + 1): b for k, b in zip(keys.tolist(), boxes.tolist(), strict=True)}
 
 
 # The per-row insert triggers that ``agg_bulk`` turns into no-ops; a trigger whose WHEN is false still costs
 # its call: 2.2 of an annotation's 7.2 us insert here (measured with the triggers as they are, WHEN 0, none).
-BULK_TRIGGERS = ("agg_annotation_insert", "hist_annotation_insert", "agg_example_class_insert")
+# ``agg_example_insert`` (a dataset's example-set version, bumped per example) is bumped once per transaction
+# instead (:func:`bump_examples`).
+BULK_TRIGGERS = ("agg_annotation_insert", "hist_annotation_insert", "agg_example_class_insert",
+                 "agg_example_insert")
 
 
 @contextmanager
@@ -405,6 +413,11 @@ def row_triggers_off(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute(sql)
 
 
+def bump_examples(conn: sqlite3.Connection, dataset_id: int) -> None:
+    """Say that examples came to ``dataset_id`` (what ``agg_example_insert`` does per example)."""
+    conn.execute(_bump("?").strip(), (dataset_id,))
+
+
 def add_box_sizes(conn: sqlite3.Connection, dataset_id: int, box_size: dict[tuple[int, int], int]) -> None:
     """Add (class, size bin) -> boxes counts to ``agg_box_size``. Run inside a transaction."""
     conn.executemany("""INSERT INTO agg_box_size (dataset_id, class_id, bin, n) VALUES (?,?,?,?)
@@ -416,7 +429,8 @@ def add_new(conn: sqlite3.Connection, dataset_id: int, example_ids: Sequence[int
             counts: NewCounts) -> None:
     """Add :func:`count_new`'s counts of examples just inserted (ids ``example_ids``, all their annotations
     inserted in this transaction while ``agg_bulk`` held the per-row triggers off) to the maintained
-    tables. Run inside that transaction."""
+    tables, but the box sizes: :func:`add_box_sizes` of :func:`box_counts` adds those (once for a whole
+    import). Run inside that transaction."""
     conn.executemany(
         "INSERT INTO agg_example_class (example_id, class_id, dataset_id, split, n, labels, objects, tiny, huge) "
         "VALUES (?,?,?,?,?,?,?,?,?)",
@@ -429,7 +443,6 @@ def add_new(conn: sqlite3.Connection, dataset_id: int, example_ids: Sequence[int
             labels = labels + excluded.labels, images = images + excluded.images,
             label_images = label_images + excluded.label_images""",
                      [(dataset_id, split, cid, *v) for (split, cid), v in counts.class_split.items()])
-    add_box_sizes(conn, dataset_id, counts.box_size)
 
 
 def move_examples(conn: sqlite3.Connection, source: int, target: int) -> None:

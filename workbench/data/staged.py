@@ -32,6 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..errors import AlreadyExistsError, NotFoundError, ValidationError
 from ..progress import ProgressFn, Stage
 from . import aggregates, store, write_waiters
@@ -314,7 +316,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
         statuses.append(status)
     new_ids: list[int] = []
     held: list[float] = []
-    boxes: dict[tuple[int, int], int] = {}  # (class, size bin) -> boxes of every transaction's examples
+    boxes: list[np.ndarray] = []  # every transaction's NewCounts.box_keys
     stage = Stage(progress, "import", "writing rows", len(prepared), "examples")
     runs = _chunks(prepared, max(1, min(CHUNK_ROWS, FIRST_ROWS)))
     took: float | None = None
@@ -340,9 +342,7 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
                       for a in prepared[i][0].annotations] for i in part]
         counts = aggregates.count_new([(splits[i], prepared[i][3].width, prepared[i][3].height) for i in part],
                                       ann_parts)  # counted here, before the write lock is taken
-        for key, n in counts.box_size.items():  # written once, at the end: a bin per box and transaction else
-            boxes[key] = boxes.get(key, 0) + n
-        counts.box_size = {}
+        boxes.append(counts.box_keys)  # written once, at the end: a bin per box and transaction else
         with _short_tx(ws, held):
             if conn.execute("SELECT 1 FROM datasets WHERE id=?", (ds.id,)).fetchone() is None:
                 raise NotFoundError(f"dataset '{ds.name}' was deleted during the import; nothing was added")
@@ -355,16 +355,19 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
             conn.execute("INSERT INTO agg_bulk VALUES (1)")  # counted set-based below; new rows: no history
             conn.executemany(store.INSERT_BLOB, blob_rows)
             added |= digests - known
-            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
-            conn.executemany(store.INSERT_EXAMPLE, example_rows)
-            # every example past ``before`` is one of these (this transaction holds the write lock): a rowid
-            # range, not a dataset filter (which would scan the shadow's earlier rows every time)
-            ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE id > ? ORDER BY id", (before,))]
-            if len(ids) != len(example_rows):  # cannot happen while this transaction holds the write lock
-                raise RuntimeError(f"inserted {len(example_rows)} examples, found {len(ids)}")
-            new_ids.extend(ids)
-            ann_rows = [(ex_id, *row[1:]) for ex_id, rows in zip(ids, ann_parts, strict=True) for row in rows]
-            with aggregates.row_triggers_off(conn):  # (agg_bulk makes them no-ops; their calls cost a third)
+            # the per-row triggers agg_bulk makes no-ops go for the transaction (their calls cost a third of
+            # an annotation's insert); the example-set version is bumped once instead of per example
+            with aggregates.row_triggers_off(conn):
+                before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM examples").fetchone()[0]
+                conn.executemany(store.INSERT_EXAMPLE, example_rows)
+                aggregates.bump_examples(conn, shadow)
+                # every example past ``before`` is one of these (this transaction holds the write lock): a
+                # rowid range, not a dataset filter (which would scan the shadow's earlier rows every time)
+                ids = [r[0] for r in conn.execute("SELECT id FROM examples WHERE id > ? ORDER BY id", (before,))]
+                if len(ids) != len(example_rows):  # cannot happen while this transaction holds the write lock
+                    raise RuntimeError(f"inserted {len(example_rows)} examples, found {len(ids)}")
+                new_ids.extend(ids)
+                ann_rows = [(ex_id, *row[1:]) for ex_id, rows in zip(ids, ann_parts, strict=True) for row in rows]
                 conn.executemany(store.INSERT_ANNOTATION, ann_rows)
                 # every annotation of these examples is in this transaction (_chunks keeps an example whole)
                 aggregates.add_new(conn, shadow, ids, [splits[i] for i in part], counts)
@@ -373,10 +376,11 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
         stage.advance(end - start)
     if ready is not None:
         ready(len(prepared))
-    keys_left = list(boxes)
+    sizes = aggregates.box_counts(boxes)
+    keys_left = list(sizes)
     for k in range(0, len(keys_left), CHUNK_ROWS // 4):  # the box sizes, still under the shadow (verify skips them)
         with _short_tx(ws, held) as conn:
-            aggregates.add_box_sizes(conn, shadow, {key: boxes[key] for key in keys_left[k:k + CHUNK_ROWS // 4]})
+            aggregates.add_box_sizes(conn, shadow, {key: sizes[key] for key in keys_left[k:k + CHUNK_ROWS // 4]})
     stage.close()
     return new_ids
 
