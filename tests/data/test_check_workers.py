@@ -273,3 +273,27 @@ def test_workers_run_below_the_process_that_writes_the_rows():
         mine = os.getpriority(os.PRIO_PROCESS, 0)
         theirs = [os.getpriority(os.PRIO_PROCESS, pid) for pid in pool.pids]
     assert theirs == [min(19, mine + check_workers.WORKER_NICE)] * 2
+
+
+def test_reading_an_image_file_refuses_what_is_not_a_regular_file_or_too_large_without_blocking(tmp_path,
+                                                                                                  monkeypatch):
+    """The worker's read: opened without blocking, the open file checked (a FIFO would wait for a writer
+    forever; a sparse giant costs nothing to make), then read whole."""
+    from workbench.data import images
+    from workbench.errors import ImageError
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    with pytest.raises(ImportFormatError, match="not a regular file"):
+        images.read_image_file(fifo)  # returns at once (the test would hang here otherwise)
+    big = tmp_path / "big.png"
+    with open(big, "wb") as fh:
+        fh.truncate(5000)
+    monkeypatch.setattr(images, "MAX_BYTES", 4096)
+    with pytest.raises(ImageError, match="over the 4096 byte limit"):
+        images.read_image_file(big, file="big.png", record=7)
+    ok = tmp_path / "ok.png"
+    ok.write_bytes(b"x" * 3000)
+    assert images.read_image_file(ok) == b"x" * 3000
+    with pytest.raises(ImportFormatError, match="cannot read image"):
+        images.read_image_file(tmp_path / "missing.png")
