@@ -37,14 +37,20 @@ def test_each_image_file_is_read_once_on_its_way_into_the_store(tmp_path, monkey
     monkeypatch.setenv(POOL_ENV, "thread")  # reads in this process, where they can be counted
     monkeypatch.setattr("workbench.data.staged.worth_staging", lambda rows: True)  # the large-import path
     reads: list[str] = []
-    real = Path.read_bytes
+    real_open, real_read_bytes = os.open, Path.read_bytes
 
-    def counting(self: Path) -> bytes:
+    def counting_open(path, *args, **kwargs):  # how read_image_file opens it
+        if str(path).endswith(".jpg"):
+            reads.append(Path(path).name)
+        return real_open(path, *args, **kwargs)
+
+    def counting_read_bytes(self: Path) -> bytes:  # any other way of reading it
         if self.suffix == ".jpg":
             reads.append(self.name)
-        return real(self)
+        return real_read_bytes(self)
 
-    monkeypatch.setattr(Path, "read_bytes", counting)
+    monkeypatch.setattr(os, "open", counting_open)
+    monkeypatch.setattr(Path, "read_bytes", counting_read_bytes)
     with Workspace(tmp_path / "ws") as w:
         _, ids = import_source(w, "d", src, "coco")
         assert len(ids) == 40
