@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from workbench.data.formats import READERS, WRITERS, get_reader, get_writer
@@ -696,3 +698,14 @@ def test_canonical_counts_and_geometry_helpers() -> None:
     for m in [rect, rasterize([(3.2, 0.5, 7.9, 2.2, 6.1, 5.8, 1.0, 4.4)], None, 6, 8)]:
         traced = mask_to_polygons(rle_from_array(m))
         assert np.array_equal(rasterize(traced, None, *m.shape), m)
+
+
+@given(st.text(alphabet="ab./\\ ", max_size=12))
+def test_a_coco_file_name_gives_the_name_path_gives(rel):
+    """The COCO reader takes an image's name with a string split (20,000 Path objects cost a tenth of a
+    second): the same name ``Path`` gives, for ``/`` and ``\\`` separators, dots and empty parts."""
+    from pathlib import Path
+
+    from workbench.data.formats.coco import _base_name
+
+    assert _base_name(rel) == Path(rel.replace("\\", "/")).name

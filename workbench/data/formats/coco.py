@@ -415,7 +415,7 @@ def read(
         where[str(path)] = (str(path), rec)  # image errors name the image file, as probing it did
         infos[iid] = ImageInfo(w, h, "")  # the declared size: the decoded one is compared with it
         items[iid] = ImportItem(
-            file_name=Path(rel.replace("\\", "/")).name,
+            file_name=_base_name(rel),
             path=path,
             split=split,
             source=f"coco:{rel}",
@@ -454,6 +454,14 @@ def read(
     dataset_type = "segmentation" if has_segmentation else "detection"
     return ImportBatch(items=items_kept, classes=classes, type=dataset_type, source=f"coco:{src}",
                        info=kept.file_info(data), report=report, checks=checks)
+
+
+def _base_name(rel: str) -> str:
+    """The file name of a COCO ``file_name`` (``/`` or ``\\`` separated), as ``Path(...).name`` gives it
+    (a string split: 20,000 Path objects were a tenth of a second)."""
+    flat = rel.replace("\\", "/")
+    name = flat.rpartition("/")[2]
+    return name if name not in ("", ".", "..") else Path(flat).name
 
 
 def _image_roots(src: Path) -> list[Path]:
