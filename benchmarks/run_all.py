@@ -53,6 +53,7 @@ BENCHES: dict[str, Bench] = {
     "import_scale-photos": Bench("bench_import_scale.py", ["--photos", "640x480"],
                                  ["--images", "2000", "--photos", "640x480"]),
     "import_pool": Bench("bench_import_pool.py", [], ["--sizes", "200", "1000", "--repeat", "1"]),
+    "blob_store": Bench("bench_blob_store.py", [], ["--sizes", "2000", "32768", "65536", "--repeat", "1"]),
     "kernel": Bench("bench_kernel.py", [], ["--epochs", "2"]),
 }
 

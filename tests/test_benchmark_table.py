@@ -101,6 +101,13 @@ STORE = {
     f"store one edit committed, {SCALE}": TARGET,
 }
 TRAINING = {"Trainer vs bare torch loop, small-cnn / digits @32": ">= 0.95"}
+BLOB_STORE = {
+    "store 4,000 images of 2,000 B, CPU per image: table rows over files; kept as rows (at or under SMALL_BYTES)":
+        "<= 0.5",
+    "read back 4,000 images of 2,000 B, wall per image: table rows over files": "<= 1.25",
+    "store 1,220 images of 65,536 B, CPU per image: table rows over files; kept as files (over SMALL_BYTES)": None,
+    "read back 1,220 images of 65,536 B, wall per image: table rows over files": None,
+}
 
 
 @pytest.mark.parametrize(
@@ -108,6 +115,7 @@ TRAINING = {"Trainer vs bare torch loop, small-cnn / digits @32": ">= 0.95"}
     [
         ("bench_canvas.py", ["--repeat", "1"], CANVAS),
         ("bench_store.py", ["--images", "40", "--boxes-per-image", "2", "--edits", "20"], STORE),
+        ("bench_blob_store.py", ["--sizes", "2000", "65536", "--repeat", "1"], BLOB_STORE),
         pytest.param(
             "bench_training.py",
             ["--epochs", "2", "--repeats", "1", "--examples", "20", "--only", "small-cnn"],
@@ -134,6 +142,7 @@ def test_benchmark_writes_its_rows(tmp_path, script, args, expected):
         "bench_canvas.py": "\nHit-test, 1,000 boxes: ",
         "bench_store.py": "\none annotation edit committed (p50 / p99) ",
         "bench_training.py": "\nsmall-cnn / digits @32 ",
+        "bench_blob_store.py": "2000 B x  4000: write cpu us/image files ",
     }
     assert printed[script] in log, log  # the human table is still printed
 

@@ -1,11 +1,12 @@
 """Content-addressed images, named by the SHA-256 of their original bytes.
 
 Images up to :data:`SMALL_BYTES` live in one SQLite file, ``blobs/small.sqlite`` (table ``small``: hash, bytes,
-when stored); larger ones are files, ``blobs/ab/abcdef...``. A small image costs a row, not a file: creating
-a file costs this machine 160-190 us of kernel time whatever its size, a row in a batch 15-35 us, and a
-small image is read back as fast or faster from the table (``benchmarks/bench_blob_store.py`` measures both
-ways per size; the files win from about 64 KB on). Workspaces written before keep their small images as
-files: every reader looks in both places, and an image is never stored twice.
+when stored); larger ones are files, ``blobs/ab/abcdef...``. A small image costs a row, not a file: creating a
+file costs this machine about 300 us of CPU (mostly kernel) whatever its size, a row stored in a run of 64
+25 us at 2 KB and 90 us at 32 KB; read back, a row is as fast as a file up to 16 KB and 1.2x a file at
+32 KB, 1.6x at 64 KB (``benchmarks/bench_blob_store.py`` measures both ways per size). Workspaces written
+before keep their small images as files: every reader looks in both places, and an image is never stored
+twice.
 
 Writers of either kind store an image before the rows that point at it commit: a killed writer leaves at
 most an unreferenced image (or a ``.<hash>.<pid>-<thread>.tmp`` file), which ``Workspace.gc`` removes once
