@@ -416,15 +416,15 @@ def dir_delete(ctx: click.Context, name: str, directory: str) -> None:
 
 @cli.command()
 @click.option("--grace", type=float, default=3600.0, show_default=True,
-              help="Keep unreferenced files younger than this many seconds.")
+              help="Keep unreferenced images younger than this many seconds.")
 @click.pass_context
 def gc(ctx: click.Context, grace: float) -> None:
-    """Check the workspace and remove image files nothing refers to."""
+    """Check the workspace and remove images nothing refers to (files, rows of blobs/small.sqlite)."""
     ws = _ws(ctx)
     problems = ws.check()
     res = ws.gc(grace_s=grace)
     echo(f"integrity: {'ok' if not problems else '; '.join(problems)}; removed {res['files_removed']} "
-               f"orphan files, {res['rows_removed']} rows")
+               f"orphan images, {res['rows_removed']} rows")
     if problems:
         raise SystemExit(1)
 

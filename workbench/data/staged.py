@@ -378,9 +378,10 @@ def _write(ds: Dataset, shadow: int, prepared: Sequence[tuple[Any, bytes | None,
         ready(len(prepared))
     sizes = aggregates.box_counts(boxes)
     keys_left = list(sizes)
-    for k in range(0, len(keys_left), CHUNK_ROWS // 4):  # the box sizes, still under the shadow (verify skips them)
+    step = max(1, CHUNK_ROWS // 4)  # (an upsert costs about 4 rows' insert)
+    for k in range(0, len(keys_left), step):  # the box sizes, still under the shadow (verify skips them)
         with _short_tx(ws, held) as conn:
-            aggregates.add_box_sizes(conn, shadow, {key: sizes[key] for key in keys_left[k:k + CHUNK_ROWS // 4]})
+            aggregates.add_box_sizes(conn, shadow, {key: sizes[key] for key in keys_left[k:k + step]})
     stage.close()
     return new_ids
 
