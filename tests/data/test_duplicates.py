@@ -151,3 +151,20 @@ def test_components_label_as_scipy_does_on_random_graphs_and_long_chains():
                 if a.size else np.arange(n))
         assert np.array_equal(components(n, a, b), want), trial
     assert components(0, np.empty(0, np.int64), np.empty(0, np.int64)).size == 0
+
+
+def test_crowded_hashes_are_compared_pair_by_pair_and_the_pairs_are_the_same():
+    """Hashes crowded into a few band values (small images hash alike) make the banded search compare
+    nearly every pair anyway: close_pairs compares all pairs then (faster), with the same answer."""
+    from workbench.data import duplicates
+
+    rng = np.random.default_rng(3)
+    # the top 48 bits alike, the low 16 random: every band but the lowest holds one value
+    h = np.unique(np.uint64(0x9E3779B97F4A << 16) | rng.integers(0, 2**16, 1500).astype(np.uint64))
+    assert duplicates._crowded(h, 4)
+    assert not duplicates._crowded(np.unique(rng.integers(0, 2**63, 1500, dtype=np.int64).astype(np.uint64)), 4)
+    i, j, d = duplicates.close_pairs(h, 4)
+    bi, bj = duplicates._band_pairs(h, 4)
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == sorted(zip(bi.tolist(), bj.tolist(), strict=True))
+    assert len(i) > 1000
+    assert (d == duplicates.popcount(h[i] ^ h[j])).all() and d.max() <= 4

@@ -38,6 +38,7 @@ __all__ = [
 
 _BRUTE_FORCE_MAX = 256  # up to this many distinct hashes, compare all pairs (blockwise, vectorised)
 _MIN_BAND_BITS = 8  # shorter bands put too many unrelated hashes together; compare all pairs instead
+_CROWDED_MAX = 8192  # up to this many distinct hashes, all pairs are compared when the bands are crowded
 _BLOCK_CELLS = 4_000_000  # pairs per vectorised block
 
 
@@ -107,6 +108,18 @@ def _band_pairs(h: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarra
     return keys // n, keys % n
 
 
+def _crowded(h: np.ndarray, max_distance: int) -> bool:
+    """Whether the banded search would compare so many candidate pairs (hashes sharing a band value) that
+    comparing all pairs is cheaper: a candidate costs it about four times what a pair costs the blockwise
+    comparison (measured: 32x24 images, 1,491 distinct hashes crowded into few band values, 850,000
+    candidates took 76 ms, all 1.1 million pairs 25 ms)."""
+    candidates = 0
+    for shift, bits in _band_bounds(max_distance + 1):
+        _, counts = np.unique((h >> np.uint64(shift)) & np.uint64((1 << bits) - 1), return_counts=True)
+        candidates += int((counts * (counts - 1) // 2).sum())
+    return candidates * 4 > h.size * (h.size - 1) // 2
+
+
 def close_pairs(
     hashes: np.ndarray | Sequence[int], max_distance: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -127,7 +140,8 @@ def close_pairs(
     if h.size < 2:
         e = np.empty(0, np.int64)
         return e, e, e
-    if h.size <= _BRUTE_FORCE_MAX or HASH_BITS // (max_distance + 1) < _MIN_BAND_BITS:
+    if (h.size <= _BRUTE_FORCE_MAX or HASH_BITS // (max_distance + 1) < _MIN_BAND_BITS
+            or (h.size <= _CROWDED_MAX and _crowded(h, max_distance))):
         i, j = _brute_pairs(h, max_distance)
     else:
         i, j = _band_pairs(h, max_distance)
