@@ -199,7 +199,8 @@ class BlobStore:
         """Those of ``digests`` that are stored nowhere."""
         wanted = set(digests)
         for d in wanted:
-            self._path(d)  # a hash, or NotFoundError
+            if not _HASH.fullmatch(d):
+                raise NotFoundError(f"not an image hash: {d!r}")
         left = wanted - {r[0] for r in self._small_rows(wanted)}
         return {d for d in left if not os.path.isfile(self._path(d))}
 
