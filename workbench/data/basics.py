@@ -4,12 +4,15 @@ without importing each other."""
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from ..errors import ValidationError
 from ..text import check_name
 
-__all__ = ["now", "check_new_name"]
+__all__ = ["now", "check_new_name", "gc_paused"]
 
 
 def now() -> str:
@@ -26,3 +29,18 @@ def check_new_name(name: str, what: str) -> str:
         raise ValidationError(f"{what} name {name[:200]!r} may not contain / \\ or control characters",
                               field="name")
     return check_name(name, what=what)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector held off for a bulk build, then put back as it was (nested blocks:
+    the outermost puts it back). A large import makes millions of objects that reference counting frees and
+    no cycle holds (the parsed file, its annotations, the rows): the collector's passes over a growing heap
+    only cost time, 0.7 s of the 4.6 s main-process CPU of a 20,000 image / 200,000 box import here."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

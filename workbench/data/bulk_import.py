@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ValidationError
 from ..progress import Progress, ProgressFn, Stage
 from . import staged
+from .basics import gc_paused
 from .blobs import sha256_bytes
 from .image_pool import check_items, current_sink, import_workers
 from .images import ImageCheck, check_image
@@ -69,6 +70,12 @@ def import_batch(ds: Dataset, batch: ImportBatch, *, author: str = "import", dir
         batch.finish_checks()
         return ds.import_batch(batch, author=author, directory=directory, source_file=source_file,
                                progress=progress)
+    with gc_paused():  # (its objects hold no cycles: see basics.gc_paused)
+        return _import_large(ds, batch, author, directory, source_file, progress)
+
+
+def _import_large(ds: Dataset, batch: ImportBatch, author: str, directory: str | None, source_file: str | None,
+                  progress: ProgressFn | None) -> list[int]:
     known = {c.name for c in ds.classes} | {c.name for c in batch.classes}
     if batch.checks is not None and current_sink() is not None:
         return _import_while_checking(ds, batch, known, author, directory, source_file, progress)

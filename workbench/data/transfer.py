@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..progress import ProgressFn, Stage
 from . import bulk_import
+from .basics import gc_paused
 from .dataset import Dataset, drop_unreferenced
 from .image_pool import storing_into
 from .import_summary import ImportResult
@@ -66,7 +67,8 @@ def import_source(ws: Workspace, name: str, src: str | Path, fmt: str, *, type: 
     visible at once (:mod:`.staged`). Returns ``(dataset, new example ids)``, with what the import did as
     ``.summary`` (:class:`~workbench.data.import_summary.ImportSummary`).
     """
-    with storing_into(ws.blobs) as sink:  # each image stored as it is checked: one read of each file
+    # each image stored as it is checked (one read of each file); no cyclic GC passes over the import's objects
+    with storing_into(ws.blobs) as sink, gc_paused():
         try:
             return _import_source(ws, name, src, fmt, type=type, directory=directory, author=author, split=split,
                                   progress=progress, **options)
