@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         b = got[_before_name(args.before, i)]
         rows.append(Row(f"import {what} ({kind}) against {_before_name(args.before, i)}", f"{after['seconds']:.1f} s",
                         f"before {b['seconds']:.1f} s, {b['rss_mb']:.0f} MB", after["seconds"] / b["seconds"],
-                        "<= 0.34", "at least 3x faster"))
+                        "<= 0.333", "at least 3x faster"))
     if "datumaro" in got:
         d = got["datumaro"]
         rows.append(Row(f"import {what} ({kind}) against datumaro", f"{after['seconds']:.1f} s",
