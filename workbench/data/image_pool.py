@@ -56,9 +56,11 @@ __all__ = ["check_items", "import_workers", "pool_kind", "MIN_IMAGES_PER_WORKER"
 WORKERS_ENV = "WORKBENCH_IMPORT_WORKERS"
 POOL_ENV = "WORKBENCH_IMPORT_POOL"
 POOL_KINDS = ("auto", "thread", "process")
-# fewer: worker start-up (~0.3 s) costs more than the GIL does. bench_import_pool.py, 2 cores: processes over
-# threads 0.94 / 0.84 / 0.75x at 500 / 750 / 1,000 small PNGs, 1.04 / 0.95 / 0.89x for 320x240 JPEGs
-PROCESS_MIN_IMAGES = 750
+# fewer: worker start-up (~0.3 s) costs more than the GIL does. bench_import_pool.py, 2 cores, with small
+# images stored as table rows (files made threads slower: the crossover was 750 then): processes over
+# threads 1.20 / 1.05 / 0.91 / 0.87 / 0.78x at 750 / 1,000 / 1,250 / 1,500 / 2,000 small PNGs, 1.05 / 1.06 /
+# 1.02 / 0.98 / 0.90x for 320x240 JPEGs
+PROCESS_MIN_IMAGES = 1250
 MIN_IMAGES_PER_WORKER = 8  # fewer images per worker: not worth handing out
 _IN_FLIGHT_PER_WORKER = 4  # jobs handed out ahead per worker: keeps them busy, bounds memory
 MAX_CHUNK = 64  # images per job, at most
