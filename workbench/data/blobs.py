@@ -25,16 +25,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..errors import NotFoundError
 from ..fsutil import discard_temp
+from .store import MAX_VARIABLES, in_chunks
 
 __all__ = ["BlobStore", "SMALL_BYTES", "sha256_bytes"]
 
 _HASH = re.compile("[0-9a-f]{64}")  # sha256 hex digests only: a name from outside never leaves the folder
 SMALL_BYTES = 32 * 1024  # images up to this size are rows of ``small.sqlite`` (see the module's docstring)
 SMALL_DB = "small.sqlite"
-_IN = 500  # hashes per ``IN (...)`` query
 _BUSY_S = 60.0  # how long a writer waits for another's lock on the table
 
 
@@ -97,18 +98,15 @@ class BlobStore:
             conn.execute(f"PRAGMA synchronous={mode}")
             self._synchronous = mode
 
-    def _small_rows(self, digests: Iterable[str], what: str = "hash") -> list[tuple]:
+    def _small_rows(self, digests: Iterable[str], what: str = "hash") -> list[Any]:
         keys = list(digests)
-        out: list[tuple] = []
+        out: list[Any] = []
         with self._lock:
             conn = self._db(create=False)
             if conn is None or not keys:
                 return out
             try:
-                for i in range(0, len(keys), _IN):
-                    part = keys[i:i + _IN]
-                    out += conn.execute(f"SELECT {what} FROM small WHERE hash IN ({','.join('?' * len(part))})",
-                                        part).fetchall()
+                out += in_chunks(conn, f"SELECT {what} FROM small WHERE hash IN ({{q}})", keys)
             except sqlite3.Error as e:
                 raise _os_error(e, self._db_path) from None
         return out
@@ -146,12 +144,7 @@ class BlobStore:
             try:
                 self._set_synchronous(conn, fsync)
                 with _write(conn):
-                    keys = list(small)
-                    there: set[str] = set()
-                    for k in range(0, len(keys), _IN):
-                        part = keys[k:k + _IN]
-                        there.update(r[0] for r in conn.execute(
-                            f"SELECT hash FROM small WHERE hash IN ({','.join('?' * len(part))})", part))
+                    there = {r[0] for r in in_chunks(conn, "SELECT hash FROM small WHERE hash IN ({q})", list(small))}
                     rows = [(d, items[idx[0]][0], stamp) for d, idx in small.items() if d not in there]
                     conn.executemany("INSERT INTO small (hash, data, stored_at) VALUES (?, ?, ?)", rows)
             except sqlite3.Error as e:
@@ -260,8 +253,8 @@ class BlobStore:
             try:
                 self._set_synchronous(conn, True)
                 with _write(conn):
-                    for i in range(0, len(keys), _IN):
-                        part = keys[i:i + _IN]
+                    for i in range(0, len(keys), MAX_VARIABLES):
+                        part = keys[i:i + MAX_VARIABLES]
                         conn.execute(f"DELETE FROM small WHERE hash IN ({','.join('?' * len(part))})", part)
             except sqlite3.Error as e:
                 raise _os_error(e, self._db_path) from None
